@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "wstap",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "WSTap", targets: ["WSTap"]),
+        .executable(name: "wstap", targets: ["wstap"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        .target(name: "WSTapCapture", dependencies: ["CPcap"]),
+        .target(name: "WSTapPackets", dependencies: ["WSTapCapture"]),
+        .target(name: "WSTapTCP", dependencies: ["WSTapPackets"]),
+        .target(name: "WSTapHTTP", dependencies: ["WSTapTCP"]),
+        .target(
+            name: "WSTapWebSocket",
+            dependencies: ["WSTapHTTP", "WSTapTCP", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "WSTap",
+            dependencies: ["WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket"]
+        ),
+        .executableTarget(
+            name: "wstap",
+            dependencies: ["WSTap", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "WSTapPacketsTests", dependencies: ["WSTapPackets"]),
+        .testTarget(name: "WSTapTCPTests", dependencies: ["WSTapTCP", "WSTapPackets"]),
+        .testTarget(name: "WSTapHTTPTests", dependencies: ["WSTapHTTP"]),
+        .testTarget(name: "WSTapWebSocketTests", dependencies: ["WSTapWebSocket", "WSTapHTTP"]),
+        .testTarget(name: "GoldenTests", dependencies: ["WSTap"]),
+    ]
+)

@@ -1,0 +1,94 @@
+/// Settings of the analysis that do not depend on the packet source.
+public struct AnalyzerOptions: Sendable {
+    public var reassembly = ReassemblyLimits()
+    /// Payload bytes kept per frame and per message; longer ones are reported and truncated.
+    public var maxPayloadBytes: Int = 64 << 20
+
+    public init() {}
+}
+
+/// Runs packets through every stage (packets → TCP → HTTP → WebSocket) and reports a timeline.
+///
+/// The same analyzer serves capture files and live interfaces; only the packet source differs.
+public final class Analyzer: TCPConnectionObserver {
+    let options: AnalyzerOptions
+    let sink: any TimelineSink
+    var summary = CaptureSummary()
+    private var connections: ConnectionTable!
+
+    public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
+        self.options = options
+        self.sink = sink
+        connections = ConnectionTable(limits: options.reassembly, observer: self)
+    }
+
+    /// Decodes one captured packet; its bytes need to stay valid only for this call.
+    public func process(_ packet: CapturedPacket) {
+        summary.packets &+= 1
+        summary.capturedBytes &+= UInt64(packet.bytes.count)
+        if summary.firstPacketTime == nil {
+            summary.firstPacketTime = packet.timestamp
+            sink.receive(.captureStarted(packet.timestamp))
+        }
+        summary.lastPacketTime = packet.timestamp
+        if packet.missingLength > 0 { summary.snaplenTruncatedPackets &+= 1 }
+        switch PacketDecoder.decode(packet) {
+        case .tcp(let segment):
+            connections.process(segment, at: packet.timestamp)
+        case .skipped(let reason):
+            summary.skippedPackets[reason.rawValue, default: 0] &+= 1
+        }
+    }
+
+    /// Reports a capture-level problem, such as a file cut off mid-record.
+    public func reportCaptureDamage(_ message: String) {
+        summary.captureDamage = message
+        record(.truncatedCapture(message), connection: nil)
+    }
+
+    /// Closes every open connection and delivers the summary; call once, after the last packet.
+    @discardableResult
+    public func finish() -> CaptureSummary {
+        connections.finish(at: summary.lastPacketTime ?? .zero)
+        summary.tcp = connections.statistics
+        sink.finish(summary)
+        return summary
+    }
+
+    public func connectionOpened(_ connection: TCPConnectionInfo, at time: CaptureTimestamp) -> any TCPStreamHandler {
+        ConnectionAnalyzer(
+            record: ConnectionRecord(
+                id: connection.id, client: connection.client, server: connection.server,
+                tcpHandshakeSeen: connection.handshakeSeen, startTime: time),
+            analyzer: self)
+    }
+
+    func record(_ issue: Issue, connection: ConnectionRecord?) {
+        summary.issuesByCode[issue.code, default: 0] &+= 1
+        sink.receive(.issue(connection, issue))
+    }
+}
+
+/// Reads every packet of `source` into `analyzer`, then finishes it.
+///
+/// A capture that ends in a damaged record is decoded up to the damage, which is reported as a
+/// `truncated-capture` issue and returned. `shouldStop` is asked between packets.
+public func analyze(
+    _ source: any PacketSource, with analyzer: Analyzer, shouldStop: () -> Bool = { false }
+) -> (summary: CaptureSummary, damage: CaptureError?) {
+    var damage: CaptureError?
+    reading: while !shouldStop() {
+        do {
+            switch try source.nextPacket() {
+            case .packet(let packet): analyzer.process(packet)
+            case .noPacketYet: continue
+            case .endOfCapture: break reading
+            }
+        } catch {
+            damage = error
+            analyzer.reportCaptureDamage(error.message)
+            break
+        }
+    }
+    return (analyzer.finish(), damage)
+}

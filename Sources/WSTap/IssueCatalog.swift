@@ -1,0 +1,112 @@
+/// The one place that turns each stage's findings into issues with stable codes.
+/// Every code here is listed in docs/issue-codes.md.
+extension Issue {
+    init(_ violation: HTTPViolation, time: CaptureTimestamp, direction: StreamDirection) {
+        let (severity, code, detail): (Severity, String, String) = switch violation {
+        case .malformedHead(let error):
+            switch error {
+            case .malformedRequestLine(let line): (.error, "http-malformed", "malformed request line: \(line)")
+            case .malformedStatusLine(let line): (.error, "http-malformed", "malformed status line: \(line)")
+            case .malformedHeaderLine(let line): (.error, "http-malformed", "malformed header line: \(line)")
+            }
+        case .headTooLarge(let limit):
+            (.error, "http-head-too-large", "message head exceeds \(limit) bytes; stream no longer parsed")
+        case .invalidContentLength(let value):
+            (.error, "http-bad-content-length", "invalid Content-Length '\(value)'; stream no longer parsed")
+        case .invalidChunkedBody:
+            (.error, "http-bad-chunked", "invalid chunked body; stream no longer parsed")
+        case .upgradeWithoutConnectionToken:
+            (.warning, "upgrade-without-connection", "Upgrade header without 'upgrade' in Connection: not an upgrade offer (RFC 9110 §7.8)")
+        case .responseWithoutRequest(let status):
+            (.warning, "http-unmatched-response", "response \(status) without a captured request")
+        case .unsolicitedSwitch:
+            (.error, "unsolicited-101", "101 Switching Protocols answers a request that offered no upgrade")
+        case .switchWithoutUpgradeHeader:
+            (.error, "missing-upgrade-header", "101 response without an Upgrade header")
+        case .switchToUnofferedProtocol(let name):
+            (.error, "unoffered-protocol", "101 switched to '\(name)', which the request did not offer")
+        case .streamGap(let bytes):
+            (.warning, "http-gap", "\(bytes) bytes missing in the HTTP stream; it is no longer parsed")
+        case .heldBytesOverflow(let limit):
+            (.warning, "http-early-data-overflow", "client sent over \(limit) bytes before the upgrade was answered")
+        }
+        self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
+    }
+
+    init(_ violation: HandshakeViolation, time: CaptureTimestamp) {
+        let (severity, code, detail): (Severity, String, String) = switch violation {
+        case .missingKey: (.error, "missing-key", "request has no Sec-WebSocket-Key")
+        case .invalidKey(let key): (.error, "invalid-key", "Sec-WebSocket-Key '\(key)' is not base64 of 16 bytes")
+        case .missingVersion: (.error, "missing-version", "request has no Sec-WebSocket-Version")
+        case .unsupportedVersion(let version):
+            (.warning, "unsupported-version", "Sec-WebSocket-Version \(version) is not 13")
+        case .versionMismatch(let requested, let supported):
+            (.error, "version-mismatch",
+             "426 Upgrade Required: server supports version \(supported.isEmpty ? "?" : supported.joined(separator: ", ")), client asked for \(requested ?? "none")")
+        case .requestNotGET(let method): (.error, "handshake-not-get", "opening handshake uses \(method), not GET")
+        case .missingAccept: (.error, "missing-accept", "101 response has no Sec-WebSocket-Accept")
+        case .badAccept(let received, let expected):
+            (.error, "bad-accept", "Sec-WebSocket-Accept '\(received)' should be '\(expected)'")
+        case .missingUpgradeHeader: (.error, "missing-upgrade-header", "101 response lacks 'Upgrade: websocket'")
+        case .missingConnectionHeader: (.error, "missing-connection-header", "101 response lacks 'Connection: upgrade'")
+        case .unofferedSubprotocol(let name):
+            (.error, "unoffered-subprotocol", "server selected subprotocol '\(name)', which the client did not offer")
+        case .multipleSubprotocols(let value):
+            (.error, "multiple-subprotocols", "server selected several subprotocols: \(value)")
+        case .unofferedExtension(let name):
+            (.error, "unoffered-extension", "server accepted extension '\(name)', which the client did not offer")
+        case .rejected(let status, let reason):
+            (.info, "upgrade-rejected", "server answered the WebSocket upgrade with \(status) \(reason)")
+        }
+        let direction: StreamDirection = switch violation {
+        case .missingKey, .invalidKey, .missingVersion, .unsupportedVersion, .requestNotGET: .clientToServer
+        default: .serverToClient
+        }
+        self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
+    }
+
+    init(_ violation: FrameViolation, time: CaptureTimestamp, direction: StreamDirection) {
+        let (severity, code, detail): (Severity, String, String) = switch violation {
+        case .unmaskedClientFrame: (.error, "unmasked-client-frame", "client frame is not masked (RFC 6455 §5.1)")
+        case .maskedServerFrame: (.error, "masked-server-frame", "server frame is masked (RFC 6455 §5.1)")
+        case .reservedOpcode(let opcode): (.error, "reserved-opcode", "frame uses reserved opcode 0x\(String(opcode, radix: 16))")
+        case .reservedBitsWithoutExtension(let rsv):
+            (.error, "rsv-without-extension", "RSV bits \(rsv) set without a negotiated extension that defines them")
+        case .compressedBitMisplaced(let opcode):
+            (.error, "rsv1-misplaced", "RSV1 set on a \(opcode) frame; only a message's first frame may carry it (RFC 7692 §6)")
+        case .controlFrameTooLong(let length): (.error, "control-frame-too-long", "control frame payload of \(length) bytes exceeds 125")
+        case .fragmentedControlFrame: (.error, "fragmented-control-frame", "control frame without FIN")
+        case .nonMinimalLength(let length): (.warning, "non-minimal-length", "payload length \(length) not in its shortest encoding")
+        case .lengthTopBitSet: (.error, "length-top-bit-set", "64-bit payload length has its most significant bit set")
+        case .continuationWithoutStart: (.error, "continuation-without-start", "continuation frame without a message to continue")
+        case .newMessageInsideFragmented:
+            (.error, "message-inside-fragmented", "new data frame while a fragmented message was open; the open message is lost")
+        case .invalidUTF8Text: (.error, "invalid-utf8", "text message is not valid UTF-8")
+        case .invalidUTF8CloseReason: (.error, "invalid-utf8-close-reason", "close reason is not valid UTF-8")
+        case .invalidCloseCode(let code): (.error, "invalid-close-code", "close code \(code) may not be sent on the wire")
+        case .closePayloadTooShort: (.error, "close-payload-too-short", "close frame payload of 1 byte")
+        case .dataAfterClose(let opcode): (.error, "data-after-close", "\(opcode) frame after this side's close frame")
+        case .payloadNotKept(let length, let kept):
+            (.warning, "payload-not-kept", "frame payload of \(length) bytes exceeds the limit; first \(kept) bytes kept")
+        case .messageTooLarge(let limit): (.warning, "message-too-large", "message exceeds the \(limit)-byte limit; truncated")
+        case .payloadMissing(let bytes): (.warning, "payload-missing", "\(bytes) bytes of a frame payload were not captured")
+        case .lostSynchronization(let bytes):
+            (.error, "websocket-desync", "\(bytes) bytes missing where a frame header was expected; this direction is no longer decoded")
+        }
+        self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
+    }
+
+    static func tcpGap(bytes: UInt64, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
+        Issue(time: time, direction: direction, severity: .warning, code: "tcp-gap",
+              detail: "\(bytes) bytes of the TCP stream were not captured")
+    }
+
+    static func framesAfterFailedHandshake(time: CaptureTimestamp, direction: StreamDirection) -> Issue {
+        Issue(time: time, direction: direction, severity: .error, code: "frames-after-failed-handshake",
+              detail: "WebSocket frames follow a handshake the client had to fail; decoded anyway")
+    }
+
+    static func truncatedCapture(_ message: String) -> Issue {
+        Issue(time: nil, direction: nil, severity: .error, code: "truncated-capture", detail: message)
+    }
+}

@@ -1,0 +1,149 @@
+/// Writes the whole capture as one JSON document (docs/json-format.md, `format_version` 1).
+///
+/// Each connection is held only until it ends, then written out, so memory follows the open
+/// connections, not the capture. Connections appear in the order they ended.
+public final class JSONExporter: TimelineSink {
+    private final class OpenConnection {
+        let record: ConnectionRecord
+        var http = JSONBuffer()
+        var httpCount = 0
+        var upgrade: JSONBuffer?
+        var frames = JSONBuffer()
+        var frameCount = 0
+        var messages = JSONBuffer()
+        var messageCount = 0
+        var issues = JSONBuffer()
+        var issueCount = 0
+
+        init(record: ConnectionRecord) { self.record = record }
+    }
+
+    private let output: OutputChannel
+    private let maxPayload: Int?
+    private var open: [UInt64: OpenConnection] = [:]
+    private var written = 0
+    private var captureIssues = JSONBuffer()
+    private var captureIssueCount = 0
+    private var scratch = JSONBuffer()
+
+    /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
+    public init(output: OutputChannel, maxPayload: Int? = nil) {
+        self.output = output
+        self.maxPayload = maxPayload
+        output.write("{\"format_version\":1,\"connections\":[")
+    }
+
+    public func receive(_ event: TimelineEvent) {
+        switch event {
+        case .captureStarted:
+            break
+        case .connectionOpened(let record):
+            open[record.id] = OpenConnection(record: record)
+        case .httpRequest(let record, let time, let head):
+            guard let connection = open[record.id] else { return }
+            appendSeparator(&connection.http, count: &connection.httpCount)
+            connection.http.raw("{\"request\":{")
+            connection.http.requestFields(head, time: time)
+            connection.http.raw("},\"response\":null}")
+        case .httpResponse(let record, let time, let head):
+            guard let connection = open[record.id] else { return }
+            fillResponse(of: connection, with: head, time: time)
+        case .upgrade(let record, let exchange):
+            guard let connection = open[record.id] else { return }
+            var buffer = JSONBuffer()
+            buffer.raw("{")
+            buffer.upgradeFields(exchange)
+            buffer.raw("}")
+            connection.upgrade = buffer
+        case .frame(let record, let frame):
+            guard let connection = open[record.id] else { return }
+            appendSeparator(&connection.frames, count: &connection.frameCount)
+            connection.frames.raw("{")
+            connection.frames.frameFields(frame, maxPayload: maxPayload)
+            connection.frames.raw("}")
+        case .message(let record, let message):
+            guard let connection = open[record.id] else { return }
+            appendSeparator(&connection.messages, count: &connection.messageCount)
+            connection.messages.raw("{")
+            connection.messages.messageFields(message, maxPayload: maxPayload)
+            connection.messages.raw("}")
+        case .issue(let record, let issue):
+            if let record, let connection = open[record.id] {
+                appendSeparator(&connection.issues, count: &connection.issueCount)
+                connection.issues.raw("{")
+                connection.issues.issueFields(issue)
+                connection.issues.raw("}")
+            } else {
+                appendSeparator(&captureIssues, count: &captureIssueCount)
+                captureIssues.raw("{")
+                captureIssues.issueFields(issue)
+                captureIssues.raw("}")
+            }
+        case .connectionClosed(let record, let end):
+            guard let connection = open.removeValue(forKey: record.id) else { return }
+            write(connection, end: end)
+        }
+    }
+
+    public func finish(_ summary: CaptureSummary) {
+        output.write(written == 0 ? "]" : "\n]")
+        output.write(",\n\"issues\":[")
+        output.write(captureIssues.bytes)
+        output.write(captureIssueCount == 0 ? "]" : "\n]")
+        scratch.bytes.removeAll(keepingCapacity: true)
+        scratch.raw(",\n\"summary\":{")
+        scratch.summaryFields(summary)
+        scratch.raw("}}\n")
+        output.write(scratch.bytes)
+        output.flush()
+    }
+
+    private func appendSeparator(_ buffer: inout JSONBuffer, count: inout Int) {
+        buffer.raw(count == 0 ? "\n" : ",\n")
+        count += 1
+    }
+
+    /// The response goes into the first request entry still without one (HTTP/1.1 answers in order).
+    private func fillResponse(of connection: OpenConnection, with head: HTTPResponseHead, time: CaptureTimestamp) {
+        guard head.status >= 200 || head.status == 101 else { return }
+        let placeholder = Array("\"response\":null}".utf8)
+        guard let range = connection.http.bytes.firstRange(of: placeholder) else { return }
+        var response = JSONBuffer()
+        response.raw("\"response\":{")
+        response.responseFields(head, time: time)
+        response.raw("}}")
+        connection.http.bytes.replaceSubrange(range, with: response.bytes)
+    }
+
+    private func write(_ connection: OpenConnection, end: ConnectionEnd) {
+        let record = connection.record
+        scratch.bytes.removeAll(keepingCapacity: true)
+        scratch.raw(written == 0 ? "\n{" : ",\n{")
+        written += 1
+        scratch.key("id"); scratch.number(record.id)
+        scratch.raw(",\"client\":"); scratch.endpoint(record.client)
+        scratch.raw(",\"server\":"); scratch.endpoint(record.server)
+        scratch.raw(",\"start_time\":"); scratch.time(record.startTime)
+        scratch.raw(",\"end_time\":"); scratch.time(end.time)
+        scratch.raw(",\"end_reason\":"); scratch.string(end.reason.rawValue)
+        scratch.raw(",\"tcp_handshake_seen\":"); scratch.bool(record.tcpHandshakeSeen)
+        scratch.raw(",\"protocol\":"); scratch.string(end.protocolKind.rawValue)
+        scratch.raw(",\"totals\":{"); scratch.totalsFields(end.totals); scratch.raw("}")
+        scratch.raw(",\n\"http\":[")
+        output.write(scratch.bytes)
+        output.write(connection.http.bytes)
+        output.write(connection.httpCount == 0 ? "]" : "\n]")
+        output.write(",\n\"upgrade\":")
+        output.write(connection.upgrade?.bytes ?? Array("null".utf8))
+        output.write(",\n\"frames\":[")
+        output.write(connection.frames.bytes)
+        output.write(connection.frameCount == 0 ? "]" : "\n]")
+        output.write(",\n\"messages\":[")
+        output.write(connection.messages.bytes)
+        output.write(connection.messageCount == 0 ? "]" : "\n]")
+        output.write(",\n\"issues\":[")
+        output.write(connection.issues.bytes)
+        output.write(connection.issueCount == 0 ? "]}" : "\n]}")
+        output.endEvent()
+    }
+}

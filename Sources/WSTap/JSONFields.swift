@@ -1,0 +1,192 @@
+/// The fields of each timeline record, shared by the JSON and NDJSON formats (docs/json-format.md).
+extension JSONBuffer {
+    mutating func endpoint(_ endpoint: Endpoint) {
+        raw("{\"ip\":")
+        string(endpoint.address.description)
+        raw(",\"port\":")
+        number(endpoint.port)
+        raw("}")
+    }
+
+    mutating func direction(_ direction: StreamDirection?) {
+        switch direction {
+        case .clientToServer: raw("\"c2s\"")
+        case .serverToClient: raw("\"s2c\"")
+        case nil: raw("null")
+        }
+    }
+
+    mutating func headers(_ headers: HTTPHeaders) {
+        raw("[")
+        for (index, header) in headers.lines.enumerated() {
+            if index > 0 { comma() }
+            raw("{\"name\":")
+            string(header.name)
+            raw(",\"value\":")
+            string(header.value)
+            raw("}")
+        }
+        raw("]")
+    }
+
+    /// Payload, with `truncated` when `maxPayload` or the decoder's limit cut it.
+    private mutating func payloadFields(_ payload: UnsafeRawBufferPointer, asText: Bool, notKept: Bool, maxPayload: Int?) {
+        var shown = payload
+        var truncated = notKept
+        if let maxPayload, payload.count > maxPayload {
+            shown = UnsafeRawBufferPointer(rebasing: payload[0..<maxPayload])
+            truncated = true
+        }
+        // A cut can split a UTF-8 sequence: fall back to base64 rather than emit invalid text.
+        let text = asText && (shown.count == payload.count || UTF8Validation.isValid(shown))
+        key("payload")
+        self.payload(shown, asText: text)
+        if truncated {
+            raw(",\"truncated\":true")
+        }
+    }
+
+    mutating func frameFields(_ frame: FrameRecord, maxPayload: Int?) {
+        let header = frame.header
+        key("time"); time(frame.time)
+        raw(",\"dir\":"); direction(frame.direction)
+        raw(",\"fin\":"); bool(header.fin)
+        raw(",\"rsv\":"); number(header.rsv)
+        raw(",\"opcode\":"); number(header.opcode.rawValue)
+        raw(",\"type\":"); string(header.opcode.description)
+        raw(",\"masked\":"); bool(header.masked)
+        raw(",\"mask\":")
+        if let key = header.maskingKey { hex32(key) } else { raw("null") }
+        raw(",\"length\":"); number(header.payloadLength)
+        comma()
+        let asText = frame.carriesText && !header.rsv1 && UTF8Validation.isValid(frame.payload)
+        payloadFields(frame.payload, asText: asText, notKept: frame.bytesNotKept > 0, maxPayload: maxPayload)
+        if frame.bytesMissing > 0 {
+            raw(",\"missing_bytes\":"); number(frame.bytesMissing)
+        }
+        raw(",\"close\":")
+        if let close = frame.close {
+            raw("{\"code\":"); number(close.code?.rawValue)
+            raw(",\"reason\":")
+            if close.reasonIsValidUTF8 {
+                close.reason.withUnsafeBytes { string(utf8: $0) }
+            } else {
+                string(String(decoding: close.reason, as: UTF8.self))
+                raw(",\"reason_valid_utf8\":false")
+            }
+            raw("}")
+        } else {
+            raw("null")
+        }
+    }
+
+    mutating func messageFields(_ record: MessageRecord, maxPayload: Int?) {
+        let message = record.message
+        key("time"); time(record.time)
+        raw(",\"dir\":"); direction(record.direction)
+        raw(",\"opcode\":"); number(message.opcode.rawValue)
+        raw(",\"type\":"); string(message.opcode.description)
+        raw(",\"length\":"); number(message.payload.count)
+        raw(",\"frames\":"); number(message.frameCount)
+        raw(",\"compressed\":"); bool(message.compressed)
+        raw(",\"complete\":"); bool(message.isComplete)
+        if let valid = message.isValidUTF8 {
+            raw(",\"valid_utf8\":"); bool(valid)
+        }
+        comma()
+        let asText = message.opcode == .text && message.isValidUTF8 == true
+        payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload)
+    }
+
+    mutating func issueFields(_ issue: Issue) {
+        key("time"); time(issue.time)
+        raw(",\"dir\":"); direction(issue.direction)
+        raw(",\"severity\":"); string(issue.severity.rawValue)
+        raw(",\"code\":"); string(issue.code)
+        raw(",\"detail\":"); string(issue.detail)
+    }
+
+    mutating func requestFields(_ head: HTTPRequestHead, time requestTime: CaptureTimestamp) {
+        key("time"); time(requestTime)
+        raw(",\"method\":"); string(head.method)
+        raw(",\"target\":"); string(head.target)
+        raw(",\"version\":"); string(head.version)
+        raw(",\"headers\":"); headers(head.headers)
+    }
+
+    mutating func responseFields(_ head: HTTPResponseHead, time responseTime: CaptureTimestamp?) {
+        key("time"); time(responseTime)
+        raw(",\"status\":"); number(head.status)
+        raw(",\"reason\":"); string(head.reason)
+        raw(",\"version\":"); string(head.version)
+        raw(",\"headers\":"); headers(head.headers)
+    }
+
+    mutating func upgradeFields(_ exchange: UpgradeExchange) {
+        raw("\"request\":{"); requestFields(exchange.request, time: exchange.requestTime); raw("}")
+        raw(",\"response\":")
+        if let response = exchange.response {
+            raw("{"); responseFields(response, time: exchange.responseTime); raw("}")
+        } else {
+            raw("null")
+        }
+        raw(",\"protocols\":"); stringArray(exchange.offeredProtocols)
+        raw(",\"selected\":"); string(exchange.selectedProtocol)
+        raw(",\"websocket\":")
+        if let websocket = exchange.websocket {
+            raw("{\"key\":"); string(websocket.key)
+            raw(",\"version\":"); string(websocket.version)
+            raw(",\"accept\":"); string(websocket.accept)
+            raw(",\"expected_accept\":"); string(websocket.expectedAccept)
+            raw(",\"accept_valid\":"); bool(websocket.acceptValid)
+            raw(",\"subprotocols_offered\":"); stringArray(websocket.subprotocolsOffered)
+            raw(",\"subprotocol\":"); string(websocket.subprotocol)
+            raw(",\"extensions_offered\":"); stringArray(websocket.extensionsOffered)
+            raw(",\"extensions\":")
+            if let accepted = websocket.extensions { string(accepted.joined(separator: ", ")) } else { raw("null") }
+            raw(",\"server_versions\":"); stringArray(websocket.serverVersions)
+            raw("}")
+        } else {
+            raw("null")
+        }
+        raw(",\"outcome\":"); string(exchange.outcome.rawValue)
+    }
+
+    mutating func totalsFields(_ totals: ConnectionTotals) {
+        for (name, values) in [("payload_bytes", totals.payloadBytes), ("frames", totals.frames),
+                               ("messages", totals.messages), ("upgraded_bytes", totals.upgradedBytes),
+                               ("missing_bytes", totals.missingBytes)] {
+            if name != "payload_bytes" { comma() }
+            string(name)
+            raw(":{\"c2s\":"); number(values[0])
+            raw(",\"s2c\":"); number(values[1])
+            raw("}")
+        }
+    }
+
+    mutating func summaryFields(_ summary: CaptureSummary) {
+        key("packets"); number(summary.packets)
+        raw(",\"captured_bytes\":"); number(summary.capturedBytes)
+        raw(",\"first_time\":"); time(summary.firstPacketTime)
+        raw(",\"last_time\":"); time(summary.lastPacketTime)
+        raw(",\"skipped_packets\":"); counters(summary.skippedPackets)
+        raw(",\"snaplen_truncated_packets\":"); number(summary.snaplenTruncatedPackets)
+        let tcp = summary.tcp
+        raw(",\"tcp\":{\"segments\":"); number(tcp.segments)
+        raw(",\"connections\":"); number(tcp.connections)
+        raw(",\"out_of_order_segments\":"); number(tcp.outOfOrderSegments)
+        raw(",\"retransmitted_bytes\":"); number(tcp.retransmittedBytes)
+        raw(",\"missing_bytes\":"); number(tcp.missingBytes)
+        raw(",\"segments_after_close\":"); number(tcp.segmentsAfterClose)
+        raw(",\"segments_without_connection\":"); number(tcp.segmentsWithoutConnection)
+        raw("},\"connections\":"); counters(summary.connectionsByProtocol)
+        raw(",\"upgrades\":"); counters(summary.upgradesByOutcome)
+        raw(",\"upgrade_protocols\":"); counters(summary.upgradesByProtocol)
+        raw(",\"frames\":"); counters(summary.framesByType)
+        raw(",\"messages\":"); counters(summary.messagesByType)
+        raw(",\"frame_payload_bytes\":"); number(summary.framePayloadBytes)
+        raw(",\"message_payload_bytes\":"); number(summary.messagePayloadBytes)
+        raw(",\"issues\":"); counters(summary.issuesByCode)
+        raw(",\"capture_damage\":"); string(summary.captureDamage)
+    }
+}

@@ -1,0 +1,70 @@
+/// Writes one JSON object per timeline event as it happens (docs/json-format.md, NDJSON).
+///
+/// Holds nothing between events, so it streams in constant memory for `read` and `sniff`.
+public final class NDJSONExporter: TimelineSink {
+    private let output: OutputChannel
+    private let maxPayload: Int?
+    private var line = JSONBuffer()
+
+    public init(output: OutputChannel, maxPayload: Int? = nil) {
+        self.output = output
+        self.maxPayload = maxPayload
+    }
+
+    public func receive(_ event: TimelineEvent) {
+        line.bytes.removeAll(keepingCapacity: true)
+        switch event {
+        case .captureStarted(let time):
+            line.raw("{\"event\":\"capture_start\",\"time\":"); line.time(time)
+        case .connectionOpened(let record):
+            begin("connection_open", record.id)
+            line.raw(",\"time\":"); line.time(record.startTime)
+            line.raw(",\"client\":"); line.endpoint(record.client)
+            line.raw(",\"server\":"); line.endpoint(record.server)
+            line.raw(",\"tcp_handshake_seen\":"); line.bool(record.tcpHandshakeSeen)
+        case .httpRequest(let record, let time, let head):
+            begin("http_request", record.id); line.comma()
+            line.requestFields(head, time: time)
+        case .httpResponse(let record, let time, let head):
+            begin("http_response", record.id); line.comma()
+            line.responseFields(head, time: time)
+        case .upgrade(let record, let exchange):
+            begin("upgrade", record.id); line.comma()
+            line.upgradeFields(exchange)
+        case .frame(let record, let frame):
+            begin("frame", record.id); line.comma()
+            line.frameFields(frame, maxPayload: maxPayload)
+        case .message(let record, let message):
+            begin("message", record.id); line.comma()
+            line.messageFields(message, maxPayload: maxPayload)
+        case .issue(let record, let issue):
+            line.raw("{\"event\":\"issue\",\"connection\":"); line.number(record?.id); line.comma()
+            line.issueFields(issue)
+        case .connectionClosed(let record, let end):
+            begin("connection_close", record.id)
+            line.raw(",\"time\":"); line.time(end.time)
+            line.raw(",\"reason\":"); line.string(end.reason.rawValue)
+            line.raw(",\"protocol\":"); line.string(end.protocolKind.rawValue)
+            line.raw(",\"totals\":{"); line.totalsFields(end.totals); line.raw("}")
+        }
+        line.raw("}\n")
+        output.write(line.bytes)
+        output.endEvent()
+    }
+
+    public func finish(_ summary: CaptureSummary) {
+        line.bytes.removeAll(keepingCapacity: true)
+        line.raw("{\"event\":\"summary\",")
+        line.summaryFields(summary)
+        line.raw("}\n")
+        output.write(line.bytes)
+        output.flush()
+    }
+
+    private func begin(_ name: StaticString, _ connection: UInt64) {
+        line.raw("{\"event\":\"")
+        line.raw(name)
+        line.raw("\",\"connection\":")
+        line.number(connection)
+    }
+}

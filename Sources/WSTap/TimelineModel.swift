@@ -1,0 +1,132 @@
+@_exported import WSTapCapture
+@_exported import WSTapPackets
+@_exported import WSTapTCP
+@_exported import WSTapHTTP
+@_exported import WSTapWebSocket
+
+/// A TCP connection as the timeline names it.
+public struct ConnectionRecord: Sendable {
+    /// Sequential in order of first packet, starting at 1.
+    public var id: UInt64
+    public var client: Endpoint
+    public var server: Endpoint
+    /// The TCP handshake was captured, so client and server are known rather than guessed.
+    public var tcpHandshakeSeen: Bool
+    public var startTime: CaptureTimestamp
+}
+
+/// How bad a finding is.
+public enum Severity: String, Sendable, Comparable {
+    case info
+    case warning
+    case error
+
+    private var rank: Int { self == .info ? 0 : self == .warning ? 1 : 2 }
+    public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// A problem found in the traffic or the capture, with a stable code (docs/issue-codes.md).
+public struct Issue: Sendable, Equatable {
+    public var time: CaptureTimestamp?
+    public var direction: StreamDirection?
+    public var severity: Severity
+    public var code: String
+    public var detail: String
+}
+
+/// How an Upgrade offer ended (the `outcome` field of the JSON format).
+public enum UpgradeOutcome: String, Sendable {
+    /// 101 and, for WebSocket, a valid handshake.
+    case upgraded
+    /// A final status other than 101: the connection stays HTTP.
+    case rejected
+    /// 101, but the WebSocket handshake is invalid, so a client must fail the connection.
+    case failed
+    /// No answer was captured.
+    case incomplete
+}
+
+/// One HTTP/1.1 Upgrade offer and its answer.
+public struct UpgradeExchange: Sendable {
+    public var request: HTTPRequestHead
+    public var requestTime: CaptureTimestamp
+    public var response: HTTPResponseHead?
+    public var responseTime: CaptureTimestamp?
+    /// The `Upgrade` list of the request, in preference order.
+    public var offeredProtocols: [String]
+    /// The protocol the 101 named.
+    public var selectedProtocol: String?
+    /// Present when the request offered `websocket`.
+    public var websocket: WebSocketHandshake?
+    public var outcome: UpgradeOutcome
+}
+
+/// A frame on the timeline. `payload` is borrowed: valid only while the event is delivered.
+public struct FrameRecord {
+    public var time: CaptureTimestamp
+    public var direction: StreamDirection
+    public var header: FrameHeader
+    public var payload: UnsafeRawBufferPointer
+    public var bytesNotKept: UInt64
+    public var bytesMissing: UInt64
+    public var close: CloseFrameBody?
+    /// The frame carries text: a text frame, or a continuation of a text message.
+    public var carriesText: Bool
+}
+
+/// A data message on the timeline. `payload` is borrowed: valid only while the event is delivered.
+public struct MessageRecord {
+    public var time: CaptureTimestamp
+    public var direction: StreamDirection
+    public var message: WebSocketMessage
+}
+
+/// Bytes and frames a connection carried, reported when it ends.
+public struct ConnectionTotals: Sendable, Equatable {
+    public var payloadBytes = [UInt64](repeating: 0, count: 2)
+    public var frames = [UInt64](repeating: 0, count: 2)
+    public var messages = [UInt64](repeating: 0, count: 2)
+    /// Bytes after a 101 that were not decoded as WebSocket (another protocol).
+    public var upgradedBytes = [UInt64](repeating: 0, count: 2)
+    public var missingBytes = [UInt64](repeating: 0, count: 2)
+}
+
+/// What a connection turned out to carry.
+public enum ConnectionProtocol: String, Sendable {
+    case websocket
+    /// HTTP/1.x without a switch.
+    case http
+    /// Switched with 101 to a protocol other than WebSocket.
+    case otherUpgrade = "other-upgrade"
+    case unknown
+}
+
+/// The end of a connection on the timeline.
+public struct ConnectionEnd: Sendable {
+    public var time: CaptureTimestamp
+    public var reason: ConnectionEndReason
+    public var protocolKind: ConnectionProtocol
+    public var totals: ConnectionTotals
+}
+
+/// Everything the analyzer reports, in capture order.
+public enum TimelineEvent {
+    case captureStarted(CaptureTimestamp)
+    case connectionOpened(ConnectionRecord)
+    case httpRequest(ConnectionRecord, CaptureTimestamp, HTTPRequestHead)
+    case httpResponse(ConnectionRecord, CaptureTimestamp, HTTPResponseHead)
+    /// An Upgrade offer was answered, or the connection ended without an answer.
+    case upgrade(ConnectionRecord, UpgradeExchange)
+    case frame(ConnectionRecord, FrameRecord)
+    case message(ConnectionRecord, MessageRecord)
+    /// A finding; the connection is nil for capture-level issues.
+    case issue(ConnectionRecord?, Issue)
+    case connectionClosed(ConnectionRecord, ConnectionEnd)
+}
+
+/// Where timeline events go: every exporter is one.
+public protocol TimelineSink: AnyObject {
+    func receive(_ event: TimelineEvent)
+    /// Called once after the last event.
+    func finish(_ summary: CaptureSummary)
+}

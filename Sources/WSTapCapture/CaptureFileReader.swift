@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads a `.pcap` (µs or ns) or `.pcapng` file, or standard input for the path `-`.
+public final class CaptureFileReader: PacketSource {
+    /// The file format found by its magic number.
+    public enum Format: String, Sendable {
+        case pcap
+        case pcapng
+    }
+
+    public let path: String
+    public let format: Format?
+    public let linkType: LinkType
+    private let pcap: PcapHandle
+    private let stream: UnsafeMutablePointer<FILE>
+    private(set) public var packetsRead = 0
+    /// Offset of the next record for classic pcap files, where records are laid out back to back.
+    private var nextRecordOffset: Int64 = 24
+    private var finished = false
+
+    /// Opens `path` (or standard input for `-`) and, if given, installs a BPF filter.
+    public init(path: String, filter: String? = nil) throws(CaptureError) {
+        self.path = path
+        let stream: UnsafeMutablePointer<FILE>
+        if path == "-" {
+            guard let standardInput = fdopen(STDIN_FILENO, "rb") else {
+                throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            }
+            stream = standardInput
+            format = nil
+        } else {
+            var info = stat()
+            guard stat(path, &info) == 0 else {
+                throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            }
+            guard (info.st_mode & S_IFMT) == S_IFREG else {
+                throw .cannotOpen(path: path, reason: "not a regular file")
+            }
+            guard info.st_size > 0 else {
+                throw .notACapture(path: path, reason: "the file is empty")
+            }
+            guard let opened = fopen(path, "rb") else {
+                throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            }
+            stream = opened
+            format = Self.sniffFormat(fileDescriptor: fileno(opened))
+        }
+        switch PcapHandle.openOffline(stream: stream) {
+        case .success(let handle):
+            pcap = handle
+        case .failure(let failure):
+            fclose(stream)
+            throw .notACapture(path: path, reason: failure.message)
+        }
+        self.stream = stream
+        linkType = pcap.linkType
+        if let filter, let reason = pcap.setFilter(filter) {
+            throw .invalidFilter(expression: filter, reason: reason)
+        }
+    }
+
+    private static func sniffFormat(fileDescriptor: Int32) -> Format? {
+        var magic: UInt32 = 0
+        guard pread(fileDescriptor, &magic, 4, 0) == 4 else { return nil }
+        switch magic {
+        case 0xA1B2_C3D4, 0xD4C3_B2A1, 0xA1B2_3C4D, 0x4D3C_B2A1: return .pcap
+        case 0x0A0D_0D0A: return .pcapng
+        default: return nil
+        }
+    }
+
+    public func nextPacket() throws(CaptureError) -> PacketSourceRead {
+        if finished { return .endOfCapture }
+        switch pcap.next(linkType: linkType) {
+        case .packet(let packet):
+            packetsRead += 1
+            nextRecordOffset &+= 16 &+ Int64(packet.bytes.count)
+            return .packet(packet)
+        case .timeout:
+            return .noPacketYet
+        case .end:
+            finished = true
+            return .endOfCapture
+        case .failure(let reason):
+            finished = true
+            throw .damagedRecord(path: path, offset: damageOffset(), packetsRead: packetsRead, reason: reason)
+        }
+    }
+
+    /// Where the unreadable record starts: exact for pcap, the end of what was read for pcapng.
+    private func damageOffset() -> Int64 {
+        if format == .pcap { return nextRecordOffset }
+        return Int64(ftello(stream))
+    }
+}

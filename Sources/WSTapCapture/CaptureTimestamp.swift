@@ -1,0 +1,31 @@
+/// A packet's capture time as seconds and nanoseconds since the Unix epoch.
+public struct CaptureTimestamp: Hashable, Comparable, Sendable {
+    public var seconds: Int64
+    public var nanoseconds: UInt32
+
+    public init(seconds: Int64, nanoseconds: UInt32) {
+        self.seconds = seconds
+        self.nanoseconds = nanoseconds
+    }
+
+    public static let zero = CaptureTimestamp(seconds: 0, nanoseconds: 0)
+
+    public static func < (lhs: CaptureTimestamp, rhs: CaptureTimestamp) -> Bool {
+        (lhs.seconds, lhs.nanoseconds) < (rhs.seconds, rhs.nanoseconds)
+    }
+
+    /// Nanoseconds from `earlier` to `self`, saturating instead of trapping on absurd clocks.
+    public func nanoseconds(since earlier: CaptureTimestamp) -> Int64 {
+        let (deltaSeconds, overflow) = seconds.subtractingReportingOverflow(earlier.seconds)
+        if overflow { return deltaSeconds < 0 ? Int64.max : Int64.min }
+        let (scaled, overflow2) = deltaSeconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow2 { return deltaSeconds < 0 ? Int64.min : Int64.max }
+        return scaled &+ (Int64(nanoseconds) - Int64(earlier.nanoseconds))
+    }
+
+    /// This time plus a number of whole seconds (saturating).
+    public func adding(seconds delta: Int64) -> CaptureTimestamp {
+        let (sum, overflow) = seconds.addingReportingOverflow(delta)
+        return CaptureTimestamp(seconds: overflow ? Int64.max : sum, nanoseconds: nanoseconds)
+    }
+}

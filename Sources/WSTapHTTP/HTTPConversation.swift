@@ -1,0 +1,326 @@
+import WSTapTCP
+
+/// What an HTTP/1.1 conversation reports as its bytes arrive.
+public enum HTTPEvent {
+    /// A request head; `offeredProtocols` is the `Upgrade` list when it is a valid upgrade offer.
+    case request(HTTPRequestHead, offeredProtocols: [String]?)
+    /// A response head and the request it answers (nil if none was seen).
+    case response(HTTPResponseHead, request: HTTPRequestHead?, offeredProtocols: [String]?)
+    /// A 101 switched the connection; every later byte belongs to `selectedProtocol`.
+    case switched(selectedProtocol: String?)
+    /// Bytes after the switch, in order per direction.
+    case upgradedBytes(UnsafeRawBufferPointer, StreamDirection)
+    /// Bytes lost after the switch.
+    case upgradedGap(UInt64, StreamDirection)
+    case violation(HTTPViolation, StreamDirection)
+    /// The direction does not start like HTTP/1.x; its bytes are not parsed.
+    case notHTTP(StreamDirection)
+}
+
+/// Follows one connection's HTTP/1.1 requests and responses, including keep-alive and pipelining,
+/// until an Upgrade is answered with 101 (RFC 9110 §7.8, RFC 9112).
+///
+/// It returns events instead of acting: the caller decides what to decode after a switch.
+public struct HTTPConversation {
+    private enum Mode {
+        case head(sawBytes: Bool)
+        case body(remaining: UInt64)
+        case chunked(ChunkedBodyDecoder)
+        case untilClose
+        /// Client bytes after an upgrade offer, kept until the answer says what they are.
+        case holdingForUpgradeAnswer
+        case switched
+        case opaque
+    }
+
+    private enum HeldChunk {
+        case bytes([UInt8])
+        case gap(UInt64)
+    }
+
+    private struct PendingRequest {
+        var head: HTTPRequestHead
+        var offeredProtocols: [String]?
+    }
+
+    /// Longest message head accepted before the stream is given up as not HTTP.
+    public static let maxHeadLength = 64 * 1024
+    /// Client bytes held while an upgrade offer waits for its answer.
+    public static let maxHeldBytes = 1 << 20
+
+    private var modes: [Mode] = [.head(sawBytes: false), .head(sawBytes: false)]
+    private var heads: [[UInt8]] = [[], []]
+    /// Bytes since the last line feed in each direction's head, carriage returns excluded.
+    private var currentLineLength = [0, 0]
+    private var outstanding: [PendingRequest] = []
+    private var held: [HeldChunk] = []
+    private var heldBytes = 0
+    private var clientHoldsAfterBody = false
+
+    public init() {}
+
+    /// True once a 101 has switched both directions.
+    public var hasSwitched: Bool {
+        if case .switched = modes[1] { return true }
+        return false
+    }
+
+    public mutating func receive(
+        _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, emit: (HTTPEvent) -> Void
+    ) {
+        var rest = bytes
+        while !rest.isEmpty {
+            let consumed = step(rest, direction: direction, emit: emit)
+            rest = UnsafeRawBufferPointer(rebasing: rest[(rest.startIndex + consumed)...])
+        }
+    }
+
+    public mutating func missing(byteCount: UInt64, direction: StreamDirection, emit: (HTTPEvent) -> Void) {
+        let index = direction.rawValue
+        switch modes[index] {
+        case .body(let remaining) where byteCount <= remaining:
+            modes[index] = remaining == byteCount ? afterBody(direction) : .body(remaining: remaining - byteCount)
+        case .chunked(var decoder) where decoder.skip(byteCount):
+            modes[index] = .chunked(decoder)
+        case .untilClose, .opaque:
+            break
+        case .switched:
+            emit(.upgradedGap(byteCount, direction))
+        case .holdingForUpgradeAnswer:
+            held.append(.gap(byteCount))
+        default:
+            emit(.violation(.streamGap(bytes: byteCount), direction))
+            modes[index] = .opaque
+        }
+    }
+
+    /// Consumes a prefix of `bytes` in the current mode; returns how many bytes it used (> 0).
+    private mutating func step(
+        _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, emit: (HTTPEvent) -> Void
+    ) -> Int {
+        let index = direction.rawValue
+        switch modes[index] {
+        case .head(let sawBytes):
+            return consumeHead(bytes, direction: direction, sawBytes: sawBytes, emit: emit)
+        case .body(let remaining):
+            let take = Int(min(remaining, UInt64(bytes.count)))
+            modes[index] = remaining == UInt64(take) ? afterBody(direction) : .body(remaining: remaining - UInt64(take))
+            return take
+        case .chunked(var decoder):
+            switch decoder.consume(bytes) {
+            case .needMoreData:
+                modes[index] = .chunked(decoder)
+                return bytes.count
+            case .finished(let consumed):
+                modes[index] = afterBody(direction)
+                return consumed
+            case .invalid:
+                emit(.violation(.invalidChunkedBody, direction))
+                modes[index] = .opaque
+                return bytes.count
+            }
+        case .untilClose, .opaque:
+            return bytes.count
+        case .holdingForUpgradeAnswer:
+            if heldBytes + bytes.count > Self.maxHeldBytes {
+                emit(.violation(.heldBytesOverflow(limit: Self.maxHeldBytes), direction))
+                held.removeAll()
+                modes[index] = .opaque
+            } else {
+                held.append(.bytes(Array(bytes)))
+                heldBytes += bytes.count
+            }
+            return bytes.count
+        case .switched:
+            emit(.upgradedBytes(bytes, direction))
+            return bytes.count
+        }
+    }
+
+    private func afterBody(_ direction: StreamDirection) -> Mode {
+        direction == .clientToServer && clientHoldsAfterBody ? .holdingForUpgradeAnswer : .head(sawBytes: false)
+    }
+
+    private mutating func consumeHead(
+        _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, sawBytes: Bool, emit: (HTTPEvent) -> Void
+    ) -> Int {
+        let index = direction.rawValue
+        for offset in 0..<bytes.count {
+            let byte = bytes[offset]
+            if heads[index].isEmpty, byte == 0x0D || byte == 0x0A {
+                continue  // RFC 9112 §2.2: ignore empty lines before a request or response.
+            }
+            heads[index].append(byte)
+            if heads[index].count <= 8, !Self.startsLikeHTTP(heads[index], direction: direction) {
+                heads[index] = []
+                modes[index] = .opaque
+                emit(sawBytes ? .violation(.malformedHead(.malformedRequestLine("")), direction) : .notHTTP(direction))
+                return bytes.count
+            }
+            if byte == 0x0A {
+                let lineEnded = currentLineLength[index] == 0
+                currentLineLength[index] = 0
+                if lineEnded {
+                    let head = heads[index]
+                    heads[index] = []
+                    completeHead(head, direction: direction, emit: emit)
+                    return offset + 1
+                }
+            } else if byte != 0x0D {
+                currentLineLength[index] += 1
+            }
+            if heads[index].count > Self.maxHeadLength {
+                heads[index] = []
+                emit(.violation(.headTooLarge(limit: Self.maxHeadLength), direction))
+                modes[index] = .opaque
+                return bytes.count
+            }
+        }
+        if !heads[index].isEmpty { modes[index] = .head(sawBytes: true) }
+        return bytes.count
+    }
+
+    /// Whether the first bytes of a head can still become a request line (client) or status line.
+    public static func startsLikeHTTP(_ prefix: [UInt8], direction: StreamDirection) -> Bool {
+        if direction == .serverToClient {
+            return Array("HTTP/".utf8).starts(with: prefix.prefix(5))
+        }
+        for (position, byte) in prefix.enumerated() {
+            if byte == 0x20 { return position > 0 }
+            let isMethodCharacter = (byte >= 0x41 && byte <= 0x5A) || byte == 0x2D || byte == 0x5F
+            if !isMethodCharacter { return false }
+        }
+        return true
+    }
+
+    private mutating func completeHead(_ head: [UInt8], direction: StreamDirection, emit: (HTTPEvent) -> Void) {
+        if direction == .clientToServer {
+            completeRequest(head, emit: emit)
+        } else {
+            completeResponse(head, emit: emit)
+        }
+    }
+
+    private mutating func completeRequest(_ bytes: [UInt8], emit: (HTTPEvent) -> Void) {
+        let head: HTTPRequestHead
+        do {
+            head = try HTTPHeadParser.parseRequest(bytes)
+        } catch {
+            emit(.violation(.malformedHead(error), .clientToServer))
+            modes[0] = .opaque
+            return
+        }
+        var offered: [String]?
+        if head.headers.contains("Upgrade") {
+            if head.headers.hasToken("upgrade", in: "Connection") {
+                offered = head.headers.tokens("Upgrade")
+            } else {
+                emit(.violation(.upgradeWithoutConnectionToken, .clientToServer))
+            }
+        }
+        emit(.request(head, offeredProtocols: offered))
+        outstanding.append(PendingRequest(head: head, offeredProtocols: offered))
+        clientHoldsAfterBody = offered != nil
+        switch Self.requestBodyMode(head.headers) {
+        case .success(let mode):
+            modes[0] = mode
+            if case .head = mode, clientHoldsAfterBody { modes[0] = .holdingForUpgradeAnswer }
+        case .failure(let violation):
+            emit(.violation(violation, .clientToServer))
+            modes[0] = .opaque
+        }
+    }
+
+    private mutating func completeResponse(_ bytes: [UInt8], emit: (HTTPEvent) -> Void) {
+        let head: HTTPResponseHead
+        do {
+            head = try HTTPHeadParser.parseResponse(bytes)
+        } catch {
+            emit(.violation(.malformedHead(error), .serverToClient))
+            modes[1] = .opaque
+            return
+        }
+        let request = outstanding.first
+        if request == nil { emit(.violation(.responseWithoutRequest(status: head.status), .serverToClient)) }
+        emit(.response(head, request: request?.head, offeredProtocols: request?.offeredProtocols))
+        if head.status == 101 {
+            switchProtocols(head, request: request, emit: emit)
+            return
+        }
+        if head.status < 200 { return }  // An interim response; the final one follows.
+        if !outstanding.isEmpty { outstanding.removeFirst() }
+        switch Self.responseBodyMode(head, requestMethod: request?.head.method) {
+        case .success(let mode): modes[1] = mode
+        case .failure(let violation):
+            emit(.violation(violation, .serverToClient))
+            modes[1] = .opaque
+        }
+        if request?.offeredProtocols != nil {
+            releaseHeldBytes(switched: false, emit: emit)
+        }
+    }
+
+    private mutating func switchProtocols(_ head: HTTPResponseHead, request: PendingRequest?, emit: (HTTPEvent) -> Void) {
+        if !outstanding.isEmpty { outstanding.removeFirst() }
+        let answered = head.headers.tokens("Upgrade")
+        if request?.offeredProtocols == nil {
+            emit(.violation(.unsolicitedSwitch, .serverToClient))
+        } else if answered.isEmpty {
+            emit(.violation(.switchWithoutUpgradeHeader, .serverToClient))
+        } else if let offered = request?.offeredProtocols {
+            for selected in answered where !offered.contains(where: { $0.caseInsensitiveEquals(selected) }) {
+                emit(.violation(.switchToUnofferedProtocol(selected), .serverToClient))
+            }
+        }
+        modes[1] = .switched
+        emit(.switched(selectedProtocol: answered.last))
+        releaseHeldBytes(switched: true, emit: emit)
+    }
+
+    /// Replays client bytes held during an upgrade offer, as upgraded bytes or as more HTTP.
+    private mutating func releaseHeldBytes(switched: Bool, emit: (HTTPEvent) -> Void) {
+        clientHoldsAfterBody = false
+        let chunks = held
+        held = []
+        heldBytes = 0
+        if switched {
+            modes[0] = .switched
+        } else if case .holdingForUpgradeAnswer = modes[0] {
+            modes[0] = .head(sawBytes: false)
+        }
+        for chunk in chunks {
+            switch chunk {
+            case .bytes(let bytes):
+                bytes.withUnsafeBytes { receive($0, direction: .clientToServer, emit: emit) }
+            case .gap(let count):
+                missing(byteCount: count, direction: .clientToServer, emit: emit)
+            }
+        }
+    }
+
+    private static func requestBodyMode(_ headers: HTTPHeaders) -> Result<Mode, HTTPViolation> {
+        if headers.hasToken("chunked", in: "Transfer-Encoding") { return .success(.chunked(ChunkedBodyDecoder())) }
+        guard let lengthText = headers.combinedValue("Content-Length") else { return .success(.head(sawBytes: false)) }
+        guard let length = contentLength(lengthText) else { return .failure(.invalidContentLength(lengthText)) }
+        return .success(length == 0 ? .head(sawBytes: false) : .body(remaining: length))
+    }
+
+    private static func responseBodyMode(_ head: HTTPResponseHead, requestMethod: String?) -> Result<Mode, HTTPViolation> {
+        if requestMethod == "HEAD" || head.status == 204 || head.status == 304 || requestMethod == "CONNECT" && head.status < 300 {
+            return .success(.head(sawBytes: false))
+        }
+        if head.headers.hasToken("chunked", in: "Transfer-Encoding") { return .success(.chunked(ChunkedBodyDecoder())) }
+        guard let lengthText = head.headers.combinedValue("Content-Length") else { return .success(.untilClose) }
+        guard let length = contentLength(lengthText) else { return .failure(.invalidContentLength(lengthText)) }
+        return .success(length == 0 ? .head(sawBytes: false) : .body(remaining: length))
+    }
+
+    /// A Content-Length value; repeated identical values are accepted (RFC 9110 §8.6).
+    private static func contentLength(_ text: String) -> UInt64? {
+        let values = TokenList.split(text)
+        guard let first = values.first, values.allSatisfy({ $0 == first }),
+              first.utf8.count <= 19, first.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+        else { return nil }
+        return UInt64(first)
+    }
+}

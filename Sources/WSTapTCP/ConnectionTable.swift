@@ -1,0 +1,194 @@
+import WSTapCapture
+import WSTapPackets
+
+/// Tracks every TCP connection in a capture and feeds each one's reassembled streams to a handler.
+public final class ConnectionTable {
+    private final class TrackedConnection {
+        let id: UInt64
+        let client: Endpoint
+        let handler: any TCPStreamHandler
+        var clientInitialSequence: UInt32?
+        var lastActivity: CaptureTimestamp
+        var streams = [DirectionReassembler(), DirectionReassembler()]
+
+        init(id: UInt64, client: Endpoint, handler: any TCPStreamHandler, time: CaptureTimestamp) {
+            self.id = id
+            self.client = client
+            self.handler = handler
+            lastActivity = time
+        }
+
+        var pendingBytes: Int { streams[0].pendingBytes + streams[1].pendingBytes }
+    }
+
+    private let limits: ReassemblyLimits
+    private unowned let observer: any TCPConnectionObserver
+    private var connections: [ConnectionKey: TrackedConnection] = [:]
+    /// Recently closed 4-tuples and when they closed, so late segments do not open ghosts.
+    private var closedRecently: [ConnectionKey: CaptureTimestamp] = [:]
+    private var nextID: UInt64 = 1
+    private var pendingBytesTotal = 0
+    private var lastSweep: CaptureTimestamp?
+    public private(set) var statistics = TCPStatistics()
+
+    /// How long a closed 4-tuple is remembered (capture seconds).
+    private static let closedMemorySeconds: Int64 = 120
+    private static let sweepIntervalSeconds: Int64 = 10
+
+    public init(limits: ReassemblyLimits = ReassemblyLimits(), observer: any TCPConnectionObserver) {
+        self.limits = limits
+        self.observer = observer
+    }
+
+    public var openConnectionCount: Int { connections.count }
+
+    /// Routes one segment to its connection, opening, reordering and closing as the flags say.
+    public func process(_ segment: TCPSegment, at time: CaptureTimestamp) {
+        statistics.segments &+= 1
+        sweepIfDue(at: time)
+        let key = ConnectionKey(segment.source, segment.destination)
+        let isSyn = segment.flags.contains(.syn)
+        let isSynAck = isSyn && segment.flags.contains(.ack)
+        var connection = connections[key]
+        if let existing = connection, isSyn, !isSynAck, segment.source == existing.client,
+           let isn = existing.clientInitialSequence, isn != segment.sequenceNumber {
+            close(existing, key: key, reason: .reused, at: time)
+            connection = nil
+        }
+        if connection == nil {
+            connection = open(key: key, segment: segment, isSyn: isSyn, isSynAck: isSynAck, at: time)
+        }
+        guard let connection else { return }
+        connection.lastActivity = time
+        let direction: StreamDirection = segment.source == connection.client ? .clientToServer : .serverToClient
+        if isSyn {
+            if direction == .clientToServer, !isSynAck, connection.clientInitialSequence == nil {
+                connection.clientInitialSequence = segment.sequenceNumber
+            }
+            connection.streams[direction.rawValue].start(at: segment.sequenceNumber &+ 1)
+        }
+        if segment.flags.contains(.rst) {
+            close(connection, key: key, reason: .reset, at: time)
+            return
+        }
+        let sequence = isSyn ? segment.sequenceNumber &+ 1 : segment.sequenceNumber
+        let pendingBefore = connection.streams[direction.rawValue].pendingBytes
+        let handler = connection.handler
+        let heldOutOfOrder = connection.streams[direction.rawValue].accept(
+            sequence: sequence, payload: segment.payload, missingLength: segment.missingPayloadLength,
+            fin: segment.flags.contains(.fin)
+        ) { output in
+            Self.forward(output, direction: direction, to: handler, at: time)
+        }
+        if heldOutOfOrder { statistics.outOfOrderSegments &+= 1 }
+        pendingBytesTotal += connection.streams[direction.rawValue].pendingBytes - pendingBefore
+        while connection.streams[direction.rawValue].pendingBytes > limits.maxPendingBytesPerDirection
+            || (pendingBytesTotal > limits.maxPendingBytesTotal && connection.streams[direction.rawValue].pendingBytes > 0)
+        {
+            let before = connection.streams[direction.rawValue].pendingBytes
+            connection.streams[direction.rawValue].skipFirstHole { output in
+                Self.forward(output, direction: direction, to: handler, at: time)
+            }
+            pendingBytesTotal += connection.streams[direction.rawValue].pendingBytes - before
+        }
+        if connection.streams[0].finDelivered, connection.streams[1].finDelivered {
+            close(connection, key: key, reason: .finished, at: time)
+        }
+    }
+
+    /// Closes every open connection at the end of the capture, in order of first appearance.
+    public func finish(at time: CaptureTimestamp) {
+        for (key, connection) in connections.sorted(by: { $0.value.id < $1.value.id }) {
+            close(connection, key: key, reason: .endOfCapture, at: time)
+        }
+        closedRecently.removeAll()
+    }
+
+    private func open(
+        key: ConnectionKey, segment: TCPSegment, isSyn: Bool, isSynAck: Bool, at time: CaptureTimestamp
+    ) -> TrackedConnection? {
+        let client: Endpoint
+        let handshakeSeen: Bool
+        if isSynAck {
+            client = segment.destination
+            handshakeSeen = true
+        } else if isSyn {
+            client = segment.source
+            handshakeSeen = true
+        } else {
+            if closedRecently[key] != nil {
+                statistics.segmentsAfterClose &+= 1
+                return nil
+            }
+            guard segment.payload.count + segment.missingPayloadLength > 0 else {
+                statistics.segmentsWithoutConnection &+= 1
+                return nil
+            }
+            // No handshake seen: the side with the lower port is most likely the server.
+            client = segment.source.port > segment.destination.port ? segment.source
+                : segment.source.port < segment.destination.port ? segment.destination : segment.source
+            handshakeSeen = false
+        }
+        closedRecently[key] = nil
+        if connections.count >= limits.maxConnections { evictLeastRecentlyActive(at: time) }
+        let server = client == segment.source ? segment.destination : segment.source
+        let info = TCPConnectionInfo(id: nextID, client: client, server: server, handshakeSeen: handshakeSeen)
+        nextID += 1
+        statistics.connections &+= 1
+        let connection = TrackedConnection(
+            id: info.id, client: client, handler: observer.connectionOpened(info, at: time), time: time)
+        connections[key] = connection
+        return connection
+    }
+
+    private func close(_ connection: TrackedConnection, key: ConnectionKey, reason: ConnectionEndReason, at time: CaptureTimestamp) {
+        let handler = connection.handler
+        for direction in StreamDirection.allCases {
+            connection.streams[direction.rawValue].flush { output in
+                Self.forward(output, direction: direction, to: handler, at: time)
+            }
+            statistics.retransmittedBytes &+= connection.streams[direction.rawValue].retransmittedBytes
+            statistics.missingBytes &+= connection.streams[direction.rawValue].missingBytes
+        }
+        pendingBytesTotal -= connection.pendingBytes
+        connections[key] = nil
+        closedRecently[key] = time
+        handler.closed(reason: reason, at: time)
+    }
+
+    private static func forward(
+        _ output: DirectionReassembler.Output, direction: StreamDirection,
+        to handler: any TCPStreamHandler, at time: CaptureTimestamp
+    ) {
+        switch output {
+        case .bytes(let bytes): handler.receive(bytes, direction: direction, at: time)
+        case .gap(let count): handler.missing(byteCount: count, direction: direction, at: time)
+        case .fin: handler.finished(direction: direction, at: time)
+        }
+    }
+
+    private func sweepIfDue(at time: CaptureTimestamp) {
+        guard let last = lastSweep else {
+            lastSweep = time
+            return
+        }
+        guard time.seconds >= last.seconds &+ Self.sweepIntervalSeconds else { return }
+        lastSweep = time
+        let idle = connections.filter { $0.value.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time }
+        for (key, connection) in idle.sorted(by: { $0.value.id < $1.value.id }) {
+            close(connection, key: key, reason: .idleTimeout, at: time)
+        }
+        closedRecently = closedRecently.filter { $0.value.adding(seconds: Self.closedMemorySeconds) >= time }
+    }
+
+    /// Closes the least recently active hundredth of the table (at least one connection).
+    private func evictLeastRecentlyActive(at time: CaptureTimestamp) {
+        let count = max(1, connections.count / 100)
+        let oldest = connections.sorted {
+            ($0.value.lastActivity, $0.value.id) < ($1.value.lastActivity, $1.value.id)
+        }.prefix(count)
+        for (key, connection) in oldest.sorted(by: { $0.value.id < $1.value.id }) {
+            close(connection, key: key, reason: .evicted, at: time)
+        }
+    }
+}

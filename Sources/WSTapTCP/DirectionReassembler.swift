@@ -1,0 +1,146 @@
+import WSTapCapture
+
+/// Orders one direction's segments by sequence number and hands out contiguous bytes.
+///
+/// In-order payload is passed through without copying; only segments that arrive ahead of a
+/// hole are copied and held, up to the limits the connection table enforces.
+struct DirectionReassembler {
+    /// What reassembly releases, in stream order.
+    enum Output {
+        case bytes(UnsafeRawBufferPointer)
+        case gap(UInt64)
+        case fin
+    }
+
+    private struct PendingSegment {
+        var sequence: UInt32
+        var bytes: [UInt8]
+        var missingLength: Int
+        var length: Int { bytes.count + missingLength }
+    }
+
+    private(set) var started = false
+    private(set) var nextSequence: UInt32 = 0
+    private var finSequence: UInt32?
+    private(set) var finDelivered = false
+    private var pending: [PendingSegment] = []
+    private(set) var pendingBytes = 0
+    private(set) var retransmittedBytes: UInt64 = 0
+    private(set) var missingBytes: UInt64 = 0
+
+    /// Sets the first expected sequence number (ISN + 1 after a SYN).
+    mutating func start(at sequence: UInt32) {
+        guard !started else { return }
+        started = true
+        nextSequence = sequence
+    }
+
+    /// Signed distance from the next expected byte to `sequence` (RFC 1982 serial arithmetic).
+    private func distance(to sequence: UInt32) -> Int64 {
+        Int64(Int32(bitPattern: sequence &- nextSequence))
+    }
+
+    /// Takes one segment; returns true when it was held out of order.
+    mutating func accept(
+        sequence: UInt32, payload: UnsafeRawBufferPointer, missingLength: Int, fin: Bool,
+        emit: (Output) -> Void
+    ) -> Bool {
+        if !started { start(at: sequence) }
+        let length = payload.count + missingLength
+        if fin, finSequence == nil { finSequence = sequence &+ UInt32(truncatingIfNeeded: length) }
+        var heldOutOfOrder = false
+        if length > 0 {
+            if distance(to: sequence) <= 0 {
+                deliver(sequence: sequence, payload: payload, missingLength: missingLength, emit: emit)
+                drainPending(emit: emit)
+            } else {
+                hold(PendingSegment(sequence: sequence, bytes: Array(payload), missingLength: missingLength))
+                heldOutOfOrder = true
+            }
+        }
+        deliverFinIfReached(emit: emit)
+        return heldOutOfOrder
+    }
+
+    /// Gives up on the first hole: reports it as missing and releases what follows.
+    mutating func skipFirstHole(emit: (Output) -> Void) {
+        guard let first = pending.first else { return }
+        let hole = distance(to: first.sequence)
+        if hole > 0 {
+            emit(.gap(UInt64(hole)))
+            missingBytes &+= UInt64(hole)
+            nextSequence = first.sequence
+        }
+        drainPending(emit: emit)
+        deliverFinIfReached(emit: emit)
+    }
+
+    /// Releases everything held, reporting every hole, and a FIN whose data never all arrived.
+    mutating func flush(emit: (Output) -> Void) {
+        while !pending.isEmpty { skipFirstHole(emit: emit) }
+        if let finSequence, !finDelivered {
+            let hole = distance(to: finSequence)
+            if hole > 0 {
+                emit(.gap(UInt64(hole)))
+                missingBytes &+= UInt64(hole)
+                nextSequence = finSequence
+            }
+            deliverFinIfReached(emit: emit)
+        }
+    }
+
+    private mutating func deliverFinIfReached(emit: (Output) -> Void) {
+        if let finSequence, !finDelivered, nextSequence == finSequence, pending.isEmpty {
+            finDelivered = true
+            emit(.fin)
+        }
+    }
+
+    /// Delivers the part of a segment at or after `nextSequence`; earlier bytes are retransmissions.
+    private mutating func deliver(
+        sequence: UInt32, payload: UnsafeRawBufferPointer, missingLength: Int, emit: (Output) -> Void
+    ) {
+        let length = payload.count + missingLength
+        let alreadyDelivered = Int(-distance(to: sequence))
+        guard alreadyDelivered < length else {
+            retransmittedBytes &+= UInt64(length)
+            return
+        }
+        retransmittedBytes &+= UInt64(alreadyDelivered)
+        if alreadyDelivered < payload.count {
+            emit(.bytes(UnsafeRawBufferPointer(rebasing: payload[(payload.startIndex + alreadyDelivered)...])))
+        }
+        let missingPart = min(missingLength, length - alreadyDelivered)
+        if missingPart > 0 {
+            emit(.gap(UInt64(missingPart)))
+            missingBytes &+= UInt64(missingPart)
+        }
+        nextSequence = sequence &+ UInt32(truncatingIfNeeded: length)
+    }
+
+    private mutating func drainPending(emit: (Output) -> Void) {
+        while let first = pending.first, distance(to: first.sequence) <= 0 {
+            pending.removeFirst()
+            pendingBytes -= first.bytes.count
+            first.bytes.withUnsafeBytes { bytes in
+                deliver(sequence: first.sequence, payload: bytes, missingLength: first.missingLength, emit: emit)
+            }
+        }
+    }
+
+    private mutating func hold(_ segment: PendingSegment) {
+        let key = distance(to: segment.sequence)
+        var low = 0, high = pending.count
+        while low < high {
+            let middle = (low + high) / 2
+            if distance(to: pending[middle].sequence) <= key { low = middle + 1 } else { high = middle }
+        }
+        // A segment identical in start and length to one already held is a duplicate.
+        if low > 0, pending[low - 1].sequence == segment.sequence, pending[low - 1].length >= segment.length {
+            retransmittedBytes &+= UInt64(segment.length)
+            return
+        }
+        pending.insert(segment, at: low)
+        pendingBytes += segment.bytes.count
+    }
+}

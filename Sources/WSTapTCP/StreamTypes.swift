@@ -1,0 +1,86 @@
+import WSTapCapture
+import WSTapPackets
+
+/// Which way bytes flow on a connection.
+public enum StreamDirection: Int, Hashable, Sendable, CaseIterable {
+    case clientToServer = 0
+    case serverToClient = 1
+
+    /// The short label used in every output: `c2s` or `s2c`.
+    public var label: String { self == .clientToServer ? "c2s" : "s2c" }
+
+    public var reversed: StreamDirection { self == .clientToServer ? .serverToClient : .clientToServer }
+}
+
+/// Why the TCP layer stopped tracking a connection.
+public enum ConnectionEndReason: String, Sendable {
+    /// Both sides sent FIN and every byte before it was delivered.
+    case finished = "fin"
+    case reset = "rst"
+    /// No packet for longer than the idle timeout.
+    case idleTimeout = "idle-timeout"
+    /// A new SYN reused the 4-tuple with a different initial sequence number.
+    case reused = "reused"
+    /// Evicted to stay under the connection limit.
+    case evicted = "evicted"
+    /// Still open when the capture ended.
+    case endOfCapture = "end-of-capture"
+}
+
+/// What the TCP layer knows of a new connection.
+public struct TCPConnectionInfo: Sendable {
+    /// Sequential number in order of first packet, starting at 1.
+    public var id: UInt64
+    public var client: Endpoint
+    public var server: Endpoint
+    /// True when the SYN or SYN-ACK was captured, so client and server are known, not guessed.
+    public var handshakeSeen: Bool
+}
+
+/// Receives one connection's reassembled byte streams, in order, from the TCP layer.
+///
+/// Bytes passed to `receive` are borrowed and valid only during the call.
+public protocol TCPStreamHandler: AnyObject {
+    /// In-order bytes of one direction.
+    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
+    /// Bytes that were never captured: the stream continues `byteCount` bytes later.
+    func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp)
+    /// The direction's FIN arrived and everything before it was delivered.
+    func finished(direction: StreamDirection, at time: CaptureTimestamp)
+    /// The connection is over; no more calls follow.
+    func closed(reason: ConnectionEndReason, at time: CaptureTimestamp)
+}
+
+/// Creates a handler for each connection the TCP layer discovers.
+public protocol TCPConnectionObserver: AnyObject {
+    func connectionOpened(_ connection: TCPConnectionInfo, at time: CaptureTimestamp) -> any TCPStreamHandler
+}
+
+/// Bounds on what reassembly may hold, so memory never grows with capture size.
+public struct ReassemblyLimits: Sendable {
+    /// Out-of-order bytes held per direction before the hole is declared lost.
+    public var maxPendingBytesPerDirection: Int = 4 << 20
+    /// Out-of-order bytes held over all connections.
+    public var maxPendingBytesTotal: Int = 64 << 20
+    /// Open connections tracked at once; the longest idle is evicted past this.
+    public var maxConnections: Int = 100_000
+    /// Seconds of capture time without a packet before a connection is closed.
+    public var idleTimeoutSeconds: Int64 = 3600
+
+    public init() {}
+}
+
+/// Counters of the TCP layer, for the summary.
+public struct TCPStatistics: Sendable, Equatable {
+    public var segments: UInt64 = 0
+    public var connections: UInt64 = 0
+    /// Segments of connections that were already closed (late ACKs, retransmissions).
+    public var segmentsAfterClose: UInt64 = 0
+    /// Segments without payload for connections never seen open (a capture that starts late).
+    public var segmentsWithoutConnection: UInt64 = 0
+    public var retransmittedBytes: UInt64 = 0
+    public var outOfOrderSegments: UInt64 = 0
+    public var missingBytes: UInt64 = 0
+
+    public init() {}
+}

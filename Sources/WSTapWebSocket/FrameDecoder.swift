@@ -1,0 +1,169 @@
+/// One frame as decoded from a direction's byte stream.
+public struct DecodedFrame {
+    public var header: FrameHeader
+    /// The unmasked payload; borrowed, valid only during the callback that receives it.
+    public var payload: UnsafeRawBufferPointer
+    /// Payload bytes beyond the decoder's size limit that were read past but not kept.
+    public var bytesNotKept: UInt64
+    /// Payload bytes lost in a capture gap (the frame boundaries are still known).
+    public var bytesMissing: UInt64
+
+    /// True when `payload` holds every byte the length field announced.
+    public var isComplete: Bool { bytesNotKept == 0 && bytesMissing == 0 }
+}
+
+/// Splits one direction's byte stream into frames (RFC 6455 §5.2), however the bytes are cut.
+///
+/// A state machine: waiting for a header, then for payload. Payload that arrives whole in one
+/// call is handed out without copying (masked payload is unmasked into a reused buffer); only a
+/// frame that spans calls is accumulated.
+public struct FrameDecoder {
+    private struct PayloadProgress {
+        var header: FrameHeader
+        var remaining: UInt64
+        /// Payload bytes consumed so far, kept or not: the masking key position.
+        var position: UInt64 = 0
+        var bytesNotKept: UInt64 = 0
+        var bytesMissing: UInt64 = 0
+    }
+
+    private enum State {
+        case header
+        case payload(PayloadProgress)
+        /// Bytes were lost where a header was expected; frame boundaries are unknown.
+        case desynchronized
+    }
+
+    /// Payload bytes kept per frame; longer payloads are read past and counted, not stored.
+    public let maxPayloadBytes: Int
+    private var state = State.header
+    private var headerBytes: [UInt8] = []
+    private var payload: [UInt8] = []
+    private var scratch: [UInt8] = []
+
+    public init(maxPayloadBytes: Int = 64 << 20) {
+        self.maxPayloadBytes = maxPayloadBytes
+    }
+
+    public var isSynchronized: Bool {
+        if case .desynchronized = state { return false }
+        return true
+    }
+
+    /// True between frames, when no header or payload byte is outstanding.
+    public var isAtFrameBoundary: Bool {
+        if case .header = state { return headerBytes.isEmpty }
+        return false
+    }
+
+    /// Feeds in-order bytes; `emit` receives each completed frame.
+    public mutating func decode(_ bytes: UnsafeRawBufferPointer, emit: (DecodedFrame) -> Void) {
+        var rest = bytes
+        while !rest.isEmpty {
+            switch state {
+            case .desynchronized:
+                return
+            case .header where headerBytes.isEmpty:
+                guard case .header(let header) = FrameHeader.parse(rest) else {
+                    headerBytes.append(contentsOf: rest)
+                    return
+                }
+                let available = UInt64(rest.count - header.headerLength)
+                if header.payloadLength <= available, header.payloadLength <= UInt64(maxPayloadBytes) {
+                    let end = header.headerLength + Int(header.payloadLength)
+                    emitWhole(header, payload: UnsafeRawBufferPointer(rebasing: rest[header.headerLength..<end]), emit: emit)
+                    rest = UnsafeRawBufferPointer(rebasing: rest[end...])
+                } else {
+                    rest = UnsafeRawBufferPointer(rebasing: rest[header.headerLength...])
+                    state = .payload(PayloadProgress(header: header, remaining: header.payloadLength))
+                }
+            case .header:
+                let alreadyHeld = headerBytes.count
+                let take = min(14 - alreadyHeld, rest.count)
+                headerBytes.append(contentsOf: rest[rest.startIndex..<(rest.startIndex + take)])
+                let parsed = headerBytes.withUnsafeBytes { FrameHeader.parse($0) }
+                guard case .header(let header) = parsed else {
+                    rest = UnsafeRawBufferPointer(rebasing: rest[(rest.startIndex + take)...])
+                    continue
+                }
+                rest = UnsafeRawBufferPointer(rebasing: rest[(rest.startIndex + header.headerLength - alreadyHeld)...])
+                headerBytes.removeAll(keepingCapacity: true)
+                startPayload(header, emit: emit)
+            case .payload(var progress):
+                let take = Int(min(progress.remaining, UInt64(rest.count)))
+                append(UnsafeRawBufferPointer(rebasing: rest[rest.startIndex..<(rest.startIndex + take)]), to: &progress)
+                rest = UnsafeRawBufferPointer(rebasing: rest[(rest.startIndex + take)...])
+                progress.remaining -= UInt64(take)
+                finishOrContinue(progress, emit: emit)
+            }
+        }
+    }
+
+    /// Accounts for bytes lost in the capture. Returns false when frame boundaries were lost.
+    public mutating func missing(byteCount: UInt64, emit: (DecodedFrame) -> Void) -> Bool {
+        guard case .payload(var progress) = state, byteCount <= progress.remaining else {
+            state = .desynchronized
+            headerBytes.removeAll()
+            payload.removeAll()
+            return false
+        }
+        progress.remaining -= byteCount
+        progress.position &+= byteCount
+        progress.bytesMissing &+= byteCount
+        finishOrContinue(progress, emit: emit)
+        return true
+    }
+
+    private mutating func startPayload(_ header: FrameHeader, emit: (DecodedFrame) -> Void) {
+        payload.removeAll(keepingCapacity: payload.capacity <= 1 << 20)
+        finishOrContinue(PayloadProgress(header: header, remaining: header.payloadLength), emit: emit)
+    }
+
+    private mutating func finishOrContinue(_ progress: PayloadProgress, emit: (DecodedFrame) -> Void) {
+        guard progress.remaining == 0 else {
+            state = .payload(progress)
+            return
+        }
+        state = .header
+        payload.withUnsafeBytes { bytes in
+            emit(DecodedFrame(
+                header: progress.header, payload: bytes,
+                bytesNotKept: progress.bytesNotKept, bytesMissing: progress.bytesMissing))
+        }
+        payload.removeAll(keepingCapacity: payload.capacity <= 1 << 20)
+    }
+
+    /// Keeps what fits under the limit, unmasking it at its position in the payload.
+    private mutating func append(_ bytes: UnsafeRawBufferPointer, to progress: inout PayloadProgress) {
+        if payload.isEmpty, progress.position == 0 {
+            payload.reserveCapacity(Int(min(progress.header.payloadLength, UInt64(maxPayloadBytes))))
+        }
+        let room = max(0, maxPayloadBytes - payload.count)
+        let keep = min(room, bytes.count)
+        if keep > 0 {
+            let start = payload.count
+            payload.append(contentsOf: bytes[bytes.startIndex..<(bytes.startIndex + keep)])
+            if let key = progress.header.maskingKey {
+                payload.withUnsafeMutableBytes { all in
+                    unmask(UnsafeMutableRawBufferPointer(rebasing: all[start...]), key: key,
+                           offset: Int(progress.position & 3))
+                }
+            }
+        }
+        progress.bytesNotKept &+= UInt64(bytes.count - keep)
+        progress.position &+= UInt64(bytes.count)
+    }
+
+    private mutating func emitWhole(_ header: FrameHeader, payload bytes: UnsafeRawBufferPointer, emit: (DecodedFrame) -> Void) {
+        guard let key = header.maskingKey else {
+            emit(DecodedFrame(header: header, payload: bytes, bytesNotKept: 0, bytesMissing: 0))
+            return
+        }
+        scratch.removeAll(keepingCapacity: scratch.capacity <= 1 << 20)
+        scratch.append(contentsOf: bytes)
+        scratch.withUnsafeMutableBytes { unmask($0, key: key, offset: 0) }
+        scratch.withUnsafeBytes { unmasked in
+            emit(DecodedFrame(header: header, payload: unmasked, bytesNotKept: 0, bytesMissing: 0))
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Crypto
+import WSTapHTTP
+
+/// The WebSocket fields of an opening handshake (RFC 6455 §4.1-4.2).
+public struct WebSocketHandshake: Hashable, Sendable {
+    public var key: String?
+    public var version: String?
+    public var accept: String?
+    /// base64(SHA-1(key + GUID)), when the key is present.
+    public var expectedAccept: String?
+    /// nil when there is no accept to check (no key, no 101, or no accept header).
+    public var acceptValid: Bool?
+    public var subprotocolsOffered: [String]
+    public var subprotocol: String?
+    /// Extension offers of the request, one element per comma-separated offer.
+    public var extensionsOffered: [String]
+    /// Extensions the 101 accepted, one element per comma-separated entry; nil when none.
+    public var extensions: [String]?
+    /// Versions a 426 response listed in `Sec-WebSocket-Version`.
+    public var serverVersions: [String]
+
+    /// RSV bits the accepted extensions give meaning to (RSV1 = 4 for permessage-deflate).
+    public var allowedReservedBits: UInt8 {
+        var bits: UInt8 = 0
+        for element in extensions ?? [] {
+            let name = ExtensionOffer(element).name
+            bits |= name.caseInsensitiveEquals("permessage-deflate") ? 0b100 : 0b111
+        }
+        return bits
+    }
+}
+
+/// One `Sec-WebSocket-Extensions` element: a name and `;`-separated parameters.
+public struct ExtensionOffer: Hashable, Sendable {
+    public var name: String
+    public var parameters: [(name: String, value: String?)]
+
+    public init(_ element: String) {
+        let parts = TokenList.split(element, separator: ";")
+        name = parts.first ?? ""
+        parameters = parts.dropFirst().map { part in
+            guard let equals = part.firstIndex(of: "=") else { return (part, nil) }
+            var value = String(part[part.index(after: equals)...]).trimmingOptionalWhitespace()
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            return (String(part[..<equals]).trimmingOptionalWhitespace(), value)
+        }
+    }
+
+    public static func == (lhs: ExtensionOffer, rhs: ExtensionOffer) -> Bool {
+        lhs.name == rhs.name && lhs.parameters.elementsEqual(rhs.parameters) { $0 == $1 }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        for parameter in parameters {
+            hasher.combine(parameter.name)
+            hasher.combine(parameter.value)
+        }
+    }
+}
+
+/// A breach of the opening handshake rules.
+public enum HandshakeViolation: Hashable, Sendable {
+    case missingKey
+    /// The key is not base64 of 16 bytes.
+    case invalidKey(String)
+    case missingVersion
+    case unsupportedVersion(String)
+    /// The server answered 426 and listed the versions it supports.
+    case versionMismatch(requested: String?, supported: [String])
+    case requestNotGET(String)
+    case missingAccept
+    case badAccept(received: String, expected: String)
+    /// The 101 lacks `Upgrade: websocket`.
+    case missingUpgradeHeader
+    /// The 101 lacks `Connection: upgrade`.
+    case missingConnectionHeader
+    case unofferedSubprotocol(String)
+    case multipleSubprotocols(String)
+    case unofferedExtension(String)
+    /// The server refused the upgrade with a final status other than 101 or 426.
+    case rejected(status: Int, reason: String)
+
+    /// Violations after which a client must fail the connection (RFC 6455 §4.1).
+    public var failsConnection: Bool {
+        switch self {
+        case .missingAccept, .badAccept, .missingUpgradeHeader, .missingConnectionHeader,
+             .unofferedSubprotocol, .multipleSubprotocols, .unofferedExtension:
+            true
+        default:
+            false
+        }
+    }
+}
+
+/// Checks a WebSocket opening handshake: the client's request and the server's answer.
+public enum HandshakeValidator {
+    /// The GUID of RFC 6455 §1.3 appended to the key before hashing.
+    public static let acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    /// `Sec-WebSocket-Accept` for a given `Sec-WebSocket-Key`.
+    public static func acceptValue(forKey key: String) -> String {
+        let digest = Insecure.SHA1.hash(data: Array((key + acceptGUID).utf8))
+        return Base64.encode(Array(digest))
+    }
+
+    /// Validates `request` and, when present, `response`.
+    public static func validate(
+        request: HTTPRequestHead, response: HTTPResponseHead?
+    ) -> (WebSocketHandshake, [HandshakeViolation]) {
+        var violations: [HandshakeViolation] = []
+        let headers = request.headers
+        let key = headers.combinedValue("Sec-WebSocket-Key")
+        let version = headers.combinedValue("Sec-WebSocket-Version")
+        if request.method != "GET" { violations.append(.requestNotGET(request.method)) }
+        if let key {
+            if Base64.decode(key)?.count != 16 { violations.append(.invalidKey(key)) }
+        } else {
+            violations.append(.missingKey)
+        }
+        if let version {
+            if version != "13" { violations.append(.unsupportedVersion(version)) }
+        } else {
+            violations.append(.missingVersion)
+        }
+        var handshake = WebSocketHandshake(
+            key: key, version: version, accept: nil, expectedAccept: key.map(acceptValue(forKey:)),
+            acceptValid: nil, subprotocolsOffered: headers.tokens("Sec-WebSocket-Protocol"),
+            subprotocol: nil, extensionsOffered: headers.tokens("Sec-WebSocket-Extensions"),
+            extensions: nil, serverVersions: [])
+        guard let response else { return (handshake, violations) }
+        let answer = response.headers
+        switch response.status {
+        case 101:
+            validateSwitch(answer, handshake: &handshake, violations: &violations)
+        case 426:
+            handshake.serverVersions = answer.tokens("Sec-WebSocket-Version")
+            violations.append(.versionMismatch(requested: version, supported: handshake.serverVersions))
+        case 200...:
+            violations.append(.rejected(status: response.status, reason: response.reason))
+        default:
+            break
+        }
+        return (handshake, violations)
+    }
+
+    private static func validateSwitch(
+        _ answer: HTTPHeaders, handshake: inout WebSocketHandshake, violations: inout [HandshakeViolation]
+    ) {
+        if !answer.hasToken("websocket", in: "Upgrade") { violations.append(.missingUpgradeHeader) }
+        if !answer.hasToken("upgrade", in: "Connection") { violations.append(.missingConnectionHeader) }
+        handshake.accept = answer.combinedValue("Sec-WebSocket-Accept")
+        if let accept = handshake.accept, let expected = handshake.expectedAccept {
+            let valid = accept.trimmingOptionalWhitespace() == expected
+            handshake.acceptValid = valid
+            if !valid { violations.append(.badAccept(received: accept, expected: expected)) }
+        } else if handshake.accept == nil {
+            violations.append(.missingAccept)
+        }
+        if let chosen = answer.combinedValue("Sec-WebSocket-Protocol") {
+            handshake.subprotocol = chosen
+            if TokenList.split(chosen).count > 1 {
+                violations.append(.multipleSubprotocols(chosen))
+            } else if !handshake.subprotocolsOffered.contains(chosen) {
+                violations.append(.unofferedSubprotocol(chosen))
+            }
+        }
+        let accepted = answer.tokens("Sec-WebSocket-Extensions")
+        if !accepted.isEmpty {
+            handshake.extensions = accepted
+            let offeredNames = handshake.extensionsOffered.map { ExtensionOffer($0).name.lowercased() }
+            for element in accepted where !offeredNames.contains(ExtensionOffer(element).name.lowercased()) {
+                violations.append(.unofferedExtension(ExtensionOffer(element).name))
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+/// A complete data message (RFC 6455 §5.4), reassembled from its frames.
+public struct WebSocketMessage {
+    /// `.text` or `.binary`: the opcode of the message's first frame.
+    public var opcode: WebSocketOpcode
+    /// The message bytes; borrowed, valid only during the callback.
+    public var payload: UnsafeRawBufferPointer
+    public var frameCount: Int
+    /// RSV1 was set on the first frame (permessage-deflate, RFC 7692).
+    public var compressed: Bool
+    /// False when bytes of the message were lost or not kept.
+    public var isComplete: Bool
+    /// For text messages, whether the payload is valid UTF-8; nil for binary.
+    public var isValidUTF8: Bool?
+}
+
+/// What decoding one direction yields, in stream order.
+public enum WebSocketEvent {
+    /// A frame, and for close frames its parsed body.
+    case frame(DecodedFrame, close: CloseFrameBody?)
+    case message(WebSocketMessage)
+    case violation(FrameViolation)
+}
+
+/// Which side of the connection sent the bytes being decoded: it decides the masking rule.
+public enum WebSocketRole: Sendable {
+    case client
+    case server
+}
+
+/// Decodes one direction of a WebSocket connection: frames, RFC checks, and message assembly.
+public final class WebSocketStreamDecoder {
+    private let role: WebSocketRole
+    /// RSV bits the negotiated extensions define (RSV1 = 4).
+    private let allowedReservedBits: UInt8
+    private let maxMessageBytes: Int
+    private var frames: FrameDecoder
+    private var messageOpcode: WebSocketOpcode?
+    private var messageCompressed = false
+    private var messageFrameCount = 0
+    private var messageComplete = true
+    private var messageBuffer: [UInt8] = []
+    private var closeSeen = false
+
+    public init(role: WebSocketRole, allowedReservedBits: UInt8, maxPayloadBytes: Int = 64 << 20) {
+        self.role = role
+        self.allowedReservedBits = allowedReservedBits
+        self.maxMessageBytes = maxPayloadBytes
+        frames = FrameDecoder(maxPayloadBytes: maxPayloadBytes)
+    }
+
+    public var isSynchronized: Bool { frames.isSynchronized }
+
+    public func receive(_ bytes: UnsafeRawBufferPointer, emit: (WebSocketEvent) -> Void) {
+        frames.decode(bytes) { frame in handle(frame, emit: emit) }
+    }
+
+    public func missing(byteCount: UInt64, emit: (WebSocketEvent) -> Void) {
+        let wasSynchronized = frames.isSynchronized
+        let stillSynchronized = frames.missing(byteCount: byteCount) { frame in handle(frame, emit: emit) }
+        if stillSynchronized {
+            emit(.violation(.payloadMissing(bytes: byteCount)))
+        } else if wasSynchronized {
+            emit(.violation(.lostSynchronization(bytes: byteCount)))
+            messageOpcode = nil
+            messageBuffer = []
+        }
+    }
+
+    private func handle(_ frame: DecodedFrame, emit: (WebSocketEvent) -> Void) {
+        let header = frame.header
+        let opcode = header.opcode
+        checkHeader(header, emit: emit)
+        if !frame.isComplete, frame.bytesNotKept > 0 {
+            emit(.violation(.payloadNotKept(length: header.payloadLength, kept: frame.payload.count)))
+        }
+        if closeSeen { emit(.violation(.dataAfterClose(opcode))) }
+        var closeBody: CloseFrameBody?
+        if opcode == .close {
+            let (body, violations) = CloseFrameBody.parse(frame.payload)
+            closeBody = body
+            violations.forEach { emit(.violation($0)) }
+            closeSeen = true
+        }
+        emit(.frame(frame, close: closeBody))
+        if !opcode.isControl, !opcode.isReserved { assemble(frame, emit: emit) }
+    }
+
+    /// RFC 6455 §5.1-5.5 and RFC 7692 §6 rules that one header can break.
+    private func checkHeader(_ header: FrameHeader, emit: (WebSocketEvent) -> Void) {
+        let opcode = header.opcode
+        if role == .client, !header.masked { emit(.violation(.unmaskedClientFrame)) }
+        if role == .server, header.masked { emit(.violation(.maskedServerFrame)) }
+        if opcode.isReserved { emit(.violation(.reservedOpcode(opcode.rawValue))) }
+        let undefinedBits = header.rsv & ~allowedReservedBits
+        if undefinedBits != 0 {
+            emit(.violation(.reservedBitsWithoutExtension(rsv: header.rsv)))
+        } else if header.rsv1, allowedReservedBits == 0b100, opcode.isControl || opcode == .continuation {
+            emit(.violation(.compressedBitMisplaced(opcode)))
+        }
+        if opcode.isControl {
+            if header.payloadLength > 125 { emit(.violation(.controlFrameTooLong(header.payloadLength))) }
+            if !header.fin { emit(.violation(.fragmentedControlFrame)) }
+        }
+        if header.lengthTopBitSet { emit(.violation(.lengthTopBitSet)) }
+        if header.nonMinimalLength { emit(.violation(.nonMinimalLength(header.payloadLength))) }
+    }
+
+    private func assemble(_ frame: DecodedFrame, emit: (WebSocketEvent) -> Void) {
+        let header = frame.header
+        if header.opcode == .continuation {
+            guard messageOpcode != nil else {
+                emit(.violation(.continuationWithoutStart))
+                return
+            }
+        } else {
+            if messageOpcode != nil { emit(.violation(.newMessageInsideFragmented)) }
+            // A whole message in one frame is handed on without copying.
+            if header.fin {
+                messageOpcode = nil
+                messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 1 << 20)
+                emitMessage(opcode: header.opcode, payload: frame.payload, frameCount: 1,
+                            compressed: header.rsv1, complete: frame.isComplete, emit: emit)
+                return
+            }
+            messageOpcode = header.opcode
+            messageCompressed = header.rsv1
+            messageFrameCount = 0
+            messageComplete = true
+            messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 1 << 20)
+        }
+        messageFrameCount += 1
+        messageComplete = messageComplete && frame.isComplete
+        let room = max(0, maxMessageBytes - messageBuffer.count)
+        if frame.payload.count > room {
+            if messageComplete { emit(.violation(.messageTooLarge(limit: maxMessageBytes))) }
+            messageComplete = false
+        }
+        messageBuffer.append(contentsOf: frame.payload.prefix(room))
+        guard header.fin, let opcode = messageOpcode else { return }
+        messageOpcode = nil
+        messageBuffer.withUnsafeBytes { bytes in
+            emitMessage(opcode: opcode, payload: bytes, frameCount: messageFrameCount,
+                        compressed: messageCompressed, complete: messageComplete, emit: emit)
+        }
+        messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 1 << 20)
+    }
+
+    private func emitMessage(
+        opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, frameCount: Int, compressed: Bool,
+        complete: Bool, emit: (WebSocketEvent) -> Void
+    ) {
+        var validUTF8: Bool?
+        if opcode == .text, !compressed {
+            let valid = UTF8Validation.isValid(payload)
+            validUTF8 = valid
+            if !valid, complete { emit(.violation(.invalidUTF8Text)) }
+        }
+        emit(.message(WebSocketMessage(
+            opcode: opcode, payload: payload, frameCount: frameCount, compressed: compressed,
+            isComplete: complete, isValidUTF8: validUTF8)))
+    }
+}

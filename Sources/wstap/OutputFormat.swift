@@ -1,0 +1,64 @@
+import ArgumentParser
+import WSTap
+
+/// How events are written.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text
+    case json
+    case ndjson
+    case summary
+
+    /// The exporter for this format, writing to `output`.
+    func makeSink(output: OutputChannel, maxPayload: Int?) -> any TimelineSink {
+        switch self {
+        case .text: TextExporter(output: output)
+        case .json: JSONExporter(output: output, maxPayload: maxPayload)
+        case .ndjson: NDJSONExporter(output: output, maxPayload: maxPayload)
+        case .summary: SummaryExporter(output: output)
+        }
+    }
+}
+
+/// Flags shared by every subcommand that decodes traffic.
+struct DecodeOptions: ParsableArguments {
+    @Option(name: .long, help: "Output format: text (timeline), json (whole capture), ndjson (one event per line), summary.")
+    var format: OutputFormat = .text
+
+    @Option(name: [.customShort("f"), .long], help: "BPF filter applied to packets, as tcpdump takes it (e.g. 'tcp port 8080').")
+    var filter: String?
+
+    @Option(name: .long, help: "Show at most N bytes of each payload in json/ndjson (marked truncated).")
+    var maxPayload: Int?
+
+    @Option(name: .long, help: "Keep at most N bytes of any one frame or message; longer ones are reported and cut.")
+    var payloadLimit: Int = 64 << 20
+
+    @Option(name: .long, help: "Out-of-order bytes held per TCP direction before a hole is declared lost.")
+    var maxBufferPerDirection: Int = 4 << 20
+
+    @Option(name: .long, help: "Out-of-order bytes held over all connections.")
+    var maxBufferTotal: Int = 64 << 20
+
+    @Option(name: .long, help: "Open connections tracked at once; the longest idle is closed past this.")
+    var maxConnections: Int = 100_000
+
+    @Option(name: .long, help: "Seconds without a packet after which a connection is closed.")
+    var idleTimeout: Int64 = 3600
+
+    func validate() throws {
+        if let maxPayload, maxPayload < 0 { throw ValidationError("--max-payload must be 0 or more") }
+        guard payloadLimit > 0, maxBufferPerDirection > 0, maxBufferTotal > 0, maxConnections > 0, idleTimeout > 0 else {
+            throw ValidationError("limits must be greater than 0")
+        }
+    }
+
+    var analyzerOptions: AnalyzerOptions {
+        var options = AnalyzerOptions()
+        options.maxPayloadBytes = payloadLimit
+        options.reassembly.maxPendingBytesPerDirection = maxBufferPerDirection
+        options.reassembly.maxPendingBytesTotal = maxBufferTotal
+        options.reassembly.maxConnections = maxConnections
+        options.reassembly.idleTimeoutSeconds = idleTimeout
+        return options
+    }
+}

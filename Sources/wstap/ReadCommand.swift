@@ -1,0 +1,42 @@
+import ArgumentParser
+import WSTap
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ReadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read",
+        abstract: "Decode a .pcap or .pcapng file ('-' reads standard input).")
+
+    @Argument(help: "The capture file.")
+    var file: String
+
+    @OptionGroup var options: DecodeOptions
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let source: CaptureFileReader
+        do {
+            source = try CaptureFileReader(path: file, filter: options.filter)
+        } catch {
+            throw fail(error.message, exitCode: 2)
+        }
+        let output = OutputChannel()
+        let analyzer = Analyzer(
+            options: options.analyzerOptions,
+            sink: options.format.makeSink(output: output, maxPayload: options.maxPayload))
+        let (_, damage) = analyze(source, with: analyzer, shouldStop: { output.failed })
+        output.flush()
+        if let damage {
+            throw fail(damage.message, exitCode: 3)
+        }
+    }
+}
+
+/// Prints a one-line error to standard error and ends with the documented exit status.
+func fail(_ message: String, exitCode: Int32) -> ExitCode {
+    var line = Array("wstap: \(message)\n".utf8)
+    _ = write(STDERR_FILENO, &line, line.count)
+    return ExitCode(exitCode)
+}

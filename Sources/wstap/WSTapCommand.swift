@@ -1,0 +1,16 @@
+import ArgumentParser
+
+@main
+struct WSTapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wstap",
+        abstract: "Decode HTTP/1.1 Upgrade and WebSocket traffic from packet captures.",
+        discussion: """
+            Exit status: 0 success; 2 the input is unusable (missing, not a capture, bad filter); \
+            3 the capture is damaged or cut off (everything before the damage is still decoded); \
+            64 the command line is wrong.
+            """,
+        version: "0.1.0",
+        subcommands: [ReadCommand.self]
+    )
+}
