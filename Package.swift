@@ -18,13 +18,18 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(name: "WSTapCapture", dependencies: ["CPcap"]),
         .target(name: "WSTapPackets", dependencies: ["WSTapCapture"]),
         .target(name: "WSTapTCP", dependencies: ["WSTapPackets"]),
         .target(name: "WSTapHTTP", dependencies: ["WSTapTCP"]),
         .target(
             name: "WSTapWebSocket",
-            dependencies: ["WSTapHTTP", "WSTapTCP", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["WSTapHTTP", "WSTapTCP", "CZlib", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "WSTap",

@@ -171,9 +171,11 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         protocolKind = .websocket
         let limit = analyzer.options.maxPayloadBytes
         let bits = handshake.allowedReservedBits
+        let (compression, violations) = MessageCompression.from(handshake)
+        violations.forEach { report(Issue($0, time: eventTime)) }
         websocket = [
-            WebSocketStreamDecoder(role: .client, allowedReservedBits: bits, maxPayloadBytes: limit),
-            WebSocketStreamDecoder(role: .server, allowedReservedBits: bits, maxPayloadBytes: limit),
+            WebSocketStreamDecoder(role: .client, allowedReservedBits: bits, compression: compression, maxPayloadBytes: limit),
+            WebSocketStreamDecoder(role: .server, allowedReservedBits: bits, compression: compression, maxPayloadBytes: limit),
         ]
     }
 

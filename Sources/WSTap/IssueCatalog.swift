@@ -92,8 +92,28 @@ extension Issue {
         case .payloadMissing(let bytes): (.warning, "payload-missing", "\(bytes) bytes of a frame payload were not captured")
         case .lostSynchronization(let bytes):
             (.error, "websocket-desync", "\(bytes) bytes missing where a frame header was expected; this direction is no longer decoded")
+        case .decompressionFailed(let reason):
+            (.error, "decompress-failed", "permessage-deflate message could not be inflated: \(reason)")
+        case .decompressedTooLarge(let produced, let limit):
+            (.warning, "decompressed-too-large", "message inflates to \(produced) bytes, over the \(limit)-byte limit; first \(limit) kept")
+        case .compressionContextLost:
+            (.error, "deflate-context-lost", "compressed message depends on an earlier part of the stream that is missing; not decoded")
+        case .compressedMessageIncomplete:
+            (.error, "decompress-failed", "compressed message has missing bytes and cannot be inflated")
+        case .messageNotDecoded(let name):
+            (.warning, "message-not-decoded", "message compressed by extension '\(name)', which wstap does not decode")
         }
         self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
+    }
+
+    init(_ violation: DeflateNegotiationViolation, time: CaptureTimestamp) {
+        let (code, detail): (String, String) = switch violation {
+        case .unknownParameter(let name): ("deflate-bad-parameter", "permessage-deflate accepted with unknown parameter '\(name)'")
+        case .duplicateParameter(let name): ("deflate-bad-parameter", "permessage-deflate parameter '\(name)' appears twice")
+        case .invalidValue(let name, let value): ("deflate-bad-parameter", "permessage-deflate parameter \(name)='\(value)' is invalid")
+        case .unofferedParameter(let name): ("deflate-unoffered-parameter", "server sent '\(name)', which the client did not offer")
+        }
+        self.init(time: time, direction: .serverToClient, severity: .error, code: code, detail: detail)
     }
 
     static func tcpGap(bytes: UInt64, time: CaptureTimestamp, direction: StreamDirection) -> Issue {

@@ -93,6 +93,12 @@ extension JSONBuffer {
         if let valid = message.isValidUTF8 {
             raw(",\"valid_utf8\":"); bool(valid)
         }
+        raw(",\"decoded\":"); bool(message.isDecoded)
+        guard message.isDecoded else {
+            // Never show compressed bytes as if they were the message.
+            raw(",\"payload\":null")
+            return
+        }
         comma()
         let asText = message.opcode == .text && message.isValidUTF8 == true
         payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload)

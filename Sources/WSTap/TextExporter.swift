@@ -109,6 +109,7 @@ public final class TextExporter: TimelineSink {
         var text = "\(arrow) message \(message.opcode) \(TextPreview.byteCount(message.payload.count)) in \(message.frameCount) frame(s)"
         if message.compressed { text += ", compressed" }
         if !message.isComplete { text += ", INCOMPLETE" }
+        guard message.isDecoded else { return text + ", NOT DECODED" }
         let asText = message.opcode == .text && message.isValidUTF8 == true
         return text + "  " + TextPreview.quoted(message.payload, asText: asText)
     }

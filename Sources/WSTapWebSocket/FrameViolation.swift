@@ -28,4 +28,14 @@ public enum FrameViolation: Hashable, Sendable {
     case payloadMissing(bytes: UInt64)
     /// Bytes lost where a frame header was expected; the direction is no longer decoded.
     case lostSynchronization(bytes: UInt64)
+    /// zlib could not inflate a compressed message.
+    case decompressionFailed(String)
+    /// A message decompressed past the message limit (a decompression bomb is cut here).
+    case decompressedTooLarge(produced: UInt64, limit: Int)
+    /// Context takeover with an earlier part of the stream missing: the window is unknown.
+    case compressionContextLost
+    /// A compressed message with bytes missing cannot be inflated.
+    case compressedMessageIncomplete
+    /// Compressed by an extension wstap does not decode.
+    case messageNotDecoded(extensionName: String)
 }

@@ -9,8 +9,11 @@ public struct WebSocketMessage {
     public var compressed: Bool
     /// False when bytes of the message were lost or not kept.
     public var isComplete: Bool
-    /// For text messages, whether the payload is valid UTF-8; nil for binary.
+    /// For text messages, whether the payload is valid UTF-8; nil for binary or undecoded.
     public var isValidUTF8: Bool?
+    /// False when the message is compressed and could not be decompressed: `payload` then holds
+    /// the compressed bytes and must not be shown as the message.
+    public var isDecoded: Bool
 }
 
 /// What decoding one direction yields, in stream order.
@@ -33,6 +36,11 @@ public final class WebSocketStreamDecoder {
     /// RSV bits the negotiated extensions define (RSV1 = 4).
     private let allowedReservedBits: UInt8
     private let maxMessageBytes: Int
+    private let compression: MessageCompression
+    private let inflater: RawInflater?
+    private var inflated: [UInt8] = []
+    /// The shared compression window was lost (gap, or an inflate error): later messages can't be decoded.
+    private var compressionContextLost = false
     private var frames: FrameDecoder
     private var messageOpcode: WebSocketOpcode?
     private var messageCompressed = false
@@ -41,10 +49,15 @@ public final class WebSocketStreamDecoder {
     private var messageBuffer: [UInt8] = []
     private var closeSeen = false
 
-    public init(role: WebSocketRole, allowedReservedBits: UInt8, maxPayloadBytes: Int = 64 << 20) {
+    public init(
+        role: WebSocketRole, allowedReservedBits: UInt8, compression: MessageCompression = .none,
+        maxPayloadBytes: Int = 64 << 20
+    ) {
         self.role = role
         self.allowedReservedBits = allowedReservedBits
         self.maxMessageBytes = maxPayloadBytes
+        self.compression = compression
+        if case .perMessageDeflate = compression { inflater = RawInflater() } else { inflater = nil }
         frames = FrameDecoder(maxPayloadBytes: maxPayloadBytes)
     }
 
@@ -54,7 +67,14 @@ public final class WebSocketStreamDecoder {
         frames.decode(bytes) { frame in handle(frame, emit: emit) }
     }
 
+    /// Whether messages of this direction reset the compression window (no context takeover).
+    private var resetsCompressionContext: Bool {
+        if case .perMessageDeflate(let parameters) = compression { return parameters.resetsContext(for: role) }
+        return true
+    }
+
     public func missing(byteCount: UInt64, emit: (WebSocketEvent) -> Void) {
+        if !resetsCompressionContext { compressionContextLost = true }
         let wasSynchronized = frames.isSynchronized
         let stillSynchronized = frames.missing(byteCount: byteCount) { frame in handle(frame, emit: emit) }
         if stillSynchronized {
@@ -149,14 +169,60 @@ public final class WebSocketStreamDecoder {
         opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, frameCount: Int, compressed: Bool,
         complete: Bool, emit: (WebSocketEvent) -> Void
     ) {
+        guard compressed else {
+            deliver(opcode: opcode, payload: payload, frameCount: frameCount, compressed: false,
+                    complete: complete, emit: emit)
+            return
+        }
+        guard let inflater, case .perMessageDeflate = compression else {
+            if case .unsupported(let name) = compression { emit(.violation(.messageNotDecoded(extensionName: name))) }
+            emit(.message(WebSocketMessage(
+                opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
+                isComplete: complete, isValidUTF8: nil, isDecoded: false)))
+            return
+        }
+        if resetsCompressionContext { inflater.reset() }
+        guard complete, !compressionContextLost else {
+            emit(.violation(compressionContextLost ? .compressionContextLost : .compressedMessageIncomplete))
+            if !resetsCompressionContext { compressionContextLost = true }
+            emit(.message(WebSocketMessage(
+                opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
+                isComplete: false, isValidUTF8: nil, isDecoded: false)))
+            return
+        }
+        inflated.removeAll(keepingCapacity: inflated.capacity <= 1 << 20)
+        switch inflater.inflateMessage(payload, into: &inflated, limit: maxMessageBytes) {
+        case .finished:
+            inflated.withUnsafeBytes {
+                deliver(opcode: opcode, payload: $0, frameCount: frameCount, compressed: true, complete: true, emit: emit)
+            }
+        case .limitExceeded(let produced):
+            emit(.violation(.decompressedTooLarge(produced: produced, limit: maxMessageBytes)))
+            inflated.withUnsafeBytes {
+                deliver(opcode: opcode, payload: $0, frameCount: frameCount, compressed: true, complete: false, emit: emit)
+            }
+        case .failed(let reason):
+            emit(.violation(.decompressionFailed(reason)))
+            if resetsCompressionContext { inflater.reset() } else { compressionContextLost = true }
+            emit(.message(WebSocketMessage(
+                opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
+                isComplete: complete, isValidUTF8: nil, isDecoded: false)))
+        }
+    }
+
+    /// Emits a decoded message, checking text for UTF-8 over the whole message (RFC 6455 §8.1).
+    private func deliver(
+        opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, frameCount: Int, compressed: Bool,
+        complete: Bool, emit: (WebSocketEvent) -> Void
+    ) {
         var validUTF8: Bool?
-        if opcode == .text, !compressed {
+        if opcode == .text {
             let valid = UTF8Validation.isValid(payload)
             validUTF8 = valid
             if !valid, complete { emit(.violation(.invalidUTF8Text)) }
         }
         emit(.message(WebSocketMessage(
             opcode: opcode, payload: payload, frameCount: frameCount, compressed: compressed,
-            isComplete: complete, isValidUTF8: validUTF8)))
+            isComplete: complete, isValidUTF8: validUTF8, isDecoded: true)))
     }
 }

@@ -1,0 +1,86 @@
+private import CZlib
+
+/// A raw DEFLATE decompressor (zlib, no header) whose window can persist across messages.
+///
+/// The only file that calls zlib. Inflating always uses the largest window (15 bits): a
+/// window at least as large as the compressor's decodes any stream correctly.
+final class RawInflater {
+    enum Outcome: Equatable {
+        case finished
+        /// Output passed the limit; the rest was inflated and discarded to keep the window right.
+        case limitExceeded(produced: UInt64)
+        case failed(String)
+    }
+
+    private let stream: UnsafeMutablePointer<z_stream>
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init?() {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        guard wstap_inflate_init_raw(stream, 15) == Z_OK else {
+            stream.deallocate()
+            return nil
+        }
+    }
+
+    deinit {
+        inflateEnd(stream)
+        stream.deinitialize(count: 1)
+        stream.deallocate()
+    }
+
+    /// Forgets the window: the next message starts a fresh context.
+    func reset() { inflateReset(stream) }
+
+    /// Inflates `input` followed by the `00 00 ff ff` tail RFC 7692 §7.2.2 strips, appending at
+    /// most `limit` bytes to `output`.
+    func inflateMessage(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) -> Outcome {
+        var produced: UInt64 = 0
+        let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+        if let failure = run(input, into: &output, limit: limit, produced: &produced) { return .failed(failure) }
+        if let failure = tail.withUnsafeBytes({ run($0, into: &output, limit: limit, produced: &produced) }) {
+            return .failed(failure)
+        }
+        return produced > UInt64(limit) ? .limitExceeded(produced: produced) : .finished
+    }
+
+    private func run(
+        _ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int, produced: inout UInt64
+    ) -> String? {
+        guard let base = input.baseAddress, !input.isEmpty else { return nil }
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
+        stream.pointee.avail_in = uInt(input.count)
+        defer {
+            stream.pointee.next_in = nil
+            stream.pointee.avail_in = 0
+        }
+        while true {
+            let chunkSize = chunk.count
+            let (status, written) = chunk.withUnsafeMutableBytes { space -> (Int32, Int) in
+                stream.pointee.next_out = space.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                stream.pointee.avail_out = uInt(chunkSize)
+                let status = inflate(stream, Z_SYNC_FLUSH)
+                return (status, chunkSize - Int(stream.pointee.avail_out))
+            }
+            if written > 0 {
+                let room = max(0, limit - output.count)
+                output.append(contentsOf: chunk[0..<min(room, written)])
+                produced &+= UInt64(written)
+            }
+            switch status {
+            case Z_OK:
+                if stream.pointee.avail_in == 0, written < chunkSize { return nil }
+            case Z_STREAM_END:
+                // The sender ended the DEFLATE stream (BFINAL); the next message starts a new one.
+                inflateReset(stream)
+                if stream.pointee.avail_in == 0 { return nil }
+            case Z_BUF_ERROR:
+                return nil
+            default:
+                let message = stream.pointee.msg.map { String(cString: $0) } ?? "zlib error \(status)"
+                return message
+            }
+        }
+    }
+}
