@@ -43,6 +43,9 @@ let package = Package(
         .testTarget(name: "WSTapTCPTests", dependencies: ["WSTapTCP", "WSTapPackets"]),
         .testTarget(name: "WSTapHTTPTests", dependencies: ["WSTapHTTP"]),
         .testTarget(name: "WSTapWebSocketTests", dependencies: ["WSTapWebSocket", "WSTapHTTP"]),
-        .testTarget(name: "GoldenTests", dependencies: ["WSTap"]),
+        .testTarget(
+            name: "GoldenTests",
+            dependencies: ["WSTap", .product(name: "Crypto", package: "swift-crypto")]
+        ),
     ]
 )

@@ -93,7 +93,8 @@ public final class TextExporter: TimelineSink {
             text += "  code \(close.code?.description ?? "none")"
             if !close.reason.isEmpty { text += " " + quote(close.reason) }
         } else if !frame.payload.isEmpty {
-            let asText = frame.carriesText && !header.rsv1
+            let isPingOrPong = header.opcode == .ping || header.opcode == .pong
+            let asText = (frame.carriesText && !header.rsv1) || (isPingOrPong && UTF8Validation.isValid(frame.payload))
             text += "  " + TextPreview.quoted(frame.payload, asText: asText)
         }
         return text

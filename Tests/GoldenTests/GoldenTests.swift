@@ -1,0 +1,123 @@
+import Crypto
+import Foundation
+import Testing
+import WSTap
+
+/// Every capture in captures/ decoded by the library and compared with
+/// (1) what the recording peers themselves sent (NAME.peers.json), and
+/// (2) the committed expected outputs (NAME.expected.json / NAME.expected.txt).
+/// `RECORD_SNAPSHOTS=1 swift test --filter GoldenTests` rewrites the expected outputs.
+struct GoldenTests {
+    static let capturesDirectory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("captures")
+
+    static let captureNames: [String] = {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: capturesDirectory.path)) ?? []
+        return files.filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") }.sorted()
+    }()
+
+    @Test func capturesArePresent() {
+        #expect(Self.captureNames.count >= 12, "captures/ should hold the recorded captures")
+    }
+
+    @Test(arguments: captureNames)
+    func messagesMatchWhatThePeersSent(_ name: String) throws {
+        let base = Self.capturesDirectory.appendingPathComponent(name).deletingPathExtension()
+        let logData = try Data(contentsOf: base.appendingPathExtension("peers.json"))
+        let log = try #require(try JSONSerialization.jsonObject(with: logData) as? [String: Any])
+        let sent = try #require(log["messages"] as? [[String: Any]])
+        let collector = MessageCollector()
+        try run(name, sink: collector)
+        for direction in ["c2s", "s2c"] {
+            let expected = sent.filter { $0["dir"] as? String == direction }.map {
+                "\($0["opcode"] ?? "?") \($0["length"] ?? "?") \($0["sha256"] ?? "?")"
+            }
+            let decoded = collector.messages.filter { $0.direction == direction }.map(\.summary)
+            #expect(decoded == expected, "\(name) \(direction)")
+        }
+        if let subprotocol = log["subprotocol"] as? String {
+            #expect(collector.subprotocols == [subprotocol])
+        }
+    }
+
+    @Test(arguments: captureNames)
+    func jsonOutputMatchesExpected(_ name: String) throws {
+        let output = OutputChannel(inMemory: ())
+        try run(name, sink: JSONExporter(output: output, maxPayload: 256))
+        try compare(output.memory, with: name, suffix: "expected.json")
+        let document = try JSONSerialization.jsonObject(with: Data(output.memory)) as? [String: Any]
+        #expect(document?["format_version"] as? Int == 1)
+    }
+
+    @Test(arguments: captureNames)
+    func textOutputMatchesExpected(_ name: String) throws {
+        let output = OutputChannel(inMemory: ())
+        try run(name, sink: TextExporter(output: output))
+        try compare(output.memory, with: name, suffix: "expected.txt")
+    }
+
+    @Test func sameInputGivesByteIdenticalJSON() throws {
+        let name = try #require(Self.captureNames.first { $0.hasPrefix("fragmented") })
+        let first = OutputChannel(inMemory: ()), second = OutputChannel(inMemory: ())
+        try run(name, sink: JSONExporter(output: first))
+        try run(name, sink: JSONExporter(output: second))
+        #expect(first.memory == second.memory)
+        #expect(!first.memory.isEmpty)
+    }
+
+    private func run(_ name: String, sink: any TimelineSink) throws {
+        let reader = try CaptureFileReader(path: Self.capturesDirectory.appendingPathComponent(name).path)
+        let (_, damage) = analyze(reader, with: Analyzer(sink: sink))
+        #expect(damage == nil)
+    }
+
+    private func compare(_ actual: [UInt8], with name: String, suffix: String) throws {
+        let file = Self.capturesDirectory.appendingPathComponent(name).deletingPathExtension()
+            .appendingPathExtension(suffix)
+        if ProcessInfo.processInfo.environment["RECORD_SNAPSHOTS"] == "1" {
+            try Data(actual).write(to: file)
+            return
+        }
+        let expected = try [UInt8](Data(contentsOf: file))
+        if actual != expected {
+            let actualText = String(decoding: actual, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            let expectedText = String(decoding: expected, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            let line = zip(actualText, expectedText).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                ?? min(actualText.count, expectedText.count)
+            Issue.record("""
+                \(file.lastPathComponent) differs at line \(line + 1):
+                  got:  \(line < actualText.count ? String(actualText[line].prefix(300)) : "<end>")
+                  want: \(line < expectedText.count ? String(expectedText[line].prefix(300)) : "<end>")
+                """)
+        }
+    }
+}
+
+/// Keeps a digest of each decoded data message, and the negotiated subprotocols.
+final class MessageCollector: TimelineSink {
+    struct Entry {
+        var direction: String
+        var summary: String
+    }
+
+    private(set) var messages: [Entry] = []
+    private(set) var subprotocols: [String] = []
+
+    func receive(_ event: TimelineEvent) {
+        switch event {
+        case .message(_, let record):
+            let digest = SHA256.hash(data: Array(record.message.payload))
+            let hex = digest.map { String(format: "%02x", $0) }.joined()
+            messages.append(Entry(
+                direction: record.direction.label,
+                summary: "\(record.message.opcode.rawValue) \(record.message.payload.count) \(hex)"))
+        case .upgrade(_, let exchange):
+            if let subprotocol = exchange.websocket?.subprotocol { subprotocols.append(subprotocol) }
+        default:
+            break
+        }
+    }
+
+    func finish(_ summary: CaptureSummary) {}
+}

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Real WebSocket peers for recording wstap's test captures on loopback.
+
+usage: peers.py SCENARIO PORT LOGFILE [HOST]
+
+Runs a server and a client for one scenario and writes LOGFILE: the messages each peer sent,
+as the peers themselves know them ({"dir", "opcode", "length", "sha256"}), and the handshake
+outcome. wstap's decoding of the capture is checked against this log by the golden tests.
+Well-behaved peers use python `websockets`; deliberately broken or unusual ones use raw sockets.
+"""
+import asyncio, base64, hashlib, json, os, socket, struct, sys
+
+import websockets
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+LOG = {"messages": []}
+
+
+def sent(direction, opcode, data):
+    if isinstance(data, str):
+        data = data.encode()
+    LOG["messages"].append({"dir": direction, "opcode": opcode, "length": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest()})
+
+
+def accept_for(key):
+    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+
+
+def frame(opcode, payload, fin=True, mask=True, rsv=0):
+    """A raw RFC 6455 frame; masked with a fixed key so captures are reproducible."""
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([m | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = b"\x37\xfa\x21\x3d"
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def read_head(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode(), rest
+
+
+def recv_exactly(sock, n, buf=b""):
+    while len(buf) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+async def echo_handler(ws):
+    async for message in ws:
+        sent("s2c", 1 if isinstance(message, str) else 2, message)
+        await ws.send(message)
+
+
+async def lib_server(port, host, handler=echo_handler, **kwargs):
+    return await serve(handler, host, port, **kwargs)
+
+
+def uri(host, port, path):
+    h = f"[{host}]" if ":" in host else host
+    return f"ws://{h}:{port}{path}"
+
+
+async def text_echo(port, host):
+    async with await lib_server(port, host, compression=None):
+        async with connect(uri(host, port, "/echo"), compression=None) as ws:
+            for text in ["hello", "Grüße, мир! ✓ 😀", "x" * 300, "\x1b[31mred\x1b[0m and \u202e reversed"]:
+                sent("c2s", 1, text)
+                await ws.send(text)
+                await ws.recv()
+            await ws.close(1000, "normal bye")
+
+
+async def binary_sizes(port, host):
+    async with await lib_server(port, host, compression=None, max_size=None):
+        async with connect(uri(host, port, "/bin"), compression=None, max_size=None) as ws:
+            for size in [0, 125, 126, 65535, 65536, 1 << 20]:
+                data = bytes((i * 7 + size) & 0xFF for i in range(size))
+                sent("c2s", 2, data)
+                await ws.send(data)
+                await ws.recv()
+            await ws.close()
+
+
+async def ping_close_codes(port, host):
+    async with await lib_server(port, host, compression=None):
+        async with connect(uri(host, port, "/ping"), compression=None) as ws:
+            pong = await ws.ping(b"are you there")
+            await pong
+            sent("c2s", 1, "after ping")
+            await ws.send("after ping")
+            await ws.recv()
+            await ws.close(4001, "custom close")
+        async with connect(uri(host, port, "/away"), compression=None) as ws:
+            await ws.close(1001, "going away")
+
+
+async def subprotocol(port, host):
+    async with await lib_server(port, host, compression=None, subprotocols=["superchat", "chat"]):
+        async with connect(uri(host, port, "/proto"), compression=None, subprotocols=["chat", "superchat"]) as ws:
+            LOG["subprotocol"] = ws.subprotocol
+            sent("c2s", 1, "which protocol?")
+            await ws.send("which protocol?")
+            await ws.recv()
+
+
+async def deflate(port, host):
+    async with await lib_server(port, host):
+        async with connect(uri(host, port, "/deflate")) as ws:
+            for i in range(6):
+                text = json.dumps({"event": "tick", "seq": i, "note": "repetitive payload " * 8})
+                sent("c2s", 1, text)
+                await ws.send(text)
+                await ws.recv()
+            data = bytes(range(256)) * 300
+            sent("c2s", 2, data)
+            await ws.send(data)
+            await ws.recv()
+
+
+async def rejected(port, host):
+    async def forbid(connection, request):
+        if request.path == "/forbidden":
+            return connection.respond(403, "not for you\n")
+    async with await lib_server(port, host, process_request=forbid):
+        try:
+            async with connect(uri(host, port, "/forbidden")):
+                pass
+        except websockets.exceptions.InvalidStatus as error:
+            LOG["forbidden_status"] = error.response.status_code
+    raw = socket.create_server((host, port + 1))
+    raw.setblocking(False)
+    async def raw_server():
+        loop = asyncio.get_running_loop()
+        for answer in [b"HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n",
+                       b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 20\r\n\r\n<html>no ws</html>\r\n"]:
+            conn, _ = await loop.sock_accept(raw)
+            conn.setblocking(True)
+            await loop.run_in_executor(None, read_head, conn)
+            await loop.sock_sendall(conn, answer)
+            conn.close()
+    task = asyncio.create_task(raw_server())
+    for path, version in [("/v8", "8"), ("/plain", "13")]:
+        s = await asyncio.get_running_loop().run_in_executor(None, socket.create_connection, (host, port + 1))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: {version}\r\n\r\n".encode())
+        await asyncio.get_running_loop().run_in_executor(None, recv_exactly, s, 1 << 20)
+        s.close()
+    await task
+    raw.close()
+
+
+async def bad_accept(port, host):
+    raw = socket.create_server((host, port))
+    raw.setblocking(False)
+    async def raw_server():
+        loop = asyncio.get_running_loop()
+        conn, _ = await loop.sock_accept(raw)
+        conn.setblocking(True)
+        await loop.run_in_executor(None, read_head, conn)
+        await loop.sock_sendall(conn, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                      b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n" + frame(1, b"too late", mask=False))
+        sent("s2c", 1, "too late")
+        await asyncio.sleep(0.2)
+        conn.close()
+    task = asyncio.create_task(raw_server())
+    try:
+        async with connect(uri(host, port, "/bad"), compression=None):
+            pass
+    except websockets.exceptions.InvalidHandshake as error:
+        LOG["client_error"] = type(error).__name__
+    await task
+    raw.close()
+
+
+def raw_upgrade_server(sock, keepalive_answers):
+    """Answers plain requests, then a WebSocket upgrade; echoes text frames until close."""
+    conn, _ = sock.accept()
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            buf += conn.recv(65536)
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        if "upgrade" in headers:
+            break
+        body = keepalive_answers.pop(0)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    if headers["upgrade"].lower() == "h2c":
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                     + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        recv_exactly(conn, 24 + 9, buf)
+        conn.close()
+        return
+    conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Accept: {accept_for(headers['sec-websocket-key'])}\r\n\r\n").encode())
+    while True:
+        buf = recv_exactly(conn, 2, buf)
+        length = buf[1] & 0x7F
+        buf = recv_exactly(conn, 6 + length, buf)
+        opcode, key, payload = buf[0] & 0x0F, buf[2:6], buf[6:6 + length]
+        buf = buf[6 + length:]
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        if opcode == 8:
+            conn.sendall(frame(8, payload, mask=False))
+            break
+        if opcode == 1:
+            sent("s2c", 1, payload)
+            conn.sendall(frame(1, payload, mask=False))
+    conn.close()
+
+
+async def keepalive(port, host):
+    sock = socket.create_server((host, port))
+    loop = asyncio.get_running_loop()
+    server = loop.run_in_executor(None, raw_upgrade_server, sock, [b"ok-1", b"ok-2"])
+    def client():
+        s = socket.create_connection((host, port))
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        recv_exactly(s, 42)
+        s.sendall(b"POST /data HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\nhello=world")
+        recv_exactly(s, 42)
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n"
+                  b"Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head, rest = read_head(s)
+        sent("c2s", 1, "after keep-alive")
+        s.sendall(frame(1, b"after keep-alive"))
+        recv_exactly(s, 18, rest)
+        s.sendall(frame(8, struct.pack("!H", 1000)))
+        recv_exactly(s, 4)
+        s.close()
+    await loop.run_in_executor(None, client)
+    await server
+    sock.close()
+
+
+async def fragmented(port, host):
+    """A raw client fragments messages with pings between the fragments; the server is websockets."""
+    async with await lib_server(port, host, compression=None):
+        def client():
+            s = socket.create_connection((host, port))
+            s.sendall(f"GET /frag HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {base64.b64encode(b'fragmented-test!').decode()}\r\n"
+                      f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
+            head, rest = read_head(s)
+            text = "fragmented ✓ text message".encode()
+            # The check mark's three bytes are split across fragments: valid only as a whole message.
+            cut1, cut2 = 12, 16
+            s.sendall(frame(1, text[:cut1], fin=False) + frame(9, b"ping in between")
+                      + frame(0, text[cut1:cut2], fin=False) + frame(0, text[cut2:], fin=False) + frame(0, b"", fin=True))
+            sent("c2s", 1, text)
+            data = bytes(range(256)) * 12
+            s.sendall(frame(2, data[:1000], fin=False) + frame(9, b"") + frame(0, data[1000:2000], fin=False)
+                      + frame(0, data[2000:], fin=True))
+            sent("c2s", 2, data)
+            s.sendall(frame(8, struct.pack("!H", 1000) + b"frag done"))
+            recv_exactly(s, 1 << 16, rest)
+            s.close()
+        await asyncio.get_running_loop().run_in_executor(None, client)
+        await asyncio.sleep(0.1)
+
+
+async def h2c(port, host):
+    sock = socket.create_server((host, port))
+    loop = asyncio.get_running_loop()
+    server = loop.run_in_executor(None, raw_upgrade_server, sock, [])
+    def client():
+        s = socket.create_connection((host, port))
+        s.sendall(b"GET /h2 HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                  b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+        read_head(s)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        recv_exactly(s, 1 << 16)
+        s.close()
+    await loop.run_in_executor(None, client)
+    await server
+    sock.close()
+
+
+SCENARIOS = {f.__name__.replace("_", "-"): f for f in
+             [text_echo, binary_sizes, ping_close_codes, subprotocol, deflate, rejected, bad_accept,
+              keepalive, fragmented, h2c]}
+
+if __name__ == "__main__":
+    name, port, logfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    host = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+    asyncio.run(asyncio.wait_for(SCENARIOS[name](port, host), 30))
+    with open(logfile, "w") as f:
+        json.dump(LOG, f, indent=1, sort_keys=True)
+        f.write("\n")

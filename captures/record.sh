@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Records every test capture with real peers on loopback (tcpdump + python websockets).
+# usage: captures/record.sh [SCENARIO...]   (needs root, tcpdump, editcap, python3 -m pip install websockets)
+# Each NAME.pcap gets NAME.peers.json (what the peers sent). Then regenerate the expected outputs:
+#   RECORD_SNAPSHOTS=1 swift test --filter GoldenTests
+set -euo pipefail
+cd "$(dirname "$0")"
+record() {  # name scenario port host interface
+    local name=$1 scenario=$2 port=$3 host=$4 iface=$5
+    local filter="tcp portrange $port-$((port + 1))"
+    local extra=()
+    [ "$iface" = any ] && extra=(-y LINUX_SLL2)
+    tcpdump -i "$iface" "${extra[@]}" --immediate-mode -s 0 -U -w "$name.tmp.pcap" "$filter" 2>/dev/null &
+    local dump=$!
+    sleep 1
+    python3 peers.py "$scenario" "$port" "$name.peers.json" "$host"
+    sleep 0.5
+    kill -INT "$dump"; wait "$dump" || true
+    if [ "$iface" = any ]; then
+        editcap -F pcapng "$name.tmp.pcap" "$name.pcapng" && rm "$name.tmp.pcap"
+    else
+        mv "$name.tmp.pcap" "$name.pcap"
+    fi
+    echo "recorded $name"
+}
+all=(text-echo binary-sizes ping-close-codes subprotocol deflate rejected bad-accept keepalive fragmented h2c)
+port=18100
+for scenario in "${all[@]}"; do
+    if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$port" 127.0.0.1 lo; fi
+    port=$((port + 10))
+done
+if [ $# -eq 0 ] || [[ " $* " == *" ipv6-echo "* ]]; then record ipv6-echo text-echo 18300 ::1 lo; fi
+if [ $# -eq 0 ] || [[ " $* " == *" any-sll2 "* ]]; then record any-sll2 text-echo 18310 127.0.0.1 any; fi
