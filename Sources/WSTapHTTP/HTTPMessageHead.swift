@@ -4,6 +4,13 @@ public struct HTTPRequestHead: Hashable, Sendable {
     public var target: String
     public var version: String
     public var headers: HTTPHeaders
+
+    public init(method: String, target: String, version: String, headers: HTTPHeaders) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+    }
 }
 
 /// A parsed status line and header block (RFC 9112 §4).
@@ -12,6 +19,13 @@ public struct HTTPResponseHead: Hashable, Sendable {
     public var status: Int
     public var reason: String
     public var headers: HTTPHeaders
+
+    public init(version: String, status: Int, reason: String, headers: HTTPHeaders) {
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+    }
 }
 
 /// Why a message head could not be parsed.

@@ -121,3 +121,20 @@ final class MessageCollector: TimelineSink {
 
     func finish(_ summary: CaptureSummary) {}
 }
+
+/// Every issue code the analyzer emitted on the bundled captures is documented.
+struct IssueCodeDocumentationTests {
+    @Test func emittedCodesAreDocumented() throws {
+        let docs = try String(contentsOf: GoldenTests.capturesDirectory.deletingLastPathComponent()
+            .appendingPathComponent("docs/issue-codes.md"), encoding: .utf8)
+        var codes: Set<String> = []
+        for name in GoldenTests.captureNames {
+            let file = GoldenTests.capturesDirectory.appendingPathComponent(name).deletingPathExtension()
+                .appendingPathExtension("expected.json")
+            let text = try String(contentsOf: file, encoding: .utf8)
+            for match in text.matches(of: /"code":"([a-z0-9-]+)"/) { codes.insert(String(match.1)) }
+        }
+        #expect(codes.count >= 5)
+        for code in codes { #expect(docs.contains("`\(code)`"), "\(code) is not in docs/issue-codes.md") }
+    }
+}

@@ -1,0 +1,29 @@
+# wstap: the two entry points of the README.
+#   make demo   installs what is missing, builds, and decodes a bundled capture
+#   make test   installs what is missing, then runs every test (unit, golden, CLI, conformance)
+SWIFT ?= swift
+CONFORMANCE ?= ../shared/conformance
+
+.PHONY: demo test deps build release unit cli conformance bench
+
+deps:
+	@bash scripts/install-deps.sh
+
+release: deps
+	$(SWIFT) build -c release
+
+demo: release
+	.build/release/wstap read captures/fragmented.pcap
+
+unit: deps
+	$(SWIFT) test
+
+cli: release
+	bash Tests/cli.sh .build/release/wstap
+
+conformance: release
+	@if [ -d "$(CONFORMANCE)/captures" ]; then \
+		python3 $(CONFORMANCE)/check.py --wstap .build/release/wstap $(CONFORMANCE)/captures; \
+	else echo "no $(CONFORMANCE): conformance check skipped"; fi
+
+test: unit cli conformance

@@ -1,0 +1,91 @@
+import Testing
+import WSTapCapture
+@testable import WSTapPackets
+
+func tcpHeader(sourcePort: UInt16 = 40000, destinationPort: UInt16 = 8080, seq: UInt32 = 1000, flags: UInt8 = 0x18) -> [UInt8] {
+    var header = [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF)]
+    header += [UInt8(seq >> 24), UInt8((seq >> 16) & 0xFF), UInt8((seq >> 8) & 0xFF), UInt8(seq & 0xFF)]
+    header += [0, 0, 0, 0, 0x60, flags, 0xFF, 0xFF, 0, 0, 0, 0]  // data offset 6: one 4-byte option
+    return header + [0x02, 0x04, 0x05, 0xB4]
+}
+
+func ipv4(_ payload: [UInt8], protocolNumber: UInt8 = 6, flagsAndOffset: UInt16 = 0x4000, totalLength: Int? = nil) -> [UInt8] {
+    let length = totalLength ?? 20 + payload.count
+    return [0x45, 0, UInt8(length >> 8), UInt8(length & 0xFF), 0, 1, UInt8(flagsAndOffset >> 8), UInt8(flagsAndOffset & 0xFF),
+            64, protocolNumber, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2] + payload
+}
+
+func ipv6(_ payload: [UInt8], nextHeader: UInt8 = 6) -> [UInt8] {
+    [0x60, 0, 0, 0, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF), nextHeader, 64]
+        + [UInt8](repeating: 0, count: 15) + [1] + [UInt8](repeating: 0, count: 15) + [2] + payload
+}
+
+func decode(_ bytes: [UInt8], _ linkType: LinkType, originalLength: Int? = nil) -> PacketDecodeResult {
+    bytes.withUnsafeBytes { raw in
+        PacketDecoder.decode(CapturedPacket(timestamp: .zero, linkType: linkType, bytes: raw,
+                                            originalLength: originalLength ?? bytes.count))
+    }
+}
+
+func segment(_ result: PacketDecodeResult) -> (source: String, destination: String, payload: [UInt8], missing: Int)? {
+    guard case .tcp(let segment) = result else { return nil }
+    return (segment.source.description, segment.destination.description, Array(segment.payload), segment.missingPayloadLength)
+}
+
+struct PacketDecoderTests {
+    let ethernetHeader: [UInt8] = [UInt8](repeating: 0xAA, count: 12)
+
+    @Test func ethernetWithQinQTagsAndPadding() {
+        let ip = ipv4(tcpHeader() + Array("GET".utf8))
+        let frame = ethernetHeader + [0x88, 0xA8, 0, 1, 0x81, 0x00, 0, 2, 0x08, 0x00] + ip + [0, 0, 0]  // padded
+        let decoded = segment(decode(frame, .ethernet))
+        #expect(decoded?.source == "10.0.0.1:40000" && decoded?.destination == "10.0.0.2:8080")
+        #expect(decoded?.payload == Array("GET".utf8))
+    }
+
+    @Test func ipv6WithExtensionHeadersOverSLL2() {
+        let hopByHop: [UInt8] = [6, 0, 0, 0, 0, 0, 0, 0]
+        let packet = [0x86, 0xDD, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6] + [UInt8](repeating: 0, count: 8)
+            + ipv6(hopByHop + tcpHeader() + [1, 2], nextHeader: 0)
+        let decoded = segment(decode(packet, .linuxSLL2))
+        #expect(decoded?.source == "[::1]:40000" && decoded?.destination == "[::2]:8080")
+        #expect(decoded?.payload == [1, 2])
+    }
+
+    @Test func linuxCookedNullAndRaw() {
+        let ip = ipv4(tcpHeader() + [9])
+        let sll = [0, 0, 0, 1, 0, 6] + [UInt8](repeating: 0, count: 8) + [0x08, 0x00] + ip
+        #expect(segment(decode(sll, .linuxSLL))?.payload == [9])
+        #expect(segment(decode([2, 0, 0, 0] + ip, .null))?.payload == [9])
+        #expect(segment(decode(ip, .raw))?.payload == [9])
+    }
+
+    @Test func snaplenCutIsCountedAsMissing() {
+        let ip = ipv4(tcpHeader() + [UInt8](repeating: 7, count: 100))
+        let cut = Array(ip.prefix(ip.count - 60))
+        let decoded = segment(decode(cut, .raw, originalLength: ip.count))
+        #expect(decoded?.payload.count == 40 && decoded?.missing == 60)
+    }
+
+    @Test func otherTrafficIsSkippedWithAReason() {
+        func reason(_ result: PacketDecodeResult) -> SkippedPacketReason? {
+            if case .skipped(let reason) = result { return reason }
+            return nil
+        }
+        #expect(reason(decode(ethernetHeader + [0x08, 0x06] + [UInt8](repeating: 0, count: 28), .ethernet)) == .notIP)
+        #expect(reason(decode(ipv4([0, 0, 0, 0, 0, 8, 0, 0], protocolNumber: 17), .raw)) == .notTCP)
+        #expect(reason(decode(ipv4(tcpHeader(), flagsAndOffset: 0x2000), .raw)) == .ipFragment)
+        #expect(reason(decode(ipv4(Array(tcpHeader().prefix(10))), .raw)) == .malformed)
+        #expect(reason(decode([0x45, 0, 0], .raw)) == .malformed)
+        #expect(reason(decode(ipv4(tcpHeader()), LinkType(rawValue: 147))) == .unsupportedLinkType)
+        let badOffset = ipv4(Array(tcpHeader().prefix(12)) + [0x10] + Array(tcpHeader().dropFirst(13)))
+        #expect(reason(decode(badOffset, .raw)) == .malformed)
+    }
+
+    @Test func addressesPrintInTheirUsualForms() {
+        #expect(IPAddress.v6(high: 0x2001_0db8_0000_0000, low: 0x0000_0000_0000_0001).description == "2001:db8::1")
+        #expect(IPAddress.v6(high: 0, low: 0xFFFF_7F00_0001).description == "::ffff:127.0.0.1")
+        #expect(IPAddress.v6(high: 0x2001_0db8_0001_0001, low: 0x0001_0001_0001_0001).description == "2001:db8:1:1:1:1:1:1")
+        #expect(Endpoint(address: .v6(high: 0, low: 1), port: 80).description == "[::1]:80")
+    }
+}

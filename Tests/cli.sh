@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Command-line behaviour: exit codes, one-line errors on bad input, streaming output.
+# usage: Tests/cli.sh [WSTAP_BINARY]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+wstap=${1:-.build/release/wstap}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+
+check() {  # name expected-status command...
+    local name=$1 want=$2; shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); else
+        failed=$((failed + 1)); echo "FAIL $name: exit $got, want $want; stderr: $(head -c 300 "$work/err")"; fi
+}
+expect() {  # name condition-command...
+    if "${@:2}"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $1"; fi
+}
+one_line_error() { [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "^wstap: " "$work/err" && ! grep -qi "fatal\|backtrace" "$work/err"; }
+
+head -c 4096 /dev/urandom >"$work/random.pcap"
+printf 'hello, this is not a capture\n' >"$work/text.pcap"
+: >"$work/empty.pcap"
+head -c 1000 captures/text-echo.pcap >"$work/cut.pcap"
+
+for input in random text empty; do
+    check "$input file exits 2" 2 "$wstap" read "$work/$input.pcap"
+    expect "$input file gives one line naming the file" one_line_error
+    expect "$input file message names the file" grep -q "$input.pcap" "$work/err"
+done
+check "missing file exits 2" 2 "$wstap" read "$work/nope.pcap"
+expect "missing file gives one line" one_line_error
+check "directory exits 2" 2 "$wstap" read "$work"
+check "bad filter exits 2" 2 "$wstap" read captures/text-echo.pcap -f "tcp port"
+expect "bad filter message quotes the expression" grep -q "tcp port" "$work/err"
+check "unknown option exits 64" 64 "$wstap" read captures/text-echo.pcap --no-such-flag
+
+check "truncated capture exits 3" 3 "$wstap" read "$work/cut.pcap" --format json
+expect "truncated capture still prints JSON" python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit(0 if any(i['code']=='truncated-capture' for i in d['issues']) else 1)"
+expect "truncated capture reports the offset" grep -q "offset" "$work/err"
+
+check "json is valid" 0 "$wstap" read captures/fragmented.pcap --format json
+expect "json parses" python3 -c "import json; json.load(open('$work/out'))"
+check "ndjson is valid" 0 "$wstap" read captures/fragmented.pcap --format ndjson
+expect "every ndjson line parses" python3 -c "
+import json
+lines = open('$work/out').read().splitlines()
+events = [json.loads(l)['event'] for l in lines]
+assert events[0] == 'capture_start' and events[-1] == 'summary' and 'frame' in events, events"
+check "max-payload truncates" 0 "$wstap" read captures/binary-sizes.pcap --format json --max-payload 16
+expect "max-payload marks truncated" grep -q '"truncated":true' "$work/out"
+check "filter selects nothing" 0 "$wstap" read captures/text-echo.pcap -f "tcp port 1" --format summary
+expect "filtered summary has no connections" grep -q "^connections 0" "$work/out"
+check "stdin input" 0 sh -c "'$wstap' read - --format summary < captures/text-echo.pcap"
+expect "stdin decodes frames" grep -q "^frames 10" "$work/out"
+check "output into head ends cleanly" 0 bash -c "set -o pipefail; '$wstap' read captures/binary-sizes.pcap --format ndjson | head -c 100 >/dev/null"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what wstap needs to build and test, when missing: libpcap-dev, zlib1g-dev (build),
+# tcpdump and python websockets (recording and live tests). Needs root (or sudo) for apt-get.
+set -euo pipefail
+missing=()
+for package in libpcap-dev zlib1g-dev pkg-config tcpdump; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! python3 -c "import websockets" 2>/dev/null; then
+    echo "installing python websockets" >&2
+    python3 -m pip install -q websockets
+fi
