@@ -13,6 +13,7 @@ import asyncio, base64, hashlib, json, os, socket, struct, sys
 import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 LOG = {"messages": []}
@@ -138,6 +139,51 @@ async def deflate(port, host):
             await ws.recv()
 
 
+async def compressed_conversation(port, host, path, client_options, server_options, fragmented=False):
+    """Text and binary messages both ways with the given permessage-deflate settings."""
+    server_ext = [ServerPerMessageDeflateFactory(**server_options)]
+    client_ext = [ClientPerMessageDeflateFactory(**client_options)]
+    async with await lib_server(port, host, compression=None, extensions=server_ext, max_size=None):
+        async with connect(uri(host, port, path), compression=None, extensions=client_ext, max_size=None) as ws:
+            LOG["extensions"] = ws.response.headers.get("Sec-WebSocket-Extensions")
+            for i in range(5):
+                text = json.dumps({"seq": i, "symbol": "ACME", "note": "the same words again and again " * 4})
+                if fragmented:
+                    parts = [text[:10], text[10:50], text[50:]]
+                    sent("c2s", 1, text)
+                    await ws.send(parts)
+                else:
+                    sent("c2s", 1, text)
+                    await ws.send(text)
+                await ws.recv()
+            data = b"".join(struct.pack("!I", i) * 4 for i in range(40000))
+            sent("c2s", 2, data)
+            await ws.send(data)
+            await ws.recv()
+            await ws.close(1000, "compressed bye")
+
+
+async def deflate_no_context_client(port, host):
+    await compressed_conversation(port, host, "/ncc", {"client_no_context_takeover": True},
+                                  {"client_no_context_takeover": True})
+
+
+async def deflate_no_context_server(port, host):
+    await compressed_conversation(port, host, "/ncs", {"server_no_context_takeover": True},
+                                  {"server_no_context_takeover": True})
+
+
+async def deflate_window_bits(port, host):
+    await compressed_conversation(port, host, "/wb9", {"server_max_window_bits": 9, "client_max_window_bits": 9},
+                                  {"server_max_window_bits": 9, "client_max_window_bits": 9})
+    await compressed_conversation(port + 1, host, "/wb15", {"server_max_window_bits": 15, "client_max_window_bits": 15},
+                                  {"server_max_window_bits": 15, "client_max_window_bits": 15})
+
+
+async def deflate_fragmented(port, host):
+    await compressed_conversation(port, host, "/frag", {}, {}, fragmented=True)
+
+
 async def rejected(port, host):
     async def forbid(connection, request):
         if request.path == "/forbidden":
@@ -193,7 +239,7 @@ async def bad_accept(port, host):
     raw.close()
 
 
-def raw_upgrade_server(sock, keepalive_answers):
+def raw_upgrade_server(sock, keepalive_answers, extra_headers=""):
     """Answers plain requests, then a WebSocket upgrade; echoes text frames until close."""
     conn, _ = sock.accept()
     buf = b""
@@ -214,20 +260,21 @@ def raw_upgrade_server(sock, keepalive_answers):
         conn.close()
         return
     conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Accept: {accept_for(headers['sec-websocket-key'])}\r\n\r\n").encode())
+                  f"Sec-WebSocket-Accept: {accept_for(headers['sec-websocket-key'])}\r\n{extra_headers}\r\n").encode())
     while True:
         buf = recv_exactly(conn, 2, buf)
         length = buf[1] & 0x7F
         buf = recv_exactly(conn, 6 + length, buf)
-        opcode, key, payload = buf[0] & 0x0F, buf[2:6], buf[6:6 + length]
+        opcode, rsv, key, payload = buf[0] & 0x0F, buf[0] & 0x70, buf[2:6], buf[6:6 + length]
         buf = buf[6 + length:]
         payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
         if opcode == 8:
             conn.sendall(frame(8, payload, mask=False))
             break
         if opcode == 1:
-            sent("s2c", 1, payload)
-            conn.sendall(frame(1, payload, mask=False))
+            if not rsv:
+                sent("s2c", 1, payload)
+            conn.sendall(frame(1, payload, mask=False, rsv=rsv >> 4))
     conn.close()
 
 
@@ -298,9 +345,34 @@ async def h2c(port, host):
     sock.close()
 
 
+async def unknown_extension(port, host):
+    """Both peers agree on x-webkit-deflate-frame, which compresses each frame on its own."""
+    sock = socket.create_server((host, port))
+    loop = asyncio.get_running_loop()
+    server = loop.run_in_executor(None, raw_upgrade_server, sock, [], "Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n")
+    def client():
+        import zlib
+        s = socket.create_connection((host, port))
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dW5rbm93bi1leHRlbnNpbw==\r\nSec-WebSocket-Version: 13\r\n"
+                  b"Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n\r\n")
+        head, rest = read_head(s)
+        compressor = zlib.compressobj(wbits=-15)
+        body = compressor.compress(b"per-frame compressed text") + compressor.flush(zlib.Z_SYNC_FLUSH)
+        s.sendall(frame(1, body[:-4], rsv=4))
+        recv_exactly(s, 2 + len(body) - 4, rest)
+        s.sendall(frame(8, struct.pack("!H", 1000)))
+        recv_exactly(s, 4)
+        s.close()
+    await loop.run_in_executor(None, client)
+    await server
+    sock.close()
+
+
 SCENARIOS = {f.__name__.replace("_", "-"): f for f in
              [text_echo, binary_sizes, ping_close_codes, subprotocol, deflate, rejected, bad_accept,
-              keepalive, fragmented, h2c]}
+              keepalive, fragmented, h2c, deflate_no_context_client, deflate_no_context_server,
+              deflate_window_bits, deflate_fragmented, unknown_extension]}
 
 if __name__ == "__main__":
     name, port, logfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]

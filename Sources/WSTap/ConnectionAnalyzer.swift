@@ -17,6 +17,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     private var textMessageOpen = [false, false]
     private var protocolKind = ConnectionProtocol.unknown
     private var totals = ConnectionTotals()
+    private var reportedSnaplenCut = false
     private var eventTime = CaptureTimestamp.zero
 
     init(record: ConnectionRecord, analyzer: Analyzer) {
@@ -57,12 +58,30 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         http.receive(bytes, direction: direction) { handle($0) }
     }
 
-    func missing(byteCount: UInt64, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
+    func missing(_ range: MissingRange, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
         let direction = rolesSwapped ? tcpDirection.reversed : tcpDirection
         eventTime = time
-        totals.missingBytes[direction.rawValue] &+= byteCount
-        report(.tcpGap(bytes: byteCount, time: time, direction: direction))
+        totals.missingBytes[direction.rawValue] &+= range.byteCount
+        switch range.cause {
+        case .notCaptured:
+            report(.tcpGap(range, time: time, direction: direction))
+        case .cutBySnaplen:
+            if !reportedSnaplenCut {
+                reportedSnaplenCut = true
+                report(.snaplenTruncated(bytes: range.byteCount, time: time, direction: direction))
+            }
+        }
+        let byteCount = range.byteCount
+        if let websocket, http.hasSwitched {
+            websocket[direction.rawValue].missing(byteCount: byteCount) { handle($0, direction: direction) }
+            return
+        }
         http.missing(byteCount: byteCount, direction: direction) { handle($0) }
+    }
+
+    func conflictingRetransmission(startSequence: UInt32, byteCount: Int, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
+        let direction = rolesSwapped ? tcpDirection.reversed : tcpDirection
+        report(.retransmissionConflict(sequence: startSequence, bytes: byteCount, time: time, direction: direction))
     }
 
     func finished(direction: StreamDirection, at time: CaptureTimestamp) {}
@@ -173,6 +192,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         let bits = handshake.allowedReservedBits
         let (compression, violations) = MessageCompression.from(handshake)
         violations.forEach { report(Issue($0, time: eventTime)) }
+        if case .unsupported(let name) = compression { report(.unsupportedExtension(name, time: eventTime)) }
         websocket = [
             WebSocketStreamDecoder(role: .client, allowedReservedBits: bits, compression: compression, maxPayloadBytes: limit),
             WebSocketStreamDecoder(role: .server, allowedReservedBits: bits, compression: compression, maxPayloadBytes: limit),

@@ -100,8 +100,6 @@ extension Issue {
             (.error, "deflate-context-lost", "compressed message depends on an earlier part of the stream that is missing; not decoded")
         case .compressedMessageIncomplete:
             (.error, "decompress-failed", "compressed message has missing bytes and cannot be inflated")
-        case .messageNotDecoded(let name):
-            (.warning, "message-not-decoded", "message compressed by extension '\(name)', which wstap does not decode")
         }
         self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
     }
@@ -116,14 +114,30 @@ extension Issue {
         self.init(time: time, direction: .serverToClient, severity: .error, code: code, detail: detail)
     }
 
-    static func tcpGap(bytes: UInt64, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
-        Issue(time: time, direction: direction, severity: .warning, code: "tcp-gap",
-              detail: "\(bytes) bytes of the TCP stream were not captured")
+    static func tcpGap(_ range: MissingRange, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
+        let end = range.startSequence &+ UInt32(truncatingIfNeeded: range.byteCount)
+        return Issue(time: time, direction: direction, severity: .warning, code: "tcp-gap",
+                     detail: "\(range.byteCount) bytes not captured (sequence \(range.startSequence)-\(end))")
+    }
+
+    static func snaplenTruncated(bytes: UInt64, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
+        Issue(time: time, direction: direction, severity: .warning, code: "snaplen-truncated",
+              detail: "packets cut by the capture's snapshot length (\(bytes) bytes missing here); later cuts on this connection are counted in totals.missing_bytes, not reported again")
+    }
+
+    static func retransmissionConflict(sequence: UInt32, bytes: Int, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
+        Issue(time: time, direction: direction, severity: .warning, code: "retransmission-conflict",
+              detail: "retransmission of \(bytes) bytes at sequence \(sequence) differs from the first transmission, which was kept")
     }
 
     static func framesAfterFailedHandshake(time: CaptureTimestamp, direction: StreamDirection) -> Issue {
         Issue(time: time, direction: direction, severity: .error, code: "frames-after-failed-handshake",
               detail: "WebSocket frames follow a handshake the client had to fail; decoded anyway")
+    }
+
+    static func unsupportedExtension(_ name: String, time: CaptureTimestamp) -> Issue {
+        Issue(time: time, direction: .serverToClient, severity: .warning, code: "unsupported-extension",
+              detail: "extension '\(name)' was negotiated; wstap does not decode it, so frames are shown but messages are not decoded")
     }
 
     static func truncatedCapture(_ message: String) -> Issue {

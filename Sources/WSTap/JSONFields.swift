@@ -182,6 +182,7 @@ extension JSONBuffer {
         raw(",\"connections\":"); number(tcp.connections)
         raw(",\"out_of_order_segments\":"); number(tcp.outOfOrderSegments)
         raw(",\"retransmitted_bytes\":"); number(tcp.retransmittedBytes)
+        raw(",\"conflicting_retransmissions\":"); number(tcp.conflictingRetransmissions)
         raw(",\"missing_bytes\":"); number(tcp.missingBytes)
         raw(",\"segments_after_close\":"); number(tcp.segmentsAfterClose)
         raw(",\"segments_without_connection\":"); number(tcp.segmentsWithoutConnection)

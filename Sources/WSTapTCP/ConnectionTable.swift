@@ -149,6 +149,7 @@ public final class ConnectionTable {
             }
             statistics.retransmittedBytes &+= connection.streams[direction.rawValue].retransmittedBytes
             statistics.missingBytes &+= connection.streams[direction.rawValue].missingBytes
+            statistics.conflictingRetransmissions &+= connection.streams[direction.rawValue].conflicts
         }
         pendingBytesTotal -= connection.pendingBytes
         connections[key] = nil
@@ -162,7 +163,9 @@ public final class ConnectionTable {
     ) {
         switch output {
         case .bytes(let bytes): handler.receive(bytes, direction: direction, at: time)
-        case .gap(let count): handler.missing(byteCount: count, direction: direction, at: time)
+        case .gap(let range): handler.missing(range, direction: direction, at: time)
+        case .conflict(let sequence, let count):
+            handler.conflictingRetransmission(startSequence: sequence, byteCount: count, direction: direction, at: time)
         case .fin: handler.finished(direction: direction, at: time)
         }
     }

@@ -8,9 +8,19 @@ struct DirectionReassembler {
     /// What reassembly releases, in stream order.
     enum Output {
         case bytes(UnsafeRawBufferPointer)
-        case gap(UInt64)
+        case gap(MissingRange)
+        case conflict(startSequence: UInt32, byteCount: Int)
         case fin
     }
+
+    /// A delivered segment remembered by a sampled fingerprint, to spot retransmissions that differ.
+    private struct DeliveredSegment {
+        var sequence: UInt32
+        var length: Int
+        var fingerprint: UInt64
+    }
+
+    private static let rememberedSegments = 16
 
     private struct PendingSegment {
         var sequence: UInt32
@@ -27,6 +37,9 @@ struct DirectionReassembler {
     private(set) var pendingBytes = 0
     private(set) var retransmittedBytes: UInt64 = 0
     private(set) var missingBytes: UInt64 = 0
+    private(set) var conflicts: UInt64 = 0
+    private var delivered: [DeliveredSegment] = []
+    private var deliveredCursor = 0
 
     /// Sets the first expected sequence number (ISN + 1 after a SYN).
     mutating func start(at sequence: UInt32) {
@@ -67,7 +80,7 @@ struct DirectionReassembler {
         guard let first = pending.first else { return }
         let hole = distance(to: first.sequence)
         if hole > 0 {
-            emit(.gap(UInt64(hole)))
+            emit(.gap(MissingRange(startSequence: nextSequence, byteCount: UInt64(hole), cause: .notCaptured)))
             missingBytes &+= UInt64(hole)
             nextSequence = first.sequence
         }
@@ -81,7 +94,7 @@ struct DirectionReassembler {
         if let finSequence, !finDelivered {
             let hole = distance(to: finSequence)
             if hole > 0 {
-                emit(.gap(UInt64(hole)))
+                emit(.gap(MissingRange(startSequence: nextSequence, byteCount: UInt64(hole), cause: .notCaptured)))
                 missingBytes &+= UInt64(hole)
                 nextSequence = finSequence
             }
@@ -104,18 +117,58 @@ struct DirectionReassembler {
         let alreadyDelivered = Int(-distance(to: sequence))
         guard alreadyDelivered < length else {
             retransmittedBytes &+= UInt64(length)
+            checkRetransmission(sequence: sequence, payload: payload, missingLength: missingLength, emit: emit)
             return
         }
         retransmittedBytes &+= UInt64(alreadyDelivered)
         if alreadyDelivered < payload.count {
-            emit(.bytes(UnsafeRawBufferPointer(rebasing: payload[(payload.startIndex + alreadyDelivered)...])))
+            let fresh = UnsafeRawBufferPointer(rebasing: payload[(payload.startIndex + alreadyDelivered)...])
+            if alreadyDelivered == 0, missingLength == 0 { remember(sequence: sequence, payload: fresh) }
+            emit(.bytes(fresh))
         }
         let missingPart = min(missingLength, length - alreadyDelivered)
         if missingPart > 0 {
-            emit(.gap(UInt64(missingPart)))
+            let start = sequence &+ UInt32(truncatingIfNeeded: length - missingPart)
+            emit(.gap(MissingRange(startSequence: start, byteCount: UInt64(missingPart), cause: .cutBySnaplen)))
             missingBytes &+= UInt64(missingPart)
         }
         nextSequence = sequence &+ UInt32(truncatingIfNeeded: length)
+    }
+
+    /// A few bytes spread over the payload and its length, hashed (FNV-1a): cheap on every segment.
+    private static func fingerprint(_ payload: UnsafeRawBufferPointer) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ UInt64(payload.count)
+        let samples = min(32, payload.count)
+        guard samples > 0 else { return hash }
+        let step = max(1, payload.count / samples)
+        var index = 0
+        while index < payload.count {
+            hash = (hash ^ UInt64(payload[index])) &* 0x100_0000_01B3
+            index += step
+        }
+        return (hash ^ UInt64(payload[payload.count - 1])) &* 0x100_0000_01B3
+    }
+
+    private mutating func remember(sequence: UInt32, payload: UnsafeRawBufferPointer) {
+        let entry = DeliveredSegment(sequence: sequence, length: payload.count, fingerprint: Self.fingerprint(payload))
+        if delivered.count < Self.rememberedSegments {
+            delivered.append(entry)
+        } else {
+            delivered[deliveredCursor] = entry
+        }
+        deliveredCursor = (deliveredCursor + 1) % Self.rememberedSegments
+    }
+
+    /// A full retransmission of a remembered segment must carry the same bytes.
+    private mutating func checkRetransmission(
+        sequence: UInt32, payload: UnsafeRawBufferPointer, missingLength: Int, emit: (Output) -> Void
+    ) {
+        guard missingLength == 0, !payload.isEmpty,
+              let original = delivered.first(where: { $0.sequence == sequence && $0.length == payload.count }),
+              original.fingerprint != Self.fingerprint(payload)
+        else { return }
+        conflicts &+= 1
+        emit(.conflict(startSequence: sequence, byteCount: payload.count))
     }
 
     private mutating func drainPending(emit: (Output) -> Void) {

@@ -27,6 +27,28 @@ public enum ConnectionEndReason: String, Sendable {
     case endOfCapture = "end-of-capture"
 }
 
+/// Why bytes of a stream are missing.
+public enum MissingCause: String, Sendable {
+    /// Segments were never captured (a hole in the sequence space).
+    case notCaptured = "not-captured"
+    /// The capture's snapshot length cut the packets.
+    case cutBySnaplen = "snaplen"
+}
+
+/// A stretch of a stream that the capture does not hold.
+public struct MissingRange: Sendable, Equatable {
+    /// Sequence number of the first missing byte.
+    public var startSequence: UInt32
+    public var byteCount: UInt64
+    public var cause: MissingCause
+
+    public init(startSequence: UInt32, byteCount: UInt64, cause: MissingCause) {
+        self.startSequence = startSequence
+        self.byteCount = byteCount
+        self.cause = cause
+    }
+}
+
 /// What the TCP layer knows of a new connection.
 public struct TCPConnectionInfo: Sendable {
     /// Sequential number in order of first packet, starting at 1.
@@ -43,8 +65,10 @@ public struct TCPConnectionInfo: Sendable {
 public protocol TCPStreamHandler: AnyObject {
     /// In-order bytes of one direction.
     func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-    /// Bytes that were never captured: the stream continues `byteCount` bytes later.
-    func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp)
+    /// Bytes that were never captured: the stream continues `range.byteCount` bytes later.
+    func missing(_ range: MissingRange, direction: StreamDirection, at time: CaptureTimestamp)
+    /// A retransmission carried different bytes than the first transmission, which was kept.
+    func conflictingRetransmission(startSequence: UInt32, byteCount: Int, direction: StreamDirection, at time: CaptureTimestamp)
     /// The direction's FIN arrived and everything before it was delivered.
     func finished(direction: StreamDirection, at time: CaptureTimestamp)
     /// The connection is over; no more calls follow.
@@ -79,6 +103,8 @@ public struct TCPStatistics: Sendable, Equatable {
     /// Segments without payload for connections never seen open (a capture that starts late).
     public var segmentsWithoutConnection: UInt64 = 0
     public var retransmittedBytes: UInt64 = 0
+    /// Retransmissions whose bytes differ from the first transmission.
+    public var conflictingRetransmissions: UInt64 = 0
     public var outOfOrderSegments: UInt64 = 0
     public var missingBytes: UInt64 = 0
 

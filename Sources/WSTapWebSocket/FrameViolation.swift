@@ -36,6 +36,4 @@ public enum FrameViolation: Hashable, Sendable {
     case compressionContextLost
     /// A compressed message with bytes missing cannot be inflated.
     case compressedMessageIncomplete
-    /// Compressed by an extension wstap does not decode.
-    case messageNotDecoded(extensionName: String)
 }

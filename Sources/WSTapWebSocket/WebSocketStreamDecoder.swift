@@ -169,13 +169,19 @@ public final class WebSocketStreamDecoder {
         opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, frameCount: Int, compressed: Bool,
         complete: Bool, emit: (WebSocketEvent) -> Void
     ) {
+        // An extension wstap does not know may transform any message: none is shown as decoded.
+        if case .unsupported = compression {
+            emit(.message(WebSocketMessage(
+                opcode: opcode, payload: payload, frameCount: frameCount, compressed: compressed,
+                isComplete: complete, isValidUTF8: nil, isDecoded: false)))
+            return
+        }
         guard compressed else {
             deliver(opcode: opcode, payload: payload, frameCount: frameCount, compressed: false,
                     complete: complete, emit: emit)
             return
         }
         guard let inflater, case .perMessageDeflate = compression else {
-            if case .unsupported(let name) = compression { emit(.violation(.messageNotDecoded(extensionName: name))) }
             emit(.message(WebSocketMessage(
                 opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
                 isComplete: complete, isValidUTF8: nil, isDecoded: false)))

@@ -106,7 +106,7 @@ final class MessageCollector: TimelineSink {
 
     func receive(_ event: TimelineEvent) {
         switch event {
-        case .message(_, let record):
+        case .message(_, let record) where record.message.isDecoded:
             let digest = SHA256.hash(data: Array(record.message.payload))
             let hex = digest.map { String(format: "%02x", $0) }.joined()
             messages.append(Entry(

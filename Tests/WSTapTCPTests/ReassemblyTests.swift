@@ -10,8 +10,11 @@ final class RecordingHandler: TCPStreamHandler {
     func receive(_ data: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) {
         bytes[direction.rawValue] += data
     }
-    func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp) {
-        log.append("gap \(direction.label) \(byteCount)")
+    func missing(_ range: MissingRange, direction: StreamDirection, at time: CaptureTimestamp) {
+        log.append("gap \(direction.label) \(range.byteCount)" + (range.cause == .cutBySnaplen ? " snaplen" : " @\(range.startSequence)"))
+    }
+    func conflictingRetransmission(startSequence: UInt32, byteCount: Int, direction: StreamDirection, at time: CaptureTimestamp) {
+        log.append("conflict \(direction.label) \(startSequence) \(byteCount)")
     }
     func finished(direction: StreamDirection, at time: CaptureTimestamp) { log.append("fin \(direction.label)") }
     func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) { log.append("closed \(reason.rawValue)") }
@@ -82,7 +85,7 @@ struct ReassemblyTests {
         send(table, from: client, seq: 11, .ack, "ab")
         send(table, from: client, seq: 20, .ack, "xy")
         send(table, from: client, seq: 30, .rst)
-        #expect(observer.handlers[0].log == ["gap c2s 7", "closed rst"])
+        #expect(observer.handlers[0].log == ["gap c2s 7 @13", "closed rst"])
         #expect(String(decoding: observer.handlers[0].bytes[0], as: UTF8.self) == "abxy")
     }
 
@@ -93,7 +96,7 @@ struct ReassemblyTests {
         let table = ConnectionTable(limits: limits, observer: observer)
         send(table, from: client, seq: 0, .syn)
         send(table, from: client, seq: 11, .ack, "abcdef")
-        #expect(observer.handlers[0].log == ["gap c2s 10"])
+        #expect(observer.handlers[0].log == ["gap c2s 10 @1"])
         #expect(String(decoding: observer.handlers[0].bytes[0], as: UTF8.self) == "abcdef")
     }
 
@@ -103,8 +106,19 @@ struct ReassemblyTests {
         send(table, from: client, seq: 0, .syn)
         send(table, from: client, seq: 1, .ack, "abc", missing: 5)
         send(table, from: client, seq: 9, .ack, "z")
-        #expect(observer.handlers[0].log == ["gap c2s 5"])
+        #expect(observer.handlers[0].log == ["gap c2s 5 snaplen"])
         #expect(String(decoding: observer.handlers[0].bytes[0], as: UTF8.self) == "abcz")
+    }
+
+    @Test func retransmissionWithDifferentBytesIsAConflict() {
+        let observer = RecordingObserver()
+        let table = ConnectionTable(observer: observer)
+        send(table, from: client, seq: 0, .syn)
+        send(table, from: client, seq: 1, .ack, "first")
+        send(table, from: client, seq: 1, .ack, "first")     // a faithful retransmission
+        send(table, from: client, seq: 1, .ack, "FIRST")     // the same range, other bytes
+        #expect(observer.handlers[0].log == ["conflict c2s 1 5"])
+        #expect(String(decoding: observer.handlers[0].bytes[0], as: UTF8.self) == "first")
     }
 
     @Test func synWithANewSequenceNumberStartsANewConnection() {
