@@ -3,6 +3,8 @@ public struct AnalyzerOptions: Sendable {
     public var reassembly = ReassemblyLimits()
     /// Payload bytes kept per frame and per message; longer ones are reported and truncated.
     public var maxPayloadBytes: Int = 64 << 20
+    /// Connections to or from these ports are decoded as WebSocket even without a captured handshake.
+    public var websocketPorts: Set<UInt16> = []
 
     public init() {}
 }

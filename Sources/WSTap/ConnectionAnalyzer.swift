@@ -1,19 +1,33 @@
 /// Follows one TCP connection through the HTTP and WebSocket stages.
 final class ConnectionAnalyzer: TCPStreamHandler {
+    private enum Mode {
+        /// HTTP/1.x until an upgrade switches; then `websocket` decoders or opaque bytes.
+        case http
+        /// The handshake was not captured: frames are searched for in both directions.
+        case websocketWithoutHandshake(WebSocketDetection)
+        /// Neither HTTP nor recognised WebSocket: bytes are counted only.
+        case opaque
+    }
+
     private var record: ConnectionRecord
     private unowned let analyzer: Analyzer
     private var opened = false
     private var sawData = false
+    private var mode = Mode.http
     /// The TCP layer guessed client and server the wrong way round; flip its directions.
     private var rolesSwapped = false
     private var http = HTTPConversation()
     private var pendingUpgrade: UpgradeExchange?
-    private var websocket: [WebSocketStreamDecoder]?
     /// The handshake of the 101 that is about to switch the connection.
     private var pendingWebSocketHandshake: WebSocketHandshake?
+    /// One decoder per TCP direction (index `StreamDirection.rawValue` as the TCP layer sees it).
+    private var websocket: [WebSocketStreamDecoder]?
+    private var detection: WebSocketDetection?
+    /// Per TCP direction: frames were found at least once (the first find is no resynchronisation).
+    private var synchronizedOnce = [false, false]
     private var handshakeFailed = false
     private var reportedFramesAfterFailure = [false, false]
-    /// The direction carries text: a fragmented text message is open.
+    /// A fragmented text message is open, per analyzer direction.
     private var textMessageOpen = [false, false]
     private var protocolKind = ConnectionProtocol.unknown
     private var totals = ConnectionTotals()
@@ -25,41 +39,52 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         self.analyzer = analyzer
     }
 
+    private func direction(_ tcpDirection: StreamDirection) -> StreamDirection {
+        rolesSwapped ? tcpDirection.reversed : tcpDirection
+    }
+
+    private func tcpIndex(_ direction: StreamDirection) -> Int {
+        (rolesSwapped ? direction.reversed : direction).rawValue
+    }
+
     private func emit(_ event: TimelineEvent) {
-        if !opened {
-            opened = true
-            analyzer.sink.receive(.connectionOpened(record))
-        }
+        openIfNeeded()
         analyzer.sink.receive(event)
     }
 
     private func report(_ issue: Issue) {
-        if !opened {
-            opened = true
-            analyzer.sink.receive(.connectionOpened(record))
-        }
+        openIfNeeded()
         analyzer.record(issue, connection: record)
+    }
+
+    private func openIfNeeded() {
+        guard !opened else { return }
+        opened = true
+        analyzer.sink.receive(.connectionOpened(record))
     }
 
     // MARK: TCP stream
 
     func receive(_ bytes: UnsafeRawBufferPointer, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
+        eventTime = time
         if !sawData {
             sawData = true
-            orientFromFirstBytes(bytes, direction: tcpDirection)
+            chooseMode(firstBytes: bytes, direction: tcpDirection)
         }
-        let direction = rolesSwapped ? tcpDirection.reversed : tcpDirection
-        eventTime = time
-        if let websocket, http.hasSwitched {
-            totals.payloadBytes[direction.rawValue] &+= UInt64(bytes.count)
-            websocket[direction.rawValue].receive(bytes) { handle($0, direction: direction) }
+        if let websocket, http.hasSwitched || isWithoutHandshake {
+            totals.payloadBytes[direction(tcpDirection).rawValue] &+= UInt64(bytes.count)
+            websocket[tcpDirection.rawValue].receive(bytes) { handle($0, tcpDirection: tcpDirection) }
+            if isWithoutHandshake, detection == nil, websocket.allSatisfy(\.gaveUpSearching) { giveUpOnWebSocket() }
             return
         }
-        http.receive(bytes, direction: direction) { handle($0) }
+        switch mode {
+        case .http: http.receive(bytes, direction: direction(tcpDirection)) { handle($0) }
+        case .opaque, .websocketWithoutHandshake: break
+        }
     }
 
     func missing(_ range: MissingRange, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
-        let direction = rolesSwapped ? tcpDirection.reversed : tcpDirection
+        let direction = direction(tcpDirection)
         eventTime = time
         totals.missingBytes[direction.rawValue] &+= range.byteCount
         switch range.cause {
@@ -71,22 +96,26 @@ final class ConnectionAnalyzer: TCPStreamHandler {
                 report(.snaplenTruncated(bytes: range.byteCount, time: time, direction: direction))
             }
         }
-        let byteCount = range.byteCount
-        if let websocket, http.hasSwitched {
-            websocket[direction.rawValue].missing(byteCount: byteCount) { handle($0, direction: direction) }
-            return
+        if let websocket, http.hasSwitched || isWithoutHandshake {
+            websocket[tcpDirection.rawValue].missing(byteCount: range.byteCount) { handle($0, tcpDirection: tcpDirection) }
+        } else if case .http = mode {
+            http.missing(byteCount: range.byteCount, direction: direction) { handle($0) }
         }
-        http.missing(byteCount: byteCount, direction: direction) { handle($0) }
     }
 
     func conflictingRetransmission(startSequence: UInt32, byteCount: Int, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
-        let direction = rolesSwapped ? tcpDirection.reversed : tcpDirection
-        report(.retransmissionConflict(sequence: startSequence, bytes: byteCount, time: time, direction: direction))
+        report(.retransmissionConflict(sequence: startSequence, bytes: byteCount, time: time, direction: direction(tcpDirection)))
     }
 
     func finished(direction: StreamDirection, at time: CaptureTimestamp) {}
 
     func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) {
+        eventTime = time
+        if let websocket {
+            for tcpDirection in StreamDirection.allCases {
+                websocket[tcpDirection.rawValue].finish { handle($0, tcpDirection: tcpDirection) }
+            }
+        }
         if var exchange = pendingUpgrade {
             pendingUpgrade = nil
             exchange.outcome = .incomplete
@@ -98,20 +127,62 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         }
         guard opened || sawData else { return }
         analyzer.summary.connectionsByProtocol[protocolKind.rawValue, default: 0] &+= 1
-        emit(.connectionClosed(record, ConnectionEnd(time: time, reason: reason, protocolKind: protocolKind, totals: totals)))
+        emit(.connectionClosed(record, ConnectionEnd(
+            time: time, reason: reason, protocolKind: protocolKind, websocketDetection: detection, totals: totals)))
     }
 
-    /// Without a captured SYN the TCP layer guesses roles by port; the first HTTP bytes settle it.
-    private func orientFromFirstBytes(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection) {
-        guard !record.tcpHandshakeSeen else { return }
+    private var isWithoutHandshake: Bool {
+        if case .websocketWithoutHandshake = mode { return true }
+        return false
+    }
+
+    // MARK: Choosing how to decode
+
+    /// HTTP when the first bytes look like HTTP; otherwise, without a captured TCP handshake (or on
+    /// a `--websocket-port`), WebSocket frames are searched for.
+    private func chooseMode(firstBytes bytes: UnsafeRawBufferPointer, direction tcpDirection: StreamDirection) {
         let prefix = Array(bytes.prefix(8))
-        let looksLikeRequest = prefix.count >= 4 && HTTPConversation.startsLikeHTTP(prefix, direction: .clientToServer)
-            && !prefix.starts(with: Array("HTTP/".utf8))
         let looksLikeResponse = prefix.starts(with: Array("HTTP/1.".utf8))
-        if (direction == .serverToClient && looksLikeRequest) || (direction == .clientToServer && looksLikeResponse) {
-            rolesSwapped = true
-            swap(&record.client, &record.server)
+        let looksLikeRequest = prefix.count >= 4 && !looksLikeResponse
+            && HTTPConversation.startsLikeHTTP(prefix, direction: .clientToServer)
+        let ports = analyzer.options.websocketPorts
+        let forcedServer: Endpoint? = ports.contains(record.server.port) ? record.server
+            : ports.contains(record.client.port) ? record.client : nil
+        if let forcedServer, !looksLikeRequest, !looksLikeResponse {
+            if forcedServer != record.server { swapRoles() }
+            startWithoutHandshake(.port)
+            return
         }
+        if record.tcpHandshakeSeen { return }
+        if (tcpDirection == .serverToClient && looksLikeRequest) || (tcpDirection == .clientToServer && looksLikeResponse) {
+            swapRoles()
+        } else if !looksLikeRequest, !looksLikeResponse {
+            startWithoutHandshake(.heuristic)
+        }
+    }
+
+    private func swapRoles() {
+        rolesSwapped.toggle()
+        swap(&record.client, &record.server)
+    }
+
+    private func startWithoutHandshake(_ how: WebSocketDetection) {
+        mode = .websocketWithoutHandshake(how)
+        // Roles are known by port; by heuristic the frames' masking will tell.
+        let known = how == .port
+        let limit = analyzer.options.maxPayloadBytes
+        let compression = MessageCompression.perMessageDeflate(PerMessageDeflateParameters())
+        websocket = StreamDirection.allCases.map { tcpDirection in
+            let role: WebSocketRole? = known ? (direction(tcpDirection) == .clientToServer ? .client : .server) : nil
+            return WebSocketStreamDecoder(
+                role: role, allowedReservedBits: 0b100, compression: compression, maxPayloadBytes: limit,
+                synchronized: false)
+        }
+    }
+
+    private func giveUpOnWebSocket() {
+        mode = .opaque
+        websocket = nil
     }
 
     // MARK: HTTP events
@@ -135,12 +206,14 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         case .upgradedBytes(let bytes, let direction):
             if let websocket {
                 totals.payloadBytes[direction.rawValue] &+= UInt64(bytes.count)
-                websocket[direction.rawValue].receive(bytes) { handle($0, direction: direction) }
+                let tcpDirection = StreamDirection(rawValue: tcpIndex(direction))!
+                websocket[tcpDirection.rawValue].receive(bytes) { handle($0, tcpDirection: tcpDirection) }
             } else {
                 totals.upgradedBytes[direction.rawValue] &+= UInt64(bytes.count)
             }
         case .upgradedGap(let count, let direction):
-            websocket?[direction.rawValue].missing(byteCount: count) { handle($0, direction: direction) }
+            let tcpDirection = StreamDirection(rawValue: tcpIndex(direction))!
+            websocket?[tcpDirection.rawValue].missing(byteCount: count) { handle($0, tcpDirection: tcpDirection) }
         case .violation(let violation, let direction):
             report(Issue(violation, time: eventTime, direction: direction))
         case .notHTTP:
@@ -169,9 +242,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         }
         countUpgrade(exchange)
         emit(.upgrade(record, exchange))
-        if response.status == 101 {
-            pendingWebSocketHandshake = exchange.websocket
-        }
+        if response.status == 101 { pendingWebSocketHandshake = exchange.websocket }
     }
 
     private func countUpgrade(_ exchange: UpgradeExchange) {
@@ -188,22 +259,27 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             return
         }
         protocolKind = .websocket
+        detection = .handshake
         let limit = analyzer.options.maxPayloadBytes
         let bits = handshake.allowedReservedBits
         let (compression, violations) = MessageCompression.from(handshake)
         violations.forEach { report(Issue($0, time: eventTime)) }
         if case .unsupported(let name) = compression { report(.unsupportedExtension(name, time: eventTime)) }
-        websocket = [
-            WebSocketStreamDecoder(role: .client, allowedReservedBits: bits, compression: compression, maxPayloadBytes: limit),
-            WebSocketStreamDecoder(role: .server, allowedReservedBits: bits, compression: compression, maxPayloadBytes: limit),
-        ]
+        websocket = StreamDirection.allCases.map { tcpDirection in
+            WebSocketStreamDecoder(
+                role: direction(tcpDirection) == .clientToServer ? .client : .server,
+                allowedReservedBits: bits, compression: compression, maxPayloadBytes: limit)
+        }
     }
 
     // MARK: WebSocket events
 
-    private func handle(_ event: WebSocketEvent, direction: StreamDirection) {
+    private func handle(_ event: WebSocketEvent, tcpDirection: StreamDirection) {
         switch event {
+        case .resynchronized(let skipped, let role):
+            resynchronized(skipped: skipped, role: role, tcpDirection: tcpDirection)
         case .frame(let frame, let close):
+            let direction = direction(tcpDirection)
             if handshakeFailed, !reportedFramesAfterFailure[direction.rawValue] {
                 reportedFramesAfterFailure[direction.rawValue] = true
                 report(.framesAfterFailedHandshake(time: eventTime, direction: direction))
@@ -222,12 +298,34 @@ final class ConnectionAnalyzer: TCPStreamHandler {
                 bytesNotKept: frame.bytesNotKept, bytesMissing: frame.bytesMissing, close: close,
                 carriesText: carriesText)))
         case .message(let message):
+            let direction = direction(tcpDirection)
             totals.messages[direction.rawValue] &+= 1
             analyzer.summary.messagesByType[message.opcode.description, default: 0] &+= 1
             analyzer.summary.messagePayloadBytes &+= UInt64(message.payload.count)
             emit(.message(record, MessageRecord(time: eventTime, direction: direction, message: message)))
         case .violation(let violation):
-            report(Issue(violation, time: eventTime, direction: direction))
+            report(Issue(violation, time: eventTime, direction: direction(tcpDirection)))
+        }
+    }
+
+    /// Frames were found; without a handshake, the first ones also say who the client is.
+    private func resynchronized(skipped: UInt64, role: WebSocketRole, tcpDirection: StreamDirection) {
+        let firstInDirection = !synchronizedOnce[tcpDirection.rawValue]
+        synchronizedOnce[tcpDirection.rawValue] = true
+        guard case .websocketWithoutHandshake(let how) = mode, firstInDirection else {
+            report(.resynchronized(skippedBytes: skipped, afterLoss: true, time: eventTime, direction: direction(tcpDirection)))
+            return
+        }
+        if detection == nil {
+            detection = how
+            protocolKind = .websocket
+            let sentByClient = role == .client
+            if !opened, (direction(tcpDirection) == .clientToServer) != sentByClient { swapRoles() }
+            websocket?[tcpDirection.reversed.rawValue].assumeRole(sentByClient ? .server : .client)
+            report(.handshakeNotCaptured(detection: how, time: eventTime))
+        }
+        if skipped > 0 {
+            report(.resynchronized(skippedBytes: skipped, afterLoss: false, time: eventTime, direction: direction(tcpDirection)))
         }
     }
 }

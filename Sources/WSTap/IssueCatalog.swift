@@ -91,13 +91,15 @@ extension Issue {
         case .messageTooLarge(let limit): (.warning, "message-too-large", "message exceeds the \(limit)-byte limit; truncated")
         case .payloadMissing(let bytes): (.warning, "payload-missing", "\(bytes) bytes of a frame payload were not captured")
         case .lostSynchronization(let bytes):
-            (.error, "websocket-desync", "\(bytes) bytes missing where a frame header was expected; this direction is no longer decoded")
+            (.warning, "websocket-desync", "\(bytes) bytes missing across a frame boundary; searching for the next frame")
         case .decompressionFailed(let reason):
             (.error, "decompress-failed", "permessage-deflate message could not be inflated: \(reason)")
         case .decompressedTooLarge(let produced, let limit):
             (.warning, "decompressed-too-large", "message inflates to \(produced) bytes, over the \(limit)-byte limit; first \(limit) kept")
         case .compressionContextLost:
             (.error, "deflate-context-lost", "compressed message depends on an earlier part of the stream that is missing; not decoded")
+        case .undecodableBytes(let bytes):
+            (.warning, "websocket-undecoded-bytes", "\(bytes) bytes at the end of the stream hold no recognisable frame")
         case .compressedMessageIncomplete:
             (.error, "decompress-failed", "compressed message has missing bytes and cannot be inflated")
         }
@@ -138,6 +140,20 @@ extension Issue {
     static func unsupportedExtension(_ name: String, time: CaptureTimestamp) -> Issue {
         Issue(time: time, direction: .serverToClient, severity: .warning, code: "unsupported-extension",
               detail: "extension '\(name)' was negotiated; wstap does not decode it, so frames are shown but messages are not decoded")
+    }
+
+    static func resynchronized(skippedBytes: UInt64, afterLoss: Bool, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
+        Issue(time: time, direction: direction, severity: afterLoss ? .warning : .info, code: "websocket-resync",
+              detail: afterLoss
+                ? "frames found again after the gap; \(skippedBytes) bytes in between could not be decoded"
+                : "frames recognised without the handshake; \(skippedBytes) bytes before the first frame skipped")
+    }
+
+    static func handshakeNotCaptured(detection: WebSocketDetection, time: CaptureTimestamp) -> Issue {
+        Issue(time: time, direction: nil, severity: .info, code: "handshake-not-captured",
+              detail: detection == .port
+                ? "WebSocket by --websocket-port: the opening handshake is not in the capture"
+                : "WebSocket recognised from frame structure: the opening handshake is not in the capture")
     }
 
     static func truncatedCapture(_ message: String) -> Issue {

@@ -128,6 +128,7 @@ public final class JSONExporter: TimelineSink {
         scratch.raw(",\"end_reason\":"); scratch.string(end.reason.rawValue)
         scratch.raw(",\"tcp_handshake_seen\":"); scratch.bool(record.tcpHandshakeSeen)
         scratch.raw(",\"protocol\":"); scratch.string(end.protocolKind.rawValue)
+        scratch.raw(",\"websocket_detection\":"); scratch.string(end.websocketDetection?.rawValue)
         scratch.raw(",\"totals\":{"); scratch.totalsFields(end.totals); scratch.raw("}")
         scratch.raw(",\n\"http\":[")
         output.write(scratch.bytes)

@@ -45,6 +45,7 @@ public final class NDJSONExporter: TimelineSink {
             line.raw(",\"time\":"); line.time(end.time)
             line.raw(",\"reason\":"); line.string(end.reason.rawValue)
             line.raw(",\"protocol\":"); line.string(end.protocolKind.rawValue)
+            line.raw(",\"websocket_detection\":"); line.string(end.websocketDetection?.rawValue)
             line.raw(",\"totals\":{"); line.totalsFields(end.totals); line.raw("}")
         }
         line.raw("}\n")

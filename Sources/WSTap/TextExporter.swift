@@ -40,7 +40,8 @@ public final class TextExporter: TimelineSink {
         case .connectionClosed(let record, let end):
             let totals = end.totals
             let frames = totals.frames[0] + totals.frames[1]
-            line(end.time, record, "closed (\(end.reason.rawValue)), \(end.protocolKind.rawValue), "
+            let how = end.websocketDetection.map { $0 == .handshake ? "" : " (\($0.rawValue), handshake not captured)" } ?? ""
+            line(end.time, record, "closed (\(end.reason.rawValue)), \(end.protocolKind.rawValue)\(how), "
                 + "\(frames) frames, \(TextPreview.byteCount(totals.payloadBytes[0] + totals.payloadBytes[1] + totals.upgradedBytes[0] + totals.upgradedBytes[1])) after upgrade")
         }
         output.endEvent()

@@ -101,11 +101,23 @@ public enum ConnectionProtocol: String, Sendable {
     case unknown
 }
 
+/// How wstap knew a connection carries WebSocket.
+public enum WebSocketDetection: String, Sendable {
+    /// From the opening handshake (a 101 selecting `websocket`).
+    case handshake
+    /// The handshake was not captured; frames were recognised by their structure.
+    case heuristic
+    /// The handshake was not captured; `--websocket-port` said so.
+    case port
+}
+
 /// The end of a connection on the timeline.
 public struct ConnectionEnd: Sendable {
     public var time: CaptureTimestamp
     public var reason: ConnectionEndReason
     public var protocolKind: ConnectionProtocol
+    /// Set for WebSocket connections.
+    public var websocketDetection: WebSocketDetection?
     public var totals: ConnectionTotals
 }
 

@@ -50,6 +50,12 @@ public struct FrameDecoder {
         return true
     }
 
+    /// Payload bytes the current frame still expects (0 between frames).
+    public var remainingPayload: UInt64 {
+        if case .payload(let progress) = state { return progress.remaining }
+        return 0
+    }
+
     /// True between frames, when no header or payload byte is outstanding.
     public var isAtFrameBoundary: Bool {
         if case .header = state { return headerBytes.isEmpty }
@@ -99,19 +105,42 @@ public struct FrameDecoder {
         }
     }
 
-    /// Accounts for bytes lost in the capture. Returns false when frame boundaries were lost.
+    /// Accounts for bytes lost in the capture. A gap inside a payload keeps the frame boundaries;
+    /// a gap that runs past the current frame ends it as partial, and boundaries are lost.
     public mutating func missing(byteCount: UInt64, emit: (DecodedFrame) -> Void) -> Bool {
-        guard case .payload(var progress) = state, byteCount <= progress.remaining else {
+        guard case .payload(var progress) = state else {
+            reset()
             state = .desynchronized
-            headerBytes.removeAll()
-            payload.removeAll()
             return false
         }
-        progress.remaining -= byteCount
-        progress.position &+= byteCount
-        progress.bytesMissing &+= byteCount
+        let inFrame = min(byteCount, progress.remaining)
+        progress.remaining -= inFrame
+        progress.position &+= inFrame
+        progress.bytesMissing &+= inFrame
         finishOrContinue(progress, emit: emit)
-        return true
+        guard byteCount > inFrame else { return true }
+        reset()
+        state = .desynchronized
+        return false
+    }
+
+    /// At the end of the stream: a frame cut off inside its payload is handed on as partial.
+    /// Returns the payload bytes the cut-off frame lacks.
+    @discardableResult
+    public mutating func finish(emit: (DecodedFrame) -> Void) -> UInt64 {
+        guard case .payload(var progress) = state else { return 0 }
+        let lacking = progress.remaining
+        progress.bytesMissing &+= lacking
+        progress.remaining = 0
+        finishOrContinue(progress, emit: emit)
+        return lacking
+    }
+
+    /// Forgets any partial frame and waits for a header at the next byte.
+    public mutating func reset() {
+        state = .header
+        headerBytes.removeAll()
+        payload.removeAll()
     }
 
     private mutating func startPayload(_ header: FrameHeader, emit: (DecodedFrame) -> Void) {

@@ -36,4 +36,6 @@ public enum FrameViolation: Hashable, Sendable {
     case compressionContextLost
     /// A compressed message with bytes missing cannot be inflated.
     case compressedMessageIncomplete
+    /// Bytes at the end of the stream in which no frame could be found.
+    case undecodableBytes(UInt64)
 }

@@ -1,6 +1,12 @@
 /// Strict UTF-8 validation (RFC 3629): no overlongs, surrogates or code points past U+10FFFF.
 public enum UTF8Validation {
     public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        isValid(bytes, allowingCutEnd: false)
+    }
+
+    /// With `allowingCutEnd`, a sequence that is valid so far but cut by the end of `bytes` passes
+    /// (a fragment may end inside a character).
+    public static func isValid(_ bytes: UnsafeRawBufferPointer, allowingCutEnd: Bool) -> Bool {
         var index = 0
         let count = bytes.count
         while index < count {
@@ -26,10 +32,13 @@ public enum UTF8Validation {
             case 0xF4: length = 4; upper = 0x8F
             default: return false
             }
-            guard index + length <= count else { return false }
-            let second = bytes[index + 1]
-            guard second >= lower, second <= upper else { return false }
-            for offset in 2..<max(2, length) where bytes[index + offset] & 0xC0 != 0x80 {
+            let present = min(length, count - index)
+            if present < length, !allowingCutEnd { return false }
+            if present >= 2 {
+                let second = bytes[index + 1]
+                guard second >= lower, second <= upper else { return false }
+            }
+            for offset in 2..<max(2, present) where bytes[index + offset] & 0xC0 != 0x80 {
                 return false
             }
             index += length

@@ -22,6 +22,9 @@ public enum WebSocketEvent {
     case frame(DecodedFrame, close: CloseFrameBody?)
     case message(WebSocketMessage)
     case violation(FrameViolation)
+    /// Frame boundaries were found: after a gap, or in a connection whose start was not captured.
+    /// `skippedBytes` before them could not be decoded; `role` is the sender's, from its masking.
+    case resynchronized(skippedBytes: UInt64, role: WebSocketRole)
 }
 
 /// Which side of the connection sent the bytes being decoded: it decides the masking rule.
@@ -32,16 +35,29 @@ public enum WebSocketRole: Sendable {
 
 /// Decodes one direction of a WebSocket connection: frames, RFC checks, and message assembly.
 public final class WebSocketStreamDecoder {
-    private let role: WebSocketRole
+    /// The sender's role; nil until frames show it (masked frames come from clients).
+    public private(set) var role: WebSocketRole?
     /// RSV bits the negotiated extensions define (RSV1 = 4).
     private let allowedReservedBits: UInt8
     private let maxMessageBytes: Int
     private let compression: MessageCompression
     private let inflater: RawInflater?
     private var inflated: [UInt8] = []
-    /// The shared compression window was lost (gap, or an inflate error): later messages can't be decoded.
-    private var compressionContextLost = false
+    /// Earlier bytes of the shared compression window are unknown (gap, capture started late, or an
+    /// inflate error). Messages are still inflated from a fresh window: zlib rejects any reference
+    /// to bytes it has not seen, so a message that inflates is right, and one that fails is reported.
+    private var compressionWindowIncomplete = false
+    private var reportedWindowIncomplete = false
     private var frames: FrameDecoder
+    /// Bytes held while looking for frame boundaries; nil while frames are in sync.
+    private var searchBuffer: [UInt8]?
+    private var skippedBytes: UInt64 = 0
+    /// Continuations right after a loss belong to a message whose start was lost: not a violation.
+    private var continuationsMayBeOrphaned = false
+    /// Bytes searched in all without finding frames; past `searchGiveUpBytes` the stream is not WebSocket.
+    private var searchedWithoutFrames: UInt64 = 0
+    private static let maxSearchBuffer = 1 << 20
+    private static let searchGiveUpBytes: UInt64 = 4 << 20
     private var messageOpcode: WebSocketOpcode?
     private var messageCompressed = false
     private var messageFrameCount = 0
@@ -49,11 +65,18 @@ public final class WebSocketStreamDecoder {
     private var messageBuffer: [UInt8] = []
     private var closeSeen = false
 
+    /// A decoder for one direction. With `synchronized: false` it first searches for frame
+    /// boundaries (a connection whose start was not captured); `role` may then be nil.
     public init(
-        role: WebSocketRole, allowedReservedBits: UInt8, compression: MessageCompression = .none,
-        maxPayloadBytes: Int = 64 << 20
+        role: WebSocketRole?, allowedReservedBits: UInt8, compression: MessageCompression = .none,
+        maxPayloadBytes: Int = 64 << 20, synchronized: Bool = true
     ) {
         self.role = role
+        if !synchronized {
+            searchBuffer = []
+            compressionWindowIncomplete = true
+            continuationsMayBeOrphaned = true
+        }
         self.allowedReservedBits = allowedReservedBits
         self.maxMessageBytes = maxPayloadBytes
         self.compression = compression
@@ -61,29 +84,123 @@ public final class WebSocketStreamDecoder {
         frames = FrameDecoder(maxPayloadBytes: maxPayloadBytes)
     }
 
-    public var isSynchronized: Bool { frames.isSynchronized }
+    public var isSynchronized: Bool { searchBuffer == nil }
+
+    /// True once this direction searched long enough without finding frames: it is not WebSocket.
+    public var gaveUpSearching: Bool { searchedWithoutFrames >= Self.searchGiveUpBytes }
+
+    /// Sets the sender's role when the other direction revealed it.
+    public func assumeRole(_ role: WebSocketRole) {
+        if self.role == nil { self.role = role }
+    }
 
     public func receive(_ bytes: UnsafeRawBufferPointer, emit: (WebSocketEvent) -> Void) {
+        if searchBuffer != nil {
+            guard !gaveUpSearching else { return }
+            searchBuffer?.append(contentsOf: bytes)
+            search(final: false, emit: emit)
+            return
+        }
         frames.decode(bytes) { frame in handle(frame, emit: emit) }
+    }
+
+    /// The stream ended: decode what a search still holds, and report a frame cut off at the end.
+    public func finish(emit: (WebSocketEvent) -> Void) {
+        // A short chain is only believed where the connection is known to carry WebSocket.
+        if searchBuffer != nil, !gaveUpSearching, role != nil { search(final: true, emit: emit) }
+        if let held = searchBuffer, !held.isEmpty || skippedBytes > 0 {
+            if role != nil { emit(.violation(.undecodableBytes(skippedBytes + UInt64(held.count)))) }
+            searchBuffer = []
+            skippedBytes = 0
+            return
+        }
+        let lacking = frames.finish { frame in handle(frame, emit: emit) }
+        if lacking > 0 { emit(.violation(.payloadMissing(bytes: lacking))) }
+        if let opcode = messageOpcode {
+            messageOpcode = nil
+            messageBuffer.withUnsafeBytes { bytes in
+                emitMessage(opcode: opcode, payload: bytes, frameCount: messageFrameCount,
+                            compressed: messageCompressed, complete: false, emit: emit)
+            }
+            messageBuffer = []
+        }
+    }
+
+    /// Looks for frame boundaries in the held bytes; resumes decoding at the first one found.
+    private func search(final: Bool, emit: (WebSocketEvent) -> Void) {
+        guard var buffer = searchBuffer else { return }
+        let rules = FrameSearch.Rules(
+            allowedReservedBits: allowedReservedBits, masked: role.map { $0 == .client },
+            maxPayloadLength: UInt64(Self.maxSearchBuffer))
+        let outcome = buffer.withUnsafeBytes {
+            FrameSearch.search($0, from: 0, rules: rules, requirement: final ? .lastChance : .normal)
+        }
+        switch outcome {
+        case .found(let offset, let masked):
+            skippedBytes &+= UInt64(offset)
+            searchBuffer = nil
+            let found: WebSocketRole = masked ? .client : .server
+            if role == nil { role = found }
+            emit(.resynchronized(skippedBytes: skippedBytes, role: found))
+            skippedBytes = 0
+            searchedWithoutFrames = 0
+            continuationsMayBeOrphaned = true
+            frames.reset()
+            buffer.withUnsafeBytes { bytes in
+                frames.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...])) { frame in handle(frame, emit: emit) }
+            }
+        case .needMoreData(let candidate):
+            var drop = candidate
+            // A chain that needs more than the search may hold is not taken: look past its start.
+            if buffer.count - candidate > Self.maxSearchBuffer { drop = candidate + 1 }
+            if drop > 0 {
+                buffer.removeFirst(drop)
+                skippedBytes &+= UInt64(drop)
+                searchedWithoutFrames &+= UInt64(drop)
+            }
+            searchBuffer = buffer
+        case .noFrames:
+            skippedBytes &+= UInt64(buffer.count)
+            searchedWithoutFrames &+= UInt64(buffer.count)
+            searchBuffer = []
+        }
+        if gaveUpSearching { searchBuffer = [] }
     }
 
     /// Whether messages of this direction reset the compression window (no context takeover).
     private var resetsCompressionContext: Bool {
-        if case .perMessageDeflate(let parameters) = compression { return parameters.resetsContext(for: role) }
-        return true
+        guard case .perMessageDeflate(let parameters) = compression else { return true }
+        guard let role else { return false }
+        return parameters.resetsContext(for: role)
     }
 
     public func missing(byteCount: UInt64, emit: (WebSocketEvent) -> Void) {
-        if !resetsCompressionContext { compressionContextLost = true }
-        let wasSynchronized = frames.isSynchronized
+        if !resetsCompressionContext { compressionWindowIncomplete = true }
+        if let held = searchBuffer {
+            // Bytes on both sides of a gap cannot chain: what was held is lost too.
+            skippedBytes &+= UInt64(held.count) &+ byteCount
+            searchBuffer = []
+            return
+        }
+        let insideFrame = min(byteCount, frames.remainingPayload)
         let stillSynchronized = frames.missing(byteCount: byteCount) { frame in handle(frame, emit: emit) }
         if stillSynchronized {
             emit(.violation(.payloadMissing(bytes: byteCount)))
-        } else if wasSynchronized {
-            emit(.violation(.lostSynchronization(bytes: byteCount)))
+            return
+        }
+        emit(.violation(.lostSynchronization(bytes: byteCount)))
+        if let opcode = messageOpcode {
+            // The open message can never complete: hand on what it has, marked incomplete.
             messageOpcode = nil
+            messageComplete = false
+            messageBuffer.withUnsafeBytes { bytes in
+                emitMessage(opcode: opcode, payload: bytes, frameCount: messageFrameCount,
+                            compressed: messageCompressed, complete: false, emit: emit)
+            }
             messageBuffer = []
         }
+        searchBuffer = []
+        skippedBytes = byteCount - insideFrame
     }
 
     private func handle(_ frame: DecodedFrame, emit: (WebSocketEvent) -> Void) {
@@ -129,10 +246,11 @@ public final class WebSocketStreamDecoder {
         let header = frame.header
         if header.opcode == .continuation {
             guard messageOpcode != nil else {
-                emit(.violation(.continuationWithoutStart))
+                if !continuationsMayBeOrphaned { emit(.violation(.continuationWithoutStart)) }
                 return
             }
         } else {
+            continuationsMayBeOrphaned = false
             if messageOpcode != nil { emit(.violation(.newMessageInsideFragmented)) }
             // A whole message in one frame is handed on without copying.
             if header.fin {
@@ -188,9 +306,10 @@ public final class WebSocketStreamDecoder {
             return
         }
         if resetsCompressionContext { inflater.reset() }
-        guard complete, !compressionContextLost else {
-            emit(.violation(compressionContextLost ? .compressionContextLost : .compressedMessageIncomplete))
-            if !resetsCompressionContext { compressionContextLost = true }
+        guard complete else {
+            emit(.violation(.compressedMessageIncomplete))
+            if !resetsCompressionContext { compressionWindowIncomplete = true }
+            inflater.reset()
             emit(.message(WebSocketMessage(
                 opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
                 isComplete: false, isValidUTF8: nil, isDecoded: false)))
@@ -208,8 +327,15 @@ public final class WebSocketStreamDecoder {
                 deliver(opcode: opcode, payload: $0, frameCount: frameCount, compressed: true, complete: false, emit: emit)
             }
         case .failed(let reason):
-            emit(.violation(.decompressionFailed(reason)))
-            if resetsCompressionContext { inflater.reset() } else { compressionContextLost = true }
+            if compressionWindowIncomplete {
+                // Expected when the window is unknown: reported once per direction.
+                if !reportedWindowIncomplete { emit(.violation(.compressionContextLost)) }
+                reportedWindowIncomplete = true
+            } else {
+                emit(.violation(.decompressionFailed(reason)))
+                if !resetsCompressionContext { compressionWindowIncomplete = true }
+            }
+            inflater.reset()
             emit(.message(WebSocketMessage(
                 opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
                 isComplete: complete, isValidUTF8: nil, isDecoded: false)))

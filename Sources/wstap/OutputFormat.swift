@@ -45,6 +45,9 @@ struct DecodeOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds without a packet after which a connection is closed.")
     var idleTimeout: Int64 = 3600
 
+    @Option(name: .long, help: "Decode connections on this port as WebSocket even when the handshake was not captured (repeatable).")
+    var websocketPort: [UInt16] = []
+
     func validate() throws {
         if let maxPayload, maxPayload < 0 { throw ValidationError("--max-payload must be 0 or more") }
         guard payloadLimit > 0, maxBufferPerDirection > 0, maxBufferTotal > 0, maxConnections > 0, idleTimeout > 0 else {
@@ -59,6 +62,7 @@ struct DecodeOptions: ParsableArguments {
         options.reassembly.maxPendingBytesTotal = maxBufferTotal
         options.reassembly.maxConnections = maxConnections
         options.reassembly.idleTimeoutSeconds = idleTimeout
+        options.websocketPorts = Set(websocketPort)
         return options
     }
 }

@@ -18,7 +18,7 @@ func violations(
             case .message(let message):
                 messages.append(Array(message.payload))
                 decoded.append(message.isDecoded)
-            case .frame: break
+            case .frame, .resynchronized: break
             }
         }
     }

@@ -1,0 +1,121 @@
+/// Finds where frames start in bytes whose frame boundaries are unknown: after a capture gap, or
+/// in a connection whose start was not captured.
+///
+/// A candidate offset must begin a chain of plausible headers, each where the previous frame
+/// ends: opcodes RFC 6455 defines, RSV bits the extensions allow, one masking choice throughout,
+/// control frames final and short, lengths in their shortest form, close codes valid, text
+/// (unmasked) valid UTF-8, fragments in a valid order, nothing after a close. A random header
+/// passes about one time in twenty, a following one about one in seventy; so a chain must be long
+/// (`Requirement.anywhere` frames) or end exactly where the received bytes end
+/// (`Requirement.endingAtEnd` frames), as real frames do at segment boundaries.
+enum FrameSearch {
+    struct Rules {
+        var allowedReservedBits: UInt8
+        /// The masking every frame must have; nil when the sender's role is unknown.
+        var masked: Bool?
+        var maxPayloadLength: UInt64 = 16 << 20
+    }
+
+    /// How many complete frames make a chain convincing.
+    struct Requirement {
+        /// Frames in a chain that ends exactly at the end of the bytes.
+        var endingAtEnd: Int
+        /// Frames in a chain that goes on past them.
+        var anywhere: Int
+
+        static let normal = Requirement(endingAtEnd: 4, anywhere: 6)
+        /// When the stream has ended and the connection is known to carry WebSocket.
+        static let lastChance = Requirement(endingAtEnd: 1, anywhere: 1)
+    }
+
+    enum Outcome: Equatable {
+        /// A convincing chain of complete frames starts at `offset`.
+        case found(offset: Int, masked: Bool)
+        /// Every offset before `candidate` is ruled out; the chain at `candidate` needs more bytes.
+        case needMoreData(candidate: Int)
+        /// No offset from `start` can begin a chain.
+        case noFrames
+    }
+
+    private enum Chain {
+        case complete(masked: Bool)
+        case needMoreData
+        case broken
+    }
+
+    static func search(_ bytes: UnsafeRawBufferPointer, from start: Int, rules: Rules, requirement: Requirement) -> Outcome {
+        var offset = start
+        while offset < bytes.count {
+            switch chain(bytes, at: offset, rules: rules, requirement: requirement) {
+            case .complete(let masked): return .found(offset: offset, masked: masked)
+            case .needMoreData: return .needMoreData(candidate: offset)
+            case .broken: offset += 1
+            }
+        }
+        return .noFrames
+    }
+
+    private static func chain(_ bytes: UnsafeRawBufferPointer, at start: Int, rules: Rules, requirement: Requirement) -> Chain {
+        var position = start
+        var frames = 0
+        var masked = rules.masked
+        /// Whether a fragmented message is open; unknown before the first data frame.
+        var messageOpen: Bool?
+        var closed = false
+        while frames < requirement.anywhere {
+            guard position < bytes.count else {
+                return frames >= requirement.endingAtEnd ? .complete(masked: masked ?? false) : .needMoreData
+            }
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+            guard case .header(let header) = FrameHeader.parse(rest) else { return .needMoreData }
+            if let expected = masked, header.masked != expected { return .broken }
+            masked = header.masked
+            guard !closed, isPlausible(header, rules: rules) else { return .broken }
+            let opcode = header.opcode
+            if opcode == .close { closed = true }
+            if !opcode.isControl {
+                let isContinuation = opcode == .continuation
+                if let open = messageOpen, open != isContinuation { return .broken }
+                messageOpen = !header.fin
+            }
+            let available = rest.count - header.headerLength
+            let complete = header.payloadLength <= UInt64(available)
+            let payloadCount = complete ? Int(header.payloadLength) : available
+            let payload = UnsafeRawBufferPointer(rebasing: rest[header.headerLength..<(header.headerLength + payloadCount)])
+            guard payloadIsPlausible(header, payload: payload, complete: complete) else { return .broken }
+            guard complete else { return .needMoreData }
+            frames += 1
+            position += header.headerLength + payloadCount
+        }
+        return .complete(masked: masked ?? false)
+    }
+
+    private static func isPlausible(_ header: FrameHeader, rules: Rules) -> Bool {
+        let opcode = header.opcode
+        guard !opcode.isReserved, header.rsv & ~rules.allowedReservedBits == 0 else { return false }
+        guard !header.nonMinimalLength, !header.lengthTopBitSet, header.payloadLength <= rules.maxPayloadLength else {
+            return false
+        }
+        if opcode.isControl {
+            guard header.fin, header.payloadLength <= 125, !header.rsv1, header.payloadLength != 1 else { return false }
+        }
+        if opcode == .continuation, header.rsv1 { return false }
+        return true
+    }
+
+    /// Close codes must be valid on the wire; uncompressed text must be UTF-8 (a cut sequence may end it).
+    private static func payloadIsPlausible(_ header: FrameHeader, payload: UnsafeRawBufferPointer, complete: Bool) -> Bool {
+        let checksText = header.opcode == .text && !header.rsv1
+        let checksClose = header.opcode == .close && payload.count >= 2
+        guard checksText || checksClose else { return true }
+        var plain = Array(payload)
+        if let key = header.maskingKey { plain.withUnsafeMutableBytes { unmask($0, key: key, offset: 0) } }
+        return plain.withUnsafeBytes { plain in
+            if checksClose {
+                let code = CloseCode(rawValue: UInt16(plain[0]) << 8 | UInt16(plain[1]))
+                return code.isValidOnWire
+            }
+            return UTF8Validation.isValid(plain, allowingCutEnd: !complete || !header.fin)
+        }
+    }
+}
