@@ -92,6 +92,18 @@ async def text_echo(port, host):
             await ws.close(1000, "normal bye")
 
 
+async def chat_stream(port, host):
+    """Many small text messages each way, one frame each: the material for gap and resync tests."""
+    async with await lib_server(port, host, compression=None):
+        async with connect(uri(host, port, "/chat"), compression=None) as ws:
+            for i in range(40):
+                text = f"message {i:02d} " + "lorem ipsum dolor sit amet " * (1 + i % 6)
+                sent("c2s", 1, text)
+                await ws.send(text)
+                await ws.recv()
+            await ws.close(1000, "chat over")
+
+
 async def binary_sizes(port, host):
     async with await lib_server(port, host, compression=None, max_size=None):
         async with connect(uri(host, port, "/bin"), compression=None, max_size=None) as ws:
@@ -372,7 +384,7 @@ async def unknown_extension(port, host):
 SCENARIOS = {f.__name__.replace("_", "-"): f for f in
              [text_echo, binary_sizes, ping_close_codes, subprotocol, deflate, rejected, bad_accept,
               keepalive, fragmented, h2c, deflate_no_context_client, deflate_no_context_server,
-              deflate_window_bits, deflate_fragmented, unknown_extension]}
+              deflate_window_bits, deflate_fragmented, unknown_extension, chat_stream]}
 
 if __name__ == "__main__":
     name, port, logfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -17,6 +17,7 @@ public final class Analyzer: TCPConnectionObserver {
     let sink: any TimelineSink
     var summary = CaptureSummary()
     private var connections: ConnectionTable!
+    private let fragments = IPFragmentReassembler()
 
     public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
         self.options = options
@@ -34,9 +35,20 @@ public final class Analyzer: TCPConnectionObserver {
         }
         summary.lastPacketTime = packet.timestamp
         if packet.missingLength > 0 { summary.snaplenTruncatedPackets &+= 1 }
-        switch PacketDecoder.decode(packet) {
+        route(PacketDecoder.decode(packet), at: packet.timestamp)
+    }
+
+    private func route(_ result: PacketDecodeResult, at time: CaptureTimestamp) {
+        switch result {
         case .tcp(let segment):
-            connections.process(segment, at: packet.timestamp)
+            connections.process(segment, at: time)
+        case .fragment(let fragment):
+            summary.ipFragments &+= 1
+            fragments.add(fragment, at: time) { datagram in
+                route(PacketDecoder.decodeReassembled(
+                    protocolNumber: fragment.protocolNumber, payload: datagram,
+                    source: fragment.source, destination: fragment.destination), at: time)
+            }
         case .skipped(let reason):
             summary.skippedPackets[reason.rawValue, default: 0] &+= 1
         }
@@ -53,6 +65,8 @@ public final class Analyzer: TCPConnectionObserver {
     public func finish() -> CaptureSummary {
         connections.finish(at: summary.lastPacketTime ?? .zero)
         summary.tcp = connections.statistics
+        summary.ipDatagramsReassembled = fragments.reassembled
+        summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
         sink.finish(summary)
         return summary
     }

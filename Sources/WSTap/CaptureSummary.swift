@@ -6,6 +6,10 @@ public struct CaptureSummary: Sendable, Equatable {
     public var lastPacketTime: CaptureTimestamp?
     /// Packets that did not yield a TCP segment, by reason.
     public var skippedPackets: [String: UInt64] = [:]
+    /// IP fragments seen, datagrams rebuilt from them, and datagrams never completed.
+    public var ipFragments: UInt64 = 0
+    public var ipDatagramsReassembled: UInt64 = 0
+    public var ipDatagramsIncomplete: UInt64 = 0
     /// Packets cut by the snapshot length.
     public var snaplenTruncatedPackets: UInt64 = 0
     public var tcp = TCPStatistics()

@@ -23,6 +23,10 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     /// One decoder per TCP direction (index `StreamDirection.rawValue` as the TCP layer sees it).
     private var websocket: [WebSocketStreamDecoder]?
     private var detection: WebSocketDetection?
+    /// Decoders are searching for frames; once found, the connection is WebSocket by this means.
+    private var pendingDetection: WebSocketDetection?
+    /// The heads of the exchange that switched were cut: the selected protocol may be unknown.
+    private var switchHeadsCut = false
     /// Per TCP direction: frames were found at least once (the first find is no resynchronisation).
     private var synchronizedOnce = [false, false]
     private var handshakeFailed = false
@@ -32,6 +36,8 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     private var protocolKind = ConnectionProtocol.unknown
     private var totals = ConnectionTotals()
     private var reportedSnaplenCut = false
+    /// A head of the current exchange was cut by missing bytes: its handshake cannot be judged.
+    private var headCut = false
     private var eventTime = CaptureTimestamp.zero
 
     init(record: ConnectionRecord, analyzer: Analyzer) {
@@ -74,7 +80,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         if let websocket, http.hasSwitched || isWithoutHandshake {
             totals.payloadBytes[direction(tcpDirection).rawValue] &+= UInt64(bytes.count)
             websocket[tcpDirection.rawValue].receive(bytes) { handle($0, tcpDirection: tcpDirection) }
-            if isWithoutHandshake, detection == nil, websocket.allSatisfy(\.gaveUpSearching) { giveUpOnWebSocket() }
+            if pendingDetection != nil, websocket.allSatisfy(\.gaveUpSearching) { giveUpOnWebSocket() }
             return
         }
         switch mode {
@@ -97,7 +103,9 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             }
         }
         if let websocket, http.hasSwitched || isWithoutHandshake {
-            websocket[tcpDirection.rawValue].missing(byteCount: range.byteCount) { handle($0, tcpDirection: tcpDirection) }
+            websocket[tcpDirection.rawValue].missing(
+                byteCount: range.byteCount, reportsPartialFrames: range.cause == .notCaptured
+            ) { handle($0, tcpDirection: tcpDirection) }
         } else if case .http = mode {
             http.missing(byteCount: range.byteCount, direction: direction) { handle($0) }
         }
@@ -168,6 +176,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
 
     private func startWithoutHandshake(_ how: WebSocketDetection) {
         mode = .websocketWithoutHandshake(how)
+        pendingDetection = how
         // Roles are known by port; by heuristic the frames' masking will tell.
         let known = how == .port
         let limit = analyzer.options.maxPayloadBytes
@@ -211,10 +220,13 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             } else {
                 totals.upgradedBytes[direction.rawValue] &+= UInt64(bytes.count)
             }
+        case .upgradedBoundaryUnknown(let direction):
+            websocket?[tcpIndex(direction)].boundaryUnknown()
         case .upgradedGap(let count, let direction):
             let tcpDirection = StreamDirection(rawValue: tcpIndex(direction))!
             websocket?[tcpDirection.rawValue].missing(byteCount: count) { handle($0, tcpDirection: tcpDirection) }
         case .violation(let violation, let direction):
+            if case .headCut = violation { headCut = true }
             report(Issue(violation, time: eventTime, direction: direction))
         case .notHTTP:
             break
@@ -229,17 +241,24 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         let selected = response.status == 101 ? response.headers.tokens("Upgrade").last : nil
         exchange.selectedProtocol = selected
         exchange.outcome = response.status == 101 ? .upgraded : .rejected
+        let selectsWebSocket = selected.map { $0.caseInsensitiveEquals("websocket") } ?? false
         let offersWebSocket = exchange.offeredProtocols.contains { $0.caseInsensitiveEquals("websocket") }
-        let selectsOther = selected.map { !$0.caseInsensitiveEquals("websocket") } ?? false
+            || (exchange.offeredProtocols.isEmpty && headCut && selectsWebSocket)
+        let selectsOther = selected != nil && !selectsWebSocket
         if offersWebSocket, !selectsOther {
             let (handshake, violations) = HandshakeValidator.validate(request: exchange.request, response: response)
             exchange.websocket = handshake
-            if response.status == 101, violations.contains(where: \.failsConnection) {
-                exchange.outcome = .failed
-                handshakeFailed = true
+            // Headers lost to a cut are not the peers' mistakes: judge only complete heads.
+            if !headCut {
+                if response.status == 101, violations.contains(where: \.failsConnection) {
+                    exchange.outcome = .failed
+                    handshakeFailed = true
+                }
+                violations.forEach { report(Issue($0, time: eventTime)) }
             }
-            violations.forEach { report(Issue($0, time: eventTime)) }
         }
+        switchHeadsCut = headCut
+        headCut = false
         countUpgrade(exchange)
         emit(.upgrade(record, exchange))
         if response.status == 101 { pendingWebSocketHandshake = exchange.websocket }
@@ -254,6 +273,19 @@ final class ConnectionAnalyzer: TCPStreamHandler {
 
     private func startUpgradedProtocol(_ selected: String?) {
         let isWebSocket = selected.map { $0.caseInsensitiveEquals("websocket") } ?? false
+        if selected == nil, switchHeadsCut {
+            // Cut heads hide what was selected: look for WebSocket frames in what follows.
+            protocolKind = .otherUpgrade
+            pendingDetection = .heuristic
+            let limit = analyzer.options.maxPayloadBytes
+            websocket = StreamDirection.allCases.map { tcpDirection in
+                WebSocketStreamDecoder(
+                    role: direction(tcpDirection) == .clientToServer ? .client : .server, allowedReservedBits: 0b100,
+                    compression: .perMessageDeflate(PerMessageDeflateParameters()), maxPayloadBytes: limit,
+                    synchronized: false)
+            }
+            return
+        }
         guard isWebSocket, let handshake = pendingWebSocketHandshake else {
             protocolKind = .otherUpgrade
             return
@@ -312,17 +344,21 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     private func resynchronized(skipped: UInt64, role: WebSocketRole, tcpDirection: StreamDirection) {
         let firstInDirection = !synchronizedOnce[tcpDirection.rawValue]
         synchronizedOnce[tcpDirection.rawValue] = true
-        guard case .websocketWithoutHandshake(let how) = mode, firstInDirection else {
-            report(.resynchronized(skippedBytes: skipped, afterLoss: true, time: eventTime, direction: direction(tcpDirection)))
-            return
-        }
-        if detection == nil {
+        let searchedFromStart = pendingDetection != nil || (firstInDirection && detection != .handshake)
+        if let how = pendingDetection {
+            pendingDetection = nil
             detection = how
             protocolKind = .websocket
-            let sentByClient = role == .client
-            if !opened, (direction(tcpDirection) == .clientToServer) != sentByClient { swapRoles() }
-            websocket?[tcpDirection.reversed.rawValue].assumeRole(sentByClient ? .server : .client)
-            report(.handshakeNotCaptured(detection: how, time: eventTime))
+            if isWithoutHandshake {
+                let sentByClient = role == .client
+                if !opened, (direction(tcpDirection) == .clientToServer) != sentByClient { swapRoles() }
+                websocket?[tcpDirection.reversed.rawValue].assumeRole(sentByClient ? .server : .client)
+                report(.handshakeNotCaptured(detection: how, time: eventTime))
+            }
+        }
+        guard searchedFromStart else {
+            report(.resynchronized(skippedBytes: skipped, afterLoss: true, time: eventTime, direction: direction(tcpDirection)))
+            return
         }
         if skipped > 0 {
             report(.resynchronized(skippedBytes: skipped, afterLoss: false, time: eventTime, direction: direction(tcpDirection)))

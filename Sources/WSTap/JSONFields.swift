@@ -177,6 +177,10 @@ extension JSONBuffer {
         raw(",\"last_time\":"); time(summary.lastPacketTime)
         raw(",\"skipped_packets\":"); counters(summary.skippedPackets)
         raw(",\"snaplen_truncated_packets\":"); number(summary.snaplenTruncatedPackets)
+        raw(",\"ip_fragments\":{\"fragments\":"); number(summary.ipFragments)
+        raw(",\"reassembled\":"); number(summary.ipDatagramsReassembled)
+        raw(",\"incomplete\":"); number(summary.ipDatagramsIncomplete)
+        raw("}")
         let tcp = summary.tcp
         raw(",\"tcp\":{\"segments\":"); number(tcp.segments)
         raw(",\"connections\":"); number(tcp.connections)

@@ -64,6 +64,8 @@ public final class TextExporter: TimelineSink {
         var parts = ["upgrade \(exchange.outcome.rawValue)"]
         if let selected = exchange.selectedProtocol {
             parts.append("to \(safe(selected))")
+        } else if exchange.offeredProtocols.isEmpty {
+            parts.append("offer not captured")
         } else {
             parts.append("offered \(safe(exchange.offeredProtocols.joined(separator: ", ")))")
         }
@@ -128,6 +130,9 @@ public enum SummaryText {
         packetLine += ", TCP segments \(summary.tcp.segments)"
         lines.append(packetLine)
         if !summary.skippedPackets.isEmpty { lines.append("not analysed: " + counts(summary.skippedPackets)) }
+        if summary.ipFragments > 0 {
+            lines.append("IP fragments \(summary.ipFragments): \(summary.ipDatagramsReassembled) datagrams reassembled, \(summary.ipDatagramsIncomplete) incomplete")
+        }
         if summary.snaplenTruncatedPackets > 0 {
             lines.append("packets cut by snaplen: \(summary.snaplenTruncatedPackets)")
         }

@@ -14,9 +14,13 @@ public final class CaptureFileReader: PacketSource {
 
     public let path: String
     public let format: Format?
+    /// The link type of the first interface (packets carry their own).
     public let linkType: LinkType
     private let pcap: PcapHandle
     private let stream: UnsafeMutablePointer<FILE>
+    private let filter: String?
+    /// Takes over when libpcap cannot read a pcapng file (interfaces of different link types).
+    private var nativeReader: PcapNGReader?
     private(set) public var packetsRead = 0
     /// Offset of the next record for classic pcap files, where records are laid out back to back.
     private var nextRecordOffset: Int64 = 24
@@ -57,6 +61,7 @@ public final class CaptureFileReader: PacketSource {
             throw .notACapture(path: path, reason: failure.message)
         }
         self.stream = stream
+        self.filter = filter
         linkType = pcap.linkType
         if let filter, let reason = pcap.setFilter(filter) {
             throw .invalidFilter(expression: filter, reason: reason)
@@ -75,6 +80,7 @@ public final class CaptureFileReader: PacketSource {
 
     public func nextPacket() throws(CaptureError) -> PacketSourceRead {
         if finished { return .endOfCapture }
+        if let nativeReader { return try read(from: nativeReader) }
         switch pcap.next(linkType: linkType) {
         case .packet(let packet):
             packetsRead += 1
@@ -86,8 +92,36 @@ public final class CaptureFileReader: PacketSource {
             finished = true
             return .endOfCapture
         case .failure(let reason):
+            if format == .pcapng, path != "-", reason.contains("different from the type"), let native = openNativeReader() {
+                nativeReader = native
+                return try read(from: native)
+            }
             finished = true
             throw .damagedRecord(path: path, offset: damageOffset(), packetsRead: packetsRead, reason: reason)
+        }
+    }
+
+    /// Reopens the file with the native reader and skips the packets libpcap already delivered.
+    private func openNativeReader() -> PcapNGReader? {
+        guard let reopened = fopen(path, "rb") else { return nil }
+        let reader = PcapNGReader(stream: reopened, filter: filter)
+        // Packets libpcap filtered out were never counted, so skip by position only when unfiltered.
+        if filter != nil, packetsRead > 0 { return nil }
+        if reader.skip(packets: packetsRead) != nil { return nil }
+        return reader
+    }
+
+    private func read(from reader: PcapNGReader) throws(CaptureError) -> PacketSourceRead {
+        switch reader.next() {
+        case .packet(let packet):
+            packetsRead += 1
+            return .packet(packet)
+        case .end:
+            finished = true
+            return .endOfCapture
+        case .failure(let reason, let offset):
+            finished = true
+            throw .damagedRecord(path: path, offset: offset, packetsRead: packetsRead, reason: reason)
         }
     }
 

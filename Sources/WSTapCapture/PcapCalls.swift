@@ -82,3 +82,31 @@ private func errorText(_ buffer: [CChar]) -> String {
     let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
     return String(decoding: bytes, as: UTF8.self)
 }
+
+/// A compiled BPF program for one link type, to filter packets that libpcap did not read itself.
+final class BPFFilter {
+    private var program = bpf_program()
+
+    /// Compiles `expression` for `linkType`; returns libpcap's message on failure.
+    static func compile(_ expression: String, linkType: LinkType, snapshotLength: Int) -> Result<BPFFilter, PcapFailure> {
+        guard let dead = pcap_open_dead(linkType.rawValue, Int32(clamping: snapshotLength)) else {
+            return .failure(PcapFailure(message: "cannot compile for link type \(linkType)"))
+        }
+        defer { pcap_close(dead) }
+        let filter = BPFFilter()
+        guard pcap_compile(dead, &filter.program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            return .failure(PcapFailure(message: String(cString: pcap_geterr(dead))))
+        }
+        return .success(filter)
+    }
+
+    deinit { pcap_freecode(&program) }
+
+    func matches(_ packet: CapturedPacket) -> Bool {
+        guard let base = packet.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return false }
+        var header = pcap_pkthdr()
+        header.caplen = UInt32(packet.bytes.count)
+        header.len = UInt32(clamping: packet.originalLength)
+        return pcap_offline_filter(&program, &header, base) != 0
+    }
+}

@@ -2,7 +2,8 @@ import WSTapTCP
 
 /// What an HTTP/1.1 conversation reports as its bytes arrive.
 public enum HTTPEvent {
-    /// A request head; `offeredProtocols` is the `Upgrade` list when it is a valid upgrade offer.
+    /// A request head; `offeredProtocols` is the `Upgrade` list when it is a valid upgrade offer
+    /// (empty when the head was cut before any `Upgrade` header: the offer is unknown).
     case request(HTTPRequestHead, offeredProtocols: [String]?)
     /// A response head and the request it answers (nil if none was seen).
     case response(HTTPResponseHead, request: HTTPRequestHead?, offeredProtocols: [String]?)
@@ -12,6 +13,8 @@ public enum HTTPEvent {
     case upgradedBytes(UnsafeRawBufferPointer, StreamDirection)
     /// Bytes lost after the switch.
     case upgradedGap(UInt64, StreamDirection)
+    /// After the switch, where the new protocol's first unit starts is not known (a cut head).
+    case upgradedBoundaryUnknown(StreamDirection)
     case violation(HTTPViolation, StreamDirection)
     /// The direction does not start like HTTP/1.x; its bytes are not parsed.
     case notHTTP(StreamDirection)
@@ -36,6 +39,7 @@ public struct HTTPConversation {
     private enum HeldChunk {
         case bytes([UInt8])
         case gap(UInt64)
+        case boundaryUnknown
     }
 
     private struct PendingRequest {
@@ -56,6 +60,8 @@ public struct HTTPConversation {
     private var held: [HeldChunk] = []
     private var heldBytes = 0
     private var clientHoldsAfterBody = false
+    /// The head being completed was cut: what follows it starts at an unknown boundary.
+    private var headWasCut = false
 
     public init() {}
 
@@ -88,8 +94,33 @@ public struct HTTPConversation {
             emit(.upgradedGap(byteCount, direction))
         case .holdingForUpgradeAnswer:
             held.append(.gap(byteCount))
+        case .head where heads[index].contains(0x0A):
+            cutHead(byteCount, direction: direction, emit: emit)
         default:
             emit(.violation(.streamGap(bytes: byteCount), direction))
+            modes[index] = .opaque
+        }
+    }
+
+    /// A head cut by missing bytes (typically a snapshot length): its complete lines are parsed,
+    /// and whatever follows the gap is treated as starting at an unknown boundary.
+    private mutating func cutHead(_ byteCount: UInt64, direction: StreamDirection, emit: (HTTPEvent) -> Void) {
+        let index = direction.rawValue
+        var partial = heads[index]
+        heads[index] = []
+        currentLineLength[index] = 0
+        if let lastLineFeed = partial.lastIndex(of: 0x0A) { partial.removeSubrange((lastLineFeed + 1)...) }
+        partial.append(0x0A)
+        emit(.violation(.headCut(bytes: byteCount), direction))
+        headWasCut = true
+        completeHead(partial, direction: direction, emit: emit)
+        headWasCut = false
+        // The cut may have taken a body too: a refused or plain exchange can't be followed further.
+        if case .head = modes[index] {
+            modes[index] = direction == .serverToClient && hasSwitched ? .switched : .opaque
+        } else if case .body = modes[index] {
+            modes[index] = .opaque
+        } else if case .chunked = modes[index] {
             modes[index] = .opaque
         }
     }
@@ -212,15 +243,22 @@ public struct HTTPConversation {
         }
         var offered: [String]?
         if head.headers.contains("Upgrade") {
-            if head.headers.hasToken("upgrade", in: "Connection") {
+            if head.headers.hasToken("upgrade", in: "Connection") || headWasCut {
                 offered = head.headers.tokens("Upgrade")
             } else {
                 emit(.violation(.upgradeWithoutConnectionToken, .clientToServer))
             }
+        } else if headWasCut {
+            offered = []  // The cut may have taken the Upgrade header: the offer is unknown, not absent.
         }
         emit(.request(head, offeredProtocols: offered))
         outstanding.append(PendingRequest(head: head, offeredProtocols: offered))
         clientHoldsAfterBody = offered != nil
+        if headWasCut, offered != nil {
+            modes[0] = .holdingForUpgradeAnswer
+            held.append(.boundaryUnknown)
+            return
+        }
         switch Self.requestBodyMode(head.headers) {
         case .success(let mode):
             modes[0] = mode
@@ -265,15 +303,16 @@ public struct HTTPConversation {
         let answered = head.headers.tokens("Upgrade")
         if request?.offeredProtocols == nil {
             emit(.violation(.unsolicitedSwitch, .serverToClient))
-        } else if answered.isEmpty {
+        } else if answered.isEmpty, !headWasCut {
             emit(.violation(.switchWithoutUpgradeHeader, .serverToClient))
-        } else if let offered = request?.offeredProtocols {
+        } else if let offered = request?.offeredProtocols, !offered.isEmpty {
             for selected in answered where !offered.contains(where: { $0.caseInsensitiveEquals(selected) }) {
                 emit(.violation(.switchToUnofferedProtocol(selected), .serverToClient))
             }
         }
         modes[1] = .switched
         emit(.switched(selectedProtocol: answered.last))
+        if headWasCut { emit(.upgradedBoundaryUnknown(.serverToClient)) }
         releaseHeldBytes(switched: true, emit: emit)
     }
 
@@ -294,6 +333,8 @@ public struct HTTPConversation {
                 bytes.withUnsafeBytes { receive($0, direction: .clientToServer, emit: emit) }
             case .gap(let count):
                 missing(byteCount: count, direction: .clientToServer, emit: emit)
+            case .boundaryUnknown:
+                if switched { emit(.upgradedBoundaryUnknown(.clientToServer)) }
             }
         }
     }

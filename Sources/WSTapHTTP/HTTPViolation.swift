@@ -18,6 +18,8 @@ public enum HTTPViolation: Error, Hashable, Sendable {
     case switchToUnofferedProtocol(String)
     /// Bytes were lost where HTTP framing needs them; the direction is no longer parsed.
     case streamGap(bytes: UInt64)
+    /// A message head was cut by missing bytes; its complete lines were parsed.
+    case headCut(bytes: UInt64)
     /// The client sent more than the hold limit while waiting for the answer to an upgrade.
     case heldBytesOverflow(limit: Int)
 }

@@ -12,35 +12,54 @@ public enum SkippedPacketReason: String, Hashable, Sendable, CaseIterable {
 /// The result of decoding one captured packet down to TCP.
 public enum PacketDecodeResult {
     case tcp(TCPSegment)
+    /// A piece of a fragmented IP datagram: reassemble with `IPFragmentReassembler`.
+    case fragment(IPFragment)
     case skipped(SkippedPacketReason)
 }
 
+/// One fragment of an IPv4 or IPv6 datagram; `payload` is borrowed from the packet.
+public struct IPFragment {
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var identification: UInt32
+    /// The upper-layer protocol (6 for TCP).
+    public var protocolNumber: UInt8
+    /// Byte offset of this fragment's payload in the datagram.
+    public var offset: Int
+    public var moreFragments: Bool
+    public var payload: UnsafeRawBufferPointer
+}
+
 /// Decodes link layer, IPv4/IPv6 and TCP headers without copying the packet.
+///
+/// Tunnels are opened on the way: GRE, IP in IP, VXLAN (UDP 4789) and MPLS, up to four deep.
 public enum PacketDecoder {
+    private static let maxEncapsulationDepth = 4
+
     /// Decodes `packet` down to its TCP segment, never trusting a length field.
     public static func decode(_ packet: CapturedPacket) -> PacketDecodeResult {
         let bytes = packet.bytes
         let missingTail = packet.missingLength
         switch packet.linkType {
         case .ethernet:
-            return decodeEthernet(bytes, missingTail: missingTail)
+            return decodeEthernet(bytes, missingTail: missingTail, depth: 0)
         case .linuxSLL:
             guard bytes.count >= 16 else { return .skipped(.malformed) }
-            return decodeEtherType(bytes.uint16BigEndian(at: 14), bytes.slice(16, bytes.count), missingTail)
+            return decodeEtherType(bytes.uint16BigEndian(at: 14), bytes.slice(16, bytes.count), missingTail, depth: 0)
         case .linuxSLL2:
             guard bytes.count >= 20 else { return .skipped(.malformed) }
-            return decodeEtherType(bytes.uint16BigEndian(at: 0), bytes.slice(20, bytes.count), missingTail)
+            return decodeEtherType(bytes.uint16BigEndian(at: 0), bytes.slice(20, bytes.count), missingTail, depth: 0)
         case .null, .loop:
             guard bytes.count >= 4 else { return .skipped(.malformed) }
-            return decodeIPByVersion(bytes.slice(4, bytes.count), missingTail)
+            return decodeIPByVersion(bytes.slice(4, bytes.count), missingTail, depth: 0)
         case .raw, .rawOpenBSD, .linkTypeRaw, .ipv4, .ipv6:
-            return decodeIPByVersion(bytes, missingTail)
+            return decodeIPByVersion(bytes, missingTail, depth: 0)
         default:
             return .skipped(.unsupportedLinkType)
         }
     }
 
-    private static func decodeEthernet(_ bytes: UnsafeRawBufferPointer, missingTail: Int) -> PacketDecodeResult {
+    private static func decodeEthernet(_ bytes: UnsafeRawBufferPointer, missingTail: Int, depth: Int) -> PacketDecodeResult {
         var offset = 12
         // 802.1Q, 802.1ad (QinQ) and the older 0x9100 tag: each adds four bytes before the type.
         while true {
@@ -50,59 +69,128 @@ public enum PacketDecoder {
                 offset += 4
                 continue
             }
-            return decodeEtherType(etherType, bytes.slice(offset + 2, bytes.count), missingTail)
+            return decodeEtherType(etherType, bytes.slice(offset + 2, bytes.count), missingTail, depth: depth)
         }
     }
 
     private static func decodeEtherType(
-        _ etherType: UInt16, _ bytes: UnsafeRawBufferPointer, _ missingTail: Int
+        _ etherType: UInt16, _ bytes: UnsafeRawBufferPointer, _ missingTail: Int, depth: Int
     ) -> PacketDecodeResult {
         switch etherType {
-        case 0x0800: decodeIPv4(bytes, missingTail)
-        case 0x86DD: decodeIPv6(bytes, missingTail)
-        default: .skipped(.notIP)
-        }
-    }
-
-    private static func decodeIPByVersion(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int) -> PacketDecodeResult {
-        guard let first = bytes.first else { return .skipped(.malformed) }
-        switch first >> 4 {
-        case 4: return decodeIPv4(bytes, missingTail)
-        case 6: return decodeIPv6(bytes, missingTail)
+        case 0x0800: return decodeIPv4(bytes, missingTail, depth: depth)
+        case 0x86DD: return decodeIPv6(bytes, missingTail, depth: depth)
+        case 0x8847, 0x8848: return decodeMPLS(bytes, missingTail, depth: depth + 1)
+        case 0x6558 where depth > 0: return decodeEthernet(bytes, missingTail: missingTail, depth: depth)
         default: return .skipped(.notIP)
         }
     }
 
-    private static func decodeIPv4(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int) -> PacketDecodeResult {
+    private static func decodeIPByVersion(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int, depth: Int) -> PacketDecodeResult {
+        guard let first = bytes.first else { return .skipped(.malformed) }
+        switch first >> 4 {
+        case 4: return decodeIPv4(bytes, missingTail, depth: depth)
+        case 6: return decodeIPv6(bytes, missingTail, depth: depth)
+        default: return .skipped(.notIP)
+        }
+    }
+
+    private static func decodeIPv4(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int, depth: Int) -> PacketDecodeResult {
         guard bytes.count >= 20, bytes[0] >> 4 == 4 else { return .skipped(.malformed) }
         let headerLength = Int(bytes[0] & 0x0F) * 4
         guard headerLength >= 20, headerLength <= bytes.count else { return .skipped(.malformed) }
-        let flagsAndOffset = bytes.uint16BigEndian(at: 6)
-        if flagsAndOffset & 0x3FFF != 0 { return .skipped(.ipFragment) }
-        guard bytes[9] == 6 else { return .skipped(.notTCP) }
         let totalLength = Int(bytes.uint16BigEndian(at: 2))
         // A zero total length comes from segmentation offload on the capturing host: use what is there.
         let declaredEnd = totalLength == 0 ? bytes.count + missingTail : totalLength
         guard declaredEnd >= headerLength else { return .skipped(.malformed) }
         let source = IPAddress.v4(bytes.uint32BigEndian(at: 12))
         let destination = IPAddress.v4(bytes.uint32BigEndian(at: 16))
-        return decodeTCP(bytes, from: headerLength, declaredEnd: declaredEnd, source: source, destination: destination)
+        let flagsAndOffset = bytes.uint16BigEndian(at: 6)
+        if flagsAndOffset & 0x3FFF != 0 {
+            guard missingTail == 0, declaredEnd <= bytes.count else { return .skipped(.ipFragment) }
+            return .fragment(IPFragment(
+                source: source, destination: destination, identification: UInt32(bytes.uint16BigEndian(at: 4)),
+                protocolNumber: bytes[9], offset: Int(flagsAndOffset & 0x1FFF) * 8,
+                moreFragments: flagsAndOffset & 0x2000 != 0, payload: bytes.slice(headerLength, declaredEnd)))
+        }
+        return decodeTransport(bytes[9], bytes, from: headerLength, declaredEnd: declaredEnd,
+                               source: source, destination: destination, missingTail: missingTail, depth: depth)
     }
 
-    private static func decodeIPv6(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int) -> PacketDecodeResult {
+    /// The upper layer of an IP packet: TCP, or a tunnel to open.
+    private static func decodeTransport(
+        _ protocolNumber: UInt8, _ bytes: UnsafeRawBufferPointer, from start: Int, declaredEnd: Int,
+        source: IPAddress, destination: IPAddress, missingTail: Int, depth: Int
+    ) -> PacketDecodeResult {
+        if protocolNumber == 6 {
+            return decodeTCP(bytes, from: start, declaredEnd: declaredEnd, source: source, destination: destination)
+        }
+        guard depth < maxEncapsulationDepth else { return .skipped(.notTCP) }
+        let inner = bytes.slice(start, min(declaredEnd, bytes.count))
+        let innerMissing = max(0, declaredEnd - bytes.count)
+        switch protocolNumber {
+        case 4: return decodeIPv4(inner, innerMissing, depth: depth + 1)
+        case 41: return decodeIPv6(inner, innerMissing, depth: depth + 1)
+        case 47: return decodeGRE(inner, innerMissing, depth: depth + 1)
+        case 17: return decodeVXLAN(inner, innerMissing, depth: depth + 1)
+        default: return .skipped(.notTCP)
+        }
+    }
+
+    /// Reassembles nothing itself: decodes a datagram that `IPFragmentReassembler` put back together.
+    public static func decodeReassembled(
+        protocolNumber: UInt8, payload: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress
+    ) -> PacketDecodeResult {
+        decodeTransport(protocolNumber, payload, from: 0, declaredEnd: payload.count,
+                        source: source, destination: destination, missingTail: 0, depth: 1)
+    }
+
+    /// GRE (RFC 2784/2890) version 0: optional checksum, key and sequence words, then an EtherType.
+    private static func decodeGRE(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int, depth: Int) -> PacketDecodeResult {
+        guard bytes.count >= 4 else { return .skipped(.malformed) }
+        let flags = bytes.uint16BigEndian(at: 0)
+        guard flags & 0x0007 == 0 else { return .skipped(.notTCP) }  // version 1 (PPTP) carries PPP
+        var offset = 4
+        if flags & 0x8000 != 0 { offset += 4 }
+        if flags & 0x2000 != 0 { offset += 4 }
+        if flags & 0x1000 != 0 { offset += 4 }
+        guard offset <= bytes.count else { return .skipped(.malformed) }
+        return decodeEtherType(bytes.uint16BigEndian(at: 2), bytes.slice(offset, bytes.count), missingTail, depth: depth)
+    }
+
+    /// VXLAN (RFC 7348) on its UDP port 4789: an Ethernet frame after 16 bytes of UDP and VXLAN header.
+    private static func decodeVXLAN(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int, depth: Int) -> PacketDecodeResult {
+        guard bytes.count >= 16, bytes.uint16BigEndian(at: 2) == 4789, bytes[8] & 0x08 != 0 else {
+            return .skipped(.notTCP)
+        }
+        return decodeEthernet(bytes.slice(16, bytes.count), missingTail: missingTail, depth: depth)
+    }
+
+    /// MPLS label stack (RFC 3032), then IP recognised by its version nibble.
+    private static func decodeMPLS(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int, depth: Int) -> PacketDecodeResult {
+        var offset = 0
+        while true {
+            guard offset + 4 <= bytes.count else { return .skipped(.malformed) }
+            let bottomOfStack = bytes[offset + 2] & 0x01 != 0
+            offset += 4
+            if bottomOfStack { break }
+        }
+        return decodeIPByVersion(bytes.slice(offset, bytes.count), missingTail, depth: depth)
+    }
+
+    private static func decodeIPv6(_ bytes: UnsafeRawBufferPointer, _ missingTail: Int, depth: Int) -> PacketDecodeResult {
         guard bytes.count >= 40, bytes[0] >> 4 == 6 else { return .skipped(.malformed) }
         let payloadLength = Int(bytes.uint16BigEndian(at: 4))
         let declaredEnd = payloadLength == 0 ? bytes.count + missingTail : 40 + payloadLength
         var nextHeader = bytes[6]
         var offset = 40
+        let source = IPAddress.v6(high: bytes.uint64BigEndian(at: 8), low: bytes.uint64BigEndian(at: 16))
+        let destination = IPAddress.v6(high: bytes.uint64BigEndian(at: 24), low: bytes.uint64BigEndian(at: 32))
         // Walk the extension header chain (RFC 8200 §4) up to the upper-layer header.
         while true {
             switch nextHeader {
-            case 6:
-                let source = IPAddress.v6(high: bytes.uint64BigEndian(at: 8), low: bytes.uint64BigEndian(at: 16))
-                let destination = IPAddress.v6(
-                    high: bytes.uint64BigEndian(at: 24), low: bytes.uint64BigEndian(at: 32))
-                return decodeTCP(bytes, from: offset, declaredEnd: declaredEnd, source: source, destination: destination)
+            case 6, 4, 41, 47, 17:
+                return decodeTransport(nextHeader, bytes, from: offset, declaredEnd: declaredEnd,
+                                       source: source, destination: destination, missingTail: missingTail, depth: depth)
             case 0, 43, 60, 135, 139, 140:
                 guard offset + 2 <= bytes.count else { return .skipped(.malformed) }
                 nextHeader = bytes[offset]
@@ -114,7 +202,16 @@ public enum PacketDecoder {
             case 44:
                 guard offset + 8 <= bytes.count else { return .skipped(.malformed) }
                 let offsetAndFlags = bytes.uint16BigEndian(at: offset + 2)
-                if offsetAndFlags & 0xFFF9 != 0 { return .skipped(.ipFragment) }
+                if offsetAndFlags & 0xFFF9 != 0 {
+                    guard missingTail == 0, declaredEnd <= bytes.count, offset + 8 <= declaredEnd else {
+                        return .skipped(.ipFragment)
+                    }
+                    return .fragment(IPFragment(
+                        source: source, destination: destination,
+                        identification: bytes.uint32BigEndian(at: offset + 4), protocolNumber: bytes[offset],
+                        offset: Int(offsetAndFlags & 0xFFF8), moreFragments: offsetAndFlags & 0x0001 != 0,
+                        payload: bytes.slice(offset + 8, declaredEnd)))
+                }
                 nextHeader = bytes[offset]
                 offset += 8
             default:

@@ -90,6 +90,25 @@ enum FrameSearch {
         return .complete(masked: masked ?? false)
     }
 
+    /// Whether `bytes`, which a gap of `gap` bytes follows, are whole plausible frames from the
+    /// first byte on, the last one ending exactly where the gap ends (as when a snapshot length cut
+    /// the packet). Returns the frames' masking, or nil.
+    static func chainEndingInGap(_ bytes: UnsafeRawBufferPointer, gap: UInt64, rules: Rules) -> Bool? {
+        var position = 0
+        while position < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+            guard case .header(let header) = FrameHeader.parse(rest), isPlausible(header, rules: rules),
+                  rules.masked.map({ $0 == header.masked }) ?? true
+            else { return nil }
+            let end = UInt64(position) + UInt64(header.headerLength) + header.payloadLength
+            if end > UInt64(bytes.count) {
+                return end == UInt64(bytes.count) + gap ? header.masked : nil
+            }
+            position = Int(end)
+        }
+        return nil
+    }
+
     private static func isPlausible(_ header: FrameHeader, rules: Rules) -> Bool {
         let opcode = header.opcode
         guard !opcode.isReserved, header.rsv & ~rules.allowedReservedBits == 0 else { return false }

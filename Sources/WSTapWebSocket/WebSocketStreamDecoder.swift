@@ -174,9 +174,32 @@ public final class WebSocketStreamDecoder {
         return parameters.resetsContext(for: role)
     }
 
-    public func missing(byteCount: UInt64, emit: (WebSocketEvent) -> Void) {
+    /// The next bytes may not start at a frame boundary (the head before them was cut): search.
+    public func boundaryUnknown() {
+        guard searchBuffer == nil, frames.isAtFrameBoundary else { return }
+        searchBuffer = []
+        continuationsMayBeOrphaned = true
+    }
+
+    /// Bytes the capture lacks. `reportsPartialFrames: false` keeps frames cut this way from
+    /// being reported one by one (a snapshot length cuts every packet; it is reported once).
+    public func missing(byteCount: UInt64, reportsPartialFrames: Bool = true, emit: (WebSocketEvent) -> Void) {
         if !resetsCompressionContext { compressionWindowIncomplete = true }
         if let held = searchBuffer {
+            if let role, !held.isEmpty, let masked = held.withUnsafeBytes({
+                FrameSearch.chainEndingInGap($0, gap: byteCount, rules: FrameSearch.Rules(
+                    allowedReservedBits: allowedReservedBits, masked: role == .client))
+            }) {
+                // Frames run from the first byte to a frame the gap cuts exactly: boundaries are known.
+                searchBuffer = nil
+                emit(.resynchronized(skippedBytes: skippedBytes, role: masked ? .client : .server))
+                skippedBytes = 0
+                frames.reset()
+                held.withUnsafeBytes { bytes in frames.decode(bytes) { frame in handle(frame, emit: emit) } }
+                _ = frames.missing(byteCount: byteCount) { frame in handle(frame, emit: emit) }
+                if reportsPartialFrames { emit(.violation(.payloadMissing(bytes: byteCount))) }
+                return
+            }
             // Bytes on both sides of a gap cannot chain: what was held is lost too.
             skippedBytes &+= UInt64(held.count) &+ byteCount
             searchBuffer = []
@@ -185,7 +208,7 @@ public final class WebSocketStreamDecoder {
         let insideFrame = min(byteCount, frames.remainingPayload)
         let stillSynchronized = frames.missing(byteCount: byteCount) { frame in handle(frame, emit: emit) }
         if stillSynchronized {
-            emit(.violation(.payloadMissing(bytes: byteCount)))
+            if reportsPartialFrames { emit(.violation(.payloadMissing(bytes: byteCount))) }
             return
         }
         emit(.violation(.lostSynchronization(bytes: byteCount)))

@@ -73,8 +73,13 @@ struct GoldenTests {
     }
 
     private func compare(_ actual: [UInt8], with name: String, suffix: String) throws {
-        let file = Self.capturesDirectory.appendingPathComponent(name).deletingPathExtension()
-            .appendingPathExtension(suffix)
+        try compareSnapshot(actual, with: Self.capturesDirectory.appendingPathComponent(name), suffix: suffix)
+    }
+}
+
+/// Compares output with `CAPTURE.SUFFIX` beside the capture, or rewrites it with RECORD_SNAPSHOTS=1.
+func compareSnapshot(_ actual: [UInt8], with capture: URL, suffix: String) throws {
+        let file = capture.deletingPathExtension().appendingPathExtension(suffix)
         if ProcessInfo.processInfo.environment["RECORD_SNAPSHOTS"] == "1" {
             try Data(actual).write(to: file)
             return
@@ -91,18 +96,19 @@ struct GoldenTests {
                   want: \(line < expectedText.count ? String(expectedText[line].prefix(300)) : "<end>")
                 """)
         }
-    }
 }
 
-/// Keeps a digest of each decoded data message, and the negotiated subprotocols.
+/// Keeps a digest of each decoded data message, the negotiated subprotocols and the issue codes.
 final class MessageCollector: TimelineSink {
     struct Entry {
         var direction: String
         var summary: String
+        var complete: Bool
     }
 
     private(set) var messages: [Entry] = []
     private(set) var subprotocols: [String] = []
+    private(set) var issueCodes: Set<String> = []
 
     func receive(_ event: TimelineEvent) {
         switch event {
@@ -111,9 +117,12 @@ final class MessageCollector: TimelineSink {
             let hex = digest.map { String(format: "%02x", $0) }.joined()
             messages.append(Entry(
                 direction: record.direction.label,
-                summary: "\(record.message.opcode.rawValue) \(record.message.payload.count) \(hex)"))
+                summary: "\(record.message.opcode.rawValue) \(record.message.payload.count) \(hex)",
+                complete: record.message.isComplete))
         case .upgrade(_, let exchange):
             if let subprotocol = exchange.websocket?.subprotocol { subprotocols.append(subprotocol) }
+        case .issue(_, let issue):
+            issueCodes.insert(issue.code)
         default:
             break
         }
@@ -122,15 +131,89 @@ final class MessageCollector: TimelineSink {
     func finish(_ summary: CaptureSummary) {}
 }
 
+/// The messages a recording's peers sent, per direction, from NAME.peers.json.
+func peersMessages(_ capture: URL, direction: String) throws -> [String] {
+    let log = try Data(contentsOf: capture.deletingPathExtension().appendingPathExtension("peers.json"))
+    let object = try JSONSerialization.jsonObject(with: log) as? [String: Any]
+    let sent = object?["messages"] as? [[String: Any]] ?? []
+    return sent.filter { $0["dir"] as? String == direction }.map {
+        "\($0["opcode"] ?? "?") \($0["length"] ?? "?") \($0["sha256"] ?? "?")"
+    }
+}
+
+/// Damaged and unusual captures made by captures/damage.py from the real recordings, each checked
+/// against what its NAME.damage.json says must be recovered and reported.
+struct DamagedCaptureTests {
+    static let directory = GoldenTests.capturesDirectory.appendingPathComponent("damaged")
+
+    static let captureNames: [String] = {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return files.filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") }.sorted()
+    }()
+
+    @Test func damagedCapturesArePresent() {
+        #expect(Self.captureNames.count >= 15)
+    }
+
+    @Test(arguments: captureNames)
+    func recoversWhatTheBytesHoldAndReportsTheRest(_ name: String) throws {
+        let capture = Self.directory.appendingPathComponent(name)
+        let spec = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: capture.deletingPathExtension().appendingPathExtension("damage.json"))) as? [String: Any])
+        let sources = (spec["from"] as? [String] ?? []).map { GoldenTests.capturesDirectory.appendingPathComponent($0) }
+        let collector = MessageCollector()
+        let reader = try CaptureFileReader(path: capture.path)
+        let (_, damage) = analyze(reader, with: Analyzer(sink: collector))
+        #expect((damage == nil) == (spec["exit"] as? String == "ok"), "exit status of \(name)")
+        for code in spec["issues"] as? [String] ?? [] {
+            #expect(collector.issueCodes.contains(code), "\(name) should report \(code)")
+        }
+        for direction in ["c2s", "s2c"] {
+            let expected = try sources.flatMap { try peersMessages($0, direction: direction) }
+            let decoded = collector.messages.filter { $0.direction == direction }
+            if spec["messages"] as? String == "same" {
+                #expect(decoded.allSatisfy { $0.complete }, "\(name) \(direction): every message complete")
+                if sources.count == 1 {
+                    #expect(decoded.map(\.summary) == expected, "\(name) \(direction)")
+                } else {
+                    #expect(decoded.map(\.summary).sorted() == expected.sorted(), "\(name) \(direction)")
+                }
+            } else {
+                // Never wrong data shown as right: each complete message is one the peer sent, in order.
+                var remaining = expected[...]
+                for message in decoded where message.complete {
+                    guard let found = remaining.firstIndex(of: message.summary) else {
+                        Issue.record("\(name) \(direction): decoded a message the peers never sent: \(message.summary)")
+                        break
+                    }
+                    remaining = remaining[(found + 1)...]
+                }
+                #expect(decoded.contains { $0.complete } || expected.isEmpty, "\(name) \(direction): something recovered")
+            }
+        }
+    }
+
+    @Test(arguments: captureNames)
+    func outputsMatchExpected(_ name: String) throws {
+        let capture = Self.directory.appendingPathComponent(name)
+        let json = OutputChannel(inMemory: ()), text = OutputChannel(inMemory: ())
+        _ = analyze(try CaptureFileReader(path: capture.path), with: Analyzer(sink: JSONExporter(output: json, maxPayload: 256)))
+        _ = analyze(try CaptureFileReader(path: capture.path), with: Analyzer(sink: TextExporter(output: text)))
+        try compareSnapshot(json.memory, with: capture, suffix: "expected.json")
+        try compareSnapshot(text.memory, with: capture, suffix: "expected.txt")
+    }
+}
+
 /// Every issue code the analyzer emitted on the bundled captures is documented.
 struct IssueCodeDocumentationTests {
     @Test func emittedCodesAreDocumented() throws {
         let docs = try String(contentsOf: GoldenTests.capturesDirectory.deletingLastPathComponent()
             .appendingPathComponent("docs/issue-codes.md"), encoding: .utf8)
         var codes: Set<String> = []
-        for name in GoldenTests.captureNames {
-            let file = GoldenTests.capturesDirectory.appendingPathComponent(name).deletingPathExtension()
-                .appendingPathExtension("expected.json")
+        let captures = GoldenTests.captureNames.map { GoldenTests.capturesDirectory.appendingPathComponent($0) }
+            + DamagedCaptureTests.captureNames.map { DamagedCaptureTests.directory.appendingPathComponent($0) }
+        for capture in captures {
+            let file = capture.deletingPathExtension().appendingPathExtension("expected.json")
             let text = try String(contentsOf: file, encoding: .utf8)
             for match in text.matches(of: /"code":"([a-z0-9-]+)"/) { codes.insert(String(match.1)) }
         }

@@ -27,6 +27,8 @@ func conversationEvents(_ steps: [(StreamDirection, String)], splitEveryByte: Bo
             log.append("violation \(direction.label) \(violation)")
         case .notHTTP(let direction):
             log.append("not-http \(direction.label)")
+        case .upgradedBoundaryUnknown(let direction):
+            log.append("boundary-unknown \(direction.label)")
         }
     }
     for (direction, text) in steps {

@@ -74,12 +74,50 @@ struct PacketDecoderTests {
         }
         #expect(reason(decode(ethernetHeader + [0x08, 0x06] + [UInt8](repeating: 0, count: 28), .ethernet)) == .notIP)
         #expect(reason(decode(ipv4([0, 0, 0, 0, 0, 8, 0, 0], protocolNumber: 17), .raw)) == .notTCP)
-        #expect(reason(decode(ipv4(tcpHeader(), flagsAndOffset: 0x2000), .raw)) == .ipFragment)
         #expect(reason(decode(ipv4(Array(tcpHeader().prefix(10))), .raw)) == .malformed)
         #expect(reason(decode([0x45, 0, 0], .raw)) == .malformed)
         #expect(reason(decode(ipv4(tcpHeader()), LinkType(rawValue: 147))) == .unsupportedLinkType)
         let badOffset = ipv4(Array(tcpHeader().prefix(12)) + [0x10] + Array(tcpHeader().dropFirst(13)))
         #expect(reason(decode(badOffset, .raw)) == .malformed)
+    }
+
+    @Test func fragmentsAreReassembledFirstCopyWins() {
+        let body = tcpHeader() + Array("fragmented payload!".utf8)   // 24 + 19 bytes
+        let pieces = [(0, Array(body[0..<16]), true), (16, Array(body[16..<32]), true), (32, Array(body[32...]), false)]
+        let reassembler = IPFragmentReassembler()
+        var payloads: [[UInt8]] = []
+        // Out of order, with a duplicate of the middle piece carrying other bytes.
+        for (offset, bytes, more) in [pieces[2], pieces[1], (16, [UInt8](repeating: 0xEE, count: 16), true), pieces[0]] {
+            let packet = ipv4(bytes, flagsAndOffset: (more ? 0x2000 : 0) | UInt16(offset / 8))
+            guard case .fragment(let fragment) = decode(packet, .raw) else { Issue.record("not a fragment"); return }
+            reassembler.add(fragment, at: .zero) { datagram in
+                guard case .tcp(let segment) = PacketDecoder.decodeReassembled(
+                    protocolNumber: fragment.protocolNumber, payload: datagram,
+                    source: fragment.source, destination: fragment.destination)
+                else { return }
+                payloads.append(Array(segment.payload))
+            }
+        }
+        #expect(payloads == [Array("fragmented payload!".utf8)])
+        #expect(reassembler.reassembled == 1 && reassembler.pending == 0)
+    }
+
+    @Test func tunnelsAreOpened() {
+        let inner = ipv4(tcpHeader() + [7, 7])
+        func outerIPv4(_ protocolNumber: UInt8, _ payload: [UInt8]) -> [UInt8] { ipv4(payload, protocolNumber: protocolNumber) }
+        let gre = outerIPv4(47, [0x20, 0x00, 0x08, 0x00, 0, 0, 0, 42] + inner)            // with a key
+        let ipInIP = outerIPv4(4, inner)
+        let vxlan = outerIPv4(17, [0x12, 0x34, 0x12, 0xB5, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 0, 1, 0]
+            + ethernetHeader + [0x08, 0x00] + inner)
+        let mpls = ethernetHeader + [0x88, 0x47, 0, 0, 0x10, 0x40, 0, 0, 0x21, 0x40] + inner
+        #expect(segment(decode(gre, .raw))?.payload == [7, 7])
+        #expect(segment(decode(ipInIP, .raw))?.payload == [7, 7])
+        #expect(segment(decode(vxlan, .raw))?.payload == [7, 7])
+        #expect(segment(decode(mpls, .ethernet))?.payload == [7, 7])
+        // Nesting deeper than four tunnels is not followed.
+        var nested = inner
+        for _ in 0..<6 { nested = outerIPv4(4, nested) }
+        if case .tcp = decode(nested, .raw) { Issue.record("followed too many tunnels") }
     }
 
     @Test func addressesPrintInTheirUsualForms() {
