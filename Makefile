@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFORMANCE ?= ../shared/conformance
 
-.PHONY: demo test deps build release unit cli conformance bench
+.PHONY: demo test deps build release unit cli memory conformance bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -21,9 +21,12 @@ unit: deps
 cli: release
 	bash Tests/cli.sh .build/release/wstap
 
+memory: release
+	python3 Tests/memory.py .build/release/wstap
+
 conformance: release
 	@if [ -d "$(CONFORMANCE)/captures" ]; then \
 		python3 $(CONFORMANCE)/check.py --wstap .build/release/wstap $(CONFORMANCE)/captures; \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit cli conformance
+test: unit cli memory conformance
