@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFORMANCE ?= ../shared/conformance
 
-.PHONY: demo test deps build release unit cli memory conformance bench
+.PHONY: demo test deps build release unit cli memory live conformance bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -21,6 +21,9 @@ unit: deps
 cli: release
 	bash Tests/cli.sh .build/release/wstap
 
+live: release
+	python3 Tests/live.py .build/release/wstap
+
 memory: release
 	python3 Tests/memory.py .build/release/wstap
 
@@ -29,4 +32,4 @@ conformance: release
 		python3 $(CONFORMANCE)/check.py --wstap .build/release/wstap $(CONFORMANCE)/captures; \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit cli memory conformance
+test: unit cli memory live conformance

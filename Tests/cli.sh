@@ -57,5 +57,12 @@ check "stdin input" 0 sh -c "'$wstap' read - --format summary < captures/text-ec
 expect "stdin decodes frames" grep -q "^frames 10" "$work/out"
 check "output into head ends cleanly" 0 bash -c "set -o pipefail; '$wstap' read captures/binary-sizes.pcap --format ndjson | head -c 100 >/dev/null"
 
+check "interfaces lists lo" 0 "$wstap" interfaces
+expect "interfaces names lo" grep -q "^[0-9]*\.lo " "$work/out"
+check "sniff on a missing device exits 2" 2 "$wstap" sniff -i no-such-device0
+expect "missing device says what to do" grep -q "wstap interfaces" "$work/err"
+check "sniff with a bad filter exits 2" 2 "$wstap" sniff -i lo -f "tcp port"
+check "sniff without an interface is a usage error" 64 "$wstap" sniff
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -16,6 +16,9 @@ public final class Analyzer: TCPConnectionObserver {
     let options: AnalyzerOptions
     let sink: any TimelineSink
     var summary = CaptureSummary()
+    /// WebSocket frames and data messages decoded so far (for `-c`).
+    public internal(set) var frameCount: UInt64 = 0
+    public internal(set) var messageCount: UInt64 = 0
     private var connections: ConnectionTable!
     private let fragments = IPFragmentReassembler()
 
@@ -62,7 +65,8 @@ public final class Analyzer: TCPConnectionObserver {
 
     /// Closes every open connection and delivers the summary; call once, after the last packet.
     @discardableResult
-    public func finish() -> CaptureSummary {
+    public func finish(liveStatistics: LiveStatistics? = nil) -> CaptureSummary {
+        summary.live = liveStatistics
         connections.finish(at: summary.lastPacketTime ?? .zero)
         summary.tcp = connections.statistics
         summary.ipDatagramsReassembled = fragments.reassembled

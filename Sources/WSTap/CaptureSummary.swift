@@ -22,6 +22,8 @@ public struct CaptureSummary: Sendable, Equatable {
     public var framePayloadBytes: UInt64 = 0
     public var messagePayloadBytes: UInt64 = 0
     public var issuesByCode: [String: UInt64] = [:]
+    /// Counters of a live capture (`wstap sniff`).
+    public var live: LiveStatistics?
     /// Set when the capture file ended in a damaged or incomplete record.
     public var captureDamage: String?
 

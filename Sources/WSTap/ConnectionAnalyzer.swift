@@ -319,10 +319,12 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             let opcode = frame.header.opcode
             let carriesText = opcode == .text || (opcode == .continuation && textMessageOpen[direction.rawValue])
             if !opcode.isControl, !opcode.isReserved {
-                if opcode != .continuation { textMessageOpen[direction.rawValue] = opcode == .text }
+                // Continuations of a compressed text message carry compressed bytes, not text.
+                if opcode != .continuation { textMessageOpen[direction.rawValue] = opcode == .text && !frame.header.rsv1 }
                 if frame.header.fin { textMessageOpen[direction.rawValue] = false }
             }
             totals.frames[direction.rawValue] &+= 1
+            analyzer.frameCount &+= 1
             analyzer.summary.framesByType[opcode.description, default: 0] &+= 1
             analyzer.summary.framePayloadBytes &+= frame.header.payloadLength
             emit(.frame(record, FrameRecord(
@@ -332,6 +334,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         case .message(let message):
             let direction = direction(tcpDirection)
             totals.messages[direction.rawValue] &+= 1
+            analyzer.messageCount &+= 1
             analyzer.summary.messagesByType[message.opcode.description, default: 0] &+= 1
             analyzer.summary.messagePayloadBytes &+= UInt64(message.payload.count)
             emit(.message(record, MessageRecord(time: eventTime, direction: direction, message: message)))

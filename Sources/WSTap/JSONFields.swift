@@ -199,5 +199,12 @@ extension JSONBuffer {
         raw(",\"message_payload_bytes\":"); number(summary.messagePayloadBytes)
         raw(",\"issues\":"); counters(summary.issuesByCode)
         raw(",\"capture_damage\":"); string(summary.captureDamage)
+        if let live = summary.live {
+            raw(",\"live\":{\"received\":"); number(live.received)
+            raw(",\"dropped_by_kernel\":"); number(live.droppedByKernel)
+            raw(",\"dropped_by_interface\":"); number(live.droppedByInterface)
+            raw(",\"dropped_by_wstap\":"); number(live.droppedByWstap)
+            raw("}")
+        }
     }
 }

@@ -148,6 +148,10 @@ public enum SummaryText {
             + ", \(TextPreview.byteCount(summary.messagePayloadBytes))")
         lines.append("issues \(summary.issues)" + (summary.issues > 0 ? ": " + counts(summary.issuesByCode) : ""))
         if let damage = summary.captureDamage { lines.append("capture damaged: \(damage)") }
+        if let live = summary.live {
+            lines.append("packets received \(live.received), dropped by kernel \(live.droppedByKernel), "
+                + "dropped by interface \(live.droppedByInterface), dropped by wstap \(live.droppedByWstap)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

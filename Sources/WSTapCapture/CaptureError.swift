@@ -12,6 +12,8 @@ public enum CaptureError: Error, Equatable, Sendable {
     case deviceFailed(device: String, reason: String)
     /// Writing a capture file failed.
     case writeFailed(path: String, reason: String)
+    /// `--user` could not take effect; the capture does not go on as root.
+    case privilegeDropFailed(user: String, reason: String)
 
     /// One line for a person, naming the input and what was wrong.
     public var message: String {
@@ -28,6 +30,8 @@ public enum CaptureError: Error, Equatable, Sendable {
             "cannot capture on \(device): \(reason)"
         case let .writeFailed(path, reason):
             "cannot write \(path): \(reason)"
+        case let .privilegeDropFailed(user, reason):
+            "cannot switch to user \(user): \(reason); not capturing as root"
         }
     }
 }

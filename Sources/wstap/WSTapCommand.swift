@@ -11,6 +11,6 @@ struct WSTapCommand: ParsableCommand {
             64 the command line is wrong.
             """,
         version: "0.1.0",
-        subcommands: [ReadCommand.self]
+        subcommands: [ReadCommand.self, SniffCommand.self, InterfacesCommand.self]
     )
 }

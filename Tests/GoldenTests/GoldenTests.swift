@@ -78,7 +78,10 @@ struct GoldenTests {
 }
 
 /// Compares output with `CAPTURE.SUFFIX` beside the capture, or rewrites it with RECORD_SNAPSHOTS=1.
-func compareSnapshot(_ actual: [UInt8], with capture: URL, suffix: String) throws {
+func compareSnapshot(_ output: [UInt8], with capture: URL, suffix: String) throws {
+        // Paths in messages are made relative to the repository, so any checkout compares equal.
+        let root = GoldenTests.capturesDirectory.deletingLastPathComponent().path + "/"
+        let actual = Array(String(decoding: output, as: UTF8.self).replacingOccurrences(of: root, with: "").utf8)
         let file = capture.deletingPathExtension().appendingPathExtension(suffix)
         if ProcessInfo.processInfo.environment["RECORD_SNAPSHOTS"] == "1" {
             try Data(actual).write(to: file)

@@ -1,0 +1,241 @@
+import Foundation
+
+/// When a live capture stops on its own (besides Ctrl-C / SIGTERM).
+public struct StopConditions: Sendable {
+    /// Stop after this many WebSocket data messages (`-c`).
+    public var messages: UInt64?
+    /// Stop after this many WebSocket frames (`-c` with `--count-frames`).
+    public var frames: UInt64?
+    /// Stop after this many seconds (`--duration`).
+    public var durationSeconds: Double?
+
+    public init(messages: UInt64? = nil, frames: UInt64? = nil, durationSeconds: Double? = nil) {
+        self.messages = messages
+        self.frames = frames
+        self.durationSeconds = durationSeconds
+    }
+}
+
+/// Runs the analyzer on a live interface: a capture thread reads packets and never waits on
+/// decoding or output; the calling thread decodes and writes. Between them a bounded queue of
+/// packet batches; packets that do not fit are dropped and counted (`dropped_by_wstap`).
+public final class LiveSession: @unchecked Sendable {
+    private let capture: LiveCapture
+    private let analyzer: Analyzer
+    private let writer: CaptureFileWriter?
+    private let conditions: StopConditions
+    private let queue: BatchQueue
+    private let stopLock = NSLock()
+    private var stopRequested = false
+    private var captureFailure: CaptureError?
+
+    public init(
+        capture: LiveCapture, analyzer: Analyzer, writer: CaptureFileWriter? = nil,
+        stop conditions: StopConditions = StopConditions(), queueLimitBytes: Int = 64 << 20
+    ) {
+        self.capture = capture
+        self.analyzer = analyzer
+        self.writer = writer
+        self.conditions = conditions
+        queue = BatchQueue(limitBytes: queueLimitBytes)
+    }
+
+    /// Ends the capture soon; safe from any thread (a signal handler's queue, for instance).
+    public func requestStop() {
+        stopLock.lock()
+        stopRequested = true
+        stopLock.unlock()
+        capture.stop()
+    }
+
+    private var shouldStop: Bool {
+        stopLock.lock()
+        defer { stopLock.unlock() }
+        return stopRequested
+    }
+
+    /// Captures and decodes until stopped, then closes every connection and delivers the summary
+    /// with the capture counters. Returns a capture failure, if the device failed.
+    @discardableResult
+    public func run(outputFailed: @escaping () -> Bool = { false }) -> CaptureError? {
+        let captureDone = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            let failure = captureLoop()
+            stopLock.lock()
+            captureFailure = failure
+            stopLock.unlock()
+            queue.close()
+            captureDone.signal()
+        }
+        thread.name = "wstap-capture"
+        thread.start()
+        while let batch = queue.pop() {
+            batch.forEachPacket { packet in
+                guard !reachedCount() else { return }
+                analyzer.process(packet)
+            }
+            if reachedCount() || outputFailed() { requestStop() }
+        }
+        captureDone.wait()
+        writer?.close()
+        let counters = capture.statistics()
+        analyzer.finish(liveStatistics: LiveStatistics(
+            received: counters?.received ?? 0, droppedByKernel: counters?.droppedByKernel ?? 0,
+            droppedByInterface: counters?.droppedByInterface ?? 0, droppedByWstap: queue.droppedPackets))
+        stopLock.lock()
+        defer { stopLock.unlock() }
+        return captureFailure
+    }
+
+    private func reachedCount() -> Bool {
+        if let messages = conditions.messages, analyzer.messageCount >= messages { return true }
+        if let frames = conditions.frames, analyzer.frameCount >= frames { return true }
+        return false
+    }
+
+    private func captureLoop() -> CaptureError? {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let deadline = conditions.durationSeconds.map { started + UInt64($0 * 1e9) }
+        var batch = PacketBatch()
+        defer { if !batch.isEmpty { queue.push(batch) } }
+        while !shouldStop {
+            if let deadline, DispatchTime.now().uptimeNanoseconds >= deadline { break }
+            let read: PacketSourceRead
+            do {
+                read = try capture.nextPacket()
+            } catch {
+                return error
+            }
+            switch read {
+            case .packet(let packet):
+                writer?.write(packet)
+                batch.append(packet)
+                if batch.byteCount >= 256 << 10 || queue.consumerIsWaiting {
+                    queue.push(batch)
+                    batch = PacketBatch()
+                }
+            case .noPacketYet:
+                // Nothing more right now: what was read goes to the decoder before waiting.
+                if !batch.isEmpty {
+                    queue.push(batch)
+                    batch = PacketBatch()
+                }
+                writer?.flush()
+                capture.waitForPackets()
+            case .endOfCapture:
+                return nil
+            }
+        }
+        return nil
+    }
+}
+
+/// Kernel, interface and wstap's own packet counters of a live capture.
+public struct LiveStatistics: Sendable, Equatable {
+    public var received: UInt64
+    public var droppedByKernel: UInt64
+    public var droppedByInterface: UInt64
+    /// Packets the decoder could not keep up with, dropped from wstap's queue.
+    public var droppedByWstap: UInt64
+}
+
+/// Packets copied out of libpcap's buffer on the capture thread.
+struct PacketBatch {
+    private struct Record {
+        var timestamp: CaptureTimestamp
+        var linkType: LinkType
+        var start: Int
+        var count: Int
+        var originalLength: Int
+    }
+
+    private var bytes: [UInt8] = []
+    private var records: [Record] = []
+
+    var isEmpty: Bool { records.isEmpty }
+    var byteCount: Int { bytes.count }
+    var packetCount: Int { records.count }
+
+    mutating func append(_ packet: CapturedPacket) {
+        records.append(Record(timestamp: packet.timestamp, linkType: packet.linkType, start: bytes.count,
+                              count: packet.bytes.count, originalLength: packet.originalLength))
+        bytes.append(contentsOf: packet.bytes)
+    }
+
+    func forEachPacket(_ body: (CapturedPacket) -> Void) {
+        bytes.withUnsafeBytes { all in
+            for record in records {
+                body(CapturedPacket(
+                    timestamp: record.timestamp, linkType: record.linkType,
+                    bytes: UnsafeRawBufferPointer(rebasing: all[record.start..<(record.start + record.count)]),
+                    originalLength: record.originalLength))
+            }
+        }
+    }
+}
+
+/// A bounded hand-over between the capture thread and the decoder.
+final class BatchQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var batches: [PacketBatch] = []
+    private var head = 0
+    private var queuedBytes = 0
+    private var closed = false
+    private var waiting = false
+    private let limitBytes: Int
+    private var dropped: UInt64 = 0
+
+    init(limitBytes: Int) { self.limitBytes = limitBytes }
+
+    /// True while the decoder has nothing to do: a batch handed over now is decoded at once.
+    var consumerIsWaiting: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return waiting
+    }
+
+    var droppedPackets: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return dropped
+    }
+
+    func push(_ batch: PacketBatch) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard queuedBytes + batch.byteCount <= limitBytes else {
+            dropped &+= UInt64(batch.packetCount)
+            return
+        }
+        batches.append(batch)
+        queuedBytes += batch.byteCount
+        condition.signal()
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The next batch, waiting for one; nil once closed and drained.
+    func pop() -> PacketBatch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == batches.count, !closed {
+            waiting = true
+            condition.wait()
+        }
+        waiting = false
+        guard head < batches.count else { return nil }
+        let batch = batches[head]
+        head += 1
+        if head > 64, head * 2 > batches.count {
+            batches.removeFirst(head)
+            head = 0
+        }
+        queuedBytes -= batch.byteCount
+        return batch
+    }
+}

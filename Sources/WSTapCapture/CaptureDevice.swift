@@ -1,0 +1,27 @@
+/// A device libpcap can capture on, as `tcpdump -D` lists it.
+public struct CaptureDevice: Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    public var isUp: Bool
+    public var isRunning: Bool
+    public var isLoopback: Bool
+}
+
+/// Packet counters of a live capture (`pcap_stats`).
+public struct CaptureStatistics: Sendable, Equatable {
+    public var received: UInt64
+    public var droppedByKernel: UInt64
+    public var droppedByInterface: UInt64
+}
+
+/// How a live capture handle is set up before activation.
+public struct LiveCaptureConfiguration: Sendable {
+    public var snapshotLength: Int = 262_144
+    public var promiscuous: Bool = true
+    public var immediate: Bool = true
+    public var readTimeoutMilliseconds: Int = 100
+    /// Kernel buffer in bytes; nil keeps libpcap's default.
+    public var kernelBufferSize: Int? = nil
+
+    public init() {}
+}

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Dispatch
+import WSTap
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct SniffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sniff",
+        abstract: "Decode WebSocket traffic on a live interface as it happens.",
+        discussion: """
+            Stops on Ctrl-C, SIGTERM, -c or --duration, then prints the summary with the packets \
+            received and dropped by the kernel, the interface and wstap. Needs root, or \
+            CAP_NET_RAW and CAP_NET_ADMIN.
+            """)
+
+    @Option(name: [.customShort("i"), .long], help: "The interface to capture on (e.g. lo, eth0, any).")
+    var interface: String?
+
+    @Flag(name: [.customShort("D"), .customLong("list-interfaces")], help: "List the interfaces, as 'wstap interfaces' does, and exit.")
+    var listInterfaces = false
+
+    @OptionGroup var options: DecodeOptions
+
+    @Option(name: [.customShort("c"), .long], help: "Stop after N WebSocket messages (frames with --count-frames).")
+    var count: UInt64?
+
+    @Flag(name: .long, help: "Make -c count frames instead of messages.")
+    var countFrames = false
+
+    @Option(name: .long, help: "Stop after this many seconds.")
+    var duration: Double?
+
+    @Option(name: [.customShort("w"), .customLong("write")], help: "Also save the raw packets to this pcap file.")
+    var writeFile: String?
+
+    @Option(name: [.customShort("B"), .long], help: "Kernel capture buffer in bytes (libpcap's default if not set).")
+    var bufferSize: Int?
+
+    @Option(name: [.customShort("s"), .long], help: "Bytes kept of each packet.")
+    var snaplen: Int = 262_144
+
+    @Flag(name: [.customShort("p"), .customLong("no-promiscuous")], help: "Do not put the interface into promiscuous mode.")
+    var noPromiscuous = false
+
+    @Option(name: [.customShort("Z"), .long], help: "Drop root privileges to this user once the interface is open.")
+    var user: String?
+
+    func validate() throws {
+        if !listInterfaces, interface == nil { throw ValidationError("name an interface with -i (see 'wstap interfaces')") }
+        if let duration, duration <= 0 { throw ValidationError("--duration must be greater than 0") }
+        if let bufferSize, bufferSize <= 0 { throw ValidationError("--buffer-size must be greater than 0") }
+        if snaplen <= 0 { throw ValidationError("--snaplen must be greater than 0") }
+    }
+
+    func run() throws {
+        if listInterfaces { return try InterfacesCommand().run() }
+        guard let interface else { return }
+        signal(SIGPIPE, SIG_IGN)
+        var configuration = LiveCaptureConfiguration()
+        configuration.snapshotLength = snaplen
+        configuration.promiscuous = !noPromiscuous
+        configuration.kernelBufferSize = bufferSize
+        let capture: LiveCapture
+        let writer: CaptureFileWriter?
+        do {
+            capture = try LiveCapture(device: interface, configuration: configuration, filter: options.filter)
+            writer = try writeFile.map { path throws(CaptureError) in try capture.makeWriter(path: path) }
+            if let user { try PrivilegeDrop.switchUser(to: user) }
+        } catch {
+            throw fail(error.message, exitCode: 2)
+        }
+        let output = OutputChannel()
+        output.flushesEachEvent = true
+        let analyzer = Analyzer(
+            options: options.analyzerOptions,
+            sink: options.format.makeSink(output: output, maxPayload: options.maxPayload))
+        let session = LiveSession(
+            capture: capture, analyzer: analyzer, writer: writer,
+            stop: StopConditions(messages: countFrames ? nil : count, frames: countFrames ? count : nil,
+                                 durationSeconds: duration))
+        let signals = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { session.requestStop() }
+            source.resume()
+            return source
+        }
+        note("listening on \(interface), link-type \(capture.linkType), snapshot length \(snaplen) bytes")
+        let failure = session.run(outputFailed: { output.failed })
+        signals.forEach { $0.cancel() }
+        output.flush()
+        if let failure { throw fail(failure.message, exitCode: 2) }
+    }
+}
+
+struct InterfacesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "interfaces",
+        abstract: "List the interfaces wstap can capture on (like tcpdump -D).")
+
+    func run() throws {
+        let devices: [CaptureDevice]
+        do {
+            devices = try LiveCapture.devices()
+        } catch {
+            throw fail(error.message, exitCode: 2)
+        }
+        for (index, device) in devices.enumerated() {
+            var flags: [String] = []
+            if device.isLoopback { flags.append("Loopback") }
+            if device.isUp { flags.append("Up") }
+            if device.isRunning { flags.append("Running") }
+            let description = device.description.map { " (\($0))" } ?? ""
+            print("\(index + 1).\(device.name)\(description)" + (flags.isEmpty ? "" : " [\(flags.joined(separator: ", "))]"))
+        }
+    }
+}
+
+/// A one-line message on standard error that is not an error.
+func note(_ message: String) {
+    var line = Array("wstap: \(message)\n".utf8)
+    _ = write(STDERR_FILENO, &line, line.count)
+}

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Live capture tests with real peers on loopback (needs root for capturing on lo).
+
+usage: Tests/live.py [WSTAP]
+Prints one line per check and "N passed, N failed"; exit 1 on any failure.
+"""
+import asyncio, base64, hashlib, json, os, pwd, signal, socket, subprocess, sys, threading, time
+
+import websockets
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WSTAP = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", ".build", "release", "wstap")
+WORK = f"/tmp/wstap-live-{os.getpid()}"
+os.makedirs(WORK, exist_ok=True)
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sniffer:
+    """wstap sniff in the background; stdout lines are kept with the time they arrived."""
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([WSTAP, "sniff", "-i", "lo"] + list(args),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = []
+        ready = self.proc.stderr.readline().decode()
+        assert "listening on lo" in ready, ready
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line.decode()))
+
+    def stop(self, sig=signal.SIGINT, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        time.sleep(0.1)
+        return code
+
+    def events(self):
+        return [(t, json.loads(l)) for t, l in self.lines if l.startswith("{")]
+
+
+def digest(payload):
+    data = base64.b64decode(payload["base64"]) if "base64" in payload else payload["text"].encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+async def conversation(port, sent):
+    """Text, binary, fragmented and compressed messages, a ping, a close; logs send times."""
+    async def echo(ws):
+        async for message in ws:
+            sent.append(("s2c", 1 if isinstance(message, str) else 2, message, time.monotonic()))
+            await ws.send(message)
+    async with serve(echo, "127.0.0.1", port):
+        async with connect(f"ws://127.0.0.1:{port}/live") as ws:  # permessage-deflate by default
+            for message in ["hello live", b"\x00\x01binary\xff", "x" * 5000]:
+                sent.append(("c2s", 1 if isinstance(message, str) else 2, message, time.monotonic()))
+                await ws.send(message)
+                await ws.recv()
+            fragments = ["frag-1 ", "frag-2 ", "frag-3"]
+            sent.append(("c2s", 1, "".join(fragments), time.monotonic()))
+            await ws.send(fragments)
+            await ws.recv()
+            await (await ws.ping(b"live ping"))
+            await ws.close(1000, "live done")
+
+
+def messages_and_order():
+    port = free_port()
+    pcap = os.path.join(WORK, "live.pcap")
+    sniffer = Sniffer("-f", f"tcp port {port}", "--format", "ndjson", "-w", pcap)
+    sent = []
+    asyncio.run(conversation(port, sent))
+    time.sleep(0.3)
+    code = sniffer.stop()
+    check("sniff exits 0 on SIGINT", code == 0, f"exit {code}")
+    events = sniffer.events()
+    got = [(e["dir"], e["opcode"], digest(e["payload"])) for _, e in events if e["event"] == "message"]
+    want = [(d, o, hashlib.sha256(m.encode() if isinstance(m, str) else m).hexdigest()) for d, o, m, _ in sent]
+    for direction in ("c2s", "s2c"):
+        check(f"every {direction} message in order with the right content",
+              [g for g in got if g[0] == direction] == [w for w in want if w[0] == direction],
+              f"got {len([g for g in got if g[0] == direction])} want {len([w for w in want if w[0] == direction])}")
+    frames = [e for _, e in events if e["event"] == "frame"]
+    check("compressed frames were decompressed", any(f["rsv"] == 4 for f in frames))
+    check("fragmented message reassembled", any(e["event"] == "message" and e["frames"] >= 3 for _, e in events))
+    check("ping and pong seen", {"ping", "pong"} <= {f["type"] for f in frames})
+    # Latency: each message is printed within 100 ms of being sent.
+    arrivals = [(t, (e["dir"], e["opcode"], digest(e["payload"]))) for t, e in events if e["event"] == "message"]
+    delays = []
+    for d, o, m, sent_at in sent:
+        key = (d, o, hashlib.sha256(m.encode() if isinstance(m, str) else m).hexdigest())
+        match = next((t for t, k in arrivals if k == key), None)
+        delays.append(None if match is None else match - sent_at)
+    worst = max((x for x in delays if x is not None), default=None)
+    check("every message printed within 100 ms", None not in delays and worst < 0.1, f"delays {delays}")
+    summary = events[-1][1] if events else {}
+    check("summary carries the capture counters",
+          summary.get("event") == "summary" and {"received", "dropped_by_kernel", "dropped_by_interface",
+                                                  "dropped_by_wstap"} <= set(summary.get("live", {})))
+    # -w: the saved file decodes to the same events.
+    offline = subprocess.run([WSTAP, "read", pcap, "--format", "ndjson"], capture_output=True).stdout.decode().splitlines()
+    live = [line.rstrip("\n") for _, line in sniffer.lines]
+    same = [l for l in offline if '"event":"summary"' not in l] == [l for l in live if '"event":"summary"' not in l]
+    check("-w file read back gives the same events as live", same and len(offline) > 10)
+
+
+def count_and_duration():
+    port = free_port()
+    sniffer = Sniffer("-f", f"tcp port {port}", "--format", "ndjson", "-c", "3")
+    asyncio.run(conversation(port, []))
+    code = sniffer.proc.wait(10)
+    messages = [e for _, e in sniffer.events() if e["event"] == "message"]
+    check("-c 3 stops by itself after 3 messages", code == 0 and len(messages) == 3, f"exit {code}, {len(messages)} messages")
+    start = time.monotonic()
+    sniffer = Sniffer("-f", "tcp port 1", "--duration", "1", "--format", "summary")
+    code = sniffer.proc.wait(10)
+    elapsed = time.monotonic() - start
+    check("--duration 1 stops after about a second", code == 0 and 0.9 < elapsed < 3, f"{elapsed:.2f} s")
+
+
+def kernel_drops():
+    port = free_port()
+    sniffer = Sniffer("-f", f"tcp port {port}", "--format", "summary", "-B", "65536")
+    server = socket.create_server(("127.0.0.1", port))
+    def sink():
+        conn, _ = server.accept()
+        while conn.recv(1 << 20):
+            pass
+    threading.Thread(target=sink, daemon=True).start()
+    os.kill(sniffer.proc.pid, signal.SIGSTOP)  # the capture thread stops reading: the kernel buffer overflows
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        for _ in range(2000):
+            client.sendall(b"y" * 1400)
+    time.sleep(0.2)
+    os.kill(sniffer.proc.pid, signal.SIGCONT)
+    time.sleep(0.5)
+    sniffer.stop()
+    text = "".join(line for _, line in sniffer.lines)
+    dropped = [line for line in text.splitlines() if line.startswith("packets received")]
+    count = int(dropped[0].split("dropped by kernel ")[1].split(",")[0]) if dropped else 0
+    check("kernel drops are counted in the summary", count > 0, text[-300:])
+    server.close()
+
+
+def privilege_drop():
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        check("--user drops root (no user 'nobody' here)", False)
+        return
+    sniffer = Sniffer("-f", "tcp port 1", "--format", "summary", "--user", "nobody")
+    time.sleep(0.3)
+    status = open(f"/proc/{sniffer.proc.pid}/status").read()
+    uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+    sniffer.stop()
+    check("--user nobody drops root after opening the device", all(u == str(pwd.getpwnam("nobody").pw_uid) for u in uids), str(uids))
+
+
+for test in (messages_and_order, count_and_duration, kernel_drops, privilege_drop):
+    try:
+        test()
+    except Exception as error:  # a crash of one check is a failure, not the end of the run
+        check(test.__name__, False, f"{type(error).__name__}: {error}")
+passed = sum(results)
+print(f"{passed} passed, {len(results) - passed} failed")
+sys.exit(0 if all(results) else 1)
