@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The decoders are single-threaded state machines; runtime exclusivity checks cost about a tenth
+/// of the time on small-message captures (docs/performance.md), so release builds leave them out.
+let speed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "wstap",
     platforms: [.macOS(.v13)],
@@ -23,17 +27,19 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "WSTapCapture", dependencies: ["CPcap"]),
-        .target(name: "WSTapPackets", dependencies: ["WSTapCapture"]),
-        .target(name: "WSTapTCP", dependencies: ["WSTapPackets"]),
-        .target(name: "WSTapHTTP", dependencies: ["WSTapTCP"]),
+        .target(name: "WSTapCapture", dependencies: ["CPcap"], swiftSettings: speed),
+        .target(name: "WSTapPackets", dependencies: ["WSTapCapture"], swiftSettings: speed),
+        .target(name: "WSTapTCP", dependencies: ["WSTapPackets"], swiftSettings: speed),
+        .target(name: "WSTapHTTP", dependencies: ["WSTapTCP", "WSTapCapture"], swiftSettings: speed),
         .target(
             name: "WSTapWebSocket",
-            dependencies: ["WSTapHTTP", "WSTapTCP", "CZlib", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["WSTapHTTP", "WSTapTCP", "WSTapCapture", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: speed
         ),
         .target(
             name: "WSTap",
-            dependencies: ["WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket"]
+            dependencies: ["WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket"],
+            swiftSettings: speed
         ),
         .executableTarget(
             name: "wstap",

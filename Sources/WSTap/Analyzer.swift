@@ -15,16 +15,22 @@ public struct AnalyzerOptions: Sendable {
 public final class Analyzer: TCPConnectionObserver {
     let options: AnalyzerOptions
     let sink: any TimelineSink
+    /// Asked once: whether frame and message events are worth building for the sink.
+    let emitsFramesAndMessages: Bool
     var summary = CaptureSummary()
     /// WebSocket frames and data messages decoded so far (for `-c`).
     public internal(set) var frameCount: UInt64 = 0
     public internal(set) var messageCount: UInt64 = 0
+    /// Per opcode, turned into the summary's by-type counts when the analysis finishes.
+    var frameCountsByOpcode = [UInt64](repeating: 0, count: 16)
+    var messageCountsByOpcode = [UInt64](repeating: 0, count: 16)
     private var connections: ConnectionTable!
     private let fragments = IPFragmentReassembler()
 
     public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
         self.options = options
         self.sink = sink
+        emitsFramesAndMessages = sink.receivesFramesAndMessages
         connections = ConnectionTable(limits: options.reassembly, observer: self)
     }
 
@@ -69,6 +75,11 @@ public final class Analyzer: TCPConnectionObserver {
         summary.live = liveStatistics
         connections.finish(at: summary.lastPacketTime ?? .zero)
         summary.tcp = connections.statistics
+        for opcode in 0..<16 {
+            let name = WebSocketOpcode(rawValue: UInt8(opcode)).description
+            if frameCountsByOpcode[opcode] > 0 { summary.framesByType[name] = frameCountsByOpcode[opcode] }
+            if messageCountsByOpcode[opcode] > 0 { summary.messagesByType[name] = messageCountsByOpcode[opcode] }
+        }
         summary.ipDatagramsReassembled = fragments.reassembled
         summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
         sink.finish(summary)

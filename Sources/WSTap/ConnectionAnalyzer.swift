@@ -10,13 +10,16 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     }
 
     private var record: ConnectionRecord
-    private unowned let analyzer: Analyzer
+    /// The analyzer owns the connection table that owns this object, so it always outlives it.
+    private unowned(unsafe) let analyzer: Analyzer
     private var opened = false
     private var sawData = false
     private var mode = Mode.http
     /// The TCP layer guessed client and server the wrong way round; flip its directions.
     private var rolesSwapped = false
     private var http = HTTPConversation()
+    /// A 101 switched the connection (kept here: asking `http` would copy it on every packet).
+    private var switched = false
     private var pendingUpgrade: UpgradeExchange?
     /// The handshake of the 101 that is about to switch the connection.
     private var pendingWebSocketHandshake: WebSocketHandshake?
@@ -77,7 +80,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             sawData = true
             chooseMode(firstBytes: bytes, direction: tcpDirection)
         }
-        if let websocket, http.hasSwitched || isWithoutHandshake {
+        if let websocket, switched || isWithoutHandshake {
             totals.payloadBytes[direction(tcpDirection).rawValue] &+= UInt64(bytes.count)
             websocket[tcpDirection.rawValue].receive(bytes) { handle($0, tcpDirection: tcpDirection) }
             if pendingDetection != nil, websocket.allSatisfy(\.gaveUpSearching) { giveUpOnWebSocket() }
@@ -102,7 +105,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
                 report(.snaplenTruncated(bytes: range.byteCount, time: time, direction: direction))
             }
         }
-        if let websocket, http.hasSwitched || isWithoutHandshake {
+        if let websocket, switched || isWithoutHandshake {
             websocket[tcpDirection.rawValue].missing(
                 byteCount: range.byteCount, reportsPartialFrames: range.cause == .notCaptured
             ) { handle($0, tcpDirection: tcpDirection) }
@@ -211,6 +214,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             emit(.httpResponse(record, eventTime, head))
             if offered != nil, head.status == 101 || head.status >= 200 { answerUpgrade(head) }
         case .switched(let selected):
+            switched = true
             startUpgradedProtocol(selected)
         case .upgradedBytes(let bytes, let direction):
             if let websocket {
@@ -325,8 +329,9 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             }
             totals.frames[direction.rawValue] &+= 1
             analyzer.frameCount &+= 1
-            analyzer.summary.framesByType[opcode.description, default: 0] &+= 1
+            analyzer.frameCountsByOpcode[Int(opcode.rawValue)] &+= 1
             analyzer.summary.framePayloadBytes &+= frame.header.payloadLength
+            guard analyzer.emitsFramesAndMessages else { return }
             emit(.frame(record, FrameRecord(
                 time: eventTime, direction: direction, header: frame.header, payload: frame.payload,
                 bytesNotKept: frame.bytesNotKept, bytesMissing: frame.bytesMissing, close: close,
@@ -335,8 +340,9 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             let direction = direction(tcpDirection)
             totals.messages[direction.rawValue] &+= 1
             analyzer.messageCount &+= 1
-            analyzer.summary.messagesByType[message.opcode.description, default: 0] &+= 1
+            analyzer.messageCountsByOpcode[Int(message.opcode.rawValue)] &+= 1
             analyzer.summary.messagePayloadBytes &+= UInt64(message.payload.count)
+            guard analyzer.emitsFramesAndMessages else { return }
             emit(.message(record, MessageRecord(time: eventTime, direction: direction, message: message)))
         case .violation(let violation):
             report(Issue(violation, time: eventTime, direction: direction(tcpDirection)))

@@ -5,14 +5,14 @@
 public final class JSONExporter: TimelineSink {
     private final class OpenConnection {
         let record: ConnectionRecord
-        var http = JSONBuffer()
-        var httpCount = 0
+        /// Each request's JSON, and its response's once answered (HTTP/1.1 answers in order).
+        var http: [(request: JSONBuffer, response: JSONBuffer?)] = []
         var upgrade: JSONBuffer?
-        var frames = JSONBuffer()
+        let frames = JSONBuffer()
         var frameCount = 0
-        var messages = JSONBuffer()
+        let messages = JSONBuffer()
         var messageCount = 0
-        var issues = JSONBuffer()
+        let issues = JSONBuffer()
         var issueCount = 0
 
         init(record: ConnectionRecord) { self.record = record }
@@ -22,9 +22,9 @@ public final class JSONExporter: TimelineSink {
     private let maxPayload: Int?
     private var open: [UInt64: OpenConnection] = [:]
     private var written = 0
-    private var captureIssues = JSONBuffer()
+    private let captureIssues = JSONBuffer()
     private var captureIssueCount = 0
-    private var scratch = JSONBuffer()
+    private let scratch = JSONBuffer()
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
     public init(output: OutputChannel, maxPayload: Int? = nil) {
@@ -41,40 +41,41 @@ public final class JSONExporter: TimelineSink {
             open[record.id] = OpenConnection(record: record)
         case .httpRequest(let record, let time, let head):
             guard let connection = open[record.id] else { return }
-            appendSeparator(&connection.http, count: &connection.httpCount)
-            connection.http.raw("{\"request\":{")
-            connection.http.requestFields(head, time: time)
-            connection.http.raw("},\"response\":null}")
+            let request = JSONBuffer()
+            request.raw("{")
+            request.requestFields(head, time: time)
+            request.raw("}")
+            connection.http.append((request, nil))
         case .httpResponse(let record, let time, let head):
             guard let connection = open[record.id] else { return }
             fillResponse(of: connection, with: head, time: time)
         case .upgrade(let record, let exchange):
             guard let connection = open[record.id] else { return }
-            var buffer = JSONBuffer()
+            let buffer = JSONBuffer()
             buffer.raw("{")
             buffer.upgradeFields(exchange)
             buffer.raw("}")
             connection.upgrade = buffer
         case .frame(let record, let frame):
             guard let connection = open[record.id] else { return }
-            appendSeparator(&connection.frames, count: &connection.frameCount)
+            appendSeparator(connection.frames, count: &connection.frameCount)
             connection.frames.raw("{")
             connection.frames.frameFields(frame, maxPayload: maxPayload)
             connection.frames.raw("}")
         case .message(let record, let message):
             guard let connection = open[record.id] else { return }
-            appendSeparator(&connection.messages, count: &connection.messageCount)
+            appendSeparator(connection.messages, count: &connection.messageCount)
             connection.messages.raw("{")
             connection.messages.messageFields(message, maxPayload: maxPayload)
             connection.messages.raw("}")
         case .issue(let record, let issue):
             if let record, let connection = open[record.id] {
-                appendSeparator(&connection.issues, count: &connection.issueCount)
+                appendSeparator(connection.issues, count: &connection.issueCount)
                 connection.issues.raw("{")
                 connection.issues.issueFields(issue)
                 connection.issues.raw("}")
             } else {
-                appendSeparator(&captureIssues, count: &captureIssueCount)
+                appendSeparator(captureIssues, count: &captureIssueCount)
                 captureIssues.raw("{")
                 captureIssues.issueFields(issue)
                 captureIssues.raw("}")
@@ -88,36 +89,36 @@ public final class JSONExporter: TimelineSink {
     public func finish(_ summary: CaptureSummary) {
         output.write(written == 0 ? "]" : "\n]")
         output.write(",\n\"issues\":[")
-        output.write(captureIssues.bytes)
+        output.write(captureIssues)
         output.write(captureIssueCount == 0 ? "]" : "\n]")
-        scratch.bytes.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         scratch.raw(",\n\"summary\":{")
         scratch.summaryFields(summary)
         scratch.raw("}}\n")
-        output.write(scratch.bytes)
+        output.write(scratch)
         output.flush()
     }
 
-    private func appendSeparator(_ buffer: inout JSONBuffer, count: inout Int) {
+    private func appendSeparator(_ buffer: JSONBuffer, count: inout Int) {
         buffer.raw(count == 0 ? "\n" : ",\n")
         count += 1
     }
 
-    /// The response goes into the first request entry still without one (HTTP/1.1 answers in order).
+    /// The response goes to the first request still without one (HTTP/1.1 answers in order).
     private func fillResponse(of connection: OpenConnection, with head: HTTPResponseHead, time: CaptureTimestamp) {
-        guard head.status >= 200 || head.status == 101 else { return }
-        let placeholder = Array("\"response\":null}".utf8)
-        guard let range = connection.http.bytes.firstRange(of: placeholder) else { return }
-        var response = JSONBuffer()
-        response.raw("\"response\":{")
+        guard head.status >= 200 || head.status == 101,
+              let index = connection.http.firstIndex(where: { $0.response == nil })
+        else { return }
+        let response = JSONBuffer()
+        response.raw("{")
         response.responseFields(head, time: time)
-        response.raw("}}")
-        connection.http.bytes.replaceSubrange(range, with: response.bytes)
+        response.raw("}")
+        connection.http[index].response = response
     }
 
     private func write(_ connection: OpenConnection, end: ConnectionEnd) {
         let record = connection.record
-        scratch.bytes.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         scratch.raw(written == 0 ? "\n{" : ",\n{")
         written += 1
         scratch.key("id"); scratch.number(record.id)
@@ -131,19 +132,25 @@ public final class JSONExporter: TimelineSink {
         scratch.raw(",\"websocket_detection\":"); scratch.string(end.websocketDetection?.rawValue)
         scratch.raw(",\"totals\":{"); scratch.totalsFields(end.totals); scratch.raw("}")
         scratch.raw(",\n\"http\":[")
-        output.write(scratch.bytes)
-        output.write(connection.http.bytes)
-        output.write(connection.httpCount == 0 ? "]" : "\n]")
-        output.write(",\n\"upgrade\":")
-        output.write(connection.upgrade?.bytes ?? Array("null".utf8))
-        output.write(",\n\"frames\":[")
-        output.write(connection.frames.bytes)
+        for (index, exchange) in connection.http.enumerated() {
+            scratch.raw(index == 0 ? "\n{\"request\":" : ",\n{\"request\":")
+            scratch.append(exchange.request)
+            scratch.raw(",\"response\":")
+            if let response = exchange.response { scratch.append(response) } else { scratch.raw("null") }
+            scratch.raw("}")
+        }
+        scratch.raw(connection.http.isEmpty ? "]" : "\n]")
+        scratch.raw(",\n\"upgrade\":")
+        if let upgrade = connection.upgrade { scratch.append(upgrade) } else { scratch.raw("null") }
+        scratch.raw(",\n\"frames\":[")
+        output.write(scratch)
+        output.write(connection.frames)
         output.write(connection.frameCount == 0 ? "]" : "\n]")
         output.write(",\n\"messages\":[")
-        output.write(connection.messages.bytes)
+        output.write(connection.messages)
         output.write(connection.messageCount == 0 ? "]" : "\n]")
         output.write(",\n\"issues\":[")
-        output.write(connection.issues.bytes)
+        output.write(connection.issues)
         output.write(connection.issueCount == 0 ? "]}" : "\n]}")
         output.endEvent()
     }

@@ -1,6 +1,6 @@
 /// The fields of each timeline record, shared by the JSON and NDJSON formats (docs/json-format.md).
 extension JSONBuffer {
-    mutating func endpoint(_ endpoint: Endpoint) {
+    func endpoint(_ endpoint: Endpoint) {
         raw("{\"ip\":")
         string(endpoint.address.description)
         raw(",\"port\":")
@@ -8,7 +8,7 @@ extension JSONBuffer {
         raw("}")
     }
 
-    mutating func direction(_ direction: StreamDirection?) {
+    func direction(_ direction: StreamDirection?) {
         switch direction {
         case .clientToServer: raw("\"c2s\"")
         case .serverToClient: raw("\"s2c\"")
@@ -16,7 +16,7 @@ extension JSONBuffer {
         }
     }
 
-    mutating func headers(_ headers: HTTPHeaders) {
+    func headers(_ headers: HTTPHeaders) {
         raw("[")
         for (index, header) in headers.lines.enumerated() {
             if index > 0 { comma() }
@@ -30,7 +30,7 @@ extension JSONBuffer {
     }
 
     /// Payload, with `truncated` when `maxPayload` or the decoder's limit cut it.
-    private mutating func payloadFields(_ payload: UnsafeRawBufferPointer, asText: Bool, notKept: Bool, maxPayload: Int?) {
+    private func payloadFields(_ payload: UnsafeRawBufferPointer, asText: Bool, notKept: Bool, maxPayload: Int?) {
         var shown = payload
         var truncated = notKept
         if let maxPayload, payload.count > maxPayload {
@@ -46,7 +46,7 @@ extension JSONBuffer {
         }
     }
 
-    mutating func frameFields(_ frame: FrameRecord, maxPayload: Int?) {
+    func frameFields(_ frame: FrameRecord, maxPayload: Int?) {
         let header = frame.header
         key("time"); time(frame.time)
         raw(",\"dir\":"); direction(frame.direction)
@@ -80,7 +80,7 @@ extension JSONBuffer {
         }
     }
 
-    mutating func messageFields(_ record: MessageRecord, maxPayload: Int?) {
+    func messageFields(_ record: MessageRecord, maxPayload: Int?) {
         let message = record.message
         key("time"); time(record.time)
         raw(",\"dir\":"); direction(record.direction)
@@ -104,7 +104,7 @@ extension JSONBuffer {
         payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload)
     }
 
-    mutating func issueFields(_ issue: Issue) {
+    func issueFields(_ issue: Issue) {
         key("time"); time(issue.time)
         raw(",\"dir\":"); direction(issue.direction)
         raw(",\"severity\":"); string(issue.severity.rawValue)
@@ -112,7 +112,7 @@ extension JSONBuffer {
         raw(",\"detail\":"); string(issue.detail)
     }
 
-    mutating func requestFields(_ head: HTTPRequestHead, time requestTime: CaptureTimestamp) {
+    func requestFields(_ head: HTTPRequestHead, time requestTime: CaptureTimestamp) {
         key("time"); time(requestTime)
         raw(",\"method\":"); string(head.method)
         raw(",\"target\":"); string(head.target)
@@ -120,7 +120,7 @@ extension JSONBuffer {
         raw(",\"headers\":"); headers(head.headers)
     }
 
-    mutating func responseFields(_ head: HTTPResponseHead, time responseTime: CaptureTimestamp?) {
+    func responseFields(_ head: HTTPResponseHead, time responseTime: CaptureTimestamp?) {
         key("time"); time(responseTime)
         raw(",\"status\":"); number(head.status)
         raw(",\"reason\":"); string(head.reason)
@@ -128,7 +128,7 @@ extension JSONBuffer {
         raw(",\"headers\":"); headers(head.headers)
     }
 
-    mutating func upgradeFields(_ exchange: UpgradeExchange) {
+    func upgradeFields(_ exchange: UpgradeExchange) {
         raw("\"request\":{"); requestFields(exchange.request, time: exchange.requestTime); raw("}")
         raw(",\"response\":")
         if let response = exchange.response {
@@ -158,7 +158,7 @@ extension JSONBuffer {
         raw(",\"outcome\":"); string(exchange.outcome.rawValue)
     }
 
-    mutating func totalsFields(_ totals: ConnectionTotals) {
+    func totalsFields(_ totals: ConnectionTotals) {
         for (name, values) in [("payload_bytes", totals.payloadBytes), ("frames", totals.frames),
                                ("messages", totals.messages), ("upgraded_bytes", totals.upgradedBytes),
                                ("missing_bytes", totals.missingBytes)] {
@@ -170,7 +170,7 @@ extension JSONBuffer {
         }
     }
 
-    mutating func summaryFields(_ summary: CaptureSummary) {
+    func summaryFields(_ summary: CaptureSummary) {
         key("packets"); number(summary.packets)
         raw(",\"captured_bytes\":"); number(summary.capturedBytes)
         raw(",\"first_time\":"); time(summary.firstPacketTime)

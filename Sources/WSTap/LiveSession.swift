@@ -159,7 +159,7 @@ struct PacketBatch {
     mutating func append(_ packet: CapturedPacket) {
         records.append(Record(timestamp: packet.timestamp, linkType: packet.linkType, start: bytes.count,
                               count: packet.bytes.count, originalLength: packet.originalLength))
-        bytes.append(contentsOf: packet.bytes)
+        bytes.appendBytes(packet.bytes)
     }
 
     func forEachPacket(_ body: (CapturedPacket) -> Void) {

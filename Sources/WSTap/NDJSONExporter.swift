@@ -4,7 +4,7 @@
 public final class NDJSONExporter: TimelineSink {
     private let output: OutputChannel
     private let maxPayload: Int?
-    private var line = JSONBuffer()
+    private let line = JSONBuffer()
 
     public init(output: OutputChannel, maxPayload: Int? = nil) {
         self.output = output
@@ -12,7 +12,7 @@ public final class NDJSONExporter: TimelineSink {
     }
 
     public func receive(_ event: TimelineEvent) {
-        line.bytes.removeAll(keepingCapacity: true)
+        line.removeAll()
         switch event {
         case .captureStarted(let time):
             line.raw("{\"event\":\"capture_start\",\"time\":"); line.time(time)
@@ -49,16 +49,16 @@ public final class NDJSONExporter: TimelineSink {
             line.raw(",\"totals\":{"); line.totalsFields(end.totals); line.raw("}")
         }
         line.raw("}\n")
-        output.write(line.bytes)
+        output.write(line)
         output.endEvent()
     }
 
     public func finish(_ summary: CaptureSummary) {
-        line.bytes.removeAll(keepingCapacity: true)
+        line.removeAll()
         line.raw("{\"event\":\"summary\",")
         line.summaryFields(summary)
         line.raw("}\n")
-        output.write(line.bytes)
+        output.write(line)
         output.flush()
     }
 

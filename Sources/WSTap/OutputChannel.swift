@@ -35,6 +35,12 @@ public final class OutputChannel {
         if buffer.count >= flushThreshold { flush() }
     }
 
+    /// Writes what an exporter rendered.
+    func write(_ rendered: JSONBuffer) {
+        rendered.withBytes { buffer.appendBytes($0) }
+        if buffer.count >= flushThreshold { flush() }
+    }
+
     public func write(_ text: String) {
         buffer.append(contentsOf: text.utf8)
         if buffer.count >= flushThreshold { flush() }

@@ -166,6 +166,8 @@ public final class SummaryExporter: TimelineSink {
 
     public init(output: OutputChannel) { self.output = output }
 
+    public var receivesFramesAndMessages: Bool { false }
+
     public func receive(_ event: TimelineEvent) {}
 
     public func finish(_ summary: CaptureSummary) {

@@ -141,4 +141,10 @@ public protocol TimelineSink: AnyObject {
     func receive(_ event: TimelineEvent)
     /// Called once after the last event.
     func finish(_ summary: CaptureSummary)
+    /// False for sinks that only need the summary: frame and message events are then not built.
+    var receivesFramesAndMessages: Bool { get }
+}
+
+extension TimelineSink {
+    public var receivesFramesAndMessages: Bool { true }
 }

@@ -1,3 +1,4 @@
+import WSTapCapture
 import WSTapTCP
 
 /// What an HTTP/1.1 conversation reports as its bytes arrive.
@@ -158,7 +159,7 @@ public struct HTTPConversation {
                 held.removeAll()
                 modes[index] = .opaque
             } else {
-                held.append(.bytes(Array(bytes)))
+                held.append(.bytes([UInt8](copying: bytes)))
                 heldBytes += bytes.count
             }
             return bytes.count

@@ -22,7 +22,8 @@ public final class ConnectionTable {
     }
 
     private let limits: ReassemblyLimits
-    private unowned let observer: any TCPConnectionObserver
+    /// The analyzer that owns this table; it outlives it.
+    private unowned(unsafe) let observer: any TCPConnectionObserver
     private var connections: [ConnectionKey: TrackedConnection] = [:]
     /// Recently closed 4-tuples and when they closed, so late segments do not open ghosts.
     private var closedRecently: [ConnectionKey: CaptureTimestamp] = [:]
@@ -73,7 +74,8 @@ public final class ConnectionTable {
         }
         let sequence = isSyn ? segment.sequenceNumber &+ 1 : segment.sequenceNumber
         let pendingBefore = connection.streams[direction.rawValue].pendingBytes
-        let handler = connection.handler
+        // The connection owns its handler for the whole call: no reference counting needed here.
+        unowned(unsafe) let handler = connection.handler
         let heldOutOfOrder = connection.streams[direction.rawValue].accept(
             sequence: sequence, payload: segment.payload, missingLength: segment.missingPayloadLength,
             fin: segment.flags.contains(.fin)

@@ -5,25 +5,40 @@ public enum Base64 {
     /// Appends the encoding of `bytes` to `output`.
     public static func encode(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
         output.reserveCapacity(output.count + (bytes.count + 2) / 3 * 4)
+        encode(bytes) { output.appendBytes($0) }
+    }
+
+    /// Encodes `bytes` through a stack buffer, handing each filled block (up to 4 KiB) to `emit`.
+    public static func encode(_ bytes: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
         alphabet.withUnsafeBufferPointer { table in
-            var index = 0
-            let count = bytes.count
-            while index + 3 <= count {
-                let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-                output.append(table[Int(value >> 18)])
-                output.append(table[Int((value >> 12) & 0x3F)])
-                output.append(table[Int((value >> 6) & 0x3F)])
-                output.append(table[Int(value & 0x3F)])
-                index += 3
-            }
-            let left = count - index
-            if left > 0 {
-                var value = UInt32(bytes[index]) << 16
-                if left == 2 { value |= UInt32(bytes[index + 1]) << 8 }
-                output.append(table[Int(value >> 18)])
-                output.append(table[Int((value >> 12) & 0x3F)])
-                output.append(left == 2 ? table[Int((value >> 6) & 0x3F)] : UInt8(ascii: "="))
-                output.append(UInt8(ascii: "="))
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { block in
+                var index = 0
+                let count = bytes.count
+                var filled = 0
+                while index + 3 <= count {
+                    let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+                    block[filled] = table[Int(value >> 18)]
+                    block[filled + 1] = table[Int((value >> 12) & 0x3F)]
+                    block[filled + 2] = table[Int((value >> 6) & 0x3F)]
+                    block[filled + 3] = table[Int(value & 0x3F)]
+                    filled += 4
+                    index += 3
+                    if filled == 4096 {
+                        emit(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: block[0..<filled])))
+                        filled = 0
+                    }
+                }
+                let left = count - index
+                if left > 0 {
+                    var value = UInt32(bytes[index]) << 16
+                    if left == 2 { value |= UInt32(bytes[index + 1]) << 8 }
+                    block[filled] = table[Int(value >> 18)]
+                    block[filled + 1] = table[Int((value >> 12) & 0x3F)]
+                    block[filled + 2] = left == 2 ? table[Int((value >> 6) & 0x3F)] : UInt8(ascii: "=")
+                    block[filled + 3] = UInt8(ascii: "=")
+                    filled += 4
+                }
+                emit(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: block[0..<filled])))
             }
         }
     }

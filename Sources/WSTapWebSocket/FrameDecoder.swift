@@ -1,3 +1,4 @@
+import WSTapCapture
 /// One frame as decoded from a direction's byte stream.
 public struct DecodedFrame {
     public var header: FrameHeader
@@ -71,7 +72,7 @@ public struct FrameDecoder {
                 return
             case .header where headerBytes.isEmpty:
                 guard case .header(let header) = FrameHeader.parse(rest) else {
-                    headerBytes.append(contentsOf: rest)
+                    headerBytes.appendBytes(rest)
                     return
                 }
                 let available = UInt64(rest.count - header.headerLength)
@@ -86,7 +87,7 @@ public struct FrameDecoder {
             case .header:
                 let alreadyHeld = headerBytes.count
                 let take = min(14 - alreadyHeld, rest.count)
-                headerBytes.append(contentsOf: rest[rest.startIndex..<(rest.startIndex + take)])
+                headerBytes.appendBytes(UnsafeRawBufferPointer(rebasing: rest[rest.startIndex..<(rest.startIndex + take)]))
                 let parsed = headerBytes.withUnsafeBytes { FrameHeader.parse($0) }
                 guard case .header(let header) = parsed else {
                     rest = UnsafeRawBufferPointer(rebasing: rest[(rest.startIndex + take)...])
@@ -171,7 +172,7 @@ public struct FrameDecoder {
         let keep = min(room, bytes.count)
         if keep > 0 {
             let start = payload.count
-            payload.append(contentsOf: bytes[bytes.startIndex..<(bytes.startIndex + keep)])
+            payload.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[bytes.startIndex..<(bytes.startIndex + keep)]))
             if let key = progress.header.maskingKey {
                 payload.withUnsafeMutableBytes { all in
                     unmask(UnsafeMutableRawBufferPointer(rebasing: all[start...]), key: key,
@@ -189,7 +190,7 @@ public struct FrameDecoder {
             return
         }
         scratch.removeAll(keepingCapacity: scratch.capacity <= 1 << 20)
-        scratch.append(contentsOf: bytes)
+        scratch.appendBytes(bytes)
         scratch.withUnsafeMutableBytes { unmask($0, key: key, offset: 0) }
         scratch.withUnsafeBytes { unmasked in
             emit(DecodedFrame(header: header, payload: unmasked, bytesNotKept: 0, bytesMissing: 0))

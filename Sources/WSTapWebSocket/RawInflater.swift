@@ -1,3 +1,4 @@
+import WSTapCapture
 private import CZlib
 
 /// A raw DEFLATE decompressor (zlib, no header) whose window can persist across messages.
@@ -13,7 +14,9 @@ final class RawInflater {
     }
 
     private let stream: UnsafeMutablePointer<z_stream>
-    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    /// Inflate output lands here first; allocated on the first message, kept for the connection.
+    private var chunk: UnsafeMutableRawBufferPointer?
+    private static let chunkSize = 32 * 1024
 
     init?() {
         stream = .allocate(capacity: 1)
@@ -25,6 +28,7 @@ final class RawInflater {
     }
 
     deinit {
+        chunk?.deallocate()
         inflateEnd(stream)
         stream.deinitialize(count: 1)
         stream.deallocate()
@@ -55,17 +59,17 @@ final class RawInflater {
             stream.pointee.next_in = nil
             stream.pointee.avail_in = 0
         }
+        let space = chunk ?? UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
+        chunk = space
+        let chunkSize = space.count
         while true {
-            let chunkSize = chunk.count
-            let (status, written) = chunk.withUnsafeMutableBytes { space -> (Int32, Int) in
-                stream.pointee.next_out = space.baseAddress!.assumingMemoryBound(to: Bytef.self)
-                stream.pointee.avail_out = uInt(chunkSize)
-                let status = inflate(stream, Z_SYNC_FLUSH)
-                return (status, chunkSize - Int(stream.pointee.avail_out))
-            }
+            stream.pointee.next_out = space.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            stream.pointee.avail_out = uInt(chunkSize)
+            let status = inflate(stream, Z_SYNC_FLUSH)
+            let written = chunkSize - Int(stream.pointee.avail_out)
             if written > 0 {
                 let room = max(0, limit - output.count)
-                output.append(contentsOf: chunk[0..<min(room, written)])
+                output.appendBytes(UnsafeRawBufferPointer(rebasing: space[0..<min(room, written)]))
                 produced &+= UInt64(written)
             }
             switch status {

@@ -1,3 +1,4 @@
+import WSTapCapture
 /// A complete data message (RFC 6455 §5.4), reassembled from its frames.
 public struct WebSocketMessage {
     /// `.text` or `.binary`: the opcode of the message's first frame.
@@ -97,7 +98,7 @@ public final class WebSocketStreamDecoder {
     public func receive(_ bytes: UnsafeRawBufferPointer, emit: (WebSocketEvent) -> Void) {
         if searchBuffer != nil {
             guard !gaveUpSearching else { return }
-            searchBuffer?.append(contentsOf: bytes)
+            searchBuffer?.appendBytes(bytes)
             search(final: false, emit: emit)
             return
         }
@@ -296,7 +297,7 @@ public final class WebSocketStreamDecoder {
             if messageComplete { emit(.violation(.messageTooLarge(limit: maxMessageBytes))) }
             messageComplete = false
         }
-        messageBuffer.append(contentsOf: frame.payload.prefix(room))
+        messageBuffer.appendBytes(UnsafeRawBufferPointer(rebasing: frame.payload.prefix(room)))
         guard header.fin, let opcode = messageOpcode else { return }
         messageOpcode = nil
         messageBuffer.withUnsafeBytes { bytes in
