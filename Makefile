@@ -33,3 +33,8 @@ conformance: release
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
 test: unit cli memory live conformance
+
+# The benchmark (not part of CI): about 15 minutes; needs tshark.
+bench: release
+	@command -v tshark >/dev/null || (sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq tshark >/dev/null)
+	python3 bench/run.py

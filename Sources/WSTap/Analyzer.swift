@@ -17,7 +17,8 @@ public final class Analyzer: TCPConnectionObserver {
     let sink: any TimelineSink
     /// Asked once: whether frame and message events are worth building for the sink.
     let emitsFramesAndMessages: Bool
-    var summary = CaptureSummary()
+    /// Totals so far; complete once `finish` has run.
+    public internal(set) var summary = CaptureSummary()
     /// WebSocket frames and data messages decoded so far (for `-c`).
     public internal(set) var frameCount: UInt64 = 0
     public internal(set) var messageCount: UInt64 = 0

@@ -16,11 +16,35 @@ public final class JSONExporter: TimelineSink {
         var issueCount = 0
 
         init(record: ConnectionRecord) { self.record = record }
+
+        func addFrame(_ frame: FrameRecord, maxPayload: Int?) {
+            frames.raw(frameCount == 0 ? "\n{" : ",\n{")
+            frameCount += 1
+            frames.frameFields(frame, maxPayload: maxPayload)
+            frames.raw("}")
+        }
+
+        func addMessage(_ message: MessageRecord, maxPayload: Int?) {
+            messages.raw(messageCount == 0 ? "\n{" : ",\n{")
+            messageCount += 1
+            messages.messageFields(message, maxPayload: maxPayload)
+            messages.raw("}")
+        }
+
+        func addIssue(_ issue: Issue) {
+            issues.raw(issueCount == 0 ? "\n{" : ",\n{")
+            issueCount += 1
+            issues.issueFields(issue)
+            issues.raw("}")
+        }
     }
 
     private let output: OutputChannel
     private let maxPayload: Int?
     private var open: [UInt64: OpenConnection] = [:]
+    /// Consecutive events mostly concern one connection: the last one looked up, by id.
+    private var lastID: UInt64 = 0
+    private unowned(unsafe) var lastConnection: OpenConnection?
     private var written = 0
     private let captureIssues = JSONBuffer()
     private var captureIssueCount = 0
@@ -57,23 +81,12 @@ public final class JSONExporter: TimelineSink {
             buffer.raw("}")
             connection.upgrade = buffer
         case .frame(let record, let frame):
-            guard let connection = open[record.id] else { return }
-            appendSeparator(connection.frames, count: &connection.frameCount)
-            connection.frames.raw("{")
-            connection.frames.frameFields(frame, maxPayload: maxPayload)
-            connection.frames.raw("}")
+            connection(record.id)?.addFrame(frame, maxPayload: maxPayload)
         case .message(let record, let message):
-            guard let connection = open[record.id] else { return }
-            appendSeparator(connection.messages, count: &connection.messageCount)
-            connection.messages.raw("{")
-            connection.messages.messageFields(message, maxPayload: maxPayload)
-            connection.messages.raw("}")
+            connection(record.id)?.addMessage(message, maxPayload: maxPayload)
         case .issue(let record, let issue):
-            if let record, let connection = open[record.id] {
-                appendSeparator(connection.issues, count: &connection.issueCount)
-                connection.issues.raw("{")
-                connection.issues.issueFields(issue)
-                connection.issues.raw("}")
+            if let record, let connection = connection(record.id) {
+                connection.addIssue(issue)
             } else {
                 appendSeparator(captureIssues, count: &captureIssueCount)
                 captureIssues.raw("{")
@@ -82,8 +95,17 @@ public final class JSONExporter: TimelineSink {
             }
         case .connectionClosed(let record, let end):
             guard let connection = open.removeValue(forKey: record.id) else { return }
+            if lastID == record.id { lastConnection = nil }
             write(connection, end: end)
         }
+    }
+
+    private func connection(_ id: UInt64) -> OpenConnection? {
+        if id == lastID, let cached = lastConnection { return cached }
+        let found = open[id]
+        lastID = id
+        lastConnection = found
+        return found
     }
 
     public func finish(_ summary: CaptureSummary) {

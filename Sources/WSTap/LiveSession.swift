@@ -18,7 +18,9 @@ public struct StopConditions: Sendable {
 
 /// Runs the analyzer on a live interface: a capture thread reads packets and never waits on
 /// decoding or output; the calling thread decodes and writes. Between them a bounded queue of
-/// packet batches; packets that do not fit are dropped and counted (`dropped_by_wstap`).
+/// packet batches; packets that do not fit are dropped and counted (`dropped_by_wstap`). A batch
+/// holds everything the kernel had ready, handed over as soon as the kernel has no more: under
+/// load batches are large and hand-overs rare; when quiet each packet goes on at once.
 public final class LiveSession: @unchecked Sendable {
     private let capture: LiveCapture
     private let analyzer: Analyzer
@@ -110,7 +112,8 @@ public final class LiveSession: @unchecked Sendable {
             case .packet(let packet):
                 writer?.write(packet)
                 batch.append(packet)
-                if batch.byteCount >= 256 << 10 || queue.consumerIsWaiting {
+                // Everything the kernel has ready goes in one batch: one hand-over, not one per packet.
+                if batch.byteCount >= 256 << 10 {
                     queue.push(batch)
                     batch = PacketBatch()
                 }
@@ -181,18 +184,10 @@ final class BatchQueue: @unchecked Sendable {
     private var head = 0
     private var queuedBytes = 0
     private var closed = false
-    private var waiting = false
     private let limitBytes: Int
     private var dropped: UInt64 = 0
 
     init(limitBytes: Int) { self.limitBytes = limitBytes }
-
-    /// True while the decoder has nothing to do: a batch handed over now is decoded at once.
-    var consumerIsWaiting: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return waiting
-    }
 
     var droppedPackets: UInt64 {
         condition.lock()
@@ -224,10 +219,8 @@ final class BatchQueue: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while head == batches.count, !closed {
-            waiting = true
             condition.wait()
         }
-        waiting = false
         guard head < batches.count else { return nil }
         let batch = batches[head]
         head += 1

@@ -18,8 +18,11 @@ public struct CaptureStatistics: Sendable, Equatable {
 public struct LiveCaptureConfiguration: Sendable {
     public var snapshotLength: Int = 262_144
     public var promiscuous: Bool = true
-    public var immediate: Bool = true
-    public var readTimeoutMilliseconds: Int = 100
+    /// Immediate mode hands over each packet at once, but on Linux it means TPACKET_V2, whose
+    /// fixed-size slots hold only a few dozen packets in a default buffer. Off, TPACKET_V3 packs
+    /// small packets densely and delivers them within `readTimeoutMilliseconds`.
+    public var immediate: Bool = false
+    public var readTimeoutMilliseconds: Int = 10
     /// Kernel buffer in bytes; nil keeps libpcap's default.
     public var kernelBufferSize: Int? = nil
 

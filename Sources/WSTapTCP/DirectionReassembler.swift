@@ -33,7 +33,10 @@ struct DirectionReassembler {
     private(set) var nextSequence: UInt32 = 0
     private var finSequence: UInt32?
     private(set) var finDelivered = false
+    /// Held segments in sequence order from `pendingHead` on; consumed from the front by moving
+    /// the head (removing from an array's front each time is quadratic when thousands are held).
     private var pending: [PendingSegment] = []
+    private var pendingHead = 0
     private(set) var pendingBytes = 0
     private(set) var retransmittedBytes: UInt64 = 0
     private(set) var missingBytes: UInt64 = 0
@@ -76,8 +79,28 @@ struct DirectionReassembler {
     }
 
     /// Gives up on the first hole: reports it as missing and releases what follows.
+    private var firstPending: PendingSegment? {
+        pendingHead < pending.count ? pending[pendingHead] : nil
+    }
+
+    private var hasPending: Bool { pendingHead < pending.count }
+
+    private mutating func removeFirstPending() -> PendingSegment {
+        let first = pending[pendingHead]
+        pending[pendingHead].bytes = []
+        pendingHead += 1
+        if pendingHead == pending.count {
+            pending.removeAll(keepingCapacity: pending.capacity <= 1024)
+            pendingHead = 0
+        } else if pendingHead >= 1024, pendingHead * 2 >= pending.count {
+            pending.removeFirst(pendingHead)
+            pendingHead = 0
+        }
+        return first
+    }
+
     mutating func skipFirstHole(emit: (Output) -> Void) {
-        guard let first = pending.first else { return }
+        guard let first = firstPending else { return }
         let hole = distance(to: first.sequence)
         if hole > 0 {
             emit(.gap(MissingRange(startSequence: nextSequence, byteCount: UInt64(hole), cause: .notCaptured)))
@@ -90,7 +113,7 @@ struct DirectionReassembler {
 
     /// Releases everything held, reporting every hole, and a FIN whose data never all arrived.
     mutating func flush(emit: (Output) -> Void) {
-        while !pending.isEmpty { skipFirstHole(emit: emit) }
+        while hasPending { skipFirstHole(emit: emit) }
         if let finSequence, !finDelivered {
             let hole = distance(to: finSequence)
             if hole > 0 {
@@ -103,7 +126,7 @@ struct DirectionReassembler {
     }
 
     private mutating func deliverFinIfReached(emit: (Output) -> Void) {
-        if let finSequence, !finDelivered, nextSequence == finSequence, pending.isEmpty {
+        if let finSequence, !finDelivered, nextSequence == finSequence, !hasPending {
             finDelivered = true
             emit(.fin)
         }
@@ -173,8 +196,8 @@ struct DirectionReassembler {
     }
 
     private mutating func drainPending(emit: (Output) -> Void) {
-        while let first = pending.first, distance(to: first.sequence) <= 0 {
-            pending.removeFirst()
+        while let first = firstPending, distance(to: first.sequence) <= 0 {
+            _ = removeFirstPending()
             pendingBytes -= first.bytes.count
             first.bytes.withUnsafeBytes { bytes in
                 deliver(sequence: first.sequence, payload: bytes, missingLength: first.missingLength, emit: emit)
@@ -184,13 +207,18 @@ struct DirectionReassembler {
 
     private mutating func hold(_ segment: PendingSegment) {
         let key = distance(to: segment.sequence)
-        var low = 0, high = pending.count
+        var low = pendingHead, high = pending.count
+        // Most segments held arrive in order behind a hole: they go to the end without a search.
+        if let last = pending.last, pending.count > pendingHead, distance(to: last.sequence) < key {
+            low = pending.count
+            high = low
+        }
         while low < high {
             let middle = (low + high) / 2
             if distance(to: pending[middle].sequence) <= key { low = middle + 1 } else { high = middle }
         }
         // A segment identical in start and length to one already held is a duplicate.
-        if low > 0, pending[low - 1].sequence == segment.sequence, pending[low - 1].length >= segment.length {
+        if low > pendingHead, pending[low - 1].sequence == segment.sequence, pending[low - 1].length >= segment.length {
             retransmittedBytes &+= UInt64(segment.length)
             return
         }

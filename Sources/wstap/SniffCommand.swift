@@ -35,8 +35,8 @@ struct SniffCommand: ParsableCommand {
     @Option(name: [.customShort("w"), .customLong("write")], help: "Also save the raw packets to this pcap file.")
     var writeFile: String?
 
-    @Option(name: [.customShort("B"), .long], help: "Kernel capture buffer in bytes (libpcap's default if not set).")
-    var bufferSize: Int?
+    @Option(name: [.customShort("B"), .long], help: "Kernel capture buffer in bytes; large enough to ride out moments when wstap is not scheduled.")
+    var bufferSize: Int = 32 << 20
 
     @Option(name: [.customShort("s"), .long], help: "Bytes kept of each packet.")
     var snaplen: Int = 262_144
@@ -50,7 +50,7 @@ struct SniffCommand: ParsableCommand {
     func validate() throws {
         if !listInterfaces, interface == nil { throw ValidationError("name an interface with -i (see 'wstap interfaces')") }
         if let duration, duration <= 0 { throw ValidationError("--duration must be greater than 0") }
-        if let bufferSize, bufferSize <= 0 { throw ValidationError("--buffer-size must be greater than 0") }
+        if bufferSize <= 0 { throw ValidationError("--buffer-size must be greater than 0") }
         if snaplen <= 0 { throw ValidationError("--snaplen must be greater than 0") }
     }
 
@@ -91,6 +91,12 @@ struct SniffCommand: ParsableCommand {
         let failure = session.run(outputFailed: { output.failed })
         signals.forEach { $0.cancel() }
         output.flush()
+        // Like tcpdump: the counters also go to standard error, whatever the output format.
+        if let live = analyzer.summary.live {
+            note("\(live.received) packets received, \(live.droppedByKernel) dropped by kernel, "
+                + "\(live.droppedByInterface) dropped by interface, \(live.droppedByWstap) dropped by wstap; "
+                + "\(analyzer.frameCount) frames, \(analyzer.messageCount) messages decoded")
+        }
         if let failure { throw fail(failure.message, exitCode: 2) }
     }
 }

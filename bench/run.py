@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""wstap's benchmark: wstap side by side with tshark and the tcpdump copy floor.
+
+usage: bench/run.py [--runs N] [--tshark-runs N] [--work DIR] [--chat-mb 200] [--bulk-mb 200]
+                    [--mixed-mb 150] [--live-seconds 5] [--live-rate 100000] [--skip-live] [--skip-memory]
+
+1. Generates the captures with bench/generate.py (deterministic, cached in --work, never committed).
+2. Times, on each capture: wstap --format summary / json / ndjson (output to /dev/null), tshark
+   decoding WebSocket (-d tcp.port==8080,http, websocket fields) and tcpdump -r F -w /dev/null
+   (the floor). Medians of several runs; peak RSS of each process from wait4.
+3. Checks that wstap's frame and message counts equal tshark's on every capture.
+4. Live: wstap sniff -i lo --format ndjson while a sender pushes small messages at --live-rate
+   per second; reports the kernel drop count and the messages decoded.
+5. Memory: Tests/memory.py (a 4 GB capture streamed through wstap read -).
+"""
+import argparse, os, re, signal, socket, statistics, struct, subprocess, sys, threading, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WSTAP = os.path.join(ROOT, ".build", "release", "wstap")
+WORK = "/tmp/wstap-bench"
+
+
+def timed(command, stdout_path=os.devnull):
+    """Runs a command; returns (wall seconds, peak RSS MiB, exit status). Peak RSS comes from
+    /usr/bin/time: a child's own ru_maxrss would include the memory of this Python process."""
+    report = os.path.join(WORK, "time.txt")
+    with open(stdout_path, "wb") as out:
+        start = time.monotonic()
+        code = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report] + command, stdout=out,
+                              stderr=subprocess.DEVNULL).returncode
+        wall = time.monotonic() - start
+    peak_kb = int(open(report).read().strip().splitlines()[-1])
+    return wall, peak_kb / 1024, code
+
+
+def median_run(command, runs, stdout_path=os.devnull):
+    results = [timed(command, stdout_path) for _ in range(runs)]
+    if any(code != 0 for _, _, code in results):
+        raise SystemExit(f"failed: {' '.join(command)} (exit {[c for _, _, c in results]})")
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def wstap_counts(path):
+    """Packets, frames and data messages from wstap's summary (the last NDJSON line, streamed)."""
+    import json
+    process = subprocess.Popen([WSTAP, "read", path, "--format", "ndjson", "--max-payload", "0"], stdout=subprocess.PIPE)
+    last = b""
+    for line in process.stdout:
+        last = line
+    process.wait()
+    summary = json.loads(last)
+    frames = sum(summary["frames"].values())
+    messages = sum(summary["messages"].values())
+    return summary["packets"], frames, messages
+
+
+def tshark_counts(fields_file):
+    """Frames (every opcode) and data messages (final text/binary/continuation frames)."""
+    frames = messages = 0
+    with open(fields_file) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 2 or not parts[0]:
+                continue
+            opcodes, fins = parts[0].split(","), parts[1].split(",")
+            for opcode, fin in zip(opcodes, fins):
+                frames += 1
+                if int(opcode, 0) in (0, 1, 2) and fin in ("1", "True", "true"):
+                    messages += 1
+    return frames, messages
+
+
+def generate(kind, size_mb, work):
+    path = os.path.join(work, f"{kind}-{size_mb}mb.pcap")
+    if not os.path.exists(path):
+        print(f"generating {path} ...", flush=True)
+        subprocess.run([sys.executable, os.path.join(HERE, "generate.py"), kind, str(size_mb), "--out", path + ".tmp"], check=True)
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def fmt(value, unit=""):
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M{unit}"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k{unit}"
+    return f"{value:.1f}{unit}"
+
+
+def bench_capture(kind, path, args):
+    size_mb = os.path.getsize(path) / 1e6
+    packets, frames, messages = wstap_counts(path)
+    fields = path + ".tshark.txt"
+    rows = []
+    commands = [
+        ("wstap summary", [WSTAP, "read", path, "--format", "summary"], args.runs, os.devnull),
+        ("wstap json", [WSTAP, "read", path, "--format", "json"], args.runs, os.devnull),
+        ("wstap ndjson", [WSTAP, "read", path, "--format", "ndjson"], args.runs, os.devnull),
+        ("tshark", ["tshark", "-r", path, "-d", "tcp.port==8080,http", "-T", "fields", "-e", "websocket.opcode",
+                    "-e", "websocket.fin", "-e", "websocket.payload_length", "-e", "websocket.mask"], args.tshark_runs, fields),
+        ("tcpdump floor", ["tcpdump", "-r", path, "-w", "/dev/null"], args.runs, os.devnull),
+    ]
+    for name, command, runs, out in commands:
+        wall, rss = median_run(command, runs, out)
+        rows.append((name, wall, rss))
+    tshark_frames, tshark_messages = tshark_counts(fields)
+    os.remove(fields)
+    counts_ok = (frames, messages) == (tshark_frames, tshark_messages)
+    by_name = {name: wall for name, wall, _ in rows}
+    print(f"\n{kind}: {size_mb:.0f} MB, {packets} packets, {frames} frames, {messages} messages")
+    print(f"  counts: wstap frames {frames} messages {messages} | tshark frames {tshark_frames} messages {tshark_messages} -> "
+          + ("equal" if counts_ok else "MISMATCH"))
+    print(f"  {'tool':<15} {'wall s':>8} {'packets/s':>10} {'MB/s':>9} {'frames/s':>10} {'peak MB':>8} {'x tshark':>9} {'/ floor':>8}")
+    for name, wall, rss in rows:
+        vs_tshark = by_name["tshark"] / wall
+        vs_floor = wall / by_name["tcpdump floor"]
+        print(f"  {name:<15} {wall:>8.3f} {fmt(packets / wall):>10} {size_mb / wall:>9.1f} {fmt(frames / wall):>10} "
+              f"{rss:>8.1f} {vs_tshark:>8.1f}x {vs_floor:>7.2f}x")
+    return counts_ok
+
+
+def live_benchmark(seconds, rate):
+    """Small messages over loopback at `rate` per second (bench/loadgen.c, one frame per send)
+    while wstap sniff decodes them with NDJSON output to /dev/null."""
+    loadgen = os.path.join(WORK, "loadgen")
+    subprocess.run(["cc", "-O2", "-o", loadgen, os.path.join(HERE, "loadgen.c")], check=True)
+    port = 18999
+    sniffer = subprocess.Popen([WSTAP, "sniff", "-i", "lo", "-f", f"tcp port {port}", "--format", "ndjson"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sniffer.stderr.readline()
+    sent, elapsed = subprocess.run([loadgen, str(port), str(rate), str(seconds)], capture_output=True,
+                                   text=True, check=True).stdout.split()
+    time.sleep(0.5)
+    sniffer.send_signal(signal.SIGINT)
+    counters = sniffer.stderr.read().decode().strip()
+    sniffer.wait(30)
+    sent = int(sent)
+    numbers = dict((name, int(value)) for value, name in re.findall(r"(\d+) (dropped by kernel|messages decoded)", counters))
+    print(f"\nlive: {sent} messages in {float(elapsed):.1f} s ({sent / float(elapsed):,.0f}/s) over loopback, one frame per send")
+    print(f"  wstap sniff -i lo --format ndjson > /dev/null: {counters.replace('wstap: ', '')}")
+    return numbers.get("dropped by kernel") == 0 and numbers.get("messages decoded") == sent
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tshark-runs", type=int, default=3)
+    parser.add_argument("--work", default="/tmp/wstap-bench")
+    parser.add_argument("--chat-mb", type=int, default=200)
+    parser.add_argument("--bulk-mb", type=int, default=200)
+    parser.add_argument("--mixed-mb", type=int, default=150)
+    parser.add_argument("--live-seconds", type=float, default=5)
+    parser.add_argument("--live-rate", type=int, default=100_000)
+    parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    global WORK
+    WORK = args.work
+    os.makedirs(args.work, exist_ok=True)
+    version = subprocess.run(["tshark", "--version"], capture_output=True).stdout.decode().splitlines()[0]
+    print(f"wstap benchmark: {os.cpu_count()} cores; {version}; medians of {args.runs} runs ({args.tshark_runs} for tshark)")
+    captures = [("chat", generate("chat", args.chat_mb, args.work)), ("bulk", generate("bulk", args.bulk_mb, args.work)),
+                ("mixed", generate("mixed", args.mixed_mb, args.work))]
+    ok = all([bench_capture(kind, path, args) for kind, path in captures])
+    if not args.skip_live:
+        ok = live_benchmark(args.live_seconds, args.live_rate) and ok
+    if not args.skip_memory:
+        print("\nmemory:")
+        memory = subprocess.run([sys.executable, os.path.join(ROOT, "Tests", "memory.py"), WSTAP], capture_output=True, text=True)
+        print("  " + memory.stdout.strip().replace("\n", "\n  "))
+        ok = ok and memory.returncode == 0
+    print("\nall counts equal and checks passed" if ok else "\nSOME CHECKS FAILED")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
