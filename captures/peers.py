@@ -290,10 +290,24 @@ def raw_upgrade_server(sock, keepalive_answers, extra_headers=""):
     conn.close()
 
 
-async def keepalive(port, host):
+async def with_raw_server(host, port, client, keepalive_answers=(), extra_headers=""):
+    """Runs `client` (blocking) against raw_upgrade_server on its own thread."""
     sock = socket.create_server((host, port))
     loop = asyncio.get_running_loop()
-    server = loop.run_in_executor(None, raw_upgrade_server, sock, [b"ok-1", b"ok-2"])
+    server = loop.run_in_executor(None, raw_upgrade_server, sock, list(keepalive_answers), extra_headers)
+    await loop.run_in_executor(None, client)
+    await server
+    sock.close()
+
+
+def close_raw(s):
+    """Sends a masked close 1000, waits for the server's close, closes the socket."""
+    s.sendall(frame(8, struct.pack("!H", 1000)))
+    recv_exactly(s, 4)
+    s.close()
+
+
+async def keepalive(port, host):
     def client():
         s = socket.create_connection((host, port))
         s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -306,12 +320,8 @@ async def keepalive(port, host):
         sent("c2s", 1, "after keep-alive")
         s.sendall(frame(1, b"after keep-alive"))
         recv_exactly(s, 18, rest)
-        s.sendall(frame(8, struct.pack("!H", 1000)))
-        recv_exactly(s, 4)
-        s.close()
-    await loop.run_in_executor(None, client)
-    await server
-    sock.close()
+        close_raw(s)
+    await with_raw_server(host, port, client, [b"ok-1", b"ok-2"])
 
 
 async def fragmented(port, host):
@@ -341,9 +351,6 @@ async def fragmented(port, host):
 
 
 async def h2c(port, host):
-    sock = socket.create_server((host, port))
-    loop = asyncio.get_running_loop()
-    server = loop.run_in_executor(None, raw_upgrade_server, sock, [])
     def client():
         s = socket.create_connection((host, port))
         s.sendall(b"GET /h2 HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
@@ -352,16 +359,11 @@ async def h2c(port, host):
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         recv_exactly(s, 1 << 16)
         s.close()
-    await loop.run_in_executor(None, client)
-    await server
-    sock.close()
+    await with_raw_server(host, port, client)
 
 
 async def unknown_extension(port, host):
     """Both peers agree on x-webkit-deflate-frame, which compresses each frame on its own."""
-    sock = socket.create_server((host, port))
-    loop = asyncio.get_running_loop()
-    server = loop.run_in_executor(None, raw_upgrade_server, sock, [], "Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n")
     def client():
         import zlib
         s = socket.create_connection((host, port))
@@ -373,12 +375,8 @@ async def unknown_extension(port, host):
         body = compressor.compress(b"per-frame compressed text") + compressor.flush(zlib.Z_SYNC_FLUSH)
         s.sendall(frame(1, body[:-4], rsv=4))
         recv_exactly(s, 2 + len(body) - 4, rest)
-        s.sendall(frame(8, struct.pack("!H", 1000)))
-        recv_exactly(s, 4)
-        s.close()
-    await loop.run_in_executor(None, client)
-    await server
-    sock.close()
+        close_raw(s)
+    await with_raw_server(host, port, client, extra_headers="Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n")
 
 
 SCENARIOS = {f.__name__.replace("_", "-"): f for f in

@@ -148,16 +148,10 @@ final class PcapNGReader {
     private func parsePacket(type: UInt32, body: Int) -> CapturedPacket? {
         let interfaceIndex: Int, units: UInt64, captured: Int, original: Int, dataStart: Int
         switch type {
-        case 6:
+        case 6, 2:
+            // Enhanced packet block; the obsolete packet block differs only in a 16-bit interface id.
             guard body >= 20 else { return nil }
-            interfaceIndex = Int(read32(block, 0))
-            units = UInt64(read32(block, 4)) << 32 | UInt64(read32(block, 8))
-            captured = Int(read32(block, 12))
-            original = Int(read32(block, 16))
-            dataStart = 20
-        case 2:
-            guard body >= 20 else { return nil }
-            interfaceIndex = Int(read16(block, 0))
+            interfaceIndex = type == 6 ? Int(read32(block, 0)) : Int(read16(block, 0))
             units = UInt64(read32(block, 4)) << 32 | UInt64(read32(block, 8))
             captured = Int(read32(block, 12))
             original = Int(read32(block, 16))
