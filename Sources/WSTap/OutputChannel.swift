@@ -29,12 +29,6 @@ public final class OutputChannel {
 
     deinit { flush() }
 
-    @inline(__always)
-    public func write(_ bytes: [UInt8]) {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= flushThreshold { flush() }
-    }
-
     /// Writes what an exporter rendered.
     func write(_ rendered: JSONBuffer) {
         rendered.withBytes { buffer.appendBytes($0) }

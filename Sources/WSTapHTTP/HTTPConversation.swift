@@ -67,7 +67,7 @@ public struct HTTPConversation {
     public init() {}
 
     /// True once a 101 has switched both directions.
-    public var hasSwitched: Bool {
+    var hasSwitched: Bool {
         if case .switched = modes[1] { return true }
         return false
     }

@@ -85,8 +85,6 @@ public final class WebSocketStreamDecoder {
         frames = FrameDecoder(maxPayloadBytes: maxPayloadBytes)
     }
 
-    public var isSynchronized: Bool { searchBuffer == nil }
-
     /// True once this direction searched long enough without finding frames: it is not WebSocket.
     public var gaveUpSearching: Bool { searchedWithoutFrames >= Self.searchGiveUpBytes }
 
