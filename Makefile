@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFORMANCE ?= ../shared/conformance
 
-.PHONY: demo test deps build release unit cli memory live conformance bench
+.PHONY: demo test deps build release unit cli fuzz memory live conformance bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -17,6 +17,10 @@ demo: release
 
 unit: deps
 	$(SWIFT) test
+
+# The debug build has bounds and exclusivity checks: mutated captures must not trip them.
+fuzz: unit
+	python3 Tests/fuzz.py .build/debug/wstap
 
 cli: release
 	bash Tests/cli.sh .build/release/wstap
@@ -32,7 +36,7 @@ conformance: release
 		python3 $(CONFORMANCE)/check.py --wstap .build/release/wstap $(CONFORMANCE)/captures; \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit cli memory live conformance
+test: unit fuzz cli memory live conformance
 
 # The benchmark (not part of CI): about 15 minutes; needs tshark.
 bench: release

@@ -174,7 +174,8 @@ final class ConnectionAnalyzer: TCPStreamHandler {
 
     private func swapRoles() {
         rolesSwapped.toggle()
-        swap(&record.client, &record.server)
+        // One assignment: swap(&record.client, &record.server) would access `record` twice at once.
+        (record.client, record.server) = (record.server, record.client)
     }
 
     private func startWithoutHandshake(_ how: WebSocketDetection) {

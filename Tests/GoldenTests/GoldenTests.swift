@@ -224,3 +224,46 @@ struct IssueCodeDocumentationTests {
         for code in codes { #expect(docs.contains("`\(code)`"), "\(code) is not in docs/issue-codes.md") }
     }
 }
+
+/// Connections whose start was not captured, built from a recording: roles come from the bytes.
+struct RoleTests {
+    /// The capture starts with the server's answer, and the server has the higher port, so the
+    /// port guess is wrong: the HTTP response bytes must swap the roles.
+    @Test func anHTTPResponseFirstSwapsTheGuessedRoles() throws {
+        // keepalive.pcap without its SYN, SYN-ACK, ACK and first request (the first data is then
+        // "HTTP/1.1 200"), with the server's port 18170 rewritten to 60000.
+        let capture = GoldenTests.capturesDirectory.appendingPathComponent("keepalive.pcap")
+        let original = try [UInt8](Data(contentsOf: capture))
+        var records: [[UInt8]] = []
+        var offset = 24
+        while offset + 16 <= original.count {
+            let length = Int(original[offset + 8]) | Int(original[offset + 9]) << 8 | Int(original[offset + 10]) << 16
+            var record = Array(original[offset..<(offset + 16 + length)])
+            // Ethernet (14) + IPv4 (20): TCP source and destination ports at 16 + 34 and 16 + 36.
+            for port in [50, 52] where record[port] == 0x46 && record[port + 1] == 0xFA {
+                (record[port], record[port + 1]) = (0xEA, 0x60)
+            }
+            records.append(record)
+            offset += 16 + length
+        }
+        // Drop records up to and including the first request (the fourth record).
+        let trimmed = Array(original[0..<24]) + records.dropFirst(4).flatMap { $0 }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("role-swap-\(getpid()).pcap")
+        try Data(trimmed).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let collector = MessageCollector()
+        final class Endpoints: TimelineSink {
+            var clients: [UInt16] = []
+            func receive(_ event: TimelineEvent) {
+                if case .connectionOpened(let record) = event { clients.append(record.client.port) }
+            }
+            func finish(_ summary: CaptureSummary) {}
+        }
+        let endpoints = Endpoints()
+        _ = analyze(try CaptureFileReader(path: file.path), with: Analyzer(sink: endpoints))
+        _ = analyze(try CaptureFileReader(path: file.path), with: Analyzer(sink: collector))
+        #expect(endpoints.clients.count == 1)
+        #expect(endpoints.clients.first.map { $0 != 60000 } == true, "the server must not be taken for the client")
+        #expect(collector.messages.count == 2, "the WebSocket messages after the upgrade are still decoded")
+    }
+}
