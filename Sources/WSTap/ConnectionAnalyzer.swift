@@ -82,7 +82,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         }
         if let websocket, switched || isWithoutHandshake {
             totals.payloadBytes[direction(tcpDirection).rawValue] &+= UInt64(bytes.count)
-            websocket[tcpDirection.rawValue].receive(bytes) { handle($0, tcpDirection: tcpDirection) }
+            websocket[tcpDirection.rawValue].receive(bytes, at: time) { handle($0, tcpDirection: tcpDirection) }
             if pendingDetection != nil, websocket.allSatisfy(\.gaveUpSearching) { giveUpOnWebSocket() }
             return
         }
@@ -107,7 +107,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         }
         if let websocket, switched || isWithoutHandshake {
             websocket[tcpDirection.rawValue].missing(
-                byteCount: range.byteCount, reportsPartialFrames: range.cause == .notCaptured
+                byteCount: range.byteCount, at: time, reportsPartialFrames: range.cause == .notCaptured
             ) { handle($0, tcpDirection: tcpDirection) }
         } else if case .http = mode {
             http.missing(byteCount: range.byteCount, direction: direction) { handle($0) }
@@ -124,7 +124,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         eventTime = time
         if let websocket {
             for tcpDirection in StreamDirection.allCases {
-                websocket[tcpDirection.rawValue].finish { handle($0, tcpDirection: tcpDirection) }
+                websocket[tcpDirection.rawValue].finish(at: time) { handle($0, tcpDirection: tcpDirection) }
             }
         }
         if var exchange = pendingUpgrade {
@@ -221,7 +221,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             if let websocket {
                 totals.payloadBytes[direction.rawValue] &+= UInt64(bytes.count)
                 let tcpDirection = StreamDirection(rawValue: tcpIndex(direction))!
-                websocket[tcpDirection.rawValue].receive(bytes) { handle($0, tcpDirection: tcpDirection) }
+                websocket[tcpDirection.rawValue].receive(bytes, at: eventTime) { handle($0, tcpDirection: tcpDirection) }
             } else {
                 totals.upgradedBytes[direction.rawValue] &+= UInt64(bytes.count)
             }
@@ -229,7 +229,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             websocket?[tcpIndex(direction)].boundaryUnknown()
         case .upgradedGap(let count, let direction):
             let tcpDirection = StreamDirection(rawValue: tcpIndex(direction))!
-            websocket?[tcpDirection.rawValue].missing(byteCount: count) { handle($0, tcpDirection: tcpDirection) }
+            websocket?[tcpDirection.rawValue].missing(byteCount: count, at: eventTime) { handle($0, tcpDirection: tcpDirection) }
         case .violation(let violation, let direction):
             if case .headCut = violation { headCut = true }
             report(Issue(violation, time: eventTime, direction: direction))
@@ -312,6 +312,8 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     // MARK: WebSocket events
 
     private func handle(_ event: WebSocketEvent, tcpDirection: StreamDirection) {
+        // Frames found by a search come from bytes held since earlier packets: use their own time.
+        if let decoder = websocket?[tcpDirection.rawValue] { eventTime = decoder.currentTime }
         switch event {
         case .resynchronized(let skipped, let role):
             resynchronized(skipped: skipped, role: role, tcpDirection: tcpDirection)

@@ -51,7 +51,14 @@ public final class WebSocketStreamDecoder {
     private var reportedWindowIncomplete = false
     private var frames: FrameDecoder
     /// Bytes held while looking for frame boundaries; nil while frames are in sync.
-    private var searchBuffer: [UInt8]?
+    private var searchBuffer: [UInt8]? {
+        didSet { if searchBuffer?.isEmpty ?? true { searchChunks.removeAll() } }
+    }
+    /// Where each received piece of `searchBuffer` ends, and when it was captured: frames found
+    /// later are stamped with the time of the piece that completed them.
+    private var searchChunks: [(end: Int, time: CaptureTimestamp)] = []
+    /// Capture time of the bytes being decoded now: the time of each event this decoder emits.
+    public private(set) var currentTime = CaptureTimestamp.zero
     private var skippedBytes: UInt64 = 0
     /// Continuations right after a loss belong to a message whose start was lost: not a violation.
     private var continuationsMayBeOrphaned = false
@@ -93,18 +100,42 @@ public final class WebSocketStreamDecoder {
         if self.role == nil { self.role = role }
     }
 
-    public func receive(_ bytes: UnsafeRawBufferPointer, emit: (WebSocketEvent) -> Void) {
+    /// Decodes bytes captured at `time`; events are emitted during the call.
+    public func receive(_ bytes: UnsafeRawBufferPointer, at time: CaptureTimestamp = .zero, emit: (WebSocketEvent) -> Void) {
+        currentTime = time
         if searchBuffer != nil {
             guard !gaveUpSearching else { return }
             searchBuffer?.appendBytes(bytes)
+            searchChunks.append((searchBuffer?.count ?? 0, time))
             search(final: false, emit: emit)
             return
         }
         frames.decode(bytes) { frame in handle(frame, emit: emit) }
     }
 
+    /// Decodes held bytes from `offset` on, piece by piece, each with the time it was captured.
+    private func replay(_ buffer: [UInt8], from offset: Int, chunks: [(end: Int, time: CaptureTimestamp)], emit: (WebSocketEvent) -> Void) {
+        let resumeTime = currentTime
+        var start = offset
+        buffer.withUnsafeBytes { bytes in
+            for chunk in chunks where chunk.end > start {
+                currentTime = chunk.time
+                frames.decode(UnsafeRawBufferPointer(rebasing: bytes[start..<min(chunk.end, bytes.count)])) { frame in
+                    handle(frame, emit: emit)
+                }
+                start = chunk.end
+            }
+            if start < bytes.count {
+                currentTime = resumeTime
+                frames.decode(UnsafeRawBufferPointer(rebasing: bytes[start...])) { frame in handle(frame, emit: emit) }
+            }
+        }
+        currentTime = resumeTime
+    }
+
     /// The stream ended: decode what a search still holds, and report a frame cut off at the end.
-    public func finish(emit: (WebSocketEvent) -> Void) {
+    public func finish(at time: CaptureTimestamp = .zero, emit: (WebSocketEvent) -> Void) {
+        currentTime = time
         // A short chain is only believed where the connection is known to carry WebSocket.
         if searchBuffer != nil, !gaveUpSearching, role != nil { search(final: true, emit: emit) }
         if let held = searchBuffer, !held.isEmpty || skippedBytes > 0 {
@@ -128,6 +159,7 @@ public final class WebSocketStreamDecoder {
     /// Looks for frame boundaries in the held bytes; resumes decoding at the first one found.
     private func search(final: Bool, emit: (WebSocketEvent) -> Void) {
         guard var buffer = searchBuffer else { return }
+        let chunks = searchChunks
         let rules = FrameSearch.Rules(
             allowedReservedBits: allowedReservedBits, masked: role.map { $0 == .client },
             maxPayloadLength: UInt64(Self.maxSearchBuffer))
@@ -145,9 +177,7 @@ public final class WebSocketStreamDecoder {
             searchedWithoutFrames = 0
             continuationsMayBeOrphaned = true
             frames.reset()
-            buffer.withUnsafeBytes { bytes in
-                frames.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...])) { frame in handle(frame, emit: emit) }
-            }
+            replay(buffer, from: offset, chunks: chunks, emit: emit)
         case .needMoreData(let candidate):
             var drop = candidate
             // A chain that needs more than the search may hold is not taken: look past its start.
@@ -158,6 +188,7 @@ public final class WebSocketStreamDecoder {
                 searchedWithoutFrames &+= UInt64(drop)
             }
             searchBuffer = buffer
+            searchChunks = chunks.compactMap { $0.end > drop ? ($0.end - drop, $0.time) : nil }
         case .noFrames:
             skippedBytes &+= UInt64(buffer.count)
             searchedWithoutFrames &+= UInt64(buffer.count)
@@ -182,7 +213,11 @@ public final class WebSocketStreamDecoder {
 
     /// Bytes the capture lacks. `reportsPartialFrames: false` keeps frames cut this way from
     /// being reported one by one (a snapshot length cuts every packet; it is reported once).
-    public func missing(byteCount: UInt64, reportsPartialFrames: Bool = true, emit: (WebSocketEvent) -> Void) {
+    public func missing(
+        byteCount: UInt64, at time: CaptureTimestamp = .zero, reportsPartialFrames: Bool = true,
+        emit: (WebSocketEvent) -> Void
+    ) {
+        currentTime = time
         if !resetsCompressionContext { compressionWindowIncomplete = true }
         if let held = searchBuffer {
             if let role, !held.isEmpty, let masked = held.withUnsafeBytes({
@@ -190,11 +225,12 @@ public final class WebSocketStreamDecoder {
                     allowedReservedBits: allowedReservedBits, masked: role == .client))
             }) {
                 // Frames run from the first byte to a frame the gap cuts exactly: boundaries are known.
+                let chunks = searchChunks
                 searchBuffer = nil
                 emit(.resynchronized(skippedBytes: skippedBytes, role: masked ? .client : .server))
                 skippedBytes = 0
                 frames.reset()
-                held.withUnsafeBytes { bytes in frames.decode(bytes) { frame in handle(frame, emit: emit) } }
+                replay(held, from: 0, chunks: chunks, emit: emit)
                 _ = frames.missing(byteCount: byteCount) { frame in handle(frame, emit: emit) }
                 if reportsPartialFrames { emit(.violation(.payloadMissing(bytes: byteCount))) }
                 return

@@ -1,4 +1,5 @@
 import Testing
+import WSTapCapture
 @testable import WSTapWebSocket
 
 /// Everything a decoder reports, as readable lines.
@@ -55,6 +56,20 @@ struct ResynchronizationTests {
         #expect(log.lines.first == "resync 24 client")
         #expect(log.lines.filter { $0.hasPrefix("message") } == ["message one", "message two", "message three", "message four"])
         #expect(decoder.role == .client)
+    }
+
+    @Test func framesFoundBySearchKeepTheTimeTheirBytesArrived() {
+        let decoder = WebSocketStreamDecoder(role: nil, allowedReservedBits: 0, synchronized: false)
+        var stamps: [Int64] = []
+        for (second, text) in ["one", "two", "three", "four"].enumerated() {
+            wireFrame(0x1, Array(text.utf8), mask: key).withUnsafeBytes { bytes in
+                decoder.receive(bytes, at: CaptureTimestamp(seconds: Int64(second + 1), nanoseconds: 0)) { event in
+                    if case .frame = event { stamps.append(decoder.currentTime.seconds) }
+                }
+            }
+        }
+        // Found only once the fourth frame arrived, each frame still has its own packet's time.
+        #expect(stamps == [1, 2, 3, 4])
     }
 
     @Test func fewerFramesThanTheChainNeedAreDecodedWhenTheStreamEnds() {
