@@ -12,6 +12,9 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     private var record: ConnectionRecord
     /// The analyzer owns the connection table that owns this object, so it always outlives it.
     private unowned(unsafe) let analyzer: Analyzer
+    /// The analyzer's sink, which lives as long as the analyzer.
+    private unowned(unsafe) let sink: any TimelineSink
+    private let emitsFramesAndMessages: Bool
     private var opened = false
     private var sawData = false
     private var mode = Mode.http
@@ -46,6 +49,8 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     init(record: ConnectionRecord, analyzer: Analyzer) {
         self.record = record
         self.analyzer = analyzer
+        sink = analyzer.sink
+        emitsFramesAndMessages = analyzer.emitsFramesAndMessages
     }
 
     private func direction(_ tcpDirection: StreamDirection) -> StreamDirection {
@@ -58,7 +63,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
 
     private func emit(_ event: TimelineEvent) {
         openIfNeeded()
-        analyzer.sink.receive(event)
+        sink.receive(event)
     }
 
     private func report(_ issue: Issue) {
@@ -69,7 +74,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     private func openIfNeeded() {
         guard !opened else { return }
         opened = true
-        analyzer.sink.receive(.connectionOpened(record))
+        sink.receive(.connectionOpened(record))
     }
 
     // MARK: TCP stream
@@ -334,7 +339,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             analyzer.frameCount &+= 1
             analyzer.frameCountsByOpcode[Int(opcode.rawValue)] &+= 1
             analyzer.summary.framePayloadBytes &+= frame.header.payloadLength
-            guard analyzer.emitsFramesAndMessages else { return }
+            guard emitsFramesAndMessages else { return }
             emit(.frame(record, FrameRecord(
                 time: eventTime, direction: direction, header: frame.header, payload: frame.payload,
                 bytesNotKept: frame.bytesNotKept, bytesMissing: frame.bytesMissing, close: close,
@@ -345,7 +350,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             analyzer.messageCount &+= 1
             analyzer.messageCountsByOpcode[Int(message.opcode.rawValue)] &+= 1
             analyzer.summary.messagePayloadBytes &+= UInt64(message.payload.count)
-            guard analyzer.emitsFramesAndMessages else { return }
+            guard emitsFramesAndMessages else { return }
             emit(.message(record, MessageRecord(time: eventTime, direction: direction, message: message)))
         case .violation(let violation):
             report(Issue(violation, time: eventTime, direction: direction(tcpDirection)))
