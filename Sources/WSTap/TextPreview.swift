@@ -6,12 +6,24 @@ enum TextPreview {
         guard asText else { return hex(bytes, limit: limit / 3) }
         var output = "\""
         var shown = 0
-        for scalar in String(decoding: bytes.prefix(limit * 4), as: UTF8.self).unicodeScalars {
+        var index = 0
+        while index < bytes.count {
             if shown >= limit {
                 output += "…"
                 break
             }
-            output += escaped(scalar)
+            // Bytes that are not a whole UTF-8 character (a fragment may split one) are shown as \xNN.
+            let lead = bytes[index]
+            let length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 0
+            if length > 0, index + length <= bytes.count,
+               let character = String(validating: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)]), as: UTF8.self),
+               let scalar = character.unicodeScalars.first {
+                output += escaped(scalar)
+                index += length
+            } else {
+                output += "\\x" + hexByte(lead)
+                index += 1
+            }
             shown += 1
         }
         return output + "\""
