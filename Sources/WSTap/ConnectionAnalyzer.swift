@@ -53,12 +53,9 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         emitsFramesAndMessages = analyzer.emitsFramesAndMessages
     }
 
-    private func direction(_ tcpDirection: StreamDirection) -> StreamDirection {
-        rolesSwapped ? tcpDirection.reversed : tcpDirection
-    }
-
-    private func tcpIndex(_ direction: StreamDirection) -> Int {
-        (rolesSwapped ? direction.reversed : direction).rawValue
+    /// Maps a TCP-layer direction to the analyzer's, and back: the mapping is its own inverse.
+    private func direction(_ other: StreamDirection) -> StreamDirection {
+        rolesSwapped ? other.reversed : other
     }
 
     private func emit(_ event: TimelineEvent) {
@@ -187,14 +184,21 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         mode = .websocketWithoutHandshake(how)
         pendingDetection = how
         // Roles are known by port; by heuristic the frames' masking will tell.
-        let known = how == .port
+        startDecoders(searching: true, rolesKnown: how == .port)
+    }
+
+    /// One decoder per TCP direction. Searching decoders do not know the handshake: RSV1 may mean
+    /// permessage-deflate, with parameters and window unknown.
+    private func startDecoders(
+        searching: Bool, rolesKnown: Bool = true, allowedReservedBits: UInt8 = 0b100,
+        compression: MessageCompression = .perMessageDeflate(PerMessageDeflateParameters())
+    ) {
         let limit = analyzer.options.maxPayloadBytes
-        let compression = MessageCompression.perMessageDeflate(PerMessageDeflateParameters())
         websocket = StreamDirection.allCases.map { tcpDirection in
-            let role: WebSocketRole? = known ? (direction(tcpDirection) == .clientToServer ? .client : .server) : nil
+            let role: WebSocketRole? = rolesKnown ? (direction(tcpDirection) == .clientToServer ? .client : .server) : nil
             return WebSocketStreamDecoder(
-                role: role, allowedReservedBits: 0b100, compression: compression, maxPayloadBytes: limit,
-                synchronized: false)
+                role: role, allowedReservedBits: allowedReservedBits, compression: compression,
+                maxPayloadBytes: limit, synchronized: !searching)
         }
     }
 
@@ -225,15 +229,15 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         case .upgradedBytes(let bytes, let direction):
             if let websocket {
                 totals.payloadBytes[direction.rawValue] &+= UInt64(bytes.count)
-                let tcpDirection = StreamDirection(rawValue: tcpIndex(direction))!
+                let tcpDirection = self.direction(direction)
                 websocket[tcpDirection.rawValue].receive(bytes, at: eventTime) { handle($0, tcpDirection: tcpDirection) }
             } else {
                 totals.upgradedBytes[direction.rawValue] &+= UInt64(bytes.count)
             }
         case .upgradedBoundaryUnknown(let direction):
-            websocket?[tcpIndex(direction)].boundaryUnknown()
+            websocket?[self.direction(direction).rawValue].boundaryUnknown()
         case .upgradedGap(let count, let direction):
-            let tcpDirection = StreamDirection(rawValue: tcpIndex(direction))!
+            let tcpDirection = self.direction(direction)
             websocket?[tcpDirection.rawValue].missing(byteCount: count, at: eventTime) { handle($0, tcpDirection: tcpDirection) }
         case .violation(let violation, let direction):
             if case .headCut = violation { headCut = true }
@@ -287,13 +291,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             // Cut heads hide what was selected: look for WebSocket frames in what follows.
             protocolKind = .otherUpgrade
             pendingDetection = .heuristic
-            let limit = analyzer.options.maxPayloadBytes
-            websocket = StreamDirection.allCases.map { tcpDirection in
-                WebSocketStreamDecoder(
-                    role: direction(tcpDirection) == .clientToServer ? .client : .server, allowedReservedBits: 0b100,
-                    compression: .perMessageDeflate(PerMessageDeflateParameters()), maxPayloadBytes: limit,
-                    synchronized: false)
-            }
+            startDecoders(searching: true)
             return
         }
         guard isWebSocket, let handshake = pendingWebSocketHandshake else {
@@ -302,16 +300,10 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         }
         protocolKind = .websocket
         detection = .handshake
-        let limit = analyzer.options.maxPayloadBytes
-        let bits = handshake.allowedReservedBits
         let (compression, violations) = MessageCompression.from(handshake)
         violations.forEach { report(Issue($0, time: eventTime)) }
         if case .unsupported(let name) = compression { report(.unsupportedExtension(name, time: eventTime)) }
-        websocket = StreamDirection.allCases.map { tcpDirection in
-            WebSocketStreamDecoder(
-                role: direction(tcpDirection) == .clientToServer ? .client : .server,
-                allowedReservedBits: bits, compression: compression, maxPayloadBytes: limit)
-        }
+        startDecoders(searching: false, allowedReservedBits: handshake.allowedReservedBits, compression: compression)
     }
 
     // MARK: WebSocket events

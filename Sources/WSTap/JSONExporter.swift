@@ -3,39 +3,46 @@
 /// Each connection is held only until it ends, then written out, so memory follows the open
 /// connections, not the capture. Connections appear in the order they ended.
 public final class JSONExporter: TimelineSink {
+    /// The objects of one JSON array, rendered as they come, one per line.
+    private final class ObjectList {
+        let items = JSONBuffer()
+        private(set) var count = 0
+
+        /// Starts the next object and returns the buffer to write its fields into.
+        func beginObject() -> JSONBuffer {
+            items.raw(count == 0 ? "\n{" : ",\n{")
+            count += 1
+            return items
+        }
+
+        func write(to output: OutputChannel) {
+            output.write("[")
+            output.write(items)
+            output.write(count == 0 ? "]" : "\n]")
+        }
+    }
+
     private final class OpenConnection {
         let record: ConnectionRecord
         /// Each request's JSON, and its response's once answered (HTTP/1.1 answers in order).
         var http: [(request: JSONBuffer, response: JSONBuffer?)] = []
         var upgrade: JSONBuffer?
-        let frames = JSONBuffer()
-        var frameCount = 0
-        let messages = JSONBuffer()
-        var messageCount = 0
-        let issues = JSONBuffer()
-        var issueCount = 0
+        let frames = ObjectList()
+        let messages = ObjectList()
+        let issues = ObjectList()
 
         init(record: ConnectionRecord) { self.record = record }
 
         func addFrame(_ frame: FrameRecord, maxPayload: Int?) {
-            frames.raw(frameCount == 0 ? "\n{" : ",\n{")
-            frameCount += 1
-            frames.frameFields(frame, maxPayload: maxPayload)
-            frames.raw("}")
+            let buffer = frames.beginObject()
+            buffer.frameFields(frame, maxPayload: maxPayload)
+            buffer.raw("}")
         }
 
         func addMessage(_ message: MessageRecord, maxPayload: Int?) {
-            messages.raw(messageCount == 0 ? "\n{" : ",\n{")
-            messageCount += 1
-            messages.messageFields(message, maxPayload: maxPayload)
-            messages.raw("}")
-        }
-
-        func addIssue(_ issue: Issue) {
-            issues.raw(issueCount == 0 ? "\n{" : ",\n{")
-            issueCount += 1
-            issues.issueFields(issue)
-            issues.raw("}")
+            let buffer = messages.beginObject()
+            buffer.messageFields(message, maxPayload: maxPayload)
+            buffer.raw("}")
         }
     }
 
@@ -46,8 +53,7 @@ public final class JSONExporter: TimelineSink {
     private var lastID: UInt64 = 0
     private unowned(unsafe) var lastConnection: OpenConnection?
     private var written = 0
-    private let captureIssues = JSONBuffer()
-    private var captureIssueCount = 0
+    private let captureIssues = ObjectList()
     private let scratch = JSONBuffer()
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
@@ -85,14 +91,10 @@ public final class JSONExporter: TimelineSink {
         case .message(let record, let message):
             connection(record.id)?.addMessage(message, maxPayload: maxPayload)
         case .issue(let record, let issue):
-            if let record, let connection = connection(record.id) {
-                connection.addIssue(issue)
-            } else {
-                appendSeparator(captureIssues, count: &captureIssueCount)
-                captureIssues.raw("{")
-                captureIssues.issueFields(issue)
-                captureIssues.raw("}")
-            }
+            let list = record.flatMap { connection($0.id)?.issues } ?? captureIssues
+            let buffer = list.beginObject()
+            buffer.issueFields(issue)
+            buffer.raw("}")
         case .connectionClosed(let record, let end):
             guard let connection = open.removeValue(forKey: record.id) else { return }
             if lastID == record.id { lastConnection = nil }
@@ -110,20 +112,14 @@ public final class JSONExporter: TimelineSink {
 
     public func finish(_ summary: CaptureSummary) {
         output.write(written == 0 ? "]" : "\n]")
-        output.write(",\n\"issues\":[")
-        output.write(captureIssues)
-        output.write(captureIssueCount == 0 ? "]" : "\n]")
+        output.write(",\n\"issues\":")
+        captureIssues.write(to: output)
         scratch.removeAll()
         scratch.raw(",\n\"summary\":{")
         scratch.summaryFields(summary)
         scratch.raw("}}\n")
         output.write(scratch)
         output.flush()
-    }
-
-    private func appendSeparator(_ buffer: JSONBuffer, count: inout Int) {
-        buffer.raw(count == 0 ? "\n" : ",\n")
-        count += 1
     }
 
     /// The response goes to the first request still without one (HTTP/1.1 answers in order).
@@ -164,16 +160,14 @@ public final class JSONExporter: TimelineSink {
         scratch.raw(connection.http.isEmpty ? "]" : "\n]")
         scratch.raw(",\n\"upgrade\":")
         if let upgrade = connection.upgrade { scratch.append(upgrade) } else { scratch.raw("null") }
-        scratch.raw(",\n\"frames\":[")
+        scratch.raw(",\n\"frames\":")
         output.write(scratch)
-        output.write(connection.frames)
-        output.write(connection.frameCount == 0 ? "]" : "\n]")
-        output.write(",\n\"messages\":[")
-        output.write(connection.messages)
-        output.write(connection.messageCount == 0 ? "]" : "\n]")
-        output.write(",\n\"issues\":[")
-        output.write(connection.issues)
-        output.write(connection.issueCount == 0 ? "]}" : "\n]}")
+        connection.frames.write(to: output)
+        output.write(",\n\"messages\":")
+        connection.messages.write(to: output)
+        output.write(",\n\"issues\":")
+        connection.issues.write(to: output)
+        output.write("}")
         output.endEvent()
     }
 }

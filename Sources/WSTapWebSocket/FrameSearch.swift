@@ -33,7 +33,7 @@ enum FrameSearch {
         case found(offset: Int, masked: Bool)
         /// Every offset before `candidate` is ruled out; the chain at `candidate` needs more bytes.
         case needMoreData(candidate: Int)
-        /// No offset from `start` can begin a chain.
+        /// No offset can begin a chain.
         case noFrames
     }
 
@@ -43,8 +43,8 @@ enum FrameSearch {
         case broken
     }
 
-    static func search(_ bytes: UnsafeRawBufferPointer, from start: Int, rules: Rules, requirement: Requirement) -> Outcome {
-        var offset = start
+    static func search(_ bytes: UnsafeRawBufferPointer, rules: Rules, requirement: Requirement) -> Outcome {
+        var offset = 0
         while offset < bytes.count {
             switch chain(bytes, at: offset, rules: rules, requirement: requirement) {
             case .complete(let masked): return .found(offset: offset, masked: masked)

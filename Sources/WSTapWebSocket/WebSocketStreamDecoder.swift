@@ -146,14 +146,18 @@ public final class WebSocketStreamDecoder {
         }
         let lacking = frames.finish { frame in handle(frame, emit: emit) }
         if lacking > 0 { emit(.violation(.payloadMissing(bytes: lacking))) }
-        if let opcode = messageOpcode {
-            messageOpcode = nil
-            messageBuffer.withUnsafeBytes { bytes in
-                emitMessage(opcode: opcode, payload: bytes, frameCount: messageFrameCount,
-                            compressed: messageCompressed, complete: false, emit: emit)
-            }
-            messageBuffer = []
+        emitOpenMessageAsIncomplete(emit: emit)
+    }
+
+    /// A fragmented message that can never complete is handed on with what it has, marked incomplete.
+    private func emitOpenMessageAsIncomplete(emit: (WebSocketEvent) -> Void) {
+        guard let opcode = messageOpcode else { return }
+        messageOpcode = nil
+        messageBuffer.withUnsafeBytes { bytes in
+            emitMessage(opcode: opcode, payload: bytes, frameCount: messageFrameCount,
+                        compressed: messageCompressed, complete: false, emit: emit)
         }
+        messageBuffer = []
     }
 
     /// Looks for frame boundaries in the held bytes; resumes decoding at the first one found.
@@ -164,7 +168,7 @@ public final class WebSocketStreamDecoder {
             allowedReservedBits: allowedReservedBits, masked: role.map { $0 == .client },
             maxPayloadLength: UInt64(Self.maxSearchBuffer))
         let outcome = buffer.withUnsafeBytes {
-            FrameSearch.search($0, from: 0, rules: rules, requirement: final ? .lastChance : .normal)
+            FrameSearch.search($0, rules: rules, requirement: final ? .lastChance : .normal)
         }
         switch outcome {
         case .found(let offset, let masked):
@@ -247,16 +251,7 @@ public final class WebSocketStreamDecoder {
             return
         }
         emit(.violation(.lostSynchronization(bytes: byteCount)))
-        if let opcode = messageOpcode {
-            // The open message can never complete: hand on what it has, marked incomplete.
-            messageOpcode = nil
-            messageComplete = false
-            messageBuffer.withUnsafeBytes { bytes in
-                emitMessage(opcode: opcode, payload: bytes, frameCount: messageFrameCount,
-                            compressed: messageCompressed, complete: false, emit: emit)
-            }
-            messageBuffer = []
-        }
+        emitOpenMessageAsIncomplete(emit: emit)
         searchBuffer = []
         skippedBytes = byteCount - insideFrame
     }
