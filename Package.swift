@@ -45,6 +45,7 @@ let package = Package(
             name: "wstap",
             dependencies: ["WSTap", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .testTarget(name: "WSTapCaptureTests", dependencies: ["WSTapCapture"]),
         .testTarget(name: "WSTapPacketsTests", dependencies: ["WSTapPackets"]),
         .testTarget(name: "WSTapTCPTests", dependencies: ["WSTapTCP", "WSTapPackets"]),
         .testTarget(name: "WSTapHTTPTests", dependencies: ["WSTapHTTP"]),

@@ -23,8 +23,9 @@ public final class Analyzer: TCPConnectionObserver {
     public internal(set) var frameCount: UInt64 = 0
     public internal(set) var messageCount: UInt64 = 0
     /// Per opcode, turned into the summary's by-type counts when the analysis finishes.
-    var frameCountsByOpcode = [UInt64](repeating: 0, count: 16)
-    var messageCountsByOpcode = [UInt64](repeating: 0, count: 16)
+    /// (Fixed memory, not arrays: they are updated for every frame and message.)
+    let frameCountsByOpcode = UnsafeMutablePointer<UInt64>.allocate(capacity: 16)
+    let messageCountsByOpcode = UnsafeMutablePointer<UInt64>.allocate(capacity: 16)
     private var connections: ConnectionTable!
     private let fragments = IPFragmentReassembler()
 
@@ -32,7 +33,14 @@ public final class Analyzer: TCPConnectionObserver {
         self.options = options
         self.sink = sink
         emitsFramesAndMessages = sink.receivesFramesAndMessages
+        frameCountsByOpcode.initialize(repeating: 0, count: 16)
+        messageCountsByOpcode.initialize(repeating: 0, count: 16)
         connections = ConnectionTable(limits: options.reassembly, observer: self)
+    }
+
+    deinit {
+        frameCountsByOpcode.deallocate()
+        messageCountsByOpcode.deallocate()
     }
 
     /// Decodes one captured packet; its bytes need to stay valid only for this call.
@@ -51,7 +59,10 @@ public final class Analyzer: TCPConnectionObserver {
     private func route(_ result: PacketDecodeResult, at time: CaptureTimestamp) {
         switch result {
         case .tcp(let segment):
-            connections.process(segment, at: time)
+            // The analyzer owns the table: called without reference counting on every packet.
+            Unmanaged.passUnretained(connections.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
+                $0.process(segment, at: time)
+            }
         case .fragment(let fragment):
             summary.ipFragments &+= 1
             fragments.add(fragment, at: time) { datagram in

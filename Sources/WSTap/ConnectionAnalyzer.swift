@@ -34,11 +34,11 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     /// The heads of the exchange that switched were cut: the selected protocol may be unknown.
     private var switchHeadsCut = false
     /// Per TCP direction: frames were found at least once (the first find is no resynchronisation).
-    private var synchronizedOnce = [false, false]
+    private var synchronizedOnce = DirectionPair(false)
     private var handshakeFailed = false
-    private var reportedFramesAfterFailure = [false, false]
+    private var reportedFramesAfterFailure = DirectionPair(false)
     /// A fragmented text message is open, per analyzer direction.
-    private var textMessageOpen = [false, false]
+    private var textMessageOpen = DirectionPair(false)
     private var protocolKind = ConnectionProtocol.unknown
     private var totals = ConnectionTotals()
     private var reportedSnaplenCut = false
@@ -82,10 +82,10 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             sawData = true
             chooseMode(firstBytes: bytes, direction: tcpDirection)
         }
-        if let websocket, switched || isWithoutHandshake {
+        if switched || isWithoutHandshake, websocket != nil {
             totals.payloadBytes[direction(tcpDirection).rawValue] &+= UInt64(bytes.count)
-            websocket[tcpDirection.rawValue].receive(bytes, at: time) { handle($0, tcpDirection: tcpDirection) }
-            if pendingDetection != nil, websocket.allSatisfy(\.gaveUpSearching) { giveUpOnWebSocket() }
+            decode(bytes, tcpDirection: tcpDirection, at: time)
+            if pendingDetection != nil, websocket?.allSatisfy(\.gaveUpSearching) ?? false { giveUpOnWebSocket() }
             return
         }
         switch mode {
@@ -108,9 +108,10 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             }
         }
         if let websocket, switched || isWithoutHandshake {
-            websocket[tcpDirection.rawValue].missing(
+            let decoder = websocket[tcpDirection.rawValue]
+            decoder.missing(
                 byteCount: range.byteCount, at: time, reportsPartialFrames: range.cause == .notCaptured
-            ) { handle($0, tcpDirection: tcpDirection) }
+            ) { handle($0, from: decoder, tcpDirection: tcpDirection) }
         } else if case .http = mode {
             http.missing(byteCount: range.byteCount, direction: direction) { handle($0) }
         }
@@ -126,7 +127,8 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         eventTime = time
         if let websocket {
             for tcpDirection in StreamDirection.allCases {
-                websocket[tcpDirection.rawValue].finish(at: time) { handle($0, tcpDirection: tcpDirection) }
+                let decoder = websocket[tcpDirection.rawValue]
+                decoder.finish(at: time) { handle($0, from: decoder, tcpDirection: tcpDirection) }
             }
         }
         if var exchange = pendingUpgrade {
@@ -227,18 +229,18 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             switched = true
             startUpgradedProtocol(selected)
         case .upgradedBytes(let bytes, let direction):
-            if let websocket {
+            if websocket != nil {
                 totals.payloadBytes[direction.rawValue] &+= UInt64(bytes.count)
-                let tcpDirection = self.direction(direction)
-                websocket[tcpDirection.rawValue].receive(bytes, at: eventTime) { handle($0, tcpDirection: tcpDirection) }
+                decode(bytes, tcpDirection: self.direction(direction), at: eventTime)
             } else {
                 totals.upgradedBytes[direction.rawValue] &+= UInt64(bytes.count)
             }
         case .upgradedBoundaryUnknown(let direction):
             websocket?[self.direction(direction).rawValue].boundaryUnknown()
         case .upgradedGap(let count, let direction):
-            let tcpDirection = self.direction(direction)
-            websocket?[tcpDirection.rawValue].missing(byteCount: count, at: eventTime) { handle($0, tcpDirection: tcpDirection) }
+            if let decoder = websocket?[self.direction(direction).rawValue] {
+                decoder.missing(byteCount: count, at: eventTime) { handle($0, from: decoder, tcpDirection: self.direction(direction)) }
+            }
         case .violation(let violation, let direction):
             if case .headCut = violation { headCut = true }
             report(Issue(violation, time: eventTime, direction: direction))
@@ -308,9 +310,17 @@ final class ConnectionAnalyzer: TCPStreamHandler {
 
     // MARK: WebSocket events
 
-    private func handle(_ event: WebSocketEvent, tcpDirection: StreamDirection) {
+    /// Hands upgraded bytes to the direction's decoder (call only while decoders exist).
+    private func decode(_ bytes: UnsafeRawBufferPointer, tcpDirection: StreamDirection, at time: CaptureTimestamp) {
+        // Called without reference counting: this object owns the decoders for the whole call.
+        Unmanaged.passUnretained(websocket.unsafelyUnwrapped[tcpDirection.rawValue])._withUnsafeGuaranteedRef { decoder in
+            decoder.receive(bytes, at: time) { handle($0, from: decoder, tcpDirection: tcpDirection) }
+        }
+    }
+
+    private func handle(_ event: WebSocketEvent, from decoder: WebSocketStreamDecoder, tcpDirection: StreamDirection) {
         // Frames found by a search come from bytes held since earlier packets: use their own time.
-        if let decoder = websocket?[tcpDirection.rawValue] { eventTime = decoder.currentTime }
+        eventTime = decoder.currentTime
         switch event {
         case .resynchronized(let skipped, let role):
             resynchronized(skipped: skipped, role: role, tcpDirection: tcpDirection)
@@ -329,7 +339,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             }
             totals.frames[direction.rawValue] &+= 1
             analyzer.frameCount &+= 1
-            analyzer.frameCountsByOpcode[Int(opcode.rawValue)] &+= 1
+            analyzer.frameCountsByOpcode[Int(opcode.rawValue & 0x0F)] &+= 1
             analyzer.summary.framePayloadBytes &+= frame.header.payloadLength
             guard emitsFramesAndMessages else { return }
             emit(.frame(record, FrameRecord(
@@ -340,7 +350,7 @@ final class ConnectionAnalyzer: TCPStreamHandler {
             let direction = direction(tcpDirection)
             totals.messages[direction.rawValue] &+= 1
             analyzer.messageCount &+= 1
-            analyzer.messageCountsByOpcode[Int(message.opcode.rawValue)] &+= 1
+            analyzer.messageCountsByOpcode[Int(message.opcode.rawValue & 0x0F)] &+= 1
             analyzer.summary.messagePayloadBytes &+= UInt64(message.payload.count)
             guard emitsFramesAndMessages else { return }
             emit(.message(record, MessageRecord(time: eventTime, direction: direction, message: message)))

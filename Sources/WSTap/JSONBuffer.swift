@@ -2,8 +2,12 @@
 /// memory: most appends are a few bytes, and Array's checks per append cost more than the copy.
 final class JSONBuffer {
     private var storage: UnsafeMutableRawPointer
-    private var capacity: Int
+    private(set) var capacity: Int
     private(set) var count = 0
+    /// The digits of the seconds `time` wrote last.
+    private var renderedSeconds: Int64 = 0
+    private var renderedSecondsText: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    private var renderedSecondsLength = 0
 
     init(capacity: Int = 256) {
         self.capacity = max(16, capacity)
@@ -57,17 +61,21 @@ final class JSONBuffer {
         other.withBytes { append($0) }
     }
 
+    /// A code literal. Inlined, its length is a constant and the copy a few moves.
     @inline(__always)
     func raw(_ text: StaticString) {
-        append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        let length = text.utf8CodeUnitCount
+        reserve(length)
+        (storage + count).copyMemory(from: text.utf8Start, byteCount: length)
+        count += length
     }
 
     /// `"name":` — names are code literals and need no escaping.
+    @inline(__always)
     func key(_ name: StaticString) {
         append(UInt8(ascii: "\""))
         raw(name)
-        append(UInt8(ascii: "\""))
-        append(UInt8(ascii: ":"))
+        raw("\":")
     }
 
     func string(_ text: String) {
@@ -79,51 +87,92 @@ final class JSONBuffer {
         if let text { string(text) } else { raw("null") }
     }
 
-    /// A JSON string from bytes already known to be valid UTF-8. Runs without characters to
-    /// escape are copied whole; eight bytes are checked at a time.
+    /// A JSON string from bytes already known to be valid UTF-8, written straight into the
+    /// buffer: room for the worst case (every byte a `\u00XX`) is made once, eight bytes are
+    /// checked at a time, and each word is stored whole up to its first byte to escape.
     func string(utf8: UnsafeRawBufferPointer) {
-        append(UInt8(ascii: "\""))
-        let count = utf8.count
-        var runStart = 0
+        let length = utf8.count
+        reserve(length * 6 + 2)
+        var out = storage + count
+        out.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
+        out += 1
         var index = 0
-        while index < count {
-            if index + 8 <= count, !Self.mayNeedEscape(utf8.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
-                index += 8
-                continue
-            }
-            let byte = utf8[index]
-            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else {
+        if let input = utf8.baseAddress {
+            while index + 8 <= length {
+                let word = input.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                let escapes = Self.escapeMask(word)
+                out.storeBytes(of: word, as: UInt64.self)
+                if escapes == 0 {
+                    out += 8
+                    index += 8
+                    continue
+                }
+                let clean = escapes.trailingZeroBitCount >> 3
+                out += clean
+                index += clean
+                out = Self.writeEscaped(input.load(fromByteOffset: index, as: UInt8.self), at: out)
                 index += 1
-                continue
             }
-            append(UnsafeRawBufferPointer(rebasing: utf8[runStart..<index]))
-            switch byte {
-            case UInt8(ascii: "\""): raw("\\\"")
-            case UInt8(ascii: "\\"): raw("\\\\")
-            case 0x0A: raw("\\n")
-            case 0x0D: raw("\\r")
-            case 0x09: raw("\\t")
-            default:
-                raw("\\u00")
-                append(Self.hexDigit(byte >> 4))
-                append(Self.hexDigit(byte & 0x0F))
+            while index < length {
+                let byte = input.load(fromByteOffset: index, as: UInt8.self)
+                index += 1
+                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                    out = Self.writeEscaped(byte, at: out)
+                } else {
+                    out.storeBytes(of: byte, as: UInt8.self)
+                    out += 1
+                }
             }
-            index += 1
-            runStart = index
         }
-        append(UnsafeRawBufferPointer(rebasing: utf8[runStart..<count]))
-        append(UInt8(ascii: "\""))
+        out.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
+        out += 1
+        count = out - storage
     }
 
-    /// Whether any of eight bytes is a control character, `"` or `\` (SWAR: no byte-by-byte loop).
+    /// Writes the escape sequence of a control character, `"` or `\`; returns the next position.
     @inline(__always)
-    private static func mayNeedEscape(_ word: UInt64) -> Bool {
+    private static func writeEscaped(_ byte: UInt8, at out: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        out.storeBytes(of: UInt8(ascii: "\\"), as: UInt8.self)
+        let escaped: UInt8
+        switch byte {
+        case UInt8(ascii: "\""): escaped = UInt8(ascii: "\"")
+        case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")
+        case 0x0A: escaped = UInt8(ascii: "n")
+        case 0x0D: escaped = UInt8(ascii: "r")
+        case 0x09: escaped = UInt8(ascii: "t")
+        default:
+            (out + 1).storeBytes(of: UInt8(ascii: "u"), as: UInt8.self)
+            (out + 2).storeBytes(of: UInt8(ascii: "0"), as: UInt8.self)
+            (out + 3).storeBytes(of: UInt8(ascii: "0"), as: UInt8.self)
+            (out + 4).storeBytes(of: hexDigit(byte >> 4), as: UInt8.self)
+            (out + 5).storeBytes(of: hexDigit(byte & 0x0F), as: UInt8.self)
+            return out + 6
+        }
+        (out + 1).storeBytes(of: escaped, as: UInt8.self)
+        return out + 2
+    }
+
+    /// Base64 of `bytes` in quotes, encoded straight into the buffer.
+    func base64String(_ bytes: UnsafeRawBufferPointer) {
+        let encodedLength = (bytes.count + 2) / 3 * 4
+        reserve(encodedLength + 2)
+        storage.storeBytes(of: UInt8(ascii: "\""), toByteOffset: count, as: UInt8.self)
+        Base64.encode(bytes, into: UnsafeMutableRawBufferPointer(start: storage + count + 1, count: encodedLength))
+        storage.storeBytes(of: UInt8(ascii: "\""), toByteOffset: count + 1 + encodedLength, as: UInt8.self)
+        count += encodedLength + 2
+    }
+
+    /// The high bit of each of eight bytes (little-endian order) that is a control character,
+    /// `"` or `\` (SWAR). Bits above the lowest may be false alarms; the lowest is exact, as
+    /// borrows only run upwards.
+    @inline(__always)
+    private static func escapeMask(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let high: UInt64 = 0x8080_8080_8080_8080
-        func hasZeroByte(_ value: UInt64) -> Bool { (value &- ones) & ~value & high != 0 }
+        func zeroBytes(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & high }
         // Bytes below 0x20 (ASCII only: bytes >= 0x80 belong to multi-byte characters).
-        let control = (word &- ones &* 0x20) & ~word & high != 0
-        return control || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C))
+        let control = (word &- ones &* 0x20) & ~word & high
+        return control | zeroBytes(word ^ (ones &* 0x22)) | zeroBytes(word ^ (ones &* 0x5C))
     }
 
     @inline(__always)
@@ -131,23 +180,60 @@ final class JSONBuffer {
         value < 10 ? 0x30 &+ value : 0x57 &+ value
     }
 
-    /// Decimal digits, written straight into the buffer.
+    /// "00" to "99": numbers are written two digits at a time.
+    private static let digitPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+    /// Writes the last `width` digits of `value` (zero-padded) ending just before `end`.
+    @inline(__always)
+    private static func writeDigits(_ value: UInt64, width: Int, endingAt end: UnsafeMutableRawPointer) {
+        let pairs = UnsafeRawPointer(digitPairs.utf8Start)
+        var remaining = value
+        var position = end
+        var left = width
+        while left >= 2 {
+            let pair = Int(remaining % 100)
+            remaining /= 100
+            position -= 2
+            position.storeBytes(of: pairs.loadUnaligned(fromByteOffset: pair * 2, as: UInt16.self), as: UInt16.self)
+            left -= 2
+        }
+        if left == 1 {
+            (position - 1).storeBytes(of: 0x30 &+ UInt8(truncatingIfNeeded: remaining % 10), as: UInt8.self)
+        }
+    }
+
+    /// Decimal digits, written straight into the buffer; one- and two-digit values (most
+    /// fields) take a short path.
     func number(_ value: UInt64) {
+        reserve(20)
+        let out = storage + count
         if value < 10 {
-            append(0x30 &+ UInt8(truncatingIfNeeded: value))
+            out.storeBytes(of: 0x30 &+ UInt8(truncatingIfNeeded: value), as: UInt8.self)
+            count += 1
             return
         }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { space in
-            var position = space.count
-            var remaining = value
-            repeat {
-                position -= 1
-                space[position] = 0x30 &+ UInt8(truncatingIfNeeded: remaining % 10)
-                remaining /= 10
-            } while remaining > 0
-            append(UnsafeRawBufferPointer(rebasing: space[position...]))
+        if value < 100 {
+            let pairs = UnsafeRawPointer(Self.digitPairs.utf8Start)
+            out.storeBytes(of: pairs.loadUnaligned(fromByteOffset: Int(value) * 2, as: UInt16.self), as: UInt16.self)
+            count += 2
+            return
         }
+        let width = Self.decimalWidth(value)
+        Self.writeDigits(value, width: width, endingAt: out + width)
+        count += width
+    }
+
+    /// How many decimal digits `value` has (at least 1).
+    @inline(__always)
+    private static func decimalWidth(_ value: UInt64) -> Int {
+        // floor(log10) from the bit length, corrected by one comparison (at most 20 digits).
+        let bits = 64 - (value | 1).leadingZeroBitCount
+        let estimate = (bits * 1233) >> 12
+        return estimate + 1 - (value < powersOfTen[estimate] ? 1 : 0)
+    }
+
+    private static let powersOfTen: [UInt64] = (0..<20).map { exponent in
+        (0..<exponent).reduce(UInt64(1)) { power, _ in power * 10 }
     }
 
     func number(_ value: Int) {
@@ -167,6 +253,7 @@ final class JSONBuffer {
         if let value { number(value) } else { raw("null") }
     }
 
+    @inline(__always)
     func bool(_ value: Bool) {
         if value { raw("true") } else { raw("false") }
     }
@@ -175,30 +262,42 @@ final class JSONBuffer {
         if let value { bool(value) } else { raw("null") }
     }
 
-    /// Epoch seconds with nine decimals.
+    /// Epoch seconds with nine decimals. Consecutive times mostly share their seconds, whose
+    /// digits are kept from the last time written.
     func time(_ timestamp: CaptureTimestamp?) {
         guard let timestamp else { return raw("null") }
-        number(timestamp.seconds)
-        append(UInt8(ascii: "."))
-        var fraction = timestamp.nanoseconds
-        var digits: UInt64 = 0
-        withUnsafeMutableBytes(of: &digits) { space in
-            for position in stride(from: 7, through: 0, by: -1) {
-                space[position] = 0x30 &+ UInt8(truncatingIfNeeded: fraction % 10)
-                fraction /= 10
+        if timestamp.seconds != renderedSeconds || renderedSecondsLength == 0 {
+            let start = count
+            number(timestamp.seconds)
+            renderedSecondsLength = min(count - start, 24)
+            withUnsafeMutableBytes(of: &renderedSecondsText) { cache in
+                cache.baseAddress!.copyMemory(from: storage + start, byteCount: renderedSecondsLength)
             }
-            append(0x30 &+ UInt8(truncatingIfNeeded: fraction % 10))
-            append(UnsafeRawBufferPointer(space))
+            renderedSeconds = timestamp.seconds
+        } else {
+            reserve(24)
+            withUnsafeBytes(of: renderedSecondsText) { cache in
+                (storage + count).copyMemory(from: cache.baseAddress!, byteCount: 24)
+            }
+            count += renderedSecondsLength
         }
+        reserve(10)
+        storage.storeBytes(of: UInt8(ascii: "."), toByteOffset: count, as: UInt8.self)
+        Self.writeDigits(UInt64(timestamp.nanoseconds % 1_000_000_000), width: 9, endingAt: storage + count + 10)
+        count += 10
     }
 
     /// Eight lowercase hex digits.
     func hex32(_ value: UInt32) {
-        append(UInt8(ascii: "\""))
-        for shift in stride(from: 28, through: 0, by: -4) {
-            append(Self.hexDigit(UInt8(truncatingIfNeeded: (value >> UInt32(shift)) & 0xF)))
+        reserve(10)
+        let out = storage + count
+        out.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
+        for index in 0..<8 {
+            let nibble = UInt8(truncatingIfNeeded: (value >> UInt32(28 - 4 * index)) & 0xF)
+            out.storeBytes(of: Self.hexDigit(nibble), toByteOffset: 1 + index, as: UInt8.self)
         }
-        append(UInt8(ascii: "\""))
+        out.storeBytes(of: UInt8(ascii: "\""), toByteOffset: 9, as: UInt8.self)
+        count += 10
     }
 
     /// `{"text": …}` for valid UTF-8 text, else `{"base64": …}`.
@@ -207,9 +306,8 @@ final class JSONBuffer {
             raw("{\"text\":")
             string(utf8: payload)
         } else {
-            raw("{\"base64\":\"")
-            Base64.encode(payload) { append($0) }
-            append(UInt8(ascii: "\""))
+            raw("{\"base64\":")
+            base64String(payload)
         }
         append(UInt8(ascii: "}"))
     }
@@ -235,5 +333,6 @@ final class JSONBuffer {
         append(UInt8(ascii: "}"))
     }
 
+    @inline(__always)
     func comma() { append(UInt8(ascii: ",")) }
 }

@@ -5,8 +5,10 @@
 public final class JSONExporter: TimelineSink {
     /// The objects of one JSON array, rendered as they come, one per line.
     private final class ObjectList {
-        let items = JSONBuffer()
+        let items: JSONBuffer
         private(set) var count = 0
+
+        init(items: JSONBuffer = JSONBuffer()) { self.items = items }
 
         /// Starts the next object and returns the buffer to write its fields into.
         func beginObject() -> JSONBuffer {
@@ -27,11 +29,15 @@ public final class JSONExporter: TimelineSink {
         /// Each request's JSON, and its response's once answered (HTTP/1.1 answers in order).
         var http: [(request: JSONBuffer, response: JSONBuffer?)] = []
         var upgrade: JSONBuffer?
-        let frames = ObjectList()
-        let messages = ObjectList()
+        let frames: ObjectList
+        let messages: ObjectList
         let issues = ObjectList()
 
-        init(record: ConnectionRecord) { self.record = record }
+        init(record: ConnectionRecord, frameBuffer: JSONBuffer, messageBuffer: JSONBuffer) {
+            self.record = record
+            frames = ObjectList(items: frameBuffer)
+            messages = ObjectList(items: messageBuffer)
+        }
 
         func addFrame(_ frame: FrameRecord, maxPayload: Int?) {
             let buffer = frames.beginObject()
@@ -55,6 +61,13 @@ public final class JSONExporter: TimelineSink {
     private var written = 0
     private let captureIssues = ObjectList()
     private let scratch = JSONBuffer()
+    /// Frame and message buffers of connections already written, kept for the next ones:
+    /// growing a fresh buffer for every connection copied each list several times over.
+    private var spareBuffers: [JSONBuffer] = []
+    private var spareBytes = 0
+    /// What the spare buffers may hold in all: a bulk transfer's huge lists are not kept.
+    private static let maxSpareBytes = 8 << 20
+    private static let maxSpareCapacity = 256 << 10
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
     public init(output: OutputChannel, maxPayload: Int? = nil) {
@@ -68,7 +81,7 @@ public final class JSONExporter: TimelineSink {
         case .captureStarted:
             break
         case .connectionOpened(let record):
-            open[record.id] = OpenConnection(record: record)
+            open[record.id] = OpenConnection(record: record, frameBuffer: spareBuffer(), messageBuffer: spareBuffer())
         case .httpRequest(let record, let time, let head):
             guard let connection = open[record.id] else { return }
             let request = JSONBuffer()
@@ -100,6 +113,19 @@ public final class JSONExporter: TimelineSink {
             if lastID == record.id { lastConnection = nil }
             write(connection, end: end)
         }
+    }
+
+    private func spareBuffer() -> JSONBuffer {
+        guard let buffer = spareBuffers.popLast() else { return JSONBuffer(capacity: 4096) }
+        spareBytes -= buffer.capacity
+        return buffer
+    }
+
+    private func recycle(_ buffer: JSONBuffer) {
+        guard buffer.capacity <= Self.maxSpareCapacity, spareBytes + buffer.capacity <= Self.maxSpareBytes else { return }
+        buffer.removeAll()
+        spareBuffers.append(buffer)
+        spareBytes += buffer.capacity
     }
 
     private func connection(_ id: UInt64) -> OpenConnection? {
@@ -169,5 +195,7 @@ public final class JSONExporter: TimelineSink {
         connection.issues.write(to: output)
         output.write("}")
         output.endEvent()
+        recycle(connection.frames.items)
+        recycle(connection.messages.items)
     }
 }

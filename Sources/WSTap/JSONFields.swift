@@ -8,11 +8,22 @@ extension JSONBuffer {
         raw("}")
     }
 
+    @inline(__always)
     func direction(_ direction: StreamDirection?) {
         switch direction {
         case .clientToServer: raw("\"c2s\"")
         case .serverToClient: raw("\"s2c\"")
         case nil: raw("null")
+        }
+    }
+
+    /// The opcode's name as a JSON string (`"text"`, `"reserved-3"`); the common ones as literals.
+    func opcodeType(_ opcode: WebSocketOpcode) {
+        switch opcode {
+        case .text: raw("\"text\"")
+        case .binary: raw("\"binary\"")
+        case .continuation: raw("\"continuation\"")
+        default: string(opcode.description)
         }
     }
 
@@ -53,7 +64,7 @@ extension JSONBuffer {
         raw(",\"fin\":"); bool(header.fin)
         raw(",\"rsv\":"); number(header.rsv)
         raw(",\"opcode\":"); number(header.opcode.rawValue)
-        raw(",\"type\":"); string(header.opcode.description)
+        raw(",\"type\":"); opcodeType(header.opcode)
         raw(",\"masked\":"); bool(header.masked)
         raw(",\"mask\":")
         if let key = header.maskingKey { hex32(key) } else { raw("null") }
@@ -85,7 +96,7 @@ extension JSONBuffer {
         key("time"); time(record.time)
         raw(",\"dir\":"); direction(record.direction)
         raw(",\"opcode\":"); number(message.opcode.rawValue)
-        raw(",\"type\":"); string(message.opcode.description)
+        raw(",\"type\":"); opcodeType(message.opcode)
         raw(",\"length\":"); number(message.payload.count)
         raw(",\"frames\":"); number(message.frameCount)
         raw(",\"compressed\":"); bool(message.compressed)

@@ -4,15 +4,16 @@
 public final class NDJSONExporter: TimelineSink {
     private let output: OutputChannel
     private let maxPayload: Int?
-    private let line = JSONBuffer()
+    /// The output's own buffer: each line is rendered where it will be written from.
+    private let line: JSONBuffer
 
     public init(output: OutputChannel, maxPayload: Int? = nil) {
         self.output = output
         self.maxPayload = maxPayload
+        line = output.pending
     }
 
     public func receive(_ event: TimelineEvent) {
-        line.removeAll()
         switch event {
         case .captureStarted(let time):
             line.raw("{\"event\":\"capture_start\",\"time\":"); line.time(time)
@@ -49,16 +50,13 @@ public final class NDJSONExporter: TimelineSink {
             line.raw(",\"totals\":{"); line.totalsFields(end.totals); line.raw("}")
         }
         line.raw("}\n")
-        output.write(line)
         output.endEvent()
     }
 
     public func finish(_ summary: CaptureSummary) {
-        line.removeAll()
         line.raw("{\"event\":\"summary\",")
         line.summaryFields(summary)
         line.raw("}\n")
-        output.write(line)
         output.flush()
     }
 

@@ -7,7 +7,8 @@ import Darwin
 /// Buffered bytes to a file descriptor or to memory; exporters write through one.
 public final class OutputChannel {
     private let fileDescriptor: Int32?
-    private var buffer: [UInt8] = []
+    /// Bytes not yet written. Exporters that stream (NDJSON, text) render into it directly.
+    let pending = JSONBuffer(capacity: 1 << 17)
     private let flushThreshold = 1 << 16
     /// Everything written, when the channel writes to memory (tests, library users).
     public private(set) var memory: [UInt8] = []
@@ -19,7 +20,6 @@ public final class OutputChannel {
     /// Writes to `fileDescriptor` (standard output by default).
     public init(fileDescriptor: Int32 = STDOUT_FILENO) {
         self.fileDescriptor = fileDescriptor
-        buffer.reserveCapacity(flushThreshold * 2)
     }
 
     /// Keeps everything in `memory`.
@@ -29,41 +29,49 @@ public final class OutputChannel {
 
     deinit { flush() }
 
-    /// Writes what an exporter rendered.
+    /// Writes what an exporter rendered; a large rendering goes out as it is, without a copy.
     func write(_ rendered: JSONBuffer) {
-        rendered.withBytes { buffer.appendBytes($0) }
-        if buffer.count >= flushThreshold { flush() }
+        if rendered.count >= flushThreshold / 2 {
+            flush()
+            rendered.withBytes { send($0) }
+            return
+        }
+        pending.append(rendered)
+        if pending.count >= flushThreshold { flush() }
     }
 
     public func write(_ text: String) {
-        buffer.append(contentsOf: text.utf8)
-        if buffer.count >= flushThreshold { flush() }
+        var text = text
+        text.withUTF8 { pending.append(UnsafeRawBufferPointer($0)) }
+        if pending.count >= flushThreshold { flush() }
     }
 
     /// Called by exporters at the end of each event.
     public func endEvent() {
-        if flushesEachEvent || buffer.count >= flushThreshold { flush() }
+        if flushesEachEvent || pending.count >= flushThreshold { flush() }
     }
 
     public func flush() {
-        guard !buffer.isEmpty else { return }
-        defer { buffer.removeAll(keepingCapacity: true) }
+        guard pending.count > 0 else { return }
+        pending.withBytes { send($0) }
+        pending.removeAll()
+    }
+
+    private func send(_ bytes: UnsafeRawBufferPointer) {
         guard let fileDescriptor else {
-            memory.append(contentsOf: buffer)
+            memory.appendBytes(bytes)
             return
         }
-        guard !failed else { return }
-        buffer.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failed = true
-                    return
-                }
-                offset += written
+        guard !failed, let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(fileDescriptor, base + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                failed = true
+                return
             }
+            offset += written
         }
     }
 }

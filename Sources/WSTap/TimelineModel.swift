@@ -83,12 +83,33 @@ public struct MessageRecord {
 
 /// Bytes and frames a connection carried, reported when it ends.
 public struct ConnectionTotals: Sendable, Equatable {
-    public var payloadBytes = [UInt64](repeating: 0, count: 2)
-    public var frames = [UInt64](repeating: 0, count: 2)
-    public var messages = [UInt64](repeating: 0, count: 2)
+    public var payloadBytes = DirectionPair<UInt64>(0)
+    public var frames = DirectionPair<UInt64>(0)
+    public var messages = DirectionPair<UInt64>(0)
     /// Bytes after a 101 that were not decoded as WebSocket (another protocol).
-    public var upgradedBytes = [UInt64](repeating: 0, count: 2)
-    public var missingBytes = [UInt64](repeating: 0, count: 2)
+    public var upgradedBytes = DirectionPair<UInt64>(0)
+    public var missingBytes = DirectionPair<UInt64>(0)
+}
+
+/// One value per direction, indexed by `StreamDirection.rawValue` (0: client to server).
+///
+/// Two stored fields rather than an array of two: counters updated on every frame then need no
+/// uniqueness check or reference counting.
+public struct DirectionPair<Value: Sendable & Equatable>: Sendable, Equatable {
+    public var clientToServer: Value
+    public var serverToClient: Value
+
+    public init(_ both: Value) {
+        clientToServer = both
+        serverToClient = both
+    }
+
+    public subscript(index: Int) -> Value {
+        get { index == 0 ? clientToServer : serverToClient }
+        set {
+            if index == 0 { clientToServer = newValue } else { serverToClient = newValue }
+        }
+    }
 }
 
 /// What a connection turned out to carry.

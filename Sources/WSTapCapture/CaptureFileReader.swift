@@ -21,6 +21,8 @@ public final class CaptureFileReader: PacketSource {
     private let filter: String?
     /// Takes over when libpcap cannot read a pcapng file (interfaces of different link types).
     private var nativeReader: PcapNGReader?
+    /// Reads the records of classic pcap files (libpcap only checks the file header).
+    private var recordReader: PcapRecordReader?
     private(set) public var packetsRead = 0
     /// Offset of the next record for classic pcap files, where records are laid out back to back.
     private var nextRecordOffset: Int64 = 24
@@ -66,6 +68,26 @@ public final class CaptureFileReader: PacketSource {
         if let filter, let reason = pcap.setFilter(filter) {
             throw .invalidFilter(expression: filter, reason: reason)
         }
+        if format == .pcap { recordReader = openRecordReader() }
+    }
+
+    /// A native reader for the records of a classic pcap file; nil leaves the reading to libpcap.
+    private func openRecordReader() -> PcapRecordReader? {
+        var compiled: BPFFilter?
+        if let filter {
+            guard case .success(let program) = BPFFilter.compile(
+                filter, linkType: linkType, snapshotLength: PcapRecordReader.maxRecordLength)
+            else { return nil }
+            compiled = program
+        }
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return nil }
+        var magic: UInt32 = 0
+        guard pread(descriptor, &magic, 4, 0) == 4 else {
+            close(descriptor)
+            return nil
+        }
+        return PcapRecordReader(fileDescriptor: descriptor, magic: magic, linkType: linkType, filter: compiled)
     }
 
     private static func sniffFormat(fileDescriptor: Int32) -> Format? {
@@ -80,7 +102,11 @@ public final class CaptureFileReader: PacketSource {
 
     public func nextPacket() throws(CaptureError) -> PacketSourceRead {
         if finished { return .endOfCapture }
-        if let nativeReader { return try read(from: nativeReader) }
+        if recordReader != nil {
+            // Owned by this reader: called without reference counting on every packet.
+            return try deliver(Unmanaged.passUnretained(recordReader.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.next() })
+        }
+        if let nativeReader { return try deliver(nativeReader.next()) }
         switch pcap.next(linkType: linkType) {
         case .packet(let packet):
             packetsRead += 1
@@ -94,7 +120,7 @@ public final class CaptureFileReader: PacketSource {
         case .failure(let reason):
             if format == .pcapng, path != "-", reason.contains("different from the type"), let native = openNativeReader() {
                 nativeReader = native
-                return try read(from: native)
+                return try deliver(native.next())
             }
             finished = true
             throw .damagedRecord(path: path, offset: damageOffset(), packetsRead: packetsRead, reason: reason)
@@ -111,8 +137,8 @@ public final class CaptureFileReader: PacketSource {
         return reader
     }
 
-    private func read(from reader: PcapNGReader) throws(CaptureError) -> PacketSourceRead {
-        switch reader.next() {
+    private func deliver(_ record: NativeRecord) throws(CaptureError) -> PacketSourceRead {
+        switch record {
         case .packet(let packet):
             packetsRead += 1
             return .packet(packet)

@@ -17,12 +17,6 @@ final class PcapNGReader {
         var offsetSeconds: Int64 = 0
     }
 
-    enum Next {
-        case packet(CapturedPacket)
-        case end
-        case failure(reason: String, offset: Int64)
-    }
-
     private let stream: UnsafeMutablePointer<FILE>
     private let filterExpression: String?
     private var filters: [Int32: BPFFilter] = [:]
@@ -40,7 +34,7 @@ final class PcapNGReader {
     deinit { fclose(stream) }
 
     /// Skips `count` packets (those a previous reader already delivered).
-    func skip(packets count: Int) -> Next? {
+    func skip(packets count: Int) -> NativeRecord? {
         var skipped = 0
         while skipped < count {
             switch nextRecord(applyFilter: false) {
@@ -51,9 +45,9 @@ final class PcapNGReader {
         return nil
     }
 
-    func next() -> Next { nextRecord(applyFilter: true) }
+    func next() -> NativeRecord { nextRecord(applyFilter: true) }
 
-    private func nextRecord(applyFilter: Bool) -> Next {
+    private func nextRecord(applyFilter: Bool) -> NativeRecord {
         while true {
             let start = offset
             var header = [UInt8](repeating: 0, count: 8)

@@ -177,45 +177,71 @@ public struct HTTPConversation {
         _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, sawBytes: Bool, emit: (HTTPEvent) -> Void
     ) -> Int {
         let index = direction.rawValue
-        for offset in 0..<bytes.count {
-            let byte = bytes[offset]
-            if heads[index].isEmpty, byte == 0x0D || byte == 0x0A {
-                continue  // RFC 9112 §2.2: ignore empty lines before a request or response.
+        var start = 0
+        if heads[index].isEmpty {
+            // RFC 9112 §2.2: ignore empty lines before a request or response.
+            while start < bytes.count, bytes[start] == 0x0D || bytes[start] == 0x0A { start += 1 }
+            if start == bytes.count { return bytes.count }
+        }
+        // Where this head ends in `bytes`: at a line feed that ends an empty line.
+        var lineLength = currentLineLength[index]
+        var end = start
+        var complete = false
+        while end < bytes.count {
+            let byte = bytes[end]
+            end += 1
+            if byte == 0x0A {
+                if lineLength == 0 {
+                    complete = true
+                    break
+                }
+                lineLength = 0
+            } else if byte != 0x0D {
+                lineLength += 1
             }
-            heads[index].append(byte)
-            if heads[index].count <= 8, !Self.startsLikeHTTP(heads[index], direction: direction) {
+        }
+        let heldBefore = heads[index].count
+        heads[index].appendBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+        if heldBefore < 8 {
+            let prefixIsHTTP = heads[index].withUnsafeBytes {
+                Self.startsLikeHTTP(UnsafeRawBufferPointer(rebasing: $0.prefix(8)), direction: direction)
+            }
+            if !prefixIsHTTP {
                 heads[index] = []
                 modes[index] = .opaque
                 emit(sawBytes ? .violation(.malformedHead(.malformedRequestLine("")), direction) : .notHTTP(direction))
                 return bytes.count
             }
-            if byte == 0x0A {
-                let lineEnded = currentLineLength[index] == 0
-                currentLineLength[index] = 0
-                if lineEnded {
-                    let head = heads[index]
-                    heads[index] = []
-                    completeHead(head, direction: direction, emit: emit)
-                    return offset + 1
-                }
-            } else if byte != 0x0D {
-                currentLineLength[index] += 1
-            }
-            if heads[index].count > Self.maxHeadLength {
-                heads[index] = []
-                emit(.violation(.headTooLarge(limit: Self.maxHeadLength), direction))
-                modes[index] = .opaque
-                return bytes.count
-            }
         }
-        if !heads[index].isEmpty { modes[index] = .head(sawBytes: true) }
-        return bytes.count
+        // The line feed that completes a head may be the one byte past the limit.
+        if heads[index].count - (complete ? 1 : 0) > Self.maxHeadLength {
+            heads[index] = []
+            emit(.violation(.headTooLarge(limit: Self.maxHeadLength), direction))
+            modes[index] = .opaque
+            return bytes.count
+        }
+        guard complete else {
+            currentLineLength[index] = lineLength
+            modes[index] = .head(sawBytes: true)
+            return bytes.count
+        }
+        currentLineLength[index] = 0
+        let head = heads[index]
+        heads[index] = []
+        completeHead(head, direction: direction, emit: emit)
+        return end
     }
 
     /// Whether the first bytes of a head can still become a request line (client) or status line.
     public static func startsLikeHTTP(_ prefix: [UInt8], direction: StreamDirection) -> Bool {
+        prefix.withUnsafeBytes { startsLikeHTTP($0, direction: direction) }
+    }
+
+    static func startsLikeHTTP(_ prefix: UnsafeRawBufferPointer, direction: StreamDirection) -> Bool {
         if direction == .serverToClient {
-            return Array("HTTP/".utf8).starts(with: prefix.prefix(5))
+            let expected: StaticString = "HTTP/"
+            for index in 0..<min(5, prefix.count) where prefix[index] != expected.utf8Start[index] { return false }
+            return true
         }
         for (position, byte) in prefix.enumerated() {
             if byte == 0x20 { return position > 0 }

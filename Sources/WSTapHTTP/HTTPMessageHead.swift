@@ -36,73 +36,97 @@ public enum HTTPHeadError: Error, Hashable, Sendable {
 }
 
 /// Parses complete message heads (the bytes up to and including the empty line).
+///
+/// Lines, separators and token checks work on the bytes; strings are made once per field.
 public enum HTTPHeadParser {
     public static func parseRequest(_ head: [UInt8]) throws(HTTPHeadError) -> HTTPRequestHead {
-        let lines = splitLines(head)
-        guard let first = lines.first else { throw .malformedRequestLine("") }
-        let parts = first.split(separator: " ", omittingEmptySubsequences: true)
-        guard parts.count == 3, parts[2].hasPrefix("HTTP/"), parts[0].allSatisfy(isTokenCharacter) else {
-            throw .malformedRequestLine(String(first.prefix(200)))
+        try head.withUnsafeBufferPointer { (bytes) throws(HTTPHeadError) -> HTTPRequestHead in
+            let lines = lineRanges(bytes)
+            guard let first = lines.first else { throw .malformedRequestLine("") }
+            let line = UnsafeBufferPointer(rebasing: bytes[first])
+            let parts = line.split(separator: 0x20, omittingEmptySubsequences: true)
+            guard parts.count == 3, parts[2].starts(with: "HTTP/".utf8), parts[0].allSatisfy(isTokenByte) else {
+                throw .malformedRequestLine(excerpt(line))
+            }
+            return HTTPRequestHead(
+                method: text(parts[0]), target: text(parts[1]), version: text(parts[2]),
+                headers: try parseHeaderLines(bytes, lines.dropFirst()))
         }
-        return HTTPRequestHead(
-            method: String(parts[0]), target: String(parts[1]), version: String(parts[2]),
-            headers: try parseHeaderLines(lines.dropFirst()))
     }
 
     public static func parseResponse(_ head: [UInt8]) throws(HTTPHeadError) -> HTTPResponseHead {
-        let lines = splitLines(head)
-        guard let first = lines.first else { throw .malformedStatusLine("") }
-        let parts = first.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), parts[1].count == 3,
-              let status = Int(parts[1]), status >= 100
-        else {
-            throw .malformedStatusLine(String(first.prefix(200)))
+        try head.withUnsafeBufferPointer { (bytes) throws(HTTPHeadError) -> HTTPResponseHead in
+            let lines = lineRanges(bytes)
+            guard let first = lines.first else { throw .malformedStatusLine("") }
+            let line = UnsafeBufferPointer(rebasing: bytes[first])
+            let parts = line.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count >= 2, parts[0].starts(with: "HTTP/".utf8), parts[1].count == 3,
+                  parts[1].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), parts[1].first! >= 0x31
+            else {
+                throw .malformedStatusLine(excerpt(line))
+            }
+            let status = parts[1].reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            return HTTPResponseHead(
+                version: text(parts[0]), status: status, reason: parts.count > 2 ? text(parts[2]) : "",
+                headers: try parseHeaderLines(bytes, lines.dropFirst()))
         }
-        return HTTPResponseHead(
-            version: String(parts[0]), status: status, reason: parts.count > 2 ? String(parts[2]) : "",
-            headers: try parseHeaderLines(lines.dropFirst()))
     }
 
-    /// Lines of a head, accepting CRLF or bare LF, without the terminating empty line.
-    private static func splitLines(_ head: [UInt8]) -> [String] {
-        var lines: [String] = []
-        var start = head.startIndex
-        for index in head.indices where head[index] == 0x0A {
+    /// Ranges of the lines of a head, accepting CRLF or bare LF, without the terminating empty line.
+    private static func lineRanges(_ head: UnsafeBufferPointer<UInt8>) -> [Range<Int>] {
+        var lines: [Range<Int>] = []
+        var start = 0
+        for index in 0..<head.count where head[index] == 0x0A {
             var end = index
             if end > start, head[end - 1] == 0x0D { end -= 1 }
             if end == start { break }
-            lines.append(String(decoding: head[start..<end], as: UTF8.self))
+            lines.append(start..<end)
             start = index + 1
         }
         return lines
     }
 
-    private static func parseHeaderLines(_ lines: ArraySlice<String>) throws(HTTPHeadError) -> HTTPHeaders {
+    private static func parseHeaderLines(
+        _ head: UnsafeBufferPointer<UInt8>, _ lines: ArraySlice<Range<Int>>
+    ) throws(HTTPHeadError) -> HTTPHeaders {
         var headers: [HTTPHeader] = []
-        for line in lines {
-            if line.first == " " || line.first == "\t" {
+        headers.reserveCapacity(lines.count)
+        for range in lines {
+            let line = UnsafeBufferPointer(rebasing: head[range])
+            if OptionalWhitespace.contains(line[0]) {
                 // Obsolete line folding (RFC 9112 §5.2): continues the previous value.
-                guard !headers.isEmpty else { throw .malformedHeaderLine(String(line.prefix(200))) }
-                headers[headers.count - 1].value += " " + line.trimmingOptionalWhitespace()
+                guard !headers.isEmpty else { throw .malformedHeaderLine(excerpt(line)) }
+                headers[headers.count - 1].value += " " + text(OptionalWhitespace.trim(line))
                 continue
             }
-            guard let colon = line.firstIndex(of: ":") else { throw .malformedHeaderLine(String(line.prefix(200))) }
-            let name = String(line[..<colon])
-            guard !name.isEmpty, name.allSatisfy(isTokenCharacter) else {
-                throw .malformedHeaderLine(String(line.prefix(200)))
-            }
-            headers.append(HTTPHeader(
-                name: name, value: String(line[line.index(after: colon)...]).trimmingOptionalWhitespace()))
+            guard let colon = line.firstIndex(of: 0x3A) else { throw .malformedHeaderLine(excerpt(line)) }
+            let name = UnsafeBufferPointer(rebasing: line[..<colon])
+            guard !name.isEmpty, name.allSatisfy(isTokenByte) else { throw .malformedHeaderLine(excerpt(line)) }
+            let value = OptionalWhitespace.trim(UnsafeBufferPointer(rebasing: line[(colon + 1)...]))
+            headers.append(HTTPHeader(name: text(name), value: text(value)))
         }
         return HTTPHeaders(headers)
     }
 
+    private static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func text(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> String {
+        String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The start of a line that could not be parsed, for the error.
+    private static func excerpt(_ line: UnsafeBufferPointer<UInt8>) -> String {
+        String(text(line).prefix(200))
+    }
+
     /// RFC 9110 §5.6.2 `tchar`.
-    static func isTokenCharacter(_ character: Character) -> Bool {
-        guard let ascii = character.asciiValue else { return false }
-        switch ascii {
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
         case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-        default: return "!#$%&'*+-.^_`|~".utf8.contains(ascii)
+        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
+        default: return false
         }
     }
 }

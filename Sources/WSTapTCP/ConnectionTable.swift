@@ -9,7 +9,10 @@ public final class ConnectionTable {
         let handler: any TCPStreamHandler
         var clientInitialSequence: UInt32?
         var lastActivity: CaptureTimestamp
-        var streams = [DirectionReassembler(), DirectionReassembler()]
+        /// One reassembler per direction, as stored properties: an array of two was checked for
+        /// uniqueness on every segment, and a subscript's accessors allocated a frame per call.
+        var clientStream = DirectionReassembler()
+        var serverStream = DirectionReassembler()
 
         init(id: UInt64, client: Endpoint, handler: any TCPStreamHandler, time: CaptureTimestamp) {
             self.id = id
@@ -18,7 +21,7 @@ public final class ConnectionTable {
             lastActivity = time
         }
 
-        var pendingBytes: Int { streams[0].pendingBytes + streams[1].pendingBytes }
+        var pendingBytes: Int { clientStream.pendingBytes + serverStream.pendingBytes }
     }
 
     private let limits: ReassemblyLimits
@@ -62,39 +65,49 @@ public final class ConnectionTable {
         guard let connection else { return }
         connection.lastActivity = time
         let direction: StreamDirection = segment.source == connection.client ? .clientToServer : .serverToClient
-        if isSyn {
-            if direction == .clientToServer, !isSynAck, connection.clientInitialSequence == nil {
-                connection.clientInitialSequence = segment.sequenceNumber
-            }
-            connection.streams[direction.rawValue].start(at: segment.sequenceNumber &+ 1)
-        }
         if segment.flags.contains(.rst) {
             close(connection, key: key, reason: .reset, at: time)
             return
         }
+        if direction == .clientToServer {
+            if isSyn, !isSynAck, connection.clientInitialSequence == nil {
+                connection.clientInitialSequence = segment.sequenceNumber
+            }
+            accept(segment, isSyn: isSyn, into: &connection.clientStream, direction: direction, of: connection, at: time)
+        } else {
+            accept(segment, isSyn: isSyn, into: &connection.serverStream, direction: direction, of: connection, at: time)
+        }
+        if connection.clientStream.finDelivered, connection.serverStream.finDelivered {
+            close(connection, key: key, reason: .finished, at: time)
+        }
+    }
+
+    /// Reassembles one segment in its direction's stream, and enforces the buffering limits.
+    private func accept(
+        _ segment: TCPSegment, isSyn: Bool, into stream: inout DirectionReassembler, direction: StreamDirection,
+        of connection: TrackedConnection, at time: CaptureTimestamp
+    ) {
+        if isSyn { stream.start(at: segment.sequenceNumber &+ 1) }
         let sequence = isSyn ? segment.sequenceNumber &+ 1 : segment.sequenceNumber
-        let pendingBefore = connection.streams[direction.rawValue].pendingBytes
+        let pendingBefore = stream.pendingBytes
         // The connection owns its handler for the whole call: no reference counting needed here.
         unowned(unsafe) let handler = connection.handler
-        let heldOutOfOrder = connection.streams[direction.rawValue].accept(
+        let heldOutOfOrder = stream.accept(
             sequence: sequence, payload: segment.payload, missingLength: segment.missingPayloadLength,
             fin: segment.flags.contains(.fin)
         ) { output in
             Self.forward(output, direction: direction, to: handler, at: time)
         }
         if heldOutOfOrder { statistics.outOfOrderSegments &+= 1 }
-        pendingBytesTotal += connection.streams[direction.rawValue].pendingBytes - pendingBefore
-        while connection.streams[direction.rawValue].pendingBytes > limits.maxPendingBytesPerDirection
-            || (pendingBytesTotal > limits.maxPendingBytesTotal && connection.streams[direction.rawValue].pendingBytes > 0)
+        pendingBytesTotal += stream.pendingBytes - pendingBefore
+        while stream.pendingBytes > limits.maxPendingBytesPerDirection
+            || (pendingBytesTotal > limits.maxPendingBytesTotal && stream.pendingBytes > 0)
         {
-            let before = connection.streams[direction.rawValue].pendingBytes
-            connection.streams[direction.rawValue].skipFirstHole { output in
+            let before = stream.pendingBytes
+            stream.skipFirstHole { output in
                 Self.forward(output, direction: direction, to: handler, at: time)
             }
-            pendingBytesTotal += connection.streams[direction.rawValue].pendingBytes - before
-        }
-        if connection.streams[0].finDelivered, connection.streams[1].finDelivered {
-            close(connection, key: key, reason: .finished, at: time)
+            pendingBytesTotal += stream.pendingBytes - before
         }
     }
 
@@ -145,18 +158,24 @@ public final class ConnectionTable {
 
     private func close(_ connection: TrackedConnection, key: ConnectionKey, reason: ConnectionEndReason, at time: CaptureTimestamp) {
         let handler = connection.handler
-        for direction in StreamDirection.allCases {
-            connection.streams[direction.rawValue].flush { output in
-                Self.forward(output, direction: direction, to: handler, at: time)
-            }
-            statistics.retransmittedBytes &+= connection.streams[direction.rawValue].retransmittedBytes
-            statistics.missingBytes &+= connection.streams[direction.rawValue].missingBytes
-            statistics.conflictingRetransmissions &+= connection.streams[direction.rawValue].conflicts
-        }
+        flush(&connection.clientStream, direction: .clientToServer, to: handler, at: time)
+        flush(&connection.serverStream, direction: .serverToClient, to: handler, at: time)
         pendingBytesTotal -= connection.pendingBytes
         connections[key] = nil
         closedRecently[key] = time
         handler.closed(reason: reason, at: time)
+    }
+
+    private func flush(
+        _ stream: inout DirectionReassembler, direction: StreamDirection, to handler: any TCPStreamHandler,
+        at time: CaptureTimestamp
+    ) {
+        stream.flush { output in
+            Self.forward(output, direction: direction, to: handler, at: time)
+        }
+        statistics.retransmittedBytes &+= stream.retransmittedBytes
+        statistics.missingBytes &+= stream.missingBytes
+        statistics.conflictingRetransmissions &+= stream.conflicts
     }
 
     private static func forward(

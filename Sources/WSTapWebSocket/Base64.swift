@@ -2,44 +2,45 @@
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
+    /// The length of the padded encoding of `count` bytes.
+    public static func encodedLength(_ count: Int) -> Int { (count + 2) / 3 * 4 }
+
     /// Appends the encoding of `bytes` to `output`.
     public static func encode(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-        output.reserveCapacity(output.count + (bytes.count + 2) / 3 * 4)
-        encode(bytes) { output.appendBytes($0) }
+        let start = output.count
+        let length = encodedLength(bytes.count)
+        output.append(contentsOf: repeatElement(0, count: length))
+        output.withUnsafeMutableBytes { all in
+            encode(bytes, into: UnsafeMutableRawBufferPointer(rebasing: all[start..<(start + length)]))
+        }
     }
 
-    /// Encodes `bytes` through a stack buffer, handing each filled block (up to 4 KiB) to `emit`.
-    public static func encode(_ bytes: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
+    /// Writes the encoding of `bytes` into `output`, which must hold exactly `encodedLength(bytes.count)` bytes.
+    public static func encode(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        precondition(output.count == encodedLength(bytes.count), "base64 output of the wrong size")
+        guard let out = output.baseAddress else { return }
         alphabet.withUnsafeBufferPointer { table in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { block in
-                var index = 0
-                let count = bytes.count
-                var filled = 0
-                while index + 3 <= count {
-                    let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-                    block[filled] = table[Int(value >> 18)]
-                    block[filled + 1] = table[Int((value >> 12) & 0x3F)]
-                    block[filled + 2] = table[Int((value >> 6) & 0x3F)]
-                    block[filled + 3] = table[Int(value & 0x3F)]
-                    filled += 4
-                    index += 3
-                    if filled == 4096 {
-                        emit(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: block[0..<filled])))
-                        filled = 0
-                    }
-                }
-                let left = count - index
-                if left > 0 {
-                    var value = UInt32(bytes[index]) << 16
-                    if left == 2 { value |= UInt32(bytes[index + 1]) << 8 }
-                    block[filled] = table[Int(value >> 18)]
-                    block[filled + 1] = table[Int((value >> 12) & 0x3F)]
-                    block[filled + 2] = left == 2 ? table[Int((value >> 6) & 0x3F)] : UInt8(ascii: "=")
-                    block[filled + 3] = UInt8(ascii: "=")
-                    filled += 4
-                }
-                emit(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: block[0..<filled])))
+            var index = 0
+            var filled = 0
+            let count = bytes.count
+            while index + 3 <= count {
+                let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+                let quad = UInt32(table[Int(value >> 18)])
+                    | UInt32(table[Int((value >> 12) & 0x3F)]) << 8
+                    | UInt32(table[Int((value >> 6) & 0x3F)]) << 16
+                    | UInt32(table[Int(value & 0x3F)]) << 24
+                (out + filled).storeBytes(of: quad.littleEndian, as: UInt32.self)
+                filled += 4
+                index += 3
             }
+            let left = count - index
+            guard left > 0 else { return }
+            var value = UInt32(bytes[index]) << 16
+            if left == 2 { value |= UInt32(bytes[index + 1]) << 8 }
+            out.storeBytes(of: table[Int(value >> 18)], toByteOffset: filled, as: UInt8.self)
+            out.storeBytes(of: table[Int((value >> 12) & 0x3F)], toByteOffset: filled + 1, as: UInt8.self)
+            out.storeBytes(of: left == 2 ? table[Int((value >> 6) & 0x3F)] : UInt8(ascii: "="), toByteOffset: filled + 2, as: UInt8.self)
+            out.storeBytes(of: UInt8(ascii: "="), toByteOffset: filled + 3, as: UInt8.self)
         }
     }
 
@@ -66,8 +67,8 @@ public enum Base64 {
                     padding += 1
                     sextet = 0
                 } else {
-                    guard padding == 0, let found = alphabet.firstIndex(of: character) else { return nil }
-                    sextet = UInt32(found)
+                    guard padding == 0, let found = sextetValue(character) else { return nil }
+                    sextet = found
                 }
                 value = value << 6 | sextet
             }
@@ -77,5 +78,18 @@ public enum Base64 {
             index += 4
         }
         return output
+    }
+
+    /// The 6-bit value of one alphabet character.
+    @inline(__always)
+    private static func sextetValue(_ character: UInt8) -> UInt32? {
+        switch character {
+        case 0x41...0x5A: UInt32(character - 0x41)
+        case 0x61...0x7A: UInt32(character - 0x61 + 26)
+        case 0x30...0x39: UInt32(character - 0x30 + 52)
+        case UInt8(ascii: "+"): 62
+        case UInt8(ascii: "/"): 63
+        default: nil
+        }
     }
 }

@@ -40,7 +40,9 @@ public struct FrameDecoder {
     private var state = State.header
     private var headerBytes: [UInt8] = []
     private var payload: [UInt8] = []
-    private var scratch: [UInt8] = []
+    /// Where a whole masked payload is unmasked; shared by copies of the decoder, which is
+    /// harmless as its bytes live only during one `emit`.
+    private let scratch = ScratchBytes()
 
     public init(maxPayloadBytes: Int = 64 << 20) {
         self.maxPayloadBytes = maxPayloadBytes
@@ -189,11 +191,37 @@ public struct FrameDecoder {
             emit(DecodedFrame(header: header, payload: bytes, bytesNotKept: 0, bytesMissing: 0))
             return
         }
-        scratch.removeAll(keepingCapacity: scratch.capacity <= 1 << 20)
-        scratch.appendBytes(bytes)
-        scratch.withUnsafeMutableBytes { unmask($0, key: key, offset: 0) }
-        scratch.withUnsafeBytes { unmasked in
-            emit(DecodedFrame(header: header, payload: unmasked, bytesNotKept: 0, bytesMissing: 0))
+        let unmasked = scratch.room(bytes.count)
+        unmask(bytes, into: unmasked, key: key, offset: 0)
+        emit(DecodedFrame(header: header, payload: UnsafeRawBufferPointer(unmasked), bytesNotKept: 0, bytesMissing: 0))
+        scratch.release(above: 1 << 20)
+    }
+}
+
+/// A reusable raw buffer for bytes that live only during one callback.
+final class ScratchBytes {
+    private var base: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    deinit { base?.deallocate() }
+
+    /// Room for `count` bytes; what the buffer held before is gone.
+    @inline(__always)
+    func room(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        if count > capacity {
+            base?.deallocate()
+            capacity = max(count, 256)
+            base = .allocate(byteCount: capacity, alignment: 16)
         }
+        return UnsafeMutableRawBufferPointer(start: base, count: count)
+    }
+
+    /// Frees the memory if it grew past `limit` (one huge payload should not stay resident).
+    @inline(__always)
+    func release(above limit: Int) {
+        guard capacity > limit else { return }
+        base?.deallocate()
+        base = nil
+        capacity = 0
     }
 }

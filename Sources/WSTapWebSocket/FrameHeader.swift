@@ -63,7 +63,13 @@ public struct FrameHeader: Hashable, Sendable {
 /// XORs `bytes` with a masking key (RFC 6455 §5.3), starting `offset` bytes into the payload.
 @inline(__always)
 func unmask(_ bytes: UnsafeMutableRawBufferPointer, key: UInt32, offset: Int) {
-    guard !bytes.isEmpty, key != 0 else { return }
+    unmask(UnsafeRawBufferPointer(bytes), into: bytes, key: key, offset: offset)
+}
+
+/// Writes `source` XORed with a masking key into `destination` (of the same size, or `source` itself).
+@inline(__always)
+func unmask(_ source: UnsafeRawBufferPointer, into bytes: UnsafeMutableRawBufferPointer, key: UInt32, offset: Int) {
+    guard !bytes.isEmpty else { return }
     let keyBytes: (UInt8, UInt8, UInt8, UInt8) = (
         UInt8(truncatingIfNeeded: key >> 24), UInt8(truncatingIfNeeded: key >> 16),
         UInt8(truncatingIfNeeded: key >> 8), UInt8(truncatingIfNeeded: key))
@@ -82,12 +88,12 @@ func unmask(_ bytes: UnsafeMutableRawBufferPointer, key: UInt32, offset: Int) {
     var index = 0
     let count = bytes.count
     while index + 8 <= count {
-        let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+        let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
         bytes.storeBytes(of: word ^ wide, toByteOffset: index, as: UInt64.self)
         index += 8
     }
     while index < count {
-        bytes[index] ^= UInt8(truncatingIfNeeded: rotated >> (8 * UInt32(index & 3)))
+        bytes[index] = source[index] ^ UInt8(truncatingIfNeeded: rotated >> (8 * UInt32(index & 3)))
         index += 1
     }
 }

@@ -39,8 +39,8 @@ public struct ExtensionOffer: Hashable, Sendable {
         let parts = TokenList.split(element, separator: ";")
         name = parts.first ?? ""
         parameters = parts.dropFirst().map { part in
-            guard let equals = part.firstIndex(of: "=") else { return (part, nil) }
-            var value = String(part[part.index(after: equals)...]).trimmingOptionalWhitespace()
+            guard let equals = part.utf8.firstIndex(of: UInt8(ascii: "=")) else { return (part, nil) }
+            var value = String(part[part.utf8.index(after: equals)...]).trimmingOptionalWhitespace()
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
             return (String(part[..<equals]).trimmingOptionalWhitespace(), value)
         }

@@ -29,6 +29,7 @@ final class RawInflater {
 
     deinit {
         chunk?.deallocate()
+        joinedInput?.deallocate()
         inflateEnd(stream)
         stream.deinitialize(count: 1)
         stream.deallocate()
@@ -41,13 +42,30 @@ final class RawInflater {
     /// most `limit` bytes to `output`.
     func inflateMessage(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) -> Outcome {
         var produced: UInt64 = 0
-        let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
-        if let failure = run(input, into: &output, limit: limit, produced: &produced) { return .failed(failure) }
-        if let failure = tail.withUnsafeBytes({ run($0, into: &output, limit: limit, produced: &produced) }) {
-            return .failed(failure)
+        if input.count <= Self.joinedInputLimit {
+            // One call to zlib instead of two: message and tail copied side by side.
+            let joined = joinedInput ?? UnsafeMutableRawBufferPointer.allocate(
+                byteCount: Self.joinedInputLimit + Self.tail.count, alignment: 16)
+            joinedInput = joined
+            if let source = input.baseAddress { joined.baseAddress!.copyMemory(from: source, byteCount: input.count) }
+            (joined.baseAddress! + input.count).storeBytes(of: Self.tailWord, as: UInt32.self)
+            let whole = UnsafeRawBufferPointer(rebasing: joined[0..<(input.count + Self.tail.count)])
+            if let failure = run(whole, into: &output, limit: limit, produced: &produced) { return .failed(failure) }
+        } else {
+            if let failure = run(input, into: &output, limit: limit, produced: &produced) { return .failed(failure) }
+            if let failure = Self.tail.withUnsafeBytes({ run($0, into: &output, limit: limit, produced: &produced) }) {
+                return .failed(failure)
+            }
         }
         return produced > UInt64(limit) ? .limitExceeded(produced: produced) : .finished
     }
+
+    /// The empty stored block a sender strips from every message (RFC 7692 §7.2.1).
+    private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+    private static let tailWord = UInt32(0xFFFF_0000).littleEndian
+    /// Messages up to this size are copied next to their tail and inflated in one call.
+    private static let joinedInputLimit = 16 * 1024
+    private var joinedInput: UnsafeMutableRawBufferPointer?
 
     private func run(
         _ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int, produced: inout UInt64

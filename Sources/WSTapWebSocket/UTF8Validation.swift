@@ -10,9 +10,22 @@ public enum UTF8Validation {
         var index = 0
         let count = bytes.count
         while index < count {
-            // ASCII fast path, eight bytes at a time.
+            // ASCII fast path: 32 bytes, then 8 at a time; an all-ASCII rest of 8 bytes or more
+            // is settled by one word that ends at the last byte.
+            while index + 32 <= count {
+                let words = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    | bytes.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self)
+                    | bytes.loadUnaligned(fromByteOffset: index + 16, as: UInt64.self)
+                    | bytes.loadUnaligned(fromByteOffset: index + 24, as: UInt64.self)
+                guard words & 0x8080_8080_8080_8080 == 0 else { break }
+                index += 32
+            }
             while index + 8 <= count, bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
                 index += 8
+            }
+            if index < count, count >= 8, index > count - 8,
+               bytes.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                break
             }
             guard index < count else { break }
             let lead = bytes[index]

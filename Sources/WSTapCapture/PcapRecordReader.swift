@@ -1,0 +1,131 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads the records of a classic pcap file straight from large `read(2)` chunks.
+///
+/// libpcap reads every record with two `fread` calls and copies it into its own buffer; here a
+/// record is handed out where it lies in the chunk. Every length comes from the file and is
+/// checked before use: a record longer than `maxRecordLength` or cut off by the end of the file
+/// is reported as damage with its offset.
+/// What a native reader yields for one record.
+enum NativeRecord {
+    case packet(CapturedPacket)
+    case end
+    case failure(reason: String, offset: Int64)
+}
+
+final class PcapRecordReader {
+    /// libpcap's MAXIMUM_SNAPLEN: no capture of the link types wstap decodes holds longer records.
+    static let maxRecordLength = 262_144
+    private static let recordHeaderLength = 16
+    private static let chunkLength = 1 << 20
+
+    private let fileDescriptor: Int32
+    private let linkType: LinkType
+    private let swapped: Bool
+    private let nanosecondTimestamps: Bool
+    private let filter: BPFFilter?
+    private var buffer: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// Unread bytes are `buffer[start..<end]`; `start` lies at file offset `offset`.
+    private var start = 0
+    private var end = 0
+    private var offset: Int64
+    private var reachedEndOfFile = false
+    private var readError: String?
+
+    /// Takes over an open file positioned anywhere; reading starts at `recordsOffset` (after the
+    /// 24-byte file header). `magic` is the file's first word as read in host byte order.
+    init(fileDescriptor: Int32, magic: UInt32, linkType: LinkType, filter: BPFFilter?, recordsOffset: Int64 = 24) {
+        self.fileDescriptor = fileDescriptor
+        self.linkType = linkType
+        self.filter = filter
+        swapped = magic == 0xD4C3_B2A1 || magic == 0x4D3C_B2A1
+        nanosecondTimestamps = magic == 0xA1B2_3C4D || magic == 0x4D3C_B2A1
+        offset = recordsOffset
+        capacity = Self.chunkLength + Self.maxRecordLength + Self.recordHeaderLength
+        buffer = .allocate(byteCount: capacity, alignment: 16)
+        lseek(fileDescriptor, off_t(recordsOffset), SEEK_SET)
+    }
+
+    deinit {
+        buffer.deallocate()
+        close(fileDescriptor)
+    }
+
+    /// The next record that passes the filter; its bytes stay valid until the next call.
+    func next() -> NativeRecord {
+        while true {
+            let recordOffset = offset
+            guard ensure(Self.recordHeaderLength) else {
+                if let readError { return .failure(reason: readError, offset: recordOffset) }
+                let available = end - start
+                if available == 0 { return .end }
+                return .failure(
+                    reason: "truncated dump file; tried to read 16 header bytes, only got \(available)",
+                    offset: recordOffset)
+            }
+            let header = buffer + start
+            let seconds = field(header, 0)
+            let fraction = field(header, 4)
+            let capturedLength = Int(field(header, 8))
+            let originalLength = Int(field(header, 12))
+            guard capturedLength <= Self.maxRecordLength else {
+                return .failure(
+                    reason: "invalid packet capture length \(capturedLength), bigger than maximum of \(Self.maxRecordLength)",
+                    offset: recordOffset)
+            }
+            guard ensure(Self.recordHeaderLength + capturedLength) else {
+                if let readError { return .failure(reason: readError, offset: recordOffset) }
+                return .failure(
+                    reason: "truncated dump file; tried to read \(capturedLength) captured bytes, only got \(end - start - Self.recordHeaderLength)",
+                    offset: recordOffset)
+            }
+            let bytes = UnsafeRawBufferPointer(start: buffer + start + Self.recordHeaderLength, count: capturedLength)
+            start += Self.recordHeaderLength + capturedLength
+            offset += Int64(Self.recordHeaderLength + capturedLength)
+            let packet = CapturedPacket(
+                timestamp: CaptureTimestamp(
+                    seconds: Int64(seconds),
+                    nanoseconds: nanosecondTimestamps ? fraction : UInt32(clamping: UInt64(fraction) * 1000)),
+                linkType: linkType, bytes: bytes, originalLength: originalLength)
+            if let filter, !filter.matches(packet) { continue }
+            return .packet(packet)
+        }
+    }
+
+    @inline(__always)
+    private func field(_ header: UnsafeMutableRawPointer, _ at: Int) -> UInt32 {
+        let value = header.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+        return swapped ? value.byteSwapped : value
+    }
+
+    /// Makes at least `count` unread bytes available; false at the end of the file (or an error).
+    private func ensure(_ count: Int) -> Bool {
+        if end - start >= count { return true }
+        if reachedEndOfFile { return false }
+        if start > 0 {
+            buffer.copyMemory(from: buffer + start, byteCount: end - start)
+            end -= start
+            start = 0
+        }
+        while end - start < count {
+            let got = read(fileDescriptor, buffer + end, min(Self.chunkLength, capacity - end))
+            if got < 0 {
+                if errno == EINTR { continue }
+                readError = String(cString: strerror(errno))
+                reachedEndOfFile = true
+                return false
+            }
+            if got == 0 {
+                reachedEndOfFile = true
+                return false
+            }
+            end += got
+        }
+        return true
+    }
+}
