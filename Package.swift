@@ -43,7 +43,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "wstap",
-            dependencies: ["WSTap", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["WSTap", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: speed
         ),
         .testTarget(name: "WSTapCaptureTests", dependencies: ["WSTapCapture"]),
         .testTarget(name: "WSTapPacketsTests", dependencies: ["WSTapPackets"]),

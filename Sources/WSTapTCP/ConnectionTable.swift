@@ -27,7 +27,11 @@ public final class ConnectionTable {
     private let limits: ReassemblyLimits
     /// The analyzer that owns this table; it outlives it.
     private unowned(unsafe) let observer: any TCPConnectionObserver
-    private var connections: [ConnectionKey: TrackedConnection] = [:]
+    /// The open connections, each retained once by the table (`Unmanaged`: a lookup on every
+    /// packet then costs no reference counting). Closing hands the reference to `justClosed`.
+    private var connections: [ConnectionKey: Unmanaged<TrackedConnection>] = [:]
+    /// Connections closed during the current call, kept alive until it returns.
+    private var justClosed: [TrackedConnection] = []
     /// Recently closed 4-tuples and when they closed, so late segments do not open ghosts.
     private var closedRecently: [ConnectionKey: CaptureTimestamp] = [:]
     private var nextID: UInt64 = 1
@@ -44,6 +48,15 @@ public final class ConnectionTable {
         self.observer = observer
     }
 
+    deinit {
+        for connection in connections.values { connection.release() }
+    }
+
+    /// The open connections with their keys, in order of first appearance.
+    private var openConnections: [(key: ConnectionKey, connection: TrackedConnection)] {
+        connections.map { ($0.key, $0.value.takeUnretainedValue()) }.sorted { $0.connection.id < $1.connection.id }
+    }
+
     public var openConnectionCount: Int { connections.count }
 
     /// Routes one segment to its connection, opening, reordering and closing as the flags say.
@@ -53,16 +66,28 @@ public final class ConnectionTable {
         let key = ConnectionKey(segment.source, segment.destination)
         let isSyn = segment.flags.contains(.syn)
         let isSynAck = isSyn && segment.flags.contains(.ack)
-        var connection = connections[key]
-        if let existing = connection, isSyn, !isSynAck, segment.source == existing.client,
-           let isn = existing.clientInitialSequence, isn != segment.sequenceNumber {
-            close(existing, key: key, reason: .reused, at: time)
-            connection = nil
+        defer { if !justClosed.isEmpty { justClosed.removeAll(keepingCapacity: true) } }
+        var found = connections[key]
+        if let existing = found, isSyn, !isSynAck, existing._withUnsafeGuaranteedRef({ existing in
+            segment.source == existing.client
+                && existing.clientInitialSequence.map { $0 != segment.sequenceNumber } ?? false
+        }) {
+            close(existing.takeUnretainedValue(), key: key, reason: .reused, at: time)
+            found = nil
         }
-        if connection == nil {
-            connection = open(key: key, segment: segment, isSyn: isSyn, isSynAck: isSynAck, at: time)
+        if found == nil {
+            found = open(key: key, segment: segment, isSyn: isSyn, isSynAck: isSynAck, at: time)
         }
-        guard let connection else { return }
+        found?._withUnsafeGuaranteedRef { connection in
+            process(segment, key: key, isSyn: isSyn, isSynAck: isSynAck, in: connection, at: time)
+        }
+    }
+
+    /// The rest of `process` once the segment's connection is known.
+    private func process(
+        _ segment: TCPSegment, key: ConnectionKey, isSyn: Bool, isSynAck: Bool, in connection: TrackedConnection,
+        at time: CaptureTimestamp
+    ) {
         connection.lastActivity = time
         let direction: StreamDirection = segment.source == connection.client ? .clientToServer : .serverToClient
         if segment.flags.contains(.rst) {
@@ -90,13 +115,13 @@ public final class ConnectionTable {
         if isSyn { stream.start(at: segment.sequenceNumber &+ 1) }
         let sequence = isSyn ? segment.sequenceNumber &+ 1 : segment.sequenceNumber
         let pendingBefore = stream.pendingBytes
-        // The connection owns its handler for the whole call: no reference counting needed here.
-        unowned(unsafe) let handler = connection.handler
+        // `connection` is borrowed for the whole call and `handler` is a constant of it: neither
+        // needs reference counting (a strong capture is retained around the stream's mutation).
         let heldOutOfOrder = stream.accept(
             sequence: sequence, payload: segment.payload, missingLength: segment.missingPayloadLength,
             fin: segment.flags.contains(.fin)
-        ) { output in
-            Self.forward(output, direction: direction, to: handler, at: time)
+        ) { [unowned(unsafe) connection] output in
+            Self.forward(output, direction: direction, to: connection.handler, at: time)
         }
         if heldOutOfOrder { statistics.outOfOrderSegments &+= 1 }
         pendingBytesTotal += stream.pendingBytes - pendingBefore
@@ -104,8 +129,8 @@ public final class ConnectionTable {
             || (pendingBytesTotal > limits.maxPendingBytesTotal && stream.pendingBytes > 0)
         {
             let before = stream.pendingBytes
-            stream.skipFirstHole { output in
-                Self.forward(output, direction: direction, to: handler, at: time)
+            stream.skipFirstHole { [unowned(unsafe) connection] output in
+                Self.forward(output, direction: direction, to: connection.handler, at: time)
             }
             pendingBytesTotal += stream.pendingBytes - before
         }
@@ -113,15 +138,16 @@ public final class ConnectionTable {
 
     /// Closes every open connection at the end of the capture, in order of first appearance.
     public func finish(at time: CaptureTimestamp) {
-        for (key, connection) in connections.sorted(by: { $0.value.id < $1.value.id }) {
+        for (key, connection) in openConnections {
             close(connection, key: key, reason: .endOfCapture, at: time)
         }
         closedRecently.removeAll()
+        justClosed.removeAll()
     }
 
     private func open(
         key: ConnectionKey, segment: TCPSegment, isSyn: Bool, isSynAck: Bool, at time: CaptureTimestamp
-    ) -> TrackedConnection? {
+    ) -> Unmanaged<TrackedConnection>? {
         let client: Endpoint
         let handshakeSeen: Bool
         if isSynAck {
@@ -152,8 +178,9 @@ public final class ConnectionTable {
         statistics.connections &+= 1
         let connection = TrackedConnection(
             id: info.id, client: client, handler: observer.connectionOpened(info, at: time), time: time)
-        connections[key] = connection
-        return connection
+        let retained = Unmanaged.passRetained(connection)
+        connections[key] = retained
+        return retained
     }
 
     private func close(_ connection: TrackedConnection, key: ConnectionKey, reason: ConnectionEndReason, at time: CaptureTimestamp) {
@@ -161,7 +188,7 @@ public final class ConnectionTable {
         flush(&connection.clientStream, direction: .clientToServer, to: handler, at: time)
         flush(&connection.serverStream, direction: .serverToClient, to: handler, at: time)
         pendingBytesTotal -= connection.pendingBytes
-        connections[key] = nil
+        if let owned = connections.removeValue(forKey: key) { justClosed.append(owned.takeRetainedValue()) }
         closedRecently[key] = time
         handler.closed(reason: reason, at: time)
     }
@@ -198,8 +225,8 @@ public final class ConnectionTable {
         }
         guard time.seconds >= last.seconds &+ Self.sweepIntervalSeconds else { return }
         lastSweep = time
-        let idle = connections.filter { $0.value.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time }
-        for (key, connection) in idle.sorted(by: { $0.value.id < $1.value.id }) {
+        let idle = openConnections.filter { $0.connection.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time }
+        for (key, connection) in idle {
             close(connection, key: key, reason: .idleTimeout, at: time)
         }
         closedRecently = closedRecently.filter { $0.value.adding(seconds: Self.closedMemorySeconds) >= time }
@@ -208,10 +235,10 @@ public final class ConnectionTable {
     /// Closes the least recently active hundredth of the table (at least one connection).
     private func evictLeastRecentlyActive(at time: CaptureTimestamp) {
         let count = max(1, connections.count / 100)
-        let oldest = connections.sorted {
-            ($0.value.lastActivity, $0.value.id) < ($1.value.lastActivity, $1.value.id)
+        let oldest = openConnections.sorted {
+            ($0.connection.lastActivity, $0.connection.id) < ($1.connection.lastActivity, $1.connection.id)
         }.prefix(count)
-        for (key, connection) in oldest.sorted(by: { $0.value.id < $1.value.id }) {
+        for (key, connection) in oldest.sorted(by: { $0.connection.id < $1.connection.id }) {
             close(connection, key: key, reason: .evicted, at: time)
         }
     }

@@ -1,6 +1,10 @@
 /// Standard base64 (RFC 4648 §4) with padding, for keys, accept values and binary payloads.
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    /// The two characters of every 12-bit value, first character in the low byte.
+    private static let pairs: [UInt16] = (0..<4096).map { value in
+        UInt16(alphabet[value >> 6]) | UInt16(alphabet[value & 0x3F]) << 8
+    }
 
     /// The length of the padded encoding of `count` bytes.
     public static func encodedLength(_ count: Int) -> Int { (count + 2) / 3 * 4 }
@@ -19,10 +23,25 @@ public enum Base64 {
     public static func encode(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         precondition(output.count == encodedLength(bytes.count), "base64 output of the wrong size")
         guard let out = output.baseAddress else { return }
+        var index = 0
+        var filled = 0
+        let count = bytes.count
+        if let input = bytes.baseAddress {
+            // Six bytes at a time: four 12-bit lookups, each giving two characters, one 8-byte store.
+            pairs.withUnsafeBufferPointer { pairs in
+                while index + 8 <= count {
+                    let word = UInt64(bigEndian: input.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                    let encoded = UInt64(pairs[Int(word >> 52)])
+                        | UInt64(pairs[Int((word >> 40) & 0xFFF)]) << 16
+                        | UInt64(pairs[Int((word >> 28) & 0xFFF)]) << 32
+                        | UInt64(pairs[Int((word >> 16) & 0xFFF)]) << 48
+                    (out + filled).storeBytes(of: encoded.littleEndian, as: UInt64.self)
+                    filled += 8
+                    index += 6
+                }
+            }
+        }
         alphabet.withUnsafeBufferPointer { table in
-            var index = 0
-            var filled = 0
-            let count = bytes.count
             while index + 3 <= count {
                 let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
                 let quad = UInt32(table[Int(value >> 18)])

@@ -191,10 +191,13 @@ public struct FrameDecoder {
             emit(DecodedFrame(header: header, payload: bytes, bytesNotKept: 0, bytesMissing: 0))
             return
         }
-        let unmasked = scratch.room(bytes.count)
-        unmask(bytes, into: unmasked, key: key, offset: 0)
-        emit(DecodedFrame(header: header, payload: UnsafeRawBufferPointer(unmasked), bytesNotKept: 0, bytesMissing: 0))
-        scratch.release(above: 1 << 20)
+        // The scratch buffer belongs to this decoder: used without reference counting.
+        Unmanaged.passUnretained(scratch)._withUnsafeGuaranteedRef { scratch in
+            let unmasked = scratch.room(bytes.count)
+            unmask(bytes, into: unmasked, key: key, offset: 0)
+            emit(DecodedFrame(header: header, payload: UnsafeRawBufferPointer(unmasked), bytesNotKept: 0, bytesMissing: 0))
+            scratch.release(above: 1 << 20)
+        }
     }
 }
 

@@ -110,7 +110,9 @@ public final class WebSocketStreamDecoder {
             search(final: false, emit: emit)
             return
         }
-        frames.decode(bytes) { frame in handle(frame, emit: emit) }
+        // `self` is borrowed for the call; captured strongly, it would be retained around the
+        // decoder's in-place mutation for every frame.
+        frames.decode(bytes) { [unowned(unsafe) self] frame in handle(frame, emit: emit) }
     }
 
     /// Decodes held bytes from `offset` on, piece by piece, each with the time it was captured.
@@ -352,24 +354,29 @@ public final class WebSocketStreamDecoder {
                     complete: complete, emit: emit)
             return
         }
-        guard let inflater, case .perMessageDeflate = compression else {
+        guard inflater != nil, case .perMessageDeflate = compression else {
             emit(.message(WebSocketMessage(
                 opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
                 isComplete: complete, isValidUTF8: nil, isDecoded: false)))
             return
         }
-        if resetsCompressionContext { inflater.reset() }
+        if resetsCompressionContext { inflater?.reset() }
         guard complete else {
             emit(.violation(.compressedMessageIncomplete))
             if !resetsCompressionContext { compressionWindowIncomplete = true }
-            inflater.reset()
+            inflater?.reset()
             emit(.message(WebSocketMessage(
                 opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
                 isComplete: false, isValidUTF8: nil, isDecoded: false)))
             return
         }
         inflated.removeAll(keepingCapacity: inflated.capacity <= 1 << 20)
-        switch inflater.inflateMessage(payload, into: &inflated, limit: maxMessageBytes) {
+        let limit = maxMessageBytes
+        // The decoder owns its inflater: used without reference counting.
+        let outcome = Unmanaged.passUnretained(inflater.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
+            $0.inflateMessage(payload, into: &inflated, limit: limit)
+        }
+        switch outcome {
         case .finished:
             inflated.withUnsafeBytes {
                 deliver(opcode: opcode, payload: $0, frameCount: frameCount, compressed: true, complete: true, emit: emit)
@@ -388,7 +395,7 @@ public final class WebSocketStreamDecoder {
                 emit(.violation(.decompressionFailed(reason)))
                 if !resetsCompressionContext { compressionWindowIncomplete = true }
             }
-            inflater.reset()
+            inflater?.reset()
             emit(.message(WebSocketMessage(
                 opcode: opcode, payload: payload, frameCount: frameCount, compressed: true,
                 isComplete: complete, isValidUTF8: nil, isDecoded: false)))

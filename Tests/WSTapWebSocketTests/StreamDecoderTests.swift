@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import WSTapHTTP
 @testable import WSTapWebSocket
@@ -144,6 +145,16 @@ struct StreamDecoderTests {
         }
         #expect(Base64.decode("abc") == nil)
         #expect(Base64.decode("ab$=") == nil)
+    }
+
+    /// The six-bytes-at-a-time path and the tail against Foundation's encoder, at every length
+    /// around the block boundaries.
+    @Test func base64MatchesFoundation() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<300 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            #expect(Base64.encode(bytes) == Data(bytes).base64EncodedString(), "length \(length)")
+        }
     }
 }
 
