@@ -12,8 +12,9 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     private var record: ConnectionRecord
     /// The analyzer owns the connection table that owns this object, so it always outlives it.
     private unowned(unsafe) let analyzer: Analyzer
-    /// The analyzer's sink, which lives as long as the analyzer.
-    private unowned(unsafe) let sink: any TimelineSink
+    /// The analyzer's sink. Held strongly: a constant of this object is used without
+    /// reference counting, an `unowned(unsafe)` one is retained around every call.
+    private let sink: any TimelineSink
     private let emitsFramesAndMessages: Bool
     private var opened = false
     private var sawData = false

@@ -6,7 +6,7 @@ public final class ConnectionTable {
     private final class TrackedConnection {
         let id: UInt64
         let client: Endpoint
-        let handler: any TCPStreamHandler
+        let handler: HandlerReference
         var clientInitialSequence: UInt32?
         var lastActivity: CaptureTimestamp
         /// One reassembler per direction, as stored properties: an array of two was checked for
@@ -17,7 +17,7 @@ public final class ConnectionTable {
         init(id: UInt64, client: Endpoint, handler: any TCPStreamHandler, time: CaptureTimestamp) {
             self.id = id
             self.client = client
-            self.handler = handler
+            self.handler = HandlerReference.make(handler)
             lastActivity = time
         }
 
@@ -115,13 +115,14 @@ public final class ConnectionTable {
         if isSyn { stream.start(at: segment.sequenceNumber &+ 1) }
         let sequence = isSyn ? segment.sequenceNumber &+ 1 : segment.sequenceNumber
         let pendingBefore = stream.pendingBytes
-        // `connection` is borrowed for the whole call and `handler` is a constant of it: neither
-        // needs reference counting (a strong capture is retained around the stream's mutation).
+        // `connection` is borrowed for the whole call and owns its handler: neither needs
+        // reference counting (a release after the handler's work waits for all its stores).
+        let handler = Unmanaged.passUnretained(connection.handler)
         let heldOutOfOrder = stream.accept(
             sequence: sequence, payload: segment.payload, missingLength: segment.missingPayloadLength,
             fin: segment.flags.contains(.fin)
-        ) { [unowned(unsafe) connection] output in
-            Self.forward(output, direction: direction, to: connection.handler, at: time)
+        ) { output in
+            handler._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, at: time) }
         }
         if heldOutOfOrder { statistics.outOfOrderSegments &+= 1 }
         pendingBytesTotal += stream.pendingBytes - pendingBefore
@@ -129,8 +130,8 @@ public final class ConnectionTable {
             || (pendingBytesTotal > limits.maxPendingBytesTotal && stream.pendingBytes > 0)
         {
             let before = stream.pendingBytes
-            stream.skipFirstHole { [unowned(unsafe) connection] output in
-                Self.forward(output, direction: direction, to: connection.handler, at: time)
+            stream.skipFirstHole { output in
+                handler._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, at: time) }
             }
             pendingBytesTotal += stream.pendingBytes - before
         }
@@ -194,28 +195,15 @@ public final class ConnectionTable {
     }
 
     private func flush(
-        _ stream: inout DirectionReassembler, direction: StreamDirection, to handler: any TCPStreamHandler,
+        _ stream: inout DirectionReassembler, direction: StreamDirection, to handler: HandlerReference,
         at time: CaptureTimestamp
     ) {
         stream.flush { output in
-            Self.forward(output, direction: direction, to: handler, at: time)
+            handler.forward(output, direction: direction, at: time)
         }
         statistics.retransmittedBytes &+= stream.retransmittedBytes
         statistics.missingBytes &+= stream.missingBytes
         statistics.conflictingRetransmissions &+= stream.conflicts
-    }
-
-    private static func forward(
-        _ output: DirectionReassembler.Output, direction: StreamDirection,
-        to handler: any TCPStreamHandler, at time: CaptureTimestamp
-    ) {
-        switch output {
-        case .bytes(let bytes): handler.receive(bytes, direction: direction, at: time)
-        case .gap(let range): handler.missing(range, direction: direction, at: time)
-        case .conflict(let sequence, let count):
-            handler.conflictingRetransmission(startSequence: sequence, byteCount: count, direction: direction, at: time)
-        case .fin: handler.finished(direction: direction, at: time)
-        }
     }
 
     private func sweepIfDue(at time: CaptureTimestamp) {
@@ -241,5 +229,45 @@ public final class ConnectionTable {
         for (key, connection) in oldest.sorted(by: { $0.connection.id < $1.connection.id }) {
             close(connection, key: key, reason: .evicted, at: time)
         }
+    }
+}
+
+/// A connection's handler behind a class of the table's own: the existential is opened once,
+/// when the connection opens, so each segment's call needs no reference counting (a borrowed
+/// existential is retained around every call).
+class HandlerReference {
+    static func make(_ handler: some TCPStreamHandler) -> HandlerReference {
+        TypedHandlerReference(handler)
+    }
+
+    /// Hands one piece of reassembly output to the handler.
+    func forward(_ output: DirectionReassembler.Output, direction: StreamDirection, at time: CaptureTimestamp) {
+        preconditionFailure("HandlerReference is abstract")
+    }
+
+    func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) {
+        preconditionFailure("HandlerReference is abstract")
+    }
+}
+
+private final class TypedHandlerReference<Handler: TCPStreamHandler>: HandlerReference {
+    private let handler: Handler
+
+    init(_ handler: Handler) { self.handler = handler }
+
+    override func forward(_ output: DirectionReassembler.Output, direction: StreamDirection, at time: CaptureTimestamp) {
+        Unmanaged.passUnretained(handler)._withUnsafeGuaranteedRef { handler in
+            switch output {
+            case .bytes(let bytes): handler.receive(bytes, direction: direction, at: time)
+            case .gap(let range): handler.missing(range, direction: direction, at: time)
+            case .conflict(let sequence, let count):
+                handler.conflictingRetransmission(startSequence: sequence, byteCount: count, direction: direction, at: time)
+            case .fin: handler.finished(direction: direction, at: time)
+            }
+        }
+    }
+
+    override func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) {
+        handler.closed(reason: reason, at: time)
     }
 }

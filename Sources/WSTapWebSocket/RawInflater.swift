@@ -14,9 +14,16 @@ final class RawInflater {
     }
 
     private let stream: UnsafeMutablePointer<z_stream>
-    /// Inflate output lands here first; allocated on the first message, kept for the connection.
-    private var chunk: UnsafeMutableRawBufferPointer?
+    /// The last message's output, up to its limit; allocated on the first message.
+    private var outputStart: UnsafeMutableRawPointer?
+    private var outputCapacity = 0
+    private var outputCount = 0
+    /// Where output past the limit is inflated and dropped (the window still needs it).
+    private var discard: UnsafeMutableRawBufferPointer?
     private static let chunkSize = 32 * 1024
+
+    /// The bytes the last `inflateMessage` produced (at most its limit); valid until the next call.
+    var output: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: outputStart, count: outputCount) }
 
     init?() {
         stream = .allocate(capacity: 1)
@@ -28,7 +35,8 @@ final class RawInflater {
     }
 
     deinit {
-        chunk?.deallocate()
+        outputStart?.deallocate()
+        discard?.deallocate()
         joinedInput?.deallocate()
         inflateEnd(stream)
         stream.deinitialize(count: 1)
@@ -40,8 +48,9 @@ final class RawInflater {
 
     /// Inflates `input` followed by the `00 00 ff ff` tail RFC 7692 §7.2.2 strips, appending at
     /// most `limit` bytes to `output`.
-    func inflateMessage(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) -> Outcome {
+    func inflateMessage(_ input: UnsafeRawBufferPointer, limit: Int) -> Outcome {
         var produced: UInt64 = 0
+        outputCount = 0
         if input.count <= Self.joinedInputLimit {
             // One call to zlib instead of two: message and tail copied side by side.
             let joined = joinedInput ?? UnsafeMutableRawBufferPointer.allocate(
@@ -50,10 +59,10 @@ final class RawInflater {
             if let source = input.baseAddress { joined.baseAddress!.copyMemory(from: source, byteCount: input.count) }
             (joined.baseAddress! + input.count).storeBytes(of: Self.tailWord, as: UInt32.self)
             let whole = UnsafeRawBufferPointer(rebasing: joined[0..<(input.count + Self.tail.count)])
-            if let failure = run(whole, into: &output, limit: limit, produced: &produced) { return .failed(failure) }
+            if let failure = run(whole, limit: limit, produced: &produced) { return .failed(failure) }
         } else {
-            if let failure = run(input, into: &output, limit: limit, produced: &produced) { return .failed(failure) }
-            if let failure = Self.tail.withUnsafeBytes({ run($0, into: &output, limit: limit, produced: &produced) }) {
+            if let failure = run(input, limit: limit, produced: &produced) { return .failed(failure) }
+            if let failure = Self.tail.withUnsafeBytes({ run($0, limit: limit, produced: &produced) }) {
                 return .failed(failure)
             }
         }
@@ -67,9 +76,18 @@ final class RawInflater {
     private static let joinedInputLimit = 16 * 1024
     private var joinedInput: UnsafeMutableRawBufferPointer?
 
-    private func run(
-        _ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int, produced: inout UInt64
-    ) -> String? {
+    /// Gives back the output memory if one message made it large.
+    func releaseLargeOutput(above limit: Int = 1 << 20) {
+        guard outputCapacity > limit else { return }
+        outputStart?.deallocate()
+        outputStart = nil
+        outputCapacity = 0
+        outputCount = 0
+    }
+
+    /// Inflates straight into the output buffer, growing it up to `limit`; what lies past the
+    /// limit is inflated into a scratch chunk and only counted.
+    private func run(_ input: UnsafeRawBufferPointer, limit: Int, produced: inout UInt64) -> String? {
         guard let base = input.baseAddress, !input.isEmpty else { return nil }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         stream.pointee.avail_in = uInt(input.count)
@@ -77,22 +95,29 @@ final class RawInflater {
             stream.pointee.next_in = nil
             stream.pointee.avail_in = 0
         }
-        let space = chunk ?? UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
-        chunk = space
-        let chunkSize = space.count
         while true {
-            stream.pointee.next_out = space.baseAddress!.assumingMemoryBound(to: Bytef.self)
-            stream.pointee.avail_out = uInt(chunkSize)
-            let status = inflate(stream, Z_SYNC_FLUSH)
-            let written = chunkSize - Int(stream.pointee.avail_out)
-            if written > 0 {
-                let room = max(0, limit - output.count)
-                output.appendBytes(UnsafeRawBufferPointer(rebasing: space[0..<min(room, written)]))
-                produced &+= UInt64(written)
+            let keeping = outputCount < limit
+            let destination: UnsafeMutableRawPointer
+            let room: Int
+            if keeping {
+                room = min(Self.chunkSize, limit - outputCount)
+                growOutput(toHold: outputCount + room)
+                destination = outputStart! + outputCount
+            } else {
+                let scratch = discard ?? UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
+                discard = scratch
+                destination = scratch.baseAddress!
+                room = scratch.count
             }
+            stream.pointee.next_out = destination.assumingMemoryBound(to: Bytef.self)
+            stream.pointee.avail_out = uInt(room)
+            let status = inflate(stream, Z_SYNC_FLUSH)
+            let written = room - Int(stream.pointee.avail_out)
+            if keeping { outputCount += written }
+            produced &+= UInt64(written)
             switch status {
             case Z_OK:
-                if stream.pointee.avail_in == 0, written < chunkSize { return nil }
+                if stream.pointee.avail_in == 0, written < room { return nil }
             case Z_STREAM_END:
                 // The sender ended the DEFLATE stream (BFINAL); the next message starts a new one.
                 inflateReset(stream)
@@ -104,5 +129,18 @@ final class RawInflater {
                 return message
             }
         }
+    }
+
+    private func growOutput(toHold needed: Int) {
+        guard needed > outputCapacity else { return }
+        var capacity = max(outputCapacity * 2, 16 * 1024)
+        while capacity < needed { capacity *= 2 }
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        if let old = outputStart {
+            bigger.copyMemory(from: old, byteCount: outputCount)
+            old.deallocate()
+        }
+        outputStart = bigger
+        outputCapacity = capacity
     }
 }

@@ -43,7 +43,6 @@ public final class WebSocketStreamDecoder {
     private let maxMessageBytes: Int
     private let compression: MessageCompression
     private let inflater: RawInflater?
-    private var inflated: [UInt8] = []
     /// Earlier bytes of the shared compression window are unknown (gap, capture started late, or an
     /// inflate error). Messages are still inflated from a fresh window: zlib rejects any reference
     /// to bytes it has not seen, so a message that inflates is right, and one that fails is reported.
@@ -110,9 +109,12 @@ public final class WebSocketStreamDecoder {
             search(final: false, emit: emit)
             return
         }
-        // `self` is borrowed for the call; captured strongly, it would be retained around the
-        // decoder's in-place mutation for every frame.
-        frames.decode(bytes) { [unowned(unsafe) self] frame in handle(frame, emit: emit) }
+        // `self` is borrowed for the call; captured as a reference, it would be retained around
+        // every frame (and a release after the frame's output waits for all its stores).
+        let borrowedSelf = Unmanaged.passUnretained(self)
+        frames.decode(bytes) { frame in
+            borrowedSelf._withUnsafeGuaranteedRef { $0.handle(frame, emit: emit) }
+        }
     }
 
     /// Decodes held bytes from `offset` on, piece by piece, each with the time it was captured.
@@ -310,7 +312,7 @@ public final class WebSocketStreamDecoder {
             // A whole message in one frame is handed on without copying.
             if header.fin {
                 messageOpcode = nil
-                messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 1 << 20)
+                clearMessageBuffer()
                 emitMessage(opcode: header.opcode, payload: frame.payload, frameCount: 1,
                             compressed: header.rsv1, complete: frame.isComplete, emit: emit)
                 return
@@ -319,7 +321,7 @@ public final class WebSocketStreamDecoder {
             messageCompressed = header.rsv1
             messageFrameCount = 0
             messageComplete = true
-            messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 1 << 20)
+            clearMessageBuffer()
         }
         messageFrameCount += 1
         messageComplete = messageComplete && frame.isComplete
@@ -335,7 +337,17 @@ public final class WebSocketStreamDecoder {
             emitMessage(opcode: opcode, payload: bytes, frameCount: messageFrameCount,
                         compressed: messageCompressed, complete: messageComplete, emit: emit)
         }
-        messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 1 << 20)
+        clearMessageBuffer()
+    }
+
+    /// Empties the buffer of a fragmented message; a huge one's memory is given back. An empty
+    /// buffer is left alone: clearing it still checks its storage, on every message.
+    private func clearMessageBuffer() {
+        if messageBuffer.capacity > 1 << 20 {
+            messageBuffer = []
+        } else if !messageBuffer.isEmpty {
+            messageBuffer.removeAll(keepingCapacity: true)
+        }
     }
 
     private func emitMessage(
@@ -370,22 +382,20 @@ public final class WebSocketStreamDecoder {
                 isComplete: false, isValidUTF8: nil, isDecoded: false)))
             return
         }
-        inflated.removeAll(keepingCapacity: inflated.capacity <= 1 << 20)
+        // The decoder owns its inflater: used without reference counting, and its output is
+        // handed on in place.
+        let borrowedInflater = Unmanaged.passUnretained(inflater.unsafelyUnwrapped)
         let limit = maxMessageBytes
-        // The decoder owns its inflater: used without reference counting.
-        let outcome = Unmanaged.passUnretained(inflater.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
-            $0.inflateMessage(payload, into: &inflated, limit: limit)
-        }
-        switch outcome {
+        switch borrowedInflater._withUnsafeGuaranteedRef({ $0.inflateMessage(payload, limit: limit) }) {
         case .finished:
-            inflated.withUnsafeBytes {
-                deliver(opcode: opcode, payload: $0, frameCount: frameCount, compressed: true, complete: true, emit: emit)
-            }
+            let inflated = borrowedInflater._withUnsafeGuaranteedRef { $0.output }
+            deliver(opcode: opcode, payload: inflated, frameCount: frameCount, compressed: true, complete: true, emit: emit)
+            borrowedInflater._withUnsafeGuaranteedRef { $0.releaseLargeOutput() }
         case .limitExceeded(let produced):
             emit(.violation(.decompressedTooLarge(produced: produced, limit: maxMessageBytes)))
-            inflated.withUnsafeBytes {
-                deliver(opcode: opcode, payload: $0, frameCount: frameCount, compressed: true, complete: false, emit: emit)
-            }
+            let inflated = borrowedInflater._withUnsafeGuaranteedRef { $0.output }
+            deliver(opcode: opcode, payload: inflated, frameCount: frameCount, compressed: true, complete: false, emit: emit)
+            borrowedInflater._withUnsafeGuaranteedRef { $0.releaseLargeOutput() }
         case .failed(let reason):
             if compressionWindowIncomplete {
                 // Expected when the window is unknown: reported once per direction.
