@@ -42,18 +42,18 @@ public final class JSONExporter: TimelineSink {
             messages = ObjectList(items: messageBuffer)
         }
 
-        func addFrame(_ frame: FrameRecord, maxPayload: Int?) {
+        func addFrame(_ frame: FrameRecord, maxPayload: Int?, textCache: FrameTextCache) {
             frames.beginObject()
             Unmanaged.passUnretained(frames.items)._withUnsafeGuaranteedRef {
-                $0.frameFields(frame, maxPayload: maxPayload)
+                $0.frameFields(frame, maxPayload: maxPayload, textCache: textCache)
                 $0.raw("}")
             }
         }
 
-        func addMessage(_ message: MessageRecord, maxPayload: Int?) {
+        func addMessage(_ message: MessageRecord, maxPayload: Int?, textCache: FrameTextCache) {
             messages.beginObject()
             Unmanaged.passUnretained(messages.items)._withUnsafeGuaranteedRef {
-                $0.messageFields(message, maxPayload: maxPayload)
+                $0.messageFields(message, maxPayload: maxPayload, textCache: textCache)
                 $0.raw("}")
             }
         }
@@ -70,6 +70,7 @@ public final class JSONExporter: TimelineSink {
     private var written = 0
     private let captureIssues = ObjectList()
     private let scratch = JSONBuffer()
+    private let textCache = FrameTextCache()
     /// Frame and message buffers of connections already written, kept for the next ones:
     /// growing a fresh buffer for every connection copied each list several times over.
     private var spareBuffers: [JSONBuffer] = []
@@ -116,11 +117,11 @@ public final class JSONExporter: TimelineSink {
                 connection.upgrade = buffer
             }
         case .frame(let record, let frame):
-            let maxPayload = maxPayload
-            withConnection(record.id) { $0.addFrame(frame, maxPayload: maxPayload) }
+            let (maxPayload, textCache) = (maxPayload, textCache)
+            withConnection(record.id) { $0.addFrame(frame, maxPayload: maxPayload, textCache: textCache) }
         case .message(let record, let message):
-            let maxPayload = maxPayload
-            withConnection(record.id) { $0.addMessage(message, maxPayload: maxPayload) }
+            let (maxPayload, textCache) = (maxPayload, textCache)
+            withConnection(record.id) { $0.addMessage(message, maxPayload: maxPayload, textCache: textCache) }
         case .issue(let record, let issue):
             guard let record else { return Self.add(issue, to: captureIssues) }
             withConnection(record.id) { Self.add(issue, to: $0.issues) }

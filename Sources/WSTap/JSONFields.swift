@@ -40,8 +40,13 @@ extension JSONBuffer {
         raw("]")
     }
 
-    /// Payload, with `truncated` when `maxPayload` or the decoder's limit cut it.
-    private func payloadFields(_ payload: UnsafeRawBufferPointer, asText: Bool, notKept: Bool, maxPayload: Int?) {
+    /// Payload, with `truncated` when `maxPayload` or the decoder's limit cut it. A frame's text
+    /// is kept in `textCache` (or the cache cleared); a message whose bytes are that frame's
+    /// copies it instead of escaping it again.
+    private func payloadFields(
+        _ payload: UnsafeRawBufferPointer, asText: Bool, notKept: Bool, maxPayload: Int?,
+        textCache: FrameTextCache?, isFrame: Bool
+    ) {
         var shown = payload
         var truncated = notKept
         if let maxPayload, payload.count > maxPayload {
@@ -51,13 +56,26 @@ extension JSONBuffer {
         // A cut can split a UTF-8 sequence: fall back to base64 rather than emit invalid text.
         let text = asText && (shown.count == payload.count || UTF8Validation.isValid(shown))
         key("payload")
-        self.payload(shown, asText: text)
+        if text, let textCache, !isFrame, textCache.holds(shown) {
+            raw("{\"text\":")
+            append(textCache.escaped)
+            append(UInt8(ascii: "}"))
+        } else if text, let textCache, isFrame {
+            raw("{\"text\":")
+            let start = count
+            string(utf8: shown)
+            textCache.keep(shown, escaped: self, since: start)
+            append(UInt8(ascii: "}"))
+        } else {
+            if isFrame { textCache?.clear() }
+            self.payload(shown, asText: text)
+        }
         if truncated {
             raw(",\"truncated\":true")
         }
     }
 
-    func frameFields(_ frame: FrameRecord, maxPayload: Int?) {
+    func frameFields(_ frame: FrameRecord, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let header = frame.header
         key("time"); time(frame.time)
         raw(",\"dir\":"); direction(frame.direction)
@@ -71,7 +89,8 @@ extension JSONBuffer {
         raw(",\"length\":"); number(header.payloadLength)
         comma()
         let asText = frame.carriesText && !header.rsv1 && UTF8Validation.isValid(frame.payload)
-        payloadFields(frame.payload, asText: asText, notKept: frame.bytesNotKept > 0, maxPayload: maxPayload)
+        payloadFields(frame.payload, asText: asText, notKept: frame.bytesNotKept > 0, maxPayload: maxPayload,
+                      textCache: textCache, isFrame: true)
         if frame.bytesMissing > 0 {
             raw(",\"missing_bytes\":"); number(frame.bytesMissing)
         }
@@ -91,7 +110,7 @@ extension JSONBuffer {
         }
     }
 
-    func messageFields(_ record: MessageRecord, maxPayload: Int?) {
+    func messageFields(_ record: MessageRecord, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let message = record.message
         key("time"); time(record.time)
         raw(",\"dir\":"); direction(record.direction)
@@ -112,7 +131,8 @@ extension JSONBuffer {
         }
         comma()
         let asText = message.opcode == .text && message.isValidUTF8 == true
-        payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload)
+        payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload,
+                      textCache: textCache, isFrame: false)
     }
 
     func issueFields(_ issue: Issue) {
@@ -218,4 +238,26 @@ extension JSONBuffer {
             raw("}")
         }
     }
+}
+
+/// The escaped text of the frame written last. A message of one uncompressed frame carries the
+/// very same bytes (the same memory, handed on without a copy), so its text is copied from
+/// here rather than escaped twice. Every frame replaces or clears the entry: a message can only
+/// match the frame written just before it.
+final class FrameTextCache {
+    private var source: UnsafeRawBufferPointer?
+    let escaped = JSONBuffer()
+
+    func holds(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let source else { return false }
+        return source.baseAddress == bytes.baseAddress && source.count == bytes.count
+    }
+
+    func keep(_ bytes: UnsafeRawBufferPointer, escaped rendered: JSONBuffer, since start: Int) {
+        source = bytes
+        escaped.removeAll()
+        rendered.withBytes { escaped.append(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+    }
+
+    func clear() { source = nil }
 }

@@ -6,6 +6,7 @@ public final class NDJSONExporter: TimelineSink {
     private let maxPayload: Int?
     /// The output's own buffer: each line is rendered where it will be written from.
     private let line: JSONBuffer
+    private let textCache = FrameTextCache()
 
     public init(output: OutputChannel, maxPayload: Int? = nil) {
         self.output = output
@@ -34,10 +35,10 @@ public final class NDJSONExporter: TimelineSink {
             line.upgradeFields(exchange)
         case .frame(let record, let frame):
             begin("frame", record.id); line.comma()
-            line.frameFields(frame, maxPayload: maxPayload)
+            line.frameFields(frame, maxPayload: maxPayload, textCache: textCache)
         case .message(let record, let message):
             begin("message", record.id); line.comma()
-            line.messageFields(message, maxPayload: maxPayload)
+            line.messageFields(message, maxPayload: maxPayload, textCache: textCache)
         case .issue(let record, let issue):
             line.raw("{\"event\":\"issue\",\"connection\":"); line.number(record?.id); line.comma()
             line.issueFields(issue)

@@ -1,9 +1,35 @@
 import WSTapPackets
 
 /// A TCP 4-tuple that is the same for both directions.
+///
+/// Stored as plain words, the lower endpoint first, so that hashing and comparing on every
+/// packet are a few integer operations (an enum per address needed a switch per comparison).
 struct ConnectionKey: Hashable {
-    var lower: Endpoint
-    var upper: Endpoint
+    private var lowerHigh: UInt64
+    private var lowerLow: UInt64
+    private var upperHigh: UInt64
+    private var upperLow: UInt64
+    /// Both ports, and whether each address is IPv6 (an IPv4 address is stored as `0, address`).
+    private var portsAndFamilies: UInt64
+
+    init(_ a: Endpoint, _ b: Endpoint) {
+        let first = Self.words(a), second = Self.words(b)
+        let (lower, upper) = (first.high, first.low, first.tail) < (second.high, second.low, second.tail)
+            ? (first, second) : (second, first)
+        lowerHigh = lower.high
+        lowerLow = lower.low
+        upperHigh = upper.high
+        upperLow = upper.low
+        portsAndFamilies = lower.tail << 32 | upper.tail
+    }
+
+    /// An endpoint's address halves, and its port with a family bit above it.
+    private static func words(_ endpoint: Endpoint) -> (high: UInt64, low: UInt64, tail: UInt64) {
+        switch endpoint.address {
+        case .v4(let address): (0, UInt64(address), UInt64(endpoint.port))
+        case .v6(let high, let low): (high, low, 1 << 16 | UInt64(endpoint.port))
+        }
+    }
 
     func hash(into hasher: inout Hasher) {
         hasher.combine(mixedWords(seed: 0))
@@ -18,21 +44,14 @@ struct ConnectionKey: Hashable {
 
     private func mixedWords(seed: UInt64) -> UInt64 {
         var state = seed ^ 0x9E37_79B9_7F4A_7C15
-        Self.mix(lower, into: &state)
-        Self.mix(upper, into: &state)
-        state ^= state >> 32
-        return state
-    }
-
-    @inline(__always)
-    private static func mix(_ endpoint: Endpoint, into state: inout UInt64) {
-        switch endpoint.address {
-        case .v4(let address):
-            round(UInt64(address) << 16 | UInt64(endpoint.port), into: &state)
-        case .v6(let high, let low):
-            round(high, into: &state)
-            round(low ^ UInt64(endpoint.port), into: &state)
+        Self.round(lowerLow, into: &state)
+        Self.round(upperLow, into: &state)
+        Self.round(portsAndFamilies, into: &state)
+        if lowerHigh | upperHigh != 0 {
+            Self.round(lowerHigh, into: &state)
+            Self.round(upperHigh, into: &state)
         }
+        return state ^ state >> 32
     }
 
     @inline(__always)
@@ -41,15 +60,5 @@ struct ConnectionKey: Hashable {
         state ^= state >> 31
         state = state &* 0x94D0_49BB_1331_11EB
         state ^= state >> 29
-    }
-
-    init(_ a: Endpoint, _ b: Endpoint) {
-        if a < b {
-            lower = a
-            upper = b
-        } else {
-            lower = b
-            upper = a
-        }
     }
 }
