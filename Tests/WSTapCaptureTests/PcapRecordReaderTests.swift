@@ -72,51 +72,40 @@ import Testing
         }
     }
 
-    @Test func reportsARecordCutInItsHeaderWithItsOffset() throws {
-        var file = Self.pcapFile(magic: 0xA1B2_C3D4, bigEndian: false, records: Self.sample)
-        file += [1, 2, 3, 4, 5]
-        let path = try Self.write(file)
+    /// The packets read before the damage, and the damage reported, for a file that has some.
+    static func readDamaged(_ file: [UInt8]) throws -> (packets: Int, offset: Int64, packetsRead: Int, reason: String)? {
+        let path = try write(file)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let (packets, damage) = try Self.readAll(path)
-        #expect(packets.count == 3)
-        guard case .damagedRecord(_, let offset, let read, let reason) = damage else {
-            Issue.record("expected damage, got \(String(describing: damage))")
-            return
-        }
-        #expect(offset == Int64(file.count - 5))
-        #expect(read == 3)
-        #expect(reason.contains("16 header bytes, only got 5"))
+        let (packets, damage) = try readAll(path)
+        guard case .damagedRecord(_, let offset, let packetsRead, let reason) = damage else { return nil }
+        return (packets.count, offset, packetsRead, reason)
+    }
+
+    @Test func reportsARecordCutInItsHeaderWithItsOffset() throws {
+        let file = Self.pcapFile(magic: 0xA1B2_C3D4, bigEndian: false, records: Self.sample) + [1, 2, 3, 4, 5]
+        let damage = try #require(try Self.readDamaged(file))
+        #expect(damage.packets == 3)
+        #expect(damage.packetsRead == 3)
+        #expect(damage.offset == Int64(file.count - 5))
+        #expect(damage.reason.contains("16 header bytes, only got 5"))
     }
 
     @Test func reportsARecordCutInItsDataWithItsOffset() throws {
         let file = Self.pcapFile(magic: 0xA1B2_C3D4, bigEndian: false, records: Self.sample)
-        let cut = Array(file.dropLast(1 + 16 + 0))  // the last record (empty) and one byte of the 1500-byte one
-        let path = try Self.write(cut)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let (packets, damage) = try Self.readAll(path)
-        #expect(packets.count == 1)
-        guard case .damagedRecord(_, let offset, _, let reason) = damage else {
-            Issue.record("expected damage, got \(String(describing: damage))")
-            return
-        }
-        #expect(offset == Int64(24 + 16 + 60))
-        #expect(reason.contains("tried to read 1500 captured bytes, only got 1499"))
+        // Without the last (empty) record and the last byte of the 1500-byte one.
+        let damage = try #require(try Self.readDamaged(Array(file.dropLast(16 + 1))))
+        #expect(damage.packets == 1)
+        #expect(damage.offset == Int64(24 + 16 + 60))
+        #expect(damage.reason.contains("tried to read 1500 captured bytes, only got 1499"))
     }
 
     @Test func refusesALengthFieldPastTheLimitWithoutReadingIt() throws {
         var file = Self.pcapFile(magic: 0xA1B2_C3D4, bigEndian: false, records: Array(Self.sample.prefix(1)))
-        let header: [UInt32] = [1, 2, 0x7FFF_FFFF, 0x7FFF_FFFF]
-        for value in header { file += withUnsafeBytes(of: value.littleEndian) { Array($0) } }
-        let path = try Self.write(file)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let (packets, damage) = try Self.readAll(path)
-        #expect(packets.count == 1)
-        guard case .damagedRecord(_, let offset, _, let reason) = damage else {
-            Issue.record("expected damage, got \(String(describing: damage))")
-            return
-        }
-        #expect(offset == Int64(24 + 16 + 60))
-        #expect(reason.contains("bigger than maximum"))
+        for value: UInt32 in [1, 2, 0x7FFF_FFFF, 0x7FFF_FFFF] { file += withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+        let damage = try #require(try Self.readDamaged(file))
+        #expect(damage.packets == 1)
+        #expect(damage.offset == Int64(24 + 16 + 60))
+        #expect(damage.reason.contains("bigger than maximum"))
     }
 
     @Test func aRecordLongerThanOneReadChunkStillArrivesWhole() throws {
