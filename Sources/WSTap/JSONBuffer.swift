@@ -19,6 +19,16 @@ final class JSONBuffer {
     /// Forgets the contents, keeping the memory.
     func removeAll() { count = 0 }
 
+    /// Forgets the contents and, if one large rendering grew the memory past `limit`, gives it
+    /// back down to `capacity`.
+    func removeAll(shrinkingAbove limit: Int, to capacity: Int) {
+        count = 0
+        guard self.capacity > limit else { return }
+        storage.deallocate()
+        self.capacity = max(16, capacity)
+        storage = .allocate(byteCount: self.capacity, alignment: 8)
+    }
+
     func withBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         body(UnsafeRawBufferPointer(start: storage, count: count))
     }

@@ -8,7 +8,8 @@ import Darwin
 public final class OutputChannel {
     private let fileDescriptor: Int32?
     /// Bytes not yet written. Exporters that stream (NDJSON, text) render into it directly.
-    let pending = JSONBuffer(capacity: 1 << 17)
+    let pending = JSONBuffer(capacity: OutputChannel.initialCapacity)
+    private static let initialCapacity = 1 << 17
     private let flushThreshold = 1 << 16
     /// Everything written, when the channel writes to memory (tests, library users).
     public private(set) var memory: [UInt8] = []
@@ -54,7 +55,8 @@ public final class OutputChannel {
     public func flush() {
         guard pending.count > 0 else { return }
         pending.withBytes { send($0) }
-        pending.removeAll()
+        // One huge line (a large message as base64) must not stay resident.
+        pending.removeAll(shrinkingAbove: 4 << 20, to: Self.initialCapacity)
     }
 
     private func send(_ bytes: UnsafeRawBufferPointer) {

@@ -148,8 +148,10 @@ public enum TimelineEvent {
     case connectionOpened(ConnectionRecord)
     case httpRequest(ConnectionRecord, CaptureTimestamp, HTTPRequestHead)
     case httpResponse(ConnectionRecord, CaptureTimestamp, HTTPResponseHead)
-    /// An Upgrade offer was answered, or the connection ended without an answer.
-    case upgrade(ConnectionRecord, UpgradeExchange)
+    /// An Upgrade offer was answered, or the connection ended without an answer. (Boxed: the
+    /// exchange is by far the largest payload, and every event, frames included, would be copied
+    /// at its size.)
+    indirect case upgrade(ConnectionRecord, UpgradeExchange)
     case frame(ConnectionRecord, FrameRecord)
     case message(ConnectionRecord, MessageRecord)
     /// A finding; the connection is nil for capture-level issues.
