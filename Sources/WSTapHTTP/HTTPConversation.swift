@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import WSTapCapture
 import WSTapTCP
 
@@ -55,8 +60,8 @@ public struct HTTPConversation {
 
     private var modes: [Mode] = [.head(sawBytes: false), .head(sawBytes: false)]
     private var heads: [[UInt8]] = [[], []]
-    /// Bytes since the last line feed in each direction's head, carriage returns excluded.
-    private var currentLineLength = [0, 0]
+    /// Whether each direction's head has had a byte other than a carriage return since its last line feed.
+    private var currentLineHasContent = [false, false]
     private var outstanding: [PendingRequest] = []
     private var held: [HeldChunk] = []
     private var heldBytes = 0
@@ -109,7 +114,7 @@ public struct HTTPConversation {
         let index = direction.rawValue
         var partial = heads[index]
         heads[index] = []
-        currentLineLength[index] = 0
+        currentLineHasContent[index] = false
         if let lastLineFeed = partial.lastIndex(of: 0x0A) { partial.removeSubrange((lastLineFeed + 1)...) }
         partial.append(0x0A)
         emit(.violation(.headCut(bytes: byteCount), direction))
@@ -183,22 +188,26 @@ public struct HTTPConversation {
             while start < bytes.count, bytes[start] == 0x0D || bytes[start] == 0x0A { start += 1 }
             if start == bytes.count { return bytes.count }
         }
-        // Where this head ends in `bytes`: at a line feed that ends an empty line.
-        var lineLength = currentLineLength[index]
+        // Where this head ends in `bytes`: at a line feed that ends an empty line (nothing but
+        // carriage returns since the previous line feed).
+        var lineHasContent = currentLineHasContent[index]
         var end = start
         var complete = false
+        let base = bytes.baseAddress!
         while end < bytes.count {
-            let byte = bytes[end]
-            end += 1
-            if byte == 0x0A {
-                if lineLength == 0 {
-                    complete = true
-                    break
-                }
-                lineLength = 0
-            } else if byte != 0x0D {
-                lineLength += 1
+            guard let found = memchr(base + end, 0x0A, bytes.count - end) else {
+                lineHasContent = lineHasContent || Self.hasContent(bytes, end..<bytes.count)
+                end = bytes.count
+                break
             }
+            let lineFeed = base.distance(to: UnsafeRawPointer(found))
+            lineHasContent = lineHasContent || Self.hasContent(bytes, end..<lineFeed)
+            end = lineFeed + 1
+            if !lineHasContent {
+                complete = true
+                break
+            }
+            lineHasContent = false
         }
         let heldBefore = heads[index].count
         heads[index].appendBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
@@ -221,15 +230,20 @@ public struct HTTPConversation {
             return bytes.count
         }
         guard complete else {
-            currentLineLength[index] = lineLength
+            currentLineHasContent[index] = lineHasContent
             modes[index] = .head(sawBytes: true)
             return bytes.count
         }
-        currentLineLength[index] = 0
+        currentLineHasContent[index] = false
         let head = heads[index]
         heads[index] = []
         completeHead(head, direction: direction, emit: emit)
         return end
+    }
+
+    /// Whether `range` holds a byte other than a carriage return.
+    private static func hasContent(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        range.contains { bytes[$0] != 0x0D }
     }
 
     /// Whether the first bytes of a head can still become a request line (client) or status line.

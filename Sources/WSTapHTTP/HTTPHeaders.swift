@@ -50,7 +50,7 @@ public struct HTTPHeaders: Hashable, Sendable, Sequence {
 
     /// True when `token` is one of the list elements of `name`, compared without case.
     public func hasToken(_ token: String, in name: String) -> Bool {
-        tokens(name).contains { $0.caseInsensitiveEquals(token) }
+        lines.contains { $0.name.caseInsensitiveEquals(name) && TokenList.contains(token, in: $0.value) }
     }
 }
 
@@ -67,34 +67,58 @@ public enum TokenList {
     /// Splits at `separator` (an ASCII character) outside quoted strings; also used for
     /// `;`-separated parameters.
     public static func split(_ value: String, separator: Character) -> [String] {
-        let separatorByte = separator.asciiValue ?? 0x2C
         var value = value
         return value.withUTF8 { bytes in
             var elements: [String] = []
-            var start = 0
-            var inQuotes = false
-            var escaped = false
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
-                if escaped {
-                    escaped = false
-                } else if inQuotes, byte == 0x5C {
-                    escaped = true
-                } else if byte == 0x22 {
-                    inQuotes.toggle()
-                } else if byte == separatorByte, !inQuotes {
-                    appendTrimmed(UnsafeBufferPointer(rebasing: bytes[start..<index]), to: &elements)
-                    start = index + 1
-                }
+            forEachElement(of: bytes, separator: separator.asciiValue ?? 0x2C) {
+                elements.append(String(decoding: $0, as: UTF8.self))
             }
-            appendTrimmed(UnsafeBufferPointer(rebasing: bytes[start...]), to: &elements)
             return elements
         }
     }
 
-    private static func appendTrimmed(_ element: UnsafeBufferPointer<UInt8>, to elements: inout [String]) {
-        let trimmed = OptionalWhitespace.trim(element)
-        if !trimmed.isEmpty { elements.append(String(decoding: trimmed, as: UTF8.self)) }
+    /// Whether one of the comma-separated elements of `value` is `token`, ignoring ASCII case;
+    /// compares the bytes in place, without making strings.
+    public static func contains(_ token: String, in value: String) -> Bool {
+        var value = value, token = token
+        return value.withUTF8 { bytes in
+            token.withUTF8 { wanted in
+                var found = false
+                forEachElement(of: bytes, separator: 0x2C) { element in
+                    if !found, element.count == wanted.count {
+                        found = zip(element, wanted).allSatisfy { asciiLower($0) == asciiLower($1) }
+                    }
+                }
+                return found
+            }
+        }
+    }
+
+    /// Calls `body` with each non-empty element, trimmed, split at `separator` outside quotes.
+    private static func forEachElement(
+        of bytes: UnsafeBufferPointer<UInt8>, separator: UInt8, _ body: (UnsafeBufferPointer<UInt8>) -> Void
+    ) {
+        var start = 0
+        var inQuotes = false
+        var escaped = false
+        func element(upTo end: Int) {
+            let trimmed = OptionalWhitespace.trim(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+            if !trimmed.isEmpty { body(trimmed) }
+        }
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            if escaped {
+                escaped = false
+            } else if inQuotes, byte == 0x5C {
+                escaped = true
+            } else if byte == 0x22 {
+                inQuotes.toggle()
+            } else if byte == separator, !inQuotes {
+                element(upTo: index)
+                start = index + 1
+            }
+        }
+        element(upTo: bytes.count)
     }
 }
 

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A parsed request line and header block (RFC 9112 §3).
 public struct HTTPRequestHead: Hashable, Sendable {
     public var method: String
@@ -75,8 +81,11 @@ public enum HTTPHeadParser {
     /// Ranges of the lines of a head, accepting CRLF or bare LF, without the terminating empty line.
     private static func lineRanges(_ head: UnsafeBufferPointer<UInt8>) -> [Range<Int>] {
         var lines: [Range<Int>] = []
+        lines.reserveCapacity(16)
+        guard let base = head.baseAddress else { return lines }
         var start = 0
-        for index in 0..<head.count where head[index] == 0x0A {
+        while start < head.count, let found = memchr(base + start, 0x0A, head.count - start) {
+            let index = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
             var end = index
             if end > start, head[end - 1] == 0x0D { end -= 1 }
             if end == start { break }

@@ -100,8 +100,17 @@ public enum HandshakeValidator {
 
     /// `Sec-WebSocket-Accept` for a given `Sec-WebSocket-Key`.
     public static func acceptValue(forKey key: String) -> String {
-        let digest = Insecure.SHA1.hash(data: Array((key + acceptGUID).utf8))
-        return Base64.encode(Array(digest))
+        var hasher = Insecure.SHA1()
+        var key = key, guid = acceptGUID
+        key.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        guid.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        return hasher.finalize().withUnsafeBytes { digest in
+            let length = Base64.encodedLength(digest.count)
+            return String(unsafeUninitializedCapacity: length) { text in
+                Base64.encode(digest, into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(text)[0..<length]))
+                return length
+            }
+        }
     }
 
     /// Validates `request` and, when present, `response`.
