@@ -70,20 +70,10 @@ func unmask(_ bytes: UnsafeMutableRawBufferPointer, key: UInt32, offset: Int) {
 @inline(__always)
 func unmask(_ source: UnsafeRawBufferPointer, into bytes: UnsafeMutableRawBufferPointer, key: UInt32, offset: Int) {
     guard !bytes.isEmpty else { return }
-    let keyBytes: (UInt8, UInt8, UInt8, UInt8) = (
-        UInt8(truncatingIfNeeded: key >> 24), UInt8(truncatingIfNeeded: key >> 16),
-        UInt8(truncatingIfNeeded: key >> 8), UInt8(truncatingIfNeeded: key))
-    var rotated: UInt32 = 0
-    for index in 0..<4 {
-        let byte: UInt8
-        switch (index + offset) & 3 {
-        case 0: byte = keyBytes.0
-        case 1: byte = keyBytes.1
-        case 2: byte = keyBytes.2
-        default: byte = keyBytes.3
-        }
-        rotated |= UInt32(byte) << (8 * UInt32(index))
-    }
+    // The key with its first byte lowest (the order of a little-endian load), turned to start at `offset`.
+    let inOrder = key.byteSwapped
+    let shift = UInt32(offset & 3) * 8
+    let rotated = shift == 0 ? inOrder : inOrder >> shift | inOrder << (32 - shift)
     let wide = UInt64(rotated) | UInt64(rotated) << 32
     var index = 0
     let count = bytes.count
