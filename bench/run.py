@@ -117,7 +117,7 @@ def bench_capture(kind, path, args):
         vs_floor = wall / by_name["tcpdump floor"]
         print(f"  {name:<15} {wall:>8.3f} {fmt(packets / wall):>10} {size_mb / wall:>9.1f} {fmt(frames / wall):>10} "
               f"{rss:>8.1f} {vs_tshark:>8.1f}x {vs_floor:>7.2f}x")
-    return counts_ok
+    return counts_ok, {name: (wall, rss) for name, wall, rss in rows}
 
 
 def live_benchmark(seconds, rate):
@@ -162,16 +162,39 @@ def main():
     print(f"wstap benchmark: {os.cpu_count()} cores; {version}; medians of {args.runs} runs ({args.tshark_runs} for tshark)")
     captures = [("chat", generate("chat", args.chat_mb, args.work)), ("bulk", generate("bulk", args.bulk_mb, args.work)),
                 ("mixed", generate("mixed", args.mixed_mb, args.work))]
-    ok = all([bench_capture(kind, path, args) for kind, path in captures])
+    results = {kind: bench_capture(kind, path, args) for kind, path in captures}
+    ok = all(counts_ok for counts_ok, _ in results.values())
+    live_ok = None
     if not args.skip_live:
-        ok = live_benchmark(args.live_seconds, args.live_rate) and ok
+        live_ok = live_benchmark(args.live_seconds, args.live_rate)
+        ok = live_ok and ok
     if not args.skip_memory:
         print("\nmemory:")
         memory = subprocess.run([sys.executable, os.path.join(ROOT, "Tests", "memory.py"), WSTAP], capture_output=True, text=True)
         print("  " + memory.stdout.strip().replace("\n", "\n  "))
         ok = ok and memory.returncode == 0
+    print_targets({kind: rows for kind, (_, rows) in results.items()}, live_ok)
     print("\nall counts equal and checks passed" if ok else "\nSOME CHECKS FAILED")
     sys.exit(0 if ok else 1)
+
+
+def print_targets(rows, live_ok):
+    """The targets of issue 7 against this run (they do not decide the exit status: counts do)."""
+    def ratio(kind, tool):
+        return rows[kind]["tshark"][0] / rows[kind][tool][0]
+    checks = [("JSON on chat >= 30x tshark frames/s", ratio("chat", "wstap json") >= 30, f"{ratio('chat', 'wstap json'):.1f}x")]
+    for kind in rows:
+        checks.append((f"summary on {kind} >= 100x tshark", ratio(kind, "wstap summary") >= 100,
+                       f"{ratio(kind, 'wstap summary'):.1f}x"))
+    floor = rows["bulk"]["wstap summary"][0] / rows["bulk"]["tcpdump floor"][0]
+    checks.append(("summary on bulk within 3x of the copy floor", floor <= 3, f"{floor:.2f}x"))
+    peak = max(rows[kind][tool][1] for kind in rows for tool in ("wstap summary", "wstap ndjson"))
+    checks.append(("peak RSS < 100 MB in summary and NDJSON (these captures)", peak < 100, f"{peak:.1f} MB"))
+    if live_ok is not None:
+        checks.append(("0 kernel drops at the live rate, every message decoded", live_ok, "yes" if live_ok else "no"))
+    print("\ntargets (issue 7):")
+    for name, met, value in checks:
+        print(f"  {'met    ' if met else 'NOT met'}  {name}: {value}")
 
 
 if __name__ == "__main__":
