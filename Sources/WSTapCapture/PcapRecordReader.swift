@@ -104,8 +104,12 @@ final class PcapRecordReader {
     }
 
     /// Makes at least `count` unread bytes available; false at the end of the file (or an error).
+    @inline(__always)
     private func ensure(_ count: Int) -> Bool {
-        if end - start >= count { return true }
+        end - start >= count || refill(toHold: count)
+    }
+
+    private func refill(toHold count: Int) -> Bool {
         if reachedEndOfFile { return false }
         if start > 0 {
             buffer.copyMemory(from: buffer + start, byteCount: end - start)
