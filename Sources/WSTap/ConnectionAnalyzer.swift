@@ -239,8 +239,9 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         case .upgradedBoundaryUnknown(let direction):
             websocket?[self.direction(direction).rawValue].boundaryUnknown()
         case .upgradedGap(let count, let direction):
-            if let decoder = websocket?[self.direction(direction).rawValue] {
-                decoder.missing(byteCount: count, at: eventTime) { handle($0, from: decoder, tcpDirection: self.direction(direction)) }
+            let tcpDirection = self.direction(direction)
+            if let decoder = websocket?[tcpDirection.rawValue] {
+                decoder.missing(byteCount: count, at: eventTime) { handle($0, from: decoder, tcpDirection: tcpDirection) }
             }
         case .violation(let violation, let direction):
             if case .headCut = violation { headCut = true }

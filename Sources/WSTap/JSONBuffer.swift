@@ -164,7 +164,7 @@ final class JSONBuffer {
 
     /// Base64 of `bytes` in quotes, encoded straight into the buffer.
     func base64String(_ bytes: UnsafeRawBufferPointer) {
-        let encodedLength = (bytes.count + 2) / 3 * 4
+        let encodedLength = Base64.encodedLength(bytes.count)
         reserve(encodedLength + 2)
         storage.storeBytes(of: UInt8(ascii: "\""), toByteOffset: count, as: UInt8.self)
         Base64.encode(bytes, into: UnsafeMutableRawBufferPointer(start: storage + count + 1, count: encodedLength))
@@ -213,23 +213,11 @@ final class JSONBuffer {
     }
 
     /// Decimal digits, written straight into the buffer; one- and two-digit values (most
-    /// fields) take a short path.
+    /// fields) need no counting of digits.
     func number(_ value: UInt64) {
-        reserve(20)
-        let out = storage + count
-        if value < 10 {
-            out.storeBytes(of: 0x30 &+ UInt8(truncatingIfNeeded: value), as: UInt8.self)
-            count += 1
-            return
-        }
-        if value < 100 {
-            let pairs = UnsafeRawPointer(Self.digitPairs.utf8Start)
-            out.storeBytes(of: pairs.loadUnaligned(fromByteOffset: Int(value) * 2, as: UInt16.self), as: UInt16.self)
-            count += 2
-            return
-        }
-        let width = Self.decimalWidth(value)
-        Self.writeDigits(value, width: width, endingAt: out + width)
+        let width = value < 10 ? 1 : value < 100 ? 2 : Self.decimalWidth(value)
+        reserve(width)
+        Self.writeDigits(value, width: width, endingAt: storage + count + width)
         count += width
     }
 

@@ -117,10 +117,8 @@ public final class JSONExporter: TimelineSink {
                 connection.upgrade = buffer
             }
         case .frame(let record, let frame):
-            let (maxPayload, textCache) = (maxPayload, textCache)
             withConnection(record.id) { $0.addFrame(frame, maxPayload: maxPayload, textCache: textCache) }
         case .message(let record, let message):
-            let (maxPayload, textCache) = (maxPayload, textCache)
             withConnection(record.id) { $0.addMessage(message, maxPayload: maxPayload, textCache: textCache) }
         case .issue(let record, let issue):
             guard let record else { return Self.add(issue, to: captureIssues) }

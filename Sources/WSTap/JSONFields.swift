@@ -56,15 +56,15 @@ extension JSONBuffer {
         // A cut can split a UTF-8 sequence: fall back to base64 rather than emit invalid text.
         let text = asText && (shown.count == payload.count || UTF8Validation.isValid(shown))
         key("payload")
-        if text, let textCache, !isFrame, textCache.holds(shown) {
+        if text, let textCache {
             raw("{\"text\":")
-            append(textCache.escaped)
-            append(UInt8(ascii: "}"))
-        } else if text, let textCache, isFrame {
-            raw("{\"text\":")
-            let start = count
-            string(utf8: shown)
-            textCache.keep(shown, escaped: self, since: start)
+            if !isFrame, textCache.holds(shown) {
+                append(textCache.escaped)
+            } else {
+                let start = count
+                string(utf8: shown)
+                if isFrame { textCache.keep(shown, escaped: self, since: start) }
+            }
             append(UInt8(ascii: "}"))
         } else {
             if isFrame { textCache?.clear() }

@@ -7,7 +7,7 @@ import Darwin
 /// Buffered bytes to a file descriptor or to memory; exporters write through one.
 public final class OutputChannel {
     private let fileDescriptor: Int32?
-    /// Bytes not yet written. Exporters that stream (NDJSON, text) render into it directly.
+    /// Bytes not yet written. The NDJSON exporter renders each line straight into it.
     let pending = JSONBuffer(capacity: OutputChannel.initialCapacity)
     private static let initialCapacity = 1 << 17
     private let flushThreshold = 1 << 16

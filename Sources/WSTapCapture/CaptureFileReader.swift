@@ -10,6 +10,15 @@ public final class CaptureFileReader: PacketSource {
     public enum Format: String, Sendable {
         case pcap
         case pcapng
+
+        /// The format a file's first word (in host byte order) announces, if any.
+        init?(magic: UInt32) {
+            switch magic {
+            case 0xA1B2_C3D4, 0xD4C3_B2A1, 0xA1B2_3C4D, 0x4D3C_B2A1: self = .pcap
+            case 0x0A0D_0D0A: self = .pcapng
+            default: return nil
+            }
+        }
     }
 
     public let path: String
@@ -32,11 +41,14 @@ public final class CaptureFileReader: PacketSource {
     public init(path: String, filter: String? = nil) throws(CaptureError) {
         self.path = path
         let stream: UnsafeMutablePointer<FILE>
+        // The file's first word (not read from standard input).
+        let magic: UInt32?
         if path == "-" {
             guard let standardInput = fdopen(STDIN_FILENO, "rb") else {
                 throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
             }
             stream = standardInput
+            magic = nil
             format = nil
         } else {
             var info = stat()
@@ -53,7 +65,8 @@ public final class CaptureFileReader: PacketSource {
                 throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
             }
             stream = opened
-            format = Self.sniffFormat(fileDescriptor: fileno(opened))
+            magic = Self.readMagic(fileDescriptor: fileno(opened))
+            format = magic.flatMap(Format.init(magic:))
         }
         switch PcapHandle.openOffline(stream: stream) {
         case .success(let handle):
@@ -68,11 +81,11 @@ public final class CaptureFileReader: PacketSource {
         if let filter, let reason = pcap.setFilter(filter) {
             throw .invalidFilter(expression: filter, reason: reason)
         }
-        if format == .pcap { recordReader = openRecordReader() }
+        if format == .pcap, let magic { recordReader = openRecordReader(magic: magic) }
     }
 
     /// A native reader for the records of a classic pcap file; nil leaves the reading to libpcap.
-    private func openRecordReader() -> PcapRecordReader? {
+    private func openRecordReader(magic: UInt32) -> PcapRecordReader? {
         var compiled: BPFFilter?
         if let filter {
             guard case .success(let program) = BPFFilter.compile(
@@ -80,24 +93,16 @@ public final class CaptureFileReader: PacketSource {
             else { return nil }
             compiled = program
         }
-        let descriptor = open(path, O_RDONLY)
+        // Its own descriptor for the same open file: libpcap reads nothing more from it.
+        let descriptor = dup(fileno(stream))
         guard descriptor >= 0 else { return nil }
-        var magic: UInt32 = 0
-        guard pread(descriptor, &magic, 4, 0) == 4 else {
-            close(descriptor)
-            return nil
-        }
         return PcapRecordReader(fileDescriptor: descriptor, magic: magic, linkType: linkType, filter: compiled)
     }
 
-    private static func sniffFormat(fileDescriptor: Int32) -> Format? {
+    /// The file's first word in host byte order, which says its format.
+    private static func readMagic(fileDescriptor: Int32) -> UInt32? {
         var magic: UInt32 = 0
-        guard pread(fileDescriptor, &magic, 4, 0) == 4 else { return nil }
-        switch magic {
-        case 0xA1B2_C3D4, 0xD4C3_B2A1, 0xA1B2_3C4D, 0x4D3C_B2A1: return .pcap
-        case 0x0A0D_0D0A: return .pcapng
-        default: return nil
-        }
+        return pread(fileDescriptor, &magic, 4, 0) == 4 ? magic : nil
     }
 
     public func nextPacket() throws(CaptureError) -> PacketSourceRead {

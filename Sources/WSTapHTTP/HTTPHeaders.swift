@@ -25,26 +25,30 @@ public struct HTTPHeaders: Hashable, Sendable, Sequence {
         lines.contains { $0.name.caseInsensitiveEquals(name) }
     }
 
+    /// Calls `body` with the value of each `name` line, in wire order.
+    @inline(__always)
+    private func forEachValue(named name: String, _ body: (String) -> Void) {
+        for line in lines where line.name.caseInsensitiveEquals(name) { body(line.value) }
+    }
+
     /// Every value of `name`, one per header line.
     public func values(_ name: String) -> [String] {
         var found: [String] = []
-        for line in lines where line.name.caseInsensitiveEquals(name) { found.append(line.value) }
+        forEachValue(named: name) { found.append($0) }
         return found
     }
 
     /// The values of all `name` lines joined with ", ", or nil when there is none.
     public func combinedValue(_ name: String) -> String? {
         var combined: String?
-        for line in lines where line.name.caseInsensitiveEquals(name) {
-            combined = combined.map { $0 + ", " + line.value } ?? line.value
-        }
+        forEachValue(named: name) { value in combined = combined.map { $0 + ", " + value } ?? value }
         return combined
     }
 
     /// The comma-separated list elements of every `name` line, trimmed, empty elements dropped.
     public func tokens(_ name: String) -> [String] {
         var found: [String] = []
-        for line in lines where line.name.caseInsensitiveEquals(name) { found += TokenList.split(line.value) }
+        forEachValue(named: name) { found += TokenList.split($0) }
         return found
     }
 
@@ -85,9 +89,7 @@ public enum TokenList {
             token.withUTF8 { wanted in
                 var found = false
                 forEachElement(of: bytes, separator: 0x2C) { element in
-                    if !found, element.count == wanted.count {
-                        found = zip(element, wanted).allSatisfy { asciiLower($0) == asciiLower($1) }
-                    }
+                    if !found { found = equalIgnoringASCIICase(element, wanted) }
                 }
                 return found
             }
@@ -142,10 +144,7 @@ extension String {
         let a = utf8, b = other.utf8
         guard a.count == b.count else { return false }
         let contiguous = a.withContiguousStorageIfAvailable { a in
-            b.withContiguousStorageIfAvailable { b in
-                for index in 0..<a.count where asciiLower(a[index]) != asciiLower(b[index]) { return false }
-                return true
-            }
+            b.withContiguousStorageIfAvailable { b in equalIgnoringASCIICase(a, b) }
         }
         if let contiguous, let equal = contiguous { return equal }
         return a.elementsEqual(b) { asciiLower($0) == asciiLower($1) }
@@ -159,6 +158,13 @@ extension String {
             return trimmed.count == bytes.count ? self : String(decoding: trimmed, as: UTF8.self)
         }
     }
+}
+
+/// Whether two byte strings are equal when ASCII letters are compared without case.
+func equalIgnoringASCIICase(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard a.count == b.count else { return false }
+    for index in 0..<a.count where asciiLower(a[index]) != asciiLower(b[index]) { return false }
+    return true
 }
 
 @inline(__always)

@@ -19,11 +19,6 @@ public struct WebSocketOpcode: Hashable, Sendable, CustomStringConvertible {
 
     /// `continuation`, `text`, `binary`, `close`, `ping`, `pong` or `reserved-N`.
     public var description: String {
-        name.map { "\($0)" } ?? "reserved-\(rawValue)"
-    }
-
-    /// The name of a defined opcode (`text`, `close`, ...); nil for a reserved one.
-    public var name: StaticString? {
         switch self {
         case .continuation: "continuation"
         case .text: "text"
@@ -31,7 +26,7 @@ public struct WebSocketOpcode: Hashable, Sendable, CustomStringConvertible {
         case .close: "close"
         case .ping: "ping"
         case .pong: "pong"
-        default: nil
+        default: "reserved-\(rawValue)"
         }
     }
 }
