@@ -5,7 +5,7 @@ usage: bench/run.py [--runs N] [--tshark-runs N] [--work DIR] [--chat-mb 200] [-
                     [--mixed-mb 150] [--live-seconds 5] [--live-rate 100000] [--skip-live] [--skip-memory]
 
 1. Generates the captures with bench/generate.py (deterministic, cached in --work, never committed).
-2. Times, on each capture: wstap --format summary / json / ndjson (output to /dev/null), tshark
+2. Times, on each capture: wstap --format summary / json / ndjson / text (output to /dev/null), tshark
    decoding WebSocket (-d tcp.port==8080,http, websocket fields) and tcpdump -r F -w /dev/null
    (the floor). Medians of several runs; peak RSS of each process from wait4.
 3. Checks that wstap's frame and message counts equal tshark's on every capture.
@@ -97,6 +97,7 @@ def bench_capture(kind, path, args):
         ("wstap summary", [WSTAP, "read", path, "--format", "summary"], args.runs, os.devnull),
         ("wstap json", [WSTAP, "read", path, "--format", "json"], args.runs, os.devnull),
         ("wstap ndjson", [WSTAP, "read", path, "--format", "ndjson"], args.runs, os.devnull),
+        ("wstap text", [WSTAP, "read", path], args.runs, os.devnull),
         ("tshark", ["tshark", "-r", path, "-d", "tcp.port==8080,http", "-T", "fields", "-e", "websocket.opcode",
                     "-e", "websocket.fin", "-e", "websocket.payload_length", "-e", "websocket.mask"], args.tshark_runs, fields),
         ("tcpdump floor", ["tcpdump", "-r", path, "-w", "/dev/null"], args.runs, os.devnull),

@@ -5,10 +5,10 @@
 public final class JSONExporter: TimelineSink {
     /// The objects of one JSON array, rendered as they come, one per line.
     private final class ObjectList {
-        let items: JSONBuffer
+        let items: OutputBuffer
         private(set) var count = 0
 
-        init(items: JSONBuffer = JSONBuffer()) { self.items = items }
+        init(items: OutputBuffer = OutputBuffer()) { self.items = items }
 
         /// Starts the next object; its fields go into `items`, then a closing brace.
         ///
@@ -30,13 +30,13 @@ public final class JSONExporter: TimelineSink {
     private final class OpenConnection {
         let record: ConnectionRecord
         /// Each request's JSON, and its response's once answered (HTTP/1.1 answers in order).
-        var http: [(request: JSONBuffer, response: JSONBuffer?)] = []
-        var upgrade: JSONBuffer?
+        var http: [(request: OutputBuffer, response: OutputBuffer?)] = []
+        var upgrade: OutputBuffer?
         let frames: ObjectList
         let messages: ObjectList
         let issues = ObjectList()
 
-        init(record: ConnectionRecord, frameBuffer: JSONBuffer, messageBuffer: JSONBuffer) {
+        init(record: ConnectionRecord, frameBuffer: OutputBuffer, messageBuffer: OutputBuffer) {
             self.record = record
             frames = ObjectList(items: frameBuffer)
             messages = ObjectList(items: messageBuffer)
@@ -69,11 +69,11 @@ public final class JSONExporter: TimelineSink {
     private var lastConnection: Unmanaged<OpenConnection>?
     private var written = 0
     private let captureIssues = ObjectList()
-    private let scratch = JSONBuffer()
+    private let scratch = OutputBuffer()
     private let textCache = FrameTextCache()
     /// Frame and message buffers of connections already written, kept for the next ones:
     /// growing a fresh buffer for every connection copied each list several times over.
-    private var spareBuffers: [JSONBuffer] = []
+    private var spareBuffers: [OutputBuffer] = []
     private var spareBytes = 0
     /// What the spare buffers may hold in all: a bulk transfer's huge lists are not kept.
     private static let maxSpareBytes = 8 << 20
@@ -100,7 +100,7 @@ public final class JSONExporter: TimelineSink {
             if lastID == record.id { lastConnection = nil }
         case .httpRequest(let record, let time, let head):
             withConnection(record.id) { connection in
-                let request = JSONBuffer()
+                let request = OutputBuffer()
                 request.raw("{")
                 request.requestFields(head, time: time)
                 request.raw("}")
@@ -110,7 +110,7 @@ public final class JSONExporter: TimelineSink {
             withConnection(record.id) { fillResponse(of: $0, with: head, time: time) }
         case .upgrade(let record, let exchange):
             withConnection(record.id) { connection in
-                let buffer = JSONBuffer()
+                let buffer = OutputBuffer()
                 buffer.raw("{")
                 buffer.upgradeFields(exchange)
                 buffer.raw("}")
@@ -146,13 +146,13 @@ public final class JSONExporter: TimelineSink {
         lastConnection?._withUnsafeGuaranteedRef(body)
     }
 
-    private func spareBuffer() -> JSONBuffer {
-        guard let buffer = spareBuffers.popLast() else { return JSONBuffer(capacity: 4096) }
+    private func spareBuffer() -> OutputBuffer {
+        guard let buffer = spareBuffers.popLast() else { return OutputBuffer(capacity: 4096) }
         spareBytes -= buffer.capacity
         return buffer
     }
 
-    private func recycle(_ buffer: JSONBuffer) {
+    private func recycle(_ buffer: OutputBuffer) {
         guard buffer.capacity <= Self.maxSpareCapacity, spareBytes + buffer.capacity <= Self.maxSpareBytes else { return }
         buffer.removeAll()
         spareBuffers.append(buffer)
@@ -177,7 +177,7 @@ public final class JSONExporter: TimelineSink {
         guard head.status >= 200 || head.status == 101,
               let index = connection.http.firstIndex(where: { $0.response == nil })
         else { return }
-        let response = JSONBuffer()
+        let response = OutputBuffer()
         response.raw("{")
         response.responseFields(head, time: time)
         response.raw("}")

@@ -1,5 +1,5 @@
 /// The fields of each timeline record, shared by the JSON and NDJSON formats (docs/json-format.md).
-extension JSONBuffer {
+extension OutputBuffer {
     func endpoint(_ endpoint: Endpoint) {
         raw("{\"ip\":")
         string(endpoint.address.description)
@@ -17,14 +17,12 @@ extension JSONBuffer {
         }
     }
 
-    /// The opcode's name as a JSON string (`"text"`, `"reserved-3"`); the common ones as literals.
+    /// The opcode's name as a JSON string (`"text"`, `"reserved-3"`).
+    @inline(__always)
     func opcodeType(_ opcode: WebSocketOpcode) {
-        switch opcode {
-        case .text: raw("\"text\"")
-        case .binary: raw("\"binary\"")
-        case .continuation: raw("\"continuation\"")
-        default: string(opcode.description)
-        }
+        append(UInt8(ascii: "\""))
+        opcodeName(opcode)
+        append(UInt8(ascii: "\""))
     }
 
     func headers(_ headers: HTTPHeaders) {
@@ -246,14 +244,14 @@ extension JSONBuffer {
 /// match the frame written just before it.
 final class FrameTextCache {
     private var source: UnsafeRawBufferPointer?
-    let escaped = JSONBuffer()
+    let escaped = OutputBuffer()
 
     func holds(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let source else { return false }
         return source.baseAddress == bytes.baseAddress && source.count == bytes.count
     }
 
-    func keep(_ bytes: UnsafeRawBufferPointer, escaped rendered: JSONBuffer, since start: Int) {
+    func keep(_ bytes: UnsafeRawBufferPointer, escaped rendered: OutputBuffer, since start: Int) {
         source = bytes
         escaped.removeAll()
         rendered.withBytes { escaped.append(UnsafeRawBufferPointer(rebasing: $0[start...])) }

@@ -5,7 +5,7 @@ public final class NDJSONExporter: TimelineSink {
     private let output: OutputChannel
     private let maxPayload: Int?
     /// The output's own buffer: each line is rendered where it will be written from.
-    private let line: JSONBuffer
+    private let line: OutputBuffer
     private let textCache = FrameTextCache()
 
     public init(output: OutputChannel, maxPayload: Int? = nil) {

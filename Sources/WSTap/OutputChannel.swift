@@ -8,7 +8,7 @@ import Darwin
 public final class OutputChannel {
     private let fileDescriptor: Int32?
     /// Bytes not yet written. The NDJSON exporter renders each line straight into it.
-    let pending = JSONBuffer(capacity: OutputChannel.initialCapacity)
+    let pending = OutputBuffer(capacity: OutputChannel.initialCapacity)
     private static let initialCapacity = 1 << 17
     private let flushThreshold = 1 << 16
     /// Everything written, when the channel writes to memory (tests, library users).
@@ -31,7 +31,7 @@ public final class OutputChannel {
     deinit { flush() }
 
     /// Writes what an exporter rendered; a large rendering goes out as it is, without a copy.
-    func write(_ rendered: JSONBuffer) {
+    func write(_ rendered: OutputBuffer) {
         if rendered.count >= flushThreshold / 2 {
             flush()
             rendered.withBytes { send($0) }

@@ -1,12 +1,15 @@
-/// The readable timeline: one line per event, then the summary.
+/// The readable timeline: one line per event, then the summary. Lines are rendered straight into
+/// the output's buffer.
 public final class TextExporter: TimelineSink {
     private let output: OutputChannel
+    private let line: OutputBuffer
     private let showSummary: Bool
     private var start: CaptureTimestamp?
 
     public init(output: OutputChannel, showSummary: Bool = true) {
         self.output = output
         self.showSummary = showSummary
+        line = output.pending
     }
 
     public func receive(_ event: TimelineEvent) {
@@ -15,148 +18,209 @@ public final class TextExporter: TimelineSink {
             start = time
             return
         case .connectionOpened(let record):
-            line(record.startTime, record, "TCP \(record.client) → \(record.server)"
-                + (record.tcpHandshakeSeen ? "" : "  (handshake not captured)"))
+            begin(record.startTime, record)
+            line.raw("TCP "); line.text(record.client.description)
+            line.raw(" → "); line.text(record.server.description)
+            if !record.tcpHandshakeSeen { line.raw("  (handshake not captured)") }
         case .httpRequest(let record, let time, let head):
-            let offer = head.headers.combinedValue("Upgrade").map { "  Upgrade: \(safe($0))" } ?? ""
-            line(time, record, "→ \(safe(head.method)) \(safe(head.target)) \(safe(head.version))\(offer)")
+            begin(time, record)
+            line.raw("→ "); line.terminalText(head.method)
+            line.raw(" "); line.terminalText(head.target)
+            line.raw(" "); line.terminalText(head.version)
+            if let offer = head.headers.combinedValue("Upgrade") {
+                line.raw("  Upgrade: "); line.terminalText(offer)
+            }
         case .httpResponse(let record, let time, let head):
-            line(time, record, "← \(head.status) \(safe(head.reason))")
+            begin(time, record)
+            line.raw("← "); line.number(head.status)
+            line.raw(" "); line.terminalText(head.reason)
         case .upgrade(let record, let exchange):
-            line(exchange.responseTime ?? exchange.requestTime, record, upgradeText(exchange))
+            begin(exchange.responseTime ?? exchange.requestTime, record)
+            upgradeText(exchange)
         case .frame(let record, let frame):
-            line(frame.time, record, frameText(frame))
+            begin(frame.time, record)
+            frameText(frame)
         case .message(let record, let message):
             // Single uncompressed frames already show their content; messages add what frames cannot.
             guard message.message.frameCount > 1 || message.message.compressed else { return }
-            line(message.time, record, messageText(message))
+            begin(message.time, record)
+            messageText(message)
         case .issue(let record, let issue):
-            let arrow = issue.direction.map { $0 == .clientToServer ? "→ " : "← " } ?? ""
             if let record {
-                line(issue.time, record, "\(arrow)!! \(issue.severity.rawValue) \(issue.code): \(safe(issue.detail))")
-            } else {
-                output.write("!! \(issue.severity.rawValue) \(issue.code): \(safe(issue.detail))\n")
+                begin(issue.time, record)
+                switch issue.direction {
+                case .clientToServer: line.raw("→ ")
+                case .serverToClient: line.raw("← ")
+                case nil: break
+                }
             }
+            line.raw("!! "); line.text(issue.severity.rawValue)
+            line.raw(" "); line.text(issue.code)
+            line.raw(": "); line.terminalText(issue.detail)
         case .connectionClosed(let record, let end):
+            begin(end.time, record)
             let totals = end.totals
-            let frames = totals.frames[0] + totals.frames[1]
-            let how = end.websocketDetection.map { $0 == .handshake ? "" : " (\($0.rawValue), handshake not captured)" } ?? ""
-            line(end.time, record, "closed (\(end.reason.rawValue)), \(end.protocolKind.rawValue)\(how), "
-                + "\(frames) frames, \(TextPreview.byteCount(totals.payloadBytes[0] + totals.payloadBytes[1] + totals.upgradedBytes[0] + totals.upgradedBytes[1])) after upgrade")
+            line.raw("closed ("); line.text(end.reason.rawValue)
+            line.raw("), "); line.text(end.protocolKind.rawValue)
+            if let detection = end.websocketDetection, detection != .handshake {
+                line.raw(" ("); line.text(detection.rawValue); line.raw(", handshake not captured)")
+            }
+            line.raw(", "); line.number(totals.frames[0] + totals.frames[1])
+            line.raw(" frames, ")
+            line.byteCount(totals.payloadBytes[0] + totals.payloadBytes[1] + totals.upgradedBytes[0] + totals.upgradedBytes[1])
+            line.raw(" after upgrade")
         }
+        line.append(UInt8(ascii: "\n"))
         output.endEvent()
     }
 
     public func finish(_ summary: CaptureSummary) {
-        if showSummary { output.write(SummaryText.render(summary)) }
+        if showSummary {
+            line.append(UInt8(ascii: "\n"))
+            SummaryText.render(summary, into: line)
+        }
         output.flush()
     }
 
-    private func line(_ time: CaptureTimestamp?, _ record: ConnectionRecord, _ text: String) {
-        output.write("\(TextPreview.relativeTime(time, since: start))  #\(record.id)  \(text)\n")
+    /// The time and connection that start each line.
+    private func begin(_ time: CaptureTimestamp?, _ record: ConnectionRecord) {
+        line.relativeTime(time, since: start)
+        line.raw("  #"); line.number(record.id)
+        line.raw("  ")
     }
 
-    private func safe(_ text: String) -> String {
-        String(text.unicodeScalars.map(TextPreview.escaped).joined())
-    }
-
-    private func upgradeText(_ exchange: UpgradeExchange) -> String {
-        var parts = ["upgrade \(exchange.outcome.rawValue)"]
+    private func upgradeText(_ exchange: UpgradeExchange) {
+        line.raw("upgrade "); line.text(exchange.outcome.rawValue)
         if let selected = exchange.selectedProtocol {
-            parts.append("to \(safe(selected))")
+            line.raw(", to "); line.terminalText(selected)
         } else if exchange.offeredProtocols.isEmpty {
-            parts.append("offer not captured")
+            line.raw(", offer not captured")
         } else {
-            parts.append("offered \(safe(exchange.offeredProtocols.joined(separator: ", ")))")
+            line.raw(", offered "); line.terminalText(exchange.offeredProtocols.joined(separator: ", "))
         }
-        if let websocket = exchange.websocket {
-            switch websocket.acceptValid {
-            case true?: parts.append("accept ok")
-            case false?: parts.append("accept WRONG")
-            case nil: break
-            }
-            if let subprotocol = websocket.subprotocol { parts.append("subprotocol \(safe(subprotocol))") }
-            if let extensions = websocket.extensions { parts.append("extensions \(safe(extensions.joined(separator: ", ")))") }
+        guard let websocket = exchange.websocket else { return }
+        switch websocket.acceptValid {
+        case true?: line.raw(", accept ok")
+        case false?: line.raw(", accept WRONG")
+        case nil: break
         }
-        return parts.joined(separator: ", ")
+        if let subprotocol = websocket.subprotocol {
+            line.raw(", subprotocol "); line.terminalText(subprotocol)
+        }
+        if let extensions = websocket.extensions {
+            line.raw(", extensions "); line.terminalText(extensions.joined(separator: ", "))
+        }
     }
 
-    private func frameText(_ frame: FrameRecord) -> String {
+    private func arrow(_ direction: StreamDirection) {
+        if direction == .clientToServer { line.raw("→") } else { line.raw("←") }
+    }
+
+    private func frameText(_ frame: FrameRecord) {
         let header = frame.header
-        let arrow = frame.direction == .clientToServer ? "→" : "←"
-        var flags: [String] = []
-        if !header.fin { flags.append("more") }
-        if header.rsv != 0 { flags.append("rsv=\(header.rsv)") }
-        if header.masked { flags.append("masked") }
-        let name = header.opcode.description
-        let type = name + String(repeating: " ", count: max(0, 12 - name.count))
-        var text = "\(arrow) \(type) \(TextPreview.byteCount(header.payloadLength))"
-        if !flags.isEmpty { text += " [\(flags.joined(separator: " "))]" }
+        arrow(frame.direction)
+        line.append(UInt8(ascii: " "))
+        let typeStart = line.count
+        line.opcodeName(header.opcode)
+        // The type in a column of twelve, then a space.
+        for _ in 0...max(0, 12 - (line.count - typeStart)) { line.append(UInt8(ascii: " ")) }
+        line.byteCount(header.payloadLength)
+        if !header.fin || header.rsv != 0 || header.masked {
+            var separator: StaticString = " ["
+            if !header.fin { line.raw(separator); line.raw("more"); separator = " " }
+            if header.rsv != 0 { line.raw(separator); line.raw("rsv="); line.number(header.rsv); separator = " " }
+            if header.masked { line.raw(separator); line.raw("masked") }
+            line.append(UInt8(ascii: "]"))
+        }
         if let close = frame.close {
-            text += "  code \(close.code?.description ?? "none")"
-            if !close.reason.isEmpty { text += " " + quote(close.reason) }
+            line.raw("  code ")
+            if let code = close.code { line.text(code.description) } else { line.raw("none") }
+            if !close.reason.isEmpty {
+                line.append(UInt8(ascii: " "))
+                close.reason.withUnsafeBytes { line.quotedPreview($0, asText: true) }
+            }
         } else if !frame.payload.isEmpty {
             let isPingOrPong = header.opcode == .ping || header.opcode == .pong
             let asText = (frame.carriesText && !header.rsv1) || (isPingOrPong && UTF8Validation.isValid(frame.payload))
-            text += "  " + TextPreview.quoted(frame.payload, asText: asText)
+            line.raw("  ")
+            line.quotedPreview(frame.payload, asText: asText)
         }
-        return text
     }
 
-    private func quote(_ bytes: [UInt8]) -> String {
-        bytes.withUnsafeBytes { TextPreview.quoted($0, asText: true) }
-    }
-
-    private func messageText(_ record: MessageRecord) -> String {
+    private func messageText(_ record: MessageRecord) {
         let message = record.message
-        let arrow = record.direction == .clientToServer ? "→" : "←"
-        var text = "\(arrow) message \(message.opcode) \(TextPreview.byteCount(message.payload.count)) in \(message.frameCount) frame(s)"
-        if message.compressed { text += ", compressed" }
-        if !message.isComplete { text += ", INCOMPLETE" }
-        guard message.isDecoded else { return text + ", NOT DECODED" }
-        let asText = message.opcode == .text && message.isValidUTF8 == true
-        return text + "  " + TextPreview.quoted(message.payload, asText: asText)
+        arrow(record.direction)
+        line.raw(" message "); line.opcodeName(message.opcode)
+        line.append(UInt8(ascii: " ")); line.byteCount(message.payload.count)
+        line.raw(" in "); line.number(message.frameCount); line.raw(" frame(s)")
+        if message.compressed { line.raw(", compressed") }
+        if !message.isComplete { line.raw(", INCOMPLETE") }
+        guard message.isDecoded else { return line.raw(", NOT DECODED") }
+        line.raw("  ")
+        line.quotedPreview(message.payload, asText: message.opcode == .text && message.isValidUTF8 == true)
     }
 }
 
 /// The summary block shared by the text timeline and `--format summary`.
 public enum SummaryText {
     public static func render(_ summary: CaptureSummary) -> String {
-        var lines = ["", "── summary ──"]
-        var packetLine = "packets \(summary.packets) (\(TextPreview.byteCount(summary.capturedBytes)))"
+        let text = OutputBuffer()
+        render(summary, into: text)
+        return text.withBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func render(_ summary: CaptureSummary, into text: OutputBuffer) {
+        text.raw("── summary ──\npackets "); text.number(summary.packets)
+        text.raw(" ("); text.byteCount(summary.capturedBytes); text.raw(")")
         if let first = summary.firstPacketTime, let last = summary.lastPacketTime {
-            packetLine += " over \(TextPreview.relativeTime(last, since: first).trimmingOptionalWhitespace()) s"
+            text.raw(" over "); text.relativeTime(last, since: first, aligned: false); text.raw(" s")
         }
-        packetLine += ", TCP segments \(summary.tcp.segments)"
-        lines.append(packetLine)
-        if !summary.skippedPackets.isEmpty { lines.append("not analysed: " + counts(summary.skippedPackets)) }
+        text.raw(", TCP segments "); text.number(summary.tcp.segments)
+        if !summary.skippedPackets.isEmpty {
+            text.raw("\nnot analysed: "); counts(summary.skippedPackets, into: text)
+        }
         if summary.ipFragments > 0 {
-            lines.append("IP fragments \(summary.ipFragments): \(summary.ipDatagramsReassembled) datagrams reassembled, \(summary.ipDatagramsIncomplete) incomplete")
+            text.raw("\nIP fragments "); text.number(summary.ipFragments)
+            text.raw(": "); text.number(summary.ipDatagramsReassembled)
+            text.raw(" datagrams reassembled, "); text.number(summary.ipDatagramsIncomplete); text.raw(" incomplete")
         }
         if summary.snaplenTruncatedPackets > 0 {
-            lines.append("packets cut by snaplen: \(summary.snaplenTruncatedPackets)")
+            text.raw("\npackets cut by snaplen: "); text.number(summary.snaplenTruncatedPackets)
         }
         let tcp = summary.tcp
         if tcp.missingBytes > 0 || tcp.outOfOrderSegments > 0 || tcp.retransmittedBytes > 0 {
-            lines.append("TCP: \(tcp.outOfOrderSegments) out-of-order segments, \(TextPreview.byteCount(tcp.retransmittedBytes)) retransmitted, \(TextPreview.byteCount(tcp.missingBytes)) missing")
+            text.raw("\nTCP: "); text.number(tcp.outOfOrderSegments)
+            text.raw(" out-of-order segments, "); text.byteCount(tcp.retransmittedBytes)
+            text.raw(" retransmitted, "); text.byteCount(tcp.missingBytes); text.raw(" missing")
         }
-        lines.append("connections \(summary.connections)" + (summary.connections > 0 ? ": " + counts(summary.connectionsByProtocol) : ""))
-        lines.append("upgrades: " + (summary.upgradesByOutcome.isEmpty ? "none" : counts(summary.upgradesByOutcome)))
-        lines.append("frames \(summary.frames)" + (summary.frames > 0 ? ": " + counts(summary.framesByType) : "")
-            + ", \(TextPreview.byteCount(summary.framePayloadBytes)) payload")
-        lines.append("messages \(summary.messages)" + (summary.messages > 0 ? ": " + counts(summary.messagesByType) : "")
-            + ", \(TextPreview.byteCount(summary.messagePayloadBytes))")
-        lines.append("issues \(summary.issues)" + (summary.issues > 0 ? ": " + counts(summary.issuesByCode) : ""))
-        if let damage = summary.captureDamage { lines.append("capture damaged: \(damage)") }
+        text.raw("\nconnections "); text.number(summary.connections)
+        if summary.connections > 0 { text.raw(": "); counts(summary.connectionsByProtocol, into: text) }
+        text.raw("\nupgrades: ")
+        if summary.upgradesByOutcome.isEmpty { text.raw("none") } else { counts(summary.upgradesByOutcome, into: text) }
+        text.raw("\nframes "); text.number(summary.frames)
+        if summary.frames > 0 { text.raw(": "); counts(summary.framesByType, into: text) }
+        text.raw(", "); text.byteCount(summary.framePayloadBytes); text.raw(" payload")
+        text.raw("\nmessages "); text.number(summary.messages)
+        if summary.messages > 0 { text.raw(": "); counts(summary.messagesByType, into: text) }
+        text.raw(", "); text.byteCount(summary.messagePayloadBytes)
+        text.raw("\nissues "); text.number(summary.issues)
+        if summary.issues > 0 { text.raw(": "); counts(summary.issuesByCode, into: text) }
+        if let damage = summary.captureDamage { text.raw("\ncapture damaged: "); text.text(damage) }
         if let live = summary.live {
-            lines.append("packets received \(live.received), dropped by kernel \(live.droppedByKernel), "
-                + "dropped by interface \(live.droppedByInterface), dropped by wstap \(live.droppedByWstap)")
+            text.raw("\npackets received "); text.number(live.received)
+            text.raw(", dropped by kernel "); text.number(live.droppedByKernel)
+            text.raw(", dropped by interface "); text.number(live.droppedByInterface)
+            text.raw(", dropped by wstap "); text.number(live.droppedByWstap)
         }
-        return lines.joined(separator: "\n") + "\n"
+        text.append(UInt8(ascii: "\n"))
     }
 
-    private static func counts(_ values: [String: UInt64]) -> String {
-        values.keys.sorted().map { "\($0) \(values[$0] ?? 0)" }.joined(separator: ", ")
+    /// `name count` pairs in the order of their names.
+    private static func counts(_ values: [String: UInt64], into text: OutputBuffer) {
+        for (index, key) in values.keys.sorted().enumerated() {
+            if index > 0 { text.raw(", ") }
+            text.text(key); text.append(UInt8(ascii: " ")); text.number(values[key] ?? 0)
+        }
     }
 }
 
@@ -171,7 +235,7 @@ public final class SummaryExporter: TimelineSink {
     public func receive(_ event: TimelineEvent) {}
 
     public func finish(_ summary: CaptureSummary) {
-        output.write(SummaryText.render(summary).dropFirst().description)
+        SummaryText.render(summary, into: output.pending)
         output.flush()
     }
 }

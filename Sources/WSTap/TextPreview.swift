@@ -1,86 +1,156 @@
-/// Renders untrusted bytes for a terminal: printable text as is, everything else escaped, so a
-/// capture can never inject terminal control sequences.
-enum TextPreview {
-    /// Up to `limit` characters of `bytes`, quoted, with `…` when cut.
-    static func quoted(_ bytes: UnsafeRawBufferPointer, limit: Int = 60, asText: Bool) -> String {
-        guard asText else { return hex(bytes, limit: limit / 3) }
-        var output = "\""
-        var shown = 0
+/// Terminal text rendered straight into an output buffer. Untrusted bytes are made safe: printable
+/// text as is, everything else escaped, so a capture can never inject terminal control sequences.
+extension OutputBuffer {
+    /// Up to `limit` characters of `bytes` in quotes, with `…` when cut; bytes that are not text
+    /// as hex (`limit / 3` bytes).
+    func quotedPreview(_ bytes: UnsafeRawBufferPointer, limit: Int = 60, asText: Bool) {
+        guard asText else { return hexPreview(bytes, limit: limit / 3) }
+        append(UInt8(ascii: "\""))
+        terminalText(bytes, limit: limit)
+        append(UInt8(ascii: "\""))
+    }
+
+    /// Text wstap itself wrote (a name, a number, an address): nothing to escape.
+    func text(_ text: String) {
+        var text = text
+        text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `text`, `binary`, `reserved-3`, …
+    @inline(__always)
+    func opcodeName(_ opcode: WebSocketOpcode) {
+        switch opcode {
+        case .text: raw("text")
+        case .binary: raw("binary")
+        case .continuation: raw("continuation")
+        default: text(opcode.description)
+        }
+    }
+
+    /// Text from the capture (a header value, an issue's detail) made safe to print.
+    func terminalText(_ text: String) {
+        var text = text
+        text.withUTF8 { terminalText(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Each whole UTF-8 character kept or escaped, any other byte (a fragment may split a
+    /// character) shown as `\xNN`; after `limit` characters, `…`.
+    func terminalText(_ bytes: UnsafeRawBufferPointer, limit: Int = .max) {
         var index = 0
+        var shown = 0
         while index < bytes.count {
             if shown >= limit {
-                output += "…"
-                break
+                raw("…")
+                return
             }
-            // Bytes that are not a whole UTF-8 character (a fragment may split one) are shown as \xNN.
-            let lead = bytes[index]
-            let length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 0
-            if length > 0, index + length <= bytes.count,
-               let character = String(validating: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)]), as: UTF8.self),
-               let scalar = character.unicodeScalars.first {
-                output += escaped(scalar)
-                index += length
-            } else {
-                output += "\\x" + hexByte(lead)
+            let length = Self.scalarLength(bytes, at: index)
+            if length == 0 {
+                hexEscape(bytes[index])
                 index += 1
+            } else {
+                escapedScalar(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)]))
+                index += length
             }
             shown += 1
         }
-        return output + "\""
     }
 
-    /// One Unicode scalar made safe to print.
-    static func escaped(_ scalar: Unicode.Scalar) -> String {
-        switch scalar {
-        case "\n": return "\\n"
-        case "\r": return "\\r"
-        case "\t": return "\\t"
-        case "\"": return "\\\""
-        case "\\": return "\\\\"
-        default:
-            let value = scalar.value
-            // C0 and C1 controls, DEL, bidirectional overrides and isolates, and U+FFFD stand-ins.
-            if value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value)
-                || (0x2066...0x2069).contains(value) || value == 0x200E || value == 0x200F {
-                return value <= 0xFF ? "\\x" + hexByte(UInt8(value)) : "\\u{" + String(value, radix: 16) + "}"
+    /// The length of the well-formed UTF-8 character at `index` (Unicode table 3-7), 0 if none.
+    private static func scalarLength(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Int {
+        let lead = bytes[index]
+        if lead < 0x80 { return 1 }
+        let length: Int
+        var low: UInt8 = 0x80, high: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; low = 0xA0
+        case 0xED: length = 3; high = 0x9F
+        case 0xE1...0xEF: length = 3
+        case 0xF0: length = 4; low = 0x90
+        case 0xF4: length = 4; high = 0x8F
+        case 0xF1...0xF3: length = 4
+        default: return 0
+        }
+        guard index + length <= bytes.count else { return 0 }
+        let second = bytes[index + 1]
+        guard second >= low, second <= high else { return 0 }
+        for offset in 2..<length where bytes[index + offset] & 0xC0 != 0x80 { return 0 }
+        return length
+    }
+
+    /// One well-formed character, kept or escaped.
+    private func escapedScalar(_ character: UnsafeRawBufferPointer) {
+        var value = UInt32(character[0])
+        if character.count > 1 {
+            value &= 0xFF >> UInt32(character.count + 1)
+            for byte in character.dropFirst() { value = value << 6 | UInt32(byte & 0x3F) }
+        }
+        switch value {
+        case 0x0A: raw("\\n")
+        case 0x0D: raw("\\r")
+        case 0x09: raw("\\t")
+        case 0x22: raw("\\\"")
+        case 0x5C: raw("\\\\")
+        // C0 and C1 controls and DEL.
+        case 0..<0x20, 0x7F...0x9F: hexEscape(UInt8(value))
+        // Bidirectional marks, overrides and isolates: they reorder what the terminal shows.
+        case 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069:
+            raw("\\u{")
+            for shift in stride(from: 12, through: 0, by: -4) {
+                append(Self.hexDigit(UInt8(truncatingIfNeeded: value >> UInt32(shift)) & 0x0F))
             }
-            return String(scalar)
+            append(UInt8(ascii: "}"))
+        default: append(character)
         }
     }
 
-    /// Hex bytes separated by spaces: `81 05 48 65`.
-    static func hex(_ bytes: UnsafeRawBufferPointer, limit: Int) -> String {
-        var parts = bytes.prefix(limit).map(hexByte)
-        if bytes.count > limit { parts.append("…") }
-        return parts.joined(separator: " ")
+    /// `\xNN`.
+    private func hexEscape(_ byte: UInt8) {
+        raw("\\x")
+        hexByte(byte)
     }
 
-    static func hexByte(_ byte: UInt8) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+    private func hexByte(_ byte: UInt8) {
+        append(Self.hexDigit(byte >> 4))
+        append(Self.hexDigit(byte & 0x0F))
+    }
+
+    /// Hex bytes separated by spaces: `81 05 48 65`, with `…` when more than `limit`.
+    func hexPreview(_ bytes: UnsafeRawBufferPointer, limit: Int) {
+        for (index, byte) in bytes.prefix(limit).enumerated() {
+            if index > 0 { append(UInt8(ascii: " ")) }
+            hexByte(byte)
+        }
+        if bytes.count > limit { raw(limit > 0 ? " …" : "…") }
     }
 
     /// A byte count for people: `512 B`, `6.2 KB`, `1.0 MB`.
-    static func byteCount<T: BinaryInteger>(_ count: T) -> String {
-        let value = Double(count)
-        if value < 1000 { return "\(count) B" }
-        if value < 1_000_000 { return oneDecimal(value / 1000) + " KB" }
-        if value < 1_000_000_000 { return oneDecimal(value / 1_000_000) + " MB" }
-        return oneDecimal(value / 1_000_000_000) + " GB"
+    func byteCount<Count: BinaryInteger>(_ count: Count) {
+        let value = UInt64(clamping: count)
+        if value < 1000 {
+            number(value)
+            return raw(" B")
+        }
+        let (divisor, unit): (Double, StaticString) =
+            value < 1_000_000 ? (1000, " KB") : value < 1_000_000_000 ? (1_000_000, " MB") : (1_000_000_000, " GB")
+        let tenths = UInt64((Double(value) / divisor * 10).rounded())
+        number(tenths / 10)
+        append(UInt8(ascii: "."))
+        number(tenths % 10)
+        raw(unit)
     }
 
-    static func oneDecimal(_ value: Double) -> String {
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
-    }
-
-    /// Seconds since the capture started, with microseconds: `12.000345`.
-    static func relativeTime(_ time: CaptureTimestamp?, since start: CaptureTimestamp?) -> String {
-        guard let time, let start else { return "         -" }
-        let nanoseconds = max(0, time.nanoseconds(since: start))
-        let micro = nanoseconds / 1000
-        let fraction = String(micro % 1_000_000)
-        let text = "\(micro / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
-        return String(repeating: " ", count: max(0, 10 - text.count)) + text
+    /// Seconds since the capture started, with microseconds (`12.000345`), right-aligned in ten
+    /// columns when `aligned`.
+    func relativeTime(_ time: CaptureTimestamp?, since start: CaptureTimestamp?, aligned: Bool = true) {
+        guard let time, let start else { return raw("         -") }
+        let micro = UInt64(max(0, time.nanoseconds(since: start)) / 1000)
+        let seconds = micro / 1_000_000
+        if aligned {
+            for _ in 0..<(seconds < 10 ? 2 : seconds < 100 ? 1 : 0) { append(UInt8(ascii: " ")) }
+        }
+        number(seconds)
+        append(UInt8(ascii: "."))
+        number(micro % 1_000_000, width: 6)
     }
 }

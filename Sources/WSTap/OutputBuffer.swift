@@ -1,6 +1,7 @@
-/// Appends JSON text to a reusable byte buffer with no intermediate objects. A class over raw
-/// memory: most appends are a few bytes, and Array's checks per append cost more than the copy.
-final class JSONBuffer {
+/// A reusable byte buffer the exporters render into (JSON here, terminal text in TextPreview.swift)
+/// with no intermediate objects. A class over raw memory: most appends are a few bytes, and
+/// Array's checks per append cost more than the copy.
+final class OutputBuffer {
     private var storage: UnsafeMutableRawPointer
     private(set) var capacity: Int
     private(set) var count = 0
@@ -67,7 +68,7 @@ final class JSONBuffer {
         count += 1
     }
 
-    func append(_ other: JSONBuffer) {
+    func append(_ other: OutputBuffer) {
         other.withBytes { append($0) }
     }
 
@@ -186,7 +187,7 @@ final class JSONBuffer {
     }
 
     @inline(__always)
-    private static func hexDigit(_ value: UInt8) -> UInt8 {
+    static func hexDigit(_ value: UInt8) -> UInt8 {
         value < 10 ? 0x30 &+ value : 0x57 &+ value
     }
 
@@ -215,7 +216,12 @@ final class JSONBuffer {
     /// Decimal digits, written straight into the buffer; one- and two-digit values (most
     /// fields) need no counting of digits.
     func number(_ value: UInt64) {
-        let width = value < 10 ? 1 : value < 100 ? 2 : Self.decimalWidth(value)
+        number(value, width: value < 10 ? 1 : value < 100 ? 2 : Self.decimalWidth(value))
+    }
+
+    /// The last `width` digits of `value`, zero-padded.
+    @inline(__always)
+    func number(_ value: UInt64, width: Int) {
         reserve(width)
         Self.writeDigits(value, width: width, endingAt: storage + count + width)
         count += width
