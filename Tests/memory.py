@@ -36,6 +36,8 @@ results = [
     run("mixed connections, ndjson", "mixed", gigabytes * 250, 1448, ["--format", "ndjson", "--max-payload", "32"], 100),
     run("decompression bomb of 2 GB, 16 MiB limit", "bomb", 2000, 65000,
         ["--format", "summary", "--payload-limit", str(16 << 20)], 100, expect=b"decompressed-too-large 1"),
+    # 2.5M connections opened, never answered: the table holds at most --max-connections (100,000).
+    run("SYN flood, 2.5M connections, ndjson", "synflood", 135, 1448, ["--format", "ndjson"], 100),
 ]
 passed = sum(results)
 print(f"{passed} passed, {len(results) - passed} failed")

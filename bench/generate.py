@@ -10,8 +10,9 @@ KIND:
   mixed      both, interleaved over many connections
   endless    one connection streaming binary frames, one frame per --segment segment (memory tests)
   bomb       one permessage-deflate message of a few MB that inflates to SIZE_MB (a decompression bomb)
+  synflood   unanswered SYNs from ever new clients, 100,000 a second (connection-table tests)
 
-Every connection has a TCP handshake, an HTTP/1.1 Upgrade with a correct Sec-WebSocket-Accept, and
+Except in synflood, every connection has a TCP handshake, an HTTP/1.1 Upgrade with a correct Sec-WebSocket-Accept, and
 ends with close frames and FINs, so `wstap read` and tshark decode it alike. The output is
 deterministic for a given seed. SIZE_MB is the approximate capture size.
 """
@@ -121,7 +122,7 @@ def chat_text(rng):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["chat", "bulk", "mixed", "endless", "bomb"])
+    parser.add_argument("kind", choices=["chat", "bulk", "mixed", "endless", "bomb", "synflood"])
     parser.add_argument("size_mb", type=float)
     parser.add_argument("--out")
     parser.add_argument("--seed", type=int, default=1)
@@ -140,6 +141,15 @@ def main():
         body = b"".join(compressed) + deflater.flush(zlib.Z_SYNC_FLUSH)
         c.send(False, ws_frame(2, body[:-4], rsv1=True), segment=65000)
         c.close()
+        out.flush()
+        return
+    if args.kind == "synflood":
+        server, index = bytes([10, 2, 0, 1]), 0
+        while w.bytes < target:
+            index += 1
+            source = bytes([10, 64 | (index >> 16) & 0x3F, (index >> 8) & 0xFF, index & 0xFF])
+            w.time_us += 3  # with the writer's 7: 10 µs apart
+            w.packet(source, server, 1024 + index % 60000, 8080, rng.getrandbits(32), 0, 0x02)
         out.flush()
         return
     if args.kind == "endless":

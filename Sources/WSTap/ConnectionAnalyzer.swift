@@ -24,9 +24,11 @@ final class ConnectionAnalyzer: TCPStreamHandler {
     private var http = HTTPConversation()
     /// A 101 switched the connection (kept here: asking `http` would copy it on every packet).
     private var switched = false
-    private var pendingUpgrade: UpgradeExchange?
+    /// The Upgrade offer waiting for its answer (out of line, like the next: few connections set
+    /// them, and inline they were more than half of every connection's memory).
+    @OutOfLine private var pendingUpgrade: UpgradeExchange?
     /// The handshake of the 101 that is about to switch the connection.
-    private var pendingWebSocketHandshake: WebSocketHandshake?
+    @OutOfLine private var pendingWebSocketHandshake: WebSocketHandshake?
     /// One decoder per TCP direction (index `StreamDirection.rawValue` as the TCP layer sees it).
     private var websocket: [WebSocketStreamDecoder]?
     private var detection: WebSocketDetection?
@@ -384,5 +386,23 @@ final class ConnectionAnalyzer: TCPStreamHandler {
         if skipped > 0 {
             report(.resynchronized(skippedBytes: skipped, afterLoss: false, time: eventTime, direction: direction(tcpDirection)))
         }
+    }
+}
+
+/// A large, rarely set optional kept behind a reference: unset, it costs one word.
+@propertyWrapper
+struct OutOfLine<Value> {
+    private final class Box {
+        let value: Value
+        init(_ value: Value) { self.value = value }
+    }
+
+    private var box: Box?
+
+    init(wrappedValue: Value?) { box = wrappedValue.map(Box.init) }
+
+    var wrappedValue: Value? {
+        get { box?.value }
+        set { box = newValue.map(Box.init) }
     }
 }

@@ -4,22 +4,34 @@ import WSTapPackets
 /// Tracks every TCP connection in a capture and feeds each one's reassembled streams to a handler.
 public final class ConnectionTable {
     private final class TrackedConnection {
-        let id: UInt64
-        let client: Endpoint
-        let handler: HandlerReference
+        let info: TCPConnectionInfo
+        let key: ConnectionKey
+        let openTime: CaptureTimestamp
+        /// Created with the connection's first bytes or FIN: a SYN flood or a port scan leaves
+        /// many connections that never have any, and they then cost no handler. Retained once,
+        /// by hand (`Unmanaged`), so a segment's lookup costs no reference counting.
+        var handler: Unmanaged<HandlerReference>?
         var clientInitialSequence: UInt32?
         var lastActivity: CaptureTimestamp
         /// One reassembler per direction, as stored properties: an array of two was checked for
         /// uniqueness on every segment, and a subscript's accessors allocated a frame per call.
         var clientStream = DirectionReassembler()
         var serverStream = DirectionReassembler()
+        /// Neighbours in the table's list by last activity (not retained: the table owns both).
+        var lessRecent: Unmanaged<TrackedConnection>?
+        var moreRecent: Unmanaged<TrackedConnection>?
 
-        init(id: UInt64, client: Endpoint, handler: any TCPStreamHandler, time: CaptureTimestamp) {
-            self.id = id
-            self.client = client
-            self.handler = HandlerReference.make(handler)
+        init(info: TCPConnectionInfo, key: ConnectionKey, time: CaptureTimestamp) {
+            self.info = info
+            self.key = key
+            openTime = time
             lastActivity = time
         }
+
+        deinit { handler?.release() }
+
+        var id: UInt64 { info.id }
+        var client: Endpoint { info.client }
 
         var pendingBytes: Int { clientStream.pendingBytes + serverStream.pendingBytes }
     }
@@ -32,8 +44,16 @@ public final class ConnectionTable {
     private var connections: [ConnectionKey: Unmanaged<TrackedConnection>] = [:]
     /// Connections closed during the current call, kept alive until it returns.
     private var justClosed: [TrackedConnection] = []
-    /// Recently closed 4-tuples and when they closed, so late segments do not open ghosts.
+    /// The open connections from least to most recently active, linked through the connections:
+    /// idle timeouts and eviction take from the front without scanning the table.
+    private var leastRecent: Unmanaged<TrackedConnection>?
+    private var mostRecent: Unmanaged<TrackedConnection>?
+    /// 4-tuples that ended with FIN or RST and when, so late ACKs and retransmissions do not open
+    /// ghosts. `closedOrder` (oldest first, from `closedOrderHead`) forgets them after
+    /// `closedMemorySeconds`, and the oldest first past `limits.maxConnections` entries.
     private var closedRecently: [ConnectionKey: CaptureTimestamp] = [:]
+    private var closedOrder: [(key: ConnectionKey, time: CaptureTimestamp)] = []
+    private var closedOrderHead = 0
     private var nextID: UInt64 = 1
     private var pendingBytesTotal = 0
     private var lastSweep: CaptureTimestamp?
@@ -50,11 +70,6 @@ public final class ConnectionTable {
 
     deinit {
         for connection in connections.values { connection.release() }
-    }
-
-    /// The open connections with their keys, in order of first appearance.
-    private var openConnections: [(key: ConnectionKey, connection: TrackedConnection)] {
-        connections.map { ($0.key, $0.value.takeUnretainedValue()) }.sorted { $0.connection.id < $1.connection.id }
     }
 
     public var openConnectionCount: Int { connections.count }
@@ -89,6 +104,11 @@ public final class ConnectionTable {
         at time: CaptureTimestamp
     ) {
         connection.lastActivity = time
+        let tracked = Unmanaged.passUnretained(connection)
+        if tracked.toOpaque() != mostRecent?.toOpaque() {
+            unlink(tracked)
+            link(tracked)
+        }
         let direction: StreamDirection = segment.source == connection.client ? .clientToServer : .serverToClient
         if segment.flags.contains(.rst) {
             close(connection, key: key, reason: .reset, at: time)
@@ -115,14 +135,12 @@ public final class ConnectionTable {
         if isSyn { stream.start(at: segment.sequenceNumber &+ 1) }
         let sequence = isSyn ? segment.sequenceNumber &+ 1 : segment.sequenceNumber
         let pendingBefore = stream.pendingBytes
-        // `connection` is borrowed for the whole call and owns its handler: neither needs
-        // reference counting (a release after the handler's work waits for all its stores).
-        let handler = Unmanaged.passUnretained(connection.handler)
+        let (table, tracked) = (Unmanaged.passUnretained(self), Unmanaged.passUnretained(connection))
         let heldOutOfOrder = stream.accept(
             sequence: sequence, payload: segment.payload, missingLength: segment.missingPayloadLength,
             fin: segment.flags.contains(.fin)
         ) { output in
-            handler._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, at: time) }
+            table._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, of: tracked, at: time) }
         }
         if heldOutOfOrder { statistics.outOfOrderSegments &+= 1 }
         pendingBytesTotal += stream.pendingBytes - pendingBefore
@@ -131,7 +149,7 @@ public final class ConnectionTable {
         {
             let before = stream.pendingBytes
             stream.skipFirstHole { output in
-                handler._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, at: time) }
+                table._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, of: tracked, at: time) }
             }
             pendingBytesTotal += stream.pendingBytes - before
         }
@@ -139,10 +157,12 @@ public final class ConnectionTable {
 
     /// Closes every open connection at the end of the capture, in order of first appearance.
     public func finish(at time: CaptureTimestamp) {
-        for (key, connection) in openConnections {
-            close(connection, key: key, reason: .endOfCapture, at: time)
+        for connection in leastRecentlyActive(upTo: .max, while: { _ in true }).sorted(by: { $0.id < $1.id }) {
+            close(connection, key: connection.key, reason: .endOfCapture, at: time)
         }
         closedRecently.removeAll()
+        closedOrder.removeAll()
+        closedOrderHead = 0
         justClosed.removeAll()
     }
 
@@ -177,29 +197,105 @@ public final class ConnectionTable {
         let info = TCPConnectionInfo(id: nextID, client: client, server: server, handshakeSeen: handshakeSeen)
         nextID += 1
         statistics.connections &+= 1
-        let connection = TrackedConnection(
-            id: info.id, client: client, handler: observer.connectionOpened(info, at: time), time: time)
+        let connection = TrackedConnection(info: info, key: key, time: time)
         let retained = Unmanaged.passRetained(connection)
         connections[key] = retained
+        link(retained)
         return retained
     }
 
+    /// The connection's handler, asked of the observer when the first output needs it.
+    /// `connection` is borrowed by every caller and owns its handler: neither needs reference
+    /// counting (a release after the handler's work waits for all its stores).
+    @inline(__always)
+    private func handler(of connection: TrackedConnection) -> Unmanaged<HandlerReference> {
+        if let handler = connection.handler { return handler }
+        let handler = Unmanaged.passRetained(HandlerReference.make(observer.connectionOpened(connection.info, at: connection.openTime)))
+        connection.handler = handler
+        return handler
+    }
+
+    /// Hands reassembly output to the connection's handler. Closures capture the table and the
+    /// connection as `Unmanaged`: captured references are retained and released around every segment.
+    @inline(__always)
+    private func forward(
+        _ output: DirectionReassembler.Output, direction: StreamDirection, of connection: Unmanaged<TrackedConnection>,
+        at time: CaptureTimestamp
+    ) {
+        connection._withUnsafeGuaranteedRef { handler(of: $0) }._withUnsafeGuaranteedRef {
+            $0.forward(output, direction: direction, at: time)
+        }
+    }
+
     private func close(_ connection: TrackedConnection, key: ConnectionKey, reason: ConnectionEndReason, at time: CaptureTimestamp) {
-        let handler = connection.handler
-        flush(&connection.clientStream, direction: .clientToServer, to: handler, at: time)
-        flush(&connection.serverStream, direction: .serverToClient, to: handler, at: time)
+        flush(&connection.clientStream, direction: .clientToServer, of: connection, at: time)
+        flush(&connection.serverStream, direction: .serverToClient, of: connection, at: time)
         pendingBytesTotal -= connection.pendingBytes
-        if let owned = connections.removeValue(forKey: key) { justClosed.append(owned.takeRetainedValue()) }
+        if let owned = connections.removeValue(forKey: key) {
+            unlink(owned)
+            justClosed.append(owned.takeRetainedValue())
+        }
+        // A connection that went idle or was evicted may still be alive: if it sends data again,
+        // it comes back as a connection seen mid-stream rather than losing the bytes.
+        if reason == .finished || reason == .reset { rememberClosed(key, at: time) }
+        connection.handler?._withUnsafeGuaranteedRef { $0.closed(reason: reason, at: time) }
+    }
+
+    /// Appends `connection` as the most recently active.
+    private func link(_ connection: Unmanaged<TrackedConnection>) {
+        connection._withUnsafeGuaranteedRef {
+            $0.lessRecent = mostRecent
+            $0.moreRecent = nil
+        }
+        if let last = mostRecent { last._withUnsafeGuaranteedRef { $0.moreRecent = connection } } else { leastRecent = connection }
+        mostRecent = connection
+    }
+
+    private func unlink(_ connection: Unmanaged<TrackedConnection>) {
+        let (previous, next) = connection._withUnsafeGuaranteedRef { ($0.lessRecent, $0.moreRecent) }
+        if let previous { previous._withUnsafeGuaranteedRef { $0.moreRecent = next } } else { leastRecent = next }
+        if let next { next._withUnsafeGuaranteedRef { $0.lessRecent = previous } } else { mostRecent = previous }
+        connection._withUnsafeGuaranteedRef {
+            $0.lessRecent = nil
+            $0.moreRecent = nil
+        }
+    }
+
+    private func rememberClosed(_ key: ConnectionKey, at time: CaptureTimestamp) {
         closedRecently[key] = time
-        handler.closed(reason: reason, at: time)
+        closedOrder.append((key, time))
+        while closedOrder.count - closedOrderHead > limits.maxConnections { forgetOldestClosed() }
+    }
+
+    private func forgetOldestClosed() {
+        let oldest = closedOrder[closedOrderHead]
+        closedOrderHead += 1
+        // A later close of the same 4-tuple, or its reopening, superseded this entry.
+        if closedRecently[oldest.key] == oldest.time { closedRecently[oldest.key] = nil }
+        if closedOrderHead >= 1024, closedOrderHead * 2 >= closedOrder.count {
+            closedOrder.removeFirst(closedOrderHead)
+            closedOrderHead = 0
+        }
+    }
+
+    /// The `count` least recently active connections, oldest first, while `include` holds.
+    private func leastRecentlyActive(upTo count: Int, while include: (TrackedConnection) -> Bool) -> [TrackedConnection] {
+        var found: [TrackedConnection] = []
+        var candidate = leastRecent
+        while let connection = candidate?.takeUnretainedValue(), found.count < count, include(connection) {
+            found.append(connection)
+            candidate = connection.moreRecent
+        }
+        return found
     }
 
     private func flush(
-        _ stream: inout DirectionReassembler, direction: StreamDirection, to handler: HandlerReference,
+        _ stream: inout DirectionReassembler, direction: StreamDirection, of connection: TrackedConnection,
         at time: CaptureTimestamp
     ) {
+        let (table, tracked) = (Unmanaged.passUnretained(self), Unmanaged.passUnretained(connection))
         stream.flush { output in
-            handler.forward(output, direction: direction, at: time)
+            table._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, of: tracked, at: time) }
         }
         statistics.retransmittedBytes &+= stream.retransmittedBytes
         statistics.missingBytes &+= stream.missingBytes
@@ -213,21 +309,22 @@ public final class ConnectionTable {
         }
         guard time.seconds >= last.seconds &+ Self.sweepIntervalSeconds else { return }
         lastSweep = time
-        let idle = openConnections.filter { $0.connection.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time }
-        for (key, connection) in idle {
-            close(connection, key: key, reason: .idleTimeout, at: time)
+        let idle = leastRecentlyActive(upTo: .max) { $0.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time }
+        for connection in idle.sorted(by: { $0.id < $1.id }) {
+            close(connection, key: connection.key, reason: .idleTimeout, at: time)
         }
-        closedRecently = closedRecently.filter { $0.value.adding(seconds: Self.closedMemorySeconds) >= time }
+        while closedOrderHead < closedOrder.count,
+              closedOrder[closedOrderHead].time.adding(seconds: Self.closedMemorySeconds) < time {
+            forgetOldestClosed()
+        }
     }
 
-    /// Closes the least recently active hundredth of the table (at least one connection).
+    /// Closes the least recently active hundredth of the table (at least one connection), in
+    /// order of first appearance.
     private func evictLeastRecentlyActive(at time: CaptureTimestamp) {
-        let count = max(1, connections.count / 100)
-        let oldest = openConnections.sorted {
-            ($0.connection.lastActivity, $0.connection.id) < ($1.connection.lastActivity, $1.connection.id)
-        }.prefix(count)
-        for (key, connection) in oldest.sorted(by: { $0.connection.id < $1.connection.id }) {
-            close(connection, key: key, reason: .evicted, at: time)
+        let oldest = leastRecentlyActive(upTo: max(1, connections.count / 100), while: { _ in true })
+        for connection in oldest.sorted(by: { $0.id < $1.id }) {
+            close(connection, key: connection.key, reason: .evicted, at: time)
         }
     }
 }

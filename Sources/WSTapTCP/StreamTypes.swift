@@ -75,7 +75,9 @@ public protocol TCPStreamHandler: AnyObject {
     func closed(reason: ConnectionEndReason, at time: CaptureTimestamp)
 }
 
-/// Creates a handler for each connection the TCP layer discovers.
+/// Creates a handler for each connection the TCP layer discovers, when its first bytes, gap or FIN
+/// come out of reassembly (`time` is when the connection was first seen). Connections that never
+/// carry any (a SYN without answer, a port scan) get no handler; the statistics still count them.
 public protocol TCPConnectionObserver: AnyObject {
     func connectionOpened(_ connection: TCPConnectionInfo, at time: CaptureTimestamp) -> any TCPStreamHandler
 }

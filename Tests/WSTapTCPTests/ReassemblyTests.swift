@@ -35,13 +35,13 @@ let client = Endpoint(address: .v4(0x7F00_0001), port: 50000)
 let server = Endpoint(address: .v4(0x7F00_0001), port: 80)
 
 func send(_ table: ConnectionTable, from source: Endpoint, seq: UInt32, _ flags: TCPFlags = .ack, _ payload: String = "",
-          missing: Int = 0) {
+          missing: Int = 0, to destination: Endpoint? = nil, at seconds: Int64 = 1) {
     let bytes = Array(payload.utf8)
     bytes.withUnsafeBytes { raw in
-        let to = source == client ? server : client
+        let to = destination ?? (source == client ? server : client)
         table.process(TCPSegment(source: source, destination: to, sequenceNumber: seq, acknowledgmentNumber: 0,
                                  flags: flags, window: 1000, payload: raw, missingPayloadLength: missing),
-                      at: CaptureTimestamp(seconds: 1, nanoseconds: 0))
+                      at: CaptureTimestamp(seconds: seconds, nanoseconds: 0))
     }
 }
 
@@ -148,9 +148,78 @@ struct ReassemblyTests {
         let observer = RecordingObserver()
         let table = ConnectionTable(observer: observer)
         send(table, from: client, seq: 1, .syn)
-        send(table, from: client, seq: 2, .rst)
-        send(table, from: client, seq: 2, .ack, "late")
+        send(table, from: client, seq: 2, .ack, "hi")
+        send(table, from: client, seq: 4, .rst)
+        send(table, from: client, seq: 4, .ack, "late")
         #expect(observer.handlers.count == 1)
+        #expect(observer.handlers[0].log == ["closed rst"])
+        #expect(table.statistics.segmentsAfterClose == 1)
+    }
+}
+
+/// The table's own bounds: connections without bytes, the connection limit, idle timeouts and the
+/// memory of closed 4-tuples.
+struct ConnectionLimitTests {
+    static func peer(_ index: Int) -> Endpoint { Endpoint(address: .v4(0x0A00_0000 + UInt32(index)), port: 40000) }
+
+    static func limited(_ connections: Int, idleTimeout: Int64 = 3600) -> (ConnectionTable, RecordingObserver) {
+        var limits = ReassemblyLimits()
+        limits.maxConnections = connections
+        limits.idleTimeoutSeconds = idleTimeout
+        let observer = RecordingObserver()
+        return (ConnectionTable(limits: limits, observer: observer), observer)
+    }
+
+    @Test func connectionsWithoutBytesGetNoHandlerButAreCounted() {
+        let (table, observer) = Self.limited(100)
+        for index in 0..<50 { send(table, from: Self.peer(index), seq: 1, .syn, to: server) }
+        #expect(observer.handlers.isEmpty)
+        #expect(table.statistics.connections == 50)
+        #expect(table.openConnectionCount == 50)
+        // The first bytes create the handler, with the time and roles of the SYN.
+        send(table, from: Self.peer(7), seq: 2, .ack, "data", to: server, at: 5)
+        #expect(observer.infos.map(\.id) == [8])
+        #expect(observer.infos[0].client == Self.peer(7) && observer.infos[0].handshakeSeen)
+        table.finish(at: CaptureTimestamp(seconds: 9, nanoseconds: 0))
+        #expect(observer.handlers[0].bytes[0] == Array("data".utf8))
+        #expect(observer.handlers[0].log == ["closed end-of-capture"])
+    }
+
+    @Test func theLeastRecentlyActiveIsEvictedAndComesBackIfItSendsAgain() {
+        let (table, observer) = Self.limited(3)
+        for index in 0..<3 { send(table, from: Self.peer(index), seq: 1, .ack, "a", to: server, at: Int64(index)) }
+        send(table, from: Self.peer(0), seq: 2, .ack, "b", to: server, at: 3)   // 1 is now the least recent
+        send(table, from: Self.peer(3), seq: 1, .ack, "c", to: server, at: 4)   // over the limit
+        #expect(observer.handlers.map(\.log) == [[], ["closed evicted"], [], []])
+        #expect(table.openConnectionCount == 3)
+        // Still alive on the wire: its next bytes open it again, seen mid-stream, not dropped.
+        send(table, from: Self.peer(1), seq: 2, .ack, "d", to: server, at: 5)
+        #expect(observer.infos.map(\.client) == [Self.peer(0), Self.peer(1), Self.peer(2), Self.peer(3), Self.peer(1)])
+        #expect(observer.handlers[4].bytes[0] == Array("d".utf8))
+        #expect(table.statistics.segmentsAfterClose == 0)
+    }
+
+    @Test func idleConnectionsCloseAtTheNextSweep() {
+        let (table, observer) = Self.limited(100, idleTimeout: 30)
+        send(table, from: Self.peer(0), seq: 1, .ack, "a", to: server, at: 100)
+        send(table, from: Self.peer(1), seq: 1, .ack, "a", to: server, at: 101)
+        send(table, from: Self.peer(0), seq: 2, .ack, "b", to: server, at: 102)
+        send(table, from: Self.peer(2), seq: 1, .ack, "a", to: server, at: 125)
+        send(table, from: Self.peer(2), seq: 2, .ack, "b", to: server, at: 140)  // sweeps: 0 and 1 idle past 30 s
+        #expect(observer.handlers.map(\.log) == [["closed idle-timeout"], ["closed idle-timeout"], []])
+        #expect(table.openConnectionCount == 1)
+    }
+
+    @Test func closedTuplesAreRememberedUpToTheLimitThenForgottenOldestFirst() {
+        let (table, observer) = Self.limited(2)
+        for index in 0..<3 {
+            send(table, from: Self.peer(index), seq: 1, .ack, "a", to: server)
+            send(table, from: Self.peer(index), seq: 2, .rst, to: server)
+        }
+        send(table, from: Self.peer(2), seq: 2, .ack, "late", to: server)   // remembered: dropped, counted
+        #expect(table.statistics.segmentsAfterClose == 1)
+        send(table, from: Self.peer(0), seq: 2, .ack, "new", to: server)    // forgotten: a new connection
+        #expect(observer.handlers.count == 4)
         #expect(table.statistics.segmentsAfterClose == 1)
     }
 }
