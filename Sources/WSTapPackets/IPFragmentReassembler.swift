@@ -24,11 +24,20 @@ public final class IPFragmentReassembler {
 
     private var datagrams: [Key: Datagram] = [:]
     private let maxDatagrams: Int
+    private let maxHeldBytes: Int
+    private var heldBytes = 0
     private let timeoutSeconds: Int64
     private static let maxDatagramLength = 65_535 + 40
+    /// Past these, a datagram is flooded with duplicates or cut into absurdly small pieces (real
+    /// stacks send no fragment under 8 bytes, nor each byte twice): it is given up.
+    private static let maxHeldBytesPerDatagram = 2 * maxDatagramLength
+    private static let maxPiecesPerDatagram = maxDatagramLength / 8
 
-    public init(maxDatagrams: Int = 1024, timeoutSeconds: Int64 = 30) {
+    /// At most `maxDatagrams` incomplete datagrams holding `maxHeldBytes` in all; the oldest is
+    /// given up first.
+    public init(maxDatagrams: Int = 1024, maxHeldBytes: Int = 16 << 20, timeoutSeconds: Int64 = 30) {
         self.maxDatagrams = maxDatagrams
+        self.maxHeldBytes = maxHeldBytes
         self.timeoutSeconds = timeoutSeconds
     }
 
@@ -45,15 +54,25 @@ public final class IPFragmentReassembler {
             expire(before: time)
             if datagrams.count >= maxDatagrams { evictOldest() }
         }
+        while heldBytes + fragment.payload.count > maxHeldBytes, !datagrams.isEmpty { evictOldest() }
         var datagram = datagrams[key] ?? Datagram(firstSeen: time)
+        guard datagram.heldBytes + fragment.payload.count <= Self.maxHeldBytesPerDatagram,
+              datagram.pieces.count < Self.maxPiecesPerDatagram else {
+            giveUp(key)
+            return
+        }
         if !fragment.moreFragments { datagram.totalLength = end }
         datagram.pieces.append((fragment.offset, Array(fragment.payload)))
         datagram.heldBytes += fragment.payload.count
-        guard let total = datagram.totalLength, let whole = Self.assemble(datagram.pieces, total: total) else {
+        heldBytes += fragment.payload.count
+        // Fewer bytes than the datagram's length cannot cover it: no need to sort the pieces.
+        guard let total = datagram.totalLength, datagram.heldBytes >= total,
+              let whole = Self.assemble(datagram.pieces, total: total) else {
             datagrams[key] = datagram
             return
         }
         datagrams[key] = nil
+        heldBytes -= datagram.heldBytes
         reassembled &+= 1
         whole.withUnsafeBytes(complete)
     }
@@ -76,14 +95,18 @@ public final class IPFragmentReassembler {
     }
 
     private func expire(before time: CaptureTimestamp) {
-        let stale = datagrams.filter { $0.value.firstSeen.adding(seconds: timeoutSeconds) < time }
-        abandoned &+= UInt64(stale.count)
-        for key in stale.keys { datagrams[key] = nil }
+        let stale = datagrams.compactMap { $0.value.firstSeen.adding(seconds: timeoutSeconds) < time ? $0.key : nil }
+        for key in stale { giveUp(key) }
     }
 
     private func evictOldest() {
         guard let oldest = datagrams.min(by: { $0.value.firstSeen < $1.value.firstSeen }) else { return }
-        datagrams[oldest.key] = nil
+        giveUp(oldest.key)
+    }
+
+    private func giveUp(_ key: Key) {
+        guard let datagram = datagrams.removeValue(forKey: key) else { return }
+        heldBytes -= datagram.heldBytes
         abandoned &+= 1
     }
 

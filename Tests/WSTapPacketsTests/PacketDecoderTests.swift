@@ -102,6 +102,33 @@ struct PacketDecoderTests {
         #expect(reassembler.reassembled == 1 && reassembler.pending == 0)
     }
 
+    @Test func fragmentFloodsAreGivenUpWithinBounds() {
+        func fragment(id: UInt16, offset: Int, _ bytes: [UInt8], more: Bool = true) -> IPFragment? {
+            var packet = ipv4(bytes, flagsAndOffset: (more ? 0x2000 : 0) | UInt16(offset / 8))
+            packet[4] = UInt8(id >> 8)
+            packet[5] = UInt8(id & 0xFF)
+            guard case .fragment(let fragment) = decode(packet, .raw) else { return nil }
+            return fragment
+        }
+        // The same 1,480 bytes over and over: given up once it holds twice a datagram's maximum.
+        let duplicates = IPFragmentReassembler()
+        let piece = fragment(id: 1, offset: 0, [UInt8](repeating: 1, count: 1480))!
+        for _ in 0..<1000 { duplicates.add(piece, at: .zero) { _ in Issue.record("nothing to complete") } }
+        #expect(duplicates.abandoned == 11 && duplicates.pending == 1)
+        // Many incomplete datagrams: the oldest are given up to stay under the byte limit.
+        let many = IPFragmentReassembler(maxHeldBytes: 100_000)
+        for id in 0..<200 {
+            many.add(fragment(id: UInt16(id), offset: 0, [UInt8](repeating: 2, count: 1000))!, at: .zero) { _ in }
+        }
+        #expect(many.pending == 100 && many.abandoned == 100)
+        // Still whole once its last piece comes, if it was not given up.
+        var completed = 0
+        many.add(fragment(id: 199, offset: 1000, [UInt8](repeating: 3, count: 8), more: false)!, at: .zero) { datagram in
+            completed = datagram.count
+        }
+        #expect(completed == 1008 && many.reassembled == 1)
+    }
+
     @Test func tunnelsAreOpened() {
         let inner = ipv4(tcpHeader() + [7, 7])
         func outerIPv4(_ protocolNumber: UInt8, _ payload: [UInt8]) -> [UInt8] { ipv4(payload, protocolNumber: protocolNumber) }
