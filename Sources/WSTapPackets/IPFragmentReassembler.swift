@@ -16,6 +16,8 @@ public final class IPFragmentReassembler {
         var totalLength: Int?
         var heldBytes = 0
         var firstSeen: CaptureTimestamp
+        /// Order of first fragment: of datagrams first seen at the same time, the earliest goes first.
+        var arrival: UInt64
     }
 
     /// Counters for the summary.
@@ -26,6 +28,7 @@ public final class IPFragmentReassembler {
     private let maxDatagrams: Int
     private let maxHeldBytes: Int
     private var heldBytes = 0
+    private var arrivals: UInt64 = 0
     private let timeoutSeconds: Int64
     private static let maxDatagramLength = 65_535 + 40
     /// Past these, a datagram is flooded with duplicates or cut into absurdly small pieces (real
@@ -55,7 +58,8 @@ public final class IPFragmentReassembler {
             if datagrams.count >= maxDatagrams { evictOldest() }
         }
         while heldBytes + fragment.payload.count > maxHeldBytes, !datagrams.isEmpty { evictOldest() }
-        var datagram = datagrams[key] ?? Datagram(firstSeen: time)
+        var datagram = datagrams[key] ?? Datagram(firstSeen: time, arrival: arrivals)
+        arrivals &+= 1
         guard datagram.heldBytes + fragment.payload.count <= Self.maxHeldBytesPerDatagram,
               datagram.pieces.count < Self.maxPiecesPerDatagram else {
             giveUp(key)
@@ -100,7 +104,9 @@ public final class IPFragmentReassembler {
     }
 
     private func evictOldest() {
-        guard let oldest = datagrams.min(by: { $0.value.firstSeen < $1.value.firstSeen }) else { return }
+        guard let oldest = datagrams.min(by: { ($0.value.firstSeen, $0.value.arrival) < ($1.value.firstSeen, $1.value.arrival) }) else {
+            return
+        }
         giveUp(oldest.key)
     }
 

@@ -118,12 +118,14 @@ struct PacketDecoderTests {
         // Many incomplete datagrams: the oldest are given up to stay under the byte limit.
         let many = IPFragmentReassembler(maxHeldBytes: 100_000)
         for id in 0..<200 {
-            many.add(fragment(id: UInt16(id), offset: 0, [UInt8](repeating: 2, count: 1000))!, at: .zero) { _ in }
+            let time = CaptureTimestamp(seconds: 0, nanoseconds: UInt32(id))
+            many.add(fragment(id: UInt16(id), offset: 0, [UInt8](repeating: 2, count: 1000))!, at: time) { _ in }
         }
         #expect(many.pending == 100 && many.abandoned == 100)
-        // Still whole once its last piece comes, if it was not given up.
+        // The newest is still whole once its last piece comes (room is made by giving up the oldest).
         var completed = 0
-        many.add(fragment(id: 199, offset: 1000, [UInt8](repeating: 3, count: 8), more: false)!, at: .zero) { datagram in
+        let last = CaptureTimestamp(seconds: 0, nanoseconds: 200)
+        many.add(fragment(id: 199, offset: 1000, [UInt8](repeating: 3, count: 8), more: false)!, at: last) { datagram in
             completed = datagram.count
         }
         #expect(completed == 1008 && many.reassembled == 1)
