@@ -57,12 +57,18 @@ public struct HTTPConversation {
     public static let maxHeadLength = 64 * 1024
     /// Client bytes held while an upgrade offer waits for its answer.
     public static let maxHeldBytes = 1 << 20
+    /// Requests kept while they wait for responses. Past this (a capture of one direction only, a
+    /// request flood) the oldest are forgotten: their responses, in order, match no request.
+    public static let maxOutstandingRequests = 1000
 
     private var modes: [Mode] = [.head(sawBytes: false), .head(sawBytes: false)]
     private var heads: [[UInt8]] = [[], []]
     /// Whether each direction's head has had a byte other than a carriage return since its last line feed.
     private var currentLineHasContent = [false, false]
-    private var outstanding: [PendingRequest] = []
+    private var outstanding = FIFOQueue<PendingRequest>()
+    /// Requests dropped from the front of `outstanding`: the next responses answer them.
+    private var forgottenRequests = 0
+    private var reportedForgottenRequests = false
     private var held: [HeldChunk] = []
     private var heldBytes = 0
     private var clientHoldsAfterBody = false
@@ -294,6 +300,14 @@ public struct HTTPConversation {
         }
         emit(.request(head, offeredProtocols: offered))
         outstanding.append(PendingRequest(head: head, offeredProtocols: offered))
+        if outstanding.count > Self.maxOutstandingRequests {
+            outstanding.removeFirst()
+            forgottenRequests += 1
+            if !reportedForgottenRequests {
+                reportedForgottenRequests = true
+                emit(.violation(.tooManyUnansweredRequests(limit: Self.maxOutstandingRequests), .clientToServer))
+            }
+        }
         clientHoldsAfterBody = offered != nil
         if headWasCut, offered != nil {
             modes[0] = .holdingForUpgradeAnswer
@@ -319,15 +333,17 @@ public struct HTTPConversation {
             modes[1] = .opaque
             return
         }
-        let request = outstanding.first
-        if request == nil { emit(.violation(.responseWithoutRequest(status: head.status), .serverToClient)) }
+        let request = forgottenRequests > 0 ? nil : outstanding.first
+        if request == nil, forgottenRequests == 0 {
+            emit(.violation(.responseWithoutRequest(status: head.status), .serverToClient))
+        }
         emit(.response(head, request: request?.head, offeredProtocols: request?.offeredProtocols))
         if head.status == 101 {
             switchProtocols(head, request: request, emit: emit)
             return
         }
         if head.status < 200 { return }  // An interim response; the final one follows.
-        if !outstanding.isEmpty { outstanding.removeFirst() }
+        consumeRequest()
         switch Self.responseBodyMode(head, requestMethod: request?.head.method) {
         case .success(let mode): modes[1] = mode
         case .failure(let violation):
@@ -339,8 +355,17 @@ public struct HTTPConversation {
         }
     }
 
+    /// A final response answered the oldest request waiting.
+    private mutating func consumeRequest() {
+        if forgottenRequests > 0 {
+            forgottenRequests -= 1
+        } else if !outstanding.isEmpty {
+            outstanding.removeFirst()
+        }
+    }
+
     private mutating func switchProtocols(_ head: HTTPResponseHead, request: PendingRequest?, emit: (HTTPEvent) -> Void) {
-        if !outstanding.isEmpty { outstanding.removeFirst() }
+        consumeRequest()
         let answered = head.headers.tokens("Upgrade")
         if request?.offeredProtocols == nil {
             emit(.violation(.unsolicitedSwitch, .serverToClient))

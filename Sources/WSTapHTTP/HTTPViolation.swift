@@ -22,4 +22,6 @@ public enum HTTPViolation: Error, Hashable, Sendable {
     case headCut(bytes: UInt64)
     /// The client sent more than the hold limit while waiting for the answer to an upgrade.
     case heldBytesOverflow(limit: Int)
+    /// More requests than the limit waited for responses; the oldest were forgotten.
+    case tooManyUnansweredRequests(limit: Int)
 }

@@ -49,11 +49,10 @@ public final class ConnectionTable {
     private var leastRecent: Unmanaged<TrackedConnection>?
     private var mostRecent: Unmanaged<TrackedConnection>?
     /// 4-tuples that ended with FIN or RST and when, so late ACKs and retransmissions do not open
-    /// ghosts. `closedOrder` (oldest first, from `closedOrderHead`) forgets them after
+    /// ghosts. `closedOrder` (oldest first) forgets them after
     /// `closedMemorySeconds`, and the oldest first past `limits.maxConnections` entries.
     private var closedRecently: [ConnectionKey: CaptureTimestamp] = [:]
-    private var closedOrder: [(key: ConnectionKey, time: CaptureTimestamp)] = []
-    private var closedOrderHead = 0
+    private var closedOrder = FIFOQueue<(key: ConnectionKey, time: CaptureTimestamp)>()
     private var nextID: UInt64 = 1
     private var pendingBytesTotal = 0
     private var lastSweep: CaptureTimestamp?
@@ -162,7 +161,6 @@ public final class ConnectionTable {
         }
         closedRecently.removeAll()
         closedOrder.removeAll()
-        closedOrderHead = 0
         justClosed.removeAll()
     }
 
@@ -264,18 +262,13 @@ public final class ConnectionTable {
     private func rememberClosed(_ key: ConnectionKey, at time: CaptureTimestamp) {
         closedRecently[key] = time
         closedOrder.append((key, time))
-        while closedOrder.count - closedOrderHead > limits.maxConnections { forgetOldestClosed() }
+        while closedOrder.count > limits.maxConnections { forgetOldestClosed() }
     }
 
     private func forgetOldestClosed() {
-        let oldest = closedOrder[closedOrderHead]
-        closedOrderHead += 1
+        let oldest = closedOrder.removeFirst()
         // A later close of the same 4-tuple, or its reopening, superseded this entry.
         if closedRecently[oldest.key] == oldest.time { closedRecently[oldest.key] = nil }
-        if closedOrderHead >= 1024, closedOrderHead * 2 >= closedOrder.count {
-            closedOrder.removeFirst(closedOrderHead)
-            closedOrderHead = 0
-        }
     }
 
     /// The `count` least recently active connections, oldest first, while `include` holds.
@@ -313,8 +306,7 @@ public final class ConnectionTable {
         for connection in idle.sorted(by: { $0.id < $1.id }) {
             close(connection, key: connection.key, reason: .idleTimeout, at: time)
         }
-        while closedOrderHead < closedOrder.count,
-              closedOrder[closedOrderHead].time.adding(seconds: Self.closedMemorySeconds) < time {
+        while let oldest = closedOrder.first, oldest.time.adding(seconds: Self.closedMemorySeconds) < time {
             forgetOldestClosed()
         }
     }

@@ -109,6 +109,28 @@ struct HTTPConversationTests {
         #expect(log == ["request GET /ws offer=websocket", "response 403", "request GET /next offer=-"])
     }
 
+    @Test func requestsWithoutResponsesAreBounded() {
+        var conversation = HTTPConversation()
+        var log: [String] = []
+        func feed(_ text: String, _ direction: StreamDirection) {
+            Array(text.utf8).withUnsafeBytes { bytes in
+                conversation.receive(bytes, direction: direction) { event in
+                    switch event {
+                    case .response(let head, let request, _): log.append("response \(head.status) to \(request?.target ?? "-")")
+                    case .violation(let violation, _): log.append("violation \(violation)")
+                    default: break
+                    }
+                }
+            }
+        }
+        let limit = HTTPConversation.maxOutstandingRequests
+        for index in 0..<(limit + 2) { feed("GET /\(index) HTTP/1.1\r\n\r\n", .clientToServer) }
+        #expect(log == ["violation tooManyUnansweredRequests(limit: \(limit))"])
+        for _ in 0..<3 { feed("HTTP/1.1 204 No Content\r\n\r\n", .serverToClient) }
+        // The two forgotten requests are answered first, without a claim that nothing asked.
+        #expect(log.dropFirst() == ["response 204 to -", "response 204 to -", "response 204 to /2"])
+    }
+
     @Test func interimResponsesDoNotAnswerTheRequest() {
         let log = conversationEvents([
             (.clientToServer, Self.upgradeRequest),
