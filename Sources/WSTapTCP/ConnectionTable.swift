@@ -144,6 +144,7 @@ public final class ConnectionTable {
         if heldOutOfOrder { statistics.outOfOrderSegments &+= 1 }
         pendingBytesTotal += stream.pendingBytes - pendingBefore
         while stream.pendingBytes > limits.maxPendingBytesPerDirection
+            || stream.heldSegments > DirectionReassembler.maxHeldSegments
             || (pendingBytesTotal > limits.maxPendingBytesTotal && stream.pendingBytes > 0)
         {
             let before = stream.pendingBytes

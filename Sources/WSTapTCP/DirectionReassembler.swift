@@ -22,6 +22,14 @@ struct DirectionReassembler {
 
     private static let rememberedSegments = 16
 
+    /// What a held segment costs beyond its bytes (its entry and its array), counted in
+    /// `pendingBytes` so that the limits bound memory and not only payload: 1-byte segments ahead
+    /// of a hole would otherwise take a hundred times the bytes counted.
+    static let heldSegmentOverhead = 64
+    /// Held segments are kept sorted in an array; the connection table gives up the first hole
+    /// past this many, so that placing one never moves more entries than this.
+    static let maxHeldSegments = 4096
+
     private struct PendingSegment {
         var sequence: UInt32
         var bytes: [UInt8]
@@ -37,6 +45,7 @@ struct DirectionReassembler {
     /// the head (removing from an array's front each time is quadratic when thousands are held).
     private var pending: [PendingSegment] = []
     private var pendingHead = 0
+    /// Bytes held out of order, each segment counting `heldSegmentOverhead` more.
     private(set) var pendingBytes = 0
     private(set) var retransmittedBytes: UInt64 = 0
     private(set) var missingBytes: UInt64 = 0
@@ -84,6 +93,8 @@ struct DirectionReassembler {
     }
 
     private var hasPending: Bool { pendingHead < pending.count }
+
+    var heldSegments: Int { pending.count - pendingHead }
 
     private mutating func removeFirstPending() -> PendingSegment {
         let first = pending[pendingHead]
@@ -198,7 +209,7 @@ struct DirectionReassembler {
     private mutating func drainPending(emit: (Output) -> Void) {
         while let first = firstPending, distance(to: first.sequence) <= 0 {
             _ = removeFirstPending()
-            pendingBytes -= first.bytes.count
+            pendingBytes -= first.bytes.count + Self.heldSegmentOverhead
             first.bytes.withUnsafeBytes { bytes in
                 deliver(sequence: first.sequence, payload: bytes, missingLength: first.missingLength, emit: emit)
             }
@@ -223,6 +234,6 @@ struct DirectionReassembler {
             return
         }
         pending.insert(segment, at: low)
-        pendingBytes += segment.bytes.count
+        pendingBytes += segment.bytes.count + Self.heldSegmentOverhead
     }
 }

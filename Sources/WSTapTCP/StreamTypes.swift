@@ -84,9 +84,10 @@ public protocol TCPConnectionObserver: AnyObject {
 
 /// Bounds on what reassembly may hold, so memory never grows with capture size.
 public struct ReassemblyLimits: Sendable {
-    /// Out-of-order bytes held per direction before the hole is declared lost.
+    /// Out-of-order bytes held per direction before the hole is declared lost (each held segment
+    /// counts 64 bytes more, for its bookkeeping; at most 4,096 segments are held per direction).
     public var maxPendingBytesPerDirection: Int = 4 << 20
-    /// Out-of-order bytes held over all connections.
+    /// Out-of-order bytes held over all connections, counted the same way.
     public var maxPendingBytesTotal: Int = 64 << 20
     /// Open connections tracked at once; the longest idle is evicted past this.
     public var maxConnections: Int = 100_000

@@ -33,7 +33,7 @@ struct DecodeOptions: ParsableArguments {
     @Option(name: .long, help: "Keep at most N bytes of any one frame or message; longer ones are reported and cut.")
     var payloadLimit: Int = 64 << 20
 
-    @Option(name: .long, help: "Out-of-order bytes held per TCP direction before a hole is declared lost.")
+    @Option(name: .long, help: "Out-of-order bytes held per TCP direction before a hole is declared lost (each held segment counts 64 bytes more; at most 4096 segments).")
     var maxBufferPerDirection: Int = 4 << 20
 
     @Option(name: .long, help: "Out-of-order bytes held over all connections.")

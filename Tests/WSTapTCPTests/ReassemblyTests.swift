@@ -144,6 +144,30 @@ struct ReassemblyTests {
         #expect(table.statistics.segmentsWithoutConnection == 1)
     }
 
+    @Test func tinySegmentsAheadOfAHoleAreBoundedInCountAndMemory() throws {
+        let observer = RecordingObserver()
+        let table = ConnectionTable(observer: observer)
+        send(table, from: client, seq: 1, .syn)
+        // A 10-byte hole, then 5,000 one-byte segments in reverse order: past 4,096 held, the
+        // hole up to the first of them (offset 903) is given up; the rest come too late.
+        for offset in (0..<5000).reversed() { send(table, from: client, seq: UInt32(12 + offset), .ack, "x") }
+        let handler = try #require(observer.handlers.first)
+        #expect(handler.log.first == "gap c2s 913 @2")
+        #expect(table.statistics.outOfOrderSegments == 4097)
+        // Each held byte counts 65 toward the limit: 100 of them fit under 6,500 bytes, not 6,500.
+        var limits = ReassemblyLimits()
+        limits.maxPendingBytesPerDirection = 6500
+        let smallObserver = RecordingObserver()  // the table does not retain its observer
+        let small = ConnectionTable(limits: limits, observer: smallObserver)
+        send(small, from: client, seq: 1, .syn)
+        for offset in 0..<100 { send(small, from: client, seq: UInt32(12 + offset), .ack, "x") }
+        #expect(smallObserver.handlers.isEmpty)  // all held: nothing handed out yet
+        send(small, from: client, seq: 112, .ack, "x")
+        #expect(smallObserver.handlers.first?.log.first == "gap c2s 10 @2")
+        table.finish(at: CaptureTimestamp(seconds: 2, nanoseconds: 0))
+        #expect(handler.bytes[0].count + Int(table.statistics.missingBytes) == 5010)
+    }
+
     @Test func lateSegmentsAfterCloseDoNotOpenGhosts() {
         let observer = RecordingObserver()
         let table = ConnectionTable(observer: observer)
