@@ -36,6 +36,8 @@ results = [
     run("mixed connections, ndjson", "mixed", gigabytes * 250, 1448, ["--format", "ndjson", "--max-payload", "32"], 100),
     run("decompression bomb of 2 GB, 16 MiB limit", "bomb", 2000, 65000,
         ["--format", "summary", "--payload-limit", str(16 << 20)], 100, expect=b"decompressed-too-large 1"),
+    # JSON holds a connection until it ends: past 32 MiB its lists go to a temporary file.
+    run("one 300 MB connection, json", "endless", 300, 65000, ["--format", "json"], 100),
     # 2.5M connections opened, never answered: the table holds at most --max-connections (100,000).
     run("SYN flood, 2.5M connections, ndjson", "synflood", 135, 1448, ["--format", "ndjson"], 100),
 ]

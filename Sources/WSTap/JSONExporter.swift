@@ -1,14 +1,26 @@
 /// Writes the whole capture as one JSON document (docs/json-format.md, `format_version` 1).
 ///
 /// Each connection is held only until it ends, then written out, so memory follows the open
-/// connections, not the capture. Connections appear in the order they ended.
+/// connections, not the capture. Connections appear in the order they ended. Past
+/// `memoryBudget` of rendered JSON held, the largest lists move to a temporary file
+/// (`JSONSpool`) until the connection is written.
 public final class JSONExporter: TimelineSink {
     /// The objects of one JSON array, rendered as they come, one per line.
     private final class ObjectList {
         let items: OutputBuffer
         private(set) var count = 0
+        /// The first objects, moved to the spool, in order.
+        private var spilled: [JSONSpool.Chunk] = []
 
         init(items: OutputBuffer = OutputBuffer()) { self.items = items }
+
+        /// Moves the objects rendered so far to `spool`; false if they stay in memory.
+        func spill(to spool: JSONSpool) -> Bool {
+            guard let chunk = items.withBytes({ spool.store($0) }) else { return false }
+            spilled.append(chunk)
+            items.removeAll(shrinkingAbove: 64 << 10, to: 4096)
+            return true
+        }
 
         /// Starts the next object; its fields go into `items`, then a closing brace.
         ///
@@ -20,8 +32,12 @@ public final class JSONExporter: TimelineSink {
             count += 1
         }
 
-        func write(to output: OutputChannel) {
+        func write(to output: OutputChannel, spool: JSONSpool) {
             output.write("[")
+            for chunk in spilled where !spool.copy(chunk, to: output) {
+                output.markFailed()
+                return
+            }
             output.write(items)
             output.write(count == 0 ? "]" : "\n]")
         }
@@ -29,8 +45,12 @@ public final class JSONExporter: TimelineSink {
 
     private final class OpenConnection {
         let record: ConnectionRecord
-        /// Each request's JSON, and its response's once answered (HTTP/1.1 answers in order).
-        var http: [(request: OutputBuffer, response: OutputBuffer?)] = []
+        /// HTTP exchanges whose response came (HTTP/1.1 answers in order).
+        let exchanges = ObjectList()
+        /// Requests still waiting, oldest first; past `HTTPConversation.maxOutstandingRequests`
+        /// the oldest is written without a response, and the response that answers it skipped.
+        var waitingRequests = FIFOQueue<OutputBuffer>()
+        var forgottenRequests = 0
         var upgrade: OutputBuffer?
         let frames: ObjectList
         let messages: ObjectList
@@ -57,6 +77,44 @@ public final class JSONExporter: TimelineSink {
                 $0.raw("}")
             }
         }
+
+        func addRequest(_ request: OutputBuffer) {
+            waitingRequests.append(request)
+            if waitingRequests.count > HTTPConversation.maxOutstandingRequests {
+                addExchange(waitingRequests.removeFirst(), response: nil)
+                forgottenRequests += 1
+            }
+        }
+
+        /// Pairs a final response with the oldest waiting request (none: it is not listed, as its
+        /// request was not captured or was forgotten).
+        func addResponse(_ head: HTTPResponseHead, time: CaptureTimestamp) {
+            guard head.status >= 200 || head.status == 101 else { return }
+            if forgottenRequests > 0 {
+                forgottenRequests -= 1
+                return
+            }
+            guard !waitingRequests.isEmpty else { return }
+            addExchange(waitingRequests.removeFirst()) {
+                $0.raw("{")
+                $0.responseFields(head, time: time)
+                $0.raw("}")
+            }
+        }
+
+        func addExchange(_ request: OutputBuffer, response: ((OutputBuffer) -> Void)?) {
+            exchanges.beginObject()
+            exchanges.items.raw("\"request\":")
+            exchanges.items.append(request)
+            exchanges.items.raw(",\"response\":")
+            if let response { response(exchanges.items) } else { exchanges.items.raw("null") }
+            exchanges.items.raw("}")
+        }
+
+        var lists: [ObjectList] { [exchanges, frames, messages, issues] }
+
+        /// Bytes of rendered JSON held in memory.
+        var bufferedBytes: Int { lists.reduce(0) { $0 + $1.items.count } }
     }
 
     private let output: OutputChannel
@@ -75,14 +133,29 @@ public final class JSONExporter: TimelineSink {
     /// growing a fresh buffer for every connection copied each list several times over.
     private var spareBuffers: [OutputBuffer] = []
     private var spareBytes = 0
+    /// Rendered JSON of open connections held in memory; past `memoryBudget` the largest lists
+    /// go to the spool until half of it is left, and one list goes as soon as it holds `listBudget`
+    /// (32 MiB and 4 MiB; smaller in tests).
+    private var bufferedBytes = 0
+    private let memoryBudget: Int
+    private let listBudget: Int
+    /// Lists moved to the spool so far.
+    private(set) var spills = 0
+    private let spool = JSONSpool()
     /// What the spare buffers may hold in all: a bulk transfer's huge lists are not kept.
     private static let maxSpareBytes = 8 << 20
     private static let maxSpareCapacity = 256 << 10
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
-    public init(output: OutputChannel, maxPayload: Int? = nil) {
+    public convenience init(output: OutputChannel, maxPayload: Int? = nil) {
+        self.init(output: output, maxPayload: maxPayload, memoryBudget: 32 << 20, listBudget: 4 << 20)
+    }
+
+    init(output: OutputChannel, maxPayload: Int?, memoryBudget: Int, listBudget: Int) {
         self.output = output
         self.maxPayload = maxPayload
+        self.memoryBudget = memoryBudget
+        self.listBudget = listBudget
         output.write("{\"format_version\":1,\"connections\":[")
     }
 
@@ -104,10 +177,12 @@ public final class JSONExporter: TimelineSink {
                 request.raw("{")
                 request.requestFields(head, time: time)
                 request.raw("}")
-                connection.http.append((request, nil))
+                counting(connection.exchanges) { connection.addRequest(request) }
             }
         case .httpResponse(let record, let time, let head):
-            withConnection(record.id) { fillResponse(of: $0, with: head, time: time) }
+            withConnection(record.id) { connection in
+                counting(connection.exchanges) { connection.addResponse(head, time: time) }
+            }
         case .upgrade(let record, let exchange):
             withConnection(record.id) { connection in
                 let buffer = OutputBuffer()
@@ -117,16 +192,49 @@ public final class JSONExporter: TimelineSink {
                 connection.upgrade = buffer
             }
         case .frame(let record, let frame):
-            withConnection(record.id) { $0.addFrame(frame, maxPayload: maxPayload, textCache: textCache) }
+            withConnection(record.id) { connection in
+                counting(connection.frames) { connection.addFrame(frame, maxPayload: maxPayload, textCache: textCache) }
+            }
         case .message(let record, let message):
-            withConnection(record.id) { $0.addMessage(message, maxPayload: maxPayload, textCache: textCache) }
+            withConnection(record.id) { connection in
+                counting(connection.messages) { connection.addMessage(message, maxPayload: maxPayload, textCache: textCache) }
+            }
         case .issue(let record, let issue):
             guard let record else { return Self.add(issue, to: captureIssues) }
-            withConnection(record.id) { Self.add(issue, to: $0.issues) }
+            withConnection(record.id) { connection in counting(connection.issues) { Self.add(issue, to: connection.issues) } }
         case .connectionClosed(let record, let end):
             guard let owned = open.removeValue(forKey: record.id) else { return }
             if lastID == record.id { lastConnection = nil }
-            write(owned.takeRetainedValue(), end: end)
+            let connection = owned.takeRetainedValue()
+            bufferedBytes -= connection.bufferedBytes
+            write(connection, end: end)
+        }
+        if bufferedBytes > memoryBudget, !spool.isUnusable { spillLargestLists() }
+    }
+
+    /// Runs `body`, which adds to `list`, and counts what it added.
+    @inline(__always)
+    private func counting(_ list: ObjectList, _ body: () -> Void) {
+        let before = list.items.count
+        body()
+        let after = list.items.count
+        bufferedBytes += after - before
+        if after > listBudget, !spool.isUnusable, list.spill(to: spool) {
+            bufferedBytes -= after
+            spills += 1
+        }
+    }
+
+    /// Moves the largest lists of open connections to the spool until half the budget is left.
+    private func spillLargestLists() {
+        var lists: [ObjectList] = []
+        for connection in open.values { connection._withUnsafeGuaranteedRef { lists += $0.lists } }
+        lists.sort { $0.items.count > $1.items.count }
+        for list in lists {
+            let size = list.items.count
+            guard bufferedBytes > memoryBudget / 2, size > 0, list.spill(to: spool) else { return }
+            bufferedBytes -= size
+            spills += 1
         }
     }
 
@@ -163,25 +271,13 @@ public final class JSONExporter: TimelineSink {
     public func finish(_ summary: CaptureSummary) {
         output.write(written == 0 ? "]" : "\n]")
         output.write(",\n\"issues\":")
-        captureIssues.write(to: output)
+        captureIssues.write(to: output, spool: spool)
         scratch.removeAll()
         scratch.raw(",\n\"summary\":{")
         scratch.summaryFields(summary)
         scratch.raw("}}\n")
         output.write(scratch)
         output.flush()
-    }
-
-    /// The response goes to the first request still without one (HTTP/1.1 answers in order).
-    private func fillResponse(of connection: OpenConnection, with head: HTTPResponseHead, time: CaptureTimestamp) {
-        guard head.status >= 200 || head.status == 101,
-              let index = connection.http.firstIndex(where: { $0.response == nil })
-        else { return }
-        let response = OutputBuffer()
-        response.raw("{")
-        response.responseFields(head, time: time)
-        response.raw("}")
-        connection.http[index].response = response
     }
 
     private func write(_ connection: OpenConnection, end: ConnectionEnd) {
@@ -199,24 +295,20 @@ public final class JSONExporter: TimelineSink {
         scratch.raw(",\"protocol\":"); scratch.string(end.protocolKind.rawValue)
         scratch.raw(",\"websocket_detection\":"); scratch.string(end.websocketDetection?.rawValue)
         scratch.raw(",\"totals\":{"); scratch.totalsFields(end.totals); scratch.raw("}")
-        scratch.raw(",\n\"http\":[")
-        for (index, exchange) in connection.http.enumerated() {
-            scratch.raw(index == 0 ? "\n{\"request\":" : ",\n{\"request\":")
-            scratch.append(exchange.request)
-            scratch.raw(",\"response\":")
-            if let response = exchange.response { scratch.append(response) } else { scratch.raw("null") }
-            scratch.raw("}")
-        }
-        scratch.raw(connection.http.isEmpty ? "]" : "\n]")
+        scratch.raw(",\n\"http\":")
+        output.write(scratch)
+        while !connection.waitingRequests.isEmpty { connection.addExchange(connection.waitingRequests.removeFirst(), response: nil) }
+        connection.exchanges.write(to: output, spool: spool)
+        scratch.removeAll()
         scratch.raw(",\n\"upgrade\":")
         if let upgrade = connection.upgrade { scratch.append(upgrade) } else { scratch.raw("null") }
         scratch.raw(",\n\"frames\":")
         output.write(scratch)
-        connection.frames.write(to: output)
+        connection.frames.write(to: output, spool: spool)
         output.write(",\n\"messages\":")
-        connection.messages.write(to: output)
+        connection.messages.write(to: output, spool: spool)
         output.write(",\n\"issues\":")
-        connection.issues.write(to: output)
+        connection.issues.write(to: output, spool: spool)
         output.write("}")
         output.endEvent()
         recycle(connection.frames.items)

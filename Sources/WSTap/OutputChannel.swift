@@ -32,19 +32,26 @@ public final class OutputChannel {
 
     /// Writes what an exporter rendered; a large rendering goes out as it is, without a copy.
     func write(_ rendered: OutputBuffer) {
-        if rendered.count >= flushThreshold / 2 {
+        rendered.withBytes { write(bytes: $0) }
+    }
+
+    /// Writes bytes as they are.
+    func write(bytes: UnsafeRawBufferPointer) {
+        if bytes.count >= flushThreshold / 2 {
             flush()
-            rendered.withBytes { send($0) }
+            send(bytes)
             return
         }
-        pending.append(rendered)
+        pending.append(bytes)
         if pending.count >= flushThreshold { flush() }
     }
 
+    /// Marks the output as failed (a part of it could not be produced): later writes are dropped.
+    func markFailed() { failed = true }
+
     public func write(_ text: String) {
         var text = text
-        text.withUTF8 { pending.append(UnsafeRawBufferPointer($0)) }
-        if pending.count >= flushThreshold { flush() }
+        text.withUTF8 { write(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// Called by exporters at the end of each event.

@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Rendered JSON moved out of memory while its connection is still open: one unlinked temporary
+/// file (in `$TMPDIR`, else `/tmp`) that the JSON exporter appends to and reads back once, when
+/// the connection is written. Without a usable file the JSON simply stays in memory.
+final class JSONSpool {
+    /// Where one stored piece is in the file.
+    struct Chunk {
+        var offset: Int64
+        var length: Int
+    }
+
+    private var descriptor: Int32 = -1
+    private var size: Int64 = 0
+    /// No temporary file could be made or written: nothing more is tried.
+    private(set) var isUnusable = false
+    private var readBuffer: UnsafeMutableRawPointer?
+    private static let readSize = 1 << 20
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+        readBuffer?.deallocate()
+    }
+
+    /// Appends `bytes` to the file; nil if they cannot be stored.
+    func store(_ bytes: UnsafeRawBufferPointer) -> Chunk? {
+        guard let base = bytes.baseAddress, !bytes.isEmpty, openIfNeeded() else { return nil }
+        var written = 0
+        while written < bytes.count {
+            let result = pwrite(descriptor, base + written, bytes.count - written, off_t(size + Int64(written)))
+            if result < 0 && errno == EINTR { continue }
+            guard result > 0 else {
+                isUnusable = true
+                return nil
+            }
+            written += result
+        }
+        defer { size += Int64(bytes.count) }
+        return Chunk(offset: size, length: bytes.count)
+    }
+
+    /// Writes a stored chunk to `output`; false if it could not be read back.
+    func copy(_ chunk: Chunk, to output: OutputChannel) -> Bool {
+        let buffer = readBuffer ?? .allocate(byteCount: Self.readSize, alignment: 16)
+        readBuffer = buffer
+        var done = 0
+        while done < chunk.length {
+            let result = pread(descriptor, buffer, min(chunk.length - done, Self.readSize), off_t(chunk.offset + Int64(done)))
+            if result < 0 && errno == EINTR { continue }
+            guard result > 0 else { return false }
+            output.write(bytes: UnsafeRawBufferPointer(start: buffer, count: result))
+            done += result
+        }
+        return true
+    }
+
+    private func openIfNeeded() -> Bool {
+        if descriptor >= 0 { return true }
+        guard !isUnusable else { return false }
+        let directory = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var path = Array("\(directory)/wstap-json-XXXXXX".utf8CString)
+        descriptor = path.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else {
+            isUnusable = true
+            return false
+        }
+        _ = path.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        return true
+    }
+}

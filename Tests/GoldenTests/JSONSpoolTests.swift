@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+@testable import WSTap
+@testable import WSTapCapture
+@testable import WSTapPackets
+@testable import WSTapWebSocket
+
+/// The JSON document is the same whether rendered lists stay in memory or go to the spool.
+@Suite struct JSONSpoolTests {
+    static func record(_ id: UInt64) -> ConnectionRecord {
+        ConnectionRecord(
+            id: id, client: Endpoint(address: .v4(0x0A00_0000 + UInt32(id)), port: 5000),
+            server: Endpoint(address: .v4(0x0A00_0002), port: 80), tcpHandshakeSeen: true, startTime: .zero)
+    }
+
+    static func time(_ step: Int) -> CaptureTimestamp { CaptureTimestamp(seconds: 1, nanoseconds: UInt32(step)) }
+
+    /// Interleaved connections with HTTP exchanges (some never answered), frames, messages and issues.
+    static func events(into exporter: JSONExporter) {
+        let connections: [UInt64] = Array(1...30)
+        for id in connections { exporter.receive(.connectionOpened(record(id))) }
+        let request = HTTPRequestHead(method: "GET", target: "/chat", version: "HTTP/1.1", headers: HTTPHeaders([HTTPHeader(name: "Host", value: "x")]))
+        let response = HTTPResponseHead(version: "HTTP/1.1", status: 200, reason: "OK", headers: HTTPHeaders())
+        for step in 0..<3000 {
+            let id = connections[(step * 7) % connections.count]
+            let text = Array("message \(step) \"quoted\" \(String(repeating: "x", count: step % 50))".utf8)
+            text.withUnsafeBytes { payload in
+                let header = FrameHeader(
+                    firstByte: 0x81, masked: false, payloadLength: UInt64(payload.count), maskingKey: nil,
+                    headerLength: 2, nonMinimalLength: false, lengthTopBitSet: false)
+                exporter.receive(.frame(record(id), FrameRecord(
+                    time: time(step), direction: .serverToClient, header: header, payload: payload, bytesNotKept: 0,
+                    bytesMissing: 0, close: nil, carriesText: true)))
+                exporter.receive(.message(record(id), MessageRecord(time: time(step), direction: .serverToClient, message: WebSocketMessage(
+                    opcode: .text, payload: payload, frameCount: 1, compressed: false, isComplete: true,
+                    isValidUTF8: true, isDecoded: true))))
+            }
+            if step % 10 == 0 { exporter.receive(.httpRequest(record(id), time(step), request)) }
+            if step % 20 == 0 { exporter.receive(.httpResponse(record(id), time(step), response)) }
+            if step % 97 == 0 {
+                exporter.receive(.issue(record(id), Issue(time: time(step), direction: .clientToServer, severity: .warning, code: "tcp-gap", detail: "step \(step)")))
+            }
+            if step % 500 == 499 {
+                let end = ConnectionEnd(time: time(step), reason: .finished, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals())
+                exporter.receive(.connectionClosed(record(id), end))
+                exporter.receive(.connectionOpened(record(id)))
+            }
+        }
+        for id in connections {
+            exporter.receive(.connectionClosed(record(id), ConnectionEnd(
+                time: time(9999), reason: .endOfCapture, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals())))
+        }
+        exporter.finish(CaptureSummary())
+    }
+
+    @Test func spilledListsReadBackInPlace() throws {
+        let inMemory = OutputChannel(inMemory: ())
+        let plain = JSONExporter(output: inMemory)
+        Self.events(into: plain)
+        let spooled = OutputChannel(inMemory: ())
+        let spilling = JSONExporter(output: spooled, maxPayload: nil, memoryBudget: 20_000, listBudget: 4_000)
+        Self.events(into: spilling)
+        #expect(plain.spills == 0)
+        #expect(spilling.spills > 100)
+        let identical = spooled.memory == inMemory.memory  // (compared first: a failure would print both documents)
+        #expect(identical, "the spooled document differs from the one kept in memory")
+        // And it is the JSON it claims to be.
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(spooled.memory)) as? [String: Any])
+        #expect((document["connections"] as? [Any])?.count == 36)
+    }
+
+    /// Requests without responses: past the limit the oldest are listed unanswered, and the
+    /// responses that answer them are not paired with later requests.
+    @Test func waitingRequestsAreBounded() throws {
+        let output = OutputChannel(inMemory: ())
+        let exporter = JSONExporter(output: output)
+        exporter.receive(.connectionOpened(Self.record(1)))
+        let limit = HTTPConversation.maxOutstandingRequests
+        for index in 0..<(limit + 2) {
+            let head = HTTPRequestHead(method: "GET", target: "/\(index)", version: "HTTP/1.1", headers: HTTPHeaders())
+            exporter.receive(.httpRequest(Self.record(1), Self.time(index), head))
+        }
+        let response = HTTPResponseHead(version: "HTTP/1.1", status: 204, reason: "No Content", headers: HTTPHeaders())
+        for _ in 0..<3 { exporter.receive(.httpResponse(Self.record(1), Self.time(0), response)) }
+        exporter.receive(.connectionClosed(Self.record(1), ConnectionEnd(
+            time: Self.time(0), reason: .finished, protocolKind: .http, websocketDetection: nil, totals: ConnectionTotals())))
+        exporter.finish(CaptureSummary())
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(output.memory)) as? [String: Any])
+        let connection = try #require((document["connections"] as? [[String: Any]])?.first)
+        let http = try #require(connection["http"] as? [[String: Any]])
+        #expect(http.count == limit + 2)
+        let answered = http.filter { !($0["response"] is NSNull) }.map { ($0["request"] as? [String: Any])?["target"] as? String }
+        #expect(answered == ["/2"])
+    }
+}
