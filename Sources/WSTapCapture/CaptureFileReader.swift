@@ -142,7 +142,7 @@ public final class CaptureFileReader: PacketSource {
         return reader
     }
 
-    private func deliver(_ record: NativeRecord) throws(CaptureError) -> PacketSourceRead {
+    private func deliver(_ record: consuming NativeRecord) throws(CaptureError) -> PacketSourceRead {
         switch record {
         case .packet(let packet):
             packetsRead += 1

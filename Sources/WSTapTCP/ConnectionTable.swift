@@ -208,7 +208,11 @@ public final class ConnectionTable {
     /// counting (a release after the handler's work waits for all its stores).
     @inline(__always)
     private func handler(of connection: TrackedConnection) -> Unmanaged<HandlerReference> {
-        if let handler = connection.handler { return handler }
+        connection.handler ?? startHandler(of: connection)
+    }
+
+    @inline(never)
+    private func startHandler(of connection: TrackedConnection) -> Unmanaged<HandlerReference> {
         let handler = Unmanaged.passRetained(HandlerReference.make(observer.connectionOpened(connection.info, at: connection.openTime)))
         connection.handler = handler
         return handler
