@@ -41,10 +41,8 @@ struct DirectionReassembler {
     private(set) var nextSequence: UInt32 = 0
     private var finSequence: UInt32?
     private(set) var finDelivered = false
-    /// Held segments in sequence order from `pendingHead` on; consumed from the front by moving
-    /// the head (removing from an array's front each time is quadratic when thousands are held).
-    private var pending: [PendingSegment] = []
-    private var pendingHead = 0
+    /// Held segments in sequence order, consumed from the front.
+    private var pending = FIFOQueue<PendingSegment>()
     /// Bytes held out of order, each segment counting `heldSegmentOverhead` more.
     private(set) var pendingBytes = 0
     private(set) var retransmittedBytes: UInt64 = 0
@@ -87,31 +85,13 @@ struct DirectionReassembler {
         return heldOutOfOrder
     }
 
+    private var hasPending: Bool { !pending.isEmpty }
+
+    var heldSegments: Int { pending.count }
+
     /// Gives up on the first hole: reports it as missing and releases what follows.
-    private var firstPending: PendingSegment? {
-        pendingHead < pending.count ? pending[pendingHead] : nil
-    }
-
-    private var hasPending: Bool { pendingHead < pending.count }
-
-    var heldSegments: Int { pending.count - pendingHead }
-
-    private mutating func removeFirstPending() -> PendingSegment {
-        let first = pending[pendingHead]
-        pending[pendingHead].bytes = []
-        pendingHead += 1
-        if pendingHead == pending.count {
-            pending.removeAll(keepingCapacity: pending.capacity <= 1024)
-            pendingHead = 0
-        } else if pendingHead >= 1024, pendingHead * 2 >= pending.count {
-            pending.removeFirst(pendingHead)
-            pendingHead = 0
-        }
-        return first
-    }
-
     mutating func skipFirstHole(emit: (Output) -> Void) {
-        guard let first = firstPending else { return }
+        guard let first = pending.first else { return }
         let hole = distance(to: first.sequence)
         if hole > 0 {
             emit(.gap(MissingRange(startSequence: nextSequence, byteCount: UInt64(hole), cause: .notCaptured)))
@@ -207,8 +187,8 @@ struct DirectionReassembler {
     }
 
     private mutating func drainPending(emit: (Output) -> Void) {
-        while let first = firstPending, distance(to: first.sequence) <= 0 {
-            _ = removeFirstPending()
+        while let first = pending.first, distance(to: first.sequence) <= 0 {
+            pending.removeFirst()
             pendingBytes -= first.bytes.count + Self.heldSegmentOverhead
             first.bytes.withUnsafeBytes { bytes in
                 deliver(sequence: first.sequence, payload: bytes, missingLength: first.missingLength, emit: emit)
@@ -218,9 +198,9 @@ struct DirectionReassembler {
 
     private mutating func hold(_ segment: PendingSegment) {
         let key = distance(to: segment.sequence)
-        var low = pendingHead, high = pending.count
+        var low = 0, high = pending.count
         // Most segments held arrive in order behind a hole: they go to the end without a search.
-        if let last = pending.last, pending.count > pendingHead, distance(to: last.sequence) < key {
+        if let last = pending.last, distance(to: last.sequence) < key {
             low = pending.count
             high = low
         }
@@ -229,7 +209,7 @@ struct DirectionReassembler {
             if distance(to: pending[middle].sequence) <= key { low = middle + 1 } else { high = middle }
         }
         // A segment identical in start and length to one already held is a duplicate.
-        if low > pendingHead, pending[low - 1].sequence == segment.sequence, pending[low - 1].length >= segment.length {
+        if low > 0, pending[low - 1].sequence == segment.sequence, pending[low - 1].length >= segment.length {
             retransmittedBytes &+= UInt64(segment.length)
             return
         }
