@@ -215,8 +215,10 @@ final class OutputBuffer {
 
     /// Decimal digits, written straight into the buffer; one- and two-digit values (most
     /// fields) need no counting of digits.
+    @inline(__always)
     func number(_ value: UInt64) {
-        number(value, width: value < 10 ? 1 : value < 100 ? 2 : Self.decimalWidth(value))
+        if value < 10 { return append(0x30 &+ UInt8(truncatingIfNeeded: value)) }
+        number(value, width: value < 100 ? 2 : Self.decimalWidth(value))
     }
 
     /// The last `width` digits of `value`, zero-padded.
@@ -240,13 +242,17 @@ final class OutputBuffer {
         (0..<exponent).reduce(UInt64(1)) { power, _ in power * 10 }
     }
 
+    @inline(__always)
     func number(_ value: Int) {
         if value < 0 { append(UInt8(ascii: "-")) }
         number(UInt64(value.magnitude))
     }
 
+    @inline(__always)
     func number(_ value: UInt8) { number(UInt64(value)) }
+    @inline(__always)
     func number(_ value: UInt16) { number(UInt64(value)) }
+    @inline(__always)
     func number(_ value: Int64) { number(Int(value)) }
 
     func number(_ value: UInt16?) {
