@@ -30,6 +30,10 @@ for input in random text empty; do
     expect "$input file gives one line naming the file" one_line_error
     expect "$input file message names the file" grep -q "$input.pcap" "$work/err"
 done
+gzip -c captures/text-echo.pcap >"$work/capture.pcap.gz"
+check "gzip-compressed capture exits 2" 2 "$wstap" read "$work/capture.pcap.gz"
+expect "gzip-compressed capture says how to read it" grep -q "gzip-compressed; decompress it first" "$work/err"
+check "the decompressed stream reads" 0 sh -c "zcat '$work/capture.pcap.gz' | '$wstap' read - --format summary"
 check "missing file exits 2" 2 "$wstap" read "$work/nope.pcap"
 expect "missing file gives one line" one_line_error
 check "directory exits 2" 2 "$wstap" read "$work"

@@ -73,7 +73,9 @@ public final class CaptureFileReader: PacketSource {
             pcap = handle
         case .failure(let failure):
             fclose(stream)
-            throw .notACapture(path: path, reason: failure.message)
+            let gzip = magic.map { withUnsafeBytes(of: $0) { $0[0] == 0x1F && $0[1] == 0x8B } } ?? false
+            throw .notACapture(path: path, reason: gzip
+                ? "it is gzip-compressed; decompress it first (zcat \(path) | wstap read -)" : failure.message)
         }
         self.stream = stream
         self.filter = filter
