@@ -269,7 +269,6 @@ public final class JSONExporter: TimelineSink {
         spareBytes += buffer.capacity
     }
 
-
     public func finish(_ summary: CaptureSummary) {
         output.write(written == 0 ? "]" : "\n]")
         output.write(",\n\"issues\":")

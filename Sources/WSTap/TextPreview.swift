@@ -55,27 +55,13 @@ extension OutputBuffer {
         }
     }
 
-    /// The length of the well-formed UTF-8 character at `index` (Unicode table 3-7), 0 if none.
+    /// The length of the whole, well-formed UTF-8 character at `index`, 0 if there is none.
     private static func scalarLength(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Int {
-        let lead = bytes[index]
-        if lead < 0x80 { return 1 }
-        let length: Int
-        var low: UInt8 = 0x80, high: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; low = 0xA0
-        case 0xED: length = 3; high = 0x9F
-        case 0xE1...0xEF: length = 3
-        case 0xF0: length = 4; low = 0x90
-        case 0xF4: length = 4; high = 0x8F
-        case 0xF1...0xF3: length = 4
-        default: return 0
+        if bytes[index] < 0x80 { return 1 }
+        guard let character = UTF8Validation.character(at: index, in: bytes), character.present == character.length else {
+            return 0
         }
-        guard index + length <= bytes.count else { return 0 }
-        let second = bytes[index + 1]
-        guard second >= low, second <= high else { return 0 }
-        for offset in 2..<length where bytes[index + offset] & 0xC0 != 0x80 { return 0 }
-        return length
+        return character.length
     }
 
     /// One well-formed character, kept or escaped.

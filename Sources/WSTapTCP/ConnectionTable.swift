@@ -86,20 +86,20 @@ public final class ConnectionTable {
             segment.source == existing.client
                 && existing.clientInitialSequence.map { $0 != segment.sequenceNumber } ?? false
         }) {
-            close(existing.takeUnretainedValue(), key: key, reason: .reused, at: time)
+            close(existing.takeUnretainedValue(), reason: .reused, at: time)
             found = nil
         }
         if found == nil {
             found = open(key: key, segment: segment, isSyn: isSyn, isSynAck: isSynAck, at: time)
         }
         found?._withUnsafeGuaranteedRef { connection in
-            process(segment, key: key, isSyn: isSyn, isSynAck: isSynAck, in: connection, at: time)
+            process(segment, isSyn: isSyn, isSynAck: isSynAck, in: connection, at: time)
         }
     }
 
     /// The rest of `process` once the segment's connection is known.
     private func process(
-        _ segment: TCPSegment, key: ConnectionKey, isSyn: Bool, isSynAck: Bool, in connection: TrackedConnection,
+        _ segment: TCPSegment, isSyn: Bool, isSynAck: Bool, in connection: TrackedConnection,
         at time: CaptureTimestamp
     ) {
         connection.lastActivity = time
@@ -110,7 +110,7 @@ public final class ConnectionTable {
         }
         let direction: StreamDirection = segment.source == connection.client ? .clientToServer : .serverToClient
         if segment.flags.contains(.rst) {
-            close(connection, key: key, reason: .reset, at: time)
+            close(connection, reason: .reset, at: time)
             return
         }
         if direction == .clientToServer {
@@ -122,7 +122,7 @@ public final class ConnectionTable {
             accept(segment, isSyn: isSyn, into: &connection.serverStream, direction: direction, of: connection, at: time)
         }
         if connection.clientStream.finDelivered, connection.serverStream.finDelivered {
-            close(connection, key: key, reason: .finished, at: time)
+            close(connection, reason: .finished, at: time)
         }
     }
 
@@ -158,7 +158,7 @@ public final class ConnectionTable {
     /// Closes every open connection at the end of the capture, in order of first appearance.
     public func finish(at time: CaptureTimestamp) {
         for connection in leastRecentlyActive(upTo: .max, while: { _ in true }).sorted(by: { $0.id < $1.id }) {
-            close(connection, key: connection.key, reason: .endOfCapture, at: time)
+            close(connection, reason: .endOfCapture, at: time)
         }
         closedRecently.removeAll()
         closedOrder.removeAll()
@@ -230,7 +230,8 @@ public final class ConnectionTable {
         }
     }
 
-    private func close(_ connection: TrackedConnection, key: ConnectionKey, reason: ConnectionEndReason, at time: CaptureTimestamp) {
+    private func close(_ connection: TrackedConnection, reason: ConnectionEndReason, at time: CaptureTimestamp) {
+        let key = connection.key
         flush(&connection.clientStream, direction: .clientToServer, of: connection, at: time)
         flush(&connection.serverStream, direction: .serverToClient, of: connection, at: time)
         pendingBytesTotal -= connection.pendingBytes
@@ -309,7 +310,7 @@ public final class ConnectionTable {
         lastSweep = time
         let idle = leastRecentlyActive(upTo: .max) { $0.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time }
         for connection in idle.sorted(by: { $0.id < $1.id }) {
-            close(connection, key: connection.key, reason: .idleTimeout, at: time)
+            close(connection, reason: .idleTimeout, at: time)
         }
         while let oldest = closedOrder.first, oldest.time.adding(seconds: Self.closedMemorySeconds) < time {
             forgetOldestClosed()
@@ -321,13 +322,13 @@ public final class ConnectionTable {
     private func evictLeastRecentlyActive(at time: CaptureTimestamp) {
         let oldest = leastRecentlyActive(upTo: max(1, connections.count / 100), while: { _ in true })
         for connection in oldest.sorted(by: { $0.id < $1.id }) {
-            close(connection, key: connection.key, reason: .evicted, at: time)
+            close(connection, reason: .evicted, at: time)
         }
     }
 }
 
 /// A connection's handler behind a class of the table's own: the existential is opened once,
-/// when the connection opens, so each segment's call needs no reference counting (a borrowed
+/// when the handler is made, so each segment's call needs no reference counting (a borrowed
 /// existential is retained around every call).
 class HandlerReference {
     static func make(_ handler: some TCPStreamHandler) -> HandlerReference {

@@ -85,8 +85,6 @@ struct DirectionReassembler {
         return heldOutOfOrder
     }
 
-    private var hasPending: Bool { !pending.isEmpty }
-
     var heldSegments: Int { pending.count }
 
     /// Gives up on the first hole: reports it as missing and releases what follows.
@@ -104,7 +102,7 @@ struct DirectionReassembler {
 
     /// Releases everything held, reporting every hole, and a FIN whose data never all arrived.
     mutating func flush(emit: (Output) -> Void) {
-        while hasPending { skipFirstHole(emit: emit) }
+        while !pending.isEmpty { skipFirstHole(emit: emit) }
         if let finSequence, !finDelivered {
             let hole = distance(to: finSequence)
             if hole > 0 {
@@ -117,7 +115,7 @@ struct DirectionReassembler {
     }
 
     private mutating func deliverFinIfReached(emit: (Output) -> Void) {
-        if let finSequence, !finDelivered, nextSequence == finSequence, !hasPending {
+        if let finSequence, !finDelivered, nextSequence == finSequence, pending.isEmpty {
             finDelivered = true
             emit(.fin)
         }

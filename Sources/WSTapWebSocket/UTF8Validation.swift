@@ -33,29 +33,37 @@ public enum UTF8Validation {
                 index += 1
                 continue
             }
-            let length: Int
-            var lower: UInt8 = 0x80, upper: UInt8 = 0xBF
-            switch lead {
-            case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; lower = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; upper = 0x9F
-            case 0xF0: length = 4; lower = 0x90
-            case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; upper = 0x8F
-            default: return false
-            }
-            let present = min(length, count - index)
-            if present < length, !allowingCutEnd { return false }
-            if present >= 2 {
-                let second = bytes[index + 1]
-                guard second >= lower, second <= upper else { return false }
-            }
-            for offset in 2..<max(2, present) where bytes[index + offset] & 0xC0 != 0x80 {
-                return false
-            }
-            index += length
+            guard let character = character(at: index, in: bytes) else { return false }
+            if character.present < character.length, !allowingCutEnd { return false }
+            index += character.length
         }
         return true
+    }
+
+    /// The non-ASCII character that starts at `index` (Unicode table 3-7): its full length and how
+    /// many of its bytes `bytes` holds, or nil if those bytes are not well-formed so far.
+    @inline(__always)
+    public static func character(at index: Int, in bytes: UnsafeRawBufferPointer) -> (length: Int, present: Int)? {
+        let length: Int
+        var lower: UInt8 = 0x80, upper: UInt8 = 0xBF
+        switch bytes[index] {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; lower = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; upper = 0x9F
+        case 0xF0: length = 4; lower = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; upper = 0x8F
+        default: return nil
+        }
+        let present = min(length, bytes.count - index)
+        if present >= 2 {
+            let second = bytes[index + 1]
+            guard second >= lower, second <= upper else { return nil }
+        }
+        for offset in 2..<max(2, present) where bytes[index + offset] & 0xC0 != 0x80 {
+            return nil
+        }
+        return (length, present)
     }
 }
