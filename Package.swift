@@ -9,7 +9,7 @@ let package = Package(
     name: "wstap",
     platforms: [.macOS(.v13)],
     products: [
-        .library(name: "WSTap", targets: ["WSTap"]),
+        .library(name: "WSTap", targets: ["WSTap", "WSTapOutput", "WSTapLive"]),
         .executable(name: "wstap", targets: ["wstap"]),
     ],
     dependencies: [
@@ -27,25 +27,29 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "WSTapCapture", dependencies: ["CPcap"], swiftSettings: speed),
-        .target(name: "WSTapPackets", dependencies: ["WSTapCapture"], swiftSettings: speed),
-        .target(name: "WSTapTCP", dependencies: ["WSTapPackets"], swiftSettings: speed),
-        .target(name: "WSTapHTTP", dependencies: ["WSTapTCP", "WSTapCapture"], swiftSettings: speed),
+        .target(name: "WSTapCore", swiftSettings: speed),
+        .target(name: "WSTapCapture", dependencies: ["WSTapCore", "CPcap"], swiftSettings: speed),
+        .target(name: "WSTapPackets", dependencies: ["WSTapCore", "WSTapCapture"], swiftSettings: speed),
+        .target(name: "WSTapTCP", dependencies: ["WSTapCore", "WSTapPackets"], swiftSettings: speed),
+        .target(name: "WSTapHTTP", dependencies: ["WSTapCore"], swiftSettings: speed),
         .target(
             name: "WSTapWebSocket",
-            dependencies: ["WSTapHTTP", "WSTapTCP", "WSTapCapture", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["WSTapCore", "WSTapHTTP", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: speed
         ),
         .target(
             name: "WSTap",
-            dependencies: ["WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket"],
+            dependencies: ["WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket"],
             swiftSettings: speed
         ),
+        .target(name: "WSTapOutput", dependencies: ["WSTap"], swiftSettings: speed),
+        .target(name: "WSTapLive", dependencies: ["WSTap"], swiftSettings: speed),
         .executableTarget(
             name: "wstap",
-            dependencies: ["WSTap", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WSTap", "WSTapOutput", "WSTapLive", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: speed
         ),
+        .testTarget(name: "WSTapCoreTests", dependencies: ["WSTapCore"]),
         .testTarget(name: "WSTapCaptureTests", dependencies: ["WSTapCapture"]),
         .testTarget(name: "WSTapPacketsTests", dependencies: ["WSTapPackets"]),
         .testTarget(name: "WSTapTCPTests", dependencies: ["WSTapTCP", "WSTapPackets"]),

@@ -1,3 +1,10 @@
+import WSTapCore
+import WSTapCapture
+import WSTapPackets
+import WSTapTCP
+import WSTapHTTP
+import WSTapWebSocket
+
 /// Settings of the analysis that do not depend on the packet source.
 public struct AnalyzerOptions: Sendable {
     public var reassembly = ReassemblyLimits()
@@ -9,39 +16,28 @@ public struct AnalyzerOptions: Sendable {
     public init() {}
 }
 
-/// Runs packets through every stage (packets → TCP → HTTP → WebSocket) and reports a timeline.
+/// Runs packets through every stage (packets → TCP → a chain of stages per connection) and
+/// reports a timeline.
 ///
 /// The same analyzer serves capture files and live interfaces; only the packet source differs.
 public final class Analyzer: TCPConnectionObserver {
     let options: AnalyzerOptions
-    let sink: any TimelineSink
-    /// Asked once: whether frame and message events are worth building for the sink.
-    let emitsFramesAndMessages: Bool
-    /// Totals so far; complete once `finish` has run.
-    public internal(set) var summary = CaptureSummary()
-    /// WebSocket frames and data messages decoded so far (for `-c`).
-    public internal(set) var frameCount: UInt64 = 0
-    public internal(set) var messageCount: UInt64 = 0
-    /// Per opcode, turned into the summary's by-type counts when the analysis finishes.
-    /// (Fixed memory, not arrays: they are updated for every frame and message.)
-    let frameCountsByOpcode = UnsafeMutablePointer<UInt64>.allocate(capacity: 16)
-    let messageCountsByOpcode = UnsafeMutablePointer<UInt64>.allocate(capacity: 16)
+    /// The capture-level counters (packets, fragments, TCP); the connections' share is folded
+    /// from their events by `timeline`, and the two are merged when the analysis finishes.
+    public private(set) var summary = CaptureSummary()
+    private let timeline: TimelineFold
     private var connections: ConnectionTable!
     private let fragments = IPFragmentReassembler()
 
     public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
         self.options = options
-        self.sink = sink
-        emitsFramesAndMessages = sink.receivesFramesAndMessages
-        frameCountsByOpcode.initialize(repeating: 0, count: 16)
-        messageCountsByOpcode.initialize(repeating: 0, count: 16)
+        timeline = TimelineFold(sink: sink)
         connections = ConnectionTable(limits: options.reassembly, observer: self)
     }
 
-    deinit {
-        frameCountsByOpcode.deallocate()
-        messageCountsByOpcode.deallocate()
-    }
+    /// WebSocket frames and data messages decoded so far (for `sniff -c`).
+    public var frameCount: UInt64 { timeline.framesDecoded }
+    public var messageCount: UInt64 { timeline.messagesDecoded }
 
     /// Decodes one captured packet; its bytes need to stay valid only for this call.
     public func process(_ packet: CapturedPacket) {
@@ -49,7 +45,7 @@ public final class Analyzer: TCPConnectionObserver {
         summary.capturedBytes &+= UInt64(packet.bytes.count)
         if summary.firstPacketTime == nil {
             summary.firstPacketTime = packet.timestamp
-            sink.receive(.captureStarted(packet.timestamp))
+            timeline.sink.receive(.captureStarted(packet.timestamp))
         }
         summary.lastPacketTime = packet.timestamp
         if packet.missingLength > 0 { summary.snaplenTruncatedPackets &+= 1 }
@@ -78,7 +74,7 @@ public final class Analyzer: TCPConnectionObserver {
     /// Reports a capture-level problem, such as a file cut off mid-record.
     public func reportCaptureDamage(_ message: String) {
         summary.captureDamage = message
-        record(.truncatedCapture(message), connection: nil)
+        timeline.receive(.issue(nil, .truncatedCapture(message)))
     }
 
     /// Closes every open connection and delivers the summary; call once, after the last packet.
@@ -87,28 +83,18 @@ public final class Analyzer: TCPConnectionObserver {
         summary.live = liveStatistics
         connections.finish(at: summary.lastPacketTime ?? .zero)
         summary.tcp = connections.statistics
-        for opcode in 0..<16 {
-            let name = WebSocketOpcode(rawValue: UInt8(opcode)).description
-            if frameCountsByOpcode[opcode] > 0 { summary.framesByType[name] = frameCountsByOpcode[opcode] }
-            if messageCountsByOpcode[opcode] > 0 { summary.messagesByType[name] = messageCountsByOpcode[opcode] }
-        }
         summary.ipDatagramsReassembled = fragments.reassembled
         summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
-        sink.finish(summary)
+        summary.merge(timeline.summary)
+        timeline.sink.finish(summary)
         return summary
     }
 
     public func connectionOpened(_ connection: TCPConnectionInfo, at time: CaptureTimestamp) -> any TCPStreamHandler {
-        ConnectionAnalyzer(
-            record: ConnectionRecord(
-                id: connection.id, client: connection.client, server: connection.server,
-                tcpHandshakeSeen: connection.handshakeSeen, startTime: time),
-            analyzer: self)
-    }
-
-    func record(_ issue: Issue, connection: ConnectionRecord?) {
-        summary.issuesByCode[issue.code, default: 0] &+= 1
-        sink.receive(.issue(connection, issue))
+        let record = ConnectionRecord(
+            id: connection.id, client: connection.client, server: connection.server,
+            tcpHandshakeSeen: connection.handshakeSeen, startTime: time)
+        return Connection(context: ConnectionContext(record: record, options: options, timeline: timeline))
     }
 }
 

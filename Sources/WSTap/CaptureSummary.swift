@@ -1,3 +1,10 @@
+import WSTapCore
+import WSTapCapture
+import WSTapPackets
+import WSTapTCP
+import WSTapHTTP
+import WSTapWebSocket
+
 /// Totals over a whole capture, shared by every output format.
 public struct CaptureSummary: Sendable, Equatable {
     public var packets: UInt64 = 0
@@ -29,8 +36,61 @@ public struct CaptureSummary: Sendable, Equatable {
 
     public init() {}
 
+    /// Adds connections' frame and message counters, by opcode name.
+    public mutating func add(_ counters: ConnectionCounters) {
+        for opcode in 0..<16 {
+            let name = WebSocketOpcode(rawValue: UInt8(opcode)).description
+            if counters.framesByOpcode[opcode] > 0 { framesByType[name, default: 0] &+= counters.framesByOpcode[opcode] }
+            if counters.messagesByOpcode[opcode] > 0 { messagesByType[name, default: 0] &+= counters.messagesByOpcode[opcode] }
+        }
+        framePayloadBytes &+= counters.framePayloadBytes
+        messagePayloadBytes &+= counters.messagePayloadBytes
+    }
+
+    /// Combines the summaries of two analyses of disjoint parts of a capture (flow shards, or the
+    /// capture-level and connection-level parts of one analysis): counts add up, times widen.
+    public mutating func merge(_ other: CaptureSummary) {
+        packets &+= other.packets
+        capturedBytes &+= other.capturedBytes
+        firstPacketTime = [firstPacketTime, other.firstPacketTime].compactMap { $0 }.min()
+        lastPacketTime = [lastPacketTime, other.lastPacketTime].compactMap { $0 }.max()
+        skippedPackets.merge(other.skippedPackets, uniquingKeysWith: &+)
+        ipFragments &+= other.ipFragments
+        ipDatagramsReassembled &+= other.ipDatagramsReassembled
+        ipDatagramsIncomplete &+= other.ipDatagramsIncomplete
+        snaplenTruncatedPackets &+= other.snaplenTruncatedPackets
+        tcp.merge(other.tcp)
+        connectionsByProtocol.merge(other.connectionsByProtocol, uniquingKeysWith: &+)
+        upgradesByOutcome.merge(other.upgradesByOutcome, uniquingKeysWith: &+)
+        upgradesByProtocol.merge(other.upgradesByProtocol, uniquingKeysWith: &+)
+        framesByType.merge(other.framesByType, uniquingKeysWith: &+)
+        messagesByType.merge(other.messagesByType, uniquingKeysWith: &+)
+        framePayloadBytes &+= other.framePayloadBytes
+        messagePayloadBytes &+= other.messagePayloadBytes
+        issuesByCode.merge(other.issuesByCode, uniquingKeysWith: &+)
+        live = live ?? other.live
+        captureDamage = captureDamage ?? other.captureDamage
+    }
+
     public var frames: UInt64 { framesByType.values.reduce(0, +) }
     public var messages: UInt64 { messagesByType.values.reduce(0, +) }
     public var connections: UInt64 { connectionsByProtocol.values.reduce(0, +) }
     public var issues: UInt64 { issuesByCode.values.reduce(0, +) }
 }
+
+/// Kernel, interface and wstap's own packet counters of a live capture.
+public struct LiveStatistics: Sendable, Equatable {
+    public var received: UInt64
+    public var droppedByKernel: UInt64
+    public var droppedByInterface: UInt64
+    /// Packets the decoder could not keep up with, dropped from wstap's queue.
+    public var droppedByWstap: UInt64
+
+    public init(received: UInt64, droppedByKernel: UInt64, droppedByInterface: UInt64, droppedByWstap: UInt64) {
+        self.received = received
+        self.droppedByKernel = droppedByKernel
+        self.droppedByInterface = droppedByInterface
+        self.droppedByWstap = droppedByWstap
+    }
+}
+

@@ -1,3 +1,10 @@
+import WSTapCore
+import WSTapCapture
+import WSTapPackets
+import WSTapTCP
+import WSTapHTTP
+import WSTapWebSocket
+
 /// The one place that turns each stage's findings into issues with stable codes.
 /// Every code here is listed in docs/issue-codes.md.
 extension Issue {

@@ -1,8 +1,8 @@
-@_exported import WSTapCapture
-@_exported import WSTapPackets
-@_exported import WSTapTCP
-@_exported import WSTapHTTP
-@_exported import WSTapWebSocket
+import WSTapCore
+import WSTapPackets
+import WSTapTCP
+import WSTapHTTP
+import WSTapWebSocket
 
 /// A TCP connection as the timeline names it.
 public struct ConnectionRecord: Sendable {
@@ -91,27 +91,6 @@ public struct ConnectionTotals: Sendable, Equatable {
     public var missingBytes = DirectionPair<UInt64>(0)
 }
 
-/// One value per direction, indexed by `StreamDirection.rawValue` (0: client to server).
-///
-/// Two stored fields rather than an array of two: counters updated on every frame then need no
-/// uniqueness check or reference counting.
-public struct DirectionPair<Value: Sendable & Equatable>: Sendable, Equatable {
-    public var clientToServer: Value
-    public var serverToClient: Value
-
-    public init(_ both: Value) {
-        clientToServer = both
-        serverToClient = both
-    }
-
-    public subscript(index: Int) -> Value {
-        get { index == 0 ? clientToServer : serverToClient }
-        set {
-            if index == 0 { clientToServer = newValue } else { serverToClient = newValue }
-        }
-    }
-}
-
 /// What a connection turned out to carry.
 public enum ConnectionProtocol: String, Sendable {
     case websocket
@@ -140,6 +119,40 @@ public struct ConnectionEnd: Sendable {
     /// Set for WebSocket connections.
     public var websocketDetection: WebSocketDetection?
     public var totals: ConnectionTotals
+    /// Frames and messages by opcode: the connection's share of the capture summary.
+    public var counters: ConnectionCounters
+}
+
+/// What a connection decoded, by opcode; summed over connections, these are the summary's
+/// frame and message counts (`CaptureSummary.add`).
+public struct ConnectionCounters: Sendable {
+    /// Indexed by opcode (0-15).
+    public var framesByOpcode = InlineArray<16, UInt64>(repeating: 0)
+    public var messagesByOpcode = InlineArray<16, UInt64>(repeating: 0)
+    public var framePayloadBytes: UInt64 = 0
+    public var messagePayloadBytes: UInt64 = 0
+
+    public init() {}
+
+    mutating func countFrame(_ opcode: WebSocketOpcode, payloadLength: UInt64) {
+        framesByOpcode[Int(opcode.rawValue & 0x0F)] &+= 1
+        framePayloadBytes &+= payloadLength
+    }
+
+    mutating func countMessage(_ opcode: WebSocketOpcode, payloadLength: Int) {
+        messagesByOpcode[Int(opcode.rawValue & 0x0F)] &+= 1
+        messagePayloadBytes &+= UInt64(payloadLength)
+    }
+
+    /// Adds another connection's (or shard's) counters.
+    public mutating func add(_ other: ConnectionCounters) {
+        for opcode in 0..<16 {
+            framesByOpcode[opcode] &+= other.framesByOpcode[opcode]
+            messagesByOpcode[opcode] &+= other.messagesByOpcode[opcode]
+        }
+        framePayloadBytes &+= other.framePayloadBytes
+        messagePayloadBytes &+= other.messagePayloadBytes
+    }
 }
 
 /// Everything the analyzer reports, in capture order.
@@ -148,6 +161,9 @@ public enum TimelineEvent {
     case connectionOpened(ConnectionRecord)
     case httpRequest(ConnectionRecord, CaptureTimestamp, HTTPRequestHead)
     case httpResponse(ConnectionRecord, CaptureTimestamp, HTTPResponseHead)
+    /// A request paired with its final response, or with none (never answered, or forgotten past
+    /// the limit of waiting requests). Every request is paired once, in order.
+    case httpExchange(ConnectionRecord, HTTPExchange)
     /// An Upgrade offer was answered, or the connection ended without an answer. (Boxed: the
     /// exchange is by far the largest payload, and every event, frames included, would be copied
     /// at its size.)

@@ -1,3 +1,4 @@
+import WSTapCore
 /// One packet record as a source delivers it.
 ///
 /// `bytes` is borrowed from the source and valid only until the source reads the next packet;

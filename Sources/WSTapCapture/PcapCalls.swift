@@ -1,3 +1,4 @@
+import WSTapCore
 private import CPcap
 #if canImport(Glibc)
 import Glibc

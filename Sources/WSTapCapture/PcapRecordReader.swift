@@ -1,3 +1,4 @@
+import WSTapCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

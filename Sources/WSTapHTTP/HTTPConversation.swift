@@ -3,8 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import WSTapCapture
-import WSTapTCP
+import WSTapCore
 
 /// What an HTTP/1.1 conversation reports as its bytes arrive.
 public enum HTTPEvent {
@@ -13,6 +12,11 @@ public enum HTTPEvent {
     case request(HTTPRequestHead, offeredProtocols: [String]?)
     /// A response head and the request it answers (nil if none was seen).
     case response(HTTPResponseHead, request: HTTPRequestHead?, offeredProtocols: [String]?)
+    /// A request and its final answer, paired as HTTP/1.1 pairs them (in order, RFC 9112 §9.3):
+    /// when a final response or 101 arrives, and with no response when the request is forgotten
+    /// (past `maxOutstandingRequests`) or the conversation ends unanswered. Every request is paired
+    /// exactly once, in request order.
+    case exchange(HTTPExchange)
     /// A 101 switched the connection; every later byte belongs to `selectedProtocol`.
     case switched(selectedProtocol: String?)
     /// Bytes after the switch, in order per direction.
@@ -26,11 +30,20 @@ public enum HTTPEvent {
     case notHTTP(StreamDirection)
 }
 
+/// A request and the response that answered it, each with the time its head was complete.
+public struct HTTPExchange: Sendable {
+    public var request: HTTPRequestHead
+    public var requestTime: CaptureTimestamp
+    /// Nil when no final response was captured for this request.
+    public var response: HTTPResponseHead?
+    public var responseTime: CaptureTimestamp?
+}
+
 /// Follows one connection's HTTP/1.1 requests and responses, including keep-alive and pipelining,
 /// until an Upgrade is answered with 101 (RFC 9110 §7.8, RFC 9112).
 ///
 /// It returns events instead of acting: the caller decides what to decode after a switch.
-public struct HTTPConversation {
+public struct HTTPConversation: StreamStage {
     private enum Mode {
         case head(sawBytes: Bool)
         case body(remaining: UInt64)
@@ -50,6 +63,7 @@ public struct HTTPConversation {
 
     private struct PendingRequest {
         var head: HTTPRequestHead
+        var time: CaptureTimestamp
         var offeredProtocols: [String]?
     }
 
@@ -74,6 +88,8 @@ public struct HTTPConversation {
     private var clientHoldsAfterBody = false
     /// The head being completed was cut: what follows it starts at an unknown boundary.
     private var headWasCut = false
+    /// Capture time of the bytes being parsed: the time of the heads they complete.
+    private var currentTime = CaptureTimestamp.zero
 
     public init() {}
 
@@ -84,8 +100,10 @@ public struct HTTPConversation {
     }
 
     public mutating func receive(
-        _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, emit: (HTTPEvent) -> Void
+        _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp,
+        emit: (HTTPEvent) -> Void
     ) {
+        currentTime = time
         var rest = bytes
         while !rest.isEmpty {
             let consumed = step(rest, direction: direction, emit: emit)
@@ -93,7 +111,10 @@ public struct HTTPConversation {
         }
     }
 
-    public mutating func missing(byteCount: UInt64, direction: StreamDirection, emit: (HTTPEvent) -> Void) {
+    public mutating func missing(
+        byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: (HTTPEvent) -> Void
+    ) {
+        currentTime = time
         let index = direction.rawValue
         switch modes[index] {
         case .body(let remaining) where byteCount <= remaining:
@@ -112,6 +133,23 @@ public struct HTTPConversation {
             emit(.violation(.streamGap(bytes: byteCount), direction))
             modes[index] = .opaque
         }
+    }
+
+    /// Once the server's direction ends, requests still waiting will not be answered: each is
+    /// paired with no response.
+    public mutating func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (HTTPEvent) -> Void) {
+        guard direction == .serverToClient else { return }
+        pairUnansweredRequests(emit: emit)
+    }
+
+    /// Pairs every waiting request with no response, oldest first.
+    private mutating func pairUnansweredRequests(emit: (HTTPEvent) -> Void) {
+        forgottenRequests = 0
+        while !outstanding.isEmpty { emitUnanswered(outstanding.removeFirst(), emit: emit) }
+    }
+
+    private func emitUnanswered(_ request: PendingRequest, emit: (HTTPEvent) -> Void) {
+        emit(.exchange(HTTPExchange(request: request.head, requestTime: request.time, response: nil, responseTime: nil)))
     }
 
     /// A head cut by missing bytes (typically a snapshot length): its complete lines are parsed,
@@ -299,9 +337,9 @@ public struct HTTPConversation {
             offered = []  // The cut may have taken the Upgrade header: the offer is unknown, not absent.
         }
         emit(.request(head, offeredProtocols: offered))
-        outstanding.append(PendingRequest(head: head, offeredProtocols: offered))
+        outstanding.append(PendingRequest(head: head, time: currentTime, offeredProtocols: offered))
         if outstanding.count > Self.maxOutstandingRequests {
-            outstanding.removeFirst()
+            emitUnanswered(outstanding.removeFirst(), emit: emit)
             forgottenRequests += 1
             if !reportedForgottenRequests {
                 reportedForgottenRequests = true
@@ -343,7 +381,7 @@ public struct HTTPConversation {
             return
         }
         if head.status < 200 { return }  // An interim response; the final one follows.
-        consumeRequest()
+        consumeRequest(answeredBy: head, emit: emit)
         switch Self.responseBodyMode(head, requestMethod: request?.head.method) {
         case .success(let mode): modes[1] = mode
         case .failure(let violation):
@@ -355,17 +393,20 @@ public struct HTTPConversation {
         }
     }
 
-    /// A final response answered the oldest request waiting.
-    private mutating func consumeRequest() {
+    /// A final response (or 101) answered the oldest request waiting: the two are paired. One that
+    /// answers a forgotten request was already paired with nothing.
+    private mutating func consumeRequest(answeredBy response: HTTPResponseHead, emit: (HTTPEvent) -> Void) {
         if forgottenRequests > 0 {
             forgottenRequests -= 1
         } else if !outstanding.isEmpty {
-            outstanding.removeFirst()
+            let request = outstanding.removeFirst()
+            emit(.exchange(HTTPExchange(
+                request: request.head, requestTime: request.time, response: response, responseTime: currentTime)))
         }
     }
 
     private mutating func switchProtocols(_ head: HTTPResponseHead, request: PendingRequest?, emit: (HTTPEvent) -> Void) {
-        consumeRequest()
+        consumeRequest(answeredBy: head, emit: emit)
         let answered = head.headers.tokens("Upgrade")
         if request?.offeredProtocols == nil {
             emit(.violation(.unsolicitedSwitch, .serverToClient))
@@ -377,6 +418,8 @@ public struct HTTPConversation {
             }
         }
         modes[1] = .switched
+        // Both directions now carry the new protocol: requests still waiting are never answered.
+        pairUnansweredRequests(emit: emit)
         emit(.switched(selectedProtocol: answered.last))
         if headWasCut { emit(.upgradedBoundaryUnknown(.serverToClient)) }
         releaseHeldBytes(switched: true, emit: emit)
@@ -396,9 +439,9 @@ public struct HTTPConversation {
         for chunk in chunks {
             switch chunk {
             case .bytes(let bytes):
-                bytes.withUnsafeBytes { receive($0, direction: .clientToServer, emit: emit) }
+                bytes.withUnsafeBytes { receive($0, direction: .clientToServer, at: currentTime, emit: emit) }
             case .gap(let count):
-                missing(byteCount: count, direction: .clientToServer, emit: emit)
+                missing(byteCount: count, direction: .clientToServer, at: currentTime, emit: emit)
             case .boundaryUnknown:
                 if switched { emit(.upgradedBoundaryUnknown(.clientToServer)) }
             }

@@ -1,4 +1,4 @@
-import WSTapTCP
+import WSTapCore
 
 /// A problem found in the HTTP/1.1 part of a connection.
 public enum HTTPViolation: Error, Hashable, Sendable {

@@ -1,3 +1,4 @@
+import WSTapCore
 import WSTapCapture
 
 /// Puts fragmented IPv4 and IPv6 datagrams back together (RFC 791, RFC 8200 §4.5), within limits.

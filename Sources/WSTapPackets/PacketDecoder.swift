@@ -1,3 +1,4 @@
+import WSTapCore
 import WSTapCapture
 
 /// Why a packet did not yield a TCP segment; each is counted in the capture summary.

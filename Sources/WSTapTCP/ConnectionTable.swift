@@ -1,4 +1,4 @@
-import WSTapCapture
+import WSTapCore
 import WSTapPackets
 
 /// Tracks every TCP connection in a capture and feeds each one's reassembled streams to a handler.

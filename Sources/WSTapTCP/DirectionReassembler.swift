@@ -1,4 +1,4 @@
-import WSTapCapture
+import WSTapCore
 
 /// Orders one direction's segments by sequence number and hands out contiguous bytes.
 ///

@@ -1,16 +1,5 @@
-import WSTapCapture
+import WSTapCore
 import WSTapPackets
-
-/// Which way bytes flow on a connection.
-public enum StreamDirection: Int, Hashable, Sendable, CaseIterable {
-    case clientToServer = 0
-    case serverToClient = 1
-
-    /// The short label used in every output: `c2s` or `s2c`.
-    public var label: String { self == .clientToServer ? "c2s" : "s2c" }
-
-    public var reversed: StreamDirection { self == .clientToServer ? .serverToClient : .clientToServer }
-}
 
 /// Why the TCP layer stopped tracking a connection.
 public enum ConnectionEndReason: String, Sendable {
@@ -112,4 +101,16 @@ public struct TCPStatistics: Sendable, Equatable {
     public var missingBytes: UInt64 = 0
 
     public init() {}
+
+    /// Adds the counters of another connection table (another flow shard).
+    public mutating func merge(_ other: TCPStatistics) {
+        segments &+= other.segments
+        connections &+= other.connections
+        segmentsAfterClose &+= other.segmentsAfterClose
+        segmentsWithoutConnection &+= other.segmentsWithoutConnection
+        retransmittedBytes &+= other.retransmittedBytes
+        conflictingRetransmissions &+= other.conflictingRetransmissions
+        outOfOrderSegments &+= other.outOfOrderSegments
+        missingBytes &+= other.missingBytes
+    }
 }

@@ -1,3 +1,4 @@
+import WSTapCore
 /// The body of a close frame (RFC 6455 §5.5.1): an optional status code and a UTF-8 reason.
 public struct CloseFrameBody: Hashable, Sendable {
     /// nil when the payload is empty (no status code sent).

@@ -1,4 +1,4 @@
-import WSTapCapture
+import WSTapCore
 /// One frame as decoded from a direction's byte stream.
 public struct DecodedFrame {
     public var header: FrameHeader

@@ -1,3 +1,4 @@
+import WSTapCore
 /// Finds where frames start in bytes whose frame boundaries are unknown: after a capture gap, or
 /// in a connection whose start was not captured.
 ///

@@ -1,3 +1,4 @@
+import WSTapCore
 import Crypto
 import WSTapHTTP
 

@@ -1,4 +1,4 @@
-import WSTapCapture
+import WSTapCore
 private import CZlib
 
 /// A raw DEFLATE decompressor (zlib, no header) whose window can persist across messages.

@@ -1,4 +1,4 @@
-import WSTapCapture
+import WSTapCore
 /// A complete data message (RFC 6455 §5.4), reassembled from its frames.
 public struct WebSocketMessage {
     /// `.text` or `.binary`: the opcode of the message's first frame.

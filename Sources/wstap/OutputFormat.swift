@@ -1,5 +1,7 @@
 import ArgumentParser
 import WSTap
+import WSTapOutput
+import WSTapLive
 
 /// How events are written.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import WSTap
+import WSTapOutput
+import WSTapLive
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Dispatch
 import WSTap
+import WSTapOutput
+import WSTapLive
+import WSTapCapture
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,3 +1,5 @@
+import WSTap
+import WSTapCapture
 import Foundation
 
 /// When a live capture stops on its own (besides Ctrl-C / SIGTERM).
@@ -131,15 +133,6 @@ public final class LiveSession: @unchecked Sendable {
         }
         return nil
     }
-}
-
-/// Kernel, interface and wstap's own packet counters of a live capture.
-public struct LiveStatistics: Sendable, Equatable {
-    public var received: UInt64
-    public var droppedByKernel: UInt64
-    public var droppedByInterface: UInt64
-    /// Packets the decoder could not keep up with, dropped from wstap's queue.
-    public var droppedByWstap: UInt64
 }
 
 /// Packets copied out of libpcap's buffer on the capture thread.

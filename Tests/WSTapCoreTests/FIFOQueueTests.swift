@@ -1,5 +1,5 @@
 import Testing
-import WSTapCapture
+import WSTapCore
 
 struct FIFOQueueTests {
     /// Random appends, insertions and removals agree with a plain array across the queue's

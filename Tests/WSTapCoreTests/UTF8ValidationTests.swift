@@ -1,5 +1,5 @@
 import Testing
-@testable import WSTapWebSocket
+@testable import WSTapCore
 
 /// The UTF-8 validator against the standard library's own validation, on edge cases and on
 /// random buffers that put multi-byte and invalid sequences at every alignment of the fast paths.

@@ -1,3 +1,5 @@
+import WSTap
+import WSTapCore
 /// Writes one JSON object per timeline event as it happens (docs/json-format.md, NDJSON).
 ///
 /// Holds nothing between events, so it streams in constant memory for `read` and `sniff`.
@@ -30,6 +32,8 @@ public final class NDJSONExporter: TimelineSink {
         case .httpResponse(let record, let time, let head):
             begin("http_response", record.id); line.comma()
             line.responseFields(head, time: time)
+        case .httpExchange:
+            return  // The pairing is for whole-capture formats: its request and response were written as they came.
         case .upgrade(let record, let exchange):
             begin("upgrade", record.id); line.comma()
             line.upgradeFields(exchange)

@@ -1,3 +1,5 @@
+import WSTap
+import WSTapCore
 /// The fields of each timeline record, shared by the JSON and NDJSON formats (docs/json-format.md).
 extension OutputBuffer {
     func endpoint(_ endpoint: Endpoint) {

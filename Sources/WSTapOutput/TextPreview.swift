@@ -1,3 +1,5 @@
+import WSTap
+import WSTapCore
 /// Terminal text rendered straight into an output buffer. Untrusted bytes are made safe: printable
 /// text as is, everything else escaped, so a capture can never inject terminal control sequences.
 extension OutputBuffer {

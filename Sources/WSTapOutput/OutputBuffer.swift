@@ -1,3 +1,5 @@
+import WSTap
+import WSTapCore
 /// A reusable byte buffer the exporters render into (JSON here, terminal text in TextPreview.swift)
 /// with no intermediate objects. A class over raw memory: most appends are a few bytes, and
 /// Array's checks per append cost more than the copy.

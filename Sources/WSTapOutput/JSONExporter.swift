@@ -1,3 +1,5 @@
+import WSTap
+import WSTapCore
 /// Writes the whole capture as one JSON document (docs/json-format.md, `format_version` 1).
 ///
 /// Each connection is held only until it ends, then written out, so memory follows the open
@@ -47,12 +49,8 @@ public final class JSONExporter: TimelineSink {
 
     private final class OpenConnection {
         let record: ConnectionRecord
-        /// HTTP exchanges whose response came (HTTP/1.1 answers in order).
+        /// HTTP requests with their responses, as paired by the HTTP stage.
         let exchanges = ObjectList()
-        /// Requests still waiting, oldest first; past `HTTPConversation.maxOutstandingRequests`
-        /// the oldest is written without a response, and the response that answers it skipped.
-        var waitingRequests = FIFOQueue<OutputBuffer>()
-        var forgottenRequests = 0
         var upgrade: OutputBuffer?
         let frames: ObjectList
         let messages: ObjectList
@@ -80,37 +78,21 @@ public final class JSONExporter: TimelineSink {
             }
         }
 
-        func addRequest(_ request: OutputBuffer) {
-            waitingRequests.append(request)
-            if waitingRequests.count > HTTPConversation.maxOutstandingRequests {
-                addExchange(waitingRequests.removeFirst(), response: nil)
-                forgottenRequests += 1
-            }
-        }
-
-        /// Pairs a final response with the oldest waiting request (none: it is not listed, as its
-        /// request was not captured or was forgotten).
-        func addResponse(_ head: HTTPResponseHead, time: CaptureTimestamp) {
-            guard head.status >= 200 || head.status == 101 else { return }
-            if forgottenRequests > 0 {
-                forgottenRequests -= 1
-                return
-            }
-            guard !waitingRequests.isEmpty else { return }
-            addExchange(waitingRequests.removeFirst()) {
-                $0.raw("{")
-                $0.responseFields(head, time: time)
-                $0.raw("}")
-            }
-        }
-
-        func addExchange(_ request: OutputBuffer, response: ((OutputBuffer) -> Void)?) {
+        /// A request and its response (or null), as the HTTP stage paired them.
+        func addExchange(_ exchange: HTTPExchange) {
             exchanges.beginObject()
-            exchanges.items.raw("\"request\":")
-            exchanges.items.append(request)
-            exchanges.items.raw(",\"response\":")
-            if let response { response(exchanges.items) } else { exchanges.items.raw("null") }
-            exchanges.items.raw("}")
+            let items = exchanges.items
+            items.raw("\"request\":{")
+            items.requestFields(exchange.request, time: exchange.requestTime)
+            items.raw("},\"response\":")
+            if let response = exchange.response, let time = exchange.responseTime {
+                items.raw("{")
+                items.responseFields(response, time: time)
+                items.raw("}")
+            } else {
+                items.raw("null")
+            }
+            items.raw("}")
         }
 
         var lists: [ObjectList] { [exchanges, frames, messages, issues] }
@@ -173,17 +155,11 @@ public final class JSONExporter: TimelineSink {
             let connection = OpenConnection(record: record, frameBuffer: spareBuffer(), messageBuffer: spareBuffer())
             open.updateValue(.passRetained(connection), forKey: record.id)?.release()
             if lastID == record.id { lastConnection = nil }
-        case .httpRequest(let record, let time, let head):
+        case .httpRequest, .httpResponse:
+            break  // Written in pairs, from `httpExchange`.
+        case .httpExchange(let record, let exchange):
             withConnection(record.id) { connection in
-                let request = OutputBuffer()
-                request.raw("{")
-                request.requestFields(head, time: time)
-                request.raw("}")
-                counting(connection.exchanges) { connection.addRequest(request) }
-            }
-        case .httpResponse(let record, let time, let head):
-            withConnection(record.id) { connection in
-                counting(connection.exchanges) { connection.addResponse(head, time: time) }
+                counting(connection.exchanges) { connection.addExchange(exchange) }
             }
         case .upgrade(let record, let exchange):
             withConnection(record.id) { connection in
@@ -298,7 +274,6 @@ public final class JSONExporter: TimelineSink {
         scratch.raw(",\"totals\":{"); scratch.totalsFields(end.totals); scratch.raw("}")
         scratch.raw(",\n\"http\":")
         output.write(scratch)
-        while !connection.waitingRequests.isEmpty { connection.addExchange(connection.waitingRequests.removeFirst(), response: nil) }
         connection.exchanges.write(to: output, spool: spool)
         scratch.removeAll()
         scratch.raw(",\n\"upgrade\":")

@@ -1,3 +1,5 @@
+import WSTap
+import WSTapCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,3 +1,5 @@
+import WSTap
+import WSTapCore
 /// The readable timeline: one line per event, then the summary. Lines are rendered straight into
 /// the output's buffer.
 public final class TextExporter: TimelineSink {
@@ -34,6 +36,8 @@ public final class TextExporter: TimelineSink {
             begin(time, record)
             line.raw("← "); line.number(head.status)
             line.raw(" "); line.terminalText(head.reason)
+        case .httpExchange:
+            return  // Its request and response were shown as they came.
         case .upgrade(let record, let exchange):
             begin(exchange.responseTime ?? exchange.requestTime, record)
             upgradeText(exchange)

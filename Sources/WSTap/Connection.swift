@@ -1,0 +1,60 @@
+import WSTapCore
+import WSTapTCP
+
+/// One TCP connection: the chain of stages its bytes go through, and the context they share.
+///
+/// The TCP layer's directions are turned into the analyzer's (client and server as decoding shows
+/// them) before any stage sees the bytes; gaps and snapshot-length cuts are reported here, once,
+/// for every stage.
+final class Connection: TCPStreamHandler {
+    private let context: ConnectionContext
+    /// The first stage of the chain; it changes when a stage hands over.
+    private var stage: any ConnectionStage
+    /// Bytes arrived (not only gaps): the connection is listed even if nothing came of them.
+    private var sawBytes = false
+    private var reportedSnaplenCut = false
+
+    init(context: ConnectionContext) {
+        self.context = context
+        stage = ConnectionChain.start(context)
+    }
+
+    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) {
+        sawBytes = true
+        if let next = stage.receive(bytes, direction: context.direction(direction), at: time) { stage = next }
+    }
+
+    func missing(_ range: MissingRange, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
+        let direction = context.direction(tcpDirection)
+        context.totals.missingBytes[direction] &+= range.byteCount
+        switch range.cause {
+        case .notCaptured:
+            context.report(.tcpGap(range, time: time, direction: direction))
+        case .cutBySnaplen:
+            if !reportedSnaplenCut {
+                reportedSnaplenCut = true
+                context.report(.snaplenTruncated(bytes: range.byteCount, time: time, direction: direction))
+            }
+        }
+        if let next = stage.missing(byteCount: range.byteCount, cause: range.cause, direction: direction, at: time) {
+            stage = next
+        }
+    }
+
+    func conflictingRetransmission(
+        startSequence: UInt32, byteCount: Int, direction: StreamDirection, at time: CaptureTimestamp
+    ) {
+        context.report(.retransmissionConflict(
+            sequence: startSequence, bytes: byteCount, time: time, direction: context.direction(direction)))
+    }
+
+    func finished(direction: StreamDirection, at time: CaptureTimestamp) {}
+
+    func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) {
+        stage.finish(at: time)
+        guard context.opened || sawBytes else { return }
+        context.emit(.connectionClosed(context.record, ConnectionEnd(
+            time: time, reason: reason, protocolKind: context.phase.protocolKind,
+            websocketDetection: context.phase.websocketDetection, totals: context.totals, counters: context.counters)))
+    }
+}

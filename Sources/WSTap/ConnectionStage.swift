@@ -1,0 +1,122 @@
+import WSTapCore
+import WSTapTCP
+import WSTapWebSocket
+
+/// A link of a connection's chain as the connection drives it: it takes the bytes of one
+/// direction (client and server as the analyzer knows them), turns them into timeline events
+/// through its `ConnectionContext`, and hands what is not its own to the stage after it.
+///
+/// A stage that finds the stream is something else hands over: `receive` and `missing` return the
+/// stage that decodes the stream from then on (HTTP returns WebSocket after a 101, as Zeek replaces
+/// its HTTP analyzer on upgrade), having already passed it the rest of the bytes it was given.
+protocol ConnectionStage: AnyObject {
+    /// In-order bytes of `direction`, borrowed for the call. Returns a successor, if any.
+    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
+        -> (any ConnectionStage)?
+    /// Bytes the capture lacks; the stream goes on after them. Returns a successor, if any.
+    func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
+        -> (any ConnectionStage)?
+    /// The next bytes of `direction` may not start where a unit (head, frame) starts.
+    func boundaryUnknown(direction: StreamDirection)
+    /// The connection ended: report what is still held or unfinished.
+    func finish(at time: CaptureTimestamp)
+}
+
+extension ConnectionStage {
+    func boundaryUnknown(direction: StreamDirection) {}
+}
+
+/// What a connection is decoded as now: one value instead of a set of flags.
+enum ConnectionPhase: Equatable {
+    /// No bytes yet, or only bytes that did not yet show a protocol (an HTTP head in progress).
+    case undecided
+    /// HTTP/1.1 requests and responses.
+    case http
+    /// WebSocket frames are decoded; `detection` says how the connection is known to be WebSocket.
+    case websocket(WebSocketDetection)
+    /// The handshake was not captured, or the heads of the 101 were cut (`afterSwitch`): frames
+    /// are being searched for.
+    case searchingForWebSocket(WebSocketDetection, afterSwitch: Bool)
+    /// A 101 switched to a protocol wstap does not decode: its bytes are counted.
+    case otherUpgrade
+    /// Nothing recognisable: the bytes are not decoded.
+    case opaque
+
+    /// What the connection turned out to carry, as the timeline names it.
+    var protocolKind: ConnectionProtocol {
+        switch self {
+        case .undecided, .opaque: .unknown
+        case .http: .http
+        case .websocket: .websocket
+        case .searchingForWebSocket(_, let afterSwitch): afterSwitch ? .otherUpgrade : .unknown
+        case .otherUpgrade: .otherUpgrade
+        }
+    }
+
+    var websocketDetection: WebSocketDetection? {
+        if case .websocket(let detection) = self { return detection }
+        return nil
+    }
+}
+
+/// What every stage of one connection shares: its record, phase, totals and counters, and its way
+/// to the timeline. The connection owns its counters; the analyzer only sees them in its events.
+final class ConnectionContext {
+    private(set) var record: ConnectionRecord
+    var phase = ConnectionPhase.undecided
+    var totals = ConnectionTotals()
+    var counters = ConnectionCounters()
+    let options: AnalyzerOptions
+    /// Whether the sink takes frame and message events (a summary does not).
+    let emitsFramesAndMessages: Bool
+    /// The connection's first event (its `connectionOpened`) was written.
+    private(set) var opened = false
+    /// The TCP layer guessed client and server the wrong way round: its directions are flipped.
+    private(set) var rolesSwapped = false
+    private let timeline: TimelineFold
+
+    init(record: ConnectionRecord, options: AnalyzerOptions, timeline: TimelineFold) {
+        self.record = record
+        self.options = options
+        self.timeline = timeline
+        emitsFramesAndMessages = timeline.emitsFramesAndMessages
+    }
+
+    /// The analyzer's direction for a direction of the TCP layer, and back (the mapping is its own inverse).
+    func direction(_ other: StreamDirection) -> StreamDirection {
+        rolesSwapped ? other.reversed : other
+    }
+
+    /// Client and server exchange places, in the record and for every later byte.
+    func swapRoles() {
+        rolesSwapped.toggle()
+        // One assignment: swap(&record.client, &record.server) would access `record` twice at once.
+        (record.client, record.server) = (record.server, record.client)
+    }
+
+    func emit(_ event: TimelineEvent) {
+        openIfNeeded()
+        timeline.receive(event)
+    }
+
+    /// A frame or data message was decoded (whether or not the sink takes it).
+    func countFrame(_ opcode: WebSocketOpcode, payloadLength: UInt64) {
+        counters.countFrame(opcode, payloadLength: payloadLength)
+        timeline.frameDecoded()
+    }
+
+    func countMessage(_ opcode: WebSocketOpcode, payloadLength: Int) {
+        counters.countMessage(opcode, payloadLength: payloadLength)
+        timeline.messageDecoded()
+    }
+
+    func report(_ issue: Issue) {
+        emit(.issue(record, issue))
+    }
+
+    private func openIfNeeded() {
+        guard !opened else { return }
+        opened = true
+        timeline.receive(.connectionOpened(record))
+    }
+}

@@ -1,0 +1,69 @@
+import WSTapCore
+import WSTapHTTP
+import WSTapPackets
+import WSTapTCP
+
+/// The first stage of every connection: its first bytes choose what decodes it.
+///
+/// HTTP when they look like HTTP. Otherwise, when the TCP handshake was not captured (or the
+/// connection is on a `--websocket-port`), the connection was caught mid-way: WebSocket frames
+/// are searched for. The first bytes can also show that the TCP layer's guess of client and
+/// server was wrong (a response from the "client").
+final class ProtocolDetectionStage: ConnectionStage {
+    private let context: ConnectionContext
+    /// HTTP, the default: it also takes gaps that come before the first byte.
+    private let http: HTTPStage
+
+    init(context: ConnectionContext, http: HTTPStage) {
+        self.context = context
+        self.http = http
+    }
+
+    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
+        -> (any ConnectionStage)?
+    {
+        var direction = direction
+        let chosen = choose(firstBytes: bytes, direction: &direction)
+        return chosen.receive(bytes, direction: direction, at: time) ?? chosen
+    }
+
+    func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
+        -> (any ConnectionStage)?
+    {
+        // The protocol is still unknown: until a byte shows it, HTTP reports the gap.
+        _ = http.missing(byteCount: byteCount, cause: cause, direction: direction, at: time)
+        return nil
+    }
+
+    func finish(at time: CaptureTimestamp) {
+        http.finish(at: time)
+    }
+
+    /// The stage for this connection; `direction` is turned round when client and server are.
+    private func choose(firstBytes bytes: UnsafeRawBufferPointer, direction: inout StreamDirection) -> any ConnectionStage {
+        let prefix = Array(bytes.prefix(8))
+        let looksLikeResponse = prefix.starts(with: Array("HTTP/1.".utf8))
+        let looksLikeRequest = prefix.count >= 4 && !looksLikeResponse
+            && HTTPConversation.startsLikeHTTP(prefix, direction: .clientToServer)
+        let record = context.record
+        let ports = context.options.websocketPorts
+        let forcedServer: Endpoint? = ports.contains(record.server.port) ? record.server
+            : ports.contains(record.client.port) ? record.client : nil
+        if let forcedServer, !looksLikeRequest, !looksLikeResponse {
+            if forcedServer != record.server { swapRoles(&direction) }
+            return ConnectionChain.websocketWithoutHandshake(context, detection: .port)
+        }
+        if record.tcpHandshakeSeen { return http }
+        if (direction == .serverToClient && looksLikeRequest) || (direction == .clientToServer && looksLikeResponse) {
+            swapRoles(&direction)
+        } else if !looksLikeRequest, !looksLikeResponse {
+            return ConnectionChain.websocketWithoutHandshake(context, detection: .heuristic)
+        }
+        return http
+    }
+
+    private func swapRoles(_ direction: inout StreamDirection) {
+        context.swapRoles()
+        direction = direction.reversed
+    }
+}

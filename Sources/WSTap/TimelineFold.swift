@@ -1,0 +1,51 @@
+import WSTapWebSocket
+
+/// Every connection's events pass here on their way to the sink, and the connections' part of the
+/// capture summary is folded from them: upgrades, issues, connections by protocol, and the frame
+/// and message counters each connection reports when it ends. Connections never write into the
+/// analyzer; two analyzers over disjoint sets of connections give summaries that `merge` into the
+/// summary of one analyzer over all of them.
+final class TimelineFold {
+    let sink: any TimelineSink
+    /// Asked once: whether frame and message events are worth building for the sink.
+    let emitsFramesAndMessages: Bool
+    private var folded = CaptureSummary()
+    private var counters = ConnectionCounters()
+    /// Progress for stop conditions (`sniff -c`), counted as connections decode: the summary's
+    /// counts only include connections that ended.
+    private(set) var framesDecoded: UInt64 = 0
+    private(set) var messagesDecoded: UInt64 = 0
+
+    func frameDecoded() { framesDecoded &+= 1 }
+    func messageDecoded() { messagesDecoded &+= 1 }
+
+    init(sink: any TimelineSink) {
+        self.sink = sink
+        emitsFramesAndMessages = sink.receivesFramesAndMessages
+    }
+
+    func receive(_ event: TimelineEvent) {
+        switch event {
+        case .upgrade(_, let exchange):
+            folded.upgradesByOutcome[exchange.outcome.rawValue, default: 0] &+= 1
+            if let selected = exchange.selectedProtocol {
+                folded.upgradesByProtocol[selected.lowercased(), default: 0] &+= 1
+            }
+        case .issue(_, let issue):
+            folded.issuesByCode[issue.code, default: 0] &+= 1
+        case .connectionClosed(_, let end):
+            folded.connectionsByProtocol[end.protocolKind.rawValue, default: 0] &+= 1
+            counters.add(end.counters)
+        default:
+            break
+        }
+        sink.receive(event)
+    }
+
+    /// The summary of the connections that ended so far.
+    var summary: CaptureSummary {
+        var summary = folded
+        summary.add(counters)
+        return summary
+    }
+}
