@@ -49,15 +49,18 @@ let package = Package(
             dependencies: ["WSTap", "WSTapOutput", "WSTapLive", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: speed
         ),
-        .testTarget(name: "WSTapCoreTests", dependencies: ["WSTapCore"]),
-        .testTarget(name: "WSTapCaptureTests", dependencies: ["WSTapCapture"]),
-        .testTarget(name: "WSTapPacketsTests", dependencies: ["WSTapPackets"]),
-        .testTarget(name: "WSTapTCPTests", dependencies: ["WSTapTCP", "WSTapPackets"]),
-        .testTarget(name: "WSTapHTTPTests", dependencies: ["WSTapHTTP"]),
-        .testTarget(name: "WSTapWebSocketTests", dependencies: ["WSTapWebSocket", "WSTapHTTP"]),
+        .target(name: "TestSupport", dependencies: ["WSTapCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "WSTapCoreTests", dependencies: ["WSTapCore", "TestSupport"]),
+        .testTarget(name: "WSTapCaptureTests", dependencies: ["WSTapCapture", "WSTapCore"]),
+        .testTarget(name: "WSTapPacketsTests", dependencies: ["WSTapPackets", "WSTapCore"]),
+        .testTarget(name: "WSTapTCPTests", dependencies: ["WSTapTCP", "WSTapPackets", "WSTapCore"]),
+        .testTarget(name: "WSTapHTTPTests", dependencies: ["WSTapHTTP", "TestSupport"]),
+        .testTarget(name: "WSTapWebSocketTests", dependencies: ["WSTapWebSocket", "WSTapHTTP", "TestSupport"]),
+        .testTarget(name: "WSTapTests", dependencies: ["WSTap", "TestSupport"]),
+        .testTarget(name: "WSTapOutputTests", dependencies: ["WSTapOutput"]),
         .testTarget(
             name: "GoldenTests",
-            dependencies: ["WSTap", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["WSTap", "WSTapOutput", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

@@ -37,6 +37,15 @@ public struct HTTPExchange: Sendable {
     /// Nil when no final response was captured for this request.
     public var response: HTTPResponseHead?
     public var responseTime: CaptureTimestamp?
+
+    public init(
+        request: HTTPRequestHead, requestTime: CaptureTimestamp, response: HTTPResponseHead?, responseTime: CaptureTimestamp?
+    ) {
+        self.request = request
+        self.requestTime = requestTime
+        self.response = response
+        self.responseTime = responseTime
+    }
 }
 
 /// Follows one connection's HTTP/1.1 requests and responses, including keep-alive and pipelining,

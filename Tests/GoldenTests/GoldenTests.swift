@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Testing
 import WSTap
+import WSTapOutput
 
 /// Every capture in captures/ decoded by the library and compared with
 /// (1) what the recording peers themselves sent (NAME.peers.json), and
@@ -23,20 +24,14 @@ struct GoldenTests {
 
     @Test(arguments: captureNames)
     func messagesMatchWhatThePeersSent(_ name: String) throws {
-        let base = Self.capturesDirectory.appendingPathComponent(name).deletingPathExtension()
-        let logData = try Data(contentsOf: base.appendingPathExtension("peers.json"))
-        let log = try #require(try JSONSerialization.jsonObject(with: logData) as? [String: Any])
-        let sent = try #require(log["messages"] as? [[String: Any]])
+        let peers = try PeersLog(Self.capturesDirectory.appendingPathComponent(name))
         let collector = MessageCollector()
         try run(name, sink: collector)
         for direction in ["c2s", "s2c"] {
-            let expected = sent.filter { $0["dir"] as? String == direction }.map {
-                "\($0["opcode"] ?? "?") \($0["length"] ?? "?") \($0["sha256"] ?? "?")"
-            }
             let decoded = collector.messages.filter { $0.direction == direction }.map(\.summary)
-            #expect(decoded == expected, "\(name) \(direction)")
+            #expect(decoded == peers.messages(direction: direction), "\(name) \(direction)")
         }
-        if let subprotocol = log["subprotocol"] as? String {
+        if let subprotocol = peers.subprotocol {
             #expect(collector.subprotocols == [subprotocol])
         }
     }
@@ -134,13 +129,23 @@ final class MessageCollector: TimelineSink {
     func finish(_ summary: CaptureSummary) {}
 }
 
-/// The messages a recording's peers sent, per direction, from NAME.peers.json.
-func peersMessages(_ capture: URL, direction: String) throws -> [String] {
-    let log = try Data(contentsOf: capture.deletingPathExtension().appendingPathExtension("peers.json"))
-    let object = try JSONSerialization.jsonObject(with: log) as? [String: Any]
-    let sent = object?["messages"] as? [[String: Any]] ?? []
-    return sent.filter { $0["dir"] as? String == direction }.map {
-        "\($0["opcode"] ?? "?") \($0["length"] ?? "?") \($0["sha256"] ?? "?")"
+/// What a recording's peers logged (NAME.peers.json beside the capture): the messages each sent,
+/// as "opcode length sha256", and the subprotocol they agreed on.
+struct PeersLog {
+    private let sent: [[String: Any]]
+    let subprotocol: String?
+
+    init(_ capture: URL) throws {
+        let data = try Data(contentsOf: capture.deletingPathExtension().appendingPathExtension("peers.json"))
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        sent = object?["messages"] as? [[String: Any]] ?? []
+        subprotocol = object?["subprotocol"] as? String
+    }
+
+    func messages(direction: String) -> [String] {
+        sent.filter { $0["dir"] as? String == direction }.map {
+            "\($0["opcode"] ?? "?") \($0["length"] ?? "?") \($0["sha256"] ?? "?")"
+        }
     }
 }
 
@@ -172,7 +177,7 @@ struct DamagedCaptureTests {
             #expect(collector.issueCodes.contains(code), "\(name) should report \(code)")
         }
         for direction in ["c2s", "s2c"] {
-            let expected = try sources.flatMap { try peersMessages($0, direction: direction) }
+            let expected = try sources.flatMap { try PeersLog($0).messages(direction: direction) }
             let decoded = collector.messages.filter { $0.direction == direction }
             if spec["messages"] as? String == "same" {
                 #expect(decoded.allSatisfy { $0.complete }, "\(name) \(direction): every message complete")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSTapCore
 @testable import WSTapCapture
 
 /// The native pcap record reader against hand-built files (every byte order and timestamp

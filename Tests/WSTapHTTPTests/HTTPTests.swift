@@ -1,44 +1,44 @@
 import Testing
-import WSTapTCP
+import TestSupport
+import WSTapCore
 @testable import WSTapHTTP
 
-/// A readable record of what a conversation reported.
-func conversationEvents(_ steps: [(StreamDirection, String)], splitEveryByte: Bool = false) -> [String] {
-    var conversation = HTTPConversation()
-    var log: [String] = []
-    func note(_ event: HTTPEvent) {
-        switch event {
-        case .request(let head, let offered):
-            log.append("request \(head.method) \(head.target) offer=\(offered?.joined(separator: ",") ?? "-")")
-        case .response(let head, _, _):
-            log.append("response \(head.status)")
-        case .switched(let selected):
-            log.append("switched \(selected ?? "-")")
-        case .upgradedBytes(let bytes, let direction):
-            let text = String(decoding: bytes, as: UTF8.self)
-            if let last = log.last, last.hasPrefix("data \(direction.label) ") {
-                log[log.count - 1] = last + text
-            } else {
-                log.append("data \(direction.label) \(text)")
-            }
-        case .upgradedGap(let count, let direction):
-            log.append("gap \(direction.label) \(count)")
-        case .violation(let violation, let direction):
-            log.append("violation \(direction.label) \(violation)")
-        case .notHTTP(let direction):
-            log.append("not-http \(direction.label)")
-        case .upgradedBoundaryUnknown(let direction):
-            log.append("boundary-unknown \(direction.label)")
+/// What a test keeps of an HTTP event; pairs of request and response only when `pairs` is set.
+func httpRecord(_ event: HTTPEvent, pairs: Bool = false) -> SplitFeeder.Record? {
+    switch event {
+    case .request(let head, let offered):
+        return .line("request \(head.method) \(head.target) offer=\(offered?.joined(separator: ",") ?? "-")")
+    case .response(let head, _, _):
+        return .line("response \(head.status)")
+    case .exchange(let exchange):
+        guard pairs else { return nil }
+        return .line("pair \(exchange.request.target) \(exchange.response.map { String($0.status) } ?? "unanswered")")
+    case .switched(let selected):
+        return .line("switched \(selected ?? "-")")
+    case .upgradedBytes(let bytes, let direction):
+        return .bytes(label: "data \(direction.label)", Array(bytes))
+    case .upgradedGap(let count, let direction):
+        return .line("gap \(direction.label) \(count)")
+    case .violation(let violation, let direction):
+        return .line("violation \(direction.label) \(violation)")
+    case .notHTTP(let direction):
+        return .line("not-http \(direction.label)")
+    case .upgradedBoundaryUnknown(let direction):
+        return .line("boundary-unknown \(direction.label)")
+    }
+}
+
+/// A readable record of what a conversation reported, the same however the bytes are cut.
+func conversationEvents(_ steps: [(StreamDirection, String)], pairs: Bool = false) -> [String] {
+    let (whole, differing) = SplitFeeder.disagreements(
+        steps.map { ($0.0, Array($0.1.utf8)) }, make: HTTPConversation.init) { httpRecord($0, pairs: pairs) }
+    for (cut, records) in differing.prefix(3) { Issue.record("\(cut) differs: \(records)") }
+    return whole.map { record in
+        switch record {
+        case .line(let line): line
+        case .bytes(let label, let bytes): "\(label) \(String(decoding: bytes, as: UTF8.self))"
         }
     }
-    for (direction, text) in steps {
-        let bytes = Array(text.utf8)
-        let chunks = splitEveryByte ? bytes.map { [$0] } : [bytes]
-        for chunk in chunks {
-            chunk.withUnsafeBytes { conversation.receive($0, direction: direction, emit: note) }
-        }
-    }
-    return log
 }
 
 struct HTTPHeadersTests {
@@ -86,18 +86,29 @@ struct HTTPConversationTests {
             (.serverToClient, Self.switchResponse + "frames"),
             (.clientToServer, "more"),
         ]
-        let expected = [
+        #expect(conversationEvents(steps) == [
             "request GET /a offer=-", "response 200", "request POST /b offer=-", "response 204",
             "request GET /ws offer=websocket", "response 101", "switched websocket",
-            "data c2s earlymore", "data s2c frames",
-        ]
-        let log = conversationEvents(steps)
-        #expect(log.filter { !$0.hasPrefix("data") } == expected.filter { !$0.hasPrefix("data") })
-        #expect(log.contains("data s2c frames"))
-        #expect(log.filter { $0.hasPrefix("data c2s ") }.map { $0.dropFirst(9) }.joined() == "earlymore")
-        // Byte-at-a-time delivery reports the same heads.
-        let split = conversationEvents(steps, splitEveryByte: true)
-        #expect(split.filter { !$0.hasPrefix("data") } == expected.filter { !$0.hasPrefix("data") })
+            "data c2s early", "data s2c frames", "data c2s more",
+        ])
+    }
+
+    /// Each request is paired once, in order, with the final response that answers it: interim
+    /// responses do not answer, a 101 does, and what is still waiting at a switch or at the end
+    /// is paired with nothing.
+    @Test func requestsArePairedWithTheirFinalResponses() {
+        let pairs = conversationEvents([
+            (.clientToServer, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"),
+            (.serverToClient, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            (.clientToServer, Self.upgradeRequest),
+            (.serverToClient, "HTTP/1.1 204 No Content\r\n\r\n" + Self.switchResponse),
+        ], pairs: true).filter { $0.hasPrefix("pair") }
+        #expect(pairs == ["pair /a 200", "pair /b 204", "pair /ws 101"])
+        let unanswered = conversationEvents([
+            (.clientToServer, "GET /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\n"),
+            (.serverToClient, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+        ], pairs: true).filter { $0.hasPrefix("pair") }
+        #expect(unanswered == ["pair /x 404", "pair /y unanswered"])
     }
 
     @Test func refusedUpgradeStaysHTTP() {
@@ -114,9 +125,10 @@ struct HTTPConversationTests {
         var log: [String] = []
         func feed(_ text: String, _ direction: StreamDirection) {
             Array(text.utf8).withUnsafeBytes { bytes in
-                conversation.receive(bytes, direction: direction) { event in
+                conversation.receive(bytes, direction: direction, at: .zero) { event in
                     switch event {
                     case .response(let head, let request, _): log.append("response \(head.status) to \(request?.target ?? "-")")
+                    case .exchange(let exchange) where exchange.response == nil: log.append("unanswered \(exchange.request.target)")
                     case .violation(let violation, _): log.append("violation \(violation)")
                     default: break
                     }
@@ -125,10 +137,11 @@ struct HTTPConversationTests {
         }
         let limit = HTTPConversation.maxOutstandingRequests
         for index in 0..<(limit + 2) { feed("GET /\(index) HTTP/1.1\r\n\r\n", .clientToServer) }
-        #expect(log == ["violation tooManyUnansweredRequests(limit: \(limit))"])
+        // Past the limit the oldest are paired with no response, and reported once.
+        #expect(log == ["unanswered /0", "violation tooManyUnansweredRequests(limit: \(limit))", "unanswered /1"])
         for _ in 0..<3 { feed("HTTP/1.1 204 No Content\r\n\r\n", .serverToClient) }
         // The two forgotten requests are answered first, without a claim that nothing asked.
-        #expect(log.dropFirst() == ["response 204 to -", "response 204 to -", "response 204 to /2"])
+        #expect(log.dropFirst(3) == ["response 204 to -", "response 204 to -", "response 204 to /2"])
     }
 
     @Test func interimResponsesDoNotAnswerTheRequest() {
@@ -166,13 +179,13 @@ struct HTTPConversationTests {
             if case .violation(let violation, _) = event { log.append("\(violation)") }
         }
         Array("POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc".utf8).withUnsafeBytes {
-            conversation.receive($0, direction: .clientToServer, emit: emit)
+            conversation.receive($0, direction: .clientToServer, at: .zero, emit: emit)
         }
-        conversation.missing(byteCount: 7, direction: .clientToServer, emit: emit)
+        conversation.missing(byteCount: 7, direction: .clientToServer, at: .zero, emit: emit)
         Array("GET /b HTTP/1.1\r\n\r\nGET /c".utf8).withUnsafeBytes {
-            conversation.receive($0, direction: .clientToServer, emit: emit)
+            conversation.receive($0, direction: .clientToServer, at: .zero, emit: emit)
         }
-        conversation.missing(byteCount: 3, direction: .clientToServer, emit: emit)
+        conversation.missing(byteCount: 3, direction: .clientToServer, at: .zero, emit: emit)
         #expect(log == ["/a", "/b", "streamGap(bytes: 3)"])
     }
 }

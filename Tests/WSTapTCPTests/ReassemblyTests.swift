@@ -1,4 +1,5 @@
 import Testing
+import WSTapCore
 import WSTapCapture
 import WSTapPackets
 @testable import WSTapTCP

@@ -1,5 +1,5 @@
 import Testing
-import WSTapCapture
+import WSTapCore
 @testable import WSTapWebSocket
 
 /// Everything a decoder reports, as readable lines.

@@ -1,5 +1,7 @@
 import Testing
 @testable import WSTap
+@testable import WSTapOutput
+import WSTapCore
 
 /// The terminal previews: what a capture's bytes may put on a terminal.
 @Suite struct TextPreviewTests {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import WSTap
+@testable import WSTapOutput
+import WSTapCore
 @testable import WSTapCapture
 @testable import WSTapPackets
 @testable import WSTapWebSocket

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import WSTap
+@testable import WSTapOutput
+import WSTapCore
 @testable import WSTapCapture
 @testable import WSTapPackets
 @testable import WSTapWebSocket
@@ -35,20 +37,23 @@ import Testing
                     opcode: .text, payload: payload, frameCount: 1, compressed: false, isComplete: true,
                     isValidUTF8: true, isDecoded: true))))
             }
-            if step % 10 == 0 { exporter.receive(.httpRequest(record(id), time(step), request)) }
-            if step % 20 == 0 { exporter.receive(.httpResponse(record(id), time(step), response)) }
+            if step % 10 == 0 {
+                exporter.receive(.httpExchange(record(id), HTTPExchange(
+                    request: request, requestTime: time(step), response: step % 20 == 0 ? response : nil,
+                    responseTime: step % 20 == 0 ? time(step) : nil)))
+            }
             if step % 97 == 0 {
                 exporter.receive(.issue(record(id), Issue(time: time(step), direction: .clientToServer, severity: .warning, code: "tcp-gap", detail: "step \(step)")))
             }
             if step % 500 == 499 {
-                let end = ConnectionEnd(time: time(step), reason: .finished, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals())
+                let end = ConnectionEnd(time: time(step), reason: .finished, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters())
                 exporter.receive(.connectionClosed(record(id), end))
                 exporter.receive(.connectionOpened(record(id)))
             }
         }
         for id in connections {
             exporter.receive(.connectionClosed(record(id), ConnectionEnd(
-                time: time(9999), reason: .endOfCapture, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals())))
+                time: time(9999), reason: .endOfCapture, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters())))
         }
         exporter.finish(CaptureSummary())
     }
@@ -67,29 +72,5 @@ import Testing
         // And it is the JSON it claims to be.
         let document = try #require(try JSONSerialization.jsonObject(with: Data(spooled.memory)) as? [String: Any])
         #expect((document["connections"] as? [Any])?.count == 36)
-    }
-
-    /// Requests without responses: past the limit the oldest are listed unanswered, and the
-    /// responses that answer them are not paired with later requests.
-    @Test func waitingRequestsAreBounded() throws {
-        let output = OutputChannel(inMemory: ())
-        let exporter = JSONExporter(output: output)
-        exporter.receive(.connectionOpened(Self.record(1)))
-        let limit = HTTPConversation.maxOutstandingRequests
-        for index in 0..<(limit + 2) {
-            let head = HTTPRequestHead(method: "GET", target: "/\(index)", version: "HTTP/1.1", headers: HTTPHeaders())
-            exporter.receive(.httpRequest(Self.record(1), Self.time(index), head))
-        }
-        let response = HTTPResponseHead(version: "HTTP/1.1", status: 204, reason: "No Content", headers: HTTPHeaders())
-        for _ in 0..<3 { exporter.receive(.httpResponse(Self.record(1), Self.time(0), response)) }
-        exporter.receive(.connectionClosed(Self.record(1), ConnectionEnd(
-            time: Self.time(0), reason: .finished, protocolKind: .http, websocketDetection: nil, totals: ConnectionTotals())))
-        exporter.finish(CaptureSummary())
-        let document = try #require(try JSONSerialization.jsonObject(with: Data(output.memory)) as? [String: Any])
-        let connection = try #require((document["connections"] as? [[String: Any]])?.first)
-        let http = try #require(connection["http"] as? [[String: Any]])
-        #expect(http.count == limit + 2)
-        let answered = http.filter { !($0["response"] is NSNull) }.map { ($0["request"] as? [String: Any])?["target"] as? String }
-        #expect(answered == ["/2"])
     }
 }

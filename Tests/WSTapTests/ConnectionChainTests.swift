@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+import TestSupport
+import WSTapCore
+import WSTapTCP
+@testable import WSTap
+
+/// Keeps a line per timeline event.
+final class EventLines: TimelineSink {
+    private(set) var lines: [String] = []
+    private(set) var ends: [ConnectionEnd] = []
+
+    func receive(_ event: TimelineEvent) {
+        switch event {
+        case .captureStarted: break
+        case .connectionOpened(let record): lines.append("open \(record.client.port)->\(record.server.port)")
+        case .httpRequest(_, _, let head): lines.append("request \(head.target)")
+        case .httpResponse(_, _, let head): lines.append("response \(head.status)")
+        case .httpExchange(_, let exchange):
+            lines.append("pair \(exchange.request.target) \(exchange.response.map { String($0.status) } ?? "unanswered")")
+        case .upgrade(_, let exchange): lines.append("upgrade \(exchange.outcome) \(exchange.selectedProtocol ?? "-")")
+        case .frame(_, let frame): lines.append("frame \(frame.direction.label) \(frame.header.opcode)")
+        case .message(_, let message):
+            lines.append("message \(message.direction.label) \(String(decoding: message.message.payload, as: UTF8.self))")
+        case .issue(_, let issue): lines.append("issue \(issue.code)")
+        case .connectionClosed(_, let end):
+            ends.append(end)
+            lines.append("close \(end.protocolKind.rawValue) \(end.websocketDetection?.rawValue ?? "-")")
+        }
+    }
+
+    func finish(_ summary: CaptureSummary) {}
+
+    /// The lines added since the last call.
+    func drain(from index: inout Int) -> ArraySlice<String> {
+        defer { index = lines.count }
+        return lines[index...]
+    }
+}
+
+/// A connection driven as a stage, so the shared split feeder can cut its bytes every way.
+struct ConnectionFeed: StreamStage {
+    let connection: Connection
+    let events: EventLines
+    private var seen = 0
+
+    init(handshakeSeen: Bool = true, options: AnalyzerOptions = AnalyzerOptions(), clientPort: UInt16 = 50000, serverPort: UInt16 = 8080) {
+        events = EventLines()
+        let record = ConnectionRecord(
+            id: 1, client: Endpoint(address: .v4(0x7F00_0001), port: clientPort),
+            server: Endpoint(address: .v4(0x7F00_0001), port: serverPort), tcpHandshakeSeen: handshakeSeen,
+            startTime: .zero)
+        connection = Connection(context: ConnectionContext(
+            record: record, options: options, timeline: TimelineFold(sink: events)))
+    }
+
+    mutating func receive(
+        _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp, emit: (String) -> Void
+    ) {
+        connection.receive(bytes, direction: direction, at: time)
+        events.drain(from: &seen).forEach(emit)
+    }
+
+    mutating func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: (String) -> Void) {
+        connection.missing(
+            MissingRange(startSequence: 0, byteCount: byteCount, cause: .notCaptured), direction: direction, at: time)
+        events.drain(from: &seen).forEach(emit)
+    }
+
+    mutating func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (String) -> Void) {
+        if direction == .serverToClient { connection.closed(reason: .finished, at: time) }
+        events.drain(from: &seen).forEach(emit)
+    }
+}
+
+/// Builds a frame as a peer puts it on the wire (client frames masked).
+func frame(_ opcode: UInt8, _ text: String, masked: Bool) -> [UInt8] {
+    let payload = Array(text.utf8)
+    precondition(payload.count < 126)
+    guard masked else { return [0x80 | opcode, UInt8(payload.count)] + payload }
+    let key: [UInt8] = [0x11, 0x22, 0x33, 0x44]
+    return [0x80 | opcode, 0x80 | UInt8(payload.count)] + key + payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+}
+
+struct ConnectionChainTests {
+    static let upgradeRequest = "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    static let switchResponse = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+
+    static func run(_ steps: [(StreamDirection, [UInt8])], make: @escaping () -> ConnectionFeed = { ConnectionFeed() }) -> [String] {
+        let (whole, differing) = SplitFeeder.disagreements(steps, make: make) { .line($0) }
+        for (cut, records) in differing.prefix(2) { Issue.record("\(cut): \(records)") }
+        return whole.map { if case .line(let line) = $0 { line } else { "?" } }
+    }
+
+    /// HTTP hands over to WebSocket at the 101; bytes the client sent before the answer go to
+    /// the WebSocket stage too; every cut gives the same timeline.
+    @Test func httpHandsOverToWebSocketAfterTheSwitch() {
+        let lines = Self.run([
+            (.clientToServer, Array(Self.upgradeRequest.utf8) + frame(0x1, "early", masked: true)),
+            (.serverToClient, Array(Self.switchResponse.utf8) + frame(0x1, "hi", masked: false)),
+            (.clientToServer, frame(0x8, "", masked: true)),
+        ])
+        #expect(lines == [
+            "open 50000->8080", "request /chat", "response 101", "upgrade upgraded websocket", "pair /chat 101",
+            "frame c2s text", "message c2s early", "frame s2c text", "message s2c hi", "frame c2s close",
+            "close websocket handshake",
+        ])
+    }
+
+    @Test func aRefusedUpgradeStaysHTTP() {
+        let lines = Self.run([
+            (.clientToServer, Array(Self.upgradeRequest.utf8)),
+            (.serverToClient, Array("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".utf8)),
+            (.clientToServer, Array("GET /next HTTP/1.1\r\n\r\n".utf8)),
+        ])
+        #expect(lines == [
+            "open 50000->8080", "request /chat", "response 403", "issue upgrade-rejected", "upgrade rejected -",
+            "pair /chat 403",
+            "request /next", "pair /next unanswered", "close http -",
+        ])
+    }
+
+    @Test func anotherProtocolAfterTheSwitchIsCountedNotDecoded() {
+        var feed = ConnectionFeed()
+        let steps: [(StreamDirection, [UInt8])] = [
+            (.clientToServer, Array("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".utf8)),
+            (.serverToClient, Array("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".utf8) + [1, 2, 3]),
+        ]
+        let records = SplitFeeder.feed(steps, to: &feed, cut: .whole) { .line($0) }
+        #expect(records.last == .line("close other-upgrade -"))
+        #expect(feed.events.ends.first?.totals.upgradedBytes[StreamDirection.serverToClient] == 3)
+        #expect(feed.events.ends.first?.totals.frames[StreamDirection.serverToClient] == 0)
+    }
+
+    /// Caught mid-way: frames are searched for in both directions; the masking shows the TCP
+    /// layer's guess of client and server was wrong, and the roles swap before anything is shown.
+    @Test func midStreamFramesDecideTheRoles() {
+        var feed = ConnectionFeed(handshakeSeen: false)
+        let serverFrames = (0..<8).flatMap { frame(0x1, "s\($0)", masked: false) }
+        let clientFrames = (0..<8).flatMap { frame(0x1, "c\($0)", masked: true) }
+        // The TCP layer took the server for the client: the server's frames arrive as c2s.
+        let steps: [(StreamDirection, [UInt8])] = [(.clientToServer, serverFrames), (.serverToClient, clientFrames)]
+        let lines = SplitFeeder.feed(steps, to: &feed, cut: .whole) { .line($0) }.map { "\($0)" }
+        #expect(lines.first == "line(\"open 8080->50000\")", "the roles were swapped before the connection was shown")
+        #expect(lines.contains("line(\"issue handshake-not-captured\")"))
+        #expect(lines.contains("line(\"message s2c s0\")") && lines.contains("line(\"message c2s c7\")"))
+        #expect(lines.last == "line(\"close websocket heuristic\")")
+    }
+
+    @Test func aWebSocketPortDecodesWithoutAHandshake() {
+        var options = AnalyzerOptions()
+        options.websocketPorts = [8080]
+        var feed = ConnectionFeed(handshakeSeen: false, options: options)
+        let steps: [(StreamDirection, [UInt8])] = [(.serverToClient, (0..<6).flatMap { frame(0x2, "b\($0)", masked: false) })]
+        let lines = SplitFeeder.feed(steps, to: &feed, cut: .whole) { .line($0) }
+        #expect(lines.contains(.line("message s2c b5")))
+        #expect(lines.last == .line("close websocket port"))
+    }
+
+    @Test func bytesThatAreNoProtocolStayOpaque() {
+        let lines = Self.run([(.clientToServer, [0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])])
+        #expect(lines == ["open 50000->8080", "close unknown -"])
+    }
+}
