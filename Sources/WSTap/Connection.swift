@@ -8,20 +8,29 @@ import WSTapTCP
 /// for every stage.
 final class Connection: TCPStreamHandler {
     private let context: ConnectionContext
-    /// The first stage of the chain; it changes when a stage hands over.
-    private var stage: any ConnectionStage
+    /// The first stage of the chain; it changes when a stage hands over. Held by hand: every
+    /// packet calls it, and a counted reference would be retained around each call.
+    private var stage: ManuallyRetained<ConnectionStage>
     /// Bytes arrived (not only gaps): the connection is listed even if nothing came of them.
     private var sawBytes = false
     private var reportedSnaplenCut = false
 
     init(context: ConnectionContext) {
         self.context = context
-        stage = ConnectionChain.start(context)
+        stage = ManuallyRetained(retaining: ConnectionChain.start(context))
+    }
+
+    deinit { stage.release() }
+
+    private func handOver(to next: ConnectionStage) {
+        stage.release()
+        stage = ManuallyRetained(retaining: next)
     }
 
     func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) {
         sawBytes = true
-        if let next = stage.receive(bytes, direction: context.direction(direction), at: time) { stage = next }
+        let direction = context.direction(direction)
+        if let next = stage.with({ $0.receive(bytes, direction: direction, at: time) }) { handOver(to: next) }
     }
 
     func missing(_ range: MissingRange, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
@@ -36,8 +45,8 @@ final class Connection: TCPStreamHandler {
                 context.report(.snaplenTruncated(bytes: range.byteCount, time: time, direction: direction))
             }
         }
-        if let next = stage.missing(byteCount: range.byteCount, cause: range.cause, direction: direction, at: time) {
-            stage = next
+        if let next = stage.with({ $0.missing(byteCount: range.byteCount, cause: range.cause, direction: direction, at: time) }) {
+            handOver(to: next)
         }
     }
 
@@ -51,7 +60,7 @@ final class Connection: TCPStreamHandler {
     func finished(direction: StreamDirection, at time: CaptureTimestamp) {}
 
     func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) {
-        stage.finish(at: time)
+        stage.with { $0.finish(at: time) }
         guard context.opened || sawBytes else { return }
         context.emit(.connectionClosed(context.record, ConnectionEnd(
             time: time, reason: reason, protocolKind: context.phase.protocolKind,

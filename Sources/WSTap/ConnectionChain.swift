@@ -9,7 +9,7 @@ import WSTapWebSocket
 /// would be chosen in `afterSwitch` from the handshake's `Sec-WebSocket-Protocol`.
 enum ConnectionChain {
     /// The first stage of a new connection.
-    static func start(_ context: ConnectionContext) -> any ConnectionStage {
+    static func start(_ context: ConnectionContext) -> ConnectionStage {
         ProtocolDetectionStage(context: context, http: HTTPStage(context: context))
     }
 
@@ -27,7 +27,7 @@ enum ConnectionChain {
     static func afterSwitch(
         _ context: ConnectionContext, selected: String?, headsCut: Bool,
         handshake: WebSocketHandshake?, handshakeFailed: Bool, at time: CaptureTimestamp
-    ) -> any ConnectionStage {
+    ) -> ConnectionStage {
         if selected == nil, headsCut {
             context.phase = .searchingForWebSocket(.heuristic, afterSwitch: true)
             return WebSocketStage(context: context, decoder: searchingDecoder(context, rolesKnown: true))
@@ -47,7 +47,7 @@ enum ConnectionChain {
     }
 
     /// A search gave up: the bytes are not WebSocket.
-    static func afterFailedSearch(_ context: ConnectionContext, afterSwitch: Bool) -> any ConnectionStage {
+    static func afterFailedSearch(_ context: ConnectionContext, afterSwitch: Bool) -> ConnectionStage {
         context.phase = afterSwitch ? .otherUpgrade : .opaque
         return OpaqueStage(context: context, countsUpgradedBytes: afterSwitch)
     }

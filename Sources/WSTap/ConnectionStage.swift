@@ -9,21 +9,28 @@ import WSTapWebSocket
 /// A stage that finds the stream is something else hands over: `receive` and `missing` return the
 /// stage that decodes the stream from then on (HTTP returns WebSocket after a 101, as Zeek replaces
 /// its HTTP analyzer on upgrade), having already passed it the rest of the bytes it was given.
-protocol ConnectionStage: AnyObject {
+///
+/// A class rather than a protocol so that the connection can call its current stage without
+/// reference counting (`ManuallyRetained`, measured in docs/performance.md). This base class takes
+/// bytes and ignores them; each stage overrides what it decodes.
+class ConnectionStage {
     /// In-order bytes of `direction`, borrowed for the call. Returns a successor, if any.
-    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> ConnectionStage? {
+        nil
+    }
+
     /// Bytes the capture lacks; the stream goes on after them. Returns a successor, if any.
     func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
-    /// The next bytes of `direction` may not start where a unit (head, frame) starts.
-    func boundaryUnknown(direction: StreamDirection)
-    /// The connection ended: report what is still held or unfinished.
-    func finish(at time: CaptureTimestamp)
-}
+        -> ConnectionStage?
+    {
+        nil
+    }
 
-extension ConnectionStage {
+    /// The next bytes of `direction` may not start where a unit (head, frame) starts.
     func boundaryUnknown(direction: StreamDirection) {}
+
+    /// The connection ended: report what is still held or unfinished.
+    func finish(at time: CaptureTimestamp) {}
 }
 
 /// What a connection is decoded as now: one value instead of a set of flags.

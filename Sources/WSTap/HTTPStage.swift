@@ -20,27 +20,27 @@ final class HTTPStage: ConnectionStage {
     /// The heads of the exchange that switched were cut: the selected protocol may be unknown.
     private var switchHeadsCut = false
     /// The stage after a 101, set during the call that switches.
-    private var successor: (any ConnectionStage)?
+    private var successor: ConnectionStage?
 
     init(context: ConnectionContext) {
         self.context = context
     }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
+        -> ConnectionStage?
     {
         conversation.receive(bytes, direction: direction, at: time) { handle($0, at: time) }
         return successor
     }
 
-    func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
+        -> ConnectionStage?
     {
         conversation.missing(byteCount: byteCount, direction: direction, at: time) { handle($0, at: time) }
         return successor
     }
 
-    func finish(at time: CaptureTimestamp) {
+    override func finish(at time: CaptureTimestamp) {
         conversation.finish(direction: .serverToClient, at: time) { handle($0, at: time) }
         guard var exchange = pendingUpgrade else { return }
         pendingUpgrade = nil

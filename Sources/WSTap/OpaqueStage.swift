@@ -12,18 +12,18 @@ final class OpaqueStage: ConnectionStage {
         self.countsUpgradedBytes = countsUpgradedBytes
     }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
+        -> ConnectionStage?
     {
         if countsUpgradedBytes { context.totals.upgradedBytes[direction] &+= UInt64(bytes.count) }
         return nil
     }
 
-    func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
+        -> ConnectionStage?
     {
         nil
     }
 
-    func finish(at time: CaptureTimestamp) {}
+    override func finish(at time: CaptureTimestamp) {}
 }

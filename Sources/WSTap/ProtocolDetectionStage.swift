@@ -19,28 +19,28 @@ final class ProtocolDetectionStage: ConnectionStage {
         self.http = http
     }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
+        -> ConnectionStage?
     {
         var direction = direction
         let chosen = choose(firstBytes: bytes, direction: &direction)
         return chosen.receive(bytes, direction: direction, at: time) ?? chosen
     }
 
-    func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
+        -> ConnectionStage?
     {
         // The protocol is still unknown: until a byte shows it, HTTP reports the gap.
         _ = http.missing(byteCount: byteCount, cause: cause, direction: direction, at: time)
         return nil
     }
 
-    func finish(at time: CaptureTimestamp) {
+    override func finish(at time: CaptureTimestamp) {
         http.finish(at: time)
     }
 
     /// The stage for this connection; `direction` is turned round when client and server are.
-    private func choose(firstBytes bytes: UnsafeRawBufferPointer, direction: inout StreamDirection) -> any ConnectionStage {
+    private func choose(firstBytes bytes: UnsafeRawBufferPointer, direction: inout StreamDirection) -> ConnectionStage {
         let prefix = Array(bytes.prefix(8))
         let looksLikeResponse = prefix.starts(with: Array("HTTP/1.".utf8))
         let looksLikeRequest = prefix.count >= 4 && !looksLikeResponse

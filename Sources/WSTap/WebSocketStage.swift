@@ -7,7 +7,8 @@ import WSTapWebSocket
 /// frames and messages on the timeline.
 final class WebSocketStage: ConnectionStage {
     private let context: ConnectionContext
-    private let decoder: WebSocketConnectionDecoder
+    /// Held by hand: it is called for every packet (docs/performance.md).
+    private let decoder: ManuallyRetained<WebSocketConnectionDecoder>
     /// The 101 failed the handshake: frames are decoded, and their presence is reported once per direction.
     private let handshakeFailed: Bool
     private var reportedFramesAfterFailure = DirectionPair(false)
@@ -18,43 +19,52 @@ final class WebSocketStage: ConnectionStage {
 
     init(context: ConnectionContext, decoder: WebSocketConnectionDecoder, handshakeFailed: Bool = false) {
         self.context = context
-        self.decoder = decoder
+        self.decoder = ManuallyRetained(retaining: decoder)
         self.handshakeFailed = handshakeFailed
     }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    deinit { decoder.release() }
+
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
+        -> ConnectionStage?
     {
         context.totals.payloadBytes[direction] &+= UInt64(bytes.count)
-        decoder.receive(bytes, direction: direction, at: time) { handle($0) }
-        guard case .searchingForWebSocket(_, let afterSwitch) = context.phase, decoder.gaveUpSearching else { return nil }
+        let stage = Unretained(self)
+        decoder.with { $0.receive(bytes, direction: direction, at: time) { event in stage.with { $0.handle(event) } } }
+        guard case .searchingForWebSocket(_, let afterSwitch) = context.phase, decoder.with(\.gaveUpSearching) else { return nil }
         return ConnectionChain.afterFailedSearch(context, afterSwitch: afterSwitch)
     }
 
-    func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> (any ConnectionStage)?
+    override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
+        -> ConnectionStage?
     {
-        decoder.missing(
-            byteCount: byteCount, direction: direction, at: time, reportsPartialFrames: cause == .notCaptured
-        ) { handle($0) }
+        decoder.with {
+            $0.missing(byteCount: byteCount, direction: direction, at: time, reportsPartialFrames: cause == .notCaptured) {
+                handle($0)
+            }
+        }
         return nil
     }
 
-    func boundaryUnknown(direction: StreamDirection) {
-        decoder.boundaryUnknown(direction: direction)
+    override func boundaryUnknown(direction: StreamDirection) {
+        decoder.with { $0.boundaryUnknown(direction: direction) }
     }
 
-    func finish(at time: CaptureTimestamp) {
+    override func finish(at time: CaptureTimestamp) {
         // In the TCP layer's order of directions, as they were numbered before any role swap.
         for direction in StreamDirection.allCases.map(context.direction) {
-            decoder.finish(direction: direction, at: time) { handle($0) }
+            decoder.with { $0.finish(direction: direction, at: time) { handle($0) } }
         }
     }
 
-    private func handle(_ event: WebSocketStreamEvent) {
-        let direction = event.direction
-        let time = event.time
-        switch event.event {
+    private func handle(_ streamEvent: WebSocketStreamEvent) {
+        // The event is passed on borrowed, field by field: copying the whole value costs more
+        // than the rest of the frame's handling.
+        handle(streamEvent.event, direction: streamEvent.direction, at: streamEvent.time)
+    }
+
+    private func handle(_ event: WebSocketEvent, direction: StreamDirection, at time: CaptureTimestamp) {
+        switch event {
         case .resynchronized(let skipped, let role):
             resynchronized(skipped: skipped, role: role, direction: direction, at: time)
         case .frame(let frame, let close):
@@ -99,10 +109,10 @@ final class WebSocketStage: ConnectionStage {
                 let sentByClient = role == .client
                 if !context.opened, (direction == .clientToServer) != sentByClient {
                     context.swapRoles()
-                    decoder.swapDirections()
+                    decoder.with { $0.swapDirections() }
                     direction = direction.reversed
                 }
-                decoder.roleFound(role, direction: direction)
+                decoder.with { $0.roleFound(role, direction: direction) }
                 context.report(.handshakeNotCaptured(detection: how, time: time))
             }
         }

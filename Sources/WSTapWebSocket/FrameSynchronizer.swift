@@ -41,6 +41,16 @@ struct FrameSynchronizer {
     /// True once this direction searched long enough without finding frames: it is not WebSocket.
     var gaveUpSearching: Bool { searchedWithoutFrames >= Self.searchGiveUpBytes }
 
+    /// Frame boundaries are known: bytes can go to `decodeInStep`.
+    var isInStep: Bool { searchBuffer == nil }
+
+    /// Decodes bytes while frame boundaries are known (`isInStep`): the common path, with each
+    /// frame handed straight to `frame`, in the time of the bytes being decoded.
+    @inline(__always)
+    mutating func decodeInStep(_ bytes: UnsafeRawBufferPointer, frame: (DecodedFrame) -> Void) {
+        frames.decode(bytes, emit: frame)
+    }
+
     /// Bytes captured at `time`. `role` is the sender's, when known: it decides the masking a
     /// searched frame must have.
     mutating func receive(

@@ -14,7 +14,9 @@ struct MessageTransform {
     }
 
     private let compression: MessageCompression
+    /// Owns the inflater; `inflaterReference` is the same object, called without reference counting.
     private let inflater: RawInflater?
+    private let inflaterReference: Unretained<RawInflater>?
     private let maxMessageBytes: Int
     /// Earlier bytes of the shared compression window are unknown (gap, capture started late, or
     /// an inflate error). Messages are still inflated from a fresh window: zlib rejects any
@@ -26,6 +28,7 @@ struct MessageTransform {
         self.compression = compression
         self.maxMessageBytes = maxMessageBytes
         if case .perMessageDeflate = compression { inflater = RawInflater() } else { inflater = nil }
+        inflaterReference = inflater.map(Unretained.init)
         windowIncomplete = !windowKnown
     }
 
@@ -49,7 +52,14 @@ struct MessageTransform {
         // An extension wstap does not know may transform any message: none is shown as decoded.
         if case .unsupported = compression { return result(.undecoded) }
         guard message.compressed else { return result(.decoded(payload: message.payload, isComplete: message.isComplete)) }
-        guard let inflater else { return result(.undecoded) }
+        guard let inflaterReference else { return result(.undecoded) }
+        inflaterReference.with { inflate(message, with: $0, role: role, violation: violation, result: result) }
+    }
+
+    private mutating func inflate(
+        _ message: AssembledMessage, with inflater: RawInflater, role: WebSocketRole?, violation: (FrameViolation) -> Void,
+        result: (Result) -> Void
+    ) {
         let resets = resetsContext(for: role)
         if resets { inflater.reset() }
         guard message.isComplete else {

@@ -11,10 +11,12 @@ public struct WebSocketStreamEvent {
 /// Both directions of a WebSocket connection as one stage: a `WebSocketStreamDecoder` per direction,
 /// and what the frames of one direction reveal about the other (who the client is, by masking).
 public final class WebSocketConnectionDecoder: StreamStage {
-    /// Decodes the bytes the client sends.
-    private var clientSide: WebSocketStreamDecoder
-    /// Decodes the bytes the server sends.
-    private var serverSide: WebSocketStreamDecoder
+    /// The decoders made for the client's and the server's bytes, held by hand: one is called
+    /// for every packet (docs/performance.md).
+    private let first: ManuallyRetained<WebSocketStreamDecoder>
+    private let second: ManuallyRetained<WebSocketStreamDecoder>
+    /// Client and server turned out to be the other way round: `second` decodes the client's bytes.
+    private var swapped = false
 
     /// Decoders for both directions. With `rolesKnown: false` (a connection whose start was not
     /// captured) neither knows its sender's role until frames show it. Searching decoders
@@ -23,24 +25,28 @@ public final class WebSocketConnectionDecoder: StreamStage {
         rolesKnown: Bool, allowedReservedBits: UInt8, compression: MessageCompression, maxPayloadBytes: Int,
         synchronized: Bool
     ) {
-        func decoder(_ role: WebSocketRole) -> WebSocketStreamDecoder {
+        func decoder(_ direction: StreamDirection, _ role: WebSocketRole) -> WebSocketStreamDecoder {
             WebSocketStreamDecoder(
-                role: rolesKnown ? role : nil, allowedReservedBits: allowedReservedBits, compression: compression,
-                maxPayloadBytes: maxPayloadBytes, synchronized: synchronized)
+                direction: direction, role: rolesKnown ? role : nil, allowedReservedBits: allowedReservedBits,
+                compression: compression, maxPayloadBytes: maxPayloadBytes, synchronized: synchronized)
         }
-        clientSide = decoder(.client)
-        serverSide = decoder(.server)
+        first = ManuallyRetained(retaining: decoder(.clientToServer, .client))
+        second = ManuallyRetained(retaining: decoder(.serverToClient, .server))
+    }
+
+    deinit {
+        first.release()
+        second.release()
     }
 
     /// True once both directions searched long enough without finding frames: it is not WebSocket.
-    public var gaveUpSearching: Bool { clientSide.gaveUpSearching && serverSide.gaveUpSearching }
+    public var gaveUpSearching: Bool { first.with(\.gaveUpSearching) && second.with(\.gaveUpSearching) }
 
     public func receive(
         _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp,
         emit: (WebSocketStreamEvent) -> Void
     ) {
-        let decoder = self.decoder(direction)
-        decoder.receive(bytes, at: time) { emit(event($0, from: decoder)) }
+        decoder(direction).with { $0.receive(bytes, at: time, emit: emit) }
     }
 
     public func missing(
@@ -55,40 +61,35 @@ public final class WebSocketConnectionDecoder: StreamStage {
         byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, reportsPartialFrames: Bool,
         emit: (WebSocketStreamEvent) -> Void
     ) {
-        let decoder = self.decoder(direction)
-        decoder.missing(byteCount: byteCount, at: time, reportsPartialFrames: reportsPartialFrames) {
-            emit(event($0, from: decoder))
+        decoder(direction).with {
+            $0.missing(byteCount: byteCount, at: time, reportsPartialFrames: reportsPartialFrames, emit: emit)
         }
     }
 
     public func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (WebSocketStreamEvent) -> Void) {
-        let decoder = self.decoder(direction)
-        decoder.finish(at: time) { emit(event($0, from: decoder)) }
+        decoder(direction).with { $0.finish(at: time, emit: emit) }
     }
 
     /// The next bytes of `direction` may not start at a frame boundary (the head before them was cut).
     public func boundaryUnknown(direction: StreamDirection) {
-        decoder(direction).boundaryUnknown()
+        decoder(direction).with { $0.boundaryUnknown() }
     }
 
     /// The frames of `direction` showed its sender's role: the other direction's sender has the other one.
     public func roleFound(_ role: WebSocketRole, direction: StreamDirection) {
-        decoder(direction.reversed).assumeRole(role == .client ? .server : .client)
+        decoder(direction.reversed).with { $0.assumeRole(role == .client ? .server : .client) }
     }
 
-    /// Client and server were guessed the wrong way round: each decoder now serves the other direction.
+    /// Client and server were guessed the wrong way round: each decoder now serves the other
+    /// direction (events a decoder emits after this, even during the current call, say so).
     public func swapDirections() {
-        swap(&clientSide, &serverSide)
+        swapped.toggle()
+        first.with { $0.direction = $0.direction.reversed }
+        second.with { $0.direction = $0.direction.reversed }
     }
 
-    private func decoder(_ direction: StreamDirection) -> WebSocketStreamDecoder {
-        direction == .clientToServer ? clientSide : serverSide
-    }
-
-    /// The direction is asked at each event: a swap during a call applies to the events after it.
-    private func event(_ event: WebSocketEvent, from decoder: WebSocketStreamDecoder) -> WebSocketStreamEvent {
-        WebSocketStreamEvent(
-            event: event, direction: decoder === clientSide ? .clientToServer : .serverToClient,
-            time: decoder.currentTime)
+    @inline(__always)
+    private func decoder(_ direction: StreamDirection) -> ManuallyRetained<WebSocketStreamDecoder> {
+        (direction == .clientToServer) != swapped ? first : second
     }
 }

@@ -5,6 +5,10 @@ import WSTapCore
 /// checks each header, the `MessageAssembler` joins fragments, and the `MessageTransform` undoes
 /// permessage-deflate. Messages are built in one place, `deliver`.
 public final class WebSocketStreamDecoder {
+    public typealias Emit = (WebSocketStreamEvent) -> Void
+    /// The direction of the bytes this decoder decodes, as the connection names it (it changes
+    /// when client and server turn out to be the other way round).
+    public internal(set) var direction: StreamDirection
     /// The sender's role; nil until frames show it (masked frames come from clients).
     public private(set) var role: WebSocketRole?
     /// RSV bits the negotiated extensions define (RSV1 = 4).
@@ -21,9 +25,10 @@ public final class WebSocketStreamDecoder {
     /// A decoder for one direction. With `synchronized: false` it first searches for frame
     /// boundaries (a connection whose start was not captured); `role` may then be nil.
     public init(
-        role: WebSocketRole?, allowedReservedBits: UInt8, compression: MessageCompression = .none,
-        maxPayloadBytes: Int = 64 << 20, synchronized: Bool = true
+        direction: StreamDirection, role: WebSocketRole?, allowedReservedBits: UInt8,
+        compression: MessageCompression = .none, maxPayloadBytes: Int = 64 << 20, synchronized: Bool = true
     ) {
+        self.direction = direction
         self.role = role
         self.allowedReservedBits = allowedReservedBits
         synchronizer = FrameSynchronizer(
@@ -41,16 +46,23 @@ public final class WebSocketStreamDecoder {
     }
 
     /// Decodes bytes captured at `time`; events are emitted during the call.
-    public func receive(_ bytes: UnsafeRawBufferPointer, at time: CaptureTimestamp = .zero, emit: (WebSocketEvent) -> Void) {
+    public func receive(_ bytes: UnsafeRawBufferPointer, at time: CaptureTimestamp = .zero, emit: Emit) {
         begin(at: time)
-        synchronizer.receive(bytes, at: time, role: role) { handle($0, emit: emit) }
+        // Closures capture `self` unretained: a captured reference is retained around every call.
+        let decoder = Unretained(self)
+        guard synchronizer.isInStep else {
+            synchronizer.receive(bytes, at: time, role: role) { output in decoder.with { $0.handle(output, emit: emit) } }
+            return
+        }
+        synchronizer.decodeInStep(bytes) { frame in decoder.with { $0.handle(frame, emit: emit) } }
     }
 
     /// The stream ended: decode what a search still holds, report a frame cut off at the end,
     /// and hand on a fragmented message that can no longer complete.
-    public func finish(at time: CaptureTimestamp = .zero, emit: (WebSocketEvent) -> Void) {
+    public func finish(at time: CaptureTimestamp = .zero, emit: Emit) {
         begin(at: time)
-        synchronizer.finish(at: time, role: role) { handle($0, emit: emit) }
+        let decoder = Unretained(self)
+        synchronizer.finish(at: time, role: role) { output in decoder.with { $0.handle(output, emit: emit) } }
         currentTime = callTime
         assembler.flushIncomplete { transformAndDeliver($0, emit: emit) }
     }
@@ -64,13 +76,20 @@ public final class WebSocketStreamDecoder {
     /// being reported one by one (a snapshot length cuts every packet; it is reported once).
     public func missing(
         byteCount: UInt64, at time: CaptureTimestamp = .zero, reportsPartialFrames: Bool = true,
-        emit: (WebSocketEvent) -> Void
+        emit: Emit
     ) {
         begin(at: time)
         transform.streamLostBytes(role: role)
-        synchronizer.missing(byteCount: byteCount, at: time, role: role, reportsPartialFrames: reportsPartialFrames) {
-            handle($0, emit: emit)
+        let decoder = Unretained(self)
+        synchronizer.missing(byteCount: byteCount, at: time, role: role, reportsPartialFrames: reportsPartialFrames) { output in
+            decoder.with { $0.handle(output, emit: emit) }
         }
+    }
+
+    /// Emits `event` with this decoder's direction and the capture time of the bytes behind it.
+    @inline(__always)
+    private func send(_ event: consuming WebSocketEvent, _ emit: Emit) {
+        emit(WebSocketStreamEvent(event: event, direction: direction, time: currentTime))
     }
 
     private func begin(at time: CaptureTimestamp) {
@@ -78,7 +97,7 @@ public final class WebSocketStreamDecoder {
         currentTime = time
     }
 
-    private func handle(_ output: FrameSynchronizer.Output, emit: (WebSocketEvent) -> Void) {
+    private func handle(_ output: FrameSynchronizer.Output, emit: Emit) {
         switch output {
         case .frame(let frame, let time):
             currentTime = time
@@ -89,61 +108,67 @@ public final class WebSocketStreamDecoder {
             let found: WebSocketRole = masked ? .client : .server
             if role == nil { role = found }
             assembler.continuationsMayBeOrphaned = true
-            emit(.resynchronized(skippedBytes: skipped, role: found))
+            send(.resynchronized(skippedBytes: skipped, role: found), emit)
         case .lostSynchronization(let bytes):
             currentTime = callTime
-            emit(.violation(.lostSynchronization(bytes: bytes)))
+            send(.violation(.lostSynchronization(bytes: bytes)), emit)
             assembler.flushIncomplete { transformAndDeliver($0, emit: emit) }
         case .violation(let violation):
             currentTime = callTime
-            emit(.violation(violation))
+            send(.violation(violation), emit)
         }
     }
 
-    private func handle(_ frame: DecodedFrame, emit: (WebSocketEvent) -> Void) {
+    private func handle(_ frame: DecodedFrame, emit: Emit) {
         let header = frame.header
         let opcode = header.opcode
-        FrameRules.check(header, role: role, allowedReservedBits: allowedReservedBits) { emit(.violation($0)) }
-        if !frame.isComplete, frame.bytesNotKept > 0 {
-            emit(.violation(.payloadNotKept(length: header.payloadLength, kept: frame.payload.count)))
+        let decoder = Unretained(self)
+        FrameRules.check(header, role: role, allowedReservedBits: allowedReservedBits) { violation in
+            decoder.with { $0.send(.violation(violation), emit) }
         }
-        if closeSeen { emit(.violation(.dataAfterClose(opcode))) }
+        if !frame.isComplete, frame.bytesNotKept > 0 {
+            send(.violation(.payloadNotKept(length: header.payloadLength, kept: frame.payload.count)), emit)
+        }
+        if closeSeen { send(.violation(.dataAfterClose(opcode)), emit) }
         var closeBody: CloseFrameBody?
         if opcode == .close {
             let (body, violations) = CloseFrameBody.parse(frame.payload)
             closeBody = body
-            violations.forEach { emit(.violation($0)) }
+            violations.forEach { send(.violation($0), emit) }
             closeSeen = true
         }
-        emit(.frame(frame, close: closeBody))
+        send(.frame(frame, close: closeBody), emit)
         guard !opcode.isControl, !opcode.isReserved else { return }
-        assembler.add(frame, violation: { emit(.violation($0)) }) { transformAndDeliver($0, emit: emit) }
+        assembler.add(frame, violation: { violation in decoder.with { $0.send(.violation(violation), emit) } }) { message in
+            decoder.with { $0.transformAndDeliver(message, emit: emit) }
+        }
     }
 
-    private func transformAndDeliver(_ message: AssembledMessage, emit: (WebSocketEvent) -> Void) {
-        transform.apply(to: message, role: role, violation: { emit(.violation($0)) }) { result in
-            deliver(message, result: result, emit: emit)
+    private func transformAndDeliver(_ message: AssembledMessage, emit: Emit) {
+        let decoder = Unretained(self)
+        transform.apply(to: message, role: role, violation: { violation in decoder.with { $0.send(.violation(violation), emit) } }) {
+            result in decoder.with { $0.deliver(message, result: result, emit: emit) }
         }
     }
 
     /// The one place a message is built; text is checked for UTF-8 over the whole message
     /// (RFC 6455 §8.1) when its bytes are decoded and complete.
-    private func deliver(_ message: AssembledMessage, result: MessageTransform.Result, emit: (WebSocketEvent) -> Void) {
+    private func deliver(_ message: AssembledMessage, result: MessageTransform.Result, emit: Emit) {
         switch result {
         case .decoded(let payload, let isComplete):
             var validUTF8: Bool?
             if message.opcode == .text {
                 let valid = UTF8Validation.isValid(payload)
                 validUTF8 = valid
-                if !valid, isComplete { emit(.violation(.invalidUTF8Text)) }
+                if !valid, isComplete { send(.violation(.invalidUTF8Text), emit) }
             }
-            emit(.message(WebSocketMessage(
+            send(.message(WebSocketMessage(
                 opcode: message.opcode, payload: payload, frameCount: message.frameCount,
-                compressed: message.compressed, isComplete: isComplete, isValidUTF8: validUTF8, isDecoded: true)))
+                compressed: message.compressed, isComplete: isComplete, isValidUTF8: validUTF8, isDecoded: true)), emit)
         case .undecoded:
-            emit(.message(WebSocketMessage(
+            send(.message(WebSocketMessage(
                 opcode: message.opcode, payload: message.payload, frameCount: message.frameCount,
-                compressed: message.compressed, isComplete: message.isComplete, isValidUTF8: nil, isDecoded: false)))
+                compressed: message.compressed, isComplete: message.isComplete, isValidUTF8: nil, isDecoded: false)), emit)
         }
     }
 }

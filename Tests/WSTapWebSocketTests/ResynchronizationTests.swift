@@ -6,8 +6,8 @@ import WSTapCore
 final class EventLog {
     var lines: [String] = []
 
-    func record(_ event: WebSocketEvent) {
-        switch event {
+    func record(_ streamEvent: WebSocketStreamEvent) {
+        switch streamEvent.event {
         case .frame(let frame, _):
             let text = String(decoding: frame.payload, as: UTF8.self)
             lines.append("frame \(frame.header.opcode) \(text)" + (frame.bytesMissing > 0 ? " partial-\(frame.bytesMissing)" : ""))
@@ -30,7 +30,7 @@ struct ResynchronizationTests {
     }
 
     @Test func aGapAcrossFrameBoundariesIsSkippedAndDecodingResumes() {
-        let decoder = WebSocketStreamDecoder(role: .client, allowedReservedBits: 0)
+        let decoder = WebSocketStreamDecoder(direction: .clientToServer, role: .client, allowedReservedBits: 0)
         let log = EventLog()
         let first = clientFrames(["alpha"])
         let lost = clientFrames(["beta", "gamma"])
@@ -48,7 +48,7 @@ struct ResynchronizationTests {
     }
 
     @Test func garbageBeforeFramesIsSkippedAndTheRoleComesFromMasking() {
-        let decoder = WebSocketStreamDecoder(role: nil, allowedReservedBits: 0b100, synchronized: false)
+        let decoder = WebSocketStreamDecoder(direction: .clientToServer, role: nil, allowedReservedBits: 0b100, synchronized: false)
         let log = EventLog()
         // A capture that starts inside a frame: the tail of a payload, then whole frames.
         let bytes = Array("tail of an earlier frame".utf8) + clientFrames(["one", "two", "three", "four"])
@@ -59,12 +59,12 @@ struct ResynchronizationTests {
     }
 
     @Test func framesFoundBySearchKeepTheTimeTheirBytesArrived() {
-        let decoder = WebSocketStreamDecoder(role: nil, allowedReservedBits: 0, synchronized: false)
+        let decoder = WebSocketStreamDecoder(direction: .clientToServer, role: nil, allowedReservedBits: 0, synchronized: false)
         var stamps: [Int64] = []
         for (second, text) in ["one", "two", "three", "four"].enumerated() {
             wireFrame(0x1, Array(text.utf8), mask: key).withUnsafeBytes { bytes in
                 decoder.receive(bytes, at: CaptureTimestamp(seconds: Int64(second + 1), nanoseconds: 0)) { event in
-                    if case .frame = event { stamps.append(decoder.currentTime.seconds) }
+                    if case .frame = event.event { stamps.append(event.time.seconds) }
                 }
             }
         }
@@ -73,13 +73,13 @@ struct ResynchronizationTests {
     }
 
     @Test func fewerFramesThanTheChainNeedAreDecodedWhenTheStreamEnds() {
-        let decoder = WebSocketStreamDecoder(role: nil, allowedReservedBits: 0, synchronized: false)
+        let decoder = WebSocketStreamDecoder(direction: .clientToServer, role: nil, allowedReservedBits: 0, synchronized: false)
         let log = EventLog()
         wireFrame(0x1, Array("only".utf8)).withUnsafeBytes { decoder.receive($0, emit: log.record) }
         #expect(log.lines.isEmpty)
         decoder.finish(emit: log.record)
         #expect(log.lines.isEmpty, "one frame is not believed on its own")
-        let confirmed = WebSocketStreamDecoder(role: nil, allowedReservedBits: 0, synchronized: false)
+        let confirmed = WebSocketStreamDecoder(direction: .clientToServer, role: nil, allowedReservedBits: 0, synchronized: false)
         wireFrame(0x1, Array("only".utf8)).withUnsafeBytes { confirmed.receive($0, emit: log.record) }
         confirmed.assumeRole(.server)  // the other direction proved the connection is WebSocket
         confirmed.finish(emit: log.record)
@@ -90,10 +90,10 @@ struct ResynchronizationTests {
         var generator = SystemRandomNumberGenerator()
         var falseFinds = 0
         for _ in 0..<50 {
-            let decoder = WebSocketStreamDecoder(role: nil, allowedReservedBits: 0b100, synchronized: false)
+            let decoder = WebSocketStreamDecoder(direction: .clientToServer, role: nil, allowedReservedBits: 0b100, synchronized: false)
             let bytes = (0..<65536).map { _ in UInt8.random(in: 0...255, using: &generator) }
             var found = false
-            bytes.withUnsafeBytes { decoder.receive($0) { if case .resynchronized = $0 { found = true } } }
+            bytes.withUnsafeBytes { decoder.receive($0) { if case .resynchronized = $0.event { found = true } } }
             if found { falseFinds += 1 }
         }
         // A convincing chain should essentially never occur by chance in 64 KiB of noise.
@@ -101,7 +101,7 @@ struct ResynchronizationTests {
     }
 
     @Test func aCutOffFrameAtTheEndIsPartial() {
-        let decoder = WebSocketStreamDecoder(role: .server, allowedReservedBits: 0)
+        let decoder = WebSocketStreamDecoder(direction: .clientToServer, role: .server, allowedReservedBits: 0)
         let log = EventLog()
         let frame = wireFrame(0x1, Array("complete text".utf8))
         Array(frame.prefix(7)).withUnsafeBytes { decoder.receive($0, emit: log.record) }
@@ -112,7 +112,7 @@ struct ResynchronizationTests {
     /// RFC 7692 §7.2.3.2's second message refers back to the first: without the first it fails,
     /// is reported once, and a later self-contained message decodes again.
     @Test func compressionRecoversWhenMessagesStandAlone() {
-        let decoder = WebSocketStreamDecoder(
+        let decoder = WebSocketStreamDecoder(direction: .clientToServer, 
             role: .server, allowedReservedBits: 0b100,
             compression: .perMessageDeflate(PerMessageDeflateParameters()))
         let log = EventLog()

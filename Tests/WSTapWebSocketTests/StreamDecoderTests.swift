@@ -8,13 +8,13 @@ func violations(
     _ bytes: [UInt8], role: WebSocketRole = .client, allowedBits: UInt8 = 0,
     compression: MessageCompression = .none
 ) -> (violations: [FrameViolation], messages: [[UInt8]], decoded: [Bool]) {
-    let decoder = WebSocketStreamDecoder(role: role, allowedReservedBits: allowedBits, compression: compression)
+    let decoder = WebSocketStreamDecoder(direction: .clientToServer, role: role, allowedReservedBits: allowedBits, compression: compression)
     var found: [FrameViolation] = []
     var messages: [[UInt8]] = []
     var decoded: [Bool] = []
     bytes.withUnsafeBytes { raw in
-        decoder.receive(raw) { event in
-            switch event {
+        decoder.receive(raw) { streamEvent in
+            switch streamEvent.event {
             case .violation(let violation): found.append(violation)
             case .message(let message):
                 messages.append(Array(message.payload))
@@ -118,16 +118,16 @@ struct StreamDecoderTests {
 
     @Test func decompressionBombIsCutAtTheLimit() {
         // 1 MiB of zeros deflates to about a kilobyte; the limit is 64 KiB.
-        let decoder = WebSocketStreamDecoder(
+        let decoder = WebSocketStreamDecoder(direction: .clientToServer, 
             role: .server, allowedReservedBits: 0b100,
             compression: .perMessageDeflate(PerMessageDeflateParameters()), maxPayloadBytes: 64 << 10)
         let compressed = bombStream(repeats: 4096)
         var sizes: [Int] = []
         var found: [FrameViolation] = []
         wireFrame(0x2, compressed, rsv: 0b100).withUnsafeBytes { raw in
-            decoder.receive(raw) { event in
-                if case .message(let message) = event { sizes.append(message.payload.count) }
-                if case .violation(let violation) = event { found.append(violation) }
+            decoder.receive(raw) { streamEvent in
+                if case .message(let message) = streamEvent.event { sizes.append(message.payload.count) }
+                if case .violation(let violation) = streamEvent.event { found.append(violation) }
             }
         }
         #expect(sizes == [64 << 10])

@@ -1,0 +1,56 @@
+// The one place where wstap uses references without reference counting. Each type below names
+// the trick; each use names the owner that keeps the object alive.
+//
+// Why (docs/performance.md, "Reference counting"): a class reference loaded from a stored property
+// or from a table is retained and released around its use, and a release is a locked instruction
+// that waits for every pending store. On the per-packet and per-frame paths this cost 10-20% of
+// all instructions.
+
+/// A reference used without reference counting while its owner keeps the object alive.
+@frozen
+public struct Unretained<Object: AnyObject> {
+    @usableFromInline let unmanaged: Unmanaged<Object>
+
+    @inlinable @inline(__always)
+    public init(_ object: Object) { unmanaged = .passUnretained(object) }
+
+    @inlinable @inline(__always)
+    init(unmanaged: Unmanaged<Object>) { self.unmanaged = unmanaged }
+
+    /// Runs `body` with the object; the caller's owner keeps it alive for the call.
+    @inlinable @inline(__always)
+    public func with<Result>(_ body: (Object) throws -> Result) rethrows -> Result {
+        try unmanaged._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Whether both refer to the same object.
+    @inlinable @inline(__always)
+    public func isSame(as other: Unretained<Object>) -> Bool { unmanaged.toOpaque() == other.unmanaged.toOpaque() }
+}
+
+/// A reference retained once by hand, for a container whose every lookup must cost no reference
+/// counting: the container releases it exactly once (`release` or `takeOwnership`).
+@frozen
+public struct ManuallyRetained<Object: AnyObject> {
+    @usableFromInline let unmanaged: Unmanaged<Object>
+
+    @inlinable @inline(__always)
+    public init(retaining object: Object) { unmanaged = .passRetained(object) }
+
+    /// The same object, to use while this reference is held.
+    @inlinable @inline(__always)
+    public var unretained: Unretained<Object> { Unretained(unmanaged: unmanaged) }
+
+    @inlinable @inline(__always)
+    public func with<Result>(_ body: (Object) throws -> Result) rethrows -> Result {
+        try unmanaged._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Gives up the hand-made retain.
+    @inlinable @inline(__always)
+    public func release() { unmanaged.release() }
+
+    /// Hands the hand-made retain to an ordinary, counted reference.
+    @inlinable @inline(__always)
+    public func takeOwnership() -> Object { unmanaged.takeRetainedValue() }
+}
