@@ -7,7 +7,6 @@ let speed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .w
 
 let package = Package(
     name: "wstap",
-    platforms: [.macOS(.v13)],
     products: [
         .library(name: "WSTap", targets: ["WSTap", "WSTapOutput", "WSTapLive"]),
         .executable(name: "wstap", targets: ["wstap"]),
@@ -46,7 +45,7 @@ let package = Package(
         .target(name: "WSTapLive", dependencies: ["WSTap"], swiftSettings: speed),
         .executableTarget(
             name: "wstap",
-            dependencies: ["WSTap", "WSTapOutput", "WSTapLive", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WSTap", "WSTapOutput", "WSTapLive", "WSTapCapture", "WSTapCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: speed
         ),
         .target(name: "TestSupport", dependencies: ["WSTapCore"], path: "Tests/TestSupport"),

@@ -26,14 +26,19 @@ public final class Analyzer: TCPConnectionObserver {
     /// from their events by `timeline`, and the two are merged when the analysis finishes.
     public private(set) var summary = CaptureSummary()
     private let timeline: TimelineFold
-    private var connections: ConnectionTable!
+    /// Called for every packet: held by hand, so the call costs no reference counting.
+    private let connections: ManuallyRetained<ConnectionTable>
     private let fragments = IPFragmentReassembler()
 
     public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
         self.options = options
         timeline = TimelineFold(sink: sink)
-        connections = ConnectionTable(limits: options.reassembly, observer: self)
+        let table = ConnectionTable(limits: options.reassembly)
+        connections = ManuallyRetained(retaining: table)
+        table.observer = self
     }
+
+    deinit { connections.release() }
 
     /// WebSocket frames and data messages decoded so far (for `sniff -c`).
     public var frameCount: UInt64 { timeline.framesDecoded }
@@ -55,10 +60,7 @@ public final class Analyzer: TCPConnectionObserver {
     private func route(_ result: PacketDecodeResult, at time: CaptureTimestamp) {
         switch result {
         case .tcp(let segment):
-            // The analyzer owns the table: called without reference counting on every packet.
-            Unmanaged.passUnretained(connections.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
-                $0.process(segment, at: time)
-            }
+            connections.with { $0.process(segment, at: time) }
         case .fragment(let fragment):
             summary.ipFragments &+= 1
             fragments.add(fragment, at: time) { datagram in
@@ -81,8 +83,9 @@ public final class Analyzer: TCPConnectionObserver {
     @discardableResult
     public func finish(liveStatistics: LiveStatistics? = nil) -> CaptureSummary {
         summary.live = liveStatistics
-        connections.finish(at: summary.lastPacketTime ?? .zero)
-        summary.tcp = connections.statistics
+        let end = summary.lastPacketTime ?? .zero
+        connections.with { $0.finish(at: end) }
+        summary.tcp = connections.with(\.statistics)
         summary.ipDatagramsReassembled = fragments.reassembled
         summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
         summary.merge(timeline.summary)

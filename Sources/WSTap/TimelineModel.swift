@@ -172,7 +172,8 @@ public enum TimelineEvent {
     case message(ConnectionRecord, MessageRecord)
     /// A finding; the connection is nil for capture-level issues.
     case issue(ConnectionRecord?, Issue)
-    case connectionClosed(ConnectionRecord, ConnectionEnd)
+    /// The connection ended (boxed, like `upgrade`: its counters would make every event larger).
+    indirect case connectionClosed(ConnectionRecord, ConnectionEnd)
 }
 
 /// Where timeline events go: every exporter is one.

@@ -1,9 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
+import WSTapCore
 /// Reads a `.pcap` (µs or ns) or `.pcapng` file, or standard input for the path `-`.
 public final class CaptureFileReader: PacketSource {
     /// The file format found by its magic number.
@@ -26,12 +21,15 @@ public final class CaptureFileReader: PacketSource {
     /// The link type of the first interface (packets carry their own).
     public let linkType: LinkType
     private let pcap: PcapHandle
-    private let stream: UnsafeMutablePointer<FILE>
+    /// The C stream libpcap reads (`SystemCalls`' handle for a `FILE *`).
+    private let stream: OpaquePointer
     private let filter: String?
     /// Takes over when libpcap cannot read a pcapng file (interfaces of different link types).
     private var nativeReader: PcapNGReader?
     /// Reads the records of classic pcap files (libpcap only checks the file header).
     private var recordReader: PcapRecordReader?
+    /// The same reader, called on every packet without reference counting (`recordReader` owns it).
+    private var recordReaderReference: Unretained<PcapRecordReader>?
     private(set) public var packetsRead = 0
     /// Offset of the next record for classic pcap files, where records are laid out back to back.
     private var nextRecordOffset: Int64 = 24
@@ -40,39 +38,35 @@ public final class CaptureFileReader: PacketSource {
     /// Opens `path` (or standard input for `-`) and, if given, installs a BPF filter.
     public init(path: String, filter: String? = nil) throws(CaptureError) {
         self.path = path
-        let stream: UnsafeMutablePointer<FILE>
+        let stream: OpaquePointer
         // The file's first word (not read from standard input).
         let magic: UInt32?
         if path == "-" {
-            guard let standardInput = fdopen(STDIN_FILENO, "rb") else {
-                throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            switch SystemCalls.standardInputStream() {
+            case .success(let standardInput): stream = standardInput
+            case .failure(let error): throw .cannotOpen(path: path, reason: error.reason)
             }
-            stream = standardInput
             magic = nil
             format = nil
         } else {
-            var info = stat()
-            guard stat(path, &info) == 0 else {
-                throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            switch SystemCalls.fileStatus(path) {
+            case .failure(let error): throw .cannotOpen(path: path, reason: error.reason)
+            case .success(let status) where !status.isRegularFile: throw .cannotOpen(path: path, reason: "not a regular file")
+            case .success(let status) where status.size <= 0: throw .notACapture(path: path, reason: "the file is empty")
+            case .success: break
             }
-            guard (info.st_mode & S_IFMT) == S_IFREG else {
-                throw .cannotOpen(path: path, reason: "not a regular file")
+            switch SystemCalls.openStream(path) {
+            case .success(let opened): stream = opened
+            case .failure(let error): throw .cannotOpen(path: path, reason: error.reason)
             }
-            guard info.st_size > 0 else {
-                throw .notACapture(path: path, reason: "the file is empty")
-            }
-            guard let opened = fopen(path, "rb") else {
-                throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
-            }
-            stream = opened
-            magic = Self.readMagic(fileDescriptor: fileno(opened))
+            magic = Self.readMagic(fileDescriptor: SystemCalls.descriptor(of: stream))
             format = magic.flatMap(Format.init(magic:))
         }
         switch PcapHandle.openOffline(stream: stream) {
         case .success(let handle):
             pcap = handle
         case .failure(let failure):
-            fclose(stream)
+            SystemCalls.closeStream(stream)
             let gzip = magic.map { withUnsafeBytes(of: $0) { $0[0] == 0x1F && $0[1] == 0x8B } } ?? false
             throw .notACapture(path: path, reason: gzip
                 ? "it is gzip-compressed; decompress it first (zcat \(path) | wstap read -)" : failure.message)
@@ -83,7 +77,10 @@ public final class CaptureFileReader: PacketSource {
         if let filter, let reason = pcap.setFilter(filter) {
             throw .invalidFilter(expression: filter, reason: reason)
         }
-        if format == .pcap, let magic { recordReader = openRecordReader(magic: magic) }
+        if format == .pcap, let magic {
+            recordReader = openRecordReader(magic: magic)
+            recordReaderReference = recordReader.map(Unretained.init)
+        }
     }
 
     /// A native reader for the records of a classic pcap file; nil leaves the reading to libpcap.
@@ -96,22 +93,23 @@ public final class CaptureFileReader: PacketSource {
             compiled = program
         }
         // Its own descriptor for the same open file: libpcap reads nothing more from it.
-        let descriptor = dup(fileno(stream))
-        guard descriptor >= 0 else { return nil }
+        guard let descriptor = SystemCalls.duplicate(SystemCalls.descriptor(of: stream)) else { return nil }
         return PcapRecordReader(fileDescriptor: descriptor, magic: magic, linkType: linkType, filter: compiled)
     }
 
     /// The file's first word in host byte order, which says its format.
     private static func readMagic(fileDescriptor: Int32) -> UInt32? {
         var magic: UInt32 = 0
-        return pread(fileDescriptor, &magic, 4, 0) == 4 ? magic : nil
+        let read = withUnsafeMutableBytes(of: &magic) {
+            SystemCalls.read(fileDescriptor, into: $0.baseAddress!, count: 4, at: 0)
+        }
+        return (try? read.get()) == 4 ? magic : nil
     }
 
     public func nextPacket() throws(CaptureError) -> PacketSourceRead {
         if finished { return .endOfCapture }
-        if recordReader != nil {
-            // Owned by this reader: called without reference counting on every packet.
-            return try deliver(Unmanaged.passUnretained(recordReader.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.next() })
+        if let recordReader = recordReaderReference {
+            return try deliver(recordReader.with { $0.next() })
         }
         if let nativeReader { return try deliver(nativeReader.next()) }
         switch pcap.next(linkType: linkType) {
@@ -136,7 +134,7 @@ public final class CaptureFileReader: PacketSource {
 
     /// Reopens the file with the native reader and skips the packets libpcap already delivered.
     private func openNativeReader() -> PcapNGReader? {
-        guard let reopened = fopen(path, "rb") else { return nil }
+        guard case .success(let reopened) = SystemCalls.openStream(path) else { return nil }
         let reader = PcapNGReader(stream: reopened, filter: filter)
         // Packets libpcap filtered out were never counted, so skip by position only when unfiltered.
         if filter != nil, packetsRead > 0 { return nil }
@@ -161,6 +159,6 @@ public final class CaptureFileReader: PacketSource {
     /// Where the unreadable record starts: exact for pcap, the end of what was read for pcapng.
     private func damageOffset() -> Int64 {
         if format == .pcap { return nextRecordOffset }
-        return Int64(ftello(stream))
+        return SystemCalls.position(of: stream)
     }
 }

@@ -1,10 +1,7 @@
 import WSTapCore
 private import CPcap
-#if canImport(Glibc)
+// For the `FILE` type only: libpcap reads offline captures from a C stream (opened by `SystemCalls`).
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// libpcap's own error text.
 struct PcapFailure: Error {
@@ -36,10 +33,10 @@ final class PcapHandle {
     deinit { if !handOver { pcap_close(handle) } }
 
     /// Opens an already opened stdio stream as a capture file; libpcap takes ownership of it.
-    static func openOffline(stream: UnsafeMutablePointer<FILE>) -> Result<PcapHandle, PcapFailure> {
+    static func openOffline(stream: OpaquePointer) -> Result<PcapHandle, PcapFailure> {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         guard let pcap = pcap_fopen_offline_with_tstamp_precision(
-            stream, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer)
+            UnsafeMutablePointer<FILE>(stream), UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer)
         else {
             return .failure(PcapFailure(message: errorText(errorBuffer)))
         }
@@ -139,13 +136,7 @@ final class PcapHandle {
     /// Waits up to `milliseconds` for packets to read; in immediate mode libpcap itself would
     /// wait for the next packet however long that takes.
     func waitForPackets(milliseconds: Int32) {
-        let descriptor = pcap_get_selectable_fd(handle)
-        guard descriptor >= 0 else {
-            usleep(UInt32(milliseconds) * 1000)
-            return
-        }
-        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        _ = poll(&entry, 1, milliseconds)
+        SystemCalls.waitUntilReadable(pcap_get_selectable_fd(handle), milliseconds: milliseconds)
     }
 
     /// Kernel and interface counters of a live capture.

@@ -1,10 +1,4 @@
 import WSTapCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Reads pcapng block by block (draft-ietf-opsawg-pcapng), for what libpcap's reader refuses:
 /// interfaces of different link types in one file. Each packet carries its interface's link type
 /// and timestamp resolution. Lengths from the file are checked before anything is read.
@@ -18,21 +12,25 @@ final class PcapNGReader {
         var offsetSeconds: Int64 = 0
     }
 
-    private let stream: UnsafeMutablePointer<FILE>
+    private let stream: OpaquePointer
     private let filterExpression: String?
     private var filters: [Int32: BPFFilter] = [:]
     private var interfaces: [Interface] = []
     private var bigEndian = false
-    private var block: [UInt8] = []
+    /// The current block's body; packets are lent from it until the next block is read.
+    private let block = OwnedBytes()
+    /// The current block's type and length.
+    private let header = OwnedBytes()
     private var offset: Int64 = 0
     private static let maxBlockLength = 64 << 20
 
-    init(stream: UnsafeMutablePointer<FILE>, filter: String?) {
+    init(stream: OpaquePointer, filter: String?) {
         self.stream = stream
         filterExpression = filter
+        header.reserve(8)
     }
 
-    deinit { fclose(stream) }
+    deinit { SystemCalls.closeStream(stream) }
 
     /// Skips `count` packets (those a previous reader already delivered).
     func skip(packets count: Int) -> NativeRecord? {
@@ -51,15 +49,14 @@ final class PcapNGReader {
     private func nextRecord(applyFilter: Bool) -> NativeRecord {
         while true {
             let start = offset
-            var header = [UInt8](repeating: 0, count: 8)
-            let got = fread(&header, 1, 8, stream)
+            let got = SystemCalls.read(stream: stream, into: header.storage.baseAddress!, count: 8)
             if got == 0 { return .end }
             guard got == 8 else { return .failure(reason: "truncated block header", offset: start) }
             var type = read32(header, 0)
             if type == 0x0A0D_0D0A {
                 // A section header decides the byte order of everything up to the next one.
                 var magic = [UInt8](repeating: 0, count: 4)
-                guard fread(&magic, 1, 4, stream) == 4 else { return .failure(reason: "truncated section header", offset: start) }
+                guard fill(&magic) == 4 else { return .failure(reason: "truncated section header", offset: start) }
                 if magic == [0x1A, 0x2B, 0x3C, 0x4D] { bigEndian = true }
                 else if magic == [0x4D, 0x3C, 0x2B, 0x1A] { bigEndian = false }
                 else { return .failure(reason: "bad byte-order magic in section header", offset: start) }
@@ -68,8 +65,8 @@ final class PcapNGReader {
                 guard length >= 28, length % 4 == 0, length <= Self.maxBlockLength else {
                     return .failure(reason: "section header length \(length) is invalid", offset: start)
                 }
-                block = [UInt8](repeating: 0, count: length - 12)
-                guard fread(&block, 1, block.count, stream) == block.count else {
+                block.reserve(length - 12)
+                guard fillBlock(length - 12) else {
                     return .failure(reason: "truncated section header", offset: start)
                 }
                 offset += Int64(length)
@@ -80,9 +77,9 @@ final class PcapNGReader {
             guard length >= 12, length % 4 == 0, length <= Self.maxBlockLength else {
                 return .failure(reason: "block length \(length) is invalid", offset: start)
             }
-            if block.count < length - 8 { block = [UInt8](repeating: 0, count: length - 8) }
             let bodyLength = length - 8
-            guard fread(&block, 1, bodyLength, stream) == bodyLength else {
+            block.reserve(bodyLength)
+            guard fillBlock(bodyLength) else {
                 return .failure(reason: "truncated block of \(length) bytes", offset: start)
             }
             offset += Int64(length)
@@ -108,15 +105,28 @@ final class PcapNGReader {
         }
     }
 
-    private func read16(_ bytes: [UInt8], _ at: Int) -> UInt16 {
+    /// Reads `bytes.count` bytes from the file into `bytes`: how many arrived.
+    private func fill(_ bytes: inout [UInt8]) -> Int {
+        let count = bytes.count
+        return bytes.withUnsafeMutableBytes { SystemCalls.read(stream: stream, into: $0.baseAddress!, count: count) }
+    }
+
+    /// Reads the next `count` bytes of the file into `block`; false if the file ends first.
+    private func fillBlock(_ count: Int) -> Bool {
+        guard count > 0 else { return true }
+        return SystemCalls.read(stream: stream, into: block.storage.baseAddress!, count: count) == count
+    }
+
+    private func read16(_ bytes: OwnedBytes, _ at: Int) -> UInt16 {
         bigEndian ? UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1]) : UInt16(bytes[at + 1]) << 8 | UInt16(bytes[at])
     }
 
-    private func read32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+    private func read32(_ bytes: OwnedBytes, _ at: Int) -> UInt32 {
         bigEndian
             ? UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
             : UInt32(bytes[at + 3]) << 24 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at])
     }
+
 
     private func parseInterface(_ body: Int) -> Interface? {
         guard body >= 8 else { return nil }
@@ -162,12 +172,9 @@ final class PcapNGReader {
         guard interfaceIndex < interfaces.count, captured >= 0, dataStart + captured <= body else { return nil }
         let interface = interfaces[interfaceIndex]
         let timestamp = Self.timestamp(units, interface)
-        return block.withUnsafeBytes { bytes in
-            CapturedPacket(
-                timestamp: timestamp, linkType: interface.linkType,
-                bytes: UnsafeRawBufferPointer(rebasing: bytes[dataStart..<(dataStart + captured)]),
-                originalLength: max(original, captured))
-        }
+        return CapturedPacket(
+            timestamp: timestamp, linkType: interface.linkType, bytes: block.bytes(dataStart..<(dataStart + captured)),
+            originalLength: max(original, captured))
     }
 
     private static func timestamp(_ units: UInt64, _ interface: Interface) -> CaptureTimestamp {

@@ -1,10 +1,4 @@
 import WSTapCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Reads the records of a classic pcap file straight from large `read(2)` chunks.
 ///
 /// libpcap reads every record with two `fread` calls and copies it into its own buffer; here a
@@ -49,12 +43,12 @@ final class PcapRecordReader {
         offset = recordsOffset
         capacity = Self.chunkLength + Self.maxRecordLength + Self.recordHeaderLength
         buffer = .allocate(byteCount: capacity, alignment: 16)
-        lseek(fileDescriptor, off_t(recordsOffset), SEEK_SET)
+        SystemCalls.seek(fileDescriptor, to: recordsOffset)
     }
 
     deinit {
         buffer.deallocate()
-        close(fileDescriptor)
+        SystemCalls.close(fileDescriptor)
     }
 
     /// The next record that passes the filter; its bytes stay valid until the next call.
@@ -118,10 +112,11 @@ final class PcapRecordReader {
             start = 0
         }
         while end - start < count {
-            let got = read(fileDescriptor, buffer + end, min(Self.chunkLength, capacity - end))
-            if got < 0 {
-                if errno == EINTR { continue }
-                readError = String(cString: strerror(errno))
+            let got: Int
+            switch SystemCalls.read(fileDescriptor, into: buffer + end, count: min(Self.chunkLength, capacity - end)) {
+            case .success(let count): got = count
+            case .failure(let error):
+                readError = error.reason
                 reachedEndOfFile = true
                 return false
             }

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import WSTapCore
 
 /// What an HTTP/1.1 conversation reports as its bytes arrive.
@@ -246,14 +241,12 @@ public struct HTTPConversation: StreamStage {
         var lineHasContent = currentLineHasContent[index]
         var end = start
         var complete = false
-        let base = bytes.baseAddress!
         while end < bytes.count {
-            guard let found = memchr(base + end, 0x0A, bytes.count - end) else {
+            guard let lineFeed = SystemCalls.firstIndex(of: 0x0A, in: bytes, from: end) else {
                 lineHasContent = lineHasContent || Self.hasContent(bytes, end..<bytes.count)
                 end = bytes.count
                 break
             }
-            let lineFeed = base.distance(to: UnsafeRawPointer(found))
             lineHasContent = lineHasContent || Self.hasContent(bytes, end..<lineFeed)
             end = lineFeed + 1
             if !lineHasContent {

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import WSTapCore
 
 /// A parsed request line and header block (RFC 9112 §3).
 public struct HTTPRequestHead: Hashable, Sendable {
@@ -82,10 +78,9 @@ public enum HTTPHeadParser {
     private static func lineRanges(_ head: UnsafeBufferPointer<UInt8>) -> [Range<Int>] {
         var lines: [Range<Int>] = []
         lines.reserveCapacity(16)
-        guard let base = head.baseAddress else { return lines }
+        let bytes = UnsafeRawBufferPointer(head)
         var start = 0
-        while start < head.count, let found = memchr(base + start, 0x0A, head.count - start) {
-            let index = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+        while let index = SystemCalls.firstIndex(of: 0x0A, in: bytes, from: start) {
             var end = index
             if end > start, head[end - 1] == 0x0D { end -= 1 }
             if end == start { break }

@@ -64,7 +64,7 @@ public final class JSONExporter: TimelineSink {
 
         func addFrame(_ frame: FrameRecord, maxPayload: Int?, textCache: FrameTextCache) {
             frames.beginObject()
-            Unmanaged.passUnretained(frames.items)._withUnsafeGuaranteedRef {
+            Unretained(frames.items).with {
                 $0.frameFields(frame, maxPayload: maxPayload, textCache: textCache)
                 $0.raw("}")
             }
@@ -72,7 +72,7 @@ public final class JSONExporter: TimelineSink {
 
         func addMessage(_ message: MessageRecord, maxPayload: Int?, textCache: FrameTextCache) {
             messages.beginObject()
-            Unmanaged.passUnretained(messages.items)._withUnsafeGuaranteedRef {
+            Unretained(messages.items).with {
                 $0.messageFields(message, maxPayload: maxPayload, textCache: textCache)
                 $0.raw("}")
             }
@@ -103,12 +103,12 @@ public final class JSONExporter: TimelineSink {
 
     private let output: OutputChannel
     private let maxPayload: Int?
-    /// Connections not yet written, each retained once by this table (`Unmanaged`: the lookup
+    /// Connections not yet written, each retained once by this table (by hand: the lookup
     /// for every frame and message then costs no reference counting).
-    private var open: [UInt64: Unmanaged<OpenConnection>] = [:]
+    private var open: [UInt64: ManuallyRetained<OpenConnection>] = [:]
     /// Consecutive events mostly concern one connection: the last one looked up, by id.
     private var lastID: UInt64 = 0
-    private var lastConnection: Unmanaged<OpenConnection>?
+    private var lastConnection: Unretained<OpenConnection>?
     private var written = 0
     private let captureIssues = ObjectList()
     private let scratch = OutputBuffer()
@@ -153,7 +153,7 @@ public final class JSONExporter: TimelineSink {
             break
         case .connectionOpened(let record):
             let connection = OpenConnection(record: record, frameBuffer: spareBuffer(), messageBuffer: spareBuffer())
-            open.updateValue(.passRetained(connection), forKey: record.id)?.release()
+            open.updateValue(ManuallyRetained(retaining: connection), forKey: record.id)?.release()
             if lastID == record.id { lastConnection = nil }
         case .httpRequest, .httpResponse:
             break  // Written in pairs, from `httpExchange`.
@@ -183,7 +183,7 @@ public final class JSONExporter: TimelineSink {
         case .connectionClosed(let record, let end):
             guard let owned = open.removeValue(forKey: record.id) else { return }
             if lastID == record.id { lastConnection = nil }
-            let connection = owned.takeRetainedValue()
+            let connection = owned.takeOwnership()
             bufferedBytes -= connection.bufferedBytes
             write(connection, end: end)
         }
@@ -206,7 +206,7 @@ public final class JSONExporter: TimelineSink {
     /// Moves the largest lists of open connections to the spool until half the budget is left.
     private func spillLargestLists() {
         var lists: [ObjectList] = []
-        for connection in open.values { connection._withUnsafeGuaranteedRef { lists += $0.lists } }
+        for connection in open.values { connection.with { lists += $0.lists } }
         lists.sort { $0.items.count > $1.items.count }
         for list in lists {
             let size = list.items.count
@@ -227,9 +227,9 @@ public final class JSONExporter: TimelineSink {
     private func withConnection(_ id: UInt64, _ body: (OpenConnection) -> Void) {
         if id != lastID || lastConnection == nil {
             lastID = id
-            lastConnection = open[id]
+            lastConnection = open[id]?.unretained
         }
-        lastConnection?._withUnsafeGuaranteedRef(body)
+        lastConnection?.with(body)
     }
 
     private func spareBuffer() -> OutputBuffer {

@@ -1,11 +1,5 @@
 import WSTap
 import WSTapCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Rendered JSON moved out of memory while its connection is still open: one unlinked temporary
 /// file (in `$TMPDIR`, else `/tmp`) that the JSON exporter appends to and reads back once, when
 /// the connection is written. Without a usable file the JSON simply stays in memory.
@@ -24,22 +18,16 @@ final class JSONSpool {
     private static let readSize = 1 << 20
 
     deinit {
-        if descriptor >= 0 { close(descriptor) }
+        if descriptor >= 0 { SystemCalls.close(descriptor) }
         readBuffer?.deallocate()
     }
 
     /// Appends `bytes` to the file; nil if they cannot be stored.
     func store(_ bytes: UnsafeRawBufferPointer) -> Chunk? {
-        guard let base = bytes.baseAddress, !bytes.isEmpty, openIfNeeded() else { return nil }
-        var written = 0
-        while written < bytes.count {
-            let result = pwrite(descriptor, base + written, bytes.count - written, off_t(size + Int64(written)))
-            if result < 0 && errno == EINTR { continue }
-            guard result > 0 else {
-                isUnusable = true
-                return nil
-            }
-            written += result
+        guard !bytes.isEmpty, openIfNeeded() else { return nil }
+        if SystemCalls.writeAll(descriptor, bytes, at: size) != nil {
+            isUnusable = true
+            return nil
         }
         defer { size += Int64(bytes.count) }
         return Chunk(offset: size, length: bytes.count)
@@ -51,9 +39,10 @@ final class JSONSpool {
         readBuffer = buffer
         var done = 0
         while done < chunk.length {
-            let result = pread(descriptor, buffer, min(chunk.length - done, Self.readSize), off_t(chunk.offset + Int64(done)))
-            if result < 0 && errno == EINTR { continue }
-            guard result > 0 else { return false }
+            let count = min(chunk.length - done, Self.readSize)
+            guard case .success(let result) = SystemCalls.read(descriptor, into: buffer, count: count, at: chunk.offset + Int64(done)),
+                  result > 0
+            else { return false }
             output.write(bytes: UnsafeRawBufferPointer(start: buffer, count: result))
             done += result
         }
@@ -63,14 +52,11 @@ final class JSONSpool {
     private func openIfNeeded() -> Bool {
         if descriptor >= 0 { return true }
         guard !isUnusable else { return false }
-        let directory = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var path = Array("\(directory)/wstap-json-XXXXXX".utf8CString)
-        descriptor = path.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard descriptor >= 0 else {
+        guard case .success(let opened) = SystemCalls.makeUnlinkedTemporaryFile(prefix: "wstap-json") else {
             isUnusable = true
             return false
         }
-        _ = path.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        descriptor = opened
         return true
     }
 }

@@ -1,11 +1,5 @@
 import WSTap
 import WSTapCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Buffered bytes to a file descriptor or to memory; exporters write through one.
 public final class OutputChannel {
     private let fileDescriptor: Int32?
@@ -21,7 +15,7 @@ public final class OutputChannel {
     public var flushesEachEvent = false
 
     /// Writes to `fileDescriptor` (standard output by default).
-    public init(fileDescriptor: Int32 = STDOUT_FILENO) {
+    public init(fileDescriptor: Int32 = SystemCalls.standardOutput) {
         self.fileDescriptor = fileDescriptor
     }
 
@@ -73,16 +67,7 @@ public final class OutputChannel {
             memory.appendBytes(bytes)
             return
         }
-        guard !failed, let base = bytes.baseAddress else { return }
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(fileDescriptor, base + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                failed = true
-                return
-            }
-            offset += written
-        }
+        guard !failed else { return }
+        if SystemCalls.writeAll(fileDescriptor, bytes) != nil { failed = true }
     }
 }

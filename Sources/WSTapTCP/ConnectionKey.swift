@@ -31,18 +31,14 @@ struct ConnectionKey: Hashable {
         }
     }
 
+    /// For `Dictionary` (the table of recently closed 4-tuples): one word, mixed beforehand.
     func hash(into hasher: inout Hasher) {
-        hasher.combine(mixedWords(seed: 0))
+        hasher.combine(mixed(seed: 0))
     }
 
-    /// The table's hash, on the path of every packet: SipHash through `Hasher` cost more than the
-    /// rest of the lookup, so the words are mixed with multiply-xorshift rounds and the table's
-    /// per-process seed instead.
-    func _rawHashValue(seed: Int) -> Int {
-        Int(truncatingIfNeeded: mixedWords(seed: UInt64(UInt(bitPattern: seed))))
-    }
-
-    private func mixedWords(seed: UInt64) -> UInt64 {
+    /// The words mixed with multiply-xorshift rounds from `seed` (`ConnectionIndex`'s hash).
+    @inline(__always)
+    func mixed(seed: UInt64) -> UInt64 {
         var state = seed ^ 0x9E37_79B9_7F4A_7C15
         Self.round(lowerLow, into: &state)
         Self.round(upperLow, into: &state)

@@ -9,8 +9,8 @@ public final class ConnectionTable {
         let openTime: CaptureTimestamp
         /// Created with the connection's first bytes or FIN: a SYN flood or a port scan leaves
         /// many connections that never have any, and they then cost no handler. Retained once,
-        /// by hand (`Unmanaged`), so a segment's lookup costs no reference counting.
-        var handler: Unmanaged<HandlerReference>?
+        /// by hand (`ManuallyRetained`), so a segment's lookup costs no reference counting.
+        var handler: ManuallyRetained<HandlerReference>?
         var clientInitialSequence: UInt32?
         var lastActivity: CaptureTimestamp
         /// One reassembler per direction, as stored properties: an array of two was checked for
@@ -18,8 +18,8 @@ public final class ConnectionTable {
         var clientStream = DirectionReassembler()
         var serverStream = DirectionReassembler()
         /// Neighbours in the table's list by last activity (not retained: the table owns both).
-        var lessRecent: Unmanaged<TrackedConnection>?
-        var moreRecent: Unmanaged<TrackedConnection>?
+        var lessRecent: Unretained<TrackedConnection>?
+        var moreRecent: Unretained<TrackedConnection>?
 
         init(info: TCPConnectionInfo, key: ConnectionKey, time: CaptureTimestamp) {
             self.info = info
@@ -38,16 +38,17 @@ public final class ConnectionTable {
 
     private let limits: ReassemblyLimits
     /// The analyzer that owns this table; it outlives it.
-    private unowned(unsafe) let observer: any TCPConnectionObserver
-    /// The open connections, each retained once by the table (`Unmanaged`: a lookup on every
+    /// Asked for a handler when a connection's first bytes arrive (the analyzer, which owns the table).
+    public weak var observer: (any TCPConnectionObserver)?
+    /// The open connections, each retained once by the table (by hand: a lookup on every
     /// packet then costs no reference counting). Closing hands the reference to `justClosed`.
-    private var connections: [ConnectionKey: Unmanaged<TrackedConnection>] = [:]
+    private var connections = ConnectionIndex<ManuallyRetained<TrackedConnection>>()
     /// Connections closed during the current call, kept alive until it returns.
     private var justClosed: [TrackedConnection] = []
     /// The open connections from least to most recently active, linked through the connections:
     /// idle timeouts and eviction take from the front without scanning the table.
-    private var leastRecent: Unmanaged<TrackedConnection>?
-    private var mostRecent: Unmanaged<TrackedConnection>?
+    private var leastRecent: Unretained<TrackedConnection>?
+    private var mostRecent: Unretained<TrackedConnection>?
     /// 4-tuples that ended with FIN or RST and when, so late ACKs and retransmissions do not open
     /// ghosts. `closedOrder` (oldest first) forgets them after
     /// `closedMemorySeconds`, and the oldest first past `limits.maxConnections` entries.
@@ -62,7 +63,9 @@ public final class ConnectionTable {
     private static let closedMemorySeconds: Int64 = 120
     private static let sweepIntervalSeconds: Int64 = 10
 
-    public init(limits: ReassemblyLimits = ReassemblyLimits(), observer: any TCPConnectionObserver) {
+    /// A table; its connections' bytes go to handlers `observer` makes (it is held weakly: its
+    /// owner sets it, often after making the table).
+    public init(limits: ReassemblyLimits = ReassemblyLimits(), observer: (any TCPConnectionObserver)? = nil) {
         self.limits = limits
         self.observer = observer
     }
@@ -81,18 +84,18 @@ public final class ConnectionTable {
         let isSyn = segment.flags.contains(.syn)
         let isSynAck = isSyn && segment.flags.contains(.ack)
         defer { if !justClosed.isEmpty { justClosed.removeAll(keepingCapacity: true) } }
-        var found = connections[key]
-        if let existing = found, isSyn, !isSynAck, existing._withUnsafeGuaranteedRef({ existing in
+        var found = connections[key]?.unretained
+        if let existing = found, isSyn, !isSynAck, existing.with({ existing in
             segment.source == existing.client
                 && existing.clientInitialSequence.map { $0 != segment.sequenceNumber } ?? false
         }) {
-            close(existing.takeUnretainedValue(), reason: .reused, at: time)
+            close(existing.object, reason: .reused, at: time)
             found = nil
         }
         if found == nil {
             found = open(key: key, segment: segment, isSyn: isSyn, isSynAck: isSynAck, at: time)
         }
-        found?._withUnsafeGuaranteedRef { connection in
+        found?.with { connection in
             process(segment, isSyn: isSyn, isSynAck: isSynAck, in: connection, at: time)
         }
     }
@@ -103,8 +106,8 @@ public final class ConnectionTable {
         at time: CaptureTimestamp
     ) {
         connection.lastActivity = time
-        let tracked = Unmanaged.passUnretained(connection)
-        if tracked.toOpaque() != mostRecent?.toOpaque() {
+        let tracked = Unretained(connection)
+        if !(mostRecent?.isSame(as: tracked) ?? false) {
             unlink(tracked)
             link(tracked)
         }
@@ -134,12 +137,12 @@ public final class ConnectionTable {
         if isSyn { stream.start(at: segment.sequenceNumber &+ 1) }
         let sequence = isSyn ? segment.sequenceNumber &+ 1 : segment.sequenceNumber
         let pendingBefore = stream.pendingBytes
-        let (table, tracked) = (Unmanaged.passUnretained(self), Unmanaged.passUnretained(connection))
+        let (table, tracked) = (Unretained(self), Unretained(connection))
         let heldOutOfOrder = stream.accept(
             sequence: sequence, payload: segment.payload, missingLength: segment.missingPayloadLength,
             fin: segment.flags.contains(.fin)
         ) { output in
-            table._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, of: tracked, at: time) }
+            table.with { $0.forward(output, direction: direction, of: tracked, at: time) }
         }
         if heldOutOfOrder { statistics.outOfOrderSegments &+= 1 }
         pendingBytesTotal += stream.pendingBytes - pendingBefore
@@ -149,7 +152,7 @@ public final class ConnectionTable {
         {
             let before = stream.pendingBytes
             stream.skipFirstHole { output in
-                table._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, of: tracked, at: time) }
+                table.with { $0.forward(output, direction: direction, of: tracked, at: time) }
             }
             pendingBytesTotal += stream.pendingBytes - before
         }
@@ -167,7 +170,7 @@ public final class ConnectionTable {
 
     private func open(
         key: ConnectionKey, segment: TCPSegment, isSyn: Bool, isSynAck: Bool, at time: CaptureTimestamp
-    ) -> Unmanaged<TrackedConnection>? {
+    ) -> Unretained<TrackedConnection>? {
         let client: Endpoint
         let handshakeSeen: Bool
         if isSynAck {
@@ -197,35 +200,35 @@ public final class ConnectionTable {
         nextID += 1
         statistics.connections &+= 1
         let connection = TrackedConnection(info: info, key: key, time: time)
-        let retained = Unmanaged.passRetained(connection)
-        connections[key] = retained
-        link(retained)
-        return retained
+        connections.updateValue(ManuallyRetained(retaining: connection), forKey: key)
+        link(Unretained(connection))
+        return Unretained(connection)
     }
 
     /// The connection's handler, asked of the observer when the first output needs it.
     /// `connection` is borrowed by every caller and owns its handler: neither needs reference
     /// counting (a release after the handler's work waits for all its stores).
     @inline(__always)
-    private func handler(of connection: TrackedConnection) -> Unmanaged<HandlerReference> {
+    private func handler(of connection: TrackedConnection) -> ManuallyRetained<HandlerReference> {
         connection.handler ?? startHandler(of: connection)
     }
 
     @inline(never)
-    private func startHandler(of connection: TrackedConnection) -> Unmanaged<HandlerReference> {
-        let handler = Unmanaged.passRetained(HandlerReference.make(observer.connectionOpened(connection.info, at: connection.openTime)))
+    private func startHandler(of connection: TrackedConnection) -> ManuallyRetained<HandlerReference> {
+        let opened: any TCPStreamHandler = observer?.connectionOpened(connection.info, at: connection.openTime) ?? DiscardingHandler()
+        let handler = ManuallyRetained(retaining: HandlerReference.make(opened))
         connection.handler = handler
         return handler
     }
 
     /// Hands reassembly output to the connection's handler. Closures capture the table and the
-    /// connection as `Unmanaged`: captured references are retained and released around every segment.
+    /// connection unretained: captured references are retained and released around every segment.
     @inline(__always)
     private func forward(
-        _ output: DirectionReassembler.Output, direction: StreamDirection, of connection: Unmanaged<TrackedConnection>,
+        _ output: DirectionReassembler.Output, direction: StreamDirection, of connection: Unretained<TrackedConnection>,
         at time: CaptureTimestamp
     ) {
-        connection._withUnsafeGuaranteedRef { handler(of: $0) }._withUnsafeGuaranteedRef {
+        connection.with { handler(of: $0) }.with {
             $0.forward(output, direction: direction, at: time)
         }
     }
@@ -236,30 +239,30 @@ public final class ConnectionTable {
         flush(&connection.serverStream, direction: .serverToClient, of: connection, at: time)
         pendingBytesTotal -= connection.pendingBytes
         if let owned = connections.removeValue(forKey: key) {
-            unlink(owned)
-            justClosed.append(owned.takeRetainedValue())
+            unlink(owned.unretained)
+            justClosed.append(owned.takeOwnership())
         }
         // A connection that went idle or was evicted may still be alive: if it sends data again,
         // it comes back as a connection seen mid-stream rather than losing the bytes.
         if reason == .finished || reason == .reset { rememberClosed(key, at: time) }
-        connection.handler?._withUnsafeGuaranteedRef { $0.closed(reason: reason, at: time) }
+        connection.handler?.with { $0.closed(reason: reason, at: time) }
     }
 
     /// Appends `connection` as the most recently active.
-    private func link(_ connection: Unmanaged<TrackedConnection>) {
-        connection._withUnsafeGuaranteedRef {
+    private func link(_ connection: Unretained<TrackedConnection>) {
+        connection.with {
             $0.lessRecent = mostRecent
             $0.moreRecent = nil
         }
-        if let last = mostRecent { last._withUnsafeGuaranteedRef { $0.moreRecent = connection } } else { leastRecent = connection }
+        if let last = mostRecent { last.with { $0.moreRecent = connection } } else { leastRecent = connection }
         mostRecent = connection
     }
 
-    private func unlink(_ connection: Unmanaged<TrackedConnection>) {
-        let (previous, next) = connection._withUnsafeGuaranteedRef { ($0.lessRecent, $0.moreRecent) }
-        if let previous { previous._withUnsafeGuaranteedRef { $0.moreRecent = next } } else { leastRecent = next }
-        if let next { next._withUnsafeGuaranteedRef { $0.lessRecent = previous } } else { mostRecent = previous }
-        connection._withUnsafeGuaranteedRef {
+    private func unlink(_ connection: Unretained<TrackedConnection>) {
+        let (previous, next) = connection.with { ($0.lessRecent, $0.moreRecent) }
+        if let previous { previous.with { $0.moreRecent = next } } else { leastRecent = next }
+        if let next { next.with { $0.lessRecent = previous } } else { mostRecent = previous }
+        connection.with {
             $0.lessRecent = nil
             $0.moreRecent = nil
         }
@@ -281,7 +284,7 @@ public final class ConnectionTable {
     private func leastRecentlyActive(upTo count: Int, while include: (TrackedConnection) -> Bool) -> [TrackedConnection] {
         var found: [TrackedConnection] = []
         var candidate = leastRecent
-        while let connection = candidate?.takeUnretainedValue(), found.count < count, include(connection) {
+        while let connection = candidate?.object, found.count < count, include(connection) {
             found.append(connection)
             candidate = connection.moreRecent
         }
@@ -292,9 +295,9 @@ public final class ConnectionTable {
         _ stream: inout DirectionReassembler, direction: StreamDirection, of connection: TrackedConnection,
         at time: CaptureTimestamp
     ) {
-        let (table, tracked) = (Unmanaged.passUnretained(self), Unmanaged.passUnretained(connection))
+        let (table, tracked) = (Unretained(self), Unretained(connection))
         stream.flush { output in
-            table._withUnsafeGuaranteedRef { $0.forward(output, direction: direction, of: tracked, at: time) }
+            table.with { $0.forward(output, direction: direction, of: tracked, at: time) }
         }
         statistics.retransmittedBytes &+= stream.retransmittedBytes
         statistics.missingBytes &+= stream.missingBytes
@@ -351,7 +354,7 @@ private final class TypedHandlerReference<Handler: TCPStreamHandler>: HandlerRef
     init(_ handler: Handler) { self.handler = handler }
 
     override func forward(_ output: DirectionReassembler.Output, direction: StreamDirection, at time: CaptureTimestamp) {
-        Unmanaged.passUnretained(handler)._withUnsafeGuaranteedRef { handler in
+        Unretained(handler).with { handler in
             switch output {
             case .bytes(let bytes): handler.receive(bytes, direction: direction, at: time)
             case .gap(let range): handler.missing(range, direction: direction, at: time)
@@ -365,4 +368,13 @@ private final class TypedHandlerReference<Handler: TCPStreamHandler>: HandlerRef
     override func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) {
         handler.closed(reason: reason, at: time)
     }
+}
+
+/// Takes a connection's bytes when no observer is left to make a handler for it.
+private final class DiscardingHandler: TCPStreamHandler {
+    func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) {}
+    func missing(_ range: MissingRange, direction: StreamDirection, at time: CaptureTimestamp) {}
+    func conflictingRetransmission(startSequence: UInt32, byteCount: Int, direction: StreamDirection, at time: CaptureTimestamp) {}
+    func finished(direction: StreamDirection, at time: CaptureTimestamp) {}
+    func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) {}
 }

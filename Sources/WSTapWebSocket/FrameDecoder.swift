@@ -192,7 +192,7 @@ public struct FrameDecoder {
             return
         }
         // The scratch buffer belongs to this decoder: used without reference counting.
-        Unmanaged.passUnretained(scratch)._withUnsafeGuaranteedRef { scratch in
+        Unretained(scratch).with { scratch in
             let unmasked = scratch.room(bytes.count)
             unmask(bytes, into: unmasked, key: key, offset: 0)
             emit(DecodedFrame(header: header, payload: UnsafeRawBufferPointer(unmasked), bytesNotKept: 0, bytesMissing: 0))

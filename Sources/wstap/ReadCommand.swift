@@ -2,9 +2,7 @@ import ArgumentParser
 import WSTap
 import WSTapOutput
 import WSTapLive
-#if canImport(Glibc)
-import Glibc
-#endif
+import WSTapCore
 
 struct ReadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +15,7 @@ struct ReadCommand: ParsableCommand {
     @OptionGroup var options: DecodeOptions
 
     func run() throws {
-        signal(SIGPIPE, SIG_IGN)
+        SystemCalls.ignoreBrokenPipes()
         let source: CaptureFileReader
         do {
             source = try CaptureFileReader(path: file, filter: options.filter)
@@ -38,7 +36,7 @@ struct ReadCommand: ParsableCommand {
 
 /// Prints a one-line error to standard error and ends with the documented exit status.
 func fail(_ message: String, exitCode: Int32) -> ExitCode {
-    var line = Array("wstap: \(message)\n".utf8)
-    _ = write(STDERR_FILENO, &line, line.count)
+    let line = Array("wstap: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { SystemCalls.writeAll(SystemCalls.standardError, $0) }
     return ExitCode(exitCode)
 }

@@ -4,9 +4,7 @@ import WSTap
 import WSTapOutput
 import WSTapLive
 import WSTapCapture
-#if canImport(Glibc)
-import Glibc
-#endif
+import WSTapCore
 
 struct SniffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -60,7 +58,7 @@ struct SniffCommand: ParsableCommand {
     func run() throws {
         if listInterfaces { return try InterfacesCommand().run() }
         guard let interface else { return }
-        signal(SIGPIPE, SIG_IGN)
+        SystemCalls.ignoreBrokenPipes()
         var configuration = LiveCaptureConfiguration()
         configuration.snapshotLength = snaplen
         configuration.promiscuous = !noPromiscuous
@@ -83,8 +81,8 @@ struct SniffCommand: ParsableCommand {
             capture: capture, analyzer: analyzer, writer: writer,
             stop: StopConditions(messages: countFrames ? nil : count, frames: countFrames ? count : nil,
                                  durationSeconds: duration))
-        let signals = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
+        let signals = [SystemCalls.interruptSignal, SystemCalls.terminateSignal].map { number in
+            SystemCalls.ignore(signal: number)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { session.requestStop() }
             source.resume()
@@ -129,6 +127,6 @@ struct InterfacesCommand: ParsableCommand {
 
 /// A one-line message on standard error that is not an error.
 func note(_ message: String) {
-    var line = Array("wstap: \(message)\n".utf8)
-    _ = write(STDERR_FILENO, &line, line.count)
+    let line = Array("wstap: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { SystemCalls.writeAll(SystemCalls.standardError, $0) }
 }

@@ -133,7 +133,7 @@ import WSTapCore
             let path = directory.appendingPathComponent(name).path
             let (native, damage) = try Self.readAll(path)
             #expect(damage == nil, "\(name)")
-            guard let stream = fopen(path, "rb"), case .success(let handle) = PcapHandle.openOffline(stream: stream) else {
+            guard case .success(let stream) = SystemCalls.openStream(path), case .success(let handle) = PcapHandle.openOffline(stream: stream) else {
                 Issue.record("libpcap cannot open \(name)")
                 continue
             }

@@ -23,6 +23,10 @@ public struct Unretained<Object: AnyObject> {
         try unmanaged._withUnsafeGuaranteedRef(body)
     }
 
+    /// A counted reference to the object, for code that keeps it beyond the owner's call.
+    @inlinable @inline(__always)
+    public var object: Object { unmanaged.takeUnretainedValue() }
+
     /// Whether both refer to the same object.
     @inlinable @inline(__always)
     public func isSame(as other: Unretained<Object>) -> Bool { unmanaged.toOpaque() == other.unmanaged.toOpaque() }
@@ -53,4 +57,33 @@ public struct ManuallyRetained<Object: AnyObject> {
     /// Hands the hand-made retain to an ordinary, counted reference.
     @inlinable @inline(__always)
     public func takeOwnership() -> Object { unmanaged.takeRetainedValue() }
+}
+
+/// Bytes in memory of their own, for a reader that lends out what it read: a view of them stays
+/// valid until the next `reserve`. (An array's bytes are valid only inside its `withUnsafeBytes`:
+/// a packet lent from there would point at memory it does not own.)
+public final class OwnedBytes {
+    /// The bytes, valid until the next `reserve`.
+    public private(set) var storage: UnsafeMutableRawBufferPointer
+
+    public init() { storage = UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+
+    deinit { storage.deallocate() }
+
+    /// Makes room for at least `count` bytes; what was held is not kept.
+    public func reserve(_ count: Int) {
+        guard storage.count < count else { return }
+        storage.deallocate()
+        storage = .allocate(byteCount: count, alignment: 16)
+    }
+
+    public var count: Int { storage.count }
+
+    @inline(__always)
+    public subscript(index: Int) -> UInt8 { storage[index] }
+
+    /// A view of `range`, valid until the next `reserve`.
+    public func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(storage)[range])
+    }
 }

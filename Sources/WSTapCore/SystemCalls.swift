@@ -1,0 +1,194 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An operating-system error: the call that failed and its `errno` text.
+public struct SystemError: Error, Sendable, CustomStringConvertible {
+    public var call: String
+    public var code: Int32
+
+    public var description: String { "\(call): \(String(cString: strerror(code)))" }
+    /// The error's text without the call's name, as `strerror` gives it.
+    public var reason: String { String(cString: strerror(code)) }
+}
+
+/// Every C library call wstap makes, in one place (libpcap and zlib keep their own wrappers,
+/// `PcapCalls.swift` and `RawInflater.swift`). Interrupted calls are retried here; callers see
+/// Swift types and `SystemError`s. Linux only: the package is built and tested on Linux.
+public enum SystemCalls {
+    public static let standardInput: Int32 = STDIN_FILENO
+    public static let standardOutput: Int32 = STDOUT_FILENO
+    public static let standardError: Int32 = STDERR_FILENO
+
+    // MARK: Descriptors
+
+    /// Writes all of `bytes`, retrying after interruptions and short writes.
+    public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> SystemError? {
+        guard let base = bytes.baseAddress else { return nil }
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, base + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return SystemError(call: "write", code: errno)
+            }
+            offset += written
+        }
+        return nil
+    }
+
+    /// Reads up to `count` bytes into `buffer`: how many arrived (0 at the end of the file).
+    public static func read(_ descriptor: Int32, into buffer: UnsafeMutableRawPointer, count: Int) -> Result<Int, SystemError> {
+        while true {
+            let got = Glibc.read(descriptor, buffer, count)
+            if got >= 0 { return .success(got) }
+            if errno != EINTR { return .failure(SystemError(call: "read", code: errno)) }
+        }
+    }
+
+    /// Reads up to `count` bytes at `offset` without moving the file position.
+    public static func read(
+        _ descriptor: Int32, into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int64
+    ) -> Result<Int, SystemError> {
+        while true {
+            let got = pread(descriptor, buffer, count, off_t(offset))
+            if got >= 0 { return .success(got) }
+            if errno != EINTR { return .failure(SystemError(call: "pread", code: errno)) }
+        }
+    }
+
+    /// Writes all of `bytes` at `offset` without moving the file position.
+    public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64) -> SystemError? {
+        guard let base = bytes.baseAddress else { return nil }
+        var done = 0
+        while done < bytes.count {
+            let written = pwrite(descriptor, base + done, bytes.count - done, off_t(offset + Int64(done)))
+            if written < 0 {
+                if errno == EINTR { continue }
+                return SystemError(call: "pwrite", code: errno)
+            }
+            if written == 0 { return SystemError(call: "pwrite", code: ENOSPC) }
+            done += written
+        }
+        return nil
+    }
+
+    public static func seek(_ descriptor: Int32, to offset: Int64) {
+        _ = lseek(descriptor, off_t(offset), SEEK_SET)
+    }
+
+    public static func close(_ descriptor: Int32) {
+        _ = Glibc.close(descriptor)
+    }
+
+    /// Another descriptor for the same open file; nil if none could be made.
+    public static func duplicate(_ descriptor: Int32) -> Int32? {
+        let copy = dup(descriptor)
+        return copy >= 0 ? copy : nil
+    }
+
+    /// What kind of file `path` is, and its size.
+    public static func fileStatus(_ path: String) -> Result<(isRegularFile: Bool, size: Int64), SystemError> {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return .failure(SystemError(call: "stat", code: errno)) }
+        return .success(((info.st_mode & S_IFMT) == S_IFREG, Int64(info.st_size)))
+    }
+
+    /// A new temporary file in `$TMPDIR` (else `/tmp`), already unlinked: it disappears with its
+    /// descriptor.
+    public static func makeUnlinkedTemporaryFile(prefix: String) -> Result<Int32, SystemError> {
+        let directory = environment("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var path = Array("\(directory)/\(prefix)-XXXXXX".utf8CString)
+        let descriptor = path.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else { return .failure(SystemError(call: "mkstemp", code: errno)) }
+        _ = path.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        return .success(descriptor)
+    }
+
+    // MARK: C streams (libpcap reads offline captures from a `FILE *`)
+
+    /// Opens `path` for reading as a C stream.
+    public static func openStream(_ path: String) -> Result<OpaquePointer, SystemError> {
+        guard let stream = fopen(path, "rb") else { return .failure(SystemError(call: "fopen", code: errno)) }
+        return .success(OpaquePointer(stream))
+    }
+
+    /// Standard input as a C stream.
+    public static func standardInputStream() -> Result<OpaquePointer, SystemError> {
+        guard let stream = fdopen(STDIN_FILENO, "rb") else { return .failure(SystemError(call: "fdopen", code: errno)) }
+        return .success(OpaquePointer(stream))
+    }
+
+    public static func closeStream(_ stream: OpaquePointer) {
+        fclose(UnsafeMutablePointer<FILE>(stream))
+    }
+
+    /// Reads up to `count` bytes from a C stream: how many arrived.
+    public static func read(stream: OpaquePointer, into buffer: UnsafeMutableRawPointer, count: Int) -> Int {
+        fread(buffer, 1, count, UnsafeMutablePointer<FILE>(stream))
+    }
+
+    /// Where a C stream is in its file.
+    public static func position(of stream: OpaquePointer) -> Int64 {
+        Int64(ftello(UnsafeMutablePointer<FILE>(stream)))
+    }
+
+    public static func descriptor(of stream: OpaquePointer) -> Int32 {
+        fileno(UnsafeMutablePointer<FILE>(stream))
+    }
+
+    // MARK: Memory
+
+    /// The offset of the first `byte` in `bytes` at or after `start` (linear, `memchr`).
+    @inline(__always)
+    public static func firstIndex(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard let base = bytes.baseAddress, start < bytes.count,
+              let found = memchr(base + start, Int32(byte), bytes.count - start)
+        else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
+    }
+
+    // MARK: Process
+
+    public static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// A write to a closed pipe fails with EPIPE instead of killing the process.
+    public static func ignoreBrokenPipes() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Leaves `signal` to a dispatch source: the default action (ending the process) is off.
+    public static func ignore(signal number: Int32) {
+        signal(number, SIG_IGN)
+    }
+
+    public static let interruptSignal = SIGINT
+    public static let terminateSignal = SIGTERM
+
+    /// Waits up to `milliseconds` for `descriptor` to become readable (or just waits, without one).
+    public static func waitUntilReadable(_ descriptor: Int32?, milliseconds: Int32) {
+        guard let descriptor, descriptor >= 0 else {
+            usleep(UInt32(max(0, milliseconds)) * 1000)
+            return
+        }
+        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        _ = poll(&entry, 1, milliseconds)
+    }
+
+    /// Switches the process to `user`'s uid, gid and groups, and checks root cannot be regained;
+    /// on failure, why.
+    public static func switchUser(to user: String) -> String? {
+        guard let entry = getpwnam(user) else { return "no such user" }
+        let uid = entry.pointee.pw_uid, gid = entry.pointee.pw_gid
+        guard initgroups(user, gid) == 0 else { return SystemError(call: "initgroups", code: errno).description }
+        guard setgid(gid) == 0 else { return SystemError(call: "setgid", code: errno).description }
+        guard setuid(uid) == 0 else { return SystemError(call: "setuid", code: errno).description }
+        guard getuid() == uid, geteuid() == uid, getgid() == gid else { return "the process still runs with other ids" }
+        if uid != 0, setuid(0) == 0 { return "root privileges could be regained" }
+        return nil
+    }
+}
