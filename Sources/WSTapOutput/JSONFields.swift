@@ -41,11 +41,11 @@ extension OutputBuffer {
     }
 
     /// Payload, with `truncated` when `maxPayload` or the decoder's limit cut it. A frame's text
-    /// is kept in `textCache` (or the cache cleared); a message whose bytes are that frame's
-    /// copies it instead of escaping it again.
+    /// is kept in `textCache` (or the cache cleared); a message that is that frame's payload
+    /// (`reusesFrameText`) copies it instead of escaping it again.
     private func payloadFields(
         _ payload: UnsafeRawBufferPointer, asText: Bool, notKept: Bool, maxPayload: Int?,
-        textCache: FrameTextCache?, isFrame: Bool
+        textCache: FrameTextCache?, isFrame: Bool, reusesFrameText: Bool = false
     ) {
         var shown = payload
         var truncated = notKept
@@ -58,12 +58,12 @@ extension OutputBuffer {
         key("payload")
         if text, let textCache {
             raw("{\"text\":")
-            if !isFrame, textCache.holds(shown) {
+            if reusesFrameText, textCache.holds(byteCount: shown.count) {
                 append(textCache.escaped)
             } else {
                 let start = count
                 string(utf8: shown)
-                if isFrame { textCache.keep(shown, escaped: self, since: start) }
+                if isFrame { textCache.keep(byteCount: shown.count, escaped: self, since: start) }
             }
             append(UInt8(ascii: "}"))
         } else {
@@ -132,7 +132,7 @@ extension OutputBuffer {
         comma()
         let asText = message.opcode == .text && message.isValidUTF8 == true
         payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload,
-                      textCache: textCache, isFrame: false)
+                      textCache: textCache, isFrame: false, reusesFrameText: message.isFramePayload)
     }
 
     func issueFields(_ issue: Issue) {
@@ -240,24 +240,22 @@ extension OutputBuffer {
     }
 }
 
-/// The escaped text of the frame written last. A message of one uncompressed frame carries the
-/// very same bytes (the same memory, handed on without a copy), so its text is copied from
-/// here rather than escaped twice. Every frame replaces or clears the entry: a message can only
-/// match the frame written just before it.
+/// The escaped text of the frame written last. A message of one uncompressed frame is emitted
+/// right after its frame and says so (`WebSocketMessage.isFramePayload`), so its text is copied
+/// from here rather than escaped twice. Every frame replaces or clears the entry: a message can
+/// only match the frame written just before it.
 final class FrameTextCache {
-    private var source: UnsafeRawBufferPointer?
+    /// Bytes of the frame whose text is kept; nil when the last frame kept none.
+    private var byteCount: Int?
     let escaped = OutputBuffer()
 
-    func holds(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let source else { return false }
-        return source.baseAddress == bytes.baseAddress && source.count == bytes.count
-    }
+    func holds(byteCount count: Int) -> Bool { byteCount == count }
 
-    func keep(_ bytes: UnsafeRawBufferPointer, escaped rendered: OutputBuffer, since start: Int) {
-        source = bytes
+    func keep(byteCount count: Int, escaped rendered: OutputBuffer, since start: Int) {
+        byteCount = count
         escaped.removeAll()
         rendered.withBytes { escaped.append(UnsafeRawBufferPointer(rebasing: $0[start...])) }
     }
 
-    func clear() { source = nil }
+    func clear() { byteCount = nil }
 }

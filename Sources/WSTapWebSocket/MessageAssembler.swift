@@ -10,6 +10,8 @@ struct AssembledMessage {
     var compressed: Bool
     /// False when bytes of a frame were lost or not kept, or the message was cut at the limit.
     var isComplete: Bool
+    /// The message is one frame, handed on as it is: `payload` is the frame's payload.
+    var isFramePayload = false
 }
 
 /// Puts one direction's data frames together into messages (compare NIO's
@@ -49,7 +51,7 @@ struct MessageAssembler {
                 clearBuffer()
                 message(AssembledMessage(
                     opcode: header.opcode, payload: frame.payload, frameCount: 1, compressed: header.rsv1,
-                    isComplete: frame.isComplete))
+                    isComplete: frame.isComplete, isFramePayload: true))
                 return
             }
             opcode = header.opcode

@@ -16,6 +16,9 @@ public struct WebSocketMessage {
     /// False when the message is compressed and could not be decompressed: `payload` then holds
     /// the compressed bytes and must not be shown as the message.
     public var isDecoded: Bool
+    /// The message is the one uncompressed frame emitted just before it: its payload is that
+    /// frame's payload, byte for byte (an exporter may reuse what it rendered for the frame).
+    public var isFramePayload: Bool = false
 }
 
 /// What decoding one direction yields, in stream order.

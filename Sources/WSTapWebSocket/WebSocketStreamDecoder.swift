@@ -164,7 +164,8 @@ public final class WebSocketStreamDecoder {
             }
             send(.message(WebSocketMessage(
                 opcode: message.opcode, payload: payload, frameCount: message.frameCount,
-                compressed: message.compressed, isComplete: isComplete, isValidUTF8: validUTF8, isDecoded: true)), emit)
+                compressed: message.compressed, isComplete: isComplete, isValidUTF8: validUTF8, isDecoded: true,
+                isFramePayload: message.isFramePayload && !message.compressed)), emit)
         case .undecoded:
             send(.message(WebSocketMessage(
                 opcode: message.opcode, payload: message.payload, frameCount: message.frameCount,

@@ -8,7 +8,7 @@ import WSTapCore
 @testable import WSTapWebSocket
 
 /// The exporters' reuse of a frame's escaped text for the message that follows it: only for the
-/// very frame before, never for bytes that merely sit at the same address.
+/// very frame before, and only a text frame's.
 @Suite struct ExporterTextReuseTests {
     static let record = ConnectionRecord(
         id: 1, client: Endpoint(address: .v4(0x0A00_0001), port: 5000),
@@ -26,7 +26,7 @@ import WSTapCore
     static func message(_ payload: UnsafeRawBufferPointer) -> TimelineEvent {
         .message(record, MessageRecord(time: .zero, direction: .serverToClient, message: WebSocketMessage(
             opcode: .text, payload: payload, frameCount: 1, compressed: false, isComplete: true,
-            isValidUTF8: true, isDecoded: true)))
+            isValidUTF8: true, isDecoded: true, isFramePayload: true)))
     }
 
     /// NDJSON lines for: a text frame and its message, then different bytes at the same address
