@@ -72,6 +72,10 @@ public struct FrameRecord {
     public var close: CloseFrameBody?
     /// The frame carries text: a text frame, or a continuation of a text message.
     public var carriesText: Bool
+
+    /// The payload is text as sent: a frame that carries text, not compressed (the one rule every
+    /// output uses; a JSON string also needs it to be valid UTF-8).
+    public var payloadIsText: Bool { carriesText && !header.rsv1 }
 }
 
 /// A data message on the timeline. `payload` is borrowed: valid only while the event is delivered.
@@ -79,6 +83,9 @@ public struct MessageRecord {
     public var time: CaptureTimestamp
     public var direction: StreamDirection
     public var message: WebSocketMessage
+
+    /// The payload is text to show: a text message, valid UTF-8 (the rule every output uses).
+    public var payloadIsText: Bool { message.opcode == .text && message.isValidUTF8 == true }
 }
 
 /// Bytes and frames a connection carried, reported when it ends.

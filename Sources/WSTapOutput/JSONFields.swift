@@ -88,7 +88,7 @@ extension OutputBuffer {
         if let key = header.maskingKey { hex32(key) } else { raw("null") }
         raw(",\"length\":"); number(header.payloadLength)
         comma()
-        let asText = frame.carriesText && !header.rsv1 && UTF8Validation.isValid(frame.payload)
+        let asText = frame.payloadIsText && UTF8Validation.isValid(frame.payload)
         payloadFields(frame.payload, asText: asText, notKept: frame.bytesNotKept > 0, maxPayload: maxPayload,
                       textCache: textCache, isFrame: true)
         if frame.bytesMissing > 0 {
@@ -130,7 +130,7 @@ extension OutputBuffer {
             return
         }
         comma()
-        let asText = message.opcode == .text && message.isValidUTF8 == true
+        let asText = record.payloadIsText
         payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload,
                       textCache: textCache, isFrame: false, reusesFrameText: message.isFramePayload)
     }

@@ -145,7 +145,7 @@ public final class TextExporter: TimelineSink {
             }
         } else if !frame.payload.isEmpty {
             let isPingOrPong = header.opcode == .ping || header.opcode == .pong
-            let asText = (frame.carriesText && !header.rsv1) || (isPingOrPong && UTF8Validation.isValid(frame.payload))
+            let asText = frame.payloadIsText || (isPingOrPong && UTF8Validation.isValid(frame.payload))
             line.raw("  ")
             line.quotedPreview(frame.payload, asText: asText)
         }
@@ -161,7 +161,7 @@ public final class TextExporter: TimelineSink {
         if !message.isComplete { line.raw(", INCOMPLETE") }
         guard message.isDecoded else { return line.raw(", NOT DECODED") }
         line.raw("  ")
-        line.quotedPreview(message.payload, asText: message.opcode == .text && message.isValidUTF8 == true)
+        line.quotedPreview(message.payload, asText: record.payloadIsText)
     }
 }
 
