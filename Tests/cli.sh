@@ -59,6 +59,18 @@ check "filter selects nothing" 0 "$wstap" read captures/text-echo.pcap -f "tcp p
 expect "filtered summary has no connections" grep -q "^connections 0" "$work/out"
 check "stdin input" 0 sh -c "'$wstap' read - --format summary < captures/text-echo.pcap"
 expect "stdin decodes frames" grep -q "^frames 10" "$work/out"
+for format in text json ndjson summary; do
+    check "$format into a full device exits 4" 4 sh -c "'$wstap' read captures/fragmented.pcap --format $format > /dev/full"
+    expect "$format into a full device says so in one line" sh -c "[ \"\$(wc -l <'$work/err')\" -eq 1 ] && grep -q 'cannot write output: No space left on device' '$work/err'"
+done
+check "ndjson events never go back in time" 0 python3 -c "
+import json, subprocess, sys
+for name in ['rejected', 'ping-close-codes', 'deflate-window-bits', 'keepalive']:
+    out = subprocess.run(['$wstap', 'read', 'captures/' + name + '.pcap', '--format', 'ndjson'], capture_output=True, text=True).stdout
+    times = [json.loads(l).get('time') for l in out.splitlines() if json.loads(l).get('event') != 'summary']
+    assert all(t is not None for t in times), (name, 'event without a time')
+    assert times == sorted(times), (name, 'goes back in time')
+"
 check "output into head ends cleanly" 0 bash -c "set -o pipefail; '$wstap' read captures/binary-sizes.pcap --format ndjson | head -c 100 >/dev/null"
 
 check "interfaces lists lo" 0 "$wstap" interfaces

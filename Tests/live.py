@@ -132,6 +132,20 @@ def count_and_duration():
     check("--duration 1 stops after about a second", code == 0 and 0.9 < elapsed < 3, f"{elapsed:.2f} s")
 
 
+def full_disk():
+    """-w on a full device: wstap says so, stops by itself, and exits 4 (tcpdump fails too)."""
+    port = free_port()
+    sniffer = Sniffer("-f", f"tcp port {port}", "--format", "ndjson", "-w", "/dev/full")
+    asyncio.run(conversation(port, []))
+    try:
+        code = sniffer.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        code = sniffer.stop()
+    errors = sniffer.proc.stderr.read().decode()
+    check("-w on a full device stops with exit 4 and says why",
+          code == 4 and "cannot write /dev/full: No space left on device" in errors, f"exit {code}: {errors[-300:]}")
+
+
 def kernel_drops():
     port = free_port()
     sniffer = Sniffer("-f", f"tcp port {port}", "--format", "summary", "-B", "65536")
@@ -170,7 +184,7 @@ def privilege_drop():
     check("--user nobody drops root after opening the device", all(u == str(pwd.getpwnam("nobody").pw_uid) for u in uids), str(uids))
 
 
-for test in (messages_and_order, count_and_duration, kernel_drops, privilege_drop):
+for test in (messages_and_order, count_and_duration, full_disk, kernel_drops, privilege_drop):
     try:
         test()
     except Exception as error:  # a crash of one check is a failure, not the end of the run

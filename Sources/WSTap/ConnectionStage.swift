@@ -102,7 +102,7 @@ final class ConnectionContext {
     }
 
     func emit(_ event: TimelineEvent) {
-        openIfNeeded()
+        if !opened { open(at: event.time ?? record.startTime) }
         timeline.receive(event)
     }
 
@@ -121,9 +121,9 @@ final class ConnectionContext {
         emit(.issue(record, issue))
     }
 
-    private func openIfNeeded() {
-        guard !opened else { return }
+    /// Writes the connection's `connectionOpened`, at the time of its first event.
+    private func open(at time: CaptureTimestamp) {
         opened = true
-        timeline.receive(.connectionOpened(record))
+        timeline.receive(.connectionOpened(record, time))
     }
 }

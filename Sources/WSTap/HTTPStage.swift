@@ -19,6 +19,11 @@ final class HTTPStage: ConnectionStage {
     private var headCut = false
     /// The heads of the exchange that switched were cut: the selected protocol may be unknown.
     private var switchHeadsCut = false
+    /// The last answer was judged as a WebSocket handshake, whose findings include a missing
+    /// `Upgrade` header: the HTTP layer's report of the same defect is not repeated.
+    private var answerJudgedAsWebSocket = false
+    /// What a 101 that names no protocol switches to: the only one offered.
+    private var impliedSelection: String?
     /// The stage after a 101, set during the call that switches.
     private var successor: ConnectionStage?
 
@@ -45,6 +50,7 @@ final class HTTPStage: ConnectionStage {
         guard var exchange = pendingUpgrade else { return }
         pendingUpgrade = nil
         exchange.outcome = .incomplete
+        exchange.time = time
         if exchange.websocket != nil {
             exchange.websocket = HandshakeValidator.validate(request: exchange.request, response: nil).0
         }
@@ -59,17 +65,21 @@ final class HTTPStage: ConnectionStage {
             if let offered {
                 pendingUpgrade = UpgradeExchange(
                     request: head, requestTime: time, response: nil, responseTime: nil,
-                    offeredProtocols: offered, selectedProtocol: nil, websocket: nil, outcome: .incomplete)
+                    offeredProtocols: offered, selectedProtocol: nil, websocket: nil, outcome: .incomplete, time: time)
             }
         case .response(let head, _, let offered):
             if context.phase == .undecided { context.phase = .http }
             context.emit(.httpResponse(context.record, time, head))
+            answerJudgedAsWebSocket = false
+            impliedSelection = nil
             if offered != nil, head.status == 101 || head.status >= 200 { answerUpgrade(head, at: time) }
+        case .answerBody(let body):
+            context.emit(.upgradeAnswerBody(context.record, time, body))
         case .exchange(let exchange):
             context.emit(.httpExchange(context.record, exchange))
         case .switched(let selected):
             successor = ConnectionChain.afterSwitch(
-                context, selected: selected, headsCut: switchHeadsCut, handshake: switchingHandshake,
+                context, selected: selected ?? impliedSelection, headsCut: switchHeadsCut, handshake: switchingHandshake,
                 handshakeFailed: switchingHandshakeFailed, at: time)
         case .upgradedBytes(let bytes, let direction):
             if let next = successor?.receive(bytes, direction: direction, at: time) { successor = next }
@@ -79,6 +89,8 @@ final class HTTPStage: ConnectionStage {
             if let next = successor?.missing(byteCount: count, cause: .notCaptured, direction: direction, at: time) {
                 successor = next
             }
+        case .violation(.switchWithoutUpgradeHeader, _) where answerJudgedAsWebSocket:
+            break  // One defect, one report: the handshake's findings name it.
         case .violation(let violation, let direction):
             if case .headCut = violation { headCut = true }
             context.report(Issue(violation, time: time, direction: direction))
@@ -93,6 +105,7 @@ final class HTTPStage: ConnectionStage {
         pendingUpgrade = nil
         exchange.response = response
         exchange.responseTime = time
+        exchange.time = time
         let selected = response.status == 101 ? response.headers.tokens("Upgrade").last : nil
         exchange.selectedProtocol = selected
         exchange.outcome = response.status == 101 ? .upgraded : .rejected
@@ -100,6 +113,11 @@ final class HTTPStage: ConnectionStage {
         let offersWebSocket = exchange.offeredProtocols.contains { $0.caseInsensitiveEquals("websocket") }
             || (exchange.offeredProtocols.isEmpty && headCut && selectsWebSocket)
         let selectsOther = selected != nil && !selectsWebSocket
+        answerJudgedAsWebSocket = offersWebSocket && !selectsOther
+        // A 101 without an Upgrade header still switches, to the one protocol offered (RFC 9110
+        // §15.2.2 requires the header; its absence fails a WebSocket handshake, not the switch).
+        impliedSelection = response.status == 101 && selected == nil && exchange.offeredProtocols.count == 1
+            ? exchange.offeredProtocols[0] : nil
         if offersWebSocket, !selectsOther {
             let (handshake, violations) = HandshakeValidator.validate(request: exchange.request, response: response)
             exchange.websocket = handshake

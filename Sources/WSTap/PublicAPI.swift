@@ -30,6 +30,7 @@
 @_exported import struct WSTapHTTP.HTTPHeaders
 @_exported import struct WSTapHTTP.HTTPHeader
 @_exported import struct WSTapHTTP.HTTPExchange
+@_exported import struct WSTapHTTP.HTTPBodyPreview
 
 @_exported import struct WSTapWebSocket.FrameHeader
 @_exported import struct WSTapWebSocket.WebSocketOpcode

@@ -59,6 +59,9 @@ public struct UpgradeExchange: Sendable {
     /// Present when the request offered `websocket`.
     public var websocket: WebSocketHandshake?
     public var outcome: UpgradeOutcome
+    /// When the outcome was known: the answer's time, or the end of the connection when no
+    /// answer was captured.
+    public var time: CaptureTimestamp
 }
 
 /// A frame on the timeline. `payload` is borrowed: valid only while the event is delivered.
@@ -165,7 +168,9 @@ public struct ConnectionCounters: Sendable {
 /// Everything the analyzer reports, in capture order.
 public enum TimelineEvent {
     case captureStarted(CaptureTimestamp)
-    case connectionOpened(ConnectionRecord)
+    /// The connection's first event follows, at `time`: the time of the packet that showed it
+    /// (its first bytes, a gap or its end). `ConnectionRecord.startTime` is its first packet's.
+    case connectionOpened(ConnectionRecord, CaptureTimestamp)
     case httpRequest(ConnectionRecord, CaptureTimestamp, HTTPRequestHead)
     case httpResponse(ConnectionRecord, CaptureTimestamp, HTTPResponseHead)
     /// A request paired with its final response, or with none (never answered, or forgotten past
@@ -175,12 +180,34 @@ public enum TimelineEvent {
     /// exchange is by far the largest payload, and every event, frames included, would be copied
     /// at its size.)
     indirect case upgrade(ConnectionRecord, UpgradeExchange)
+    /// The body of the answer to an Upgrade offer that did not switch (what a refusal says),
+    /// when it ended: its first `HTTPConversation.maxBodyPreview` bytes.
+    indirect case upgradeAnswerBody(ConnectionRecord, CaptureTimestamp, HTTPBodyPreview)
     case frame(ConnectionRecord, FrameRecord)
     case message(ConnectionRecord, MessageRecord)
     /// A finding; the connection is nil for capture-level issues.
     case issue(ConnectionRecord?, Issue)
     /// The connection ended (boxed, like `upgrade`: its counters would make every event larger).
     indirect case connectionClosed(ConnectionRecord, ConnectionEnd)
+}
+
+extension TimelineEvent {
+    /// When the event happened: the time of the packet that produced it (nil for the capture's
+    /// own issues, which no packet produced).
+    public var time: CaptureTimestamp? {
+        switch self {
+        case .captureStarted(let time): time
+        case .connectionOpened(_, let time): time
+        case .httpRequest(_, let time, _), .httpResponse(_, let time, _): time
+        case .httpExchange(_, let exchange): exchange.responseTime ?? exchange.requestTime
+        case .upgrade(_, let exchange): exchange.time
+        case .upgradeAnswerBody(_, let time, _): time
+        case .frame(_, let frame): frame.time
+        case .message(_, let message): message.time
+        case .issue(_, let issue): issue.time
+        case .connectionClosed(_, let end): end.time
+        }
+    }
 }
 
 /// Where timeline events go: every exporter is one.

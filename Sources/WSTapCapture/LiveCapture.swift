@@ -1,3 +1,4 @@
+import WSTapCore
 /// Captures packets from a network interface (libpcap), for `wstap sniff`.
 public final class LiveCapture: PacketSource {
     public let device: String
@@ -71,12 +72,28 @@ public final class CaptureFileWriter {
         self.owner = owner
     }
 
-    public func write(_ packet: CapturedPacket) { owner.dump(dumper, packet: packet) }
+    /// The first write error; once set, nothing more is written (what was written stays a
+    /// readable capture up to its last whole record).
+    public private(set) var failure: SystemError?
 
-    public func flush() { PcapHandle.flushDumper(dumper) }
+    public func write(_ packet: CapturedPacket) {
+        guard failure == nil else { return }
+        owner.dump(dumper, packet: packet)
+        // A full disk shows in the stream's error flag (a check, not a flush) long before the
+        // next quiet moment flushes.
+        if PcapHandle.dumperFailed(dumper) { failure = SystemError.last(call: "write") }
+    }
+
+    /// Writes out buffered packets; returns the write error, if there was one.
+    @discardableResult
+    public func flush() -> SystemError? {
+        if failure == nil, !closed { failure = PcapHandle.flushDumper(dumper) }
+        return failure
+    }
 
     public func close() {
         guard !closed else { return }
+        flush()
         closed = true
         PcapHandle.closeDumper(dumper)
     }

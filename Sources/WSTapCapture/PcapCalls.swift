@@ -169,7 +169,15 @@ final class PcapHandle {
         pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &record, base)
     }
 
-    static func flushDumper(_ dumper: OpaquePointer) { _ = pcap_dump_flush(dumper) }
+    /// Writes out what the dump file buffers; the error, if that or an earlier write failed.
+    static func flushDumper(_ dumper: OpaquePointer) -> SystemError? {
+        let flushed = pcap_dump_flush(dumper) == 0
+        guard flushed, ferror(pcap_dump_file(dumper)) == 0 else { return SystemError.last(call: "write") }
+        return nil
+    }
+
+    /// Whether a write to the dump file has failed (its stream's error flag).
+    static func dumperFailed(_ dumper: OpaquePointer) -> Bool { ferror(pcap_dump_file(dumper)) != 0 }
 
     static func closeDumper(_ dumper: OpaquePointer) { pcap_dump_close(dumper) }
 

@@ -12,6 +12,11 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(call): \(String(cString: strerror(code)))" }
     /// The error's text without the call's name, as `strerror` gives it.
     public var reason: String { String(cString: strerror(code)) }
+    /// The reader of a pipe went away (`| head`): not a failure of the writer.
+    public var isBrokenPipe: Bool { code == EPIPE }
+
+    /// The error the last failed C library call left in `errno`.
+    public static func last(call: String) -> SystemError { SystemError(call: call, code: errno) }
 }
 
 /// Every C library call wstap makes, in one place (libpcap and zlib keep their own wrappers,

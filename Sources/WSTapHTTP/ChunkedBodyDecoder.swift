@@ -20,7 +20,8 @@ struct ChunkedBodyDecoder {
     private var line: [UInt8] = []
     private static let maxLineLength = 4096
 
-    mutating func consume(_ bytes: UnsafeRawBufferPointer) -> Step {
+    /// Walks `bytes`; the chunks' data (without the chunk framing) goes to `data`.
+    mutating func consume(_ bytes: UnsafeRawBufferPointer, data: (UnsafeRawBufferPointer) -> Void = { _ in }) -> Step {
         var index = 0
         while index < bytes.count {
             switch state {
@@ -37,6 +38,7 @@ struct ChunkedBodyDecoder {
                 }
             case .data(let remaining):
                 let take = Int(min(remaining, UInt64(bytes.count - index)))
+                data(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
                 index += take
                 let left = remaining - UInt64(take)
                 state = left == 0 ? .dataLineEnd : .data(remaining: left)

@@ -7,6 +7,9 @@ public enum HTTPEvent {
     case request(HTTPRequestHead, offeredProtocols: [String]?)
     /// A response head and the request it answers (nil if none was seen).
     case response(HTTPResponseHead, request: HTTPRequestHead?, offeredProtocols: [String]?)
+    /// The body of a final answer to an upgrade offer (what a refused upgrade says), once it ended
+    /// or the connection did.
+    case answerBody(HTTPBodyPreview)
     /// A request and its final answer, paired as HTTP/1.1 pairs them (in order, RFC 9112 §9.3):
     /// when a final response or 101 arrives, and with no response when the request is forgotten
     /// (past `maxOutstandingRequests`) or the conversation ends unanswered. Every request is paired
@@ -23,6 +26,20 @@ public enum HTTPEvent {
     case violation(HTTPViolation, StreamDirection)
     /// The direction does not start like HTTP/1.x; its bytes are not parsed.
     case notHTTP(StreamDirection)
+}
+
+/// The start of the body of a response: at most `HTTPConversation.maxBodyPreview` bytes, as the
+/// body's framing delivers them (chunk framing removed).
+public struct HTTPBodyPreview: Sendable, Equatable {
+    public var bytes: [UInt8] = []
+    /// Body bytes in all, captured or not (more than `bytes.count` when the preview is cut).
+    public var length: UInt64 = 0
+    /// Body bytes the capture lacks.
+    public var missingBytes: UInt64 = 0
+    /// The body ended where its framing says (false: the connection or the framing ended first).
+    public var isComplete = false
+
+    public init() {}
 }
 
 /// A request and the response that answered it, each with the time its head was complete.
@@ -94,6 +111,10 @@ public struct HTTPConversation: StreamStage {
     private var headWasCut = false
     /// Capture time of the bytes being parsed: the time of the heads they complete.
     private var currentTime = CaptureTimestamp.zero
+    /// The body of a final answer to an upgrade offer, while it arrives.
+    private var answerBody: HTTPBodyPreview?
+    /// Bytes of an answer's body kept to show.
+    public static let maxBodyPreview = 1024
 
     public init() {}
 
@@ -122,10 +143,15 @@ public struct HTTPConversation: StreamStage {
         let index = direction.rawValue
         switch modes[index] {
         case .body(let remaining) where byteCount <= remaining:
+            bodyBytesMissing(byteCount, direction: direction)
             modes[index] = remaining == byteCount ? afterBody(direction) : .body(remaining: remaining - byteCount)
+            if remaining == byteCount { endAnswerBody(direction: direction, complete: true, emit: emit) }
         case .chunked(var decoder) where decoder.skip(byteCount):
+            bodyBytesMissing(byteCount, direction: direction)
             modes[index] = .chunked(decoder)
-        case .untilClose, .opaque:
+        case .untilClose:
+            bodyBytesMissing(byteCount, direction: direction)
+        case .opaque:
             break
         case .switched:
             emit(.upgradedGap(byteCount, direction))
@@ -136,6 +162,7 @@ public struct HTTPConversation: StreamStage {
         default:
             emit(.violation(.streamGap(bytes: byteCount), direction))
             modes[index] = .opaque
+            endAnswerBody(direction: direction, complete: false, emit: emit)
         }
     }
 
@@ -143,7 +170,36 @@ public struct HTTPConversation: StreamStage {
     /// paired with no response.
     public mutating func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (HTTPEvent) -> Void) {
         guard direction == .serverToClient else { return }
+        currentTime = time
+        if case .untilClose = modes[1] {
+            endAnswerBody(direction: direction, complete: true, emit: emit)
+        } else {
+            endAnswerBody(direction: direction, complete: false, emit: emit)
+        }
         pairUnansweredRequests(emit: emit)
+    }
+
+    /// Keeps the start of an answer's body (server bytes only).
+    private mutating func keepBody(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection) {
+        guard direction == .serverToClient, var body = answerBody else { return }
+        let room = max(0, Self.maxBodyPreview - body.bytes.count)
+        body.bytes.appendBytes(UnsafeRawBufferPointer(rebasing: bytes.prefix(room)))
+        body.length &+= UInt64(bytes.count)
+        answerBody = body
+    }
+
+    private mutating func bodyBytesMissing(_ count: UInt64, direction: StreamDirection) {
+        guard direction == .serverToClient, answerBody != nil else { return }
+        answerBody?.length &+= count
+        answerBody?.missingBytes &+= count
+    }
+
+    /// The answer's body ended (or can no longer be followed): hands it on.
+    private mutating func endAnswerBody(direction: StreamDirection, complete: Bool, emit: (HTTPEvent) -> Void) {
+        guard direction == .serverToClient, var body = answerBody else { return }
+        answerBody = nil
+        body.isComplete = complete && body.missingBytes == 0
+        emit(.answerBody(body))
     }
 
     /// Pairs every waiting request with no response, oldest first.
@@ -189,22 +245,30 @@ public struct HTTPConversation: StreamStage {
             return consumeHead(bytes, direction: direction, sawBytes: sawBytes, emit: emit)
         case .body(let remaining):
             let take = Int(min(remaining, UInt64(bytes.count)))
+            keepBody(UnsafeRawBufferPointer(rebasing: bytes[..<take]), direction: direction)
             modes[index] = remaining == UInt64(take) ? afterBody(direction) : .body(remaining: remaining - UInt64(take))
+            if remaining == UInt64(take) { endAnswerBody(direction: direction, complete: true, emit: emit) }
             return take
         case .chunked(var decoder):
-            switch decoder.consume(bytes) {
+            let step = decoder.consume(bytes) { keepBody($0, direction: direction) }
+            switch step {
             case .needMoreData:
                 modes[index] = .chunked(decoder)
                 return bytes.count
             case .finished(let consumed):
                 modes[index] = afterBody(direction)
+                endAnswerBody(direction: direction, complete: true, emit: emit)
                 return consumed
             case .invalid:
                 emit(.violation(.invalidChunkedBody, direction))
                 modes[index] = .opaque
+                endAnswerBody(direction: direction, complete: false, emit: emit)
                 return bytes.count
             }
-        case .untilClose, .opaque:
+        case .untilClose:
+            keepBody(bytes, direction: direction)
+            return bytes.count
+        case .opaque:
             return bytes.count
         case .holdingForUpgradeAnswer:
             if heldBytes + bytes.count > Self.maxHeldBytes {
@@ -391,6 +455,10 @@ public struct HTTPConversation: StreamStage {
             modes[1] = .opaque
         }
         if request?.offeredProtocols != nil {
+            switch modes[1] {
+            case .body, .chunked, .untilClose: answerBody = HTTPBodyPreview()
+            default: break
+            }
             releaseHeldBytes(switched: false, emit: emit)
         }
     }

@@ -59,7 +59,7 @@ public final class LiveSession: @unchecked Sendable {
     }
 
     /// Captures and decodes until stopped, then closes every connection and delivers the summary
-    /// with the capture counters. Returns a capture failure, if the device failed.
+    /// with the capture counters. Returns a capture failure, if the device or the `-w` file failed.
     @discardableResult
     public func run(outputFailed: @escaping () -> Bool = { false }) -> CaptureError? {
         let captureDone = DispatchSemaphore(value: 0)
@@ -82,6 +82,11 @@ public final class LiveSession: @unchecked Sendable {
         }
         captureDone.wait()
         writer?.close()
+        if let writer, let failure = writer.failure {
+            stopLock.lock()
+            if captureFailure == nil { captureFailure = .writeFailed(path: writer.path, reason: failure.reason) }
+            stopLock.unlock()
+        }
         let counters = capture.statistics()
         analyzer.finish(liveStatistics: LiveStatistics(
             received: counters?.received ?? 0, droppedByKernel: counters?.droppedByKernel ?? 0,
@@ -112,7 +117,10 @@ public final class LiveSession: @unchecked Sendable {
             }
             switch read {
             case .packet(let packet):
-                writer?.write(packet)
+                if let writer {
+                    writer.write(packet)
+                    if let failure = writer.failure { return .writeFailed(path: writer.path, reason: failure.reason) }
+                }
                 batch.append(packet)
                 // Everything the kernel has ready goes in one batch: one hand-over, not one per packet.
                 if batch.byteCount >= 256 << 10 {
@@ -125,7 +133,9 @@ public final class LiveSession: @unchecked Sendable {
                     queue.push(batch)
                     batch = PacketBatch()
                 }
-                writer?.flush()
+                if let writer, let failure = writer.flush() {
+                    return .writeFailed(path: writer.path, reason: failure.reason)
+                }
                 capture.waitForPackets()
             case .endOfCapture:
                 return nil

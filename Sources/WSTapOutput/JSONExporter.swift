@@ -39,7 +39,7 @@ public final class JSONExporter: TimelineSink {
         func write(to output: OutputChannel, spool: JSONSpool) {
             output.write("[")
             for chunk in spilled where !spool.copy(chunk, to: output) {
-                output.markFailed()
+                output.markFailed("the JSON spooled to a temporary file could not be read back")
                 return
             }
             output.write(items)
@@ -51,7 +51,9 @@ public final class JSONExporter: TimelineSink {
         let record: ConnectionRecord
         /// HTTP requests with their responses, as paired by the HTTP stage.
         let exchanges = ObjectList()
+        /// The last Upgrade offer's fields, and the body of its answer when it did not switch.
         var upgrade: OutputBuffer?
+        var upgradeAnswerBody: OutputBuffer?
         let frames: ObjectList
         let messages: ObjectList
         let issues = ObjectList()
@@ -151,7 +153,7 @@ public final class JSONExporter: TimelineSink {
         switch event {
         case .captureStarted:
             break
-        case .connectionOpened(let record):
+        case .connectionOpened(let record, _):
             let connection = OpenConnection(record: record, frameBuffer: spareBuffer(), messageBuffer: spareBuffer())
             open.updateValue(ManuallyRetained(retaining: connection), forKey: record.id)?.release()
             if lastID == record.id { lastConnection = nil }
@@ -164,10 +166,17 @@ public final class JSONExporter: TimelineSink {
         case .upgrade(let record, let exchange):
             withConnection(record.id) { connection in
                 let buffer = OutputBuffer()
-                buffer.raw("{")
                 buffer.upgradeFields(exchange)
-                buffer.raw("}")
                 connection.upgrade = buffer
+                connection.upgradeAnswerBody = nil
+            }
+        case .upgradeAnswerBody(let record, let time, let body):
+            withConnection(record.id) { connection in
+                let buffer = OutputBuffer()
+                buffer.raw("{")
+                buffer.answerBodyFields(body, time: time)
+                buffer.raw("}")
+                connection.upgradeAnswerBody = buffer
             }
         case .frame(let record, let frame):
             withConnection(record.id) { connection in
@@ -277,7 +286,15 @@ public final class JSONExporter: TimelineSink {
         connection.exchanges.write(to: output, spool: spool)
         scratch.removeAll()
         scratch.raw(",\n\"upgrade\":")
-        if let upgrade = connection.upgrade { scratch.append(upgrade) } else { scratch.raw("null") }
+        if let upgrade = connection.upgrade {
+            scratch.raw("{")
+            scratch.append(upgrade)
+            scratch.raw(",\"answer_body\":")
+            if let body = connection.upgradeAnswerBody { scratch.append(body) } else { scratch.raw("null") }
+            scratch.raw("}")
+        } else {
+            scratch.raw("null")
+        }
         scratch.raw(",\n\"frames\":")
         output.write(scratch)
         connection.frames.write(to: output, spool: spool)

@@ -159,8 +159,20 @@ extension OutputBuffer {
         raw(",\"headers\":"); headers(head.headers)
     }
 
+    /// The start of an answer's body: text when it is UTF-8, else base64; `truncated` when cut.
+    func answerBodyFields(_ body: HTTPBodyPreview, time bodyTime: CaptureTimestamp) {
+        key("time"); time(bodyTime)
+        raw(",\"length\":"); number(body.length)
+        raw(",\"complete\":"); bool(body.isComplete)
+        if body.missingBytes > 0 { raw(",\"missing_bytes\":"); number(body.missingBytes) }
+        raw(",\"body\":")
+        body.bytes.withUnsafeBytes { payload($0, asText: UTF8Validation.isValid($0)) }
+        raw(",\"truncated\":"); bool(body.length > UInt64(body.bytes.count))
+    }
+
     func upgradeFields(_ exchange: UpgradeExchange) {
-        raw("\"request\":{"); requestFields(exchange.request, time: exchange.requestTime); raw("}")
+        key("time"); time(exchange.time)
+        raw(",\"request\":{"); requestFields(exchange.request, time: exchange.requestTime); raw("}")
         raw(",\"response\":")
         if let response = exchange.response {
             raw("{"); responseFields(response, time: exchange.responseTime); raw("}")

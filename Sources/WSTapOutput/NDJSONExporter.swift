@@ -20,9 +20,10 @@ public final class NDJSONExporter: TimelineSink {
         switch event {
         case .captureStarted(let time):
             line.raw("{\"event\":\"capture_start\",\"time\":"); line.time(time)
-        case .connectionOpened(let record):
+        case .connectionOpened(let record, let time):
             begin("connection_open", record.id)
-            line.raw(",\"time\":"); line.time(record.startTime)
+            line.raw(",\"time\":"); line.time(time)
+            line.raw(",\"start_time\":"); line.time(record.startTime)
             line.raw(",\"client\":"); line.endpoint(record.client)
             line.raw(",\"server\":"); line.endpoint(record.server)
             line.raw(",\"tcp_handshake_seen\":"); line.bool(record.tcpHandshakeSeen)
@@ -37,6 +38,9 @@ public final class NDJSONExporter: TimelineSink {
         case .upgrade(let record, let exchange):
             begin("upgrade", record.id); line.comma()
             line.upgradeFields(exchange)
+        case .upgradeAnswerBody(let record, let time, let body):
+            begin("upgrade_answer_body", record.id); line.comma()
+            line.answerBodyFields(body, time: time)
         case .frame(let record, let frame):
             begin("frame", record.id); line.comma()
             line.frameFields(frame, maxPayload: maxPayload, textCache: textCache)

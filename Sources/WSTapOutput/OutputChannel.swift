@@ -11,6 +11,9 @@ public final class OutputChannel {
     public private(set) var memory: [UInt8] = []
     /// Set once a write failed (for example the reader of a pipe went away); later writes are dropped.
     public private(set) var failed = false
+    /// Why output was lost, as one line; nil while all went out, and when the reader of a pipe
+    /// went away (`| head`), which is a normal end rather than an error.
+    public private(set) var failure: String?
     /// Flush after every event (live capture), rather than when the buffer fills.
     public var flushesEachEvent = false
 
@@ -43,7 +46,10 @@ public final class OutputChannel {
     }
 
     /// Marks the output as failed (a part of it could not be produced): later writes are dropped.
-    func markFailed() { failed = true }
+    func markFailed(_ reason: String) {
+        if !failed { failure = reason }
+        failed = true
+    }
 
     public func write(_ text: String) {
         var text = text
@@ -67,7 +73,8 @@ public final class OutputChannel {
             memory.appendBytes(bytes)
             return
         }
-        guard !failed else { return }
-        if SystemCalls.writeAll(fileDescriptor, bytes) != nil { failed = true }
+        guard !failed, let error = SystemCalls.writeAll(fileDescriptor, bytes) else { return }
+        failed = true
+        if !error.isBrokenPipe { failure = error.reason }
     }
 }

@@ -6,11 +6,14 @@ public final class TextExporter: TimelineSink {
     private let output: OutputChannel
     private let line: OutputBuffer
     private let showSummary: Bool
+    /// `-v`: the header lines of requests and responses too.
+    private let verbose: Bool
     private var start: CaptureTimestamp?
 
-    public init(output: OutputChannel, showSummary: Bool = true) {
+    public init(output: OutputChannel, showSummary: Bool = true, verbose: Bool = false) {
         self.output = output
         self.showSummary = showSummary
+        self.verbose = verbose
         line = output.pending
     }
 
@@ -19,8 +22,8 @@ public final class TextExporter: TimelineSink {
         case .captureStarted(let time):
             start = time
             return
-        case .connectionOpened(let record):
-            begin(record.startTime, record)
+        case .connectionOpened(let record, let time):
+            begin(time, record)
             line.raw("TCP "); line.text(record.client.description)
             line.raw(" → "); line.text(record.server.description)
             if !record.tcpHandshakeSeen { line.raw("  (handshake not captured)") }
@@ -32,14 +35,23 @@ public final class TextExporter: TimelineSink {
             if let offer = head.headers.combinedValue("Upgrade") {
                 line.raw("  Upgrade: "); line.terminalText(offer)
             }
+            if verbose { headerLines(head.headers) }
         case .httpResponse(let record, let time, let head):
             begin(time, record)
             line.raw("← "); line.number(head.status)
             line.raw(" "); line.terminalText(head.reason)
+            if verbose { headerLines(head.headers) }
+        case .upgradeAnswerBody(let record, let time, let body):
+            begin(time, record)
+            line.raw("← body "); line.byteCount(body.length)
+            if !body.isComplete { line.raw(", INCOMPLETE") }
+            if body.missingBytes > 0 { line.raw(", "); line.byteCount(body.missingBytes); line.raw(" not captured") }
+            line.raw("  ")
+            body.bytes.withUnsafeBytes { line.quotedPreview($0, limit: 160, asText: UTF8Validation.isValid($0)) }
         case .httpExchange:
             return  // Its request and response were shown as they came.
         case .upgrade(let record, let exchange):
-            begin(exchange.responseTime ?? exchange.requestTime, record)
+            begin(exchange.time, record)
             upgradeText(exchange)
         case .frame(let record, let frame):
             begin(frame.time, record)
@@ -69,10 +81,13 @@ public final class TextExporter: TimelineSink {
             if let detection = end.websocketDetection, detection != .handshake {
                 line.raw(" ("); line.text(detection.rawValue); line.raw(", handshake not captured)")
             }
-            line.raw(", "); line.number(totals.frames[0] + totals.frames[1])
-            line.raw(" frames, ")
-            line.byteCount(totals.payloadBytes[0] + totals.payloadBytes[1] + totals.upgradedBytes[0] + totals.upgradedBytes[1])
-            line.raw(" after upgrade")
+            // Frames and bytes after a switch, for connections that switched or carry WebSocket.
+            if end.protocolKind == .websocket || end.protocolKind == .otherUpgrade {
+                line.raw(", "); line.number(totals.frames[0] + totals.frames[1])
+                line.raw(" frames, ")
+                line.byteCount(totals.payloadBytes[0] + totals.payloadBytes[1] + totals.upgradedBytes[0] + totals.upgradedBytes[1])
+                line.raw(end.websocketDetection == .handshake || end.protocolKind == .otherUpgrade ? " after upgrade" : "")
+            }
         }
         line.append(UInt8(ascii: "\n"))
         output.endEvent()
@@ -93,14 +108,28 @@ public final class TextExporter: TimelineSink {
         line.raw("  ")
     }
 
+    /// One line per header, indented under its head, as received (escaped for the terminal).
+    private func headerLines(_ headers: HTTPHeaders) {
+        for header in headers {
+            line.append(UInt8(ascii: "\n"))
+            line.raw("                    "); line.terminalText(header.name)
+            line.raw(": "); line.terminalText(header.value)
+        }
+    }
+
     private func upgradeText(_ exchange: UpgradeExchange) {
-        line.raw("upgrade "); line.text(exchange.outcome.rawValue)
         if let selected = exchange.selectedProtocol {
-            line.raw(", to "); line.terminalText(selected)
+            line.raw("upgrade to "); line.terminalText(selected)
         } else if exchange.offeredProtocols.isEmpty {
-            line.raw(", offer not captured")
+            line.raw("upgrade (offer not captured)")
         } else {
-            line.raw(", offered "); line.terminalText(exchange.offeredProtocols.joined(separator: ", "))
+            line.raw("upgrade offer "); line.terminalText(exchange.offeredProtocols.joined(separator: ", "))
+        }
+        switch exchange.outcome {
+        case .upgraded: line.raw(": switched")
+        case .failed: line.raw(": switched, handshake FAILED")
+        case .rejected: line.raw(": refused")
+        case .incomplete: line.raw(": no answer captured")
         }
         guard let websocket = exchange.websocket else { return }
         switch websocket.acceptValid {

@@ -11,9 +11,9 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case summary
 
     /// The exporter for this format, writing to `output`.
-    func makeSink(output: OutputChannel, maxPayload: Int?) -> any TimelineSink {
+    func makeSink(output: OutputChannel, maxPayload: Int?, verbose: Bool) -> any TimelineSink {
         switch self {
-        case .text: TextExporter(output: output)
+        case .text: TextExporter(output: output, verbose: verbose)
         case .json: JSONExporter(output: output, maxPayload: maxPayload)
         case .ndjson: NDJSONExporter(output: output, maxPayload: maxPayload)
         case .summary: SummaryExporter(output: output)
@@ -25,6 +25,9 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct DecodeOptions: ParsableArguments {
     @Option(name: .long, help: "Output format: text (timeline), json (whole capture), ndjson (one event per line), summary.")
     var format: OutputFormat = .text
+
+    @Flag(name: [.customShort("v"), .long], help: "Text timeline: show the header lines of every request and response.")
+    var verbose = false
 
     @Option(name: [.customShort("f"), .long], help: "BPF filter applied to packets, as tcpdump takes it (e.g. 'tcp port 8080').")
     var filter: String?

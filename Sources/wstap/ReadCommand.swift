@@ -25,9 +25,10 @@ struct ReadCommand: ParsableCommand {
         let output = OutputChannel()
         let analyzer = Analyzer(
             options: options.analyzerOptions,
-            sink: options.format.makeSink(output: output, maxPayload: options.maxPayload))
+            sink: options.format.makeSink(output: output, maxPayload: options.maxPayload, verbose: options.verbose))
         let (_, damage) = analyze(source, with: analyzer, shouldStop: { output.failed })
         output.flush()
+        if let reason = output.failure { throw fail("cannot write output: \(reason)", exitCode: 4) }
         if let damage {
             throw fail(damage.message, exitCode: 3)
         }

@@ -76,7 +76,7 @@ struct SniffCommand: ParsableCommand {
         output.flushesEachEvent = true
         let analyzer = Analyzer(
             options: options.analyzerOptions,
-            sink: options.format.makeSink(output: output, maxPayload: options.maxPayload))
+            sink: options.format.makeSink(output: output, maxPayload: options.maxPayload, verbose: options.verbose))
         let session = LiveSession(
             capture: capture, analyzer: analyzer, writer: writer,
             stop: StopConditions(messages: countFrames ? nil : count, frames: countFrames ? count : nil,
@@ -98,7 +98,11 @@ struct SniffCommand: ParsableCommand {
                 + "\(live.droppedByInterface) dropped by interface, \(live.droppedByWstap) dropped by wstap; "
                 + "\(analyzer.frameCount) frames, \(analyzer.messageCount) messages decoded")
         }
-        if let failure { throw fail(failure.message, exitCode: 2) }
+        if let reason = output.failure { throw fail("cannot write output: \(reason)", exitCode: 4) }
+        if let failure {
+            if case .writeFailed = failure { throw fail(failure.message, exitCode: 4) }
+            throw fail(failure.message, exitCode: 2)
+        }
     }
 }
 

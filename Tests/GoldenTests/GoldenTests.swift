@@ -260,7 +260,7 @@ struct RoleTests {
         final class Endpoints: TimelineSink {
             var clients: [UInt16] = []
             func receive(_ event: TimelineEvent) {
-                if case .connectionOpened(let record) = event { clients.append(record.client.port) }
+                if case .connectionOpened(let record, _) = event { clients.append(record.client.port) }
             }
             func finish(_ summary: CaptureSummary) {}
         }

@@ -10,6 +10,8 @@ func httpRecord(_ event: HTTPEvent, pairs: Bool = false) -> SplitFeeder.Record? 
         return .line("request \(head.method) \(head.target) offer=\(offered?.joined(separator: ",") ?? "-")")
     case .response(let head, _, _):
         return .line("response \(head.status)")
+    case .answerBody(let body):
+        return .line("body \(String(decoding: body.bytes, as: UTF8.self)) length=\(body.length) complete=\(body.isComplete)")
     case .exchange(let exchange):
         guard pairs else { return nil }
         return .line("pair \(exchange.request.target) \(exchange.response.map { String($0.status) } ?? "unanswered")")
@@ -117,7 +119,7 @@ struct HTTPConversationTests {
             (.serverToClient, "HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nno!"),
             (.clientToServer, "GET /next HTTP/1.1\r\n\r\n"),
         ])
-        #expect(log == ["request GET /ws offer=websocket", "response 403", "request GET /next offer=-"])
+        #expect(log == ["request GET /ws offer=websocket", "response 403", "body no! length=3 complete=true", "request GET /next offer=-"])
     }
 
     @Test func requestsWithoutResponsesAreBounded() {

@@ -20,7 +20,7 @@ import WSTapCore
     /// Interleaved connections with HTTP exchanges (some never answered), frames, messages and issues.
     static func events(into exporter: JSONExporter) {
         let connections: [UInt64] = Array(1...30)
-        for id in connections { exporter.receive(.connectionOpened(record(id))) }
+        for id in connections { exporter.receive(.connectionOpened(record(id), time(0))) }
         let request = HTTPRequestHead(method: "GET", target: "/chat", version: "HTTP/1.1", headers: HTTPHeaders([HTTPHeader(name: "Host", value: "x")]))
         let response = HTTPResponseHead(version: "HTTP/1.1", status: 200, reason: "OK", headers: HTTPHeaders())
         for step in 0..<3000 {
@@ -48,7 +48,7 @@ import WSTapCore
             if step % 500 == 499 {
                 let end = ConnectionEnd(time: time(step), reason: .finished, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters())
                 exporter.receive(.connectionClosed(record(id), end))
-                exporter.receive(.connectionOpened(record(id)))
+                exporter.receive(.connectionOpened(record(id), time(step)))
             }
         }
         for id in connections {

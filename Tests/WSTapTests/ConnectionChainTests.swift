@@ -13,7 +13,8 @@ final class EventLines: TimelineSink {
     func receive(_ event: TimelineEvent) {
         switch event {
         case .captureStarted: break
-        case .connectionOpened(let record): lines.append("open \(record.client.port)->\(record.server.port)")
+        case .connectionOpened(let record, _): lines.append("open \(record.client.port)->\(record.server.port)")
+        case .upgradeAnswerBody(_, _, let body): lines.append("answer body \(String(decoding: body.bytes, as: UTF8.self))")
         case .httpRequest(_, _, let head): lines.append("request \(head.target)")
         case .httpResponse(_, _, let head): lines.append("response \(head.status)")
         case .httpExchange(_, let exchange):
@@ -162,5 +163,31 @@ struct ConnectionChainTests {
     @Test func bytesThatAreNoProtocolStayOpaque() {
         let lines = Self.run([(.clientToServer, [0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])])
         #expect(lines == ["open 50000->8080", "close unknown -"])
+    }
+
+    /// A 101 without an Upgrade header: one report of the defect, and the connection is still the
+    /// WebSocket it was offered as (its handshake failed, its frames are decoded).
+    @Test func aSwitchWithoutUpgradeHeaderIsOneDefectAndStillWebSocket() {
+        let lines = Self.run([
+            (.clientToServer, Array(Self.upgradeRequest.utf8)),
+            (.serverToClient, Array(("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n").utf8) + frame(0x1, "hi", masked: false)),
+        ])
+        #expect(lines.filter { $0 == "issue missing-upgrade-header" }.count == 1)
+        #expect(lines.contains("upgrade failed -"))
+        #expect(lines.contains("message s2c hi"))
+        #expect(lines.last == "close websocket handshake")
+    }
+
+    /// What a refused upgrade says: the start of its answer's body, however it is framed.
+    @Test func theBodyOfARefusalIsShown() {
+        for answer in [
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 21\r\n\r\nForbidden: bad origin",
+            "HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nForbidden\r\nC\r\n: bad origin\r\n0\r\n\r\n",
+            "HTTP/1.1 403 Forbidden\r\n\r\nForbidden: bad origin",
+        ] {
+            let lines = Self.run([(.clientToServer, Array(Self.upgradeRequest.utf8)), (.serverToClient, Array(answer.utf8))])
+            #expect(lines.contains("answer body Forbidden: bad origin"), "\(answer)")
+        }
     }
 }
