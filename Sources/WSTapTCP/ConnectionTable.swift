@@ -121,8 +121,14 @@ public final class ConnectionTable {
                 connection.clientInitialSequence = segment.sequenceNumber
             }
             accept(segment, isSyn: isSyn, into: &connection.clientStream, direction: direction, of: connection, at: time)
+            if segment.flags.contains(.ack), connection.serverStream.heldSegments > 0 {
+                acknowledge(segment.acknowledgmentNumber, in: &connection.serverStream, direction: .serverToClient, of: connection, at: time)
+            }
         } else {
             accept(segment, isSyn: isSyn, into: &connection.serverStream, direction: direction, of: connection, at: time)
+            if segment.flags.contains(.ack), connection.clientStream.heldSegments > 0 {
+                acknowledge(segment.acknowledgmentNumber, in: &connection.clientStream, direction: .clientToServer, of: connection, at: time)
+            }
         }
         if connection.clientStream.finDelivered, connection.serverStream.finDelivered {
             close(connection, reason: .finished, at: time)
@@ -140,7 +146,7 @@ public final class ConnectionTable {
         let (table, tracked) = (Unretained(self), Unretained(connection))
         let heldOutOfOrder = stream.accept(
             sequence: sequence, payload: segment.payload, missingLength: segment.missingPayloadLength,
-            fin: segment.flags.contains(.fin)
+            fin: segment.flags.contains(.fin), at: time
         ) { output in
             table.with { $0.forward(output, direction: direction, of: tracked, at: time) }
         }
@@ -151,11 +157,24 @@ public final class ConnectionTable {
             || (pendingBytesTotal > limits.maxPendingBytesTotal && stream.pendingBytes > 0)
         {
             let before = stream.pendingBytes
-            stream.skipFirstHole { output in
+            stream.skipFirstHole(at: time) { output in
                 table.with { $0.forward(output, direction: direction, of: tracked, at: time) }
             }
             pendingBytesTotal += stream.pendingBytes - before
         }
+    }
+
+    /// The peer's acknowledgment: holes it covers in `stream` are declared lost now.
+    private func acknowledge(
+        _ acknowledgment: UInt32, in stream: inout DirectionReassembler, direction: StreamDirection,
+        of connection: TrackedConnection, at time: CaptureTimestamp
+    ) {
+        let before = stream.pendingBytes
+        let (table, tracked) = (Unretained(self), Unretained(connection))
+        stream.acknowledged(acknowledgment, at: time) { output in
+            table.with { $0.forward(output, direction: direction, of: tracked, at: time) }
+        }
+        pendingBytesTotal += stream.pendingBytes - before
     }
 
     /// Closes every open connection at the end of the capture, in order of first appearance.
@@ -296,7 +315,7 @@ public final class ConnectionTable {
         at time: CaptureTimestamp
     ) {
         let (table, tracked) = (Unretained(self), Unretained(connection))
-        stream.flush { output in
+        stream.flush(at: time) { output in
             table.with { $0.forward(output, direction: direction, of: tracked, at: time) }
         }
         statistics.retransmittedBytes &+= stream.retransmittedBytes
@@ -356,8 +375,8 @@ private final class TypedHandlerReference<Handler: TCPStreamHandler>: HandlerRef
     override func forward(_ output: DirectionReassembler.Output, direction: StreamDirection, at time: CaptureTimestamp) {
         Unretained(handler).with { handler in
             switch output {
-            case .bytes(let bytes): handler.receive(bytes, direction: direction, at: time)
-            case .gap(let range): handler.missing(range, direction: direction, at: time)
+            case .bytes(let bytes, let capturedAt): handler.receive(bytes, direction: direction, at: capturedAt)
+            case .gap(let range, let declaredAt): handler.missing(range, direction: direction, at: declaredAt)
             case .conflict(let sequence, let count):
                 handler.conflictingRetransmission(startSequence: sequence, byteCount: count, direction: direction, at: time)
             case .fin: handler.finished(direction: direction, at: time)

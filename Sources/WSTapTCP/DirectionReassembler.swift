@@ -5,10 +5,12 @@ import WSTapCore
 /// In-order payload is passed through without copying; only segments that arrive ahead of a
 /// hole are copied and held, up to the limits the connection table enforces.
 struct DirectionReassembler {
-    /// What reassembly releases, in stream order.
+    /// What reassembly releases, in stream order, each with the capture time it belongs to: the
+    /// time of the packet that carried the bytes (a segment held ahead of a hole keeps its own),
+    /// and for a hole the time it was declared.
     enum Output {
-        case bytes(UnsafeRawBufferPointer)
-        case gap(MissingRange)
+        case bytes(UnsafeRawBufferPointer, CaptureTimestamp)
+        case gap(MissingRange, CaptureTimestamp)
         case conflict(startSequence: UInt32, byteCount: Int)
         case fin
     }
@@ -34,6 +36,8 @@ struct DirectionReassembler {
         var sequence: UInt32
         var bytes: [UInt8]
         var missingLength: Int
+        /// When the packet that carried it was captured.
+        var time: CaptureTimestamp
         var length: Int { bytes.count + missingLength }
     }
 
@@ -65,7 +69,7 @@ struct DirectionReassembler {
 
     /// Takes one segment; returns true when it was held out of order.
     mutating func accept(
-        sequence: UInt32, payload: UnsafeRawBufferPointer, missingLength: Int, fin: Bool,
+        sequence: UInt32, payload: UnsafeRawBufferPointer, missingLength: Int, fin: Bool, at time: CaptureTimestamp,
         emit: (Output) -> Void
     ) -> Bool {
         if !started { start(at: sequence) }
@@ -74,10 +78,13 @@ struct DirectionReassembler {
         var heldOutOfOrder = false
         if length > 0 {
             if distance(to: sequence) <= 0 {
-                deliver(sequence: sequence, payload: payload, missingLength: missingLength, emit: emit)
-                drainPending(emit: emit)
+                deliver(sequence: sequence, payload: payload, missingLength: missingLength, at: time, emit: emit)
+                // Held bytes this packet made contiguous are complete now, in this packet (as
+                // Wireshark shows a reassembled unit in the packet that completed it).
+                drainPending(completedAt: time, emit: emit)
             } else {
-                hold(PendingSegment(sequence: sequence, bytes: [UInt8](copying: payload), missingLength: missingLength))
+                hold(PendingSegment(
+                    sequence: sequence, bytes: [UInt8](copying: payload), missingLength: missingLength, time: time))
                 heldOutOfOrder = true
             }
         }
@@ -87,26 +94,43 @@ struct DirectionReassembler {
 
     var heldSegments: Int { pending.count }
 
-    /// Gives up on the first hole: reports it as missing and releases what follows.
-    mutating func skipFirstHole(emit: (Output) -> Void) {
+    /// The peer acknowledged every byte before `acknowledgment`: a hole below it reached the
+    /// receiver and only the capture lost it (Zeek's content-gap rule), so it is declared now
+    /// rather than when the buffers fill or the connection ends. Only holes with held bytes above
+    /// them: bytes after the last one held may still be on their way through the capture. An
+    /// acknowledgment past the last byte held (or a FIN after it) proves nothing the capture
+    /// holds, and is taken as no evidence (a crafted or garbled ACK field).
+    mutating func acknowledged(_ acknowledgment: UInt32, at now: CaptureTimestamp, emit: (Output) -> Void) {
+        guard let last = pending.last else { return }
+        let heldEnd = distance(to: last.sequence) + Int64(last.length) + (finSequence != nil ? 1 : 0)
+        let acknowledged = distance(to: acknowledgment)
+        guard acknowledged > 0, acknowledged <= heldEnd else { return }
+        while let first = pending.first, distance(to: first.sequence) > 0, distance(to: first.sequence) <= acknowledged {
+            skipFirstHole(at: now, emit: emit)
+        }
+    }
+
+    /// Gives up on the first hole: reports it as missing (at `now`) and releases what follows.
+    mutating func skipFirstHole(at now: CaptureTimestamp, emit: (Output) -> Void) {
         guard let first = pending.first else { return }
         let hole = distance(to: first.sequence)
         if hole > 0 {
-            emit(.gap(MissingRange(startSequence: nextSequence, byteCount: UInt64(hole), cause: .notCaptured)))
+            emit(.gap(MissingRange(startSequence: nextSequence, byteCount: UInt64(hole), cause: .notCaptured), now))
             missingBytes &+= UInt64(hole)
             nextSequence = first.sequence
         }
-        drainPending(emit: emit)
+        // After a hole given up, held bytes were complete when their own packets came.
+        drainPending(completedAt: nil, emit: emit)
         deliverFinIfReached(emit: emit)
     }
 
     /// Releases everything held, reporting every hole, and a FIN whose data never all arrived.
-    mutating func flush(emit: (Output) -> Void) {
-        while !pending.isEmpty { skipFirstHole(emit: emit) }
+    mutating func flush(at now: CaptureTimestamp, emit: (Output) -> Void) {
+        while !pending.isEmpty { skipFirstHole(at: now, emit: emit) }
         if let finSequence, !finDelivered {
             let hole = distance(to: finSequence)
             if hole > 0 {
-                emit(.gap(MissingRange(startSequence: nextSequence, byteCount: UInt64(hole), cause: .notCaptured)))
+                emit(.gap(MissingRange(startSequence: nextSequence, byteCount: UInt64(hole), cause: .notCaptured), now))
                 missingBytes &+= UInt64(hole)
                 nextSequence = finSequence
             }
@@ -123,7 +147,8 @@ struct DirectionReassembler {
 
     /// Delivers the part of a segment at or after `nextSequence`; earlier bytes are retransmissions.
     private mutating func deliver(
-        sequence: UInt32, payload: UnsafeRawBufferPointer, missingLength: Int, emit: (Output) -> Void
+        sequence: UInt32, payload: UnsafeRawBufferPointer, missingLength: Int, at time: CaptureTimestamp,
+        emit: (Output) -> Void
     ) {
         let length = payload.count + missingLength
         let alreadyDelivered = Int(-distance(to: sequence))
@@ -136,12 +161,12 @@ struct DirectionReassembler {
         if alreadyDelivered < payload.count {
             let fresh = UnsafeRawBufferPointer(rebasing: payload[(payload.startIndex + alreadyDelivered)...])
             if alreadyDelivered == 0, missingLength == 0 { remember(sequence: sequence, payload: fresh) }
-            emit(.bytes(fresh))
+            emit(.bytes(fresh, time))
         }
         let missingPart = min(missingLength, length - alreadyDelivered)
         if missingPart > 0 {
             let start = sequence &+ UInt32(truncatingIfNeeded: length - missingPart)
-            emit(.gap(MissingRange(startSequence: start, byteCount: UInt64(missingPart), cause: .cutBySnaplen)))
+            emit(.gap(MissingRange(startSequence: start, byteCount: UInt64(missingPart), cause: .cutBySnaplen), time))
             missingBytes &+= UInt64(missingPart)
         }
         nextSequence = sequence &+ UInt32(truncatingIfNeeded: length)
@@ -184,12 +209,15 @@ struct DirectionReassembler {
         emit(.conflict(startSequence: sequence, byteCount: payload.count))
     }
 
-    private mutating func drainPending(emit: (Output) -> Void) {
+    /// Delivers the held segments that are now contiguous, at `completedAt` (nil: each at its own time).
+    private mutating func drainPending(completedAt: CaptureTimestamp?, emit: (Output) -> Void) {
         while let first = pending.first, distance(to: first.sequence) <= 0 {
             pending.removeFirst()
             pendingBytes -= first.bytes.count + Self.heldSegmentOverhead
             first.bytes.withUnsafeBytes { bytes in
-                deliver(sequence: first.sequence, payload: bytes, missingLength: first.missingLength, emit: emit)
+                deliver(
+                    sequence: first.sequence, payload: bytes, missingLength: first.missingLength,
+                    at: completedAt ?? first.time, emit: emit)
             }
         }
     }

@@ -36,13 +36,76 @@ let client = Endpoint(address: .v4(0x7F00_0001), port: 50000)
 let server = Endpoint(address: .v4(0x7F00_0001), port: 80)
 
 func send(_ table: ConnectionTable, from source: Endpoint, seq: UInt32, _ flags: TCPFlags = .ack, _ payload: String = "",
-          missing: Int = 0, to destination: Endpoint? = nil, at seconds: Int64 = 1) {
+          missing: Int = 0, to destination: Endpoint? = nil, at seconds: Int64 = 1, ack: UInt32 = 0) {
     let bytes = Array(payload.utf8)
     bytes.withUnsafeBytes { raw in
         let to = destination ?? (source == client ? server : client)
-        table.process(TCPSegment(source: source, destination: to, sequenceNumber: seq, acknowledgmentNumber: 0,
+        table.process(TCPSegment(source: source, destination: to, sequenceNumber: seq, acknowledgmentNumber: ack,
                                  flags: flags, window: 1000, payload: raw, missingPayloadLength: missing),
                       at: CaptureTimestamp(seconds: seconds, nanoseconds: 0))
+    }
+}
+
+/// Keeps when each byte and gap arrived.
+final class TimedHandler: TCPStreamHandler {
+    var log: [String] = []
+    func receive(_ data: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) {
+        log.append("\(String(decoding: data, as: UTF8.self)) @\(time.seconds)")
+    }
+    func missing(_ range: MissingRange, direction: StreamDirection, at time: CaptureTimestamp) {
+        log.append("gap \(range.byteCount) @\(time.seconds)")
+    }
+    func conflictingRetransmission(startSequence: UInt32, byteCount: Int, direction: StreamDirection, at time: CaptureTimestamp) {}
+    func finished(direction: StreamDirection, at time: CaptureTimestamp) { log.append("fin \(direction.label) @\(time.seconds)") }
+    func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) { log.append("closed \(reason.rawValue) @\(time.seconds)") }
+}
+
+final class TimedObserver: TCPConnectionObserver {
+    let handler = TimedHandler()
+    func connectionOpened(_ connection: TCPConnectionInfo, at time: CaptureTimestamp) -> any TCPStreamHandler { handler }
+}
+
+struct GapTimingTests {
+    /// A segment lost by the capture: the receiver's ACK above it declares the hole at once
+    /// (not at the end of the capture); the bytes held behind it keep their own packets' times,
+    /// and the FIN behind it is delivered, so the connection ends with its FINs.
+    @Test func anAcknowledgmentAboveAHoleDeclaresItAndBytesKeepTheirTimes() {
+        let observer = TimedObserver()
+        let table = ConnectionTable(observer: observer)
+        send(table, from: client, seq: 100, .syn, at: 1)
+        send(table, from: server, seq: 5000, [.syn, .ack], at: 1, ack: 101)
+        send(table, from: client, seq: 101, .ack, "aaaa", at: 2, ack: 5001)
+        // "bbbb" (105-108) is lost by the capture.
+        send(table, from: client, seq: 109, .ack, "cccc", at: 3, ack: 5001)
+        send(table, from: client, seq: 113, [.ack, .fin], at: 4, ack: 5001)
+        // The server acknowledged everything, the lost bytes and the FIN included.
+        send(table, from: server, seq: 5001, .ack, at: 5, ack: 114)
+        send(table, from: server, seq: 5001, [.ack, .fin], at: 6, ack: 114)
+        send(table, from: client, seq: 114, .ack, at: 7, ack: 5002)
+        #expect(observer.handler.log == ["aaaa @2", "gap 4 @5", "cccc @3", "fin c2s @5", "fin s2c @6", "closed fin @6"])
+        #expect(table.openConnectionCount == 0)
+    }
+
+    /// Bytes held behind a hole that a later packet fills are complete in that packet.
+    @Test func bytesMadeContiguousByALaterPacketTakeItsTime() {
+        let observer = TimedObserver()
+        let table = ConnectionTable(observer: observer)
+        send(table, from: client, seq: 100, .syn, at: 1)
+        send(table, from: client, seq: 105, .ack, "world", at: 2)
+        send(table, from: client, seq: 101, .ack, "hell", at: 3)
+        #expect(observer.handler.log == ["hell @3", "world @3"])
+    }
+
+    /// An ACK field past everything the capture holds proves nothing: the hole waits.
+    @Test func anAcknowledgmentBeyondWhatIsHeldIsNoEvidence() {
+        let observer = TimedObserver()
+        let table = ConnectionTable(observer: observer)
+        send(table, from: client, seq: 100, .syn, at: 1)
+        send(table, from: client, seq: 109, .ack, "cccc", at: 2)
+        send(table, from: server, seq: 5001, .ack, at: 3, ack: 1_000_000)
+        #expect(observer.handler.log.isEmpty)
+        table.finish(at: CaptureTimestamp(seconds: 9, nanoseconds: 0))
+        #expect(observer.handler.log == ["gap 8 @9", "cccc @2", "closed end-of-capture @9"])
     }
 }
 
