@@ -35,6 +35,7 @@
 @_exported import struct WSTapWebSocket.FrameHeader
 @_exported import struct WSTapWebSocket.WebSocketOpcode
 @_exported import struct WSTapWebSocket.WebSocketMessage
+@_exported import struct WSTapWebSocket.PayloadGap
 @_exported import struct WSTapWebSocket.CloseFrameBody
 @_exported import struct WSTapWebSocket.CloseCode
 @_exported import struct WSTapWebSocket.WebSocketHandshake

@@ -72,6 +72,8 @@ public struct FrameRecord {
     public var payload: UnsafeRawBufferPointer
     public var bytesNotKept: UInt64
     public var bytesMissing: UInt64
+    /// Where those bytes were in the payload as sent (empty when none are missing).
+    public var gaps: [PayloadGap]
     public var close: CloseFrameBody?
     /// The frame carries text: a text frame, or a continuation of a text message.
     public var carriesText: Bool
@@ -87,8 +89,11 @@ public struct MessageRecord {
     public var direction: StreamDirection
     public var message: WebSocketMessage
 
-    /// The payload is text to show: a text message, valid UTF-8 (the rule every output uses).
-    public var payloadIsText: Bool { message.opcode == .text && message.isValidUTF8 == true }
+    /// The payload is text to show: a text message, valid UTF-8 (the rule every output uses),
+    /// or, with bytes missing, one none of whose captured parts is invalid.
+    public var payloadIsText: Bool {
+        message.opcode == .text && (message.isValidUTF8 == true || (message.isValidUTF8 == nil && !message.gaps.isEmpty))
+    }
 }
 
 /// Bytes and frames a connection carried, reported when it ends.

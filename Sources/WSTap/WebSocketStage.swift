@@ -85,7 +85,7 @@ final class WebSocketStage: ConnectionStage {
             guard context.emitsFramesAndMessages else { return }
             context.emit(.frame(context.record, FrameRecord(
                 time: time, direction: direction, header: header, payload: frame.payload,
-                bytesNotKept: frame.bytesNotKept, bytesMissing: frame.bytesMissing, close: close,
+                bytesNotKept: frame.bytesNotKept, bytesMissing: frame.bytesMissing, gaps: frame.gaps, close: close,
                 carriesText: carriesText)))
         case .message(let message):
             context.totals.messages[direction] &+= 1

@@ -94,6 +94,7 @@ extension OutputBuffer {
         if frame.bytesMissing > 0 {
             raw(",\"missing_bytes\":"); number(frame.bytesMissing)
         }
+        if !frame.gaps.isEmpty { raw(",\"missing\":"); gapList(frame.gaps) }
         raw(",\"close\":")
         if let close = frame.close {
             raw("{\"code\":"); number(close.code?.rawValue)
@@ -124,13 +125,15 @@ extension OutputBuffer {
             raw(",\"valid_utf8\":"); bool(valid)
         }
         raw(",\"decoded\":"); bool(message.isDecoded)
+        if !message.gaps.isEmpty { raw(",\"missing\":"); gapList(message.gaps) }
         guard message.isDecoded else {
             // Never show compressed bytes as if they were the message.
             raw(",\"payload\":null")
             return
         }
         comma()
-        let asText = record.payloadIsText
+        // With bytes missing, the captured bytes joined may not be UTF-8: then base64.
+        let asText = record.payloadIsText && (message.gaps.isEmpty || UTF8Validation.isValid(message.payload))
         payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload,
                       textCache: textCache, isFrame: false, reusesFrameText: message.isFramePayload)
     }
@@ -157,6 +160,16 @@ extension OutputBuffer {
         raw(",\"reason\":"); string(head.reason)
         raw(",\"version\":"); string(head.version)
         raw(",\"headers\":"); headers(head.headers)
+    }
+
+    /// `[{"offset": …, "length": …}, …]`: where bytes are missing, as offsets in the payload as sent.
+    func gapList(_ gaps: [PayloadGap]) {
+        append(UInt8(ascii: "["))
+        for (index, gap) in gaps.enumerated() {
+            raw(index == 0 ? "{\"offset\":" : ",{\"offset\":"); number(gap.offset)
+            raw(",\"length\":"); number(gap.length); raw("}")
+        }
+        append(UInt8(ascii: "]"))
     }
 
     /// The start of an answer's body: text when it is UTF-8, else base64; `truncated` when cut.

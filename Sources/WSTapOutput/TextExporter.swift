@@ -176,7 +176,7 @@ public final class TextExporter: TimelineSink {
             let isPingOrPong = header.opcode == .ping || header.opcode == .pong
             let asText = frame.payloadIsText || (isPingOrPong && UTF8Validation.isValid(frame.payload))
             line.raw("  ")
-            line.quotedPreview(frame.payload, asText: asText)
+            line.quotedPreview(frame.payload, gaps: frame.gaps, asText: asText)
         }
     }
 
@@ -190,7 +190,7 @@ public final class TextExporter: TimelineSink {
         if !message.isComplete { line.raw(", INCOMPLETE") }
         guard message.isDecoded else { return line.raw(", NOT DECODED") }
         line.raw("  ")
-        line.quotedPreview(message.payload, asText: record.payloadIsText)
+        line.quotedPreview(message.payload, gaps: message.gaps, asText: record.payloadIsText)
     }
 }
 

@@ -12,6 +12,34 @@ extension OutputBuffer {
         append(UInt8(ascii: "\""))
     }
 
+    /// The preview of a payload the capture lacks bytes of: each missing stretch shown where it
+    /// belongs (`…brow[1448 bytes not captured]the lazy…`), never spliced over.
+    func quotedPreview(_ bytes: UnsafeRawBufferPointer, gaps: [PayloadGap], limit: Int = 60, asText: Bool) {
+        guard !gaps.isEmpty else { return quotedPreview(bytes, limit: limit, asText: asText) }
+        guard asText else {
+            hexPreview(bytes, limit: limit / 3)
+            for gap in gaps {
+                raw(" ["); number(gap.length); raw(" bytes not captured at "); number(gap.offset); raw("]")
+            }
+            return
+        }
+        append(UInt8(ascii: "\""))
+        var start = 0
+        var shown = 0
+        var missingBefore: UInt64 = 0
+        for gap in gaps {
+            let at = gap.offset &- missingBefore
+            let end = at < UInt64(bytes.count) ? Int(at) : bytes.count
+            shown += terminalText(UnsafeRawBufferPointer(rebasing: bytes[start..<max(start, end)]), limit: limit - shown)
+            if shown >= limit { return append(UInt8(ascii: "\"")) }
+            raw("["); number(gap.length); raw(" bytes not captured]")
+            missingBefore &+= gap.length
+            start = max(start, end)
+        }
+        terminalText(UnsafeRawBufferPointer(rebasing: bytes[start...]), limit: limit - shown)
+        append(UInt8(ascii: "\""))
+    }
+
     /// Text wstap itself wrote (a name, a number, an address): nothing to escape.
     func text(_ text: String) {
         var text = text
@@ -37,13 +65,15 @@ extension OutputBuffer {
 
     /// Each whole UTF-8 character kept or escaped, any other byte (a fragment may split a
     /// character) shown as `\xNN`; after `limit` characters, `…`.
-    func terminalText(_ bytes: UnsafeRawBufferPointer, limit: Int = .max) {
+    /// Returns the characters shown (`limit` when it cut the text).
+    @discardableResult
+    func terminalText(_ bytes: UnsafeRawBufferPointer, limit: Int = .max) -> Int {
         var index = 0
         var shown = 0
         while index < bytes.count {
             if shown >= limit {
                 raw("…")
-                return
+                return limit
             }
             let length = Self.scalarLength(bytes, at: index)
             if length == 0 {
@@ -55,6 +85,7 @@ extension OutputBuffer {
             }
             shown += 1
         }
+        return shown
     }
 
     /// The length of the whole, well-formed UTF-8 character at `index`, 0 if there is none.

@@ -1,4 +1,19 @@
 import WSTapCore
+
+/// Payload bytes the capture lacks: `length` bytes at `offset` of the payload as it was sent.
+/// The payload handed on holds the captured bytes only, in order: the bytes before a gap are at
+/// `offset` minus the lengths of the gaps before it. Missing bytes are never filled in or spliced
+/// over silently: every gap is listed.
+public struct PayloadGap: Sendable, Equatable {
+    public var offset: UInt64
+    public var length: UInt64
+
+    public init(offset: UInt64, length: UInt64) {
+        self.offset = offset
+        self.length = length
+    }
+}
+
 /// One frame as decoded from a direction's byte stream.
 public struct DecodedFrame {
     public var header: FrameHeader
@@ -8,6 +23,8 @@ public struct DecodedFrame {
     public var bytesNotKept: UInt64
     /// Payload bytes lost in a capture gap (the frame boundaries are still known).
     public var bytesMissing: UInt64
+    /// Where those bytes were, in order (empty when none are missing).
+    public var gaps: [PayloadGap] = []
 
     /// True when `payload` holds every byte the length field announced.
     public var isComplete: Bool { bytesNotKept == 0 && bytesMissing == 0 }
@@ -26,6 +43,14 @@ public struct FrameDecoder {
         var position: UInt64 = 0
         var bytesNotKept: UInt64 = 0
         var bytesMissing: UInt64 = 0
+        var gaps: [PayloadGap] = []
+
+        mutating func lose(_ count: UInt64) {
+            guard count > 0 else { return }
+            gaps.append(PayloadGap(offset: position, length: count))
+            position &+= count
+            bytesMissing &+= count
+        }
     }
 
     private enum State {
@@ -118,8 +143,7 @@ public struct FrameDecoder {
         }
         let inFrame = min(byteCount, progress.remaining)
         progress.remaining -= inFrame
-        progress.position &+= inFrame
-        progress.bytesMissing &+= inFrame
+        progress.lose(inFrame)
         finishOrContinue(progress, emit: emit)
         guard byteCount > inFrame else { return true }
         reset()
@@ -133,8 +157,8 @@ public struct FrameDecoder {
     public mutating func finish(emit: (DecodedFrame) -> Void) -> UInt64 {
         guard case .payload(var progress) = state else { return 0 }
         let lacking = progress.remaining
-        progress.bytesMissing &+= lacking
         progress.remaining = 0
+        progress.lose(lacking)
         finishOrContinue(progress, emit: emit)
         return lacking
     }
@@ -160,7 +184,7 @@ public struct FrameDecoder {
         payload.withUnsafeBytes { bytes in
             emit(DecodedFrame(
                 header: progress.header, payload: bytes,
-                bytesNotKept: progress.bytesNotKept, bytesMissing: progress.bytesMissing))
+                bytesNotKept: progress.bytesNotKept, bytesMissing: progress.bytesMissing, gaps: progress.gaps))
         }
         payload.removeAll(keepingCapacity: payload.capacity <= 1 << 20)
     }

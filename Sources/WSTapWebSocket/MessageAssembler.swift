@@ -12,6 +12,8 @@ struct AssembledMessage {
     var isComplete: Bool
     /// The message is one frame, handed on as it is: `payload` is the frame's payload.
     var isFramePayload = false
+    /// Bytes the capture lacks, at their offsets in the message as sent.
+    var gaps: [PayloadGap] = []
 }
 
 /// Puts one direction's data frames together into messages (compare NIO's
@@ -26,6 +28,9 @@ struct MessageAssembler {
     private var frameCount = 0
     private var complete = true
     private var buffer: [UInt8] = []
+    private var gaps: [PayloadGap] = []
+    /// Payload bytes of the message's frames so far, as sent (gaps' offsets in the message).
+    private var sentLength: UInt64 = 0
 
     init(maxMessageBytes: Int, continuationsMayBeOrphaned: Bool) {
         self.maxMessageBytes = maxMessageBytes
@@ -51,7 +56,7 @@ struct MessageAssembler {
                 clearBuffer()
                 message(AssembledMessage(
                     opcode: header.opcode, payload: frame.payload, frameCount: 1, compressed: header.rsv1,
-                    isComplete: frame.isComplete, isFramePayload: true))
+                    isComplete: frame.isComplete, isFramePayload: true, gaps: frame.gaps))
                 return
             }
             opcode = header.opcode
@@ -60,6 +65,8 @@ struct MessageAssembler {
             complete = true
             clearBuffer()
         }
+        for gap in frame.gaps { gaps.append(PayloadGap(offset: sentLength &+ gap.offset, length: gap.length)) }
+        sentLength &+= header.payloadLength
         frameCount += 1
         complete = complete && frame.isComplete
         let room = max(0, maxMessageBytes - buffer.count)
@@ -72,7 +79,8 @@ struct MessageAssembler {
         opcode = nil
         buffer.withUnsafeBytes {
             message(AssembledMessage(
-                opcode: finished, payload: $0, frameCount: frameCount, compressed: compressed, isComplete: complete))
+                opcode: finished, payload: $0, frameCount: frameCount, compressed: compressed, isComplete: complete,
+                gaps: gaps))
         }
         clearBuffer()
     }
@@ -84,14 +92,18 @@ struct MessageAssembler {
         opcode = nil
         buffer.withUnsafeBytes {
             message(AssembledMessage(
-                opcode: open, payload: $0, frameCount: frameCount, compressed: compressed, isComplete: false))
+                opcode: open, payload: $0, frameCount: frameCount, compressed: compressed, isComplete: false, gaps: gaps))
         }
         buffer = []
+        gaps = []
+        sentLength = 0
     }
 
     /// Empties the buffer of a fragmented message; a huge one's memory is given back. An empty
     /// buffer is left alone: clearing it still checks its storage, on every message.
     private mutating func clearBuffer() {
+        if !gaps.isEmpty { gaps = [] }
+        sentLength = 0
         if buffer.capacity > 1 << 20 {
             buffer = []
         } else if !buffer.isEmpty {

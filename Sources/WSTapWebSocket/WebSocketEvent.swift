@@ -19,6 +19,10 @@ public struct WebSocketMessage {
     /// The message is the one uncompressed frame emitted just before it: its payload is that
     /// frame's payload, byte for byte (an exporter may reuse what it rendered for the frame).
     public var isFramePayload: Bool = false
+    /// Bytes the capture lacks, at their offsets in the message as sent (empty when none).
+    /// `payload` holds the captured bytes only; `isValidUTF8` is then nil unless a captured part
+    /// is itself invalid: what was not captured is neither valid nor invalid.
+    public var gaps: [PayloadGap] = []
 }
 
 /// What decoding one direction yields, in stream order.

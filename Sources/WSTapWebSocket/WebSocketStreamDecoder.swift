@@ -151,6 +151,31 @@ public final class WebSocketStreamDecoder {
         }
     }
 
+    /// Whether each captured part of a text message with gaps can be UTF-8: a character may be
+    /// cut at either side of a gap, so up to three continuation bytes after one and a cut
+    /// character before one are allowed (the bytes that would decide are not in the capture).
+    static func capturedPartsMayBeUTF8(_ payload: UnsafeRawBufferPointer, gaps: [PayloadGap]) -> Bool {
+        var start = 0
+        var missingBefore: UInt64 = 0
+        for index in 0...gaps.count {
+            var end = payload.count
+            if index < gaps.count {
+                let at = gaps[index].offset &- missingBefore
+                end = at < UInt64(payload.count) ? Int(at) : payload.count
+            }
+            var partStart = start
+            if index > 0 {
+                var skipped = 0
+                while partStart < end, skipped < 3, payload[partStart] & 0xC0 == 0x80 { partStart += 1; skipped += 1 }
+            }
+            let part = UnsafeRawBufferPointer(rebasing: payload[partStart..<max(partStart, end)])
+            if !UTF8Validation.isValid(part, allowingCutEnd: index < gaps.count) { return false }
+            if index < gaps.count { missingBefore &+= gaps[index].length }
+            start = max(start, end)
+        }
+        return true
+    }
+
     /// The one place a message is built; text is checked for UTF-8 over the whole message
     /// (RFC 6455 §8.1) when its bytes are decoded and complete.
     private func deliver(_ message: AssembledMessage, result: MessageTransform.Result, emit: Emit) {
@@ -158,14 +183,18 @@ public final class WebSocketStreamDecoder {
         case .decoded(let payload, let isComplete):
             var validUTF8: Bool?
             if message.opcode == .text {
-                let valid = UTF8Validation.isValid(payload)
-                validUTF8 = valid
-                if !valid, isComplete { send(.violation(.invalidUTF8Text), emit) }
+                if message.gaps.isEmpty {
+                    let valid = UTF8Validation.isValid(payload)
+                    validUTF8 = valid
+                    if !valid, isComplete { send(.violation(.invalidUTF8Text), emit) }
+                } else if !Self.capturedPartsMayBeUTF8(payload, gaps: message.gaps) {
+                    validUTF8 = false
+                }
             }
             send(.message(WebSocketMessage(
                 opcode: message.opcode, payload: payload, frameCount: message.frameCount,
                 compressed: message.compressed, isComplete: isComplete, isValidUTF8: validUTF8, isDecoded: true,
-                isFramePayload: message.isFramePayload && !message.compressed)), emit)
+                isFramePayload: message.isFramePayload && !message.compressed, gaps: message.gaps)), emit)
         case .undecoded:
             send(.message(WebSocketMessage(
                 opcode: message.opcode, payload: message.payload, frameCount: message.frameCount,

@@ -209,6 +209,14 @@ struct DamagedCaptureTests {
         _ = analyze(try CaptureFileReader(path: capture.path), with: Analyzer(sink: TextExporter(output: text)))
         try compareSnapshot(json.memory, with: capture, suffix: "expected.json")
         try compareSnapshot(text.memory, with: capture, suffix: "expected.txt")
+        // Whatever the damage, the document is JSON, and so is every NDJSON line.
+        #expect((try? JSONSerialization.jsonObject(with: Data(json.memory))) != nil, "\(name): JSON does not parse")
+        let lines = OutputChannel(inMemory: ())
+        _ = analyze(try CaptureFileReader(path: capture.path), with: Analyzer(sink: NDJSONExporter(output: lines)))
+        lines.flush()
+        for line in lines.memory.split(separator: UInt8(ascii: "\n")) {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line))) != nil, "\(name): an NDJSON line does not parse")
+        }
     }
 }
 

@@ -128,3 +128,48 @@ struct ResynchronizationTests {
         #expect(log.lines.filter { $0 == "violation compressionContextLost" }.count == 1)
     }
 }
+
+/// Bytes missing inside a payload are marked where they were, never spliced over.
+struct PayloadGapTests {
+    @Test func aGapInsideATextMessageIsListedAndLeavesItsValidityUnknown() {
+        let decoder = WebSocketStreamDecoder(direction: .serverToClient, role: .server, allowedReservedBits: 0)
+        let text = Array("the quick brown fox jumps over the lazy dog".utf8)
+        let frame = wireFrame(0x1, text)
+        var messages: [WebSocketMessage] = []
+        var messageLengths: [Int] = []
+        var frames: [DecodedFrame] = []
+        var violations: [FrameViolation] = []
+        let emit: (WebSocketStreamEvent) -> Void = { event in
+            switch event.event {
+            case .message(let message):
+                var kept = message
+                messageLengths.append(message.payload.count)
+                kept.payload = UnsafeRawBufferPointer(start: nil, count: 0)  // borrowed: not kept past the call
+                messages.append(kept)
+            case .frame(var decoded, _):
+                decoded.payload = UnsafeRawBufferPointer(start: nil, count: 0)
+                frames.append(decoded)
+            case .violation(let violation): violations.append(violation)
+            case .resynchronized: break
+            }
+        }
+        // Header and "the quick brow", then 20 bytes lost, then the rest.
+        Array(frame.prefix(2 + 14)).withUnsafeBytes { decoder.receive($0, emit: emit) }
+        decoder.missing(byteCount: 20, emit: emit)
+        Array(frame.dropFirst(2 + 14 + 20)).withUnsafeBytes { decoder.receive($0, emit: emit) }
+        #expect(frames.map(\.gaps) == [[PayloadGap(offset: 14, length: 20)]])
+        #expect(messages.map(\.gaps) == [[PayloadGap(offset: 14, length: 20)]])
+        #expect(messages.first?.isValidUTF8 == nil, "what was not captured is neither valid nor invalid")
+        #expect(messageLengths == [text.count - 20])
+        #expect(violations == [.payloadMissing(bytes: 20)])
+    }
+
+    /// A character cut by a gap is not taken for invalid UTF-8; a captured part that is invalid is.
+    @Test func capturedPartsAreCheckedOnTheirOwn() {
+        let cut: [UInt8] = Array("ab".utf8) + [0xE2, 0x82] + [0xAC] + Array("cd".utf8)  // "€" cut by a gap after 0x82
+        let gaps = [PayloadGap(offset: 4, length: 10)]
+        #expect(cut.withUnsafeBytes { WebSocketStreamDecoder.capturedPartsMayBeUTF8($0, gaps: gaps) })
+        let invalid: [UInt8] = Array("ab".utf8) + [0xFF] + Array("cd".utf8)
+        #expect(!invalid.withUnsafeBytes { WebSocketStreamDecoder.capturedPartsMayBeUTF8($0, gaps: [PayloadGap(offset: 5, length: 3)]) })
+    }
+}
