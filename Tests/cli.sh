@@ -30,6 +30,10 @@ for input in random text empty; do
     expect "$input file gives one line naming the file" one_line_error
     expect "$input file message names the file" grep -q "$input.pcap" "$work/err"
 done
+evil="$work/$(printf 'evil\033[31m\aname').pcap"
+head -c 100 /dev/urandom >"$evil"
+check "a file name with control characters exits 2" 2 "$wstap" read "$evil"
+expect "the file name reaches the terminal escaped" sh -c "! grep -q \"\$(printf '\033')\" '$work/err' && grep -q 'evil\\\\x1b' '$work/err'"
 gzip -c captures/text-echo.pcap >"$work/capture.pcap.gz"
 check "gzip-compressed capture exits 2" 2 "$wstap" read "$work/capture.pcap.gz"
 expect "gzip-compressed capture says how to read it" grep -q "gzip-compressed; decompress it first" "$work/err"

@@ -238,7 +238,7 @@ public enum SummaryText {
         text.raw(", "); text.byteCount(summary.messagePayloadBytes)
         text.raw("\nissues "); text.number(summary.issues)
         if summary.issues > 0 { text.raw(": "); counts(summary.issuesByCode, into: text) }
-        if let damage = summary.captureDamage { text.raw("\ncapture damaged: "); text.text(damage) }
+        if let damage = summary.captureDamage { text.raw("\ncapture damaged: "); text.terminalText(damage) }
         if let live = summary.live {
             text.raw("\npackets received "); text.number(live.received)
             text.raw(", dropped by kernel "); text.number(live.droppedByKernel)

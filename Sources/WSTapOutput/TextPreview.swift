@@ -1,5 +1,13 @@
 import WSTap
 import WSTapCore
+/// `text` (a file name, a message that quotes one) made safe to print on a terminal, escaped as the
+/// timeline escapes what a capture holds.
+public func terminalSafe(_ text: String) -> String {
+    let buffer = OutputBuffer()
+    buffer.terminalText(text)
+    return buffer.withBytes { String(decoding: $0, as: UTF8.self) }
+}
+
 /// Terminal text rendered straight into an output buffer. Untrusted bytes are made safe: printable
 /// text as is, everything else escaped, so a capture can never inject terminal control sequences.
 extension OutputBuffer {
@@ -112,8 +120,9 @@ extension OutputBuffer {
         case 0x5C: raw("\\\\")
         // C0 and C1 controls and DEL.
         case 0..<0x20, 0x7F...0x9F: hexEscape(UInt8(value))
-        // Bidirectional marks, overrides and isolates: they reorder what the terminal shows.
-        case 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069:
+        // Bidirectional marks, overrides and isolates reorder what the terminal shows; the line and
+        // paragraph separators break a line where the timeline has none.
+        case 0x061C, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
             raw("\\u{")
             for shift in stride(from: 12, through: 0, by: -4) {
                 append(Self.hexDigit(UInt8(truncatingIfNeeded: value >> UInt32(shift)) & 0x0F))

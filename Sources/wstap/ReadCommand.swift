@@ -37,7 +37,7 @@ struct ReadCommand: ParsableCommand {
 
 /// Prints a one-line error to standard error and ends with the documented exit status.
 func fail(_ message: String, exitCode: Int32) -> ExitCode {
-    let line = Array("wstap: \(message)\n".utf8)
+    let line = Array("wstap: \(terminalSafe(message))\n".utf8)
     _ = line.withUnsafeBytes { SystemCalls.writeAll(SystemCalls.standardError, $0) }
     return ExitCode(exitCode)
 }

@@ -131,6 +131,6 @@ struct InterfacesCommand: ParsableCommand {
 
 /// A one-line message on standard error that is not an error.
 func note(_ message: String) {
-    let line = Array("wstap: \(message)\n".utf8)
+    let line = Array("wstap: \(terminalSafe(message))\n".utf8)
     _ = line.withUnsafeBytes { SystemCalls.writeAll(SystemCalls.standardError, $0) }
 }

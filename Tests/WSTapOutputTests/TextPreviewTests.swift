@@ -47,7 +47,9 @@ import WSTapCore
         case 0x22: return "\\\""
         case 0x5C: return "\\\\"
         case 0..<0x20, 0x7F...0x9F: return "\\x" + hex(UInt8(value))
-        case 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return "\\u{" + String(value, radix: 16) + "}"
+        case 0x061C, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
+            let digits = String(value, radix: 16)
+            return "\\u{" + String(repeating: "0", count: 4 - digits.count) + digits + "}"
         default: return String(scalar)
         }
     }
@@ -60,6 +62,7 @@ import WSTapCore
         #expect(Self.preview(Array("a\u{1B}[31mb\n\"\\".utf8)) == #""a\x1b[31mb\n\"\\""#)
         #expect(Self.preview([0xC2, 0x85, 0x7F, 0x09, 0x0D]) == #""\x85\x7f\t\r""#)
         #expect(Self.preview(Array("x\u{202E}y\u{2066}\u{200F}".utf8)) == #""x\u{202e}y\u{2066}\u{200f}""#)
+        #expect(Self.preview(Array("a\u{061C}b\u{2028}c\u{2029}".utf8)) == #""a\u{061c}b\u{2028}c\u{2029}""#)
         // Overlong, surrogate, above U+10FFFF, a lone continuation, a cut character.
         #expect(Self.preview([0xC0, 0xAF, 0xED, 0xA0, 0x80, 0xF4, 0x90, 0x80, 0x80, 0x80, 0xE2, 0x82])
             == #""\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\x80\xe2\x82""#)
