@@ -18,8 +18,10 @@ enum ConnectionChain {
         _ context: ConnectionContext, detection: WebSocketDetection
     ) -> WebSocketStage {
         context.phase = .searchingForWebSocket(detection, afterSwitch: false)
-        // By port, the roles are known; by heuristic the frames' masking will tell.
-        return WebSocketStage(context: context, decoder: searchingDecoder(context, rolesKnown: detection == .port))
+        // By port, the roles are known and the connection is WebSocket by the user's word: the
+        // first frames decide. By heuristic the frames' masking will tell.
+        return WebSocketStage(
+            context: context, decoder: searchingDecoder(context, rolesKnown: detection == .port, confirmed: detection == .port))
     }
 
     /// What follows a 101: WebSocket when the handshake selected it, a search for frames when the
@@ -54,10 +56,12 @@ enum ConnectionChain {
 
     /// Decoders that do not know the handshake: RSV1 may mean permessage-deflate, with parameters
     /// and window unknown.
-    private static func searchingDecoder(_ context: ConnectionContext, rolesKnown: Bool) -> WebSocketConnectionDecoder {
+    private static func searchingDecoder(
+        _ context: ConnectionContext, rolesKnown: Bool, confirmed: Bool = false
+    ) -> WebSocketConnectionDecoder {
         WebSocketConnectionDecoder(
             rolesKnown: rolesKnown, allowedReservedBits: 0b100,
             compression: .perMessageDeflate(PerMessageDeflateParameters()),
-            maxPayloadBytes: context.options.maxPayloadBytes, synchronized: false)
+            maxPayloadBytes: context.options.maxPayloadBytes, synchronized: false, confirmed: confirmed)
     }
 }

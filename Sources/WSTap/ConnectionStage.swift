@@ -81,6 +81,10 @@ final class ConnectionContext {
     /// The TCP layer guessed client and server the wrong way round: its directions are flipped.
     private(set) var rolesSwapped = false
     private let timeline: TimelineFold
+    /// Events held while both directions of a connection caught mid-way are decided, then
+    /// written in time order (so frames are never regrouped by direction), with the payloads
+    /// they borrow copied. Nil when nothing is held.
+    private var held: [(event: TimelineEvent, payload: [UInt8])]?
 
     init(record: ConnectionRecord, options: AnalyzerOptions, timeline: TimelineFold) {
         self.record = record
@@ -102,8 +106,49 @@ final class ConnectionContext {
     }
 
     func emit(_ event: TimelineEvent) {
+        if held != nil { return hold(event) }
         if !opened { open(at: event.time ?? record.startTime) }
         timeline.receive(event)
+    }
+
+    /// From now until `releaseHeldEvents`, events are held to be written in time order.
+    func holdEvents() {
+        if held == nil { held = [] }
+    }
+
+    private func hold(_ event: TimelineEvent) {
+        switch event {
+        case .frame(_, let frame): held?.append((event, Array(frame.payload)))
+        case .message(_, let message): held?.append((event, Array(message.message.payload)))
+        default: held?.append((event, []))
+        }
+    }
+
+    /// Writes the held events, oldest first (in the order they came when their times are equal),
+    /// each borrowing its copied payload.
+    func releaseHeldEvents() {
+        guard let events = held else { return }
+        held = nil
+        let order = events.indices.sorted {
+            let (left, right) = (events[$0].event.time ?? .zero, events[$1].event.time ?? .zero)
+            return left < right || (left == right && $0 < $1)
+        }
+        for index in order {
+            let (event, payload) = events[index]
+            if !opened { open(at: event.time ?? record.startTime) }
+            payload.withUnsafeBytes { bytes in
+                switch event {
+                case .frame(let record, var frame):
+                    frame.payload = bytes
+                    timeline.receive(.frame(record, frame))
+                case .message(let record, var message):
+                    message.message.payload = bytes
+                    timeline.receive(.message(record, message))
+                default:
+                    timeline.receive(event)
+                }
+            }
+        }
     }
 
     /// A frame or data message was decoded (whether or not the sink takes it).

@@ -31,6 +31,7 @@ final class WebSocketStage: ConnectionStage {
         context.totals.payloadBytes[direction] &+= UInt64(bytes.count)
         let stage = Unretained(self)
         decoder.with { $0.receive(bytes, direction: direction, at: time) { event in stage.with { $0.handle(event) } } }
+        context.releaseHeldEvents()
         guard case .searchingForWebSocket(_, let afterSwitch) = context.phase, decoder.with(\.gaveUpSearching) else { return nil }
         return ConnectionChain.afterFailedSearch(context, afterSwitch: afterSwitch)
     }
@@ -43,6 +44,7 @@ final class WebSocketStage: ConnectionStage {
                 handle($0)
             }
         }
+        context.releaseHeldEvents()
         return nil
     }
 
@@ -55,6 +57,7 @@ final class WebSocketStage: ConnectionStage {
         for direction in StreamDirection.allCases.map(context.direction) {
             decoder.with { $0.finish(direction: direction, at: time) { handle($0) } }
         }
+        context.releaseHeldEvents()
     }
 
     private func handle(_ streamEvent: WebSocketStreamEvent) {
@@ -113,7 +116,11 @@ final class WebSocketStage: ConnectionStage {
                     direction = direction.reversed
                 }
                 decoder.with { $0.roleFound(role, direction: direction) }
+                // The other direction decides now too, and both are written in time order.
+                context.holdEvents()
                 context.report(.handshakeNotCaptured(detection: how, time: time))
+                let other = direction.reversed
+                decoder.with { $0.confirmWebSocket(direction: other, at: time) { event in handle(event) } }
             }
         }
         synchronizedOnce[direction] = true

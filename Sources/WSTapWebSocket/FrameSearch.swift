@@ -27,6 +27,10 @@ enum FrameSearch {
         static let normal = Requirement(endingAtEnd: 4, anywhere: 6)
         /// When the stream has ended and the connection is known to carry WebSocket.
         static let lastChance = Requirement(endingAtEnd: 1, anywhere: 1)
+        /// When the connection is known to carry WebSocket (the other direction's frames were
+        /// found, or `--websocket-port` says so) and the sender's role is known: one frame that
+        /// ends where the bytes end (as frames end at segment boundaries), or three in a row.
+        static let confirmed = Requirement(endingAtEnd: 1, anywhere: 3)
     }
 
     enum Outcome: Equatable {

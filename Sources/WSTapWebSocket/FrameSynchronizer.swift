@@ -29,6 +29,8 @@ struct FrameSynchronizer {
     private var skippedBytes: UInt64 = 0
     /// Bytes searched in all without finding frames; past `searchGiveUpBytes` the stream is not WebSocket.
     private var searchedWithoutFrames: UInt64 = 0
+    /// The connection is known to carry WebSocket: shorter chains are believed.
+    var confirmed = false
     private static let maxSearchBuffer = 1 << 20
     private static let searchGiveUpBytes: UInt64 = 4 << 20
 
@@ -64,6 +66,13 @@ struct FrameSynchronizer {
             return
         }
         frames.decode(bytes) { output(.frame($0, time: time)) }
+    }
+
+    /// Searches what is held now, with the requirement `confirmed` sets (the other direction
+    /// just showed the connection is WebSocket): frames are found without waiting for more bytes.
+    mutating func searchHeldBytes(at time: CaptureTimestamp, role: WebSocketRole?, output: (Output) -> Void) {
+        guard let held = searchBuffer, !held.isEmpty, role != nil, !gaveUpSearching else { return }
+        search(final: false, role: role, at: time, output: output)
     }
 
     /// The stream ended: decode what a search still holds, and report a frame cut off at the end.
@@ -137,7 +146,7 @@ struct FrameSynchronizer {
             allowedReservedBits: allowedReservedBits, masked: role.map { $0 == .client },
             maxPayloadLength: UInt64(Self.maxSearchBuffer))
         let outcome = buffer.withUnsafeBytes {
-            FrameSearch.search($0, rules: rules, requirement: final ? .lastChance : .normal)
+            FrameSearch.search($0, rules: rules, requirement: final ? .lastChance : confirmed ? .confirmed : .normal)
         }
         switch outcome {
         case .found(let offset, let masked):

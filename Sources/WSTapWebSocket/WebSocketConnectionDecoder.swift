@@ -20,15 +20,17 @@ public final class WebSocketConnectionDecoder: StreamStage {
 
     /// Decoders for both directions. With `rolesKnown: false` (a connection whose start was not
     /// captured) neither knows its sender's role until frames show it. Searching decoders
-    /// (`synchronized: false`) first look for frame boundaries.
+    /// (`synchronized: false`) first look for frame boundaries; `confirmed` ones know the
+    /// connection carries WebSocket (`--websocket-port`) and believe shorter chains.
     public init(
         rolesKnown: Bool, allowedReservedBits: UInt8, compression: MessageCompression, maxPayloadBytes: Int,
-        synchronized: Bool
+        synchronized: Bool, confirmed: Bool = false
     ) {
         func decoder(_ direction: StreamDirection, _ role: WebSocketRole) -> WebSocketStreamDecoder {
             WebSocketStreamDecoder(
                 direction: direction, role: rolesKnown ? role : nil, allowedReservedBits: allowedReservedBits,
-                compression: compression, maxPayloadBytes: maxPayloadBytes, synchronized: synchronized)
+                compression: compression, maxPayloadBytes: maxPayloadBytes, synchronized: synchronized,
+                confirmed: confirmed)
         }
         first = ManuallyRetained(retaining: decoder(.clientToServer, .client))
         second = ManuallyRetained(retaining: decoder(.serverToClient, .server))
@@ -68,6 +70,12 @@ public final class WebSocketConnectionDecoder: StreamStage {
 
     public func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (WebSocketStreamEvent) -> Void) {
         decoder(direction).with { $0.finish(at: time, emit: emit) }
+    }
+
+    /// The connection is known to carry WebSocket: `direction`'s search believes shorter chains
+    /// and searches what it holds at once.
+    public func confirmWebSocket(direction: StreamDirection, at time: CaptureTimestamp, emit: (WebSocketStreamEvent) -> Void) {
+        decoder(direction).with { $0.confirmWebSocket(at: time, emit: emit) }
     }
 
     /// The next bytes of `direction` may not start at a frame boundary (the head before them was cut).

@@ -26,13 +26,15 @@ public final class WebSocketStreamDecoder {
     /// boundaries (a connection whose start was not captured); `role` may then be nil.
     public init(
         direction: StreamDirection, role: WebSocketRole?, allowedReservedBits: UInt8,
-        compression: MessageCompression = .none, maxPayloadBytes: Int = 64 << 20, synchronized: Bool = true
+        compression: MessageCompression = .none, maxPayloadBytes: Int = 64 << 20, synchronized: Bool = true,
+        confirmed: Bool = false
     ) {
         self.direction = direction
         self.role = role
         self.allowedReservedBits = allowedReservedBits
         synchronizer = FrameSynchronizer(
             allowedReservedBits: allowedReservedBits, maxPayloadBytes: maxPayloadBytes, synchronized: synchronized)
+        synchronizer.confirmed = confirmed
         assembler = MessageAssembler(maxMessageBytes: maxPayloadBytes, continuationsMayBeOrphaned: !synchronized)
         transform = MessageTransform(compression: compression, maxMessageBytes: maxPayloadBytes, windowKnown: synchronized)
     }
@@ -65,6 +67,15 @@ public final class WebSocketStreamDecoder {
         synchronizer.finish(at: time, role: role) { output in decoder.with { $0.handle(output, emit: emit) } }
         currentTime = callTime
         assembler.flushIncomplete { transformAndDeliver($0, emit: emit) }
+    }
+
+    /// The connection is known to carry WebSocket (the other direction's frames, or the user's
+    /// word): a search believes shorter chains, and what it holds is searched again at once.
+    public func confirmWebSocket(at time: CaptureTimestamp, emit: Emit) {
+        synchronizer.confirmed = true
+        begin(at: time)
+        let decoder = Unretained(self)
+        synchronizer.searchHeldBytes(at: time, role: role) { output in decoder.with { $0.handle(output, emit: emit) } }
     }
 
     /// The next bytes may not start at a frame boundary (the head before them was cut): search.

@@ -190,4 +190,22 @@ struct ConnectionChainTests {
             #expect(lines.contains("answer body Forbidden: bad origin"), "\(answer)")
         }
     }
+
+    /// Caught mid-way, with one message at a time each way: once one direction's frames decide,
+    /// the other's held frames are decided too, and every frame is written in time order, never
+    /// regrouped by direction.
+    @Test func midStreamFramesAreWrittenInTimeOrderAcrossDirections() {
+        var feed = ConnectionFeed(handshakeSeen: false)
+        var steps: [(StreamDirection, [UInt8])] = []
+        for index in 0..<6 {
+            steps.append((.clientToServer, frame(0x1, "c\(index)", masked: true)))
+            steps.append((.serverToClient, frame(0x1, "s\(index)", masked: false)))
+        }
+        let lines = SplitFeeder.feed(steps, to: &feed, cut: .whole) { .line($0) }.compactMap { record -> String? in
+            guard case .line(let line) = record, line.hasPrefix("message") else { return nil }
+            return line
+        }
+        let expected = (0..<6).flatMap { ["message c2s c\($0)", "message s2c s\($0)"] }
+        #expect(lines == expected)
+    }
 }
