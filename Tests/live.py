@@ -132,6 +132,43 @@ def count_and_duration():
     check("--duration 1 stops after about a second", code == 0 and 0.9 < elapsed < 3, f"{elapsed:.2f} s")
 
 
+def attach_to_open_connection():
+    """Sniffing starts while a connection is already open (its handshake is not captured): with
+    --websocket-port, a conversation of one message every 0.5 s shows each message within 1 s."""
+    port = free_port()
+    sent, sniffers = [], []
+
+    async def run():
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(message)
+        async with serve(echo, "127.0.0.1", port, compression=None):
+            async with connect(f"ws://127.0.0.1:{port}/attach", compression=None) as ws:
+                await ws.send("before the capture")
+                await ws.recv()
+                sniffers.append(Sniffer("-f", f"tcp port {port}", "--format", "ndjson", "--websocket-port", str(port)))
+                for index in range(6):
+                    await asyncio.sleep(0.5)
+                    text = f"while captured {index}"
+                    sent.append((text, time.monotonic()))
+                    await ws.send(text)
+                    await ws.recv()
+                await asyncio.sleep(0.3)
+    asyncio.run(run())
+    sniffer = sniffers[0]
+    sniffer.stop()
+    events = sniffer.events()
+    arrivals = {}
+    for t, e in events:
+        if e["event"] == "message" and e["dir"] == "c2s" and "text" in (e.get("payload") or {}):
+            arrivals.setdefault(e["payload"]["text"], t)
+    delays = [None if text not in arrivals else round(arrivals[text] - at, 3) for text, at in sent]
+    check("attached to an open connection: every message within 1 s",
+          None not in delays and max(delays) < 1.0, f"delays {delays}")
+    times = [e["time"] for _, e in events if e["event"] != "summary"]
+    check("attached to an open connection: never back in time", times == sorted(times))
+
+
 def full_disk():
     """-w on a full device: wstap says so, stops by itself, and exits 4 (tcpdump fails too)."""
     port = free_port()
@@ -184,7 +221,7 @@ def privilege_drop():
     check("--user nobody drops root after opening the device", all(u == str(pwd.getpwnam("nobody").pw_uid) for u in uids), str(uids))
 
 
-for test in (messages_and_order, count_and_duration, full_disk, kernel_drops, privilege_drop):
+for test in (messages_and_order, attach_to_open_connection, count_and_duration, full_disk, kernel_drops, privilege_drop):
     try:
         test()
     except Exception as error:  # a crash of one check is a failure, not the end of the run
