@@ -84,7 +84,7 @@ final class ConnectionContext {
     /// Events held while both directions of a connection caught mid-way are decided, then
     /// written in time order (so frames are never regrouped by direction), with the payloads
     /// they borrow copied. Nil when nothing is held.
-    private var held: [(event: TimelineEvent, payload: [UInt8])]?
+    private var held: [(event: TimelineEvent, payload: [UInt8], gaps: [PayloadGap])]?
 
     init(record: ConnectionRecord, options: AnalyzerOptions, timeline: TimelineFold) {
         self.record = record
@@ -118,9 +118,9 @@ final class ConnectionContext {
 
     private func hold(_ event: TimelineEvent) {
         switch event {
-        case .frame(_, let frame): held?.append((event, Array(frame.payload)))
-        case .message(_, let message): held?.append((event, Array(message.message.payload)))
-        default: held?.append((event, []))
+        case .frame(_, let frame): held?.append((event, Array(frame.payload), Array(frame.gaps)))
+        case .message(_, let message): held?.append((event, Array(message.message.payload), Array(message.message.gaps)))
+        default: held?.append((event, [], []))
         }
     }
 
@@ -134,18 +134,22 @@ final class ConnectionContext {
             return left < right || (left == right && $0 < $1)
         }
         for index in order {
-            let (event, payload) = events[index]
+            let (event, payload, gaps) = events[index]
             if !opened { open(at: event.time ?? record.startTime) }
             payload.withUnsafeBytes { bytes in
-                switch event {
-                case .frame(let record, var frame):
-                    frame.payload = bytes
-                    timeline.receive(.frame(record, frame))
-                case .message(let record, var message):
-                    message.message.payload = bytes
-                    timeline.receive(.message(record, message))
-                default:
-                    timeline.receive(event)
+                gaps.withUnsafeBufferPointer { gaps in
+                    switch event {
+                    case .frame(let record, var frame):
+                        frame.payload = bytes
+                        frame.gaps = gaps
+                        timeline.receive(.frame(record, frame))
+                    case .message(let record, var message):
+                        message.message.payload = bytes
+                        message.message.gaps = gaps
+                        timeline.receive(.message(record, message))
+                    default:
+                        timeline.receive(event)
+                    }
                 }
             }
         }

@@ -72,8 +72,9 @@ public struct FrameRecord {
     public var payload: UnsafeRawBufferPointer
     public var bytesNotKept: UInt64
     public var bytesMissing: UInt64
-    /// Where those bytes were in the payload as sent (empty when none are missing).
-    public var gaps: [PayloadGap]
+    /// Where those bytes were in the payload as sent (empty when none are missing); borrowed
+    /// like `payload`.
+    public var gaps: UnsafeBufferPointer<PayloadGap>
     public var close: CloseFrameBody?
     /// The frame carries text: a text frame, or a continuation of a text message.
     public var carriesText: Bool

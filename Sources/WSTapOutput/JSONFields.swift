@@ -163,7 +163,7 @@ extension OutputBuffer {
     }
 
     /// `[{"offset": …, "length": …}, …]`: where bytes are missing, as offsets in the payload as sent.
-    func gapList(_ gaps: [PayloadGap]) {
+    func gapList(_ gaps: UnsafeBufferPointer<PayloadGap>) {
         append(UInt8(ascii: "["))
         for (index, gap) in gaps.enumerated() {
             raw(index == 0 ? "{\"offset\":" : ",{\"offset\":"); number(gap.offset)

@@ -22,7 +22,9 @@ extension OutputBuffer {
 
     /// The preview of a payload the capture lacks bytes of: each missing stretch shown where it
     /// belongs (`…brow[1448 bytes not captured]the lazy…`), never spliced over.
-    func quotedPreview(_ bytes: UnsafeRawBufferPointer, gaps: [PayloadGap], limit: Int = 60, asText: Bool) {
+    func quotedPreview(
+        _ bytes: UnsafeRawBufferPointer, gaps: UnsafeBufferPointer<PayloadGap>, limit: Int = 60, asText: Bool
+    ) {
         guard !gaps.isEmpty else { return quotedPreview(bytes, limit: limit, asText: asText) }
         guard asText else {
             hexPreview(bytes, limit: limit / 3)

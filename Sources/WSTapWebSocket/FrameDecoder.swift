@@ -23,8 +23,9 @@ public struct DecodedFrame {
     public var bytesNotKept: UInt64
     /// Payload bytes lost in a capture gap (the frame boundaries are still known).
     public var bytesMissing: UInt64
-    /// Where those bytes were, in order (empty when none are missing).
-    public var gaps: [PayloadGap] = []
+    /// Where those bytes were, in order (empty when none are missing); borrowed like `payload`
+    /// (a frame stays a plain value: no reference counting on the path of every frame).
+    public var gaps = UnsafeBufferPointer<PayloadGap>(start: nil, count: 0)
 
     /// True when `payload` holds every byte the length field announced.
     public var isComplete: Bool { bytesNotKept == 0 && bytesMissing == 0 }
@@ -43,14 +44,6 @@ public struct FrameDecoder {
         var position: UInt64 = 0
         var bytesNotKept: UInt64 = 0
         var bytesMissing: UInt64 = 0
-        var gaps: [PayloadGap] = []
-
-        mutating func lose(_ count: UInt64) {
-            guard count > 0 else { return }
-            gaps.append(PayloadGap(offset: position, length: count))
-            position &+= count
-            bytesMissing &+= count
-        }
     }
 
     private enum State {
@@ -65,6 +58,8 @@ public struct FrameDecoder {
     private var state = State.header
     private var headerBytes: [UInt8] = []
     private var payload: [UInt8] = []
+    /// Where the current frame's payload lacks bytes (see `PayloadGap`).
+    private var gaps: [PayloadGap] = []
     /// Where a whole masked payload is unmasked; shared by copies of the decoder, which is
     /// harmless as its bytes live only during one `emit`.
     private let scratch = ScratchBytes()
@@ -143,7 +138,7 @@ public struct FrameDecoder {
         }
         let inFrame = min(byteCount, progress.remaining)
         progress.remaining -= inFrame
-        progress.lose(inFrame)
+        lose(inFrame, in: &progress)
         finishOrContinue(progress, emit: emit)
         guard byteCount > inFrame else { return true }
         reset()
@@ -158,7 +153,7 @@ public struct FrameDecoder {
         guard case .payload(var progress) = state else { return 0 }
         let lacking = progress.remaining
         progress.remaining = 0
-        progress.lose(lacking)
+        lose(lacking, in: &progress)
         finishOrContinue(progress, emit: emit)
         return lacking
     }
@@ -168,6 +163,15 @@ public struct FrameDecoder {
         state = .header
         headerBytes.removeAll()
         payload.removeAll()
+        gaps.removeAll()
+    }
+
+    /// `count` payload bytes of the current frame were not captured, at its current position.
+    private mutating func lose(_ count: UInt64, in progress: inout PayloadProgress) {
+        guard count > 0 else { return }
+        gaps.append(PayloadGap(offset: progress.position, length: count))
+        progress.position &+= count
+        progress.bytesMissing &+= count
     }
 
     private mutating func startPayload(_ header: FrameHeader, emit: (DecodedFrame) -> Void) {
@@ -182,11 +186,14 @@ public struct FrameDecoder {
         }
         state = .header
         payload.withUnsafeBytes { bytes in
-            emit(DecodedFrame(
-                header: progress.header, payload: bytes,
-                bytesNotKept: progress.bytesNotKept, bytesMissing: progress.bytesMissing, gaps: progress.gaps))
+            gaps.withUnsafeBufferPointer { gaps in
+                emit(DecodedFrame(
+                    header: progress.header, payload: bytes,
+                    bytesNotKept: progress.bytesNotKept, bytesMissing: progress.bytesMissing, gaps: gaps))
+            }
         }
         payload.removeAll(keepingCapacity: payload.capacity <= 1 << 20)
+        if !gaps.isEmpty { gaps.removeAll() }
     }
 
     /// Keeps what fits under the limit, unmasking it at its position in the payload.

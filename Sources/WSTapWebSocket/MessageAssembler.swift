@@ -12,8 +12,8 @@ struct AssembledMessage {
     var isComplete: Bool
     /// The message is one frame, handed on as it is: `payload` is the frame's payload.
     var isFramePayload = false
-    /// Bytes the capture lacks, at their offsets in the message as sent.
-    var gaps: [PayloadGap] = []
+    /// Bytes the capture lacks, at their offsets in the message as sent; borrowed like `payload`.
+    var gaps = UnsafeBufferPointer<PayloadGap>(start: nil, count: 0)
 }
 
 /// Puts one direction's data frames together into messages (compare NIO's
@@ -77,10 +77,12 @@ struct MessageAssembler {
         buffer.appendBytes(UnsafeRawBufferPointer(rebasing: frame.payload.prefix(room)))
         guard header.fin, let finished = opcode else { return }
         opcode = nil
-        buffer.withUnsafeBytes {
-            message(AssembledMessage(
-                opcode: finished, payload: $0, frameCount: frameCount, compressed: compressed, isComplete: complete,
-                gaps: gaps))
+        buffer.withUnsafeBytes { bytes in
+            gaps.withUnsafeBufferPointer { gaps in
+                message(AssembledMessage(
+                    opcode: finished, payload: bytes, frameCount: frameCount, compressed: compressed, isComplete: complete,
+                    gaps: gaps))
+            }
         }
         clearBuffer()
     }
@@ -90,9 +92,11 @@ struct MessageAssembler {
     mutating func flushIncomplete(message: (AssembledMessage) -> Void) {
         guard let open = opcode else { return }
         opcode = nil
-        buffer.withUnsafeBytes {
-            message(AssembledMessage(
-                opcode: open, payload: $0, frameCount: frameCount, compressed: compressed, isComplete: false, gaps: gaps))
+        buffer.withUnsafeBytes { bytes in
+            gaps.withUnsafeBufferPointer { gaps in
+                message(AssembledMessage(
+                    opcode: open, payload: bytes, frameCount: frameCount, compressed: compressed, isComplete: false, gaps: gaps))
+            }
         }
         buffer = []
         gaps = []

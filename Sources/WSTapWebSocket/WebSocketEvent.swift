@@ -22,7 +22,8 @@ public struct WebSocketMessage {
     /// Bytes the capture lacks, at their offsets in the message as sent (empty when none).
     /// `payload` holds the captured bytes only; `isValidUTF8` is then nil unless a captured part
     /// is itself invalid: what was not captured is neither valid nor invalid.
-    public var gaps: [PayloadGap] = []
+    /// Borrowed like `payload`.
+    public var gaps = UnsafeBufferPointer<PayloadGap>(start: nil, count: 0)
 }
 
 /// What decoding one direction yields, in stream order.

@@ -165,7 +165,7 @@ public final class WebSocketStreamDecoder {
     /// Whether each captured part of a text message with gaps can be UTF-8: a character may be
     /// cut at either side of a gap, so up to three continuation bytes after one and a cut
     /// character before one are allowed (the bytes that would decide are not in the capture).
-    static func capturedPartsMayBeUTF8(_ payload: UnsafeRawBufferPointer, gaps: [PayloadGap]) -> Bool {
+    static func capturedPartsMayBeUTF8(_ payload: UnsafeRawBufferPointer, gaps: UnsafeBufferPointer<PayloadGap>) -> Bool {
         var start = 0
         var missingBefore: UInt64 = 0
         for index in 0...gaps.count {

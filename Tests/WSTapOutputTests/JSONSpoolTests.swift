@@ -32,7 +32,7 @@ import WSTapCore
                     headerLength: 2, nonMinimalLength: false, lengthTopBitSet: false)
                 exporter.receive(.frame(record(id), FrameRecord(
                     time: time(step), direction: .serverToClient, header: header, payload: payload, bytesNotKept: 0,
-                    bytesMissing: 0, gaps: [], close: nil, carriesText: true)))
+                    bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), close: nil, carriesText: true)))
                 exporter.receive(.message(record(id), MessageRecord(time: time(step), direction: .serverToClient, message: WebSocketMessage(
                     opcode: .text, payload: payload, frameCount: 1, compressed: false, isComplete: true,
                     isValidUTF8: true, isDecoded: true))))

@@ -135,20 +135,18 @@ struct PayloadGapTests {
         let decoder = WebSocketStreamDecoder(direction: .serverToClient, role: .server, allowedReservedBits: 0)
         let text = Array("the quick brown fox jumps over the lazy dog".utf8)
         let frame = wireFrame(0x1, text)
-        var messages: [WebSocketMessage] = []
+        var messages: [(gaps: [PayloadGap], isValidUTF8: Bool?)] = []
         var messageLengths: [Int] = []
-        var frames: [DecodedFrame] = []
+        var frameGaps: [[PayloadGap]] = []
         var violations: [FrameViolation] = []
         let emit: (WebSocketStreamEvent) -> Void = { event in
             switch event.event {
             case .message(let message):
-                var kept = message
+                // Payload and gaps are borrowed: copied during the call.
                 messageLengths.append(message.payload.count)
-                kept.payload = UnsafeRawBufferPointer(start: nil, count: 0)  // borrowed: not kept past the call
-                messages.append(kept)
-            case .frame(var decoded, _):
-                decoded.payload = UnsafeRawBufferPointer(start: nil, count: 0)
-                frames.append(decoded)
+                messages.append((Array(message.gaps), message.isValidUTF8))
+            case .frame(let decoded, _):
+                frameGaps.append(Array(decoded.gaps))
             case .violation(let violation): violations.append(violation)
             case .resynchronized: break
             }
@@ -157,7 +155,7 @@ struct PayloadGapTests {
         Array(frame.prefix(2 + 14)).withUnsafeBytes { decoder.receive($0, emit: emit) }
         decoder.missing(byteCount: 20, emit: emit)
         Array(frame.dropFirst(2 + 14 + 20)).withUnsafeBytes { decoder.receive($0, emit: emit) }
-        #expect(frames.map(\.gaps) == [[PayloadGap(offset: 14, length: 20)]])
+        #expect(frameGaps == [[PayloadGap(offset: 14, length: 20)]])
         #expect(messages.map(\.gaps) == [[PayloadGap(offset: 14, length: 20)]])
         #expect(messages.first?.isValidUTF8 == nil, "what was not captured is neither valid nor invalid")
         #expect(messageLengths == [text.count - 20])
@@ -168,8 +166,9 @@ struct PayloadGapTests {
     @Test func capturedPartsAreCheckedOnTheirOwn() {
         let cut: [UInt8] = Array("ab".utf8) + [0xE2, 0x82] + [0xAC] + Array("cd".utf8)  // "€" cut by a gap after 0x82
         let gaps = [PayloadGap(offset: 4, length: 10)]
-        #expect(cut.withUnsafeBytes { WebSocketStreamDecoder.capturedPartsMayBeUTF8($0, gaps: gaps) })
+        #expect(cut.withUnsafeBytes { bytes in gaps.withUnsafeBufferPointer { WebSocketStreamDecoder.capturedPartsMayBeUTF8(bytes, gaps: $0) } })
         let invalid: [UInt8] = Array("ab".utf8) + [0xFF] + Array("cd".utf8)
-        #expect(!invalid.withUnsafeBytes { WebSocketStreamDecoder.capturedPartsMayBeUTF8($0, gaps: [PayloadGap(offset: 5, length: 3)]) })
+        let gap = [PayloadGap(offset: 5, length: 3)]
+        #expect(!invalid.withUnsafeBytes { bytes in gap.withUnsafeBufferPointer { WebSocketStreamDecoder.capturedPartsMayBeUTF8(bytes, gaps: $0) } })
     }
 }
