@@ -12,6 +12,9 @@ public struct AnalyzerOptions: Sendable {
     public var maxPayloadBytes: Int = 64 << 20
     /// Connections to or from these ports are decoded as WebSocket even without a captured handshake.
     public var websocketPorts: Set<UInt16> = []
+    /// Keep count of connections holding bytes that may still become events with earlier times
+    /// (live: a streaming output writes at once while none does; `Analyzer.holdsBytesForEarlierEvents`).
+    public var tracksHeldBytes = false
 
     public init() {}
 }
@@ -29,10 +32,12 @@ public final class Analyzer: TCPConnectionObserver {
     /// Called for every packet: held by hand, so the call costs no reference counting.
     private let connections: ManuallyRetained<ConnectionTable>
     private let fragments = IPFragmentReassembler()
+    private let heldBytes: HeldBytesTally?
 
     public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
         self.options = options
         timeline = TimelineFold(sink: sink)
+        heldBytes = options.tracksHeldBytes ? HeldBytesTally() : nil
         let table = ConnectionTable(limits: options.reassembly)
         connections = ManuallyRetained(retaining: table)
         table.observer = self
@@ -43,6 +48,15 @@ public final class Analyzer: TCPConnectionObserver {
     /// WebSocket frames and data messages decoded so far (for `sniff -c`).
     public var frameCount: UInt64 { timeline.framesDecoded }
     public var messageCount: UInt64 { timeline.messagesDecoded }
+
+    /// Some bytes are held that may still be decoded into events earlier than events already
+    /// produced: segments behind a TCP hole, or bytes a frame search holds. While none are, every
+    /// event produced so far can be written (nothing earlier can follow). Needs `tracksHeldBytes`;
+    /// without it, always true.
+    public var holdsBytesForEarlierEvents: Bool {
+        guard let heldBytes else { return true }
+        return heldBytes.connections > 0 || connections.with(\.holdsOutOfOrderSegments)
+    }
 
     /// Decodes one captured packet; its bytes need to stay valid only for this call.
     public func process(_ packet: CapturedPacket) {
@@ -97,7 +111,7 @@ public final class Analyzer: TCPConnectionObserver {
         let record = ConnectionRecord(
             id: connection.id, client: connection.client, server: connection.server,
             tcpHandshakeSeen: connection.handshakeSeen, startTime: time)
-        return Connection(context: ConnectionContext(record: record, options: options, timeline: timeline))
+        return Connection(context: ConnectionContext(record: record, options: options, timeline: timeline, heldBytes: heldBytes))
     }
 }
 

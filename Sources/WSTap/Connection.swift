@@ -14,6 +14,8 @@ final class Connection: TCPStreamHandler {
     /// Bytes arrived (not only gaps): the connection is listed even if nothing came of them.
     private var sawBytes = false
     private var reportedSnaplenCut = false
+    /// Counted in the context's `heldBytes` as holding bytes for earlier events.
+    private var countedAsHolding = false
 
     init(context: ConnectionContext) {
         self.context = context
@@ -31,6 +33,15 @@ final class Connection: TCPStreamHandler {
         sawBytes = true
         let direction = context.direction(direction)
         if let next = stage.with({ $0.receive(bytes, direction: direction, at: time) }) { handOver(to: next) }
+        if context.heldBytes != nil { countHeldBytes() }
+    }
+
+    private func countHeldBytes(closing: Bool = false) {
+        guard let tally = context.heldBytes else { return }
+        let holds = !closing && stage.with(\.holdsBytesForEarlierEvents)
+        guard holds != countedAsHolding else { return }
+        countedAsHolding = holds
+        tally.connections += holds ? 1 : -1
     }
 
     func missing(_ range: MissingRange, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
@@ -48,6 +59,7 @@ final class Connection: TCPStreamHandler {
         if let next = stage.with({ $0.missing(byteCount: range.byteCount, cause: range.cause, direction: direction, at: time) }) {
             handOver(to: next)
         }
+        countHeldBytes()
     }
 
     func conflictingRetransmission(
@@ -61,6 +73,7 @@ final class Connection: TCPStreamHandler {
 
     func closed(reason: ConnectionEndReason, at time: CaptureTimestamp) {
         stage.with { $0.finish(at: time) }
+        countHeldBytes(closing: true)
         guard context.opened || sawBytes else { return }
         context.emit(.connectionClosed(context.record, ConnectionEnd(
             time: time, reason: reason, protocolKind: context.phase.protocolKind,

@@ -31,6 +31,9 @@ class ConnectionStage {
 
     /// The connection ended: report what is still held or unfinished.
     func finish(at time: CaptureTimestamp) {}
+
+    /// Bytes are held that may later be decoded into events with earlier times (a frame search).
+    var holdsBytesForEarlierEvents: Bool { false }
 }
 
 /// What a connection is decoded as now: one value instead of a set of flags.
@@ -81,15 +84,18 @@ final class ConnectionContext {
     /// The TCP layer guessed client and server the wrong way round: its directions are flipped.
     private(set) var rolesSwapped = false
     private let timeline: TimelineFold
+    /// Where connections holding bytes for earlier events are counted; nil when nobody asks.
+    let heldBytes: HeldBytesTally?
     /// Events held while both directions of a connection caught mid-way are decided, then
     /// written in time order (so frames are never regrouped by direction), with the payloads
     /// they borrow copied. Nil when nothing is held.
     private var held: [(event: TimelineEvent, payload: [UInt8], gaps: [PayloadGap])]?
 
-    init(record: ConnectionRecord, options: AnalyzerOptions, timeline: TimelineFold) {
+    init(record: ConnectionRecord, options: AnalyzerOptions, timeline: TimelineFold, heldBytes: HeldBytesTally? = nil) {
         self.record = record
         self.options = options
         self.timeline = timeline
+        self.heldBytes = heldBytes
         emitsFramesAndMessages = timeline.emitsFramesAndMessages
     }
 
@@ -175,4 +181,10 @@ final class ConnectionContext {
         opened = true
         timeline.receive(.connectionOpened(record, time))
     }
+}
+
+/// How many connections hold bytes that may still become events earlier than ones already
+/// produced (`ConnectionStage.holdsBytesForEarlierEvents`), kept up to date by each connection.
+final class HeldBytesTally {
+    var connections = 0
 }

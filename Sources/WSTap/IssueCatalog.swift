@@ -134,6 +134,14 @@ extension Issue {
                      detail: "\(range.byteCount) bytes not captured (sequence \(range.startSequence)-\(end))")
     }
 
+    /// A streaming timeline could not write every event in time order (its reorder window was
+    /// too short or too small): one capture-level report at the end.
+    public static func timelineOutOfOrder(events: Int, worstNanoseconds: Int64, window: String) -> Issue {
+        let worst = Double(worstNanoseconds) / 1e9
+        return Issue(time: nil, direction: nil, severity: .warning, code: "timeline-out-of-order",
+                     detail: "\(events) events written after a later one (at most \(worst) s earlier): they arrived later than the reorder window (\(window)) allows")
+    }
+
     static func snaplenTruncated(bytes: UInt64, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
         Issue(time: time, direction: direction, severity: .warning, code: "snaplen-truncated",
               detail: "packets cut by the capture's snapshot length (\(bytes) bytes missing here); later cuts on this connection are counted in totals.missing_bytes, not reported again")

@@ -48,6 +48,8 @@ final class WebSocketStage: ConnectionStage {
         return nil
     }
 
+    override var holdsBytesForEarlierEvents: Bool { decoder.with(\.holdsSearchBytes) }
+
     override func boundaryUnknown(direction: StreamDirection) {
         decoder.with { $0.boundaryUnknown(direction: direction) }
     }

@@ -162,6 +162,13 @@ public enum SystemCalls {
     }
 
     /// A write to a closed pipe fails with EPIPE instead of killing the process.
+    /// The wall clock, as packets are stamped by a live capture.
+    public static func wallClock() -> CaptureTimestamp {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return CaptureTimestamp(seconds: Int64(now.tv_sec), nanoseconds: UInt32(now.tv_nsec))
+    }
+
     public static func ignoreBrokenPipes() {
         signal(SIGPIPE, SIG_IGN)
     }

@@ -60,8 +60,10 @@ public final class LiveSession: @unchecked Sendable {
 
     /// Captures and decodes until stopped, then closes every connection and delivers the summary
     /// with the capture counters. Returns a capture failure, if the device or the `-w` file failed.
+    /// `tick` is called on the decoding thread after each batch and at least every tenth of a
+    /// second while no packet comes (a streaming output writes what its reorder window let pass).
     @discardableResult
-    public func run(outputFailed: @escaping () -> Bool = { false }) -> CaptureError? {
+    public func run(outputFailed: @escaping () -> Bool = { false }, tick: () -> Void = {}) -> CaptureError? {
         let captureDone = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             let failure = captureLoop()
@@ -73,11 +75,14 @@ public final class LiveSession: @unchecked Sendable {
         }
         thread.name = "wstap-capture"
         thread.start()
-        while let batch = queue.pop() {
-            batch.forEachPacket { packet in
-                guard !reachedCount() else { return }
-                analyzer.process(packet)
+        while let next = queue.pop(waitingAtMost: 0.1) {
+            if case .batch(let batch) = next {
+                batch.forEachPacket { packet in
+                    guard !reachedCount() else { return }
+                    analyzer.process(packet)
+                }
             }
+            tick()
             if reachedCount() || outputFailed() { requestStop() }
         }
         captureDone.wait()
@@ -217,12 +222,19 @@ final class BatchQueue: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The next batch, waiting for one; nil once closed and drained.
-    func pop() -> PacketBatch? {
+    enum Next {
+        case batch(PacketBatch)
+        /// None came within the wait.
+        case idle
+    }
+
+    /// The next batch, waiting at most `seconds` for one; nil once closed and drained.
+    func pop(waitingAtMost seconds: Double) -> Next? {
         condition.lock()
         defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: seconds)
         while head == batches.count, !closed {
-            condition.wait()
+            if !condition.wait(until: deadline), head == batches.count, !closed { return .idle }
         }
         guard head < batches.count else { return nil }
         let batch = batches[head]
@@ -232,6 +244,6 @@ final class BatchQueue: @unchecked Sendable {
             head = 0
         }
         queuedBytes -= batch.byteCount
-        return batch
+        return .batch(batch)
     }
 }

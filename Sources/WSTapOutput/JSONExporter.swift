@@ -303,7 +303,7 @@ public final class JSONExporter: TimelineSink {
         output.write(",\n\"issues\":")
         connection.issues.write(to: output, spool: spool)
         output.write("}")
-        output.endEvent()
+        output.endEvent(at: nil)
         recycle(connection.frames.items)
         recycle(connection.messages.items)
     }

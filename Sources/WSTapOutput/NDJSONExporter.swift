@@ -17,40 +17,51 @@ public final class NDJSONExporter: TimelineSink {
     }
 
     public func receive(_ event: TimelineEvent) {
+        let time: CaptureTimestamp?
         switch event {
-        case .captureStarted(let time):
-            line.raw("{\"event\":\"capture_start\",\"time\":"); line.time(time)
-        case .connectionOpened(let record, let time):
+        case .captureStarted(let started):
+            time = started
+            line.raw("{\"event\":\"capture_start\",\"time\":"); line.time(started)
+        case .connectionOpened(let record, let opened):
+            time = opened
             begin("connection_open", record.id)
-            line.raw(",\"time\":"); line.time(time)
+            line.raw(",\"time\":"); line.time(opened)
             line.raw(",\"start_time\":"); line.time(record.startTime)
             line.raw(",\"client\":"); line.endpoint(record.client)
             line.raw(",\"server\":"); line.endpoint(record.server)
             line.raw(",\"tcp_handshake_seen\":"); line.bool(record.tcpHandshakeSeen)
-        case .httpRequest(let record, let time, let head):
+        case .httpRequest(let record, let requested, let head):
+            time = requested
             begin("http_request", record.id); line.comma()
-            line.requestFields(head, time: time)
-        case .httpResponse(let record, let time, let head):
+            line.requestFields(head, time: requested)
+        case .httpResponse(let record, let answered, let head):
+            time = answered
             begin("http_response", record.id); line.comma()
-            line.responseFields(head, time: time)
+            line.responseFields(head, time: answered)
         case .httpExchange:
             return  // The pairing is for whole-capture formats: its request and response were written as they came.
         case .upgrade(let record, let exchange):
+            time = exchange.time
             begin("upgrade", record.id); line.comma()
             line.upgradeFields(exchange)
-        case .upgradeAnswerBody(let record, let time, let body):
+        case .upgradeAnswerBody(let record, let ended, let body):
+            time = ended
             begin("upgrade_answer_body", record.id); line.comma()
-            line.answerBodyFields(body, time: time)
+            line.answerBodyFields(body, time: ended)
         case .frame(let record, let frame):
+            time = frame.time
             begin("frame", record.id); line.comma()
             line.frameFields(frame, maxPayload: maxPayload, textCache: textCache)
         case .message(let record, let message):
+            time = message.time
             begin("message", record.id); line.comma()
             line.messageFields(message, maxPayload: maxPayload, textCache: textCache)
         case .issue(let record, let issue):
+            time = issue.time
             line.raw("{\"event\":\"issue\",\"connection\":"); line.number(record?.id); line.comma()
             line.issueFields(issue)
         case .connectionClosed(let record, let end):
+            time = end.time
             begin("connection_close", record.id)
             line.raw(",\"time\":"); line.time(end.time)
             line.raw(",\"reason\":"); line.string(end.reason.rawValue)
@@ -59,10 +70,11 @@ public final class NDJSONExporter: TimelineSink {
             line.raw(",\"totals\":{"); line.totalsFields(end.totals); line.raw("}")
         }
         line.raw("}\n")
-        output.endEvent()
+        output.endEvent(at: time)
     }
 
     public func finish(_ summary: CaptureSummary) {
+        if let late = output.timeOrderIssue { receive(.issue(nil, late)) }
         line.raw("{\"event\":\"summary\",")
         line.summaryFields(summary)
         line.raw("}\n")

@@ -32,6 +32,26 @@ final class OutputBuffer {
         storage = .allocate(byteCount: self.capacity, alignment: 8)
     }
 
+    /// Drops the first `length` bytes, moving the rest to the front.
+    func removeFirst(_ length: Int) {
+        precondition(length >= 0 && length <= count)
+        if length < count { storage.copyMemory(from: storage + length, byteCount: count - length) }
+        count -= length
+    }
+
+    /// Moves the bytes from `start` to the end so that they begin at `offset` (`offset <= start`),
+    /// shifting the bytes in between after them.
+    func moveTail(from start: Int, to offset: Int) {
+        precondition(offset >= 0 && offset <= start && start <= count)
+        let length = count - start
+        guard length > 0, offset < start else { return }
+        let tail = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 8)
+        defer { tail.deallocate() }
+        tail.copyMemory(from: storage + start, byteCount: length)
+        (storage + offset + length).copyMemory(from: storage + offset, byteCount: start - offset)
+        (storage + offset).copyMemory(from: tail, byteCount: length)
+    }
+
     func withBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         body(UnsafeRawBufferPointer(start: storage, count: count))
     }

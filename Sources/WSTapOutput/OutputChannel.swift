@@ -16,6 +16,27 @@ public final class OutputChannel {
     public private(set) var failure: String?
     /// Flush after every event (live capture), rather than when the buffer fills.
     public var flushesEachEvent = false
+    /// Streaming timelines: events held so that they are written in time order.
+    private var reorder: ReorderWindow?
+
+    /// Holds the events of a streaming exporter so that they are written in time order
+    /// (set before the first event).
+    public var timeOrder: ReorderPolicy? {
+        get { reorder?.policy }
+        set { reorder = newValue.map(ReorderWindow.init) }
+    }
+
+    /// What the time order could not achieve so far.
+    public var timeOrderShortfall: ReorderShortfall { reorder?.shortfall ?? ReorderShortfall() }
+
+    /// The report a streaming exporter writes at the end when some events could not be written
+    /// in time order; nil when all were.
+    var timeOrderIssue: Issue? {
+        guard let reorder, reorder.shortfall.events > 0 else { return nil }
+        let policy = reorder.policy
+        let window = "\(Double(policy.windowNanoseconds) / 1e9) s of capture time, \(policy.maxHeldBytes >> 20) MiB of output"
+        return .timelineOutOfOrder(events: reorder.shortfall.events, worstNanoseconds: reorder.shortfall.worstNanoseconds, window: window)
+    }
 
     /// Writes to `fileDescriptor` (standard output by default).
     public init(fileDescriptor: Int32 = SystemCalls.standardOutput) {
@@ -56,13 +77,45 @@ public final class OutputChannel {
         text.withUTF8 { write(bytes: UnsafeRawBufferPointer($0)) }
     }
 
-    /// Called by exporters at the end of each event.
-    public func endEvent() {
-        if flushesEachEvent || pending.count >= flushThreshold { flush() }
+    /// Called by exporters at the end of each event, with the event's time.
+    public func endEvent(at time: CaptureTimestamp?) {
+        guard reorder != nil else {
+            if flushesEachEvent || pending.count >= flushThreshold { flush() }
+            return
+        }
+        reorder!.commit(time, in: pending)
+        if flushesEachEvent || pending.count >= min(flushThreshold, reorder!.policy.maxHeldBytes) { writeDue() }
     }
 
+    /// Live, between batches of packets: capture time has moved on to `now`, and what is due is
+    /// written. `nothingEarlierToCome`: the analyzer holds no bytes that could still become an
+    /// earlier event (`Analyzer.holdsBytesForEarlierEvents`), so every held event is written now.
+    public func advance(to now: CaptureTimestamp, nothingEarlierToCome: Bool = false) {
+        guard reorder != nil else { return }
+        if nothingEarlierToCome { return flush() }
+        reorder!.advance(to: now)
+        writeDue()
+    }
+
+    /// Writes the held events whose window has passed: live at once, otherwise in large pieces
+    /// (at least half of what is held, so that moving the rest to the front stays linear).
+    private func writeDue() {
+        let due = reorder!.due(everything: false)
+        guard due.bytes > 0,
+              flushesEachEvent || due.forced || (due.bytes >= flushThreshold && due.bytes * 2 >= pending.count)
+        else { return }
+        pending.withBytes { send(UnsafeRawBufferPointer(rebasing: $0[..<due.bytes])) }
+        pending.removeFirst(due.bytes)
+        reorder!.release()
+    }
+
+    /// Writes everything, held events included.
     public func flush() {
         guard pending.count > 0 else { return }
+        if reorder != nil {
+            let due = reorder!.due(everything: true)
+            reorder!.release(extraBytes: pending.count - due.bytes)
+        }
         pending.withBytes { send($0) }
         // One huge line (a large message as base64) must not stay resident.
         pending.removeAll(shrinkingAbove: 4 << 20, to: Self.initialCapacity)

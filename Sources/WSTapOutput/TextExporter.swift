@@ -90,10 +90,11 @@ public final class TextExporter: TimelineSink {
             }
         }
         line.append(UInt8(ascii: "\n"))
-        output.endEvent()
+        output.endEvent(at: event.time)
     }
 
     public func finish(_ summary: CaptureSummary) {
+        if let late = output.timeOrderIssue { receive(.issue(nil, late)) }
         if showSummary {
             line.append(UInt8(ascii: "\n"))
             SummaryText.render(summary, into: line)

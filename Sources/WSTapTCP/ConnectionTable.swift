@@ -76,6 +76,9 @@ public final class ConnectionTable {
 
     public var openConnectionCount: Int { connections.count }
 
+    /// Some connection holds segments behind a hole (they keep their own, earlier times).
+    public var holdsOutOfOrderSegments: Bool { pendingBytesTotal > 0 }
+
     /// Routes one segment to its connection, opening, reordering and closing as the flags say.
     public func process(_ segment: TCPSegment, at time: CaptureTimestamp) {
         statistics.segments &+= 1

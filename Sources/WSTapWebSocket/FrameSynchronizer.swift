@@ -46,6 +46,9 @@ struct FrameSynchronizer {
     /// Frame boundaries are known: bytes can go to `decodeInStep`.
     var isInStep: Bool { searchBuffer == nil }
 
+    /// Bytes are held for a search: frames found in them later will carry earlier times.
+    var holdsSearchBytes: Bool { !(searchBuffer?.isEmpty ?? true) }
+
     /// Decodes bytes while frame boundaries are known (`isInStep`): the common path, with each
     /// frame handed straight to `frame`, in the time of the bytes being decoded.
     @inline(__always)

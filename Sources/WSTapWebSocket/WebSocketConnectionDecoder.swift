@@ -43,6 +43,8 @@ public final class WebSocketConnectionDecoder: StreamStage {
 
     /// True once both directions searched long enough without finding frames: it is not WebSocket.
     public var gaveUpSearching: Bool { first.with(\.gaveUpSearching) && second.with(\.gaveUpSearching) }
+    /// Either direction holds bytes for a search: frames found in them later will carry earlier times.
+    public var holdsSearchBytes: Bool { first.with(\.holdsSearchBytes) || second.with(\.holdsSearchBytes) }
 
     public func receive(
         _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp,

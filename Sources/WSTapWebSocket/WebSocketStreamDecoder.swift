@@ -41,6 +41,8 @@ public final class WebSocketStreamDecoder {
 
     /// True once this direction searched long enough without finding frames: it is not WebSocket.
     public var gaveUpSearching: Bool { synchronizer.gaveUpSearching }
+    /// Bytes are held for a search: frames found in them later will carry earlier times.
+    public var holdsSearchBytes: Bool { synchronizer.holdsSearchBytes }
 
     /// Sets the sender's role when the other direction revealed it.
     public func assumeRole(_ role: WebSocketRole) {

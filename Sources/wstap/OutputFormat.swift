@@ -10,6 +10,9 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case ndjson
     case summary
 
+    /// Formats written event by event, in time order (text and NDJSON).
+    var isTimeline: Bool { self == .text || self == .ndjson }
+
     /// The exporter for this format, writing to `output`.
     func makeSink(output: OutputChannel, maxPayload: Int?, verbose: Bool) -> any TimelineSink {
         switch self {

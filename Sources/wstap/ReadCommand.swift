@@ -23,6 +23,7 @@ struct ReadCommand: ParsableCommand {
             throw fail(error.message, exitCode: 2)
         }
         let output = OutputChannel()
+        if options.format.isTimeline { output.timeOrder = .file }
         let analyzer = Analyzer(
             options: options.analyzerOptions,
             sink: options.format.makeSink(output: output, maxPayload: options.maxPayload, verbose: options.verbose))

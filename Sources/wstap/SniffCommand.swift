@@ -74,8 +74,11 @@ struct SniffCommand: ParsableCommand {
         }
         let output = OutputChannel()
         output.flushesEachEvent = true
+        if options.format.isTimeline { output.timeOrder = .live }
+        var analyzerOptions = options.analyzerOptions
+        analyzerOptions.tracksHeldBytes = true
         let analyzer = Analyzer(
-            options: options.analyzerOptions,
+            options: analyzerOptions,
             sink: options.format.makeSink(output: output, maxPayload: options.maxPayload, verbose: options.verbose))
         let session = LiveSession(
             capture: capture, analyzer: analyzer, writer: writer,
@@ -89,7 +92,9 @@ struct SniffCommand: ParsableCommand {
             return source
         }
         note("listening on \(interface), link-type \(capture.linkType), snapshot length \(snaplen) bytes")
-        let failure = session.run(outputFailed: { output.failed })
+        let failure = session.run(outputFailed: { output.failed }, tick: {
+            output.advance(to: SystemCalls.wallClock(), nothingEarlierToCome: !analyzer.holdsBytesForEarlierEvents)
+        })
         signals.forEach { $0.cancel() }
         output.flush()
         // Like tcpdump: the counters also go to standard error, whatever the output format.
