@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFORMANCE ?= ../shared/conformance
 
-.PHONY: demo test deps build release unit cli fuzz memory live conformance bench
+.PHONY: demo test deps build release unit cli fuzz memory hostile live conformance bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -31,12 +31,16 @@ live: release
 memory: release
 	python3 Tests/memory.py .build/release/wstap
 
+# Captures built to hurt (issue 14): linear time, bounded memory, no crash.
+hostile: release
+	python3 Tests/hostile.py .build/release/wstap
+
 conformance: release
 	@if [ -d "$(CONFORMANCE)/captures" ]; then \
 		python3 $(CONFORMANCE)/check.py --wstap .build/release/wstap $(CONFORMANCE)/captures; \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit fuzz cli memory live conformance
+test: unit fuzz cli memory hostile live conformance
 
 # The benchmark (not part of CI): about 15 minutes; needs tshark.
 bench: release

@@ -31,7 +31,7 @@ extension Issue {
         case .switchWithoutUpgradeHeader:
             (.error, "missing-upgrade-header", "101 response without an Upgrade header")
         case .switchToUnofferedProtocol(let name):
-            (.error, "unoffered-protocol", "101 switched to '\(name)', which the request did not offer")
+            (.error, "unoffered-protocol", "101 switched to \(name), which the request did not offer")
         case .headCut(let bytes):
             (.warning, "http-head-cut", "message head cut by \(bytes) missing bytes; its complete lines were parsed")
         case .streamGap(let bytes):
@@ -66,7 +66,7 @@ extension Issue {
         case .multipleSubprotocols(let value):
             (.error, "multiple-subprotocols", "server selected several subprotocols: \(value)")
         case .unofferedExtension(let name):
-            (.error, "unoffered-extension", "server accepted extension '\(name)', which the client did not offer")
+            (.error, "unoffered-extension", "server accepted extension \(name), which the client did not offer")
         case .rejected(let status, let reason):
             (.info, "upgrade-rejected", "server answered the WebSocket upgrade with \(status) \(reason)")
         }

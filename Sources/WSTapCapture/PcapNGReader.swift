@@ -65,7 +65,6 @@ final class PcapNGReader {
                 guard length >= 28, length % 4 == 0, length <= Self.maxBlockLength else {
                     return .failure(reason: "section header length \(length) is invalid", offset: start)
                 }
-                block.reserve(length - 12)
                 guard fillBlock(length - 12) else {
                     return .failure(reason: "truncated section header", offset: start)
                 }
@@ -78,7 +77,6 @@ final class PcapNGReader {
                 return .failure(reason: "block length \(length) is invalid", offset: start)
             }
             let bodyLength = length - 8
-            block.reserve(bodyLength)
             guard fillBlock(bodyLength) else {
                 return .failure(reason: "truncated block of \(length) bytes", offset: start)
             }
@@ -112,9 +110,21 @@ final class PcapNGReader {
     }
 
     /// Reads the next `count` bytes of the file into `block`; false if the file ends first.
+    /// Reads the next `count` bytes into `block`, growing it as they arrive (1 MiB, then
+    /// doubling): a block length that claims more than the file holds costs memory only for the
+    /// bytes that are there.
     private func fillBlock(_ count: Int) -> Bool {
-        guard count > 0 else { return true }
-        return SystemCalls.read(stream: stream, into: block.storage.baseAddress!, count: count) == count
+        var filled = 0
+        while filled < count {
+            let target = min(count, max(filled * 2, 1 << 20))
+            block.reserve(target, keepingFirst: filled)
+            let wanted = target - filled
+            guard SystemCalls.read(stream: stream, into: block.storage.baseAddress! + filled, count: wanted) == wanted else {
+                return false
+            }
+            filled = target
+        }
+        return true
     }
 
     private func read16(_ bytes: OwnedBytes, _ at: Int) -> UInt16 {

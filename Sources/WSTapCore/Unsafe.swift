@@ -70,11 +70,13 @@ public final class OwnedBytes {
 
     deinit { storage.deallocate() }
 
-    /// Makes room for at least `count` bytes; what was held is not kept.
-    public func reserve(_ count: Int) {
+    /// Makes room for at least `count` bytes; of what was held, the first `keepingFirst` bytes are kept.
+    public func reserve(_ count: Int, keepingFirst kept: Int = 0) {
         guard storage.count < count else { return }
+        let larger = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        if kept > 0 { larger.copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[..<kept])) }
         storage.deallocate()
-        storage = .allocate(byteCount: count, alignment: 16)
+        storage = larger
     }
 
     public var count: Int { storage.count }

@@ -483,9 +483,8 @@ public struct HTTPConversation: StreamStage {
         } else if answered.isEmpty, !headWasCut {
             emit(.violation(.switchWithoutUpgradeHeader, .serverToClient))
         } else if let offered = request?.offeredProtocols, !offered.isEmpty {
-            for selected in answered where !offered.contains(where: { $0.caseInsensitiveEquals(selected) }) {
-                emit(.violation(.switchToUnofferedProtocol(selected), .serverToClient))
-            }
+            let unoffered = TokenList.notOffered(answered, offered: offered)
+            if !unoffered.isEmpty { emit(.violation(.switchToUnofferedProtocol(TokenList.listing(unoffered)), .serverToClient)) }
         }
         modes[1] = .switched
         // Both directions now carry the new protocol: requests still waiting are never answered.

@@ -68,6 +68,24 @@ public enum TokenList {
         split(value, separator: ",")
     }
 
+    /// The elements of `answered` that are not in `offered` (compared without case), each once,
+    /// in the order they came. Linear: the offered names go into a set, one lookup per element
+    /// (a head of 64 KiB holds 30,000 one-letter elements; comparing each with each is not).
+    public static func notOffered(_ answered: [String], offered: [String]) -> [String] {
+        let offeredNames = Set(offered.lazy.map { $0.lowercased() })
+        var reported = Set<String>()
+        return answered.filter { element in
+            let name = element.lowercased()
+            return !offeredNames.contains(name) && reported.insert(name).inserted
+        }
+    }
+
+    /// Names for a one-line report: all of a few, or the first eight and how many more.
+    public static func listing(_ names: [String]) -> String {
+        let shown = names.prefix(8).map { "'\($0)'" }.joined(separator: ", ")
+        return names.count > 8 ? "\(shown) and \(names.count - 8) more" : shown
+    }
+
     /// Splits at `separator` (an ASCII character) outside quoted strings; also used for
     /// `;`-separated parameters.
     public static func split(_ value: String, separator: Character) -> [String] {

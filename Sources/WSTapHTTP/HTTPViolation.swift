@@ -15,6 +15,7 @@ public enum HTTPViolation: Error, Hashable, Sendable {
     /// A 101 named no protocol in its `Upgrade` header.
     case switchWithoutUpgradeHeader
     /// A 101 switched to a protocol the request did not offer.
+    /// The names, as `TokenList.listing` writes them (one report for all of them).
     case switchToUnofferedProtocol(String)
     /// Bytes were lost where HTTP framing needs them; the direction is no longer parsed.
     case streamGap(bytes: UInt64)

@@ -33,7 +33,9 @@ public struct IPFragment {
 
 /// Decodes link layer, IPv4/IPv6 and TCP headers without copying the packet.
 ///
-/// Tunnels are opened on the way: GRE, IP in IP, VXLAN (UDP 4789) and MPLS, up to four deep.
+/// Tunnels are opened on the way: GRE, IP in IP, VXLAN (UDP 4789), MPLS and Ethernet bridged in
+/// GRE, up to four deep. Decoders call each other only through a tunnel, and every tunnel adds
+/// one to `depth`: the recursion is at most `maxEncapsulationDepth` levels, whatever the packet.
 public enum PacketDecoder {
     private static let maxEncapsulationDepth = 4
 
@@ -81,7 +83,10 @@ public enum PacketDecoder {
         case 0x0800: return decodeIPv4(bytes, missingTail, depth: depth)
         case 0x86DD: return decodeIPv6(bytes, missingTail, depth: depth)
         case 0x8847, 0x8848: return decodeMPLS(bytes, missingTail, depth: depth + 1)
-        case 0x6558 where depth > 0: return decodeEthernet(bytes, missingTail: missingTail, depth: depth)
+        // Transparent Ethernet bridging (inside GRE): one more level, so a chain of them ends.
+        case 0x6558 where depth > 0:
+            guard depth < maxEncapsulationDepth else { return .skipped(.notTCP) }
+            return decodeEthernet(bytes, missingTail: missingTail, depth: depth + 1)
         default: return .skipped(.notIP)
         }
     }

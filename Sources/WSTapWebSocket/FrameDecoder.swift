@@ -198,8 +198,11 @@ public struct FrameDecoder {
 
     /// Keeps what fits under the limit, unmasking it at its position in the payload.
     private mutating func append(_ bytes: UnsafeRawBufferPointer, to progress: inout PayloadProgress) {
+        // Room for what the header claims, but never more than the bytes at hand plus 256 KiB:
+        // memory follows the bytes that arrive, not a length field (the array grows by doubling).
         if payload.isEmpty, progress.position == 0 {
-            payload.reserveCapacity(Int(min(progress.header.payloadLength, UInt64(maxPayloadBytes))))
+            let claimed = min(progress.header.payloadLength, UInt64(maxPayloadBytes))
+            payload.reserveCapacity(Int(min(claimed, UInt64(bytes.count + (256 << 10)))))
         }
         let room = max(0, maxPayloadBytes - payload.count)
         let keep = min(room, bytes.count)

@@ -9,7 +9,14 @@ import WSTapCore
 /// passes about one time in twenty, a following one about one in seventy; so a chain must be long
 /// (`Requirement.anywhere` frames) or end exactly where the received bytes end
 /// (`Requirement.endingAtEnd` frames), as real frames do at segment boundaries.
-enum FrameSearch {
+///
+/// Linear: a chain is at most `Requirement.anywhere` headers long and the payload checks look at
+/// the first `checkedPayloadPrefix` bytes of each frame, so each candidate offset costs a bounded
+/// amount of work however long the frames it claims; `search` looks at each offset once.
+public enum FrameSearch {
+    /// The payload bytes of each frame that the text and close-code checks look at.
+    static let checkedPayloadPrefix = 128
+
     struct Rules {
         var allowedReservedBits: UInt8
         /// The masking every frame must have; nil when the sender's role is unknown.
@@ -37,14 +44,22 @@ enum FrameSearch {
         /// A convincing chain of complete frames starts at `offset`.
         case found(offset: Int, masked: Bool)
         /// Every offset before `candidate` is ruled out; the chain at `candidate` needs more bytes.
-        case needMoreData(candidate: Int)
+        /// `tentative`: the chain is complete frames ending exactly at the end of the bytes, too
+        /// few to convince alone (the other direction's frames may add to them).
+        case needMoreData(candidate: Int, tentative: TentativeChain?)
         /// No offset can begin a chain.
         case noFrames
     }
 
+    /// Complete frames that end exactly where the bytes end, fewer than a requirement asks.
+    public struct TentativeChain: Equatable, Sendable {
+        public var frames: Int
+        public var masked: Bool
+    }
+
     private enum Chain {
         case complete(masked: Bool)
-        case needMoreData
+        case needMoreData(TentativeChain?)
         case broken
     }
 
@@ -53,7 +68,7 @@ enum FrameSearch {
         while offset < bytes.count {
             switch chain(bytes, at: offset, rules: rules, requirement: requirement) {
             case .complete(let masked): return .found(offset: offset, masked: masked)
-            case .needMoreData: return .needMoreData(candidate: offset)
+            case .needMoreData(let tentative): return .needMoreData(candidate: offset, tentative: tentative)
             case .broken: offset += 1
             }
         }
@@ -69,10 +84,11 @@ enum FrameSearch {
         var closed = false
         while frames < requirement.anywhere {
             guard position < bytes.count else {
-                return frames >= requirement.endingAtEnd ? .complete(masked: masked ?? false) : .needMoreData
+                if frames >= requirement.endingAtEnd { return .complete(masked: masked ?? false) }
+                return .needMoreData(frames > 0 ? TentativeChain(frames: frames, masked: masked ?? false) : nil)
             }
             let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
-            guard case .header(let header) = FrameHeader.parse(rest) else { return .needMoreData }
+            guard case .header(let header) = FrameHeader.parse(rest) else { return .needMoreData(nil) }
             if let expected = masked, header.masked != expected { return .broken }
             masked = header.masked
             guard !closed, isPlausible(header, rules: rules) else { return .broken }
@@ -88,7 +104,7 @@ enum FrameSearch {
             let payloadCount = complete ? Int(header.payloadLength) : available
             let payload = UnsafeRawBufferPointer(rebasing: rest[header.headerLength..<(header.headerLength + payloadCount)])
             guard payloadIsPlausible(header, payload: payload, complete: complete) else { return .broken }
-            guard complete else { return .needMoreData }
+            guard complete else { return .needMoreData(nil) }
             frames += 1
             position += header.headerLength + payloadCount
         }
@@ -127,19 +143,23 @@ enum FrameSearch {
         return true
     }
 
-    /// Close codes must be valid on the wire; uncompressed text must be UTF-8 (a cut sequence may end it).
+    /// Close codes must be valid on the wire; uncompressed text must be UTF-8 (a cut sequence may
+    /// end it). Only the first `checkedPayloadPrefix` bytes are looked at, unmasked in place of a copy.
     private static func payloadIsPlausible(_ header: FrameHeader, payload: UnsafeRawBufferPointer, complete: Bool) -> Bool {
         let checksText = header.opcode == .text && !header.rsv1
         let checksClose = header.opcode == .close && payload.count >= 2
         guard checksText || checksClose else { return true }
-        var plain = Array(payload)
-        if let key = header.maskingKey { plain.withUnsafeMutableBytes { unmask($0, key: key, offset: 0) } }
-        return plain.withUnsafeBytes { plain in
+        let checked = UnsafeRawBufferPointer(rebasing: payload.prefix(checkedPayloadPrefix))
+        let cutShort = checked.count < payload.count || !complete || !header.fin
+        return withUnsafeTemporaryAllocation(byteCount: checkedPayloadPrefix, alignment: 1) { scratch in
+            let plain = UnsafeMutableRawBufferPointer(rebasing: scratch[..<checked.count])
+            plain.copyMemory(from: checked)
+            if let key = header.maskingKey { unmask(plain, key: key, offset: 0) }
             if checksClose {
                 let code = CloseCode(rawValue: UInt16(plain[0]) << 8 | UInt16(plain[1]))
                 return code.isValidOnWire
             }
-            return UTF8Validation.isValid(plain, allowingCutEnd: !complete || !header.fin)
+            return UTF8Validation.isValid(UnsafeRawBufferPointer(plain), allowingCutEnd: cutShort)
         }
     }
 }

@@ -78,6 +78,7 @@ public enum HandshakeViolation: Hashable, Sendable {
     case missingConnectionHeader
     case unofferedSubprotocol(String)
     case multipleSubprotocols(String)
+    /// The names, as `TokenList.listing` writes them (one report for all of them).
     case unofferedExtension(String)
     /// The server refused the upgrade with a final status other than 101 or 426.
     case rejected(status: Int, reason: String)
@@ -178,10 +179,9 @@ public enum HandshakeValidator {
         let accepted = answer.tokens("Sec-WebSocket-Extensions")
         if !accepted.isEmpty {
             handshake.extensions = accepted
-            let offeredNames = handshake.extensionsOffered.map { ExtensionOffer($0).name.lowercased() }
-            for element in accepted where !offeredNames.contains(ExtensionOffer(element).name.lowercased()) {
-                violations.append(.unofferedExtension(ExtensionOffer(element).name))
-            }
+            let unoffered = TokenList.notOffered(
+                accepted.map { ExtensionOffer($0).name }, offered: handshake.extensionsOffered.map { ExtensionOffer($0).name })
+            if !unoffered.isEmpty { violations.append(.unofferedExtension(TokenList.listing(unoffered))) }
         }
     }
 }

@@ -50,7 +50,24 @@ public final class WebSocketConnectionDecoder: StreamStage {
         _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp,
         emit: (WebSocketStreamEvent) -> Void
     ) {
-        decoder(direction).with { $0.receive(bytes, at: time, emit: emit) }
+        let stream = decoder(direction)
+        stream.with { $0.receive(bytes, at: time, emit: emit) }
+        if let chain = stream.with(\.tentativeChain) { decideTogether(direction, chain: chain, at: time, emit: emit) }
+    }
+
+    /// Both directions are searching and each holds complete frames that end where its bytes end,
+    /// too few to decide alone: with opposite masking (one sender a client, the other a server)
+    /// and as many frames together as one direction needs alone, they decide together, so a
+    /// quiet conversation is recognised on its first exchanges. `direction`'s frames are taken;
+    /// the stage then confirms the other direction, whose search believes its chain at once.
+    private func decideTogether(
+        _ direction: StreamDirection, chain: FrameSearch.TentativeChain, at time: CaptureTimestamp,
+        emit: (WebSocketStreamEvent) -> Void
+    ) {
+        guard let other = decoder(direction.reversed).with(\.tentativeChain), other.masked != chain.masked,
+              chain.frames + other.frames >= FrameSearch.Requirement.normal.endingAtEnd
+        else { return }
+        decoder(direction).with { $0.acceptTentativeChain(at: time, emit: emit) }
     }
 
     public func missing(

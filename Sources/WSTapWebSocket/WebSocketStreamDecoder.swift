@@ -44,6 +44,16 @@ public final class WebSocketStreamDecoder {
     /// Bytes are held for a search: frames found in them later will carry earlier times.
     public var holdsSearchBytes: Bool { synchronizer.holdsSearchBytes }
 
+    /// After the last search: complete frames ending where the held bytes end, too few to decide alone.
+    public var tentativeChain: FrameSearch.TentativeChain? { synchronizer.tentativeChain }
+
+    /// Takes the tentative chain as the frames (the other direction's frames make up for its shortness).
+    public func acceptTentativeChain(at time: CaptureTimestamp, emit: Emit) {
+        begin(at: time)
+        let decoder = Unretained(self)
+        synchronizer.acceptTentativeChain(at: time) { output in decoder.with { $0.handle(output, emit: emit) } }
+    }
+
     /// Sets the sender's role when the other direction revealed it.
     public func assumeRole(_ role: WebSocketRole) {
         if self.role == nil { self.role = role }

@@ -150,6 +150,21 @@ struct PacketDecoderTests {
         if case .tcp = decode(nested, .raw) { Issue.record("followed too many tunnels") }
     }
 
+    /// Ethernet bridged in GRE (EtherType 0x6558) opens one level per header: a packet that is a
+    /// chain of them (2 MB, 150,000 headers) ends at the depth limit instead of overflowing the
+    /// stack, and one bridged frame is still decoded.
+    @Test func bridgedEthernetChainsEndAtTheDepthLimit() {
+        let bridge = ethernetHeader + [0x65, 0x58]
+        let inner = ipv4(tcpHeader() + [7, 7])
+        let oneBridge = ipv4([0x00, 0x00, 0x65, 0x58] + ethernetHeader + [0x08, 0x00] + inner, protocolNumber: 47)
+        #expect(segment(decode(oneBridge, .raw))?.payload == [7, 7])
+        var chain = [0x00, 0x00, 0x65, 0x58] as [UInt8]
+        chain.reserveCapacity(2 << 20)
+        while chain.count < 2 << 20 { chain += bridge }
+        let result = decode(ethernetHeader + [0x08, 0x00] + ipv4(chain + inner, protocolNumber: 47, totalLength: 0), .ethernet)
+        if case .tcp = result { Issue.record("decoded TCP beyond the depth limit") }
+    }
+
     @Test func addressesPrintInTheirUsualForms() {
         #expect(IPAddress.v6(high: 0x2001_0db8_0000_0000, low: 0x0000_0000_0000_0001).description == "2001:db8::1")
         #expect(IPAddress.v6(high: 0, low: 0xFFFF_7F00_0001).description == "::ffff:127.0.0.1")

@@ -98,4 +98,41 @@ struct ConnectionDecoderTests {
         }
         #expect(violations == [.undecodableBytes(7)])
     }
+
+    /// A connection caught mid-way, one frame per segment each way: two frames in each direction,
+    /// masked one way and not the other, decide together (four in one direction would be needed
+    /// alone); the same frames with the same masking both ways do not.
+    @Test(arguments: [true, false])
+    func bothDirectionsDecideTogether(oppositeMasking: Bool) {
+        let decoder = WebSocketConnectionDecoder(
+            rolesKnown: false, allowedReservedBits: 0, compression: .none, maxPayloadBytes: 1 << 20, synchronized: false)
+        var found: [String] = []
+        let segments: [(StreamDirection, [UInt8])] = (0..<2).flatMap { index in
+            [(StreamDirection.clientToServer, wireFrame(0x1, Array("question \(index)".utf8), mask: Self.key)),
+             (.serverToClient, wireFrame(0x1, Array("answer \(index)".utf8), mask: oppositeMasking ? nil : Self.key))]
+        }
+        for (step, (direction, bytes)) in segments.enumerated() {
+            bytes.withUnsafeBytes {
+                decoder.receive($0, direction: direction, at: CaptureTimestamp(seconds: Int64(step), nanoseconds: 0)) { event in
+                    switch event.event {
+                    case .resynchronized(_, let role):
+                        found.append("step \(step): \(event.direction.label) \(role)")
+                        decoder.roleFound(role, direction: event.direction)
+                        decoder.confirmWebSocket(direction: event.direction.reversed, at: event.time) { other in
+                            if case .frame = other.event { found.append("\(other.direction.label) frame t\(other.time.seconds)") }
+                        }
+                    case .frame: found.append("\(event.direction.label) frame t\(event.time.seconds)")
+                    default: break
+                    }
+                }
+            }
+        }
+        if oppositeMasking {
+            // Decided on the fourth segment (the other direction confirmed from within the
+            // decision, as the stage does); every frame keeps its own segment's time.
+            #expect(found == ["step 3: s2c server", "c2s frame t0", "c2s frame t2", "s2c frame t1", "s2c frame t3"])
+        } else {
+            #expect(found.isEmpty)
+        }
+    }
 }

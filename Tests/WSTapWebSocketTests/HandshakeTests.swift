@@ -39,7 +39,7 @@ struct HandshakeTests {
         #expect(violations == [
             .missingUpgradeHeader, .missingConnectionHeader,
             .badAccept(received: "wrong", expected: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-            .unofferedSubprotocol("other"), .unofferedExtension("x-webkit-deflate-frame"),
+            .unofferedSubprotocol("other"), .unofferedExtension("'x-webkit-deflate-frame'"),
         ])
         #expect(violations.allSatisfy { $0.failsConnection })
     }

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Captures built to hurt (issue 14): each is generated here, run through wstap, and must end
+with the expected exit status, in time that grows linearly with its size, within a memory bound.
+
+usage: Tests/hostile.py [WSTAP] [--only NAME]
+
+Linear time is checked by running each case at two sizes: twice the input may take at most three
+times as long (plus 0.3 s of start-up noise), and no run may take more than 20 s. Prints one
+line per case and "N passed, N failed"; exit 1 on any failure. wstap runs with 4 GB of address
+space (RLIMIT_AS), so memory reserved from a length field rather than from bytes held fails.
+"""
+import os, resource, struct, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+wstap = args[0] if args else os.path.join(HERE, "..", ".build", "release", "wstap")
+only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+
+CLIENT, SERVER = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+MAC = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
+MASK = b"\x37\x13\x2a\x4c"
+
+
+class Pcap:
+    """A pcap file (Ethernet) of TCP segments between one client and one server."""
+
+    def __init__(self, path):
+        self.file = open(path, "wb")
+        self.file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        self.time_us = 1_700_000_000 * 1_000_000
+        self.seq = {True: 1000, False: 5000}
+
+    def raw(self, frame):
+        self.time_us += 10
+        self.file.write(struct.pack("<IIII", self.time_us // 1_000_000, self.time_us % 1_000_000, len(frame), len(frame)))
+        self.file.write(frame)
+
+    def segment(self, from_client, payload=b"", flags=0x18, port=40000, server_port=8080, skip=0):
+        src, dst = (CLIENT, SERVER) if from_client else (SERVER, CLIENT)
+        sport, dport = (port, server_port) if from_client else (server_port, port)
+        self.seq[from_client] += skip
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0, src, dst)
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, self.seq[from_client] & 0xFFFFFFFF,
+                          self.seq[not from_client] & 0xFFFFFFFF, 0x50, flags, 65535, 0, 0)
+        self.raw(MAC + b"\x08\x00" + ip + tcp + payload)
+        self.seq[from_client] += len(payload) + (1 if flags & 0x03 else 0)
+
+    def handshake(self, port=40000):
+        self.segment(True, flags=0x02, port=port)
+        self.segment(False, flags=0x12, port=port)
+        self.segment(True, flags=0x10, port=port)
+
+    def close(self):
+        self.file.close()
+
+
+def ws_frame(opcode, payload, masked, length=None):
+    n = len(payload) if length is None else length
+    mask_bit = 0x80 if masked else 0
+    if n < 126:
+        head = bytes([0x80 | opcode, mask_bit | n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, mask_bit | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([0x80 | opcode, mask_bit | 127]) + struct.pack("!Q", n)
+    if not masked:
+        return head + payload
+    return head + MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+
+
+UPGRADE_REQUEST = (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+UPGRADE_RESPONSE = (b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+
+
+def in_pieces(pcap, from_client, data, size, port=40000):
+    for offset in range(0, len(data), size):
+        pcap.segment(from_client, data[offset:offset + size], port=port)
+
+
+# --- generators: each writes a capture of about `scale` units to `path` -------------------------
+
+def big_frame_midstream(path, scale):
+    """A connection caught mid-way: a few small frames, then one text frame of `scale` KB in 10-byte segments."""
+    pcap = Pcap(path)
+    pcap.segment(False, ws_frame(0x1, b"x" * 50, masked=False)[20:])
+    in_pieces(pcap, False, ws_frame(0x1, b"a" * (scale * 1000), masked=False), 10)
+    pcap.close()
+
+
+def big_frame_after_gap(path, scale):
+    """A WebSocket connection with a handshake, then a gap, then one frame of `scale` KB in 10-byte segments."""
+    pcap = Pcap(path)
+    pcap.handshake()
+    pcap.segment(True, UPGRADE_REQUEST)
+    pcap.segment(False, UPGRADE_RESPONSE)
+    pcap.segment(False, ws_frame(0x1, b"before", masked=False))
+    data = ws_frame(0x1, b"b" * (scale * 1000), masked=False)
+    pcap.segment(False, data[:5], skip=1000)  # 1000 bytes never captured
+    in_pieces(pcap, False, data[5:], 10)
+    pcap.close()
+
+
+def candidates_everywhere(path, scale):
+    """Mid-stream bytes where every tenth byte starts a plausible frame header claiming 1 MB: `scale` × 10 KB."""
+    pcap = Pcap(path)
+    unit = bytes([0x82, 127]) + struct.pack("!Q", 1 << 20)  # binary, 1 MiB, never completed
+    in_pieces(pcap, False, unit * (scale * 1000), 1400)
+    pcap.close()
+
+
+def bridged_chain(path, scale):
+    """`scale` packets, each an IPv4/GRE packet whose payload is 256 KiB of bridged Ethernet headers."""
+    pcap = Pcap(path)
+    chain = b"\x00\x00\x65\x58" + (MAC + b"\x65\x58") * ((256 * 1024 - 100) // 14)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0x4000, 64, 47, 0, CLIENT, SERVER)
+    for _ in range(scale):
+        pcap.raw(MAC + b"\x08\x00" + ip + chain)
+    pcap.close()
+
+
+def token_storm(path, scale, header="Sec-WebSocket-Extensions"):
+    """10 connections whose upgrades offer and answer `scale` thousand one-letter tokens in `header`."""
+    pcap = Pcap(path)
+    offered = b",".join(b"o%d" % i for i in range(scale * 1000))
+    answered = b",".join(b"a%d" % i for i in range(scale * 1000))  # none of them offered
+    upgrade_request = b"websocket," + offered if header == "Upgrade" else b"websocket"
+    upgrade_response = answered if header == "Upgrade" else b"websocket"
+    offer = b"Sec-WebSocket-Extensions: " + offered + b"\r\n" if header != "Upgrade" else b""
+    accept = b"Sec-WebSocket-Extensions: " + answered + b"\r\n" if header != "Upgrade" else b""
+    for connection in range(10):
+        port = 41000 + connection
+        pcap.seq = {True: 1000, False: 5000}
+        pcap.handshake(port)
+        request = (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + upgrade_request +
+                   b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + offer + b"\r\n")
+        response = (b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + upgrade_response +
+                    b"\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" + accept + b"\r\n")
+        in_pieces(pcap, True, request, 1400, port)
+        in_pieces(pcap, False, response, 1400, port)
+    pcap.close()
+
+
+def upgrade_token_storm(path, scale):
+    token_storm(path, scale, header="Upgrade")
+
+
+def partial_frames(path, scale):
+    """`scale` × 50 WebSocket connections, each with a frame header claiming 2^62 bytes and 200 payload bytes."""
+    pcap = Pcap(path)
+    for connection in range(scale * 50):
+        port = 20000 + connection
+        pcap.seq = {True: 1000, False: 5000}
+        pcap.handshake(port)
+        pcap.segment(True, UPGRADE_REQUEST, port=port)
+        pcap.segment(False, UPGRADE_RESPONSE, port=port)
+        pcap.segment(False, bytes([0x82, 127]) + struct.pack("!Q", 1 << 62) + b"x" * 100, port=port)
+        pcap.segment(False, b"y" * 100, port=port)
+    pcap.close()
+
+
+def unanswered_requests(path, scale):
+    """4 connections each sending `scale` × 100 pipelined 64 KiB requests that are never answered."""
+    pcap = Pcap(path)
+    body = b"z" * (64 * 1024 - 200)
+    for connection in range(4):
+        port = 42000 + connection
+        pcap.seq = {True: 1000, False: 5000}
+        pcap.handshake(port)
+        request = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        for _ in range(scale * 100):
+            in_pieces(pcap, True, request, 65000, port)
+    pcap.close()
+
+
+CASES = [
+    # name, generator, small scale, options, memory limit (MB), expected exit status
+    ("one 1 MB frame in 10-byte segments, caught mid-way", big_frame_midstream, 250, ["--format", "summary"], 100, 0),
+    ("the same with --websocket-port", big_frame_midstream, 250,
+     ["--format", "summary", "--websocket-port", "8080"], 100, 0),
+    ("one 1 MB frame in 10-byte segments after a gap", big_frame_after_gap, 250, ["--format", "summary"], 100, 0),
+    ("a frame candidate every 10 bytes", candidates_everywhere, 400, ["--format", "summary"], 100, 0),
+    ("chains of bridged Ethernet headers (0x6558) in 256 KiB packets", bridged_chain, 20,
+     ["--format", "summary"], 100, 0),
+    ("extensions offered and accepted by the thousand", token_storm, 4, ["--format", "summary"], 200, 0),
+    ("Upgrade tokens offered and answered by the thousand", upgrade_token_storm, 4, ["--format", "summary"], 200, 0),
+    ("frame headers claiming 2^62 bytes, --payload-limit 2^40", partial_frames, 4,
+     ["--format", "json", "--websocket-port", "8765", "--payload-limit", str(1 << 40)], 200, 0),
+    ("hundreds of unanswered 64 KiB POST requests, json", unanswered_requests, 2, ["--format", "json"], 150, 0),
+]
+
+
+def limit_address_space():
+    # 4 GB of address space: an allocation sized by a length field, not by bytes, fails here.
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+def run(capture, options):
+    start = time.time()
+    with open(os.devnull, "wb") as sink:
+        tool = subprocess.Popen([wstap, "read", capture] + options, stdout=sink, stderr=subprocess.PIPE,
+                                preexec_fn=limit_address_space)
+        try:
+            _, status, usage = os.wait4(tool.pid, 0)
+        except KeyboardInterrupt:
+            tool.kill()
+            raise
+        error = tool.stderr.read().decode(errors="replace").strip()
+    return os.waitstatus_to_exitcode(status), time.time() - start, usage.ru_maxrss / 1024, error
+
+
+def main():
+    results = []
+    with tempfile.TemporaryDirectory() as directory:
+        for name, generate, scale, options, limit_mb, expected_exit in CASES:
+            if only and only not in name:
+                continue
+            timings, worst_rss, statuses, errors = [], 0, [], []
+            for factor in (1, 2):
+                capture = os.path.join(directory, "case.pcap")
+                generate(capture, scale * factor)
+                size_mb = os.path.getsize(capture) / 1e6
+                status, seconds, rss, error = run(capture, options)
+                timings.append((size_mb, seconds))
+                worst_rss = max(worst_rss, rss)
+                statuses.append(status)
+                errors.append(error)
+            (size1, time1), (size2, time2) = timings
+            linear = time2 <= 3 * time1 + 0.3 and max(time1, time2) < 20
+            ok = linear and worst_rss < limit_mb and all(s == expected_exit for s in statuses)
+            results.append(ok)
+            print(f"{'PASS' if ok else 'FAIL'} {name}: {size1:.1f} MB in {time1:.2f} s, {size2:.1f} MB in {time2:.2f} s, "
+                  f"peak RSS {worst_rss:.0f} MB (limit {limit_mb}), exit {statuses}"
+                  + ("" if ok or not errors[-1] else f" — {errors[-1][:200]}"))
+    passed = sum(results)
+    print(f"{passed} passed, {len(results) - passed} failed")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
