@@ -221,7 +221,32 @@ def privilege_drop():
     check("--user nobody drops root after opening the device", all(u == str(pwd.getpwnam("nobody").pw_uid) for u in uids), str(uids))
 
 
-for test in (messages_and_order, attach_to_open_connection, count_and_duration, full_disk, kernel_drops, privilege_drop):
+def write_file_safely():
+    """-w with -Z: the file is opened as the dropped user, and a symbolic link at its path is
+    never followed (one planted by that user must not make root overwrite its target)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o777)
+        target = os.path.join(directory, "root-only")
+        with open(target, "w") as file:
+            file.write("keep")
+        os.chmod(target, 0o600)
+        planted = os.path.join(directory, "out.pcap")
+        os.symlink(target, planted)
+        proc = subprocess.run([WSTAP, "sniff", "-i", "lo", "-f", "tcp port 1", "--duration", "1", "-w", planted],
+                              capture_output=True, timeout=20)
+        check("-w does not follow a symbolic link", proc.returncode == 2 and open(target).read() == "keep",
+              f"exit {proc.returncode}: {proc.stderr.decode().strip()[:200]}")
+        own = os.path.join(directory, "own.pcap")
+        proc = subprocess.run([WSTAP, "sniff", "-i", "lo", "-f", "tcp port 1", "--duration", "1", "-Z", "nobody", "-w", own],
+                              capture_output=True, timeout=20)
+        owner = os.stat(own).st_uid if os.path.exists(own) else None
+        check("-w after -Z is created by the dropped user", proc.returncode == 0 and owner == pwd.getpwnam("nobody").pw_uid,
+              f"exit {proc.returncode}, owner {owner}: {proc.stderr.decode().strip()[:200]}")
+
+
+for test in (messages_and_order, attach_to_open_connection, count_and_duration, full_disk, kernel_drops, privilege_drop,
+             write_file_safely):
     try:
         test()
     except Exception as error:  # a crash of one check is a failure, not the end of the run

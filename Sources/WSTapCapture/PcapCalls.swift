@@ -150,7 +150,19 @@ final class PcapHandle {
     }
 
     /// Opens a pcap dump file that records packets with this handle's link type.
+    /// `-` is standard output; a file is created without following a symbolic link.
     func openDumper(path: String) -> Result<OpaquePointer, PcapFailure> {
+        if path != "-" {
+            switch SystemCalls.createStreamForWriting(path) {
+            case .failure(let error): return .failure(PcapFailure(message: error.description))
+            case .success(let stream):
+                guard let dumper = pcap_dump_fopen(handle, UnsafeMutablePointer<FILE>(stream)) else {
+                    SystemCalls.closeStream(stream)
+                    return .failure(PcapFailure(message: String(cString: pcap_geterr(handle))))
+                }
+                return .success(dumper)
+            }
+        }
         guard let dumper = pcap_dump_open(handle, path) else {
             return .failure(PcapFailure(message: String(cString: pcap_geterr(handle))))
         }

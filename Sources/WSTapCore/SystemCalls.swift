@@ -120,6 +120,19 @@ public enum SystemCalls {
         return .success(OpaquePointer(stream))
     }
 
+    /// Creates (or empties) `path` for writing as a C stream, refusing to follow a symbolic link
+    /// at `path` (one planted where a privileged process writes would redirect its output).
+    public static func createStreamForWriting(_ path: String) -> Result<OpaquePointer, SystemError> {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return .failure(SystemError(call: "open", code: errno)) }
+        guard let stream = fdopen(descriptor, "wb") else {
+            let code = errno
+            close(descriptor)
+            return .failure(SystemError(call: "fdopen", code: code))
+        }
+        return .success(OpaquePointer(stream))
+    }
+
     /// Standard input as a C stream.
     public static func standardInputStream() -> Result<OpaquePointer, SystemError> {
         guard let stream = fdopen(STDIN_FILENO, "rb") else { return .failure(SystemError(call: "fdopen", code: errno)) }

@@ -67,8 +67,9 @@ struct SniffCommand: ParsableCommand {
         let writer: CaptureFileWriter?
         do {
             capture = try LiveCapture(device: interface, configuration: configuration, filter: options.filter)
-            writer = try writeFile.map { path throws(CaptureError) in try capture.makeWriter(path: path) }
+            // Like tcpdump: the file is opened as the user wstap runs as after -Z, not as root.
             if let user { try PrivilegeDrop.switchUser(to: user) }
+            writer = try writeFile.map { path throws(CaptureError) in try capture.makeWriter(path: path) }
         } catch {
             throw fail(error.message, exitCode: 2)
         }
