@@ -43,8 +43,8 @@ public struct CaptureSummary: Sendable, Equatable {
             if counters.framesByOpcode[opcode] > 0 { framesByType[name, default: 0] &+= counters.framesByOpcode[opcode] }
             if counters.messagesByOpcode[opcode] > 0 { messagesByType[name, default: 0] &+= counters.messagesByOpcode[opcode] }
         }
-        framePayloadBytes &+= counters.framePayloadBytes
-        messagePayloadBytes &+= counters.messagePayloadBytes
+        framePayloadBytes.addSaturating(counters.framePayloadBytes)
+        messagePayloadBytes.addSaturating(counters.messagePayloadBytes)
     }
 
     /// Combines the summaries of two analyses of disjoint parts of a capture (flow shards, or the
@@ -65,8 +65,8 @@ public struct CaptureSummary: Sendable, Equatable {
         upgradesByProtocol.merge(other.upgradesByProtocol, uniquingKeysWith: &+)
         framesByType.merge(other.framesByType, uniquingKeysWith: &+)
         messagesByType.merge(other.messagesByType, uniquingKeysWith: &+)
-        framePayloadBytes &+= other.framePayloadBytes
-        messagePayloadBytes &+= other.messagePayloadBytes
+        framePayloadBytes.addSaturating(other.framePayloadBytes)
+        messagePayloadBytes.addSaturating(other.messagePayloadBytes)
         issuesByCode.merge(other.issuesByCode, uniquingKeysWith: &+)
         live = live ?? other.live
         captureDamage = captureDamage ?? other.captureDamage

@@ -152,12 +152,12 @@ public struct ConnectionCounters: Sendable {
 
     mutating func countFrame(_ opcode: WebSocketOpcode, payloadLength: UInt64) {
         framesByOpcode[Int(opcode.rawValue & 0x0F)] &+= 1
-        framePayloadBytes &+= payloadLength
+        framePayloadBytes.addSaturating(payloadLength)
     }
 
     mutating func countMessage(_ opcode: WebSocketOpcode, payloadLength: Int) {
         messagesByOpcode[Int(opcode.rawValue & 0x0F)] &+= 1
-        messagePayloadBytes &+= UInt64(payloadLength)
+        messagePayloadBytes.addSaturating(UInt64(payloadLength))
     }
 
     /// Adds another connection's (or shard's) counters.
@@ -166,8 +166,8 @@ public struct ConnectionCounters: Sendable {
             framesByOpcode[opcode] &+= other.framesByOpcode[opcode]
             messagesByOpcode[opcode] &+= other.messagesByOpcode[opcode]
         }
-        framePayloadBytes &+= other.framePayloadBytes
-        messagePayloadBytes &+= other.messagePayloadBytes
+        framePayloadBytes.addSaturating(other.framePayloadBytes)
+        messagePayloadBytes.addSaturating(other.messagePayloadBytes)
     }
 }
 

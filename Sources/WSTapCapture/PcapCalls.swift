@@ -110,9 +110,9 @@ final class PcapHandle {
             guard let header, let data else { return .failure("libpcap returned no packet data") }
             let record = header.pointee
             let bytes = UnsafeRawBufferPointer(start: data, count: Int(record.caplen))
-            let fraction = nanosecondTimestamps ? record.ts.tv_usec : record.ts.tv_usec &* 1000
             let timestamp = CaptureTimestamp(
-                seconds: Int64(record.ts.tv_sec), nanoseconds: UInt32(clamping: fraction))
+                seconds: Int64(record.ts.tv_sec), fraction: UInt64(UInt32(truncatingIfNeeded: record.ts.tv_usec)),
+                unitsPerSecond: nanosecondTimestamps ? 1_000_000_000 : 1_000_000)
             return .packet(CapturedPacket(
                 timestamp: timestamp, linkType: linkType, bytes: bytes, originalLength: Int(record.len)))
         case 0:

@@ -84,8 +84,8 @@ final class PcapRecordReader {
             offset += Int64(Self.recordHeaderLength + capturedLength)
             let packet = CapturedPacket(
                 timestamp: CaptureTimestamp(
-                    seconds: Int64(seconds),
-                    nanoseconds: nanosecondTimestamps ? fraction : UInt32(clamping: UInt64(fraction) * 1000)),
+                    seconds: Int64(seconds), fraction: UInt64(fraction),
+                    unitsPerSecond: nanosecondTimestamps ? 1_000_000_000 : 1_000_000),
                 linkType: linkType, bytes: bytes, originalLength: originalLength)
             if let filter, !filter.matches(packet) { continue }
             return .packet(packet)

@@ -14,3 +14,13 @@ extension Array where Element == UInt8 {
         appendBytes(raw)
     }
 }
+
+extension UInt64 {
+    /// Adds, stopping at `UInt64.max`: byte totals summed from length fields a capture claims
+    /// (a frame header may claim 2^63 bytes) must not wrap round to small numbers.
+    @inlinable @inline(__always)
+    public mutating func addSaturating(_ other: UInt64) {
+        let (sum, overflow) = addingReportingOverflow(other)
+        self = overflow ? .max : sum
+    }
+}

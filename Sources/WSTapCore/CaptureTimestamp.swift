@@ -8,6 +8,14 @@ public struct CaptureTimestamp: Hashable, Comparable, Sendable {
         self.nanoseconds = nanoseconds
     }
 
+    /// A pcap record's time: whole seconds and a fraction in `unitsPerSecond` (10^6 or 10^9). A
+    /// fraction of a second or more (a writer's bug, or a crafted file) carries into the seconds,
+    /// so the nanoseconds always stay below 10^9.
+    public init(seconds: Int64, fraction: UInt64, unitsPerSecond: UInt64) {
+        self.seconds = seconds &+ Int64(fraction / unitsPerSecond)
+        nanoseconds = UInt32(fraction % unitsPerSecond * (1_000_000_000 / unitsPerSecond))
+    }
+
     public static let zero = CaptureTimestamp(seconds: 0, nanoseconds: 0)
 
     public static func < (lhs: CaptureTimestamp, rhs: CaptureTimestamp) -> Bool {

@@ -73,6 +73,20 @@ import WSTapCore
         }
     }
 
+    /// A sub-second field of a second or more (a crafted file) carries into the seconds, as the
+    /// time it says, instead of a nanosecond count past 10^9 that prints wrongly.
+    @Test(arguments: [(UInt32(0xA1B2_C3D4), UInt32(2_500_000)), (0xA1B2_3C4D, 4_294_967_295)])
+    func subSecondFieldsOfASecondOrMoreCarry(magic: UInt32, fraction: UInt32) throws {
+        let records = [Record(seconds: 100, fraction: fraction, bytes: [1, 2, 3])]
+        let path = try Self.write(Self.pcapFile(magic: magic, bigEndian: false, records: records))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (packets, _) = try Self.readAll(path)
+        let units: UInt32 = magic == 0xA1B2_3C4D ? 1_000_000_000 : 1_000_000
+        #expect(packets.first?.0.seconds == 100 + Int64(fraction / units))
+        #expect(packets.first?.0.nanoseconds == fraction % units * (1_000_000_000 / units))
+        #expect((packets.first?.0.nanoseconds ?? .max) < 1_000_000_000)
+    }
+
     /// The packets read before the damage, and the damage reported, for a file that has some.
     static func readDamaged(_ file: [UInt8]) throws -> (packets: Int, offset: Int64, packetsRead: Int, reason: String)? {
         let path = try write(file)

@@ -41,6 +41,20 @@ struct SummaryMergeTests {
         return analyzer.finish()
     }
 
+    /// Frame headers may claim up to 2^63 bytes each: the totals stop at the largest number
+    /// instead of wrapping round to a small one.
+    @Test func payloadTotalsDoNotWrap() {
+        var counters = ConnectionCounters()
+        counters.countFrame(.binary, payloadLength: 1 << 63)
+        counters.countFrame(.binary, payloadLength: 1 << 63)
+        counters.countFrame(.binary, payloadLength: 5)
+        #expect(counters.framePayloadBytes == .max)
+        var summary = CaptureSummary()
+        summary.add(counters)
+        summary.add(counters)
+        #expect(summary.framePayloadBytes == .max)
+    }
+
     @Test(arguments: ["rejected.pcap", "ping-close-codes.pcap", "deflate-window-bits.pcap"])
     func shardsMergeIntoTheWholeSummary(_ name: String) throws {
         let records = try Self.records(name)
