@@ -80,6 +80,14 @@ for path in sorted(glob.glob('captures/*.pcap*') + glob.glob('captures/damaged/*
 "
 check "output into head ends cleanly" 0 bash -c "set -o pipefail; '$wstap' read captures/binary-sizes.pcap --format ndjson | head -c 100 >/dev/null"
 
+# JSON past 32 MiB goes to a temporary file: with no usable $TMPDIR nor /tmp (a read-only /tmp in
+# a mount namespace), it stays in memory and the document says so.
+python3 bench/generate.py endless 60 --segment 65000 --out "$work/large.pcap"
+# (The capture comes on standard input, opened before /tmp is covered.)
+check "json without a usable temporary directory" 0 sh -c \
+    "unshare -m sh -c 'mount -t tmpfs -o ro tmpfs /tmp && TMPDIR=/nonexistent \"\$0\" read - --format json' '$wstap' < '$work/large.pcap'"
+expect "the document reports json-spool-unavailable" grep -q '"code":"json-spool-unavailable"' "$work/out"
+
 check "interfaces lists lo" 0 "$wstap" interfaces
 expect "interfaces names lo" grep -q "^[0-9]*\.lo " "$work/out"
 check "sniff on a missing device exits 2" 2 "$wstap" sniff -i no-such-device0

@@ -101,10 +101,17 @@ public enum SystemCalls {
         return .success(((info.st_mode & S_IFMT) == S_IFREG, Int64(info.st_size)))
     }
 
-    /// A new temporary file in `$TMPDIR` (else `/tmp`), already unlinked: it disappears with its
-    /// descriptor.
+    /// A new temporary file in `$TMPDIR`, else (unset, or unusable) in `/tmp`, already unlinked:
+    /// it disappears with its descriptor. The failure is the last directory's.
     public static func makeUnlinkedTemporaryFile(prefix: String) -> Result<Int32, SystemError> {
-        let directory = environment("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let chosen = environment("TMPDIR").flatMap { $0.isEmpty ? nil : $0 }
+        if let chosen, case .success(let descriptor) = makeUnlinkedTemporaryFile(prefix: prefix, in: chosen) {
+            return .success(descriptor)
+        }
+        return makeUnlinkedTemporaryFile(prefix: prefix, in: "/tmp")
+    }
+
+    private static func makeUnlinkedTemporaryFile(prefix: String, in directory: String) -> Result<Int32, SystemError> {
         var path = Array("\(directory)/\(prefix)-XXXXXX".utf8CString)
         let descriptor = path.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard descriptor >= 0 else { return .failure(SystemError(call: "mkstemp", code: errno)) }

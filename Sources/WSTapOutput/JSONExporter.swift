@@ -256,6 +256,7 @@ public final class JSONExporter: TimelineSink {
 
     public func finish(_ summary: CaptureSummary) {
         output.write(written == 0 ? "]" : "\n]")
+        if let failure = spool.failure { Self.add(.jsonSpoolUnavailable(failure.description), to: captureIssues) }
         output.write(",\n\"issues\":")
         captureIssues.write(to: output, spool: spool)
         scratch.removeAll()

@@ -14,6 +14,8 @@ final class JSONSpool {
     private var size: Int64 = 0
     /// No temporary file could be made or written: nothing more is tried.
     private(set) var isUnusable = false
+    /// Why no temporary file could be made or written, once that happened.
+    private(set) var failure: SystemError?
     private var readBuffer: UnsafeMutableRawPointer?
     private static let readSize = 1 << 20
 
@@ -25,8 +27,9 @@ final class JSONSpool {
     /// Appends `bytes` to the file; nil if they cannot be stored.
     func store(_ bytes: UnsafeRawBufferPointer) -> Chunk? {
         guard !bytes.isEmpty, openIfNeeded() else { return nil }
-        if SystemCalls.writeAll(descriptor, bytes, at: size) != nil {
+        if let error = SystemCalls.writeAll(descriptor, bytes, at: size) {
             isUnusable = true
+            failure = error
             return nil
         }
         defer { size += Int64(bytes.count) }
@@ -52,11 +55,14 @@ final class JSONSpool {
     private func openIfNeeded() -> Bool {
         if descriptor >= 0 { return true }
         guard !isUnusable else { return false }
-        guard case .success(let opened) = SystemCalls.makeUnlinkedTemporaryFile(prefix: "wstap-json") else {
+        switch SystemCalls.makeUnlinkedTemporaryFile(prefix: "wstap-json") {
+        case .success(let opened):
+            descriptor = opened
+            return true
+        case .failure(let error):
             isUnusable = true
+            failure = error
             return false
         }
-        descriptor = opened
-        return true
     }
 }
