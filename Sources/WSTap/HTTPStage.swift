@@ -46,7 +46,9 @@ final class HTTPStage: ConnectionStage {
     }
 
     override func finish(at time: CaptureTimestamp) {
-        conversation.finish(direction: .serverToClient, at: time) { handle($0, at: time) }
+        for direction in [StreamDirection.clientToServer, .serverToClient] {
+            conversation.finish(direction: direction, at: time) { handle($0, at: time) }
+        }
         guard var exchange = pendingUpgrade else { return }
         pendingUpgrade = nil
         exchange.outcome = .incomplete

@@ -32,6 +32,8 @@ extension Issue {
             (.error, "missing-upgrade-header", "101 response without an Upgrade header")
         case .switchToUnofferedProtocol(let name):
             (.error, "unoffered-protocol", "101 switched to \(name), which the request did not offer")
+        case .headUnfinished(let bytes):
+            (.warning, "http-head-unfinished", "connection ended inside a message head (\(bytes) bytes): not parsed")
         case .headCut(let bytes):
             (.warning, "http-head-cut", "message head cut by \(bytes) missing bytes; its complete lines were parsed")
         case .streamGap(let bytes):

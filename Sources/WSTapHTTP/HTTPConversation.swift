@@ -169,8 +169,13 @@ public struct HTTPConversation: StreamStage {
     /// Once the server's direction ends, requests still waiting will not be answered: each is
     /// paired with no response.
     public mutating func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (HTTPEvent) -> Void) {
-        guard direction == .serverToClient else { return }
         currentTime = time
+        let index = direction.rawValue
+        if case .head = modes[index], !heads[index].isEmpty {
+            emit(.violation(.headUnfinished(bytes: heads[index].count), direction))
+            heads[index] = []
+        }
+        guard direction == .serverToClient else { return }
         if case .untilClose = modes[1] {
             endAnswerBody(direction: direction, complete: true, emit: emit)
         } else {

@@ -23,6 +23,8 @@ public enum HTTPViolation: Error, Hashable, Sendable {
     case headCut(bytes: UInt64)
     /// The client sent more than the hold limit while waiting for the answer to an upgrade.
     case heldBytesOverflow(limit: Int)
+    /// The connection ended inside a message head: its bytes are not a request or response.
+    case headUnfinished(bytes: Int)
     /// More requests than the limit waited for responses; the oldest were forgotten.
     case tooManyUnansweredRequests(limit: Int)
 }

@@ -159,6 +159,16 @@ struct HTTPConversationTests {
         #expect(log == ["violation c2s upgradeWithoutConnectionToken", "request GET / offer=-"])
     }
 
+    /// A head the connection ended inside is reported, in either direction, not dropped.
+    @Test func aHeadUnfinishedAtTheEndIsReported() {
+        let log = conversationEvents([
+            (.clientToServer, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost:"),
+            (.serverToClient, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 20"),
+        ])
+        #expect(log.contains("violation c2s headUnfinished(bytes: 22)"))
+        #expect(log.contains("violation s2c headUnfinished(bytes: 11)"))
+    }
+
     @Test func switchToAnUnofferedProtocolIsReported() {
         let log = conversationEvents([
             (.clientToServer, "GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: example/1, foo/2\r\n\r\n"),
