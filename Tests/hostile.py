@@ -12,13 +12,14 @@ space (RLIMIT_AS), so memory reserved from a length field rather than from bytes
 import os, resource, struct, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+from generate import ws_frame  # noqa: E402  (the benchmark's frame builder)
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 wstap = args[0] if args else os.path.join(HERE, "..", ".build", "release", "wstap")
 only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 
 CLIENT, SERVER = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
 MAC = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
-MASK = b"\x37\x13\x2a\x4c"
 
 
 class Pcap:
@@ -54,20 +55,6 @@ class Pcap:
         self.file.close()
 
 
-def ws_frame(opcode, payload, masked, length=None):
-    n = len(payload) if length is None else length
-    mask_bit = 0x80 if masked else 0
-    if n < 126:
-        head = bytes([0x80 | opcode, mask_bit | n])
-    elif n < 65536:
-        head = bytes([0x80 | opcode, mask_bit | 126]) + struct.pack("!H", n)
-    else:
-        head = bytes([0x80 | opcode, mask_bit | 127]) + struct.pack("!Q", n)
-    if not masked:
-        return head + payload
-    return head + MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
-
-
 UPGRADE_REQUEST = (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 UPGRADE_RESPONSE = (b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -84,8 +71,8 @@ def in_pieces(pcap, from_client, data, size, port=40000):
 def big_frame_midstream(path, scale):
     """A connection caught mid-way: a few small frames, then one text frame of `scale` KB in 10-byte segments."""
     pcap = Pcap(path)
-    pcap.segment(False, ws_frame(0x1, b"x" * 50, masked=False)[20:])
-    in_pieces(pcap, False, ws_frame(0x1, b"a" * (scale * 1000), masked=False), 10)
+    pcap.segment(False, ws_frame(0x1, b"x" * 50)[20:])
+    in_pieces(pcap, False, ws_frame(0x1, b"a" * (scale * 1000)), 10)
     pcap.close()
 
 
@@ -95,8 +82,8 @@ def big_frame_after_gap(path, scale):
     pcap.handshake()
     pcap.segment(True, UPGRADE_REQUEST)
     pcap.segment(False, UPGRADE_RESPONSE)
-    pcap.segment(False, ws_frame(0x1, b"before", masked=False))
-    data = ws_frame(0x1, b"b" * (scale * 1000), masked=False)
+    pcap.segment(False, ws_frame(0x1, b"before"))
+    data = ws_frame(0x1, b"b" * (scale * 1000))
     pcap.segment(False, data[:5], skip=1000)  # 1000 bytes never captured
     in_pieces(pcap, False, data[5:], 10)
     pcap.close()

@@ -33,7 +33,7 @@ final class Connection: TCPStreamHandler {
         sawBytes = true
         let direction = context.direction(direction)
         if let next = stage.with({ $0.receive(bytes, direction: direction, at: time) }) { handOver(to: next) }
-        if context.heldBytes != nil { countHeldBytes() }
+        countHeldBytes()
     }
 
     private func countHeldBytes(closing: Bool = false) {

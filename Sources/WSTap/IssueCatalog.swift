@@ -136,14 +136,14 @@ extension Issue {
                      detail: "\(range.byteCount) bytes not captured (sequence \(range.startSequence)-\(end))")
     }
 
-    /// A streaming timeline could not write every event in time order (its reorder window was
-    /// too short or too small): one capture-level report at the end.
     /// The JSON exporter could not move rendered lists to a temporary file: they stay in memory.
     public static func jsonSpoolUnavailable(_ reason: String) -> Issue {
         Issue(time: nil, direction: nil, severity: .warning, code: "json-spool-unavailable",
               detail: "no temporary file in $TMPDIR or /tmp (\(reason)): the JSON document was held in memory; set TMPDIR to a writable directory, or use --format ndjson")
     }
 
+    /// A streaming timeline could not write every event in time order (its reorder window was
+    /// too short or too small): one capture-level report at the end.
     public static func timelineOutOfOrder(events: Int, worstNanoseconds: Int64, window: String) -> Issue {
         let worst = Double(worstNanoseconds) / 1e9
         return Issue(time: nil, direction: nil, severity: .warning, code: "timeline-out-of-order",

@@ -109,10 +109,9 @@ final class PcapNGReader {
         return bytes.withUnsafeMutableBytes { SystemCalls.read(stream: stream, into: $0.baseAddress!, count: count) }
     }
 
-    /// Reads the next `count` bytes of the file into `block`; false if the file ends first.
-    /// Reads the next `count` bytes into `block`, growing it as they arrive (1 MiB, then
-    /// doubling): a block length that claims more than the file holds costs memory only for the
-    /// bytes that are there.
+    /// Reads the next `count` bytes of the file into `block`; false if the file ends first. The
+    /// block grows as they arrive (1 MiB, then doubling): a block length that claims more than the
+    /// file holds costs memory only for the bytes that are there.
     private func fillBlock(_ count: Int) -> Bool {
         var filled = 0
         while filled < count {

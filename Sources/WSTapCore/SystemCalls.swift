@@ -181,7 +181,6 @@ public enum SystemCalls {
         getenv(name).map { String(cString: $0) }
     }
 
-    /// A write to a closed pipe fails with EPIPE instead of killing the process.
     /// The wall clock, as packets are stamped by a live capture.
     public static func wallClock() -> CaptureTimestamp {
         var now = timespec()
@@ -189,6 +188,7 @@ public enum SystemCalls {
         return CaptureTimestamp(seconds: Int64(now.tv_sec), nanoseconds: UInt32(now.tv_nsec))
     }
 
+    /// A write to a closed pipe fails with EPIPE instead of killing the process.
     public static func ignoreBrokenPipes() {
         signal(SIGPIPE, SIG_IGN)
     }

@@ -12,10 +12,10 @@ final class JSONSpool {
 
     private var descriptor: Int32 = -1
     private var size: Int64 = 0
-    /// No temporary file could be made or written: nothing more is tried.
-    private(set) var isUnusable = false
     /// Why no temporary file could be made or written, once that happened.
     private(set) var failure: SystemError?
+    /// No temporary file could be made or written: nothing more is tried.
+    var isUnusable: Bool { failure != nil }
     private var readBuffer: UnsafeMutableRawPointer?
     private static let readSize = 1 << 20
 
@@ -28,7 +28,6 @@ final class JSONSpool {
     func store(_ bytes: UnsafeRawBufferPointer) -> Chunk? {
         guard !bytes.isEmpty, openIfNeeded() else { return nil }
         if let error = SystemCalls.writeAll(descriptor, bytes, at: size) {
-            isUnusable = true
             failure = error
             return nil
         }
@@ -60,7 +59,6 @@ final class JSONSpool {
             descriptor = opened
             return true
         case .failure(let error):
-            isUnusable = true
             failure = error
             return false
         }

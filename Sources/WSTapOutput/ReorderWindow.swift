@@ -122,7 +122,7 @@ struct ReorderWindow {
     /// `everything`), and the oldest ones while more than the memory bound is held. `forced` when
     /// the bound, not time, made some due. Nothing is written until `release`; what is found due
     /// stays due, so each event is looked at once.
-    mutating func due(everything: Bool) -> (events: Int, bytes: Int, forced: Bool) {
+    mutating func due(everything: Bool) -> (bytes: Int, forced: Bool) {
         let horizon = everything ? Int64.max : newest &- policy.windowNanoseconds
         let overBound = heldEnd - written > policy.maxHeldBytes
         while first + dueCount < entries.count {
@@ -131,7 +131,7 @@ struct ReorderWindow {
             dueEnd = entry.end
             dueCount += 1
         }
-        return (dueCount, dueEnd - written, overBound)
+        return (dueEnd - written, overBound)
     }
 
     /// The events found due (their bytes at the front of the buffer) were written and removed
