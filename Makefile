@@ -4,7 +4,7 @@
 SWIFT ?= swift
 CONFORMANCE ?= ../shared/conformance
 
-.PHONY: demo test deps build release unit cli fuzz memory hostile live conformance bench
+.PHONY: demo test deps build release unit cli fuzz libfuzzer memory hostile live conformance bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -21,6 +21,11 @@ unit: deps
 # The debug build has bounds and exclusivity checks: mutated captures must not trip them.
 fuzz: unit
 	python3 Tests/fuzz.py .build/debug/wstap
+
+# Coverage-guided fuzzing (libFuzzer + AddressSanitizer), a few seconds per target; longer runs:
+# python3 fuzz/run.py --seconds 1800 --runs 10000000 (docs/fuzzing.md).
+libfuzzer: deps
+	python3 fuzz/run.py --seconds 5
 
 cli: release
 	bash Tests/cli.sh .build/release/wstap
@@ -40,7 +45,7 @@ conformance: release
 		python3 $(CONFORMANCE)/check.py --wstap .build/release/wstap $(CONFORMANCE)/captures; \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit fuzz cli memory hostile live conformance
+test: unit fuzz libfuzzer cli memory hostile live conformance
 
 # The benchmark (not part of CI): about 15 minutes; needs tshark.
 bench: release

@@ -63,3 +63,12 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer targets (fuzz/run.py builds them with WSTAP_FUZZ=1 and `-sanitize=fuzzer,address`);
+// ordinary builds leave them out, since libFuzzer provides their `main`.
+if Context.environment["WSTAP_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "wstap-fuzz",
+        dependencies: ["WSTap", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket"],
+        path: "fuzz/Targets"))
+}

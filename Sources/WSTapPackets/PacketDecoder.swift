@@ -127,6 +127,8 @@ public enum PacketDecoder {
         _ protocolNumber: UInt8, _ bytes: UnsafeRawBufferPointer, from start: Int, declaredEnd: Int,
         source: IPAddress, destination: IPAddress, missingTail: Int, depth: Int
     ) -> PacketDecodeResult {
+        // IPv6 extension headers may end past the length the IP header declares.
+        guard start <= declaredEnd else { return .skipped(.malformed) }
         if protocolNumber == 6 {
             return decodeTCP(bytes, from: start, declaredEnd: declaredEnd, source: source, destination: destination)
         }

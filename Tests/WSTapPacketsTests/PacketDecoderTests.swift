@@ -165,6 +165,18 @@ struct PacketDecoderTests {
         if case .tcp = result { Issue.record("decoded TCP beyond the depth limit") }
     }
 
+    /// Found by the packet-decoder fuzz target: extension headers that end past the declared
+    /// payload length, followed by a tunnel, once trapped on a reversed range.
+    @Test func extensionHeadersPastTheDeclaredLengthAreMalformed() {
+        let hopByHop: [UInt8] = [47, 0, 0, 0, 0, 0, 0, 0]  // next: GRE
+        var packet = ipv6(hopByHop + [0, 0, 0x08, 0x00] + ipv4(tcpHeader()), nextHeader: 0)
+        packet[5] = 4  // payload length 4: ends inside the hop-by-hop header
+        guard case .skipped(.malformed) = decode(packet, .raw) else {
+            Issue.record("not reported as malformed")
+            return
+        }
+    }
+
     @Test func addressesPrintInTheirUsualForms() {
         #expect(IPAddress.v6(high: 0x2001_0db8_0000_0000, low: 0x0000_0000_0000_0001).description == "2001:db8::1")
         #expect(IPAddress.v6(high: 0, low: 0xFFFF_7F00_0001).description == "::ffff:127.0.0.1")

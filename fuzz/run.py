@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Builds the libFuzzer targets (fuzz/Targets, `-sanitize=fuzzer,address`) and runs each one,
+then prints executions, coverage and findings per target.
+
+usage: fuzz/run.py [--seconds N] [--runs N] [--targets a,b] [--no-build] [--jobs N]
+
+  --seconds N   stop each target after N seconds (default 10; `make test` runs 5)
+  --runs N      stop each target after N executions, whichever comes first (default: no limit)
+  --targets     a comma-separated subset of the targets
+  --jobs N      targets run side by side (default 1)
+
+The corpus of each target lives in .build-fuzz/corpus/TARGET (kept between runs), seeded from
+the bundled captures. A crash, an input over 10 s or memory past 2 GB stops that target: the
+input is kept as .build-fuzz/findings/TARGET-* and the script ends with status 1. Replay one with
+  WSTAP_FUZZ_TARGET=TARGET .build-fuzz/release/wstap-fuzz FILE
+"""
+import argparse, glob, os, re, struct, subprocess, sys, time, zlib
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from generate import ws_frame  # noqa: E402
+
+SCRATCH = os.path.join(ROOT, ".build-fuzz")
+BINARY = os.path.join(SCRATCH, "release", "wstap-fuzz")
+TARGETS = ["capture-reader", "packet-decoder", "tcp-reassembly", "http-head", "frame-decoder", "inflate", "pipeline"]
+# The link types the packet-decoder target chooses by its first byte, in its order.
+LINK_TYPES = [1, 0, 12, 108, 113, 276, 228, 229, 101, 14]
+BUILD = ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", "wstap-fuzz",
+         "-Xswiftc", "-sanitize=fuzzer,address", "-Xswiftc", "-parse-as-library", "-Xswiftc", "-enable-testing",
+         # gold stops with an internal error on this link; lld links it.
+         "-Xswiftc", "-Xclang-linker", "-Xswiftc", "-fuse-ld=lld"]
+
+
+def capture_files(limit=64 * 1024):
+    files = sorted(glob.glob(os.path.join(ROOT, "captures", "*.pcap*"))
+                   + glob.glob(os.path.join(ROOT, "captures", "damaged", "*.pcap*")))
+    return [f for f in files if os.path.getsize(f) <= limit]
+
+
+def pcap_records(path):
+    """(link type, record bytes) of a classic little-endian pcap file; none for other formats."""
+    data = open(path, "rb").read()
+    if len(data) < 24 or data[:4] not in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        return []
+    link = struct.unpack_from("<I", data, 20)[0] & 0xFFFF
+    records, offset = [], 24
+    while offset + 16 <= len(data):
+        caplen = struct.unpack_from("<I", data, offset + 8)[0]
+        records.append((link, data[offset + 16:offset + 16 + caplen]))
+        offset += 16 + caplen
+    return records
+
+
+def tcp_payloads(path):
+    """Payloads of the TCP segments of an Ethernet or loopback pcap, in file order."""
+    payloads = []
+    for link, record in pcap_records(path):
+        start = {1: 14, 0: 4, 108: 4, 113: 16}.get(link)
+        if start is None or len(record) < start + 20 or record[start] >> 4 != 4:
+            continue
+        ip_header = (record[start] & 0x0F) * 4
+        tcp = start + ip_header
+        if len(record) < tcp + 20 or record[start + 9] != 6:
+            continue
+        payload = record[tcp + (record[tcp + 12] >> 4) * 4:]
+        if payload:
+            payloads.append(payload)
+    return payloads
+
+
+def deflate(message):
+    compressor = zlib.compressobj(wbits=-15)
+    data = compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return data[:-4] if data.endswith(b"\x00\x00\xff\xff") else data
+
+
+def seeds(target):
+    """Starting inputs for one target, each in the layout that target reads."""
+    captures = capture_files()
+    if target in ("capture-reader", "pipeline"):
+        return [open(f, "rb").read() for f in captures]
+    if target == "packet-decoder":
+        out = []
+        for f in captures:
+            records = pcap_records(f)[:12]
+            if records and records[0][0] in LINK_TYPES:
+                blob = bytes([LINK_TYPES.index(records[0][0])])
+                for _, record in records:
+                    blob += struct.pack("!H", len(record)) + record + b"\x00"
+                out.append(blob)
+        return out
+    if target == "tcp-reassembly":
+        request = b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        def segment(flags, from_client, offset, payload, step=1):
+            return bytes([flags, 0 if from_client else 1]) + struct.pack("!H", offset) + bytes([step << 4, len(payload)]) + payload
+        handshake = segment(0x02, True, 0, b"") + segment(0x12, False, 0, b"")
+        return [handshake + segment(0x18, True, 1, request) + segment(0x18, False, 1, b"HTTP/1.1 101 OK\r\n\r\n")
+                + segment(0x11, True, 1 + len(request), b"") + segment(0x11, False, 20, b""),
+                handshake + segment(0x18, True, 40, request[40:]) + segment(0x18, True, 1, request[:40])
+                + segment(0x04, False, 1, b"")]
+    if target == "http-head":
+        out = []
+        for f in captures:
+            data = open(f, "rb").read()
+            start = data.find(b"GET ")
+            answer = data.find(b"HTTP/1.1 ", start)
+            if start < 0 or answer < 0:
+                continue
+            request = data[start:data.find(b"\r\n\r\n", start) + 4]
+            response = data[answer:data.find(b"\r\n\r\n", answer) + 4]
+            out.append(request + b"\x00" + response)
+        return out[:20]
+    if target == "frame-decoder":
+        key = b"\x01\x02\x03\x04"
+        cuts = bytes([0, 3, 1, 200, 7, 0, 60, 2])
+        texts = [ws_frame(1, b"hello"), ws_frame(2, bytes(range(200))), ws_frame(9, b"ping"),
+                 ws_frame(8, b"\x03\xe8bye")]
+        masked = [ws_frame(1, b"hello", key), ws_frame(2, bytes(300), key), ws_frame(8, b"\x03\xe8", key)]
+        fragmented = bytes([0x01, 0x02]) + b"he" + bytes([0x89, 0x00]) + bytes([0x80, 0x03]) + b"llo"
+        compressed = ws_frame(1, deflate(b"hello hello hello"), rsv1=True) + ws_frame(1, deflate(b"again"), rsv1=True)
+        return [bytes([2]) + cuts + b"".join(texts), bytes([1]) + cuts + b"".join(masked),
+                bytes([2]) + cuts + fragmented, bytes([6]) + cuts + compressed, bytes([22]) + cuts + compressed,
+                bytes([8]) + cuts + b"junk" + b"".join(masked), bytes([34]) + cuts + ws_frame(2, bytes(400))]
+    if target == "inflate":
+        messages = [deflate(b"hello " * 50), deflate(bytes(range(256)) * 4), deflate(b"")]
+        return [b"".join(bytes([0x05]) + struct.pack("!H", len(m)) + m for m in messages),
+                bytes([0xC1]) + struct.pack("!H", len(messages[0])) + messages[0]]
+    raise ValueError(target)
+
+
+def run(target, seconds, runs):
+    corpus = os.path.join(SCRATCH, "corpus", target)
+    findings = os.path.join(SCRATCH, "findings")
+    os.makedirs(corpus, exist_ok=True)
+    os.makedirs(findings, exist_ok=True)
+    for index, seed in enumerate(seeds(target)):
+        path = os.path.join(corpus, f"seed-{index}")
+        if not os.path.exists(path):
+            open(path, "wb").write(seed)
+    environment = dict(os.environ, WSTAP_FUZZ_TARGET=target, SWIFT_BACKTRACE="enable=no",
+                       ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=0")
+    command = [BINARY, corpus, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
+               "-max_len=65536", f"-artifact_prefix={findings}/{target}-", "-print_final_stats=1"]
+    if runs:
+        command.append(f"-runs={runs}")
+    started = time.time()
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, errors="replace")
+    elapsed = time.time() - started
+    log = result.stderr
+    open(os.path.join(SCRATCH, f"{target}.log"), "w").write(log)
+    executions = re.findall(r"stat::number_of_executed_units:\s*(\d+)", log)
+    coverage = re.findall(r"\bcov: (\d+) ft: (\d+) corp: (\d+)", log)
+    crashed = result.returncode != 0
+    finding = re.findall(r"Test unit written to (\S+)", log)
+    return {
+        "target": target, "executions": int(executions[-1]) if executions else 0, "seconds": elapsed,
+        "coverage": coverage[-1] if coverage else ("?", "?", "?"), "ok": not crashed,
+        "finding": finding[-1] if finding else None,
+        "reason": next((line for line in log.splitlines() if "ERROR:" in line or "Fatal error" in line), ""),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=0)
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--no-build", action="store_true")
+    options = parser.parse_args()
+    targets = [t for t in options.targets.split(",") if t]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        sys.exit(f"unknown targets: {', '.join(unknown)} (known: {', '.join(TARGETS)})")
+    if not options.no_build:
+        build = subprocess.run(BUILD, cwd=ROOT, env=dict(os.environ, WSTAP_FUZZ="1"), capture_output=True, text=True)
+        if build.returncode != 0:
+            sys.exit("fuzz build failed:\n" + (build.stdout + build.stderr)[-3000:])
+    with ThreadPoolExecutor(options.jobs) as pool:
+        results = list(pool.map(lambda t: run(t, options.seconds, options.runs), targets))
+    print(f"{'target':<16} {'executions':>12} {'seconds':>8} {'exec/s':>8} {'cov':>6} {'features':>9} {'corpus':>7}  result")
+    for r in results:
+        cov, features, corpus = r["coverage"]
+        rate = r["executions"] / r["seconds"] if r["seconds"] else 0
+        verdict = "clean" if r["ok"] else f"FOUND {r['finding'] or ''} {r['reason'].strip()}"
+        print(f"{r['target']:<16} {r['executions']:>12,} {r['seconds']:>8.0f} {rate:>8,.0f} {cov:>6} {features:>9} {corpus:>7}  {verdict}")
+    sys.exit(0 if all(r["ok"] for r in results) else 1)
+
+
+if __name__ == "__main__":
+    main()
