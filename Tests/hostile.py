@@ -9,7 +9,7 @@ times as long (plus 0.3 s of start-up noise), and no run may take more than 20 s
 line per case and "N passed, N failed"; exit 1 on any failure. wstap runs with 4 GB of address
 space (RLIMIT_AS), so memory reserved from a length field rather than from bytes held fails.
 """
-import os, resource, struct, subprocess, sys, tempfile, time
+import os, resource, struct, subprocess, sys, tempfile, time, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
@@ -161,6 +161,21 @@ def unanswered_requests(path, scale):
     pcap.close()
 
 
+def deflate_bombs(path, scale):
+    """One permessage-deflate connection whose server sends `scale` × 100 messages of about 1 KB
+    that inflate to 1 MiB each (zeros, context takeover)."""
+    pcap = Pcap(path)
+    pcap.handshake()
+    pcap.segment(True, UPGRADE_REQUEST.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"))
+    pcap.segment(False, UPGRADE_RESPONSE.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"))
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    message = bytes(1 << 20)
+    for _ in range(scale * 100):
+        data = compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        in_pieces(pcap, False, ws_frame(2, data[:-4], rsv1=True), 1400)
+    pcap.close()
+
+
 CASES = [
     # name, generator, small scale, options, memory limit (MB), expected exit status
     ("one 1 MB frame in 10-byte segments, caught mid-way", big_frame_midstream, 250, ["--format", "summary"], 100, 0),
@@ -175,7 +190,13 @@ CASES = [
     ("frame headers claiming 2^62 bytes, --payload-limit 2^40", partial_frames, 4,
      ["--format", "json", "--websocket-port", "8765", "--payload-limit", str(1 << 40)], 200, 0),
     ("hundreds of unanswered 64 KiB POST requests, json", unanswered_requests, 2, ["--format", "json"], 150, 0),
+    ("deflate bombs: 1 KB messages inflating to 1 MiB, json", deflate_bombs, 1, ["--format", "json"], 200, 0),
+    ("deflate bombs: 1 KB messages inflating to 1 MiB, ndjson", deflate_bombs, 1, ["--format", "ndjson"], 200, 0),
 ]
+
+# JSON and NDJSON stay proportional to the capture: decompressed payloads shown by default stop at
+# 64 MiB plus 8 times the frame bytes (docs/limits.md); base64 and JSON add a third and some.
+MAX_OUTPUT_BYTES = lambda capture_bytes: 100 * 2**20 + 16 * capture_bytes
 
 
 def limit_address_space():
@@ -185,7 +206,7 @@ def limit_address_space():
 
 def run(capture, options):
     start = time.time()
-    with open(os.devnull, "wb") as sink:
+    with tempfile.TemporaryFile() as sink:
         tool = subprocess.Popen([wstap, "read", capture] + options, stdout=sink, stderr=subprocess.PIPE,
                                 preexec_fn=limit_address_space)
         try:
@@ -194,7 +215,8 @@ def run(capture, options):
             tool.kill()
             raise
         error = tool.stderr.read().decode(errors="replace").strip()
-    return os.waitstatus_to_exitcode(status), time.time() - start, usage.ru_maxrss / 1024, error
+        output_bytes = sink.seek(0, os.SEEK_END)
+    return os.waitstatus_to_exitcode(status), time.time() - start, usage.ru_maxrss / 1024, error, output_bytes
 
 
 def main():
@@ -203,22 +225,24 @@ def main():
         for name, generate, scale, options, limit_mb, expected_exit in CASES:
             if only and only not in name:
                 continue
-            timings, worst_rss, statuses, errors = [], 0, [], []
+            timings, worst_rss, statuses, errors, proportional = [], 0, [], [], True
             for factor in (1, 2):
                 capture = os.path.join(directory, "case.pcap")
                 generate(capture, scale * factor)
                 size_mb = os.path.getsize(capture) / 1e6
-                status, seconds, rss, error = run(capture, options)
+                status, seconds, rss, error, output_bytes = run(capture, options)
+                proportional &= output_bytes <= MAX_OUTPUT_BYTES(os.path.getsize(capture))
                 timings.append((size_mb, seconds))
                 worst_rss = max(worst_rss, rss)
                 statuses.append(status)
                 errors.append(error)
             (size1, time1), (size2, time2) = timings
             linear = time2 <= 3 * time1 + 0.3 and max(time1, time2) < 20
-            ok = linear and worst_rss < limit_mb and all(s == expected_exit for s in statuses)
+            ok = linear and proportional and worst_rss < limit_mb and all(s == expected_exit for s in statuses)
             results.append(ok)
             print(f"{'PASS' if ok else 'FAIL'} {name}: {size1:.1f} MB in {time1:.2f} s, {size2:.1f} MB in {time2:.2f} s, "
-                  f"peak RSS {worst_rss:.0f} MB (limit {limit_mb}), exit {statuses}"
+                  f"peak RSS {worst_rss:.0f} MB (limit {limit_mb}), exit {statuses}, "
+                  f"output {output_bytes / 1e6:.0f} MB{'' if proportional else ' (too large)'}"
                   + ("" if ok or not errors[-1] else f" — {errors[-1][:200]}"))
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")

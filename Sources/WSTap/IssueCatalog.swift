@@ -142,6 +142,13 @@ extension Issue {
               detail: "no temporary file in $TMPDIR or /tmp (\(reason)): the JSON document was held in memory; set TMPDIR to a writable directory, or use --format ndjson")
     }
 
+    /// Decompressed payloads outgrew what JSON/NDJSON show by default (the capture's frame bytes
+    /// times `multiple`, plus `headroom`): the messages past it were shown cut.
+    public static func inflatedPayloadsCut(messages: Int, headroom: UInt64, multiple: UInt64) -> Issue {
+        Issue(time: nil, direction: nil, severity: .warning, code: "inflated-payloads-cut",
+              detail: "\(messages) decompressed messages shown cut (marked truncated): decompressed payloads past \(headroom >> 20) MiB plus \(multiple) times the capture's frame bytes are not shown unless --max-payload is given")
+    }
+
     /// A streaming timeline could not write every event in time order (its reorder window was
     /// too short or too small): one capture-level report at the end.
     public static func timelineOutOfOrder(events: Int, worstNanoseconds: Int64, window: String) -> Issue {

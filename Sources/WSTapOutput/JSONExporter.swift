@@ -115,6 +115,8 @@ public final class JSONExporter: TimelineSink {
     private let captureIssues = ObjectList()
     private let scratch = OutputBuffer()
     private let textCache = FrameTextCache()
+    /// Bounds decompressed payloads shown when `maxPayload` is nil.
+    private var inflatedBudget = InflatedPayloadBudget()
     /// Frame and message buffers of connections already written, kept for the next ones:
     /// growing a fresh buffer for every connection copied each list several times over.
     private var spareBuffers: [OutputBuffer] = []
@@ -179,12 +181,14 @@ public final class JSONExporter: TimelineSink {
                 connection.upgradeAnswerBody = buffer
             }
         case .frame(let record, let frame):
+            inflatedBudget.frameSeen(frame)
             withConnection(record.id) { connection in
                 counting(connection.frames) { connection.addFrame(frame, maxPayload: maxPayload, textCache: textCache) }
             }
         case .message(let record, let message):
+            let shown = maxPayload ?? inflatedBudget.maxPayload(for: message)
             withConnection(record.id) { connection in
-                counting(connection.messages) { connection.addMessage(message, maxPayload: maxPayload, textCache: textCache) }
+                counting(connection.messages) { connection.addMessage(message, maxPayload: shown, textCache: textCache) }
             }
         case .issue(let record, let issue):
             guard let record else { return Self.add(issue, to: captureIssues) }
@@ -257,6 +261,7 @@ public final class JSONExporter: TimelineSink {
     public func finish(_ summary: CaptureSummary) {
         output.write(written == 0 ? "]" : "\n]")
         if let failure = spool.failure { Self.add(.jsonSpoolUnavailable(failure.description), to: captureIssues) }
+        if let cut = inflatedBudget.issue { Self.add(cut, to: captureIssues) }
         output.write(",\n\"issues\":")
         captureIssues.write(to: output, spool: spool)
         scratch.removeAll()

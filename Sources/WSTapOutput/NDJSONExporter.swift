@@ -9,6 +9,8 @@ public final class NDJSONExporter: TimelineSink {
     /// The output's own buffer: each line is rendered where it will be written from.
     private let line: OutputBuffer
     private let textCache = FrameTextCache()
+    /// Bounds decompressed payloads shown when `maxPayload` is nil.
+    private var inflatedBudget = InflatedPayloadBudget()
 
     public init(output: OutputChannel, maxPayload: Int? = nil) {
         self.output = output
@@ -51,11 +53,12 @@ public final class NDJSONExporter: TimelineSink {
         case .frame(let record, let frame):
             time = frame.time
             begin("frame", record.id); line.comma()
+            inflatedBudget.frameSeen(frame)
             line.frameFields(frame, maxPayload: maxPayload, textCache: textCache)
         case .message(let record, let message):
             time = message.time
             begin("message", record.id); line.comma()
-            line.messageFields(message, maxPayload: maxPayload, textCache: textCache)
+            line.messageFields(message, maxPayload: maxPayload ?? inflatedBudget.maxPayload(for: message), textCache: textCache)
         case .issue(let record, let issue):
             time = issue.time
             line.raw("{\"event\":\"issue\",\"connection\":"); line.number(record?.id); line.comma()
@@ -75,6 +78,7 @@ public final class NDJSONExporter: TimelineSink {
 
     public func finish(_ summary: CaptureSummary) {
         if let late = output.timeOrderIssue { receive(.issue(nil, late)) }
+        if let cut = inflatedBudget.issue { receive(.issue(nil, cut)) }
         line.raw("{\"event\":\"summary\",")
         line.summaryFields(summary)
         line.raw("}\n")

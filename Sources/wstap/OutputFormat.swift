@@ -35,7 +35,7 @@ struct DecodeOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .long], help: "BPF filter applied to packets, as tcpdump takes it (e.g. 'tcp port 8080').")
     var filter: String?
 
-    @Option(name: .long, help: "Show at most N bytes of each payload in json/ndjson (marked truncated).")
+    @Option(name: .long, help: "Show at most N bytes of each payload in json/ndjson (marked truncated). Without it, payloads are shown whole but for decompressed ones past 64 MiB + 8x the capture's frame bytes.")
     var maxPayload: Int?
 
     @Option(name: .long, help: "Keep at most N bytes of any one frame or message; longer ones are reported and cut.")
