@@ -9,7 +9,7 @@ times as long (plus 0.3 s of start-up noise), and no run may take more than 20 s
 line per case and "N passed, N failed"; exit 1 on any failure. wstap runs with 4 GB of address
 space (RLIMIT_AS), so memory reserved from a length field rather than from bytes held fails.
 """
-import os, resource, struct, subprocess, sys, tempfile, time, zlib
+import base64, json, os, resource, struct, subprocess, sys, tempfile, time, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
@@ -199,6 +199,35 @@ CASES = [
 MAX_OUTPUT_BYTES = lambda capture_bytes: 100 * 2**20 + 16 * capture_bytes
 
 
+def not_utf8_fields(path, scale):
+    """An upgrade whose target, header values (one folded) and reason are not UTF-8."""
+    pcap = Pcap(path)
+    pcap.handshake()
+    pcap.segment(True, UPGRADE_REQUEST.replace(b"GET / ", b"GET /caf\xe9?q=\xff ").replace(
+        b"Host: x\r\n", b"Host: x\r\nX-Name: Jos\xe9\r\nX-Fold: a\r\n  \xfe b\r\n"))
+    pcap.segment(False, UPGRADE_RESPONSE.replace(b"Switching", b"Sw\xe9tching"))
+    pcap.close()
+
+
+def upgrade_fields(document):
+    request = document["connections"][0]["upgrade"]["request"]
+    response = document["connections"][0]["upgrade"]["response"]
+    headers = {h["name"]: h.get("value_base64") for h in request["headers"]}
+    return (base64.b64decode(request["target_base64"]), base64.b64decode(headers["X-Name"]),
+            base64.b64decode(headers["X-Fold"]), headers["Host"], base64.b64decode(response["reason_base64"]))
+
+
+# What a crafted capture must show (beyond no crash): name, generator, options, check of stdout.
+CHECKS = [
+    ("text lines stay short when a 101 answers thousands of extensions", token_storm, ["--format", "text"],
+     lambda out: max(len(line) for line in out.splitlines()) <= 4096),
+    ("fields that are not UTF-8 keep their bytes in JSON (base64)", not_utf8_fields, ["--format", "json"],
+     lambda out: upgrade_fields(json.loads(out)) == (b"/caf\xe9?q=\xff", b"Jos\xe9", b"a \xfe b", None, b"Sw\xe9tching Protocols")),
+    ("...and as \\xNN escapes in text", not_utf8_fields, ["--format", "text", "-v"],
+     lambda out: "GET /caf\\xe9?q=\\xff" in out and "X-Fold: a \\xfe b" in out and "101 Sw\\xe9tching" in out),
+]
+
+
 def limit_address_space():
     # 4 GB of address space: an allocation sized by a length field, not by bytes, fails here.
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
@@ -244,6 +273,19 @@ def main():
                   f"peak RSS {worst_rss:.0f} MB (limit {limit_mb}), exit {statuses}, "
                   f"output {output_bytes / 1e6:.0f} MB{'' if proportional else ' (too large)'}"
                   + ("" if ok or not errors[-1] else f" — {errors[-1][:200]}"))
+        for name, generate, options, check in CHECKS:
+            if only and only not in name:
+                continue
+            capture = os.path.join(directory, "check.pcap")
+            generate(capture, 1)
+            result = subprocess.run([wstap, "read", capture] + options, capture_output=True, timeout=60)
+            try:
+                ok = result.returncode == 0 and check(result.stdout.decode())
+            except (KeyError, ValueError, IndexError, TypeError) as error:
+                ok = False
+                print(f"   {name}: {error!r}")
+            results.append(ok)
+            print(f"{'PASS' if ok else 'FAIL'} {name}")
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if all(results) else 1

@@ -2,6 +2,9 @@
 public struct HTTPHeader: Hashable, Sendable {
     public var name: String
     public var value: String
+    /// The value's bytes when they are not UTF-8 (`value` then holds U+FFFD in their place);
+    /// nil when `value` is the bytes.
+    public var valueBytes: [UInt8]?
 
     public init(name: String, value: String) {
         self.name = name

@@ -6,6 +6,10 @@ public struct HTTPRequestHead: Hashable, Sendable {
     public var target: String
     public var version: String
     public var headers: HTTPHeaders
+    /// The bytes of `target` and `version` when they are not UTF-8 (the strings then hold
+    /// U+FFFD in their place); nil when the strings are the bytes.
+    public var targetBytes: [UInt8]?
+    public var versionBytes: [UInt8]?
 
     public init(method: String, target: String, version: String, headers: HTTPHeaders) {
         self.method = method
@@ -21,6 +25,9 @@ public struct HTTPResponseHead: Hashable, Sendable {
     public var status: Int
     public var reason: String
     public var headers: HTTPHeaders
+    /// The bytes of `version` and `reason` when they are not UTF-8; nil when the strings are the bytes.
+    public var versionBytes: [UInt8]?
+    public var reasonBytes: [UInt8]?
 
     public init(version: String, status: Int, reason: String, headers: HTTPHeaders) {
         self.version = version
@@ -50,9 +57,12 @@ public enum HTTPHeadParser {
             guard parts.count == 3, parts[2].starts(with: "HTTP/".utf8), parts[0].allSatisfy(isTokenByte) else {
                 throw .malformedRequestLine(excerpt(line))
             }
-            return HTTPRequestHead(
+            var head = HTTPRequestHead(
                 method: text(parts[0]), target: text(parts[1]), version: text(parts[2]),
                 headers: try parseHeaderLines(bytes, lines.dropFirst()))
+            head.targetBytes = bytesUnlessUTF8(parts[1])
+            head.versionBytes = bytesUnlessUTF8(parts[2])
+            return head
         }
     }
 
@@ -68,9 +78,12 @@ public enum HTTPHeadParser {
                 throw .malformedStatusLine(excerpt(line))
             }
             let status = parts[1].reduce(0) { $0 * 10 + Int($1 - 0x30) }
-            return HTTPResponseHead(
+            var head = HTTPResponseHead(
                 version: text(parts[0]), status: status, reason: parts.count > 2 ? text(parts[2]) : "",
                 headers: try parseHeaderLines(bytes, lines.dropFirst()))
+            head.versionBytes = bytesUnlessUTF8(parts[0])
+            head.reasonBytes = parts.count > 2 ? bytesUnlessUTF8(parts[2]) : nil
+            return head
         }
     }
 
@@ -100,14 +113,21 @@ public enum HTTPHeadParser {
             if OptionalWhitespace.contains(line[0]) {
                 // Obsolete line folding (RFC 9112 §5.2): continues the previous value.
                 guard !headers.isEmpty else { throw .malformedHeaderLine(excerpt(line)) }
-                headers[headers.count - 1].value += " " + text(OptionalWhitespace.trim(line))
+                let continuation = OptionalWhitespace.trim(line)
+                let last = headers.count - 1
+                if headers[last].valueBytes != nil || bytesUnlessUTF8(continuation[...]) != nil {
+                    headers[last].valueBytes = (headers[last].valueBytes ?? Array(headers[last].value.utf8)) + [0x20] + continuation
+                }
+                headers[last].value += " " + text(continuation)
                 continue
             }
             guard let colon = line.firstIndex(of: 0x3A) else { throw .malformedHeaderLine(excerpt(line)) }
             let name = UnsafeBufferPointer(rebasing: line[..<colon])
             guard !name.isEmpty, name.allSatisfy(isTokenByte) else { throw .malformedHeaderLine(excerpt(line)) }
             let value = OptionalWhitespace.trim(UnsafeBufferPointer(rebasing: line[(colon + 1)...]))
-            headers.append(HTTPHeader(name: text(name), value: text(value)))
+            var header = HTTPHeader(name: text(name), value: text(value))
+            header.valueBytes = bytesUnlessUTF8(value[...])
+            headers.append(header)
         }
         return HTTPHeaders(headers)
     }
@@ -118,6 +138,11 @@ public enum HTTPHeadParser {
 
     private static func text(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> String {
         String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The bytes of a field, kept only when they are not UTF-8 (a string would lose them).
+    private static func bytesUnlessUTF8(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> [UInt8]? {
+        UTF8Validation.isValid(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes))) ? nil : Array(bytes)
     }
 
     /// The start of a line that could not be parsed, for the error.

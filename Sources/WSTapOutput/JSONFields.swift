@@ -35,6 +35,7 @@ extension OutputBuffer {
             string(header.name)
             raw(",\"value\":")
             string(header.value)
+            bytesUnlessUTF8("value_base64", header.valueBytes)
             raw("}")
         }
         raw("]")
@@ -150,15 +151,26 @@ extension OutputBuffer {
         key("time"); time(requestTime)
         raw(",\"method\":"); string(head.method)
         raw(",\"target\":"); string(head.target)
+        bytesUnlessUTF8("target_base64", head.targetBytes)
         raw(",\"version\":"); string(head.version)
+        bytesUnlessUTF8("version_base64", head.versionBytes)
         raw(",\"headers\":"); headers(head.headers)
+    }
+
+    /// `,"NAME_base64":"…"` when a field's bytes are not UTF-8 (its string shows U+FFFD).
+    private func bytesUnlessUTF8(_ name: StaticString, _ bytes: [UInt8]?) {
+        guard let bytes else { return }
+        raw(","); key(name)
+        bytes.withUnsafeBytes { base64String($0) }
     }
 
     func responseFields(_ head: HTTPResponseHead, time responseTime: CaptureTimestamp?) {
         key("time"); time(responseTime)
         raw(",\"status\":"); number(head.status)
         raw(",\"reason\":"); string(head.reason)
+        bytesUnlessUTF8("reason_base64", head.reasonBytes)
         raw(",\"version\":"); string(head.version)
+        bytesUnlessUTF8("version_base64", head.versionBytes)
         raw(",\"headers\":"); headers(head.headers)
     }
 

@@ -29,17 +29,17 @@ public final class TextExporter: TimelineSink {
             if !record.tcpHandshakeSeen { line.raw("  (handshake not captured)") }
         case .httpRequest(let record, let time, let head):
             begin(time, record)
-            line.raw("→ "); line.terminalText(head.method)
-            line.raw(" "); line.terminalText(head.target)
-            line.raw(" "); line.terminalText(head.version)
+            line.raw("→ "); field(head.method)
+            line.raw(" "); field(head.target, bytes: head.targetBytes)
+            line.raw(" "); field(head.version, bytes: head.versionBytes)
             if let offer = head.headers.combinedValue("Upgrade") {
-                line.raw("  Upgrade: "); line.terminalText(offer)
+                line.raw("  Upgrade: "); field(offer)
             }
             if verbose { headerLines(head.headers) }
         case .httpResponse(let record, let time, let head):
             begin(time, record)
             line.raw("← "); line.number(head.status)
-            line.raw(" "); line.terminalText(head.reason)
+            line.raw(" "); field(head.reason, bytes: head.reasonBytes)
             if verbose { headerLines(head.headers) }
         case .upgradeAnswerBody(let record, let time, let body):
             begin(time, record)
@@ -72,7 +72,7 @@ public final class TextExporter: TimelineSink {
             }
             line.raw("!! "); line.text(issue.severity.rawValue)
             line.raw(" "); line.text(issue.code)
-            line.raw(": "); line.terminalText(issue.detail)
+            line.raw(": "); field(issue.detail)
         case .connectionClosed(let record, let end):
             begin(end.time, record)
             let totals = end.totals
@@ -109,22 +109,34 @@ public final class TextExporter: TimelineSink {
         line.raw("  ")
     }
 
+    /// Characters of one field from the capture shown on a line (a target, a header value, an
+    /// offer list, an issue's detail); past it `…` (JSON has the whole field).
+    static let maxFieldCharacters = 512
+
+    /// Text from the capture on a line: escaped for the terminal, its own bytes when they are not
+    /// UTF-8 (shown as `\xNN`), at most `maxFieldCharacters` characters.
+    private func field(_ text: String, bytes: [UInt8]? = nil) {
+        if let bytes { return bytes.withUnsafeBytes { _ = line.terminalText($0, limit: Self.maxFieldCharacters) } }
+        var text = text
+        text.withUTF8 { _ = line.terminalText(UnsafeRawBufferPointer($0), limit: Self.maxFieldCharacters) }
+    }
+
     /// One line per header, indented under its head, as received (escaped for the terminal).
     private func headerLines(_ headers: HTTPHeaders) {
         for header in headers {
             line.append(UInt8(ascii: "\n"))
-            line.raw("                    "); line.terminalText(header.name)
-            line.raw(": "); line.terminalText(header.value)
+            line.raw("                    "); field(header.name)
+            line.raw(": "); field(header.value, bytes: header.valueBytes)
         }
     }
 
     private func upgradeText(_ exchange: UpgradeExchange) {
         if let selected = exchange.selectedProtocol {
-            line.raw("upgrade to "); line.terminalText(selected)
+            line.raw("upgrade to "); field(selected)
         } else if exchange.offeredProtocols.isEmpty {
             line.raw("upgrade (offer not captured)")
         } else {
-            line.raw("upgrade offer "); line.terminalText(exchange.offeredProtocols.joined(separator: ", "))
+            line.raw("upgrade offer "); field(exchange.offeredProtocols.joined(separator: ", "))
         }
         switch exchange.outcome {
         case .upgraded: line.raw(": switched")
@@ -139,10 +151,10 @@ public final class TextExporter: TimelineSink {
         case nil: break
         }
         if let subprotocol = websocket.subprotocol {
-            line.raw(", subprotocol "); line.terminalText(subprotocol)
+            line.raw(", subprotocol "); field(subprotocol)
         }
         if let extensions = websocket.extensions {
-            line.raw(", extensions "); line.terminalText(extensions.joined(separator: ", "))
+            line.raw(", extensions "); field(extensions.joined(separator: ", "))
         }
     }
 

@@ -72,6 +72,19 @@ struct HTTPHeadersTests {
         #expect(throws: HTTPHeadError.self) { try HTTPHeadParser.parseResponse(Array("HTTP/1.1 abc\r\n\r\n".utf8)) }
         #expect(throws: HTTPHeadError.self) { try HTTPHeadParser.parseRequest(Array("GET /\r\nBad Line\r\n\r\n".utf8)) }
     }
+
+    /// Fields that are not UTF-8 keep their bytes (the strings show U+FFFD); UTF-8 fields keep none.
+    @Test func fieldsThatAreNotUTF8KeepTheirBytes() throws {
+        let request = try HTTPHeadParser.parseRequest(
+            Array("GET /caf".utf8) + [0xE9] + Array(" HTTP/1.1\r\nX-A: ok\r\nX-B: a".utf8) + [0xFF] + Array("\r\n \u{00e9}\r\n\r\n".utf8))
+        #expect(request.targetBytes == Array("/caf".utf8) + [0xE9])
+        #expect(request.target == "/caf\u{FFFD}")
+        #expect(request.versionBytes == nil)
+        #expect(request.headers.lines[0].valueBytes == nil)
+        #expect(request.headers.lines[1].valueBytes == [0x61, 0xFF, 0x20, 0xC3, 0xA9])
+        let response = try HTTPHeadParser.parseResponse(Array("HTTP/1.1 400 B".utf8) + [0xC0] + Array("d\r\n\r\n".utf8))
+        #expect(response.reasonBytes == [0x42, 0xC0, 0x64])
+    }
 }
 
 struct HTTPConversationTests {
