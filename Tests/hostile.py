@@ -209,6 +209,30 @@ def not_utf8_fields(path, scale):
     pcap.close()
 
 
+def two_byte_orders(path, scale):
+    """A pcapng file of two sections, little-endian then big-endian (tshark reads both): the
+    handshake in the first, the request in the second."""
+    def block(order, kind, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack(order + "II", kind, 12 + len(body)) + body + struct.pack(order + "I", 12 + len(body))
+
+    def section(order, frames):
+        out = block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+        out += block(order, 1, struct.pack(order + "HHI", 1, 0, 262144))
+        for seconds, frame in frames:
+            units = seconds * 1_000_000
+            out += block(order, 6, struct.pack(order + "IIIII", 0, units >> 32, units & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+        return out
+
+    frames = []
+    recorder = Pcap(os.devnull)
+    recorder.raw = lambda frame: frames.append((1_700_000_000 + len(frames), frame))
+    recorder.handshake()
+    recorder.segment(True, b"GET /second-section HTTP/1.1\r\nHost: x\r\n\r\n")
+    recorder.close()
+    open(path, "wb").write(section("<", frames[:2]) + section(">", frames[2:]))
+
+
 def upgrade_fields(document):
     request = document["connections"][0]["upgrade"]["request"]
     response = document["connections"][0]["upgrade"]["response"]
@@ -223,7 +247,9 @@ CHECKS = [
      lambda out: max(len(line) for line in out.splitlines()) <= 4096),
     ("fields that are not UTF-8 keep their bytes in JSON (base64)", not_utf8_fields, ["--format", "json"],
      lambda out: upgrade_fields(json.loads(out)) == (b"/caf\xe9?q=\xff", b"Jos\xe9", b"a \xfe b", None, b"Sw\xe9tching Protocols")),
-    ("...and as \\xNN escapes in text", not_utf8_fields, ["--format", "text", "-v"],
+    ("a pcapng whose second section switches byte order is read to the end", two_byte_orders, ["--format", "text"],
+     lambda out: "GET /second-section" in out and "packets 4 " in out and "issues 0" in out),
+    ("fields that are not UTF-8 show as \\xNN escapes in text", not_utf8_fields, ["--format", "text", "-v"],
      lambda out: "GET /caf\\xe9?q=\\xff" in out and "X-Fold: a \\xfe b" in out and "101 Sw\\xe9tching" in out),
 ]
 

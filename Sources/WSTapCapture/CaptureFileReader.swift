@@ -123,12 +123,23 @@ public final class CaptureFileReader: PacketSource {
             finished = true
             return .endOfCapture
         case .failure(let reason):
-            if format == .pcapng, path != "-", reason.contains("different from the type"), let native = openNativeReader() {
-                nativeReader = native
-                return try deliver(native.next())
+            // libpcap stops at interfaces of different link types and at a section whose byte
+            // order differs from the first; the native reader reads both. Where it cannot read
+            // on either, libpcap's account of the damage stands.
+            let offset = damageOffset()
+            if format == .pcapng, path != "-", let native = openNativeReader() {
+                switch native.next() {
+                case .packet(let packet):
+                    nativeReader = native
+                    return try deliver(.packet(packet))
+                case .end:
+                    return try deliver(.end)
+                case .failure:
+                    break
+                }
             }
             finished = true
-            throw .damagedRecord(path: path, offset: damageOffset(), packetsRead: packetsRead, reason: reason)
+            throw .damagedRecord(path: path, offset: offset, packetsRead: packetsRead, reason: reason)
         }
     }
 
