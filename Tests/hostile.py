@@ -161,6 +161,19 @@ def unanswered_requests(path, scale):
     pcap.close()
 
 
+def unanswered_heads(path, scale):
+    """4 connections each sending `scale` × 250 pipelined requests with 64 KiB heads, never answered."""
+    pcap = Pcap(path)
+    head = b"GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (64 * 1024 - 200) + b"\r\n\r\n"
+    for connection in range(4):
+        port = 43000 + connection
+        pcap.seq = {True: 1000, False: 5000}
+        pcap.handshake(port)
+        for _ in range(scale * 250):
+            in_pieces(pcap, True, head, 65000, port)
+    pcap.close()
+
+
 def deflate_bombs(path, scale):
     """One permessage-deflate connection whose server sends `scale` × 100 messages of about 1 KB
     that inflate to 1 MiB each (zeros, context takeover)."""
@@ -190,6 +203,7 @@ CASES = [
     ("frame headers claiming 2^62 bytes, --payload-limit 2^40", partial_frames, 4,
      ["--format", "json", "--websocket-port", "8765", "--payload-limit", str(1 << 40)], 200, 0),
     ("hundreds of unanswered 64 KiB POST requests, json", unanswered_requests, 2, ["--format", "json"], 150, 0),
+    ("hundreds of unanswered requests with 64 KiB heads, json", unanswered_heads, 2, ["--format", "json"], 100, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, json", deflate_bombs, 1, ["--format", "json"], 200, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, ndjson", deflate_bombs, 1, ["--format", "ndjson"], 200, 0),
 ]

@@ -40,9 +40,9 @@ extension Issue {
             (.warning, "http-gap", "\(bytes) bytes missing in the HTTP stream; it is no longer parsed")
         case .heldBytesOverflow(let limit):
             (.warning, "http-early-data-overflow", "client sent over \(limit) bytes before the upgrade was answered")
-        case .tooManyUnansweredRequests(let limit):
+        case .tooManyUnansweredRequests(let limit, let byteLimit):
             (.warning, "http-unanswered-requests",
-             "over \(limit) requests wait for responses (is one direction missing?); the oldest are no longer matched")
+             "over \(limit) requests or \(byteLimit >> 20) MiB of request heads wait for responses (is one direction missing?); the oldest are no longer matched")
         }
         self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
     }

@@ -86,6 +86,8 @@ public struct HTTPConversation: StreamStage {
         var head: HTTPRequestHead
         var time: CaptureTimestamp
         var offeredProtocols: [String]?
+        /// Bytes of the head on the wire (what holding it costs, within a small factor).
+        var byteCount: Int
     }
 
     /// Longest message head accepted before the stream is given up as not HTTP.
@@ -95,12 +97,16 @@ public struct HTTPConversation: StreamStage {
     /// Requests kept while they wait for responses. Past this (a capture of one direction only, a
     /// request flood) the oldest are forgotten: their responses, in order, match no request.
     public static let maxOutstandingRequests = 1000
+    /// Head bytes of the requests kept while they wait: past this the oldest are forgotten too
+    /// (a thousand heads of 64 KiB would otherwise hold 64 MiB per connection).
+    public static let maxOutstandingRequestBytes = 1 << 20
 
     private var modes: [Mode] = [.head(sawBytes: false), .head(sawBytes: false)]
     private var heads: [[UInt8]] = [[], []]
     /// Whether each direction's head has had a byte other than a carriage return since its last line feed.
     private var currentLineHasContent = [false, false]
     private var outstanding = FIFOQueue<PendingRequest>()
+    private var outstandingBytes = 0
     /// Requests dropped from the front of `outstanding`: the next responses answer them.
     private var forgottenRequests = 0
     private var reportedForgottenRequests = false
@@ -210,7 +216,13 @@ public struct HTTPConversation: StreamStage {
     /// Pairs every waiting request with no response, oldest first.
     private mutating func pairUnansweredRequests(emit: (HTTPEvent) -> Void) {
         forgottenRequests = 0
-        while !outstanding.isEmpty { emitUnanswered(outstanding.removeFirst(), emit: emit) }
+        while !outstanding.isEmpty { emitUnanswered(removeOldestRequest(), emit: emit) }
+    }
+
+    private mutating func removeOldestRequest() -> PendingRequest {
+        let request = outstanding.removeFirst()
+        outstandingBytes -= request.byteCount
+        return request
     }
 
     private func emitUnanswered(_ request: PendingRequest, emit: (HTTPEvent) -> Void) {
@@ -408,13 +420,17 @@ public struct HTTPConversation: StreamStage {
             offered = []  // The cut may have taken the Upgrade header: the offer is unknown, not absent.
         }
         emit(.request(head, offeredProtocols: offered))
-        outstanding.append(PendingRequest(head: head, time: currentTime, offeredProtocols: offered))
-        if outstanding.count > Self.maxOutstandingRequests {
-            emitUnanswered(outstanding.removeFirst(), emit: emit)
+        outstanding.append(PendingRequest(head: head, time: currentTime, offeredProtocols: offered, byteCount: bytes.count))
+        outstandingBytes += bytes.count
+        // The newest request always stays: a response may still answer it.
+        while outstanding.count > 1,
+              outstanding.count > Self.maxOutstandingRequests || outstandingBytes > Self.maxOutstandingRequestBytes {
+            emitUnanswered(removeOldestRequest(), emit: emit)
             forgottenRequests += 1
             if !reportedForgottenRequests {
                 reportedForgottenRequests = true
-                emit(.violation(.tooManyUnansweredRequests(limit: Self.maxOutstandingRequests), .clientToServer))
+                emit(.violation(.tooManyUnansweredRequests(
+                    limit: Self.maxOutstandingRequests, byteLimit: Self.maxOutstandingRequestBytes), .clientToServer))
             }
         }
         clientHoldsAfterBody = offered != nil
@@ -474,7 +490,7 @@ public struct HTTPConversation: StreamStage {
         if forgottenRequests > 0 {
             forgottenRequests -= 1
         } else if !outstanding.isEmpty {
-            let request = outstanding.removeFirst()
+            let request = removeOldestRequest()
             emit(.exchange(HTTPExchange(
                 request: request.head, requestTime: request.time, response: response, responseTime: currentTime)))
         }

@@ -26,5 +26,5 @@ public enum HTTPViolation: Error, Hashable, Sendable {
     /// The connection ended inside a message head: its bytes are not a request or response.
     case headUnfinished(bytes: Int)
     /// More requests than the limit waited for responses; the oldest were forgotten.
-    case tooManyUnansweredRequests(limit: Int)
+    case tooManyUnansweredRequests(limit: Int, byteLimit: Int)
 }

@@ -153,10 +153,20 @@ struct HTTPConversationTests {
         let limit = HTTPConversation.maxOutstandingRequests
         for index in 0..<(limit + 2) { feed("GET /\(index) HTTP/1.1\r\n\r\n", .clientToServer) }
         // Past the limit the oldest are paired with no response, and reported once.
-        #expect(log == ["unanswered /0", "violation tooManyUnansweredRequests(limit: \(limit))", "unanswered /1"])
+        let byteLimit = HTTPConversation.maxOutstandingRequestBytes
+        #expect(log == ["unanswered /0", "violation tooManyUnansweredRequests(limit: \(limit), byteLimit: \(byteLimit))", "unanswered /1"])
         for _ in 0..<3 { feed("HTTP/1.1 204 No Content\r\n\r\n", .serverToClient) }
         // The two forgotten requests are answered first, without a claim that nothing asked.
         #expect(log.dropFirst(3) == ["response 204 to -", "response 204 to -", "response 204 to /2"])
+
+        // Large heads are forgotten by their bytes: 1 MiB of waiting heads is at most 17 of 60 KiB.
+        log = []
+        conversation = HTTPConversation()
+        let padding = String(repeating: "a", count: 60 * 1024)
+        for index in 0..<40 { feed("GET /big\(index) HTTP/1.1\r\nX-Pad: \(padding)\r\n\r\n", .clientToServer) }
+        let forgotten = log.filter { $0.hasPrefix("unanswered") }
+        #expect(forgotten.count == 40 - (byteLimit / (60 * 1024 + 40)))
+        #expect(forgotten.first == "unanswered /big0" && log.filter { $0.hasPrefix("violation") }.count == 1)
     }
 
     @Test func interimResponsesDoNotAnswerTheRequest() {
