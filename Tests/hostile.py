@@ -174,6 +174,19 @@ def unanswered_heads(path, scale):
     pcap.close()
 
 
+def fragment_floods(path, scale):
+    """`scale` × 2 IPv4 datagrams, each 8,196 overlapping 8-byte fragments around a hole at offset 0
+    after a last fragment that makes the datagram 24 bytes long: it can never complete."""
+    pcap = Pcap(path)
+    for datagram in range(scale * 2):
+        for index in range(8196):
+            offset = 8 if index % 2 else 16
+            flags_offset = (0 if index == 0 else 0x2000) | (offset // 8)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, datagram, flags_offset, 64, 6, 0, CLIENT, SERVER)
+            pcap.raw(MAC + b"\x08\x00" + ip + bytes(8))
+    pcap.close()
+
+
 def deflate_bombs(path, scale):
     """One permessage-deflate connection whose server sends `scale` × 100 messages of about 1 KB
     that inflate to 1 MiB each (zeros, context takeover)."""
@@ -204,6 +217,7 @@ CASES = [
      ["--format", "json", "--websocket-port", "8765", "--payload-limit", str(1 << 40)], 200, 0),
     ("hundreds of unanswered 64 KiB POST requests, json", unanswered_requests, 2, ["--format", "json"], 150, 0),
     ("hundreds of unanswered requests with 64 KiB heads, json", unanswered_heads, 2, ["--format", "json"], 100, 0),
+    ("IP fragments flooding a datagram that has a hole", fragment_floods, 4, ["--format", "summary"], 100, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, json", deflate_bombs, 1, ["--format", "json"], 200, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, ndjson", deflate_bombs, 1, ["--format", "ndjson"], 200, 0),
 ]

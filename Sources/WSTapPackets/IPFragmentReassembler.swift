@@ -19,6 +19,36 @@ public final class IPFragmentReassembler {
         var firstSeen: CaptureTimestamp
         /// Order of first fragment: of datagrams first seen at the same time, the earliest goes first.
         var arrival: UInt64
+        /// Which 8-byte units of the datagram the pieces cover (fragment offsets are multiples of 8).
+        var covered = CoverageBits()
+    }
+
+    /// One bit per 8-byte unit of a datagram (1 KiB at most). Marking costs the length of the
+    /// fragment, and asking whether the datagram is covered a fixed 129 words: a flood of
+    /// overlapping fragments around a hole costs linear time, not a sort per fragment.
+    private struct CoverageBits {
+        private var words = [UInt64](repeating: 0, count: (IPFragmentReassembler.maxDatagramLength / 8 + 64) / 64)
+
+        /// Marks the units `offset..<end` covers whole; the datagram's last, partial unit counts as
+        /// whole when `end` reaches `total`. (Every fragment starts on a unit, so a unit a piece
+        /// ends inside is covered by a piece that starts on it, or by the last fragment.)
+        mutating func mark(offset: Int, end: Int, total: Int?) {
+            var last = end / 8
+            if let total, end >= total { last = (total + 7) / 8 }
+            var unit = offset / 8
+            while unit < last {
+                words[unit >> 6] |= 1 << UInt64(unit & 63)
+                unit += 1
+            }
+        }
+
+        /// True when every unit of a datagram of `total` bytes is covered.
+        func covers(total: Int) -> Bool {
+            let units = (total + 7) / 8
+            for index in 0..<(units >> 6) where words[index] != .max { return false }
+            let rest = units & 63
+            return rest == 0 || words[units >> 6] & ((1 << UInt64(rest)) - 1) == (1 << UInt64(rest)) - 1
+        }
     }
 
     /// Counters for the summary.
@@ -59,24 +89,29 @@ public final class IPFragmentReassembler {
             if datagrams.count >= maxDatagrams { evictOldest() }
         }
         while heldBytes + fragment.payload.count > maxHeldBytes, !datagrams.isEmpty { evictOldest() }
-        var datagram = datagrams[key] ?? Datagram(firstSeen: time, arrival: arrivals)
+        // Taken out of the table while it changes: appending to a piece list the table still
+        // shares would copy the whole list for every fragment.
+        var datagram = datagrams.removeValue(forKey: key) ?? Datagram(firstSeen: time, arrival: arrivals)
         arrivals &+= 1
         guard datagram.heldBytes + fragment.payload.count <= Self.maxHeldBytesPerDatagram,
               datagram.pieces.count < Self.maxPiecesPerDatagram else {
-            giveUp(key)
+            heldBytes -= datagram.heldBytes
+            abandoned &+= 1
             return
         }
-        if !fragment.moreFragments { datagram.totalLength = end }
+        // The first last fragment sets the length; a later, different one is not believed (the
+        // first copy wins, as for overlapping bytes). It starts on a unit, so it covers the
+        // datagram's last, partial unit itself.
+        if !fragment.moreFragments, datagram.totalLength == nil { datagram.totalLength = end }
         datagram.pieces.append((fragment.offset, Array(fragment.payload)))
+        datagram.covered.mark(offset: fragment.offset, end: end, total: datagram.totalLength)
         datagram.heldBytes += fragment.payload.count
         heldBytes += fragment.payload.count
-        // Fewer bytes than the datagram's length cannot cover it: no need to sort the pieces.
-        guard let total = datagram.totalLength, datagram.heldBytes >= total,
+        guard let total = datagram.totalLength, datagram.covered.covers(total: total),
               let whole = Self.assemble(datagram.pieces, total: total) else {
             datagrams[key] = datagram
             return
         }
-        datagrams[key] = nil
         heldBytes -= datagram.heldBytes
         reassembled &+= 1
         whole.withUnsafeBytes(complete)

@@ -101,6 +101,24 @@ struct PacketDecoderTests {
         }
         #expect(payloads == [Array("fragmented payload!".utf8)])
         #expect(reassembler.reassembled == 1 && reassembler.pending == 0)
+
+        // A piece ending inside a unit before the last fragment says where the datagram ends (id
+        // 9); a second "last" fragment with another end, which is not believed (id 10).
+        let other = IPFragmentReassembler()
+        var lengths: [Int] = []
+        let plans: [(UInt8, [(Int, Int, Bool)])] = [
+            (9, [(0, 16, true), (16, 21, true), (32, 11, false)]),
+            (10, [(32, 11, false), (8, 40, false), (0, 8, true)]),
+        ]
+        for (id, plan) in plans {
+            for (offset, count, more) in plan {
+                var packet = ipv4([UInt8](repeating: 7, count: count), flagsAndOffset: (more ? 0x2000 : 0) | UInt16(offset / 8))
+                packet[5] = id
+                guard case .fragment(let fragment) = decode(packet, .raw) else { Issue.record("not a fragment"); return }
+                other.add(fragment, at: .zero) { lengths.append($0.count) }
+            }
+        }
+        #expect(lengths == [43, 43] && other.pending == 0)
     }
 
     @Test func fragmentFloodsAreGivenUpWithinBounds() {
