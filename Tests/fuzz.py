@@ -62,7 +62,7 @@ def flip_bits(data, rng):
 
 def overwrite_bytes(data, rng):
     for _ in range(rng.randint(1, 80)):
-        data[rng.randrange(24, len(data))] = rng.randrange(256)
+        data[rng.randrange(min(24, len(data) - 1), len(data))] = rng.randrange(256)
     return data
 
 

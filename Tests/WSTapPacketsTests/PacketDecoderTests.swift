@@ -90,13 +90,16 @@ struct PacketDecoderTests {
         // Out of order, with a duplicate of the middle piece carrying other bytes.
         for (offset, bytes, more) in [pieces[2], pieces[1], (16, [UInt8](repeating: 0xEE, count: 16), true), pieces[0]] {
             let packet = ipv4(bytes, flagsAndOffset: (more ? 0x2000 : 0) | UInt16(offset / 8))
-            guard case .fragment(let fragment) = decode(packet, .raw) else { Issue.record("not a fragment"); return }
-            reassembler.add(fragment, at: .zero) { datagram in
-                guard case .tcp(let segment) = PacketDecoder.decodeReassembled(
-                    protocolNumber: fragment.protocolNumber, payload: datagram,
-                    source: fragment.source, destination: fragment.destination)
-                else { return }
-                payloads.append(Array(segment.payload))
+            // The fragment's payload is borrowed from the packet: it must outlive the call.
+            withExtendedLifetime(packet) {
+                guard case .fragment(let fragment) = decode(packet, .raw) else { Issue.record("not a fragment"); return }
+                reassembler.add(fragment, at: .zero) { datagram in
+                    guard case .tcp(let segment) = PacketDecoder.decodeReassembled(
+                        protocolNumber: fragment.protocolNumber, payload: datagram,
+                        source: fragment.source, destination: fragment.destination)
+                    else { return }
+                    payloads.append(Array(segment.payload))
+                }
             }
         }
         #expect(payloads == [Array("fragmented payload!".utf8)])
@@ -114,39 +117,47 @@ struct PacketDecoderTests {
             for (offset, count, more) in plan {
                 var packet = ipv4([UInt8](repeating: 7, count: count), flagsAndOffset: (more ? 0x2000 : 0) | UInt16(offset / 8))
                 packet[5] = id
-                guard case .fragment(let fragment) = decode(packet, .raw) else { Issue.record("not a fragment"); return }
-                other.add(fragment, at: .zero) { lengths.append($0.count) }
+                withExtendedLifetime(packet) {
+                    guard case .fragment(let fragment) = decode(packet, .raw) else { Issue.record("not a fragment"); return }
+                    other.add(fragment, at: .zero) { lengths.append($0.count) }
+                }
             }
         }
         #expect(lengths == [43, 43] && other.pending == 0)
     }
 
     @Test func fragmentFloodsAreGivenUpWithinBounds() {
-        func fragment(id: UInt16, offset: Int, _ bytes: [UInt8], more: Bool = true) -> IPFragment? {
+        /// Adds one fragment to `reassembler` (its payload is borrowed from the packet, so it is
+        /// added while the packet exists).
+        func add(
+            to reassembler: IPFragmentReassembler, id: UInt16, offset: Int, _ bytes: [UInt8], more: Bool = true,
+            at time: CaptureTimestamp = .zero, complete: (UnsafeRawBufferPointer) -> Void = { _ in }
+        ) {
             var packet = ipv4(bytes, flagsAndOffset: (more ? 0x2000 : 0) | UInt16(offset / 8))
             packet[4] = UInt8(id >> 8)
             packet[5] = UInt8(id & 0xFF)
-            guard case .fragment(let fragment) = decode(packet, .raw) else { return nil }
-            return fragment
+            packet.withUnsafeBytes { raw in
+                let captured = CapturedPacket(timestamp: .zero, linkType: .raw, bytes: raw, originalLength: raw.count)
+                guard case .fragment(let fragment) = PacketDecoder.decode(captured) else { Issue.record("not a fragment"); return }
+                reassembler.add(fragment, at: time, complete: complete)
+            }
         }
         // The same 1,480 bytes over and over: given up once it holds twice a datagram's maximum.
         let duplicates = IPFragmentReassembler()
-        let piece = fragment(id: 1, offset: 0, [UInt8](repeating: 1, count: 1480))!
-        for _ in 0..<1000 { duplicates.add(piece, at: .zero) { _ in Issue.record("nothing to complete") } }
+        let piece = [UInt8](repeating: 1, count: 1480)
+        for _ in 0..<1000 { add(to: duplicates, id: 1, offset: 0, piece) { _ in Issue.record("nothing to complete") } }
         #expect(duplicates.abandoned == 11 && duplicates.pending == 1)
         // Many incomplete datagrams: the oldest are given up to stay under the byte limit.
         let many = IPFragmentReassembler(maxHeldBytes: 100_000)
         for id in 0..<200 {
             let time = CaptureTimestamp(seconds: 0, nanoseconds: UInt32(id))
-            many.add(fragment(id: UInt16(id), offset: 0, [UInt8](repeating: 2, count: 1000))!, at: time) { _ in }
+            add(to: many, id: UInt16(id), offset: 0, [UInt8](repeating: 2, count: 1000), at: time)
         }
         #expect(many.pending == 100 && many.abandoned == 100)
         // The newest is still whole once its last piece comes (room is made by giving up the oldest).
         var completed = 0
         let last = CaptureTimestamp(seconds: 0, nanoseconds: 200)
-        many.add(fragment(id: 199, offset: 1000, [UInt8](repeating: 3, count: 8), more: false)!, at: last) { datagram in
-            completed = datagram.count
-        }
+        add(to: many, id: 199, offset: 1000, [UInt8](repeating: 3, count: 8), more: false, at: last) { completed = $0.count }
         #expect(completed == 1008 && many.reassembled == 1)
     }
 
