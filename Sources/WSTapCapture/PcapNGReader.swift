@@ -1,7 +1,11 @@
 import WSTapCore
 /// Reads pcapng block by block (draft-ietf-opsawg-pcapng), for what libpcap's reader refuses:
-/// interfaces of different link types in one file. Each packet carries its interface's link type
-/// and timestamp resolution. Lengths from the file are checked before anything is read.
+/// interfaces of different link types in one file, and sections of another byte order. Each
+/// packet carries its interface's link type and timestamp resolution. Lengths from the file are
+/// checked before anything is read.
+///
+/// Linear: each block is read once, into a buffer that grows 1 MiB at a time (then doubling) as
+/// its bytes arrive; a section header only switches the byte order and interface table.
 final class PcapNGReader {
     private struct Interface {
         var linkType: LinkType

@@ -4,7 +4,8 @@ import WSTapCore
 /// libpcap reads every record with two `fread` calls and copies it into its own buffer; here a
 /// record is handed out where it lies in the chunk. Every length comes from the file and is
 /// checked before use: a record longer than `maxRecordLength` or cut off by the end of the file
-/// is reported as damage with its offset.
+/// is reported as damage with its offset. Linear: each byte is read once; a record that spans
+/// two chunks is the only one copied.
 /// What a native reader yields for one record.
 enum NativeRecord {
     case packet(CapturedPacket)

@@ -1,4 +1,6 @@
 /// Walks a `Transfer-Encoding: chunked` body (RFC 9112 §7.1) to find where it ends.
+/// Linear: chunk data is skipped by count, and each byte of a size line is looked at once (a
+/// line longer than 4,096 bytes ends the walk).
 struct ChunkedBodyDecoder {
     private enum State {
         case sizeLine

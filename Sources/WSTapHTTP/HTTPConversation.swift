@@ -318,7 +318,8 @@ public struct HTTPConversation: StreamStage {
             if start == bytes.count { return bytes.count }
         }
         // Where this head ends in `bytes`: at a line feed that ends an empty line (nothing but
-        // carriage returns since the previous line feed).
+        // carriage returns since the previous line feed). Linear: whether the current line has
+        // content is carried across calls, so each byte is scanned once, however the head is cut.
         var lineHasContent = currentLineHasContent[index]
         var end = start
         var complete = false

@@ -36,6 +36,10 @@ public struct DecodedFrame {
 /// A state machine: waiting for a header, then for payload. Payload that arrives whole in one
 /// call is handed out without copying (masked payload is unmasked into a reused buffer); only a
 /// frame that spans calls is accumulated.
+///
+/// Linear: each input byte is looked at once (a header byte copied at most once into
+/// `headerBytes`, a payload byte unmasked or copied once), and the payload buffer grows by
+/// doubling from what has arrived, never from the length field.
 public struct FrameDecoder {
     private struct PayloadProgress {
         var header: FrameHeader
