@@ -1,4 +1,5 @@
 import Testing
+import Synchronization
 import WSTapCore
 import WSTapCapture
 @testable import WSTapPackets
@@ -21,8 +22,13 @@ func ipv6(_ payload: [UInt8], nextHeader: UInt8 = 6) -> [UInt8] {
         + [UInt8](repeating: 0, count: 15) + [1] + [UInt8](repeating: 0, count: 15) + [2] + payload
 }
 
+/// Every packet the helpers decoded: a result borrows its packet's bytes, so the packets live as
+/// long as the tests do (AddressSanitizer caught results outliving a temporary array).
+let decodedPackets = Mutex<[[UInt8]]>([])
+
 func decode(_ bytes: [UInt8], _ linkType: LinkType, originalLength: Int? = nil) -> PacketDecodeResult {
-    bytes.withUnsafeBytes { raw in
+    decodedPackets.withLock { $0.append(bytes) }
+    return bytes.withUnsafeBytes { raw in
         PacketDecoder.decode(CapturedPacket(timestamp: .zero, linkType: linkType, bytes: raw,
                                             originalLength: originalLength ?? bytes.count))
     }
