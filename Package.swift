@@ -37,8 +37,13 @@ let package = Package(
             swiftSettings: speed
         ),
         .target(
+            name: "WSTapTLS",
+            dependencies: ["WSTapCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: speed
+        ),
+        .target(
             name: "WSTap",
-            dependencies: ["WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket"],
+            dependencies: ["WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS"],
             swiftSettings: speed
         ),
         .target(name: "WSTapOutput", dependencies: ["WSTap"], swiftSettings: speed),

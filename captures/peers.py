@@ -379,13 +379,98 @@ async def unknown_extension(port, host):
     await with_raw_server(host, port, client, extra_headers="Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n")
 
 
+def tls_contexts(keylog, version, ciphers=None):
+    """A server context with a fresh self-signed certificate, and a client context that writes
+    its NSS key log to `keylog` (None: no key log). `ciphers` forces a TLS 1.2 suite; TLS 1.3
+    suites are forced by OPENSSL_CONF (record.sh sets it)."""
+    import ssl, subprocess, tempfile
+    directory = tempfile.mkdtemp()
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=wstap.test"], check=True, capture_output=True)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    for context in (server, client):
+        context.minimum_version = context.maximum_version = version
+        context.set_alpn_protocols(["http/1.1"])
+        if ciphers:
+            context.set_ciphers(ciphers)
+    if keylog:
+        client.keylog_filename = keylog
+    return server, client
+
+
+async def tls_conversation(port, host, version, ciphers=None, compression="deflate"):
+    """Text, binary and long messages both ways over wss://, the client writing the key log."""
+    server, client = tls_contexts(KEYLOG, version, ciphers)
+    async with await lib_server(port, host, ssl=server, compression=compression):
+        async with connect(f"wss://{host}:{port}/secure", ssl=client, server_hostname="wstap.test",
+                           compression=compression) as ws:
+            for message in ["hello over TLS", bytes(range(256)) * 20, "long " * 2000]:
+                sent("c2s", 1 if isinstance(message, str) else 2, message)
+                await ws.send(message)
+                await ws.recv()
+            await ws.close(1000, "tls bye")
+
+
+async def wss_tls13(port, host):
+    import ssl
+    await tls_conversation(port, host, ssl.TLSVersion.TLSv1_3)
+
+
+async def wss_tls12_aes128(port, host):
+    import ssl
+    await tls_conversation(port, host, ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES128-GCM-SHA256", compression=None)
+
+
+async def wss_tls12_aes256(port, host):
+    import ssl
+    await tls_conversation(port, host, ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES256-GCM-SHA384")
+
+
+async def wss_tls12_chacha(port, host):
+    import ssl
+    await tls_conversation(port, host, ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-CHACHA20-POLY1305")
+
+
+async def wss_missing_key(port, host):
+    """Two wss connections; only the first writes its secrets to the key log. The second is
+    shown as TLS that could not be decrypted, so its messages are not in this log."""
+    import ssl
+    server, client = tls_contexts(KEYLOG, ssl.TLSVersion.TLSv1_3)
+    _, silent_client = tls_contexts(None, ssl.TLSVersion.TLSv1_3)
+    async def echo_logging_decryptable(ws):
+        async for message in ws:
+            if message == "decryptable":
+                sent("s2c", 1, message)
+            await ws.send(message)
+
+    async with await lib_server(port, host, handler=echo_logging_decryptable, ssl=server):
+        for context, logged in ((client, True), (silent_client, False)):
+            async with connect(f"wss://{host}:{port}/keys", ssl=context, server_hostname="wstap.test") as ws:
+                if logged:
+                    sent("c2s", 1, "decryptable")
+                await ws.send("decryptable" if logged else "not decryptable")
+                await ws.recv()
+    LOG["connections_without_keys"] = 1
+
+
 SCENARIOS = {f.__name__.replace("_", "-"): f for f in
              [text_echo, binary_sizes, ping_close_codes, subprotocol, deflate, rejected, bad_accept,
               keepalive, fragmented, h2c, deflate_no_context_client, deflate_no_context_server,
-              deflate_window_bits, deflate_fragmented, unknown_extension, chat_stream]}
+              deflate_window_bits, deflate_fragmented, unknown_extension, chat_stream,
+              wss_tls13, wss_tls12_aes128, wss_tls12_aes256, wss_tls12_chacha, wss_missing_key]}
+# Where the TLS scenarios' client writes its key log: NAME.keys beside NAME.peers.json.
+KEYLOG = None
 
 if __name__ == "__main__":
     name, port, logfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    KEYLOG = logfile.replace(".peers.json", ".keys") if name.startswith("wss-") else None
+    if KEYLOG and os.path.exists(KEYLOG):
+        os.remove(KEYLOG)
     host = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
     asyncio.run(asyncio.wait_for(SCENARIOS[name](port, host), 30))
     with open(logfile, "w") as f:

@@ -30,5 +30,22 @@ for scenario in "${all[@]}"; do
     if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$port" 127.0.0.1 lo; fi
     port=$((port + 10))
 done
+# wss:// (issue 15): the client writes NAME.keys. TLS 1.3 suites are chosen by OpenSSL's
+# configuration; TLS 1.2 suites by the peers.
+tls13_suite() {  # name port suite
+    local conf; conf=$(mktemp)
+    printf 'openssl_conf = conf\n[conf]\nssl_conf = ssl\n[ssl]\nsystem_default = tls\n[tls]\nCiphersuites = %s\n' "$3" > "$conf"
+    if [ -z "$ARGS" ] || [[ " $ARGS " == *" $1 "* ]]; then OPENSSL_CONF=$conf record "$1" wss-tls13 "$2" 127.0.0.1 lo; fi
+    rm -f "$conf"
+}
+ARGS="$*"
+tls13_suite wss-tls13-aes256 18400 TLS_AES_256_GCM_SHA384
+tls13_suite wss-tls13-aes128 18410 TLS_AES_128_GCM_SHA256
+tls13_suite wss-tls13-chacha 18420 TLS_CHACHA20_POLY1305_SHA256
+tls_port=18430
+for scenario in wss-tls12-aes128 wss-tls12-aes256 wss-tls12-chacha wss-missing-key; do
+    if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$tls_port" 127.0.0.1 lo; fi
+    tls_port=$((tls_port + 10))
+done
 if [ $# -eq 0 ] || [[ " $* " == *" ipv6-echo "* ]]; then record ipv6-echo text-echo 18300 ::1 lo; fi
 if [ $# -eq 0 ] || [[ " $* " == *" any-sll2 "* ]]; then record any-sll2 text-echo 18310 127.0.0.1 any; fi

@@ -12,6 +12,12 @@ public struct AnalyzerOptions: Sendable {
     public var maxPayloadBytes: Int = 64 << 20
     /// Connections to or from these ports are decoded as WebSocket even without a captured handshake.
     public var websocketPorts: Set<UInt16> = []
+    /// The NSS key log TLS connections are decrypted with; nil leaves them encrypted (each is
+    /// still shown, with why it is not decrypted).
+    public var keyLog: KeyLog?
+    /// Live capture: a TLS connection whose secrets are not in the key log yet waits for them
+    /// (its records held, bounded) while the key log is re-read.
+    public var waitsForTLSKeys = false
     /// Keep count of connections holding bytes that may still become events with earlier times
     /// (live: a streaming output writes at once while none does; `Analyzer.holdsBytesForEarlierEvents`).
     public var tracksHeldBytes = false
@@ -41,6 +47,18 @@ public final class Analyzer: TCPConnectionObserver {
         let table = ConnectionTable(limits: options.reassembly)
         connections = ManuallyRetained(retaining: table)
         table.observer = self
+        if let keyLog = options.keyLog { announce(keyLog) }
+    }
+
+    /// Says which key log decrypts TLS, and which of its lines could not be used.
+    private func announce(_ keyLog: KeyLog) {
+        timeline.receive(.issue(nil, .keyLogInUse(keyLog)))
+        for line in keyLog.malformedLines.prefix(10) {
+            timeline.receive(.issue(nil, .keyLogLineMalformed(line, path: keyLog.path)))
+        }
+        if keyLog.malformedLines.count > 10 {
+            timeline.receive(.issue(nil, .keyLogLinesMalformed(keyLog.malformedLines.count - 10, path: keyLog.path)))
+        }
     }
 
     deinit { connections.release() }

@@ -77,6 +77,7 @@ final class Connection: TCPStreamHandler {
         guard context.opened || sawBytes else { return }
         context.emit(.connectionClosed(context.record, ConnectionEnd(
             time: time, reason: reason, protocolKind: context.phase.protocolKind,
-            websocketDetection: context.phase.websocketDetection, totals: context.totals, counters: context.counters)))
+            websocketDetection: context.phase.websocketDetection, tls: context.tls, totals: context.totals,
+            counters: context.counters)))
     }
 }

@@ -4,13 +4,24 @@ import WSTapWebSocket
 
 /// Where each connection's chain of stages is built: the one place a new stage is added.
 ///
-/// TCP stream → protocol detection → HTTP/1.1 → (after a 101) WebSocket, or opaque bytes.
-/// A TLS stage goes in front of the detection (`start`); a decoder of a WebSocket subprotocol
+/// TCP stream → protocol detection → [TLS → protocol detection →] HTTP/1.1 → (after a 101)
+/// WebSocket, or opaque bytes. A decoder of a WebSocket subprotocol
 /// would be chosen in `afterSwitch` from the handshake's `Sec-WebSocket-Protocol`.
 enum ConnectionChain {
     /// The first stage of a new connection.
     static func start(_ context: ConnectionContext) -> ConnectionStage {
         ProtocolDetectionStage(context: context, http: HTTPStage(context: context))
+    }
+
+    /// TLS: its records are decrypted with the key log, and the plaintext goes through a chain
+    /// that starts like a new connection's.
+    static func tls(_ context: ConnectionContext) -> ConnectionStage {
+        TLSStage(context: context)
+    }
+
+    /// The first stage of the plaintext inside TLS.
+    static func afterTLS(_ context: ConnectionContext) -> ConnectionStage {
+        ProtocolDetectionStage(context: context, http: HTTPStage(context: context), insideTLS: true)
     }
 
     /// WebSocket frames searched for from the first byte: the handshake was not captured.

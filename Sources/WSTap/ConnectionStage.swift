@@ -1,6 +1,7 @@
 import WSTapCore
 import WSTapTCP
 import WSTapWebSocket
+import WSTapTLS
 
 /// A link of a connection's chain as the connection drives it: it takes the bytes of one
 /// direction (client and server as the analyzer knows them), turns them into timeline events
@@ -51,6 +52,8 @@ enum ConnectionPhase: Equatable {
     case otherUpgrade
     /// Nothing recognisable: the bytes are not decoded.
     case opaque
+    /// TLS that is not (or not yet) decrypted.
+    case tls
 
     /// What the connection turned out to carry, as the timeline names it.
     var protocolKind: ConnectionProtocol {
@@ -60,6 +63,7 @@ enum ConnectionPhase: Equatable {
         case .websocket: .websocket
         case .searchingForWebSocket(_, let afterSwitch): afterSwitch ? .otherUpgrade : .unknown
         case .otherUpgrade: .otherUpgrade
+        case .tls: .tls
         }
     }
 
@@ -76,6 +80,8 @@ final class ConnectionContext {
     var phase = ConnectionPhase.undecided
     var totals = ConnectionTotals()
     var counters = ConnectionCounters()
+    /// The TLS session, for a connection that is TLS.
+    var tls: TLSSession?
     let options: AnalyzerOptions
     /// Whether the sink takes frame and message events (a summary does not).
     let emitsFramesAndMessages: Bool

@@ -4,6 +4,7 @@ import WSTapPackets
 import WSTapTCP
 import WSTapHTTP
 import WSTapWebSocket
+import WSTapTLS
 
 /// The one place that turns each stage's findings into issues with stable codes.
 /// Every code here is listed in docs/issue-codes.md.
@@ -43,6 +44,28 @@ extension Issue {
         case .tooManyUnansweredRequests(let limit, let byteLimit):
             (.warning, "http-unanswered-requests",
              "over \(limit) requests or \(byteLimit >> 20) MiB of request heads wait for responses (is one direction missing?); the oldest are no longer matched")
+        }
+        self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
+    }
+
+    init(_ violation: TLSViolation, time: CaptureTimestamp, direction: StreamDirection?) {
+        let (severity, code, detail): (Severity, String, String) = switch violation {
+        case .noKey:
+            (.warning, "tls-no-key", "the key log has no secrets for this connection's client random: not decrypted")
+        case .unsupportedCipherSuite(let name):
+            (.warning, "tls-unsupported-cipher", "cipher suite \(name) is not decrypted (AES-GCM and ChaCha20-Poly1305 are)")
+        case .handshakeNotCaptured:
+            (.warning, "tls-handshake-not-captured", "TLS records without a captured ClientHello and ServerHello: the connection cannot be decrypted")
+        case .recordNotAuthentic(let sequence):
+            (.error, "tls-record-not-authentic", "record \(sequence) did not authenticate with the key log's secrets (wrong key or damaged bytes): not shown, and this direction is no longer decrypted")
+        case .alert(let level, let description):
+            (level == 2 ? .error : .info, "tls-alert", "TLS alert: \(level == 2 ? "fatal" : level == 1 ? "warning" : "level \(level)") \(TLSAlert.name(description)) (\(description))")
+        case .malformedRecord(let what):
+            (.error, "tls-malformed", "not a TLS record: \(what); this direction is no longer decoded")
+        case .streamGap(let bytes):
+            (.warning, "tls-gap", "\(bytes) bytes of TLS records missing: this direction is no longer decrypted")
+        case .http2NotDecoded:
+            (.info, "tls-h2-not-decoded", "ALPN selected h2: WebSocket over HTTP/2 (RFC 8441) is not decoded yet")
         }
         self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
     }
@@ -147,6 +170,22 @@ extension Issue {
     public static func inflatedPayloadsCut(messages: Int, headroom: UInt64, multiple: UInt64) -> Issue {
         Issue(time: nil, direction: nil, severity: .warning, code: "inflated-payloads-cut",
               detail: "\(messages) decompressed messages shown cut (marked truncated): decompressed payloads past \(headroom >> 20) MiB plus \(multiple) times the capture's frame bytes are not shown unless --max-payload is given")
+    }
+
+    /// The key log TLS connections are decrypted with, and how it was chosen.
+    public static func keyLogInUse(_ keyLog: KeyLog) -> Issue {
+        Issue(time: nil, direction: nil, severity: .info, code: "tls-key-log",
+              detail: "TLS decrypted with the key log \(keyLog.path) (from \(keyLog.source)): secrets for \(keyLog.count) connections")
+    }
+
+    static func keyLogLineMalformed(_ line: KeyLog.MalformedLine, path: String) -> Issue {
+        Issue(time: nil, direction: nil, severity: .warning, code: "tls-key-log-malformed",
+              detail: "\(path) line \(line.number): \(line.reason); the line is skipped, the rest is used")
+    }
+
+    static func keyLogLinesMalformed(_ count: Int, path: String) -> Issue {
+        Issue(time: nil, direction: nil, severity: .warning, code: "tls-key-log-malformed",
+              detail: "\(path): \(count) more malformed lines skipped")
     }
 
     /// A streaming timeline could not write every event in time order (its reorder window was

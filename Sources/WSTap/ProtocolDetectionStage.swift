@@ -2,6 +2,7 @@ import WSTapCore
 import WSTapHTTP
 import WSTapPackets
 import WSTapTCP
+import WSTapTLS
 
 /// The first stage of every connection: its first bytes choose what decodes it.
 ///
@@ -13,10 +14,13 @@ final class ProtocolDetectionStage: ConnectionStage {
     private let context: ConnectionContext
     /// HTTP, the default: it also takes gaps that come before the first byte.
     private let http: HTTPStage
+    /// The plaintext of a TLS connection: TLS is not looked for again.
+    private let insideTLS: Bool
 
-    init(context: ConnectionContext, http: HTTPStage) {
+    init(context: ConnectionContext, http: HTTPStage, insideTLS: Bool = false) {
         self.context = context
         self.http = http
+        self.insideTLS = insideTLS
     }
 
     override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
@@ -45,6 +49,11 @@ final class ProtocolDetectionStage: ConnectionStage {
         let looksLikeResponse = prefix.starts(with: Array("HTTP/1.".utf8))
         let looksLikeRequest = prefix.count >= 4 && !looksLikeResponse
             && HTTPConversation.startsLikeHTTP(prefix, direction: .clientToServer)
+        if !insideTLS, TLSConnectionDecoder.startsLikeTLS(bytes) || TLSConnectionDecoder.startsLikeTLSRecord(bytes) {
+            // A ServerHello first: the TCP layer has client and server the wrong way round.
+            if TLSConnectionDecoder.startsLikeTLS(bytes), bytes[5] == 2, direction == .clientToServer { swapRoles(&direction) }
+            return ConnectionChain.tls(context)
+        }
         let record = context.record
         let ports = context.options.websocketPorts
         let forcedServer: Endpoint? = ports.contains(record.server.port) ? record.server

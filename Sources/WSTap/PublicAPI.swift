@@ -41,3 +41,7 @@
 @_exported import struct WSTapWebSocket.WebSocketHandshake
 @_exported import struct WSTapWebSocket.ExtensionOffer
 @_exported import struct WSTapWebSocket.PerMessageDeflateParameters
+
+@_exported import class WSTapTLS.KeyLog
+@_exported import enum WSTapTLS.KeyLogError
+@_exported import struct WSTapTLS.TLSSession

@@ -3,6 +3,7 @@ import WSTapPackets
 import WSTapTCP
 import WSTapHTTP
 import WSTapWebSocket
+import WSTapTLS
 
 /// A TCP connection as the timeline names it.
 public struct ConnectionRecord: Sendable {
@@ -114,6 +115,8 @@ public enum ConnectionProtocol: String, Sendable {
     case http
     /// Switched with 101 to a protocol other than WebSocket.
     case otherUpgrade = "other-upgrade"
+    /// TLS that was not decrypted.
+    case tls
     case unknown
 }
 
@@ -134,6 +137,8 @@ public struct ConnectionEnd: Sendable {
     public var protocolKind: ConnectionProtocol
     /// Set for WebSocket connections.
     public var websocketDetection: WebSocketDetection?
+    /// For a TLS connection, its session at the end (with its record byte counts).
+    public var tls: TLSSession?
     public var totals: ConnectionTotals
     /// Frames and messages by opcode: the connection's share of the capture summary.
     public var counters: ConnectionCounters
@@ -189,6 +194,9 @@ public enum TimelineEvent {
     /// The body of the answer to an Upgrade offer that did not switch (what a refusal says),
     /// when it ended: its first `HTTPConversation.maxBodyPreview` bytes.
     indirect case upgradeAnswerBody(ConnectionRecord, CaptureTimestamp, HTTPBodyPreview)
+    /// The connection is TLS: its session as the handshake and the key log show it (once per
+    /// connection, when its hellos were seen or were found missing).
+    indirect case tls(ConnectionRecord, CaptureTimestamp, TLSSession)
     case frame(ConnectionRecord, FrameRecord)
     case message(ConnectionRecord, MessageRecord)
     /// A finding; the connection is nil for capture-level issues.
@@ -208,6 +216,7 @@ extension TimelineEvent {
         case .httpExchange(_, let exchange): exchange.responseTime ?? exchange.requestTime
         case .upgrade(_, let exchange): exchange.time
         case .upgradeAnswerBody(_, let time, _): time
+        case .tls(_, let time, _): time
         case .frame(_, let frame): frame.time
         case .message(_, let message): message.time
         case .issue(_, let issue): issue.time

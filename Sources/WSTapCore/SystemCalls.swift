@@ -94,6 +94,28 @@ public enum SystemCalls {
         return copy >= 0 ? copy : nil
     }
 
+    /// The bytes of the file at `path` from `offset` to its end, at most `limit` of them (a file
+    /// still being written is read again later from where this read stopped).
+    public static func readFile(_ path: String, from offset: Int64, limit: Int) -> Result<[UInt8], SystemError> {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return .failure(SystemError(call: "open", code: errno)) }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while bytes.count < limit {
+            let wanted = min(chunk.count, limit - bytes.count)
+            let result = chunk.withUnsafeMutableBytes {
+                read(descriptor, into: $0.baseAddress!, count: wanted, at: offset + Int64(bytes.count))
+            }
+            switch result {
+            case .failure(let error): return .failure(error)
+            case .success(0): return .success(bytes)
+            case .success(let got): bytes += chunk[0..<got]
+            }
+        }
+        return .success(bytes)
+    }
+
     /// What kind of file `path` is, and its size.
     public static func fileStatus(_ path: String) -> Result<(isRegularFile: Bool, size: Int64), SystemError> {
         var info = stat()

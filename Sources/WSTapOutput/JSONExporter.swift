@@ -161,6 +161,8 @@ public final class JSONExporter: TimelineSink {
             if lastID == record.id { lastConnection = nil }
         case .httpRequest, .httpResponse:
             break  // Written in pairs, from `httpExchange`.
+        case .tls:
+            break  // Written with the connection, as it stood at its end.
         case .httpExchange(let record, let exchange):
             withConnection(record.id) { connection in
                 counting(connection.exchanges) { connection.addExchange(exchange) }
@@ -286,6 +288,8 @@ public final class JSONExporter: TimelineSink {
         scratch.raw(",\"tcp_handshake_seen\":"); scratch.bool(record.tcpHandshakeSeen)
         scratch.raw(",\"protocol\":"); scratch.string(end.protocolKind.rawValue)
         scratch.raw(",\"websocket_detection\":"); scratch.string(end.websocketDetection?.rawValue)
+        scratch.raw(",\"tls\":")
+        if let tls = end.tls { scratch.tlsFields(tls) } else { scratch.raw("null") }
         scratch.raw(",\"totals\":{"); scratch.totalsFields(end.totals); scratch.raw("}")
         scratch.raw(",\n\"http\":")
         output.write(scratch)

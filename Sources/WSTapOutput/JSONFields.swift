@@ -226,6 +226,24 @@ extension OutputBuffer {
         raw(",\"outcome\":"); string(exchange.outcome.rawValue)
     }
 
+    /// `{"version", "cipher", "sni", "alpn", "alpn_offered", "decrypted", "reason", "record_bytes"}`.
+    func tlsFields(_ session: TLSSession) {
+        raw("{\"version\":"); string(session.version)
+        raw(",\"cipher\":"); string(session.cipherSuite)
+        raw(",\"sni\":"); string(session.serverName)
+        raw(",\"alpn\":"); string(session.alpn)
+        raw(",\"alpn_offered\":[")
+        for (index, name) in session.alpnOffered.enumerated() {
+            if index > 0 { comma() }
+            string(name)
+        }
+        raw("],\"decrypted\":"); bool(session.decrypted)
+        raw(",\"reason\":"); string(session.reason)
+        raw(",\"record_bytes\":{\"c2s\":"); number(session.recordBytes.clientToServer)
+        raw(",\"s2c\":"); number(session.recordBytes.serverToClient)
+        raw("}}")
+    }
+
     func totalsFields(_ totals: ConnectionTotals) {
         for (name, values) in [("payload_bytes", totals.payloadBytes), ("frames", totals.frames),
                                ("messages", totals.messages), ("upgraded_bytes", totals.upgradedBytes),

@@ -50,6 +50,11 @@ public final class NDJSONExporter: TimelineSink {
             time = ended
             begin("upgrade_answer_body", record.id); line.comma()
             line.answerBodyFields(body, time: ended)
+        case .tls(let record, let settled, let session):
+            time = settled
+            begin("tls", record.id)
+            line.raw(",\"time\":"); line.time(settled)
+            line.raw(",\"tls\":"); line.tlsFields(session)
         case .frame(let record, let frame):
             time = frame.time
             begin("frame", record.id); line.comma()
@@ -70,6 +75,8 @@ public final class NDJSONExporter: TimelineSink {
             line.raw(",\"reason\":"); line.string(end.reason.rawValue)
             line.raw(",\"protocol\":"); line.string(end.protocolKind.rawValue)
             line.raw(",\"websocket_detection\":"); line.string(end.websocketDetection?.rawValue)
+            line.raw(",\"tls\":")
+            if let tls = end.tls { line.tlsFields(tls) } else { line.raw("null") }
             line.raw(",\"totals\":{"); line.totalsFields(end.totals); line.raw("}")
         }
         line.raw("}\n")

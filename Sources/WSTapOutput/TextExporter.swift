@@ -50,6 +50,9 @@ public final class TextExporter: TimelineSink {
             body.bytes.withUnsafeBytes { line.quotedPreview($0, limit: 160, asText: UTF8Validation.isValid($0)) }
         case .httpExchange:
             return  // Its request and response were shown as they came.
+        case .tls(let record, let time, let session):
+            begin(time, record)
+            tlsText(session)
         case .upgrade(let record, let exchange):
             begin(exchange.time, record)
             upgradeText(exchange)
@@ -127,6 +130,20 @@ public final class TextExporter: TimelineSink {
             line.append(UInt8(ascii: "\n"))
             line.raw("                    "); field(header.name)
             line.raw(": "); field(header.value, bytes: header.valueBytes)
+        }
+    }
+
+    /// `TLS 1.3 TLS_AES_256_GCM_SHA384 sni example.com alpn http/1.1: decrypted (key log)`.
+    private func tlsText(_ session: TLSSession) {
+        if let version = session.version { line.text(version) } else { line.raw("TLS (version not captured)") }
+        if let cipher = session.cipherSuite { line.raw(" "); line.text(cipher) }
+        if let name = session.serverName { line.raw(" sni "); field(name) }
+        if let alpn = session.alpn { line.raw(" alpn "); field(alpn) }
+        if session.decrypted {
+            line.raw(": decrypted with the key log")
+        } else {
+            line.raw(": NOT decrypted")
+            if let reason = session.reason { line.raw(" ("); line.text(reason); line.raw(")") }
         }
     }
 

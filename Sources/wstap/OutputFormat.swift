@@ -2,6 +2,7 @@ import ArgumentParser
 import WSTap
 import WSTapOutput
 import WSTapLive
+import WSTapCore
 
 /// How events are written.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -56,11 +57,23 @@ struct DecodeOptions: ParsableArguments {
     @Option(name: .long, help: "Decode connections on this port as WebSocket even when the handshake was not captured (repeatable).")
     var websocketPort: [UInt16] = []
 
+    @Option(name: .long, help: "NSS key log (SSLKEYLOGFILE format) to decrypt TLS with; without it, $SSLKEYLOGFILE is used when set.")
+    var keylog: String?
+
     func validate() throws {
         if let maxPayload, maxPayload < 0 { throw ValidationError("--max-payload must be 0 or more") }
         guard payloadLimit > 0, maxBufferPerDirection > 0, maxBufferTotal > 0, maxConnections > 0, idleTimeout > 0 else {
             throw ValidationError("limits must be greater than 0")
         }
+    }
+
+    /// The key log named by `--keylog`, else by `$SSLKEYLOGFILE`; nil when neither is set.
+    func openKeyLog() throws(KeyLogError) -> KeyLog? {
+        if let keylog { return try KeyLog(path: keylog, source: "--keylog") }
+        if let path = SystemCalls.environment("SSLKEYLOGFILE"), !path.isEmpty {
+            return try KeyLog(path: path, source: "SSLKEYLOGFILE")
+        }
+        return nil
     }
 
     var analyzerOptions: AnalyzerOptions {

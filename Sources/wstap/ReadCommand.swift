@@ -22,10 +22,16 @@ struct ReadCommand: ParsableCommand {
         } catch {
             throw fail(error.message, exitCode: 2)
         }
+        var analyzerOptions = options.analyzerOptions
+        do {
+            analyzerOptions.keyLog = try options.openKeyLog()
+        } catch {
+            throw fail(error.message, exitCode: 2)
+        }
         let output = OutputChannel()
         if options.format.isTimeline { output.timeOrder = .file }
         let analyzer = Analyzer(
-            options: options.analyzerOptions,
+            options: analyzerOptions,
             sink: options.format.makeSink(output: output, maxPayload: options.maxPayload, verbose: options.verbose))
         let (_, damage) = analyze(source, with: analyzer, shouldStop: { output.failed })
         output.flush()

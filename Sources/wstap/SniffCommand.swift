@@ -65,6 +65,15 @@ struct SniffCommand: ParsableCommand {
         configuration.kernelBufferSize = bufferSize
         let capture: LiveCapture
         let writer: CaptureFileWriter?
+        var analyzerOptions = options.analyzerOptions
+        analyzerOptions.tracksHeldBytes = true
+        analyzerOptions.waitsForTLSKeys = true
+        do {
+            // Read before -Z like the capture device; re-read as it grows (a browser's key log).
+            analyzerOptions.keyLog = try options.openKeyLog()
+        } catch {
+            throw fail(error.message, exitCode: 2)
+        }
         do {
             capture = try LiveCapture(device: interface, configuration: configuration, filter: options.filter)
             // Like tcpdump: the file is opened as the user wstap runs as after -Z, not as root.
@@ -76,8 +85,6 @@ struct SniffCommand: ParsableCommand {
         let output = OutputChannel()
         output.flushesEachEvent = true
         if options.format.isTimeline { output.timeOrder = .live }
-        var analyzerOptions = options.analyzerOptions
-        analyzerOptions.tracksHeldBytes = true
         let analyzer = Analyzer(
             options: analyzerOptions,
             sink: options.format.makeSink(output: output, maxPayload: options.maxPayload, verbose: options.verbose))
@@ -93,8 +100,16 @@ struct SniffCommand: ParsableCommand {
             return source
         }
         note("listening on \(interface), link-type \(capture.linkType), snapshot length \(snaplen) bytes")
+        let keyLog = analyzerOptions.keyLog
+        var keyLogRead = SystemCalls.wallClock()
         let failure = session.run(outputFailed: { output.failed }, tick: {
-            output.advance(to: SystemCalls.wallClock(), nothingEarlierToCome: !analyzer.holdsBytesForEarlierEvents)
+            let now = SystemCalls.wallClock()
+            // What the key log's writer appended, every 50 ms; a read that fails keeps what was read.
+            if let keyLog, now.nanoseconds(since: keyLogRead) >= 50_000_000 {
+                keyLogRead = now
+                try? keyLog.reload()
+            }
+            output.advance(to: now, nothingEarlierToCome: !analyzer.holdsBytesForEarlierEvents)
         })
         signals.forEach { $0.cancel() }
         output.flush()

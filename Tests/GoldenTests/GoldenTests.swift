@@ -62,9 +62,16 @@ struct GoldenTests {
         #expect(!first.memory.isEmpty)
     }
 
+    /// Decodes a capture; a wss:// capture with the key log its client wrote (NAME.keys).
     private func run(_ name: String, sink: any TimelineSink) throws {
-        let reader = try CaptureFileReader(path: Self.capturesDirectory.appendingPathComponent(name).path)
-        let (_, damage) = analyze(reader, with: Analyzer(sink: sink))
+        let capture = Self.capturesDirectory.appendingPathComponent(name)
+        let reader = try CaptureFileReader(path: capture.path)
+        var options = AnalyzerOptions()
+        let keys = capture.deletingPathExtension().appendingPathExtension("keys")
+        if FileManager.default.fileExists(atPath: keys.path) {
+            options.keyLog = try KeyLog(path: keys.path, source: "--keylog")
+        }
+        let (_, damage) = analyze(reader, with: Analyzer(options: options, sink: sink))
         #expect(damage == nil)
     }
 

@@ -24,6 +24,7 @@ final class EventLines: TimelineSink {
         case .message(_, let message):
             lines.append("message \(message.direction.label) \(String(decoding: message.message.payload, as: UTF8.self))")
         case .issue(_, let issue): lines.append("issue \(issue.code)")
+        case .tls(_, _, let session): lines.append("tls \(session.version ?? "-") decrypted \(session.decrypted)")
         case .connectionClosed(_, let end):
             ends.append(end)
             lines.append("close \(end.protocolKind.rawValue) \(end.websocketDetection?.rawValue ?? "-")")

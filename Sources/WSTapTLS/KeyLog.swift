@@ -1,0 +1,167 @@
+import WSTapCore
+
+/// The secrets of an NSS key log (`SSLKEYLOGFILE`), by client random.
+///
+/// Lines are `LABEL CLIENT_RANDOM SECRET` in hex; comments (`#`) and labels wstap does not use are
+/// skipped, and a malformed line is remembered with its line number while the rest is used. A
+/// file still being written (a browser's, during `sniff`) is read again from where the last read
+/// ended: `reload()` adds what was appended, and a line not yet finished waits for its end.
+public final class KeyLog: @unchecked Sendable {
+    /// The secrets one TLS connection needs, as far as the key log has them.
+    public struct Secrets: Sendable, Equatable {
+        /// TLS 1.2 and earlier: `CLIENT_RANDOM`.
+        public var masterSecret: [UInt8]?
+        /// TLS 1.3.
+        public var clientHandshakeTraffic: [UInt8]?
+        public var serverHandshakeTraffic: [UInt8]?
+        public var clientTraffic0: [UInt8]?
+        public var serverTraffic0: [UInt8]?
+    }
+
+    /// A line that is not `LABEL HEX HEX` with a 32-byte client random.
+    public struct MalformedLine: Sendable, Equatable {
+        public var number: Int
+        public var reason: String
+    }
+
+    /// Where the key log came from, as the output names it: the file and how it was chosen.
+    public let path: String
+    public let source: String
+    public private(set) var malformedLines: [MalformedLine] = []
+    private var secrets: [[UInt8]: Secrets] = [:]
+    private var readOffset: Int64 = 0
+    private var lineNumber = 0
+    private var partialLine: [UInt8] = []
+    /// Longest line kept while waiting for its end; a longer one is malformed.
+    private static let maxLineLength = 4096
+
+    /// Reads `path`; `source` says how it was chosen (`--keylog`, `SSLKEYLOGFILE`).
+    public init(path: String, source: String) throws(KeyLogError) {
+        self.path = path
+        self.source = source
+        try reload()
+    }
+
+    /// Secrets parsed from text (tests, library users).
+    public init(text: String) {
+        path = "-"
+        source = "text"
+        consume(Array(text.utf8) + [0x0A])
+    }
+
+    /// The secrets for the connection whose ClientHello carried `clientRandom`.
+    public func secrets(clientRandom: [UInt8]) -> Secrets? {
+        secrets[clientRandom]
+    }
+
+    /// Client randoms with secrets.
+    public var count: Int { secrets.count }
+
+    /// Reads what was appended to the file since the last read.
+    public func reload() throws(KeyLogError) {
+        let contents: [UInt8]
+        switch SystemCalls.readFile(path, from: readOffset, limit: 64 << 20) {
+        case .success(let bytes): contents = bytes
+        case .failure(let error): throw .cannotRead(path: path, reason: error.reason)
+        }
+        readOffset += Int64(contents.count)
+        consume(contents)
+    }
+
+    private func consume(_ bytes: [UInt8]) {
+        var start = 0
+        for index in bytes.indices where bytes[index] == 0x0A {
+            parseLine(partialLine + bytes[start..<index])
+            partialLine = []
+            start = index + 1
+        }
+        partialLine += bytes[start...]
+        if partialLine.count > Self.maxLineLength {
+            lineNumber += 1
+            malformedLines.append(MalformedLine(number: lineNumber, reason: "line longer than \(Self.maxLineLength) bytes"))
+            partialLine = []
+        }
+    }
+
+    private func parseLine(_ line: [UInt8]) {
+        lineNumber += 1
+        let text = String(decoding: line, as: UTF8.self).trimmingWhitespace
+        if text.isEmpty || text.hasPrefix("#") { return }
+        let fields = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count == 3 else {
+            return malformed("expected LABEL CLIENT_RANDOM SECRET, found \(fields.count) fields")
+        }
+        let label = String(fields[0])
+        guard Self.knownLabels.contains(label) else { return }  // EXPORTER_SECRET, early traffic, …
+        guard let random = Hex.decode(fields[1]), random.count == 32 else {
+            return malformed("\(label): the client random is not 32 bytes of hex")
+        }
+        guard let secret = Hex.decode(fields[2]), !secret.isEmpty, secret.count <= 64 else {
+            return malformed("\(label): the secret is not hex of 1 to 64 bytes")
+        }
+        var entry = secrets[random] ?? Secrets()
+        switch label {
+        case "CLIENT_RANDOM": entry.masterSecret = secret
+        case "CLIENT_HANDSHAKE_TRAFFIC_SECRET": entry.clientHandshakeTraffic = secret
+        case "SERVER_HANDSHAKE_TRAFFIC_SECRET": entry.serverHandshakeTraffic = secret
+        case "CLIENT_TRAFFIC_SECRET_0": entry.clientTraffic0 = secret
+        default: entry.serverTraffic0 = secret
+        }
+        secrets[random] = entry
+    }
+
+    private func malformed(_ reason: String) {
+        malformedLines.append(MalformedLine(number: lineNumber, reason: reason))
+    }
+
+    private static let knownLabels: Set<String> = [
+        "CLIENT_RANDOM", "CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
+    ]
+}
+
+/// Why a key log could not be read at all.
+public enum KeyLogError: Error, Sendable, Equatable {
+    case cannotRead(path: String, reason: String)
+
+    public var message: String {
+        switch self {
+        case .cannotRead(let path, let reason): "cannot read key log \(path): \(reason)"
+        }
+    }
+}
+
+/// Hexadecimal text to bytes.
+enum Hex {
+    static func decode(_ text: Substring) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func value(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case 0x30...0x39: digit - 0x30
+        case 0x41...0x46: digit - 0x41 + 10
+        case 0x61...0x66: digit - 0x61 + 10
+        default: nil
+        }
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces, tabs and carriage returns.
+    var trimmingWhitespace: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}
