@@ -42,7 +42,8 @@ hostile: release
 
 conformance: release
 	@if [ -d "$(CONFORMANCE)/captures" ]; then \
-		python3 $(CONFORMANCE)/check.py --wstap .build/release/wstap $(CONFORMANCE)/captures; \
+		python3 $(CONFORMANCE)/check.py --keylog-arg=--keylog --wstap .build/release/wstap $(CONFORMANCE)/captures \
+			$$([ -d "$(CONFORMANCE)/tls" ] && echo "$(CONFORMANCE)/tls"); \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
 test: unit fuzz libfuzzer cli memory hostile live conformance

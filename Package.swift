@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "WSTapOutputTests", dependencies: ["WSTapOutput"]),
         .testTarget(
             name: "GoldenTests",
-            dependencies: ["WSTap", "WSTapOutput", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["WSTap", "WSTapOutput", "WSTapTLS", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

@@ -245,7 +245,53 @@ def write_file_safely():
               f"exit {proc.returncode}, owner {owner}: {proc.stderr.decode().strip()[:200]}")
 
 
-for test in (messages_and_order, attach_to_open_connection, count_and_duration, full_disk, kernel_drops, privilege_drop,
+def live_wss():
+    """wss:// sniffed with --keylog while the client is still writing the key log (TLS 1.3, then
+    TLS 1.2): every message decrypted, both ways, with the right content."""
+    import ssl
+    cert, key = os.path.join(WORK, "cert.pem"), os.path.join(WORK, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=wstap.test"], check=True, capture_output=True)
+    for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+        name = "TLS 1.3" if version == ssl.TLSVersion.TLSv1_3 else "TLS 1.2"
+        keys = os.path.join(WORK, f"keys-{version.name}.log")
+        open(keys, "w").close()  # empty: the client writes its secrets while wstap runs
+        port = free_port()
+        sniffer = Sniffer("-f", f"tcp port {port}", "--format", "ndjson", "--keylog", keys)
+        sent = []
+
+        async def run():
+            server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            server.load_cert_chain(cert, key)
+            client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+            for context in (server, client):
+                context.minimum_version = context.maximum_version = version
+            client.keylog_filename = keys
+
+            async def echo(ws):
+                async for message in ws:
+                    sent.append(("s2c", message))
+                    await ws.send(message)
+            async with serve(echo, "127.0.0.1", port, ssl=server):
+                async with connect(f"wss://127.0.0.1:{port}/live", ssl=client, server_hostname="wstap.test") as ws:
+                    for message in ["secret one", b"\x00secret binary\xff" * 50, "secret " * 1000]:
+                        sent.append(("c2s", message))
+                        await ws.send(message)
+                        await ws.recv()
+        asyncio.run(run())
+        time.sleep(0.3)
+        sniffer.stop()
+        events = [e for _, e in sniffer.events()]
+        got = [(e["dir"], digest(e["payload"])) for e in events if e["event"] == "message"]
+        want = [(d, hashlib.sha256(m.encode() if isinstance(m, str) else m).hexdigest()) for d, m in sent]
+        session = next((e["tls"] for e in events if e["event"] == "tls"), {})
+        check(f"live wss {name}: decrypted while the key log was written, every message both ways",
+              got == want and session.get("decrypted") and session.get("version") == name,
+              f"session {session}, {len(got)} of {len(want)} messages")
+
+
+for test in (messages_and_order, live_wss, attach_to_open_connection, count_and_duration, full_disk, kernel_drops, privilege_drop,
              write_file_safely):
     try:
         test()

@@ -49,9 +49,13 @@ public final class KeyLog: @unchecked Sendable {
         consume(Array(text.utf8) + [0x0A])
     }
 
-    /// The secrets for the connection whose ClientHello carried `clientRandom`.
-    public func secrets(clientRandom: [UInt8]) -> Secrets? {
-        secrets[clientRandom]
+    /// The secrets for the connection whose ClientHello carried `clientRandom`. `refreshing`
+    /// (live capture): when they are not there, what the writer appended since is read first.
+    public func secrets(clientRandom: [UInt8], refreshing: Bool = false) -> Secrets? {
+        if let found = secrets[clientRandom] { return found }
+        guard refreshing, path != "-" else { return nil }
+        try? reload()
+        return secrets[clientRandom]
     }
 
     /// Client randoms with secrets.

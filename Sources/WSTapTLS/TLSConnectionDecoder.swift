@@ -164,7 +164,8 @@ public struct TLSConnectionDecoder {
     /// The connection ended: a session never settled is reported as it stands.
     public mutating func finish(at time: CaptureTimestamp, emit: Emit) {
         recordTime = time
-        if awaitingKeys { giveUpWaitingForKeys(emit: emit) }
+        // The writer may have written the secrets since the last record: one last look.
+        if awaitingKeys, !replayIfKeysArrived(emit: emit) { giveUpWaitingForKeys(emit: emit) }
         if !sessionReported {
             if session.reason == nil, !session.decrypted {
                 session.reason = clientRandom == nil ? "the TLS handshake was not captured" : "no ServerHello was captured"
@@ -180,7 +181,14 @@ public struct TLSConnectionDecoder {
     private mutating func holdForKeys(direction: StreamDirection, type: UInt8, version: UInt16, fragment: [UInt8], emit: Emit) {
         heldForKeys.append((direction, type, version, fragment, recordTime))
         heldForKeysBytes += fragment.count
-        if let clientRandom, let serverRandom, let suite, let secrets = keyLog?.secrets(clientRandom: clientRandom),
+        if !replayIfKeysArrived(emit: emit), heldForKeysBytes > Self.maxHeldForKeys {
+            giveUpWaitingForKeys(emit: emit)
+        }
+    }
+
+    /// Decrypts the held records when the key log has the secrets now; false when it still has not.
+    private mutating func replayIfKeysArrived(emit: Emit) -> Bool {
+        if let clientRandom, let serverRandom, let suite, let secrets = keyLog?.secrets(clientRandom: clientRandom, refreshing: true),
            installKeys(secrets, suite: suite, clientRandom: clientRandom, serverRandom: serverRandom) {
             awaitingKeys = false
             session.decrypted = true
@@ -196,9 +204,9 @@ public struct TLSConnectionDecoder {
                 }
             }
             recordTime = now
-        } else if heldForKeysBytes > Self.maxHeldForKeys {
-            giveUpWaitingForKeys(emit: emit)
+            return true
         }
+        return false
     }
 
     private mutating func giveUpWaitingForKeys(emit: Emit) {
@@ -216,7 +224,10 @@ public struct TLSConnectionDecoder {
         var plaintext: [UInt8]
         if directions[index].encrypted, !(isTLS13 && type == 20) {
             guard var protection = directions[index].protection else {
-                if clientRandom == nil || serverRandom == nil { handshakeNotCaptured(emit: emit) }
+                if clientRandom == nil || serverRandom == nil { return handshakeNotCaptured(emit: emit) }
+                // Decrypting, but this direction's next secret is not in the key log (a TLS 1.3
+                // traffic secret missing while the handshake secrets were there): said, not dropped.
+                if session.decrypted { stop(direction, .noKey, emit: emit) }
                 return
             }
             let sequence = protection.sequence
@@ -334,7 +345,9 @@ public struct TLSConnectionDecoder {
             if let extensions = reader.vector(lengthBytes: 2) { serverExtensions(extensions) }
             if !sessionReported { reportSession(emit: emit) }
         case (20, _) where isTLS13:
-            // Finished: this direction's next records use its application traffic secret.
+            // Finished: this direction's next records use its application traffic secret (looked
+            // up again: a key log being written may have added it since the handshake secrets).
+            if let clientRandom, let fresh = keyLog?.secrets(clientRandom: clientRandom, refreshing: waitsForKeys) { secrets = fresh }
             let secret = direction == .clientToServer ? secrets?.clientTraffic0 : secrets?.serverTraffic0
             useTrafficSecret(secret, direction: direction)
         case (24, _) where isTLS13:

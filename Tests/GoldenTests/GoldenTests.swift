@@ -115,6 +115,8 @@ final class MessageCollector: TimelineSink {
     private(set) var messages: [Entry] = []
     private(set) var subprotocols: [String] = []
     private(set) var issueCodes: Set<String> = []
+    /// Each connection's protocol as its end names it.
+    private(set) var protocols: [String] = []
 
     func receive(_ event: TimelineEvent) {
         switch event {
@@ -129,6 +131,8 @@ final class MessageCollector: TimelineSink {
             if let subprotocol = exchange.websocket?.subprotocol { subprotocols.append(subprotocol) }
         case .issue(_, let issue):
             issueCodes.insert(issue.code)
+        case .connectionClosed(_, let end):
+            protocols.append(end.protocolKind.rawValue)
         default:
             break
         }
