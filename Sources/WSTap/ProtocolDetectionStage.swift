@@ -23,9 +23,40 @@ final class ProtocolDetectionStage: ConnectionStage {
         self.insideTLS = insideTLS
     }
 
+    /// First bytes too few to tell TLS from the rest (a record header is 5 bytes, its first
+    /// handshake byte the sixth), held until more come; at most 5 bytes.
+    private var heldFirstBytes: [UInt8] = []
+    private var heldDirection = StreamDirection.clientToServer
+
     override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
         -> ConnectionStage?
     {
+        if !heldFirstBytes.isEmpty {
+            if direction == heldDirection {
+                heldFirstBytes += bytes
+                return heldFirstBytes.count >= 6 ? decideHeld(at: time) : nil
+            }
+            // The other side spoke first: the held bytes are decided on as they are.
+            let swapped = context.rolesSwapped
+            let chosen = decideHeld(at: time)
+            let next = chosen.receive(bytes, direction: swapped == context.rolesSwapped ? direction : direction.reversed, at: time)
+            return next ?? chosen
+        }
+        if !insideTLS, bytes.count < 6, let first = bytes.first, (20...23).contains(first) {
+            heldFirstBytes = Array(bytes)
+            heldDirection = direction
+            return nil
+        }
+        return decide(bytes, direction: direction, at: time)
+    }
+
+    private func decideHeld(at time: CaptureTimestamp) -> ConnectionStage {
+        let held = heldFirstBytes
+        heldFirstBytes = []
+        return held.withUnsafeBytes { decide($0, direction: heldDirection, at: time) }
+    }
+
+    private func decide(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> ConnectionStage {
         var direction = direction
         let chosen = choose(firstBytes: bytes, direction: &direction)
         return chosen.receive(bytes, direction: direction, at: time) ?? chosen
@@ -34,13 +65,22 @@ final class ProtocolDetectionStage: ConnectionStage {
     override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
         -> ConnectionStage?
     {
+        if !heldFirstBytes.isEmpty {
+            // The held bytes cannot be completed: decided on what there is, then the gap.
+            let swapped = context.rolesSwapped
+            let chosen = decideHeld(at: time)
+            let direction = swapped == context.rolesSwapped ? direction : direction.reversed
+            return chosen.missing(byteCount: byteCount, cause: cause, direction: direction, at: time) ?? chosen
+        }
         // The protocol is still unknown: until a byte shows it, HTTP reports the gap.
         _ = http.missing(byteCount: byteCount, cause: cause, direction: direction, at: time)
         return nil
     }
 
     override func finish(at time: CaptureTimestamp) {
-        http.finish(at: time)
+        guard !heldFirstBytes.isEmpty else { return http.finish(at: time) }
+        // The connection ended inside its first bytes: they go where they point, and end there.
+        decideHeld(at: time).finish(at: time)
     }
 
     /// The stage for this connection; `direction` is turned round when client and server are.

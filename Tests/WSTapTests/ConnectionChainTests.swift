@@ -162,8 +162,15 @@ struct ConnectionChainTests {
     }
 
     @Test func bytesThatAreNoProtocolStayOpaque() {
-        let lines = Self.run([(.clientToServer, [0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])])
+        let lines = Self.run([(.clientToServer, [0x05, 0x01, 0x00, 0x03, 0x0A, 1, 2, 3, 4, 5])])
         #expect(lines == ["open 50000->8080", "close unknown -"])
+    }
+
+    /// A TLS record header is recognised however the first bytes are cut (they are held until
+    /// six are there), and a connection that ends inside its ClientHello is TLS, not decrypted.
+    @Test func aTLSStartIsRecognisedAtEveryCut() {
+        let lines = Self.run([(.clientToServer, [0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])])
+        #expect(lines == ["open 50000->8080", "tls - decrypted false", "close tls -"])
     }
 
     /// A 101 without an Upgrade header: one report of the defect, and the connection is still the
