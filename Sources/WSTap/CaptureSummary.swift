@@ -29,6 +29,10 @@ public struct CaptureSummary: Sendable, Equatable {
     public var framePayloadBytes: UInt64 = 0
     public var messagePayloadBytes: UInt64 = 0
     public var issuesByCode: [String: UInt64] = [:]
+    /// TLS connections by whether they were decrypted (`decrypted`, `not-decrypted`), and their
+    /// record bytes in both directions.
+    public var tlsConnections: [String: UInt64] = [:]
+    public var tlsRecordBytes: UInt64 = 0
     /// Counters of a live capture (`wstap sniff`).
     public var live: LiveStatistics?
     /// Set when the capture file ended in a damaged or incomplete record.
@@ -68,6 +72,8 @@ public struct CaptureSummary: Sendable, Equatable {
         framePayloadBytes.addSaturating(other.framePayloadBytes)
         messagePayloadBytes.addSaturating(other.messagePayloadBytes)
         issuesByCode.merge(other.issuesByCode, uniquingKeysWith: &+)
+        tlsConnections.merge(other.tlsConnections, uniquingKeysWith: &+)
+        tlsRecordBytes.addSaturating(other.tlsRecordBytes)
         live = live ?? other.live
         captureDamage = captureDamage ?? other.captureDamage
     }

@@ -36,6 +36,11 @@ final class TimelineFold {
         case .connectionClosed(_, let end):
             folded.connectionsByProtocol[end.protocolKind.rawValue, default: 0] &+= 1
             counters.add(end.counters)
+            if let tls = end.tls {
+                folded.tlsConnections[tls.decrypted ? "decrypted" : "not-decrypted", default: 0] &+= 1
+                folded.tlsRecordBytes.addSaturating(tls.recordBytes.clientToServer)
+                folded.tlsRecordBytes.addSaturating(tls.recordBytes.serverToClient)
+            }
         default:
             break
         }

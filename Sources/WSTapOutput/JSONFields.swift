@@ -284,6 +284,8 @@ extension OutputBuffer {
         raw(",\"frame_payload_bytes\":"); number(summary.framePayloadBytes)
         raw(",\"message_payload_bytes\":"); number(summary.messagePayloadBytes)
         raw(",\"issues\":"); counters(summary.issuesByCode)
+        raw(",\"tls\":{\"connections\":"); counters(summary.tlsConnections)
+        raw(",\"record_bytes\":"); number(summary.tlsRecordBytes); raw("}")
         raw(",\"capture_damage\":"); string(summary.captureDamage)
         if let live = summary.live {
             raw(",\"live\":{\"received\":"); number(live.received)

@@ -258,6 +258,10 @@ public enum SummaryText {
         }
         text.raw("\nconnections "); text.number(summary.connections)
         if summary.connections > 0 { text.raw(": "); counts(summary.connectionsByProtocol, into: text) }
+        if !summary.tlsConnections.isEmpty {
+            text.raw("\nTLS: "); counts(summary.tlsConnections, into: text)
+            text.raw(", "); text.byteCount(summary.tlsRecordBytes); text.raw(" of records")
+        }
         text.raw("\nupgrades: ")
         if summary.upgradesByOutcome.isEmpty { text.raw("none") } else { counts(summary.upgradesByOutcome, into: text) }
         text.raw("\nframes "); text.number(summary.frames)
