@@ -38,7 +38,10 @@ let package = Package(
         ),
         .target(
             name: "WSTapTLS",
-            dependencies: ["WSTapCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "WSTapCore", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: speed
         ),
         .target(

@@ -379,7 +379,7 @@ async def unknown_extension(port, host):
     await with_raw_server(host, port, client, extra_headers="Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n")
 
 
-def tls_contexts(keylog, version, ciphers=None):
+def tls_contexts(keylog, version, ciphers=None, options=0):
     """A server context with a fresh self-signed certificate, and a client context that writes
     its NSS key log to `keylog` (None: no key log). `ciphers` forces a TLS 1.2 suite; TLS 1.3
     suites are forced by OPENSSL_CONF (record.sh sets it)."""
@@ -398,14 +398,15 @@ def tls_contexts(keylog, version, ciphers=None):
         context.set_alpn_protocols(["http/1.1"])
         if ciphers:
             context.set_ciphers(ciphers)
+        context.options |= options
     if keylog:
         client.keylog_filename = keylog
     return server, client
 
 
-async def tls_conversation(port, host, version, ciphers=None, compression="deflate"):
+async def tls_conversation(port, host, version, ciphers=None, compression="deflate", options=0):
     """Text, binary and long messages both ways over wss://, the client writing the key log."""
-    server, client = tls_contexts(KEYLOG, version, ciphers)
+    server, client = tls_contexts(KEYLOG, version, ciphers, options)
     async with await lib_server(port, host, ssl=server, compression=compression):
         async with connect(f"wss://{host}:{port}/secure", ssl=client, server_hostname="wstap.test",
                            compression=compression) as ws:
@@ -436,6 +437,19 @@ async def wss_tls12_chacha(port, host):
     await tls_conversation(port, host, ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-CHACHA20-POLY1305")
 
 
+async def wss_tls12_cbc_sha(port, host):
+    """AES-128-CBC with HMAC-SHA1; OpenSSL negotiates encrypt-then-MAC (RFC 7366)."""
+    import ssl
+    await tls_conversation(port, host, ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES128-SHA")
+
+
+async def wss_tls12_cbc_sha384(port, host):
+    """AES-256-CBC with HMAC-SHA384, MAC-then-encrypt (encrypt-then-MAC switched off: OpenSSL's
+    SSL_OP_NO_ENCRYPT_THEN_MAC)."""
+    import ssl
+    await tls_conversation(port, host, ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES256-SHA384", options=1 << 19)
+
+
 async def wss_missing_key(port, host):
     """Two wss connections; only the first writes its secrets to the key log. The second is
     shown as TLS that could not be decrypted, so its messages are not in this log."""
@@ -462,7 +476,8 @@ SCENARIOS = {f.__name__.replace("_", "-"): f for f in
              [text_echo, binary_sizes, ping_close_codes, subprotocol, deflate, rejected, bad_accept,
               keepalive, fragmented, h2c, deflate_no_context_client, deflate_no_context_server,
               deflate_window_bits, deflate_fragmented, unknown_extension, chat_stream,
-              wss_tls13, wss_tls12_aes128, wss_tls12_aes256, wss_tls12_chacha, wss_missing_key]}
+              wss_tls13, wss_tls12_aes128, wss_tls12_aes256, wss_tls12_chacha, wss_tls12_cbc_sha,
+              wss_tls12_cbc_sha384, wss_missing_key]}
 # Where the TLS scenarios' client writes its key log: NAME.keys beside NAME.peers.json.
 KEYLOG = None
 

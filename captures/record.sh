@@ -43,7 +43,7 @@ tls13_suite wss-tls13-aes256 18400 TLS_AES_256_GCM_SHA384
 tls13_suite wss-tls13-aes128 18410 TLS_AES_128_GCM_SHA256
 tls13_suite wss-tls13-chacha 18420 TLS_CHACHA20_POLY1305_SHA256
 tls_port=18430
-for scenario in wss-tls12-aes128 wss-tls12-aes256 wss-tls12-chacha wss-missing-key; do
+for scenario in wss-tls12-aes128 wss-tls12-aes256 wss-tls12-chacha wss-missing-key wss-tls12-cbc-sha wss-tls12-cbc-sha384; do
     if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$tls_port" 127.0.0.1 lo; fi
     tls_port=$((tls_port + 10))
 done

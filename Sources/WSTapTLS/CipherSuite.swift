@@ -1,4 +1,6 @@
 import Crypto
+import _CryptoExtras
+import Foundation
 
 /// A TLS cipher suite as wstap knows it: its name, and for the ones it decrypts, how records are
 /// protected and which hash the key schedule uses.
@@ -11,6 +13,20 @@ public struct CipherSuite: Hashable, Sendable {
     enum Protection: Sendable {
         case aesGCM(keyLength: Int)
         case chaCha20Poly1305
+        /// TLS 1.2 CBC with HMAC, MAC-then-encrypt or encrypt-then-MAC (RFC 7366).
+        case aesCBC(keyLength: Int, mac: MAC)
+    }
+
+    enum MAC: Sendable {
+        case sha1, sha256, sha384
+
+        var length: Int {
+            switch self {
+            case .sha1: 20
+            case .sha256: 32
+            case .sha384: 48
+            }
+        }
     }
 
     enum Hash: Sendable {
@@ -18,6 +34,11 @@ public struct CipherSuite: Hashable, Sendable {
         case sha384
 
         var length: Int { self == .sha256 ? 32 : 48 }
+    }
+
+    var isCBC: Bool {
+        if case .aesCBC? = parameters?.protection { return true }
+        return false
     }
 
     /// IANA name, or the number in hex for one wstap does not know.
@@ -50,19 +71,23 @@ public struct CipherSuite: Hashable, Sendable {
         0xCCA8: ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", .chaCha20Poly1305, .sha256),
         0xCCA9: ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", .chaCha20Poly1305, .sha256),
         0xCCAA: ("TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", .chaCha20Poly1305, .sha256),
-        // TLS 1.2 CBC suites: named, not decrypted yet.
-        0x002F: ("TLS_RSA_WITH_AES_128_CBC_SHA", nil, .sha256),
-        0x0035: ("TLS_RSA_WITH_AES_256_CBC_SHA", nil, .sha256),
-        0x003C: ("TLS_RSA_WITH_AES_128_CBC_SHA256", nil, .sha256),
-        0x003D: ("TLS_RSA_WITH_AES_256_CBC_SHA256", nil, .sha256),
-        0xC009: ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", nil, .sha256),
-        0xC00A: ("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", nil, .sha256),
-        0xC013: ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", nil, .sha256),
-        0xC014: ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", nil, .sha256),
-        0xC023: ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", nil, .sha256),
-        0xC024: ("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", nil, .sha384),
-        0xC027: ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", nil, .sha256),
-        0xC028: ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", nil, .sha384),
+        // TLS 1.2 CBC suites with HMAC (RFC 5246, 5289)
+        0x002F: ("TLS_RSA_WITH_AES_128_CBC_SHA", .aesCBC(keyLength: 16, mac: .sha1), .sha256),
+        0x0033: ("TLS_DHE_RSA_WITH_AES_128_CBC_SHA", .aesCBC(keyLength: 16, mac: .sha1), .sha256),
+        0x0035: ("TLS_RSA_WITH_AES_256_CBC_SHA", .aesCBC(keyLength: 32, mac: .sha1), .sha256),
+        0x0039: ("TLS_DHE_RSA_WITH_AES_256_CBC_SHA", .aesCBC(keyLength: 32, mac: .sha1), .sha256),
+        0x003C: ("TLS_RSA_WITH_AES_128_CBC_SHA256", .aesCBC(keyLength: 16, mac: .sha256), .sha256),
+        0x003D: ("TLS_RSA_WITH_AES_256_CBC_SHA256", .aesCBC(keyLength: 32, mac: .sha256), .sha256),
+        0x0067: ("TLS_DHE_RSA_WITH_AES_128_CBC_SHA256", .aesCBC(keyLength: 16, mac: .sha256), .sha256),
+        0x006B: ("TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", .aesCBC(keyLength: 32, mac: .sha256), .sha256),
+        0xC009: ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", .aesCBC(keyLength: 16, mac: .sha1), .sha256),
+        0xC00A: ("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", .aesCBC(keyLength: 32, mac: .sha1), .sha256),
+        0xC013: ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", .aesCBC(keyLength: 16, mac: .sha1), .sha256),
+        0xC014: ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", .aesCBC(keyLength: 32, mac: .sha1), .sha256),
+        0xC023: ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", .aesCBC(keyLength: 16, mac: .sha256), .sha256),
+        0xC024: ("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", .aesCBC(keyLength: 32, mac: .sha384), .sha384),
+        0xC027: ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", .aesCBC(keyLength: 16, mac: .sha256), .sha256),
+        0xC028: ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", .aesCBC(keyLength: 32, mac: .sha384), .sha384),
     ]
 }
 
@@ -79,6 +104,9 @@ struct RecordProtection {
     /// The full 12-byte IV (TLS 1.3, ChaCha20 in TLS 1.2), or the 4-byte implicit part (AES-GCM in TLS 1.2).
     let iv: [UInt8]
     let tls13: Bool
+    /// CBC suites: the HMAC key, and whether the MAC covers the ciphertext (RFC 7366).
+    var macKey: SymmetricKey? = nil
+    var encryptThenMAC = false
     var sequence: UInt64 = 0
 
     enum Failure: Error {
@@ -89,6 +117,7 @@ struct RecordProtection {
     /// Opens one record's fragment: the plaintext (for TLS 1.3 still with its content type and padding).
     mutating func open(_ fragment: UnsafeRawBufferPointer, header: (type: UInt8, version: UInt16)) throws(Failure) -> [UInt8] {
         defer { sequence &+= 1 }
+        if case .aesCBC(_, let mac) = protection { return try openCBC(fragment, header: header, mac: mac) }
         let explicitNonce = !tls13 && isAESGCM ? 8 : 0
         guard fragment.count >= explicitNonce + 16 else { throw .tooShort }
         var nonce = [UInt8](repeating: 0, count: 12)
@@ -118,10 +147,59 @@ struct RecordProtection {
             case .chaCha20Poly1305:
                 let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
                 return Array(try ChaChaPoly.open(box, using: key, authenticating: additional))
+            case .aesCBC:
+                throw Failure.authentication  // opened by openCBC
             }
         } catch {
             throw .authentication
         }
+    }
+
+    /// The sequence number and record header the TLS 1.2 MAC covers, with `length`.
+    private func macHeader(_ header: (type: UInt8, version: UInt16), length: Int) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: sequence >> (56 - 8 * UInt64($0))) }
+            + [header.type, UInt8(header.version >> 8), UInt8(header.version & 0xFF), UInt8(length >> 8), UInt8(length & 0xFF)]
+    }
+
+    private func hmac(_ mac: CipherSuite.MAC, _ data: [UInt8]) -> [UInt8] {
+        guard let macKey else { return [] }
+        switch mac {
+        case .sha1: return Array(HMAC<Insecure.SHA1>.authenticationCode(for: data, using: macKey))
+        case .sha256: return Array(HMAC<SHA256>.authenticationCode(for: data, using: macKey))
+        case .sha384: return Array(HMAC<SHA384>.authenticationCode(for: data, using: macKey))
+        }
+    }
+
+    /// A TLS 1.2 CBC record: explicit IV, blocks, HMAC and padding; the MAC checked before the
+    /// content is used (RFC 5246 §6.2.3.2; RFC 7366 when the MAC comes after the encryption).
+    private func openCBC(_ fragment: UnsafeRawBufferPointer, header: (type: UInt8, version: UInt16), mac: CipherSuite.MAC) throws(Failure) -> [UInt8] {
+        let bytes = Array(fragment)
+        var encrypted = bytes
+        if encryptThenMAC {
+            guard bytes.count >= 32 + mac.length else { throw .tooShort }
+            encrypted = Array(bytes[..<(bytes.count - mac.length)])
+            let expected = hmac(mac, macHeader(header, length: encrypted.count) + encrypted)
+            guard expected == Array(bytes[(bytes.count - mac.length)...]) else { throw .authentication }
+        }
+        guard encrypted.count >= 32, encrypted.count % 16 == 0 else { throw .tooShort }
+        let blocks: [UInt8]
+        do {
+            let iv = try AES._CBC.IV(ivBytes: encrypted[0..<16])
+            blocks = Array(try AES._CBC.decrypt(encrypted[16...], using: key, iv: iv, noPadding: true))
+        } catch {
+            throw .authentication
+        }
+        let padding = Int(blocks[blocks.count - 1])
+        let macLength = encryptThenMAC ? 0 : mac.length
+        guard padding + 1 + macLength <= blocks.count,
+              blocks[(blocks.count - 1 - padding)...].allSatisfy({ Int($0) == padding })
+        else { throw .authentication }
+        let unpadded = blocks[..<(blocks.count - 1 - padding)]
+        if encryptThenMAC { return Array(unpadded) }
+        let content = Array(unpadded[..<(unpadded.count - macLength)])
+        let expected = hmac(mac, macHeader(header, length: content.count) + content)
+        guard expected == Array(unpadded[(unpadded.count - macLength)...]) else { throw .authentication }
+        return content
     }
 
     private var isAESGCM: Bool {
@@ -134,22 +212,35 @@ struct RecordProtection {
 enum KeySchedule {
     /// Both directions' record protection for TLS 1.2, from the master secret and the randoms.
     static func tls12(
-        suite: CipherSuite, masterSecret: [UInt8], clientRandom: [UInt8], serverRandom: [UInt8]
+        suite: CipherSuite, masterSecret: [UInt8], clientRandom: [UInt8], serverRandom: [UInt8], encryptThenMAC: Bool
     ) -> (client: RecordProtection, server: RecordProtection)? {
         guard let (protection, hash) = suite.parameters else { return nil }
-        let (keyLength, ivLength): (Int, Int)
+        let (keyLength, ivLength, macLength): (Int, Int, Int)
         switch protection {
-        case .aesGCM(let length): (keyLength, ivLength) = (length, 4)
-        case .chaCha20Poly1305: (keyLength, ivLength) = (32, 12)
+        case .aesGCM(let length): (keyLength, ivLength, macLength) = (length, 4, 0)
+        case .chaCha20Poly1305: (keyLength, ivLength, macLength) = (32, 12, 0)
+        case .aesCBC(let length, let mac): (keyLength, ivLength, macLength) = (length, 16, mac.length)
         }
+        // client MAC key, server MAC key, client key, server key, client IV, server IV (RFC 5246 §6.3).
         let block = prf(hash, secret: masterSecret, label: "key expansion", seed: serverRandom + clientRandom,
-                        count: 2 * keyLength + 2 * ivLength)
-        let clientKey = Array(block[0..<keyLength])
-        let serverKey = Array(block[keyLength..<(2 * keyLength)])
-        let clientIV = Array(block[(2 * keyLength)..<(2 * keyLength + ivLength)])
-        let serverIV = Array(block[(2 * keyLength + ivLength)...])
-        return (RecordProtection(protection: protection, key: SymmetricKey(data: clientKey), iv: clientIV, tls13: false),
-                RecordProtection(protection: protection, key: SymmetricKey(data: serverKey), iv: serverIV, tls13: false))
+                        count: 2 * macLength + 2 * keyLength + 2 * ivLength)
+        var offset = 0
+        func take(_ count: Int) -> [UInt8] {
+            defer { offset += count }
+            return Array(block[offset..<(offset + count)])
+        }
+        let (clientMAC, serverMAC) = (take(macLength), take(macLength))
+        let (clientKey, serverKey) = (take(keyLength), take(keyLength))
+        let (clientIV, serverIV) = (take(ivLength), take(ivLength))
+        var client = RecordProtection(protection: protection, key: SymmetricKey(data: clientKey), iv: clientIV, tls13: false)
+        var server = RecordProtection(protection: protection, key: SymmetricKey(data: serverKey), iv: serverIV, tls13: false)
+        if macLength > 0 {
+            client.macKey = SymmetricKey(data: clientMAC)
+            server.macKey = SymmetricKey(data: serverMAC)
+            client.encryptThenMAC = encryptThenMAC
+            server.encryptThenMAC = encryptThenMAC
+        }
+        return (client, server)
     }
 
     /// One direction's record protection for TLS 1.3 from a traffic secret.
@@ -159,6 +250,7 @@ enum KeySchedule {
         switch protection {
         case .aesGCM(let length): keyLength = length
         case .chaCha20Poly1305: keyLength = 32
+        case .aesCBC: return nil  // not a TLS 1.3 protection
         }
         let key = expandLabel(hash, secret: secret, label: "key", length: keyLength)
         let iv = expandLabel(hash, secret: secret, label: "iv", length: 12)

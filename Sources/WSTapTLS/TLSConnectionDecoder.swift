@@ -83,6 +83,8 @@ public struct TLSConnectionDecoder {
     private var serverRandom: [UInt8]?
     private var suite: CipherSuite?
     private var isTLS13 = false
+    /// The ServerHello accepted encrypt_then_mac (RFC 7366): CBC records carry the MAC last.
+    private var encryptThenMAC = false
     private var secrets: KeyLog.Secrets?
     /// Live: the key log may not have this connection's secrets yet (a browser writes them as it
     /// goes): records are held, up to `maxHeldForKeys` bytes, and decrypted once they appear.
@@ -406,6 +408,7 @@ public struct TLSConnectionDecoder {
             var list = ByteReader(extensions)
             while let type = list.uint16(), let data = list.vector(lengthBytes: 2) {
                 if type == 43, data.count == 2 { version = UInt16(data[0]) << 8 | UInt16(data[1]) }
+                if type == 22 { encryptThenMAC = true }
             }
             serverExtensions(extensions)
         }
@@ -424,7 +427,12 @@ public struct TLSConnectionDecoder {
             session.reason = "the ClientHello was not captured"
             return reportSession(emit: emit)
         }
-        guard suite.parameters != nil else {
+        guard version >= 0x0303 else {
+            // TLS 1.0 and 1.1 use another PRF (MD5 and SHA-1) and, in 1.0, chained IVs.
+            session.reason = "\(Self.versionName(version)) is not decrypted (TLS 1.2 and 1.3 are)"
+            return reportSession(emit: emit)
+        }
+        guard suite.parameters != nil, !(isTLS13 && suite.isCBC) else {
             session.reason = "cipher suite \(suite.name) is not decrypted"
             reportSession(emit: emit)
             return emit(.violation(.unsupportedCipherSuite(suite.name), nil), recordTime)
@@ -456,7 +464,9 @@ public struct TLSConnectionDecoder {
             return directions[0].protection != nil && directions[1].protection != nil
         }
         guard let master = secrets.masterSecret,
-              let keys = KeySchedule.tls12(suite: suite, masterSecret: master, clientRandom: clientRandom, serverRandom: serverRandom)
+              let keys = KeySchedule.tls12(
+                suite: suite, masterSecret: master, clientRandom: clientRandom, serverRandom: serverRandom,
+                encryptThenMAC: encryptThenMAC)
         else { return false }
         directions[0].nextProtection = keys.client
         directions[1].nextProtection = keys.server
