@@ -53,7 +53,7 @@ extension Issue {
         case .noKey:
             (.warning, "tls-no-key", "the key log has no secrets for this connection's client random: not decrypted")
         case .unsupportedCipherSuite(let name):
-            (.warning, "tls-unsupported-cipher", "cipher suite \(name) is not decrypted (AES-GCM and ChaCha20-Poly1305 are)")
+            (.warning, "tls-unsupported-cipher", "cipher suite \(name) is not decrypted (AES-GCM, ChaCha20-Poly1305 and, in TLS 1.2, AES-CBC with HMAC are)")
         case .handshakeNotCaptured:
             (.warning, "tls-handshake-not-captured", "TLS records without a captured ClientHello and ServerHello: the connection cannot be decrypted")
         case .recordNotAuthentic(let sequence):
