@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import WSTap
 import WSTapCore
+import WSTapOutput
 @testable import WSTapTLS
 
 /// The TLS stage on the recorded wss:// captures, whole and damaged, and the key log parser.
@@ -85,6 +86,21 @@ struct TLSTests {
         let decoded = try Self.decode(bytes, keys: "wss-tls12-aes256.keys")
         #expect(decoded.messages.isEmpty)
         #expect(decoded.issueCodes.contains("tls-handshake-not-captured"))
+    }
+
+    /// openssl s_client updates its keys between two requests (TLS 1.3 KeyUpdate): both decrypt.
+    @Test func aKeyUpdateIsFollowed() throws {
+        let bytes = try Self.capture("tls13-key-update.pcap")
+        let output = OutputChannel(inMemory: ())
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wstap-ku-\(UUID()).pcap").path
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var options = AnalyzerOptions()
+        options.keyLog = try KeyLog(path: Self.directory.appendingPathComponent("tls13-key-update.keys").path, source: "test")
+        _ = analyze(try CaptureFileReader(path: path), with: Analyzer(options: options, sink: TextExporter(output: output)))
+        let text = String(decoding: output.memory, as: UTF8.self)
+        #expect(text.contains("GET /before-key-update") && text.contains("GET /after-key-update"))
+        #expect(!text.contains("tls-record-not-authentic"))
     }
 
     @Test func keyLogLinesAreParsedAndBadOnesNumbered() {
