@@ -77,6 +77,6 @@ let package = Package(
 if Context.environment["WSTAP_FUZZ"] != nil {
     package.targets.append(.executableTarget(
         name: "wstap-fuzz",
-        dependencies: ["WSTap", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket"],
+        dependencies: ["WSTap", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS"],
         path: "fuzz/Targets"))
 }

@@ -23,7 +23,7 @@ from generate import ws_frame  # noqa: E402
 
 SCRATCH = os.path.join(ROOT, ".build-fuzz")
 BINARY = os.path.join(SCRATCH, "release", "wstap-fuzz")
-TARGETS = ["capture-reader", "packet-decoder", "tcp-reassembly", "http-head", "frame-decoder", "inflate", "pipeline"]
+TARGETS = ["capture-reader", "packet-decoder", "tcp-reassembly", "http-head", "frame-decoder", "inflate", "pipeline", "tls"]
 # The link types the packet-decoder target chooses by its first byte, in its order.
 LINK_TYPES = [1, 0, 12, 108, 113, 276, 228, 229, 101, 14]
 BUILD = ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", "wstap-fuzz",
@@ -122,6 +122,21 @@ def seeds(target):
         return [bytes([2]) + cuts + b"".join(texts), bytes([1]) + cuts + b"".join(masked),
                 bytes([2]) + cuts + fragmented, bytes([6]) + cuts + compressed, bytes([22]) + cuts + compressed,
                 bytes([8]) + cuts + b"junk" + b"".join(masked), bytes([34]) + cuts + ws_frame(2, bytes(400))]
+    if target == "tls":
+        # The TCP payloads of the recorded wss:// captures, each piece tagged with its direction.
+        out = []
+        for f in sorted(glob.glob(os.path.join(ROOT, "captures", "wss-*.pcap"))):
+            blob = b"\x00"
+            for link, record in pcap_records(f):
+                if link != 1 or len(record) < 54:
+                    continue
+                tcp = 14 + (record[14] & 0x0F) * 4
+                payload = record[tcp + (record[tcp + 12] >> 4) * 4:]
+                if payload:
+                    from_client = struct.unpack_from("!H", record, tcp + 2)[0] < 30000
+                    blob += bytes([0 if from_client else 1]) + struct.pack("!H", len(payload)) + payload
+            out.append(blob)
+        return out
     if target == "inflate":
         messages = [deflate(b"hello " * 50), deflate(bytes(range(256)) * 4), deflate(b"")]
         return [b"".join(bytes([0x05]) + struct.pack("!H", len(m)) + m for m in messages),

@@ -14,6 +14,7 @@ import WSTapCapture
 import WSTapPackets
 import WSTapTCP
 import WSTapHTTP
+import WSTapTLS
 @testable import WSTapWebSocket
 
 /// A target: one blob in, a trap on any broken property.
@@ -27,6 +28,7 @@ let targets: [String: FuzzTarget] = [
     "frame-decoder": fuzzFrameDecoder,
     "inflate": fuzzInflate,
     "pipeline": fuzzPipeline,
+    "tls": fuzzTLS,
 ]
 
 nonisolated(unsafe) var selectedTarget: FuzzTarget?
@@ -334,4 +336,43 @@ func fuzzInflate(_ blob: UnsafeRawBufferPointer) {
         precondition(inflater.output.count <= limit, "inflate passed its limit")
         if control & 0x40 != 0 { inflater.releaseLargeOutput(above: 256) }
     }
+}
+
+// MARK: - TLS
+
+/// A key log whose secrets match the fuzzer's client random (all zero bytes but the first), so
+/// that records get as far as the AEAD and CBC checks.
+let fuzzKeyLog = KeyLog(text: """
+    CLIENT_RANDOM \(String(repeating: "00", count: 32)) \(String(repeating: "11", count: 48))
+    CLIENT_HANDSHAKE_TRAFFIC_SECRET \(String(repeating: "00", count: 32)) \(String(repeating: "22", count: 32))
+    SERVER_HANDSHAKE_TRAFFIC_SECRET \(String(repeating: "00", count: 32)) \(String(repeating: "33", count: 32))
+    CLIENT_TRAFFIC_SECRET_0 \(String(repeating: "00", count: 32)) \(String(repeating: "44", count: 32))
+    SERVER_TRAFFIC_SECRET_0 \(String(repeating: "00", count: 32)) \(String(repeating: "55", count: 32))
+    """)
+
+/// The TLS decoder on two directions cut from the blob (a direction byte and a length before
+/// each piece), with a key log whose client random a fuzzed ClientHello can carry: records,
+/// hellos, key schedules, record protection, the hold for a live key log.
+func fuzzTLS(_ blob: UnsafeRawBufferPointer) {
+    var reader = BlobReader(rest: blob)
+    let live = reader.byte() & 1 == 1
+    var decoder = TLSConnectionDecoder(keyLog: fuzzKeyLog, waitsForKeys: live)
+    var plaintextBytes = 0
+    let count: TLSConnectionDecoder.Emit = { event, _ in
+        if case .plaintext(let bytes, _) = event { plaintextBytes += bytes.count }
+    }
+    var fed = 0
+    while !reader.isEmpty {
+        let control = reader.byte()
+        let direction: StreamDirection = control & 1 == 0 ? .clientToServer : .serverToClient
+        if control == 0xFF {
+            decoder.missing(byteCount: UInt64(reader.word()), direction: direction, at: .zero, emit: count)
+            continue
+        }
+        let piece = reader.bytes(Int(reader.word()))
+        fed += piece.count
+        decoder.receive(piece, direction: direction, at: .zero, emit: count)
+    }
+    decoder.finish(at: .zero, emit: count)
+    precondition(plaintextBytes <= fed, "more plaintext than record bytes")
 }
