@@ -450,6 +450,52 @@ async def wss_tls12_cbc_sha384(port, host):
     await tls_conversation(port, host, ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES256-SHA384", options=1 << 19)
 
 
+async def wss_chromium(port, host):
+    """Headless Chromium opens a page over https and a wss:// WebSocket to a python `websockets`
+    server, sends text, binary and a 70 KB text, and closes; Chromium writes the key log
+    (SSLKEYLOGFILE). Its ClientHello is a browser's: GREASE, ALPN h2 and http/1.1, many groups."""
+    import ssl, subprocess, tempfile
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response
+    server, _ = tls_contexts(None, ssl.TLSVersion.TLSv1_3)
+    server.minimum_version = ssl.TLSVersion.TLSv1_2
+    # The page's load event waits for /after, which is answered once the WebSocket has closed:
+    # Chromium's --dump-dom exits only then.
+    closed = asyncio.Event()
+    page = (f"""<html><body><img src="/after"><script>
+        const ws = new WebSocket('wss://{host}:{port}/browser');
+        ws.binaryType = 'arraybuffer';
+        ws.onopen = () => {{ ws.send('hello from chromium'); ws.send(new Uint8Array([1, 2, 3, 250]).buffer);
+                             ws.send('x'.repeat(70000)); }};
+        let answers = 0;
+        ws.onmessage = () => {{ if (++answers == 3) ws.close(1000, 'browser done'); }};
+        </script></body></html>""").encode()
+
+    async def page_or_upgrade(connection, request):
+        if request.path == "/":
+            return Response(200, "OK", Headers([("Content-Type", "text/html"), ("Content-Length", str(len(page)))]), page)
+        if request.path == "/after":
+            await asyncio.wait_for(closed.wait(), 15)
+            return Response(204, "No Content", Headers([("Content-Length", "0")]), b"")
+
+    async def echo_logging(ws):
+        async for message in ws:
+            opcode = 1 if isinstance(message, str) else 2
+            sent("c2s", opcode, message)
+            sent("s2c", opcode, message)
+            await ws.send(message)
+        closed.set()
+
+    async with await lib_server(port, host, handler=echo_logging, ssl=server, process_request=page_or_upgrade):
+        profile = tempfile.mkdtemp()
+        browser = await asyncio.create_subprocess_exec(
+            "chromium", "--headless=new", "--no-sandbox", "--ignore-certificate-errors", "--disable-gpu",
+            f"--user-data-dir={profile}", "--dump-dom", f"https://{host}:{port}/",
+            env=dict(os.environ, SSLKEYLOGFILE=KEYLOG), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await asyncio.wait_for(browser.wait(), 20)
+        await asyncio.sleep(0.5)
+
+
 async def wss_missing_key(port, host):
     """Two wss connections; only the first writes its secrets to the key log. The second is
     shown as TLS that could not be decrypted, so its messages are not in this log."""
@@ -477,7 +523,7 @@ SCENARIOS = {f.__name__.replace("_", "-"): f for f in
               keepalive, fragmented, h2c, deflate_no_context_client, deflate_no_context_server,
               deflate_window_bits, deflate_fragmented, unknown_extension, chat_stream,
               wss_tls13, wss_tls12_aes128, wss_tls12_aes256, wss_tls12_chacha, wss_tls12_cbc_sha,
-              wss_tls12_cbc_sha384, wss_missing_key]}
+              wss_tls12_cbc_sha384, wss_missing_key, wss_chromium]}
 # Where the TLS scenarios' client writes its key log: NAME.keys beside NAME.peers.json.
 KEYLOG = None
 

@@ -67,5 +67,10 @@ if [ $# -eq 0 ] || [[ " $* " == *" tls13-key-update "* ]]; then
     rm -rf "$work"
     echo "recorded tls13-key-update"
 fi
+# A browser's wss:// (needs Debian's chromium).
+if [ $# -eq 0 ] || [[ " $* " == *" wss-chromium "* ]]; then
+    if command -v chromium >/dev/null; then record wss-chromium wss-chromium 18500 127.0.0.1 lo
+    else echo "chromium not installed: wss-chromium not recorded"; fi
+fi
 if [ $# -eq 0 ] || [[ " $* " == *" ipv6-echo "* ]]; then record ipv6-echo text-echo 18300 ::1 lo; fi
 if [ $# -eq 0 ] || [[ " $* " == *" any-sll2 "* ]]; then record any-sll2 text-echo 18310 127.0.0.1 any; fi
