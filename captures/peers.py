@@ -496,6 +496,32 @@ async def wss_chromium(port, host):
         await asyncio.sleep(0.5)
 
 
+async def tls_h2(port, host):
+    """TLS whose ALPN selects h2 (WebSocket over HTTP/2 would be RFC 8441): the client sends the
+    HTTP/2 connection preface and a SETTINGS frame, the server a SETTINGS frame. wstap names it
+    and does not parse HTTP/2 as HTTP/1.1."""
+    import ssl
+    server, client = tls_contexts(KEYLOG, ssl.TLSVersion.TLSv1_3)
+    server.set_alpn_protocols(["h2"])
+    client.set_alpn_protocols(["h2"])
+    settings = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+    async def answer(reader, writer):
+        await reader.readexactly(24 + 9)
+        writer.write(settings)
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(answer, host, port, ssl=server)
+    reader, writer = await asyncio.open_connection(host, port, ssl=client, server_hostname="wstap.test")
+    LOG["alpn"] = writer.get_extra_info("ssl_object").selected_alpn_protocol()
+    writer.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings)
+    await writer.drain()
+    await reader.read()
+    writer.close()
+    listener.close()
+
+
 async def wss_missing_key(port, host):
     """Two wss connections; only the first writes its secrets to the key log. The second is
     shown as TLS that could not be decrypted, so its messages are not in this log."""
@@ -523,13 +549,13 @@ SCENARIOS = {f.__name__.replace("_", "-"): f for f in
               keepalive, fragmented, h2c, deflate_no_context_client, deflate_no_context_server,
               deflate_window_bits, deflate_fragmented, unknown_extension, chat_stream,
               wss_tls13, wss_tls12_aes128, wss_tls12_aes256, wss_tls12_chacha, wss_tls12_cbc_sha,
-              wss_tls12_cbc_sha384, wss_missing_key, wss_chromium]}
+              wss_tls12_cbc_sha384, wss_missing_key, wss_chromium, tls_h2]}
 # Where the TLS scenarios' client writes its key log: NAME.keys beside NAME.peers.json.
 KEYLOG = None
 
 if __name__ == "__main__":
     name, port, logfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    KEYLOG = logfile.replace(".peers.json", ".keys") if name.startswith("wss-") else None
+    KEYLOG = logfile.replace(".peers.json", ".keys") if name.startswith(("wss-", "tls-")) else None
     if KEYLOG and os.path.exists(KEYLOG):
         os.remove(KEYLOG)
     host = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"

@@ -43,7 +43,7 @@ tls13_suite wss-tls13-aes256 18400 TLS_AES_256_GCM_SHA384
 tls13_suite wss-tls13-aes128 18410 TLS_AES_128_GCM_SHA256
 tls13_suite wss-tls13-chacha 18420 TLS_CHACHA20_POLY1305_SHA256
 tls_port=18430
-for scenario in wss-tls12-aes128 wss-tls12-aes256 wss-tls12-chacha wss-missing-key wss-tls12-cbc-sha wss-tls12-cbc-sha384; do
+for scenario in wss-tls12-aes128 wss-tls12-aes256 wss-tls12-chacha wss-missing-key wss-tls12-cbc-sha wss-tls12-cbc-sha384 tls-h2; do
     if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$tls_port" 127.0.0.1 lo; fi
     tls_port=$((tls_port + 10))
 done
@@ -53,14 +53,14 @@ if [ $# -eq 0 ] || [[ " $* " == *" tls13-key-update "* ]]; then
     work=$(mktemp -d)
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=wstap.test 2>/dev/null
     rm -f tls13-key-update.keys
-    tcpdump -i lo --immediate-mode -s 0 -U -w tls13-key-update.pcap "tcp port 18490" 2>/dev/null &
+    tcpdump -i lo --immediate-mode -s 0 -U -w tls13-key-update.pcap "tcp port 18560" 2>/dev/null &
     dump=$!
     sleep 1
-    (sleep 3 | openssl s_server -accept 18490 -cert "$work/cert.pem" -key "$work/key.pem" -tls1_3 -quiet -naccept 1 >/dev/null 2>&1) &
+    (sleep 3 | openssl s_server -accept 18560 -cert "$work/cert.pem" -key "$work/key.pem" -tls1_3 -quiet -naccept 1 >/dev/null 2>&1) &
     sleep 0.5
     (printf 'GET /before-key-update HTTP/1.1\r\nHost: x\r\n\r\n'; sleep 0.3; printf 'K\n'; sleep 0.3
      printf 'GET /after-key-update HTTP/1.1\r\nHost: x\r\n\r\n'; sleep 0.5) |
-        openssl s_client -connect 127.0.0.1:18490 -tls1_3 -keylogfile tls13-key-update.keys -servername wstap.test >/dev/null 2>&1
+        openssl s_client -connect 127.0.0.1:18560 -tls1_3 -keylogfile tls13-key-update.keys -servername wstap.test >/dev/null 2>&1
     sleep 1
     kill -INT "$dump"; wait "$dump" || true
     printf '{\n "messages": [],\n "note": "HTTP requests only: GET /before-key-update, then a KeyUpdate, then GET /after-key-update"\n}\n' > tls13-key-update.peers.json
