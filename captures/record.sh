@@ -47,25 +47,37 @@ for scenario in wss-tls12-aes128 wss-tls12-aes256 wss-tls12-chacha wss-missing-k
     if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$tls_port" 127.0.0.1 lo; fi
     tls_port=$((tls_port + 10))
 done
-# TLS 1.3 KeyUpdate: openssl s_client sends a request, updates its keys ("K") and sends another;
-# both must decrypt. (python's ssl cannot send a KeyUpdate.)
-if [ $# -eq 0 ] || [[ " $* " == *" tls13-key-update "* ]]; then
-    work=$(mktemp -d)
+# TLS 1.3 with openssl s_client and s_server, for what python's ssl cannot do: a KeyUpdate between
+# two requests ("K" on s_client's input), and a HelloRetryRequest (the server accepts only a group
+# the client sent no key share for). Plain HTTP requests inside; every one must decrypt.
+record_openssl() {  # name port server-options client-options request...
+    local name=$1 port=$2 server_options=$3 client_options=$4
+    shift 4
+    local work; work=$(mktemp -d)
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=wstap.test 2>/dev/null
-    rm -f tls13-key-update.keys
-    tcpdump -i lo --immediate-mode -s 0 -U -w tls13-key-update.pcap "tcp port 18560" 2>/dev/null &
-    dump=$!
+    rm -f "$name.keys"
+    tcpdump -i lo --immediate-mode -s 0 -U -w "$name.pcap" "tcp port $port" 2>/dev/null &
+    local dump=$!
     sleep 1
-    (sleep 3 | openssl s_server -accept 18560 -cert "$work/cert.pem" -key "$work/key.pem" -tls1_3 -quiet -naccept 1 >/dev/null 2>&1) &
+    # shellcheck disable=SC2086
+    (sleep 3 | openssl s_server -accept "$port" -cert "$work/cert.pem" -key "$work/key.pem" -tls1_3 -quiet -naccept 1 $server_options >/dev/null 2>&1) &
     sleep 0.5
-    (printf 'GET /before-key-update HTTP/1.1\r\nHost: x\r\n\r\n'; sleep 0.3; printf 'K\n'; sleep 0.3
-     printf 'GET /after-key-update HTTP/1.1\r\nHost: x\r\n\r\n'; sleep 0.5) |
-        openssl s_client -connect 127.0.0.1:18560 -tls1_3 -keylogfile tls13-key-update.keys -servername wstap.test >/dev/null 2>&1
+    # shellcheck disable=SC2086
+    (for line in "$@"; do printf '%b' "$line"; sleep 0.3; done; sleep 0.3) |
+        openssl s_client -connect "127.0.0.1:$port" -tls1_3 -keylogfile "$name.keys" -servername wstap.test $client_options >/dev/null 2>&1
     sleep 1
     kill -INT "$dump"; wait "$dump" || true
-    printf '{\n "messages": [],\n "note": "HTTP requests only: GET /before-key-update, then a KeyUpdate, then GET /after-key-update"\n}\n' > tls13-key-update.peers.json
+    printf '{\n "messages": [],\n "note": "HTTP requests only, sent by openssl s_client"\n}\n' > "$name.peers.json"
     rm -rf "$work"
-    echo "recorded tls13-key-update"
+    echo "recorded $name"
+}
+if [ $# -eq 0 ] || [[ " $* " == *" tls13-key-update "* ]]; then
+    record_openssl tls13-key-update 18560 "" "" 'GET /before-key-update HTTP/1.1\r\nHost: x\r\n\r\n' 'K\n' \
+        'GET /after-key-update HTTP/1.1\r\nHost: x\r\n\r\n'
+fi
+if [ $# -eq 0 ] || [[ " $* " == *" tls13-hello-retry "* ]]; then
+    record_openssl tls13-hello-retry 18570 "-groups P-256" "-groups X25519:P-256" \
+        'GET /after-hello-retry HTTP/1.1\r\nHost: x\r\n\r\n'
 fi
 # A browser's wss:// (needs Debian's chromium).
 if [ $# -eq 0 ] || [[ " $* " == *" wss-chromium "* ]]; then

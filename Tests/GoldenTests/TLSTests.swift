@@ -88,19 +88,21 @@ struct TLSTests {
         #expect(decoded.issueCodes.contains("tls-handshake-not-captured"))
     }
 
-    /// openssl s_client updates its keys between two requests (TLS 1.3 KeyUpdate): both decrypt.
-    @Test func aKeyUpdateIsFollowed() throws {
-        let bytes = try Self.capture("tls13-key-update.pcap")
+    /// openssl s_client and s_server: a KeyUpdate between two requests, and a HelloRetryRequest
+    /// before the real ServerHello. Every request decrypts.
+    @Test(arguments: [
+        ("tls13-key-update", ["GET /before-key-update", "GET /after-key-update"]),
+        ("tls13-hello-retry", ["GET /after-hello-retry"]),
+    ])
+    func openSSLPeersDecrypt(_ name: String, requests: [String]) throws {
+        let path = Self.directory.appendingPathComponent("\(name).pcap").path
         let output = OutputChannel(inMemory: ())
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wstap-ku-\(UUID()).pcap").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
-        defer { try? FileManager.default.removeItem(atPath: path) }
         var options = AnalyzerOptions()
-        options.keyLog = try KeyLog(path: Self.directory.appendingPathComponent("tls13-key-update.keys").path, source: "test")
+        options.keyLog = try KeyLog(path: Self.directory.appendingPathComponent("\(name).keys").path, source: "test")
         _ = analyze(try CaptureFileReader(path: path), with: Analyzer(options: options, sink: TextExporter(output: output)))
         let text = String(decoding: output.memory, as: UTF8.self)
-        #expect(text.contains("GET /before-key-update") && text.contains("GET /after-key-update"))
-        #expect(!text.contains("tls-record-not-authentic"))
+        for request in requests { #expect(text.contains(request), "\(name): \(request)") }
+        #expect(!text.contains("tls-record-not-authentic") && text.contains("decrypted with the key log"))
     }
 
     @Test func keyLogLinesAreParsedAndBadOnesNumbered() {
