@@ -63,7 +63,11 @@ extension Issue {
         case .malformedRecord(let what):
             (.error, "tls-malformed", "not a TLS record: \(what); this direction is no longer decoded")
         case .streamGap(let bytes):
-            (.warning, "tls-gap", "\(bytes) bytes of TLS records missing: this direction is no longer decrypted")
+            (.warning, "tls-gap", "\(bytes) bytes of TLS records missing during the handshake: this direction is no longer decrypted")
+        case .resumedAfterGap(let bytes, let records):
+            (.warning, "tls-gap", "\(bytes) bytes of TLS records missing (\(records) records): decryption resumed at the next record that authenticated")
+        case .notResumedAfterGap(let bytes):
+            (.warning, "tls-gap", "\(bytes) bytes of TLS records missing and no later record authenticated: this direction is no longer decrypted")
         case .http2NotDecoded:
             (.info, "tls-h2-not-decoded", "ALPN selected h2: WebSocket over HTTP/2 (RFC 8441) is not decoded yet")
         }

@@ -50,6 +50,10 @@ final class TLSStage: ConnectionStage {
             if session.decrypted, session.alpn != "h2" { context.phase = .undecided }
         case .plaintext(let bytes, let direction):
             if let next = inner.receive(bytes, direction: direction, at: time) { inner = next }
+        case .plaintextGap(let byteCount, let direction):
+            // The count may be off by padding: what follows is searched for, not assumed in step.
+            if let next = inner.missing(byteCount: byteCount, cause: .notCaptured, direction: direction, at: time) { inner = next }
+            inner.boundaryUnknown(direction: direction)
         case .violation(let violation, let direction):
             context.report(Issue(violation, time: time, direction: direction))
         }

@@ -202,6 +202,9 @@ struct RecordProtection {
         return content
     }
 
+    /// TLS 1.2 AES-GCM: each record carries 8 bytes of nonce.
+    var isExplicitNonceGCM: Bool { !tls13 && isAESGCM }
+
     private var isAESGCM: Bool {
         if case .aesGCM = protection { return true }
         return false

@@ -33,8 +33,15 @@ public enum TLSViolation: Hashable, Sendable {
     case alert(level: UInt8, description: UInt8)
     /// Bytes that are not a TLS record where one should start.
     case malformedRecord(String)
-    /// Bytes lost in a direction: record boundaries and sequence numbers are gone with them.
+    /// Bytes lost in a direction before its records were protected (the handshake): that
+    /// direction can no longer be decrypted.
     case streamGap(bytes: UInt64)
+    /// Bytes lost among protected records: decryption resumed at the next record that
+    /// authenticated, `records` sequence numbers later.
+    case resumedAfterGap(bytes: UInt64, records: UInt64)
+    /// Bytes lost among protected records and no later record authenticated within the search
+    /// bound (a KeyUpdate may have been lost): that direction is no longer decrypted.
+    case notResumedAfterGap(bytes: UInt64)
     /// ALPN chose `h2`: WebSocket over HTTP/2 (RFC 8441) is not decoded yet.
     case http2NotDecoded
 }
@@ -45,6 +52,9 @@ public enum TLSEvent {
     case session(TLSSession)
     /// Application data, decrypted; borrowed for the call.
     case plaintext(UnsafeRawBufferPointer, StreamDirection)
+    /// About this many plaintext bytes were lost in a gap (exact for AEAD records without padding;
+    /// the next plaintext may not start where a unit of the protocol inside does).
+    case plaintextGap(UInt64, StreamDirection)
     case violation(TLSViolation, StreamDirection?)
 }
 
@@ -73,7 +83,15 @@ public struct TLSConnectionDecoder {
         var trafficSecret: [UInt8]?
         /// Nothing more is decoded in this direction (a gap, a bad record, a failed tag).
         var stopped = false
+        /// After a gap among protected records: the record bytes lost so far (the gap, the cut
+        /// record before it, bytes skipped while looking for the next record); nil when in step.
+        var lostBytes: UInt64?
     }
+
+    /// Sequence numbers tried for a record found after a gap, at most.
+    static let maxRecordsLostInGap: UInt64 = 4096
+    /// Bytes looked through after a gap for a record that authenticates before giving up.
+    static let maxResynchronizationBytes: UInt64 = 16 << 20
 
     private let keyLog: KeyLog?
     private var directions = [Direction(), Direction()]
@@ -132,7 +150,8 @@ public struct TLSConnectionDecoder {
         session.recordBytes[direction] &+= UInt64(bytes.count)
         guard !directions[index].stopped else { return }
         directions[index].pending.append(contentsOf: bytes)
-        while !directions[index].stopped {
+        if directions[index].lostBytes != nil { resynchronize(direction, emit: emit) }
+        while !directions[index].stopped, directions[index].lostBytes == nil {
             let available = directions[index].pending.count - directions[index].start
             guard available >= 5 else { break }
             let start = directions[index].start
@@ -156,11 +175,76 @@ public struct TLSConnectionDecoder {
         compact(index)
     }
 
-    /// Bytes lost: this direction's record boundaries and sequence numbers are gone.
+    /// Bytes lost. Among protected records, the next record that authenticates is looked for
+    /// (its sequence number found by trying the ones the gap could have skipped); before them (the
+    /// handshake), this direction cannot be decrypted any more.
     public mutating func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: Emit) {
         recordTime = time
-        guard !directions[direction.rawValue].stopped else { return }
-        stop(direction, .streamGap(bytes: byteCount), emit: emit)
+        let index = direction.rawValue
+        guard !directions[index].stopped else { return }
+        guard directions[index].encrypted, directions[index].protection != nil, !awaitingKeys else {
+            return stop(direction, .streamGap(bytes: byteCount), emit: emit)
+        }
+        // The record the gap cut is lost with it.
+        let cut = UInt64(directions[index].pending.count - directions[index].start)
+        directions[index].pending = []
+        directions[index].start = 0
+        directions[index].lostBytes = (directions[index].lostBytes ?? 0) &+ cut &+ byteCount
+    }
+
+    /// After a gap: the first record header from which a record authenticates with a sequence
+    /// number the gap could have skipped. Linear: each offset is looked at once, and only one
+    /// that starts a plausible header with its whole record at hand is tried, at most
+    /// `maxRecordsLostInGap` times.
+    private mutating func resynchronize(_ direction: StreamDirection, emit: Emit) {
+        let index = direction.rawValue
+        guard var protection = directions[index].protection, let lost = directions[index].lostBytes else { return }
+        var offset = directions[index].start
+        let bytes = directions[index].pending
+        while offset + 5 <= bytes.count {
+            let type = bytes[offset], length = Int(bytes[offset + 3]) << 8 | Int(bytes[offset + 4])
+            let plausible = (isTLS13 ? type == 23 : (20...23).contains(type)) && bytes[offset + 1] == 3
+                && bytes[offset + 2] == 3 && length >= 17 && length <= Self.maxRecordLength
+            if !plausible { offset += 1; continue }
+            guard offset + 5 + length <= bytes.count else { break }  // wait for the whole record
+            let version = UInt16(bytes[offset + 1]) << 8 | UInt16(bytes[offset + 2])
+            let skipped = UInt64(offset - directions[index].start)
+            let firstSequence = protection.sequence
+            let tries = min(Self.maxRecordsLostInGap, (lost &+ skipped) / 22 + 2)
+            var found: UInt64?
+            bytes[(offset + 5)..<(offset + 5 + length)].withUnsafeBytes { fragment in
+                for candidate in firstSequence..<(firstSequence &+ tries) {
+                    var trial = protection
+                    trial.sequence = candidate
+                    if (try? trial.open(fragment, header: (type, version))) != nil {
+                        found = candidate
+                        return
+                    }
+                }
+            }
+            guard let sequence = found else { offset += 1; continue }
+            // In step again: the records from here are decoded as usual, from this one on.
+            protection.sequence = sequence
+            directions[index].protection = protection
+            directions[index].lostBytes = nil
+            directions[index].start = offset
+            let lostRecords = sequence - firstSequence
+            let lostBytes = lost &+ skipped
+            emit(.violation(.resumedAfterGap(bytes: lostBytes, records: lostRecords), direction), recordTime)
+            let overhead = UInt64(isTLS13 ? 22 : protection.isExplicitNonceGCM ? 29 : 21)
+            let plaintextLost = lostBytes > lostRecords &* overhead ? lostBytes - lostRecords &* overhead : 0
+            emit(.plaintextGap(plaintextLost, direction), recordTime)
+            return
+        }
+        // Nothing yet: what was looked through is lost too (a candidate at the end is kept).
+        let looked = offset - directions[index].start
+        directions[index].lostBytes = lost &+ UInt64(looked)
+        directions[index].start = offset
+        compact(index)
+        if lost &+ UInt64(looked) > Self.maxResynchronizationBytes {
+            directions[index].lostBytes = nil
+            stop(direction, .notResumedAfterGap(bytes: lost &+ UInt64(looked)), emit: emit)
+        }
     }
 
     /// The connection ended: a session never settled is reported as it stands.
@@ -168,6 +252,12 @@ public struct TLSConnectionDecoder {
         recordTime = time
         // The writer may have written the secrets since the last record: one last look.
         if awaitingKeys, !replayIfKeysArrived(emit: emit) { giveUpWaitingForKeys(emit: emit) }
+        for direction in StreamDirection.allCases {
+            if let lost = directions[direction.rawValue].lostBytes, !directions[direction.rawValue].stopped {
+                directions[direction.rawValue].lostBytes = nil
+                stop(direction, .notResumedAfterGap(bytes: lost &+ UInt64(directions[direction.rawValue].pending.count)), emit: emit)
+            }
+        }
         if !sessionReported {
             if session.reason == nil, !session.decrypted {
                 session.reason = clientRandom == nil ? "the TLS handshake was not captured" : "no ServerHello was captured"

@@ -117,6 +117,7 @@ final class MessageCollector: TimelineSink {
     private(set) var issueCodes: Set<String> = []
     /// Each connection's protocol as its end names it.
     private(set) var protocols: [String] = []
+    private(set) var frames = 0
 
     func receive(_ event: TimelineEvent) {
         switch event {
@@ -133,6 +134,8 @@ final class MessageCollector: TimelineSink {
             issueCodes.insert(issue.code)
         case .connectionClosed(_, let end):
             protocols.append(end.protocolKind.rawValue)
+        case .frame:
+            frames += 1
         default:
             break
         }

@@ -62,6 +62,40 @@ struct TLSTests {
         #expect(Array(sent.prefix(shown.count)) == shown)
     }
 
+    /// A client packet lost among the application records: decryption resumes at the next record
+    /// that authenticates (its sequence number found), and WebSocket decoding after it, as for
+    /// plaintext: every message after the gap is decoded, in both directions.
+    @Test(arguments: ["wss-tls12-aes128", "wss-tls13-aes256", "wss-tls12-cbc-sha384"])
+    func decryptionResumesAfterAGap(_ name: String) throws {
+        let bytes = try Self.capture("\(name).pcap")
+        let whole = try Self.decode(bytes, keys: "\(name).keys")
+        // Drop the pcap record of the client's binary message: of its packets carrying
+        // application records, the one before the text message and the close (and in TLS 1.3,
+        // where alerts are application records too, the close_notify).
+        let records = Self.payloads(bytes).filter { $0.fromClient && bytes[$0.offset] == 23 }
+        let dropped = records[records.count - (name.contains("tls13") ? 4 : 3)]
+        var recordStart = 24
+        while true {
+            let length = Int(bytes[recordStart + 8]) | Int(bytes[recordStart + 9]) << 8 | Int(bytes[recordStart + 10]) << 16
+            if recordStart + 16 + length > dropped.offset { break }
+            recordStart += 16 + length
+        }
+        let recordLength = Int(bytes[recordStart + 8]) | Int(bytes[recordStart + 9]) << 8 | Int(bytes[recordStart + 10]) << 16
+        let damaged = try Self.decode(Array(bytes[..<recordStart]) + Array(bytes[(recordStart + 16 + recordLength)...]), keys: "\(name).keys")
+        #expect(damaged.issueCodes.contains("tls-gap") && !damaged.issueCodes.contains("tls-record-not-authentic"))
+        // Every server message is still there; of the client's, all but the lost one.
+        #expect(damaged.messages.filter { $0.direction == "s2c" }.map(\.summary) == whole.messages.filter { $0.direction == "s2c" }.map(\.summary))
+        let clientWhole = whole.messages.filter { $0.direction == "c2s" }.map(\.summary)
+        let clientDamaged = damaged.messages.filter { $0.direction == "c2s" }.map(\.summary)
+        #expect(clientDamaged.first == clientWhole.first)
+        if name.contains("tls13") {
+            // permessage-deflate with context takeover: what follows the lost message is still framed.
+            #expect(damaged.frames > 0)
+        } else {
+            #expect(clientDamaged == [clientWhole[0], clientWhole[2]])
+        }
+    }
+
     /// Without the key log, or with one that lacks the connection, the connection is named as TLS.
     @Test func withoutKeysTheConnectionIsReportedAsTLS() throws {
         let bytes = try Self.capture("wss-tls13-chacha.pcap")
