@@ -94,6 +94,12 @@ check "sniff on a missing device exits 2" 2 "$wstap" sniff -i no-such-device0
 expect "missing device says what to do" grep -q "wstap interfaces" "$work/err"
 check "sniff with a bad filter exits 2" 2 "$wstap" sniff -i lo -f "tcp port"
 check "sniff without an interface is a usage error" 64 "$wstap" sniff
+check "a key log that cannot be read exits 2" 2 "$wstap" read captures/wss-tls13-aes128.pcap --keylog "$work/no-such.keys"
+expect "...with one line naming it" sh -c "grep -q 'no-such.keys' '$work/err' && [ \$(wc -l <'$work/err') -eq 1 ]"
+check "SSLKEYLOGFILE decrypts when --keylog is not given" 0 env SSLKEYLOGFILE=captures/wss-tls13-aes128.keys "$wstap" read captures/wss-tls13-aes128.pcap --format ndjson
+expect "...and the output says so" grep -q '"code":"tls-key-log".*from SSLKEYLOGFILE' "$work/out"
+expect "...and the messages are decrypted" grep -q '"event":"message"' "$work/out"
+check "--keylog wins over SSLKEYLOGFILE" 0 env SSLKEYLOGFILE=/nonexistent "$wstap" read captures/wss-tls13-aes128.pcap --keylog captures/wss-tls13-aes128.keys --format summary
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
