@@ -60,23 +60,28 @@ record_openssl() {  # name port server-options client-options request...
     local dump=$!
     sleep 1
     # shellcheck disable=SC2086
-    (sleep 3 | openssl s_server -accept "$port" -cert "$work/cert.pem" -key "$work/key.pem" -tls1_3 -quiet -naccept 1 $server_options >/dev/null 2>&1) &
+    (sleep 3 | openssl s_server -accept "$port" -cert "$work/cert.pem" -key "$work/key.pem" -quiet -naccept 1 $server_options >/dev/null 2>&1) &
     sleep 0.5
     # shellcheck disable=SC2086
     (for line in "$@"; do printf '%b' "$line"; sleep 0.3; done; sleep 0.3) |
-        openssl s_client -connect "127.0.0.1:$port" -tls1_3 -keylogfile "$name.keys" -servername wstap.test $client_options >/dev/null 2>&1
+        openssl s_client -connect "127.0.0.1:$port" -keylogfile "$name.keys" -servername wstap.test $client_options >/dev/null 2>&1 || true  # a refused handshake fails here
     sleep 1
+    pkill -f "s_server -accept $port" || true  # after a failed handshake it would wait for another
     kill -INT "$dump"; wait "$dump" || true
     printf '{\n "messages": [],\n "note": "HTTP requests only, sent by openssl s_client"\n}\n' > "$name.peers.json"
     rm -rf "$work"
     echo "recorded $name"
 }
 if [ $# -eq 0 ] || [[ " $* " == *" tls13-key-update "* ]]; then
-    record_openssl tls13-key-update 18560 "" "" 'GET /before-key-update HTTP/1.1\r\nHost: x\r\n\r\n' 'K\n' \
+    record_openssl tls13-key-update 18560 -tls1_3 -tls1_3 'GET /before-key-update HTTP/1.1\r\nHost: x\r\n\r\n' 'K\n' \
         'GET /after-key-update HTTP/1.1\r\nHost: x\r\n\r\n'
 fi
+if [ $# -eq 0 ] || [[ " $* " == *" tls-alert "* ]]; then
+    # A TLS 1.2-only client against a TLS 1.3-only server: a fatal protocol_version alert.
+    record_openssl tls-alert 18580 -tls1_3 -tls1_2 'GET / HTTP/1.1\r\n\r\n'
+fi
 if [ $# -eq 0 ] || [[ " $* " == *" tls13-hello-retry "* ]]; then
-    record_openssl tls13-hello-retry 18570 "-groups P-256" "-groups X25519:P-256" \
+    record_openssl tls13-hello-retry 18570 "-tls1_3 -groups P-256" "-tls1_3 -groups X25519:P-256" \
         'GET /after-hello-retry HTTP/1.1\r\nHost: x\r\n\r\n'
 fi
 # A browser's wss:// (needs Debian's chromium).

@@ -96,6 +96,17 @@ struct TLSTests {
         }
     }
 
+    /// A TLS 1.2-only client refused by a TLS 1.3-only server: the fatal alert is reported with
+    /// its description, and the connection is TLS that was not decrypted.
+    @Test func aRefusedHandshakeReportsItsAlert() throws {
+        let decoded = try Self.decode(try Self.capture("tls-alert.pcap"), keys: "tls-alert.keys")
+        #expect(decoded.issueCodes.contains("tls-alert") && decoded.protocols == ["tls"])
+        let output = OutputChannel(inMemory: ())
+        let path = Self.directory.appendingPathComponent("tls-alert.pcap").path
+        _ = analyze(try CaptureFileReader(path: path), with: Analyzer(sink: TextExporter(output: output)))
+        #expect(String(decoding: output.memory, as: UTF8.self).contains("fatal protocol_version (70)"))
+    }
+
     /// Without the key log, or with one that lacks the connection, the connection is named as TLS.
     @Test func withoutKeysTheConnectionIsReportedAsTLS() throws {
         let bytes = try Self.capture("wss-tls13-chacha.pcap")
