@@ -80,6 +80,32 @@ if [ $# -eq 0 ] || [[ " $* " == *" tls-alert "* ]]; then
     # A TLS 1.2-only client against a TLS 1.3-only server: a fatal protocol_version alert.
     record_openssl tls-alert 18580 -tls1_3 -tls1_2 'GET / HTTP/1.1\r\n\r\n'
 fi
+if [ $# -eq 0 ] || [[ " $* " == *" tls13-early-data "* ]]; then
+    # 0-RTT: a first connection saves its session, the second resumes it with early data (a
+    # request) and sends another request after the handshake.
+    work=$(mktemp -d)
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=wstap.test 2>/dev/null
+    printf 'GET /early-data HTTP/1.1\r\nHost: x\r\n\r\n' > "$work/early.txt"
+    rm -f tls13-early-data.keys
+    tcpdump -i lo --immediate-mode -s 0 -U -w tls13-early-data.pcap "tcp port 18590" 2>/dev/null &
+    dump=$!
+    sleep 1
+    (sleep 6 | openssl s_server -accept 18590 -cert "$work/cert.pem" -key "$work/key.pem" -tls1_3 -quiet -naccept 2 -early_data >/dev/null 2>&1) &
+    sleep 0.5
+    for request in first after-early-data; do
+        session=(-sess_out "$work/session.pem")
+        [ "$request" = first ] || session=(-sess_in "$work/session.pem" -early_data "$work/early.txt")
+        (printf 'GET /%s HTTP/1.1\r\nHost: x\r\n\r\n' "$request"; sleep 1) |
+            openssl s_client -connect 127.0.0.1:18590 -tls1_3 "${session[@]}" -keylogfile tls13-early-data.keys \
+                -servername wstap.test >/dev/null 2>&1 || true
+    done
+    sleep 1
+    pkill -f "s_server -accept 18590" || true
+    kill -INT "$dump"; wait "$dump" || true
+    printf '{\n "messages": [],\n "note": "HTTP requests only, sent by openssl s_client; the second connection sends 0-RTT data"\n}\n' > tls13-early-data.peers.json
+    rm -rf "$work"
+    echo "recorded tls13-early-data"
+fi
 if [ $# -eq 0 ] || [[ " $* " == *" tls13-hello-retry "* ]]; then
     record_openssl tls13-hello-retry 18570 "-tls1_3 -groups P-256" "-tls1_3 -groups X25519:P-256" \
         'GET /after-hello-retry HTTP/1.1\r\nHost: x\r\n\r\n'

@@ -68,6 +68,8 @@ extension Issue {
             (.warning, "tls-gap", "\(bytes) bytes of TLS records missing (\(records) records): decryption resumed at the next record that authenticated")
         case .notResumedAfterGap(let bytes):
             (.warning, "tls-gap", "\(bytes) bytes of TLS records missing and no later record authenticated: this direction is no longer decrypted")
+        case .earlyDataNotDecrypted(let records):
+            (.warning, "tls-early-data", "\(records) records of TLS 1.3 0-RTT early data were skipped: early data is not decrypted")
         case .http2NotDecoded:
             (.info, "tls-h2-not-decoded", "ALPN selected h2: WebSocket over HTTP/2 (RFC 8441) is not decoded yet")
         }

@@ -44,6 +44,9 @@ public enum TLSViolation: Hashable, Sendable {
     case notResumedAfterGap(bytes: UInt64)
     /// ALPN chose `h2`: WebSocket over HTTP/2 (RFC 8441) is not decoded yet.
     case http2NotDecoded
+    /// TLS 1.3 0-RTT data from the client (before the server's Finished): not decrypted; the
+    /// records are skipped and counted.
+    case earlyDataNotDecrypted(records: UInt64)
 }
 
 /// What the TLS stage found, in stream order.
@@ -101,6 +104,11 @@ public struct TLSConnectionDecoder {
     private var serverRandom: [UInt8]?
     private var suite: CipherSuite?
     private var isTLS13 = false
+    /// The ClientHello offered 0-RTT data (RFC 8446 §4.2.10): client records that fail the
+    /// handshake keys before the client's first handshake record decrypts are early data.
+    private var earlyDataOffered = false
+    private var earlyDataRecords: UInt64 = 0
+    private var clientHandshakeDecrypted = false
     /// The ServerHello accepted encrypt_then_mac (RFC 7366): CBC records carry the MAC last.
     private var encryptThenMAC = false
     private var secrets: KeyLog.Secrets?
@@ -250,6 +258,7 @@ public struct TLSConnectionDecoder {
     /// The connection ended: a session never settled is reported as it stands.
     public mutating func finish(at time: CaptureTimestamp, emit: Emit) {
         recordTime = time
+        if earlyDataRecords > 0 { emit(.violation(.earlyDataNotDecrypted(records: earlyDataRecords), .clientToServer), time) }
         // The writer may have written the secrets since the last record: one last look.
         if awaitingKeys, !replayIfKeysArrived(emit: emit) { giveUpWaitingForKeys(emit: emit) }
         for direction in StreamDirection.allCases {
@@ -325,6 +334,10 @@ public struct TLSConnectionDecoder {
             let sequence = protection.sequence
             do {
                 plaintext = try protection.open(fragment, header: (type, version))
+            } catch where earlyDataOffered && direction == .clientToServer && !clientHandshakeDecrypted {
+                // 0-RTT data under the early traffic secret: skipped like a server that rejects it.
+                earlyDataRecords += 1
+                return
             } catch {
                 if !sessionReported {
                     session.decrypted = false
@@ -335,6 +348,7 @@ public struct TLSConnectionDecoder {
                 return
             }
             directions[index].protection = protection
+            if direction == .clientToServer { clientHandshakeDecrypted = true }
             if isTLS13 {
                 // TLSInnerPlaintext: content, the real type, zero padding (RFC 8446 §5.2).
                 guard let last = plaintext.lastIndex(where: { $0 != 0 }) else {
@@ -361,6 +375,10 @@ public struct TLSConnectionDecoder {
             directions[index].handshake += plaintext
             handshakeMessages(direction: direction, emit: emit)
         case 23:
+            if direction == .clientToServer, earlyDataOffered, serverRandom == nil {
+                earlyDataRecords += 1  // 0-RTT data sent before the ServerHello
+                return
+            }
             if clientRandom == nil || serverRandom == nil { return handshakeNotCaptured(emit: emit) }
             if !sessionReported { reportSession(emit: emit) }
             guard session.decrypted, session.alpn != "h2" else { return }
@@ -481,6 +499,8 @@ public struct TLSConnectionDecoder {
                 }
             case 16:
                 session.alpnOffered = Self.protocolNames(&field)
+            case 42:
+                earlyDataOffered = true
             default:
                 break
             }

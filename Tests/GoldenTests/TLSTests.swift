@@ -138,6 +138,7 @@ struct TLSTests {
     @Test(arguments: [
         ("tls13-key-update", ["GET /before-key-update", "GET /after-key-update"]),
         ("tls13-hello-retry", ["GET /after-hello-retry"]),
+        ("tls13-early-data", ["GET /first", "GET /after-early-data", "tls-early-data: 2 records"]),
     ])
     func openSSLPeersDecrypt(_ name: String, requests: [String]) throws {
         let path = Self.directory.appendingPathComponent("\(name).pcap").path
