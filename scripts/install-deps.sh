@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what wstap needs to build and test, when missing: libpcap-dev, zlib1g-dev (build),
-# tcpdump and python websockets (recording and live tests). Needs root (or sudo) for apt-get.
+# tcpdump, openssl (certificates for the wss:// live test) and python websockets (recording and
+# live tests). Needs root (or sudo) for apt-get.
 set -euo pipefail
 missing=()
-for package in libpcap-dev zlib1g-dev pkg-config tcpdump; do
+for package in libpcap-dev zlib1g-dev pkg-config tcpdump openssl; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
