@@ -94,6 +94,15 @@ check "sniff on a missing device exits 2" 2 "$wstap" sniff -i no-such-device0
 expect "missing device says what to do" grep -q "wstap interfaces" "$work/err"
 check "sniff with a bad filter exits 2" 2 "$wstap" sniff -i lo -f "tcp port"
 check "sniff without an interface is a usage error" 64 "$wstap" sniff
+check "-r names the file like tcpdump" 0 "$wstap" read -r captures/text-echo.pcap --format summary
+check "a trailing BPF expression filters like -f" 0 "$wstap" read captures/text-echo.pcap tcp port 1 --format summary
+expect "...and selects nothing here" grep -q "^connections 0" "$work/out"
+check "-f and a trailing expression together are a usage error" 64 "$wstap" read captures/text-echo.pcap -f "tcp" tcp port 1
+check "--dir takes c2s or s2c only" 64 "$wstap" read captures/text-echo.pcap --dir up
+check "--type rejects an unknown kind" 64 "$wstap" read captures/text-echo.pcap --type text,pictures
+check "--grep rejects a bad regular expression" 64 "$wstap" read captures/text-echo.pcap --grep "("
+check "--messages --dir c2s" 0 "$wstap" read captures/text-echo.pcap --messages --dir c2s --format ndjson
+expect "...gives the client's messages and no frame" sh -c "[ \$(grep -c '\"event\":\"message\"' '$work/out') -eq 4 ] && ! grep -q '\"event\":\"frame\"' '$work/out' && ! grep -q '\"dir\":\"s2c\"' '$work/out'"
 check "a key log that cannot be read exits 2" 2 "$wstap" read captures/wss-tls13-aes128.pcap --keylog "$work/no-such.keys"
 expect "...with one line naming it" sh -c "grep -q 'no-such.keys' '$work/err' && [ \$(wc -l <'$work/err') -eq 1 ]"
 check "SSLKEYLOGFILE decrypts when --keylog is not given" 0 env SSLKEYLOGFILE=captures/wss-tls13-aes128.keys "$wstap" read captures/wss-tls13-aes128.pcap --format ndjson

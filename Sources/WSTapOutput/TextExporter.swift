@@ -9,11 +9,15 @@ public final class TextExporter: TimelineSink {
     /// `-v`: the header lines of requests and responses too.
     private let verbose: Bool
     private var start: CaptureTimestamp?
+    /// Every message gets its line, single uncompressed frames too (`--messages`, `--grep`: frame
+    /// lines are filtered out).
+    private let showsEveryMessage: Bool
 
-    public init(output: OutputChannel, showSummary: Bool = true, verbose: Bool = false) {
+    public init(output: OutputChannel, showSummary: Bool = true, verbose: Bool = false, showsEveryMessage: Bool = false) {
         self.output = output
         self.showSummary = showSummary
         self.verbose = verbose
+        self.showsEveryMessage = showsEveryMessage
         line = output.pending
     }
 
@@ -61,7 +65,7 @@ public final class TextExporter: TimelineSink {
             frameText(frame)
         case .message(let record, let message):
             // Single uncompressed frames already show their content; messages add what frames cannot.
-            guard message.message.frameCount > 1 || message.message.compressed else { return }
+            guard message.message.frameCount > 1 || message.message.compressed || showsEveryMessage else { return }
             begin(message.time, record)
             messageText(message)
         case .issue(let record, let issue):

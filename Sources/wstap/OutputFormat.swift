@@ -15,9 +15,9 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     var isTimeline: Bool { self == .text || self == .ndjson }
 
     /// The exporter for this format, writing to `output`.
-    func makeSink(output: OutputChannel, maxPayload: Int?, verbose: Bool) -> any TimelineSink {
+    func makeSink(output: OutputChannel, maxPayload: Int?, verbose: Bool, everyMessage: Bool = false) -> any TimelineSink {
         switch self {
-        case .text: TextExporter(output: output, verbose: verbose)
+        case .text: TextExporter(output: output, verbose: verbose, showsEveryMessage: everyMessage)
         case .json: JSONExporter(output: output, maxPayload: maxPayload)
         case .ndjson: NDJSONExporter(output: output, maxPayload: maxPayload)
         case .summary: SummaryExporter(output: output)
@@ -60,6 +60,20 @@ struct DecodeOptions: ParsableArguments {
     @Option(name: .long, help: "NSS key log (SSLKEYLOGFILE format) to decrypt TLS with; without it, $SSLKEYLOGFILE is used when set.")
     var keylog: String?
 
+    @OptionGroup var display: DisplayOptions
+
+    /// The sink for `format`, behind the display filter when one is given.
+    func makeSink(output: OutputChannel) throws -> any TimelineSink {
+        let filter = display.filter
+        let sink = format.makeSink(output: output, maxPayload: maxPayload, verbose: verbose, everyMessage: filter.showsEveryMessage)
+        guard !filter.keepsEverything, format != .summary else { return sink }
+        do {
+            return try FilteringSink(wrapping: sink, filter: filter)
+        } catch {
+            throw ValidationError("--grep: not a regular expression: \(error)")
+        }
+    }
+
     func validate() throws {
         if let maxPayload, maxPayload < 0 { throw ValidationError("--max-payload must be 0 or more") }
         guard payloadLimit > 0, maxBufferPerDirection > 0, maxBufferTotal > 0, maxConnections > 0, idleTimeout > 0 else {
@@ -85,5 +99,50 @@ struct DecodeOptions: ParsableArguments {
         options.reassembly.idleTimeoutSeconds = idleTimeout
         options.websocketPorts = Set(websocketPort)
         return options
+    }
+}
+
+/// Display filters (README, "Display filters"): applied after decoding, so connection ids and times are those of the whole
+/// capture (the summary counts it all).
+struct DisplayOptions: ParsableArguments {
+    @Option(name: .customLong("conn"), help: "Show only this connection (repeatable).")
+    var connections: [UInt64] = []
+
+    @Option(name: .long, help: "Show only connections whose request names this Host (or whose server has this address).")
+    var host: String?
+
+    @Option(name: .long, help: "Show only connections whose request path matches this glob (e.g. '/chat*').")
+    var path: String?
+
+    @Option(name: .customLong("dir"), help: "Show only one direction: c2s or s2c.")
+    var direction: String?
+
+    @Option(name: .customLong("type"), help: "Show only these events: text, binary, control, handshake, issues (repeatable, or comma-separated).")
+    var types: [String] = []
+
+    @Option(name: .long, help: "Show only text messages matching this regular expression.")
+    var grep: String?
+
+    @Flag(name: .long, help: "Messages only: no frame lines (every message, single-frame ones too).")
+    var messages = false
+
+    func validate() throws {
+        if let direction, direction != "c2s", direction != "s2c" { throw ValidationError("--dir takes c2s or s2c") }
+        for name in types.flatMap({ $0.split(separator: ",") }) where DisplayFilter.EventKind(rawValue: String(name)) == nil {
+            throw ValidationError("--type takes \(DisplayFilter.EventKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
+        }
+        if let grep, (try? Regex(grep)) == nil { throw ValidationError("--grep: '\(grep)' is not a regular expression") }
+    }
+
+    var filter: DisplayFilter {
+        var filter = DisplayFilter()
+        filter.connections = Set(connections)
+        filter.host = host
+        filter.path = path
+        filter.direction = direction.map { $0 == "c2s" ? .clientToServer : .serverToClient }
+        filter.kinds = Set(types.flatMap { $0.split(separator: ",") }.compactMap { DisplayFilter.EventKind(rawValue: String($0)) })
+        filter.grep = grep
+        filter.messagesOnly = messages
+        return filter
     }
 }

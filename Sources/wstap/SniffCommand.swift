@@ -24,6 +24,12 @@ struct SniffCommand: ParsableCommand {
 
     @OptionGroup var options: DecodeOptions
 
+    @Argument(help: "An optional BPF expression as tcpdump takes it (e.g. tcp port 8080), instead of -f.")
+    var expression: [String] = []
+
+    /// `-f`, or the trailing expression.
+    private var filter: String? { expression.isEmpty ? options.filter : expression.joined(separator: " ") }
+
     @Option(name: [.customShort("c"), .long], help: "Stop after N WebSocket messages (frames with --count-frames).")
     var count: UInt64?
 
@@ -53,6 +59,7 @@ struct SniffCommand: ParsableCommand {
         if let duration, duration <= 0 { throw ValidationError("--duration must be greater than 0") }
         if bufferSize <= 0 { throw ValidationError("--buffer-size must be greater than 0") }
         if snaplen <= 0 { throw ValidationError("--snaplen must be greater than 0") }
+        if !expression.isEmpty, options.filter != nil { throw ValidationError("give the BPF filter once: -f or after the options") }
     }
 
     func run() throws {
@@ -75,7 +82,7 @@ struct SniffCommand: ParsableCommand {
             throw fail(error.message, exitCode: 2)
         }
         do {
-            capture = try LiveCapture(device: interface, configuration: configuration, filter: options.filter)
+            capture = try LiveCapture(device: interface, configuration: configuration, filter: filter)
             // Like tcpdump: the file is opened as the user wstap runs as after -Z, not as root.
             if let user { try PrivilegeDrop.switchUser(to: user) }
             writer = try writeFile.map { path throws(CaptureError) in try capture.makeWriter(path: path) }
@@ -87,7 +94,7 @@ struct SniffCommand: ParsableCommand {
         if options.format.isTimeline { output.timeOrder = .live }
         let analyzer = Analyzer(
             options: analyzerOptions,
-            sink: options.format.makeSink(output: output, maxPayload: options.maxPayload, verbose: options.verbose))
+            sink: try options.makeSink(output: output))
         let session = LiveSession(
             capture: capture, analyzer: analyzer, writer: writer,
             stop: StopConditions(messages: countFrames ? nil : count, frames: countFrames ? count : nil,

@@ -1,0 +1,225 @@
+import WSTap
+import WSTapCore
+
+/// What a display filter keeps of a decoded timeline (`--conn`, `--host`, `--path`, `--dir`,
+/// `--type`, `--grep`, `--messages`). It is applied after decoding, as Wireshark applies display
+/// filters: connection ids and times stay those of the whole capture, and the summary counts it all.
+public struct DisplayFilter: Sendable {
+    /// Kinds of events `--type` names.
+    public enum EventKind: String, Sendable, CaseIterable {
+        case text, binary, control, handshake, issues
+    }
+
+    /// Connection ids to keep; empty keeps all.
+    public var connections: Set<UInt64> = []
+    /// The request's `Host` (without its port) or the server's address, ignoring case.
+    public var host: String?
+    /// A glob (`*`, `?`) on the path of the request target (the part before `?`).
+    public var path: String?
+    public var direction: StreamDirection?
+    /// Kinds of events to keep; empty keeps all. Connection open and close lines always stay.
+    public var kinds: Set<EventKind> = []
+    /// A regular expression that a text message must contain (frames are then not shown).
+    public var grep: String?
+    /// Messages only: no frame events (every message is shown, single-frame ones included).
+    public var messagesOnly = false
+
+    public init() {}
+
+    /// Nothing is filtered.
+    public var keepsEverything: Bool {
+        connections.isEmpty && host == nil && path == nil && direction == nil && kinds.isEmpty && grep == nil && !messagesOnly
+    }
+
+    /// Whether the host and path of a connection are needed to decide on it.
+    var needsRequest: Bool { host != nil || path != nil }
+
+    /// The events a text timeline shows for messages: all of them when frames are filtered out.
+    public var showsEveryMessage: Bool { messagesOnly || grep != nil }
+
+    /// Whether a request (and the server it went to) matches `--host` and `--path`.
+    func matches(_ head: HTTPRequestHead, server: Endpoint) -> Bool {
+        if let host {
+            let named = head.headers.combinedValue("Host").map(Self.hostWithoutPort) ?? ""
+            guard named.caseInsensitiveEquals(host) || server.address.description.caseInsensitiveEquals(host) else { return false }
+        }
+        if let path {
+            let requested = head.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            guard Glob.matches(Array(path.utf8), Array(requested.utf8)) else { return false }
+        }
+        return true
+    }
+
+    /// `example.com:8080` → `example.com`; `[::1]:80` → `::1`.
+    static func hostWithoutPort(_ value: String) -> String {
+        if value.hasPrefix("["), let end = value.firstIndex(of: "]") {
+            return String(value[value.index(after: value.startIndex)..<end])
+        }
+        if let colon = value.lastIndex(of: ":"), value.firstIndex(of: ":") == colon { return String(value[..<colon]) }
+        return value
+    }
+}
+
+/// `*` (any run of bytes) and `?` (one byte) globbing, in linear time per candidate length: the
+/// usual two-pointer match with backtracking to the last star only.
+enum Glob {
+    static func matches(_ pattern: [UInt8], _ text: [UInt8]) -> Bool {
+        var (p, t) = (0, 0)
+        var star: Int?
+        var resume = 0
+        while t < text.count {
+            if p < pattern.count, pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t] {
+                p += 1
+                t += 1
+            } else if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
+                star = p
+                p += 1
+                resume = t
+            } else if let star {
+                p = star + 1
+                resume += 1
+                t = resume
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.count
+    }
+}
+
+/// Passes on the events a `DisplayFilter` keeps. A connection is decided on when its first request
+/// shows its host and path (until then its few events are held; a frame before any request means
+/// the request was not captured, and the connection cannot match `--host` or `--path`).
+public final class FilteringSink: TimelineSink {
+    private let sink: any TimelineSink
+    private let filter: DisplayFilter
+    private let pattern: Regex<AnyRegexOutput>?
+    private enum Decision {
+        case undecided(held: [TimelineEvent])
+        case keep
+        case drop
+    }
+    private var decisions: [UInt64: Decision] = [:]
+    static let maxHeldEvents = 4096
+
+    /// Fails when `--grep` is not a valid regular expression.
+    public init(wrapping sink: any TimelineSink, filter: DisplayFilter) throws {
+        self.sink = sink
+        self.filter = filter
+        pattern = try filter.grep.map { try Regex($0) }
+    }
+
+    public var receivesFramesAndMessages: Bool { sink.receivesFramesAndMessages }
+
+    public func receive(_ event: TimelineEvent) {
+        guard let record = event.connection else { return sink.receive(event) }
+        switch decision(for: record, event: event) {
+        case .keep:
+            if keeps(event) { sink.receive(event) }
+        case .drop:
+            break
+        case .undecided(var held):
+            // Only events without borrowed bytes come before a connection's first request; a
+            // connection that piles up thousands of them (gaps) without one is not matched.
+            held.append(event)
+            decisions[record.id] = held.count > Self.maxHeldEvents ? .drop : .undecided(held: held)
+        }
+        if case .connectionClosed = event { decisions[record.id] = nil }
+    }
+
+    public func finish(_ summary: CaptureSummary) {
+        sink.finish(summary)
+    }
+
+    /// Where the connection stands once this event is taken into account.
+    private func decision(for record: ConnectionRecord, event: TimelineEvent) -> Decision {
+        if let known = decisions[record.id] {
+            guard case .undecided(let held) = known else { return known }
+            switch event {
+            case .httpRequest(_, _, let head):
+                let keep = filter.matches(head, server: record.server)
+                decisions[record.id] = keep ? .keep : .drop
+                if keep { for earlier in held where keeps(earlier) { sink.receive(earlier) } }
+                return keep ? .keep : .drop
+            case .frame, .message, .httpResponse, .httpExchange, .upgrade, .upgradeAnswerBody, .connectionClosed:
+                decisions[record.id] = .drop  // no request was captured: host and path are unknown
+                return .drop
+            default:
+                return known
+            }
+        }
+        let first: Decision
+        if !filter.connections.isEmpty, !filter.connections.contains(record.id) {
+            first = .drop
+        } else if filter.needsRequest {
+            decisions[record.id] = .undecided(held: [])
+            return decision(for: record, event: event)
+        } else {
+            first = .keep
+        }
+        decisions[record.id] = first
+        return first
+    }
+
+    /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages` and `--grep`.
+    private func keeps(_ event: TimelineEvent) -> Bool {
+        switch event {
+        case .connectionOpened, .connectionClosed:
+            return true
+        case .frame(_, let frame):
+            if filter.messagesOnly || pattern != nil { return false }
+            return passes(frame.direction) && passes(kind: Self.kind(of: frame.header.opcode))
+        case .message(_, let record):
+            guard passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }
+            guard let pattern else { return true }
+            guard record.payloadIsText, record.message.isDecoded else { return false }
+            let text = String(decoding: record.message.payload, as: UTF8.self)
+            return (try? pattern.firstMatch(in: text)) != nil
+        case .httpRequest:
+            return passes(.clientToServer) && passes(kind: .handshake) && pattern == nil
+        case .httpResponse:
+            return passes(.serverToClient) && passes(kind: .handshake) && pattern == nil
+        case .httpExchange, .upgrade, .upgradeAnswerBody, .tls:
+            return passes(kind: .handshake) && pattern == nil
+        case .issue(_, let issue):
+            return (issue.direction.map(passes) ?? true) && passes(kind: .issues)
+        case .captureStarted:
+            return true
+        }
+    }
+
+    private func passes(_ direction: StreamDirection) -> Bool {
+        filter.direction.map { $0 == direction } ?? true
+    }
+
+    private func passes(kind: DisplayFilter.EventKind?) -> Bool {
+        guard !filter.kinds.isEmpty else { return true }
+        guard let kind else { return filter.kinds.contains(.text) || filter.kinds.contains(.binary) }
+        return filter.kinds.contains(kind)
+    }
+
+    /// Continuation frames have no kind of their own (nil): they go with text and binary.
+    private static func kind(of opcode: WebSocketOpcode) -> DisplayFilter.EventKind? {
+        switch opcode {
+        case .text: .text
+        case .binary: .binary
+        case .continuation: nil
+        default: opcode.rawValue >= 8 ? .control : .binary
+        }
+    }
+}
+
+extension TimelineEvent {
+    /// The connection the event belongs to; nil for the capture's own events.
+    var connection: ConnectionRecord? {
+        switch self {
+        case .captureStarted: nil
+        case .connectionOpened(let record, _), .httpRequest(let record, _, _), .httpResponse(let record, _, _),
+             .httpExchange(let record, _), .upgrade(let record, _), .upgradeAnswerBody(let record, _, _),
+             .tls(let record, _, _), .frame(let record, _), .message(let record, _), .connectionClosed(let record, _):
+            record
+        case .issue(let record, _): record
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+import WSTap
+@testable import WSTapOutput
+
+/// Display filters on the recorded captures: applied after decoding, so what they keep is exactly
+/// what the whole timeline has for the chosen connections, directions and kinds.
+struct DisplayFilterTests {
+    /// The text timeline of a capture, filtered (or not).
+    static func timeline(_ name: String, keys: String? = nil, _ configure: (inout DisplayFilter) -> Void = { _ in }) throws -> [String] {
+        var filter = DisplayFilter()
+        configure(&filter)
+        let output = OutputChannel(inMemory: ())
+        output.timeOrder = .file
+        let text = TextExporter(output: output, showSummary: false, showsEveryMessage: filter.showsEveryMessage)
+        let sink: any TimelineSink = filter.keepsEverything ? text : try FilteringSink(wrapping: text, filter: filter)
+        var options = AnalyzerOptions()
+        if let keys { options.keyLog = try KeyLog(path: GoldenTests.capturesDirectory.appendingPathComponent(keys).path, source: "test") }
+        let reader = try CaptureFileReader(path: GoldenTests.capturesDirectory.appendingPathComponent(name).path)
+        _ = analyze(reader, with: Analyzer(options: options, sink: sink))
+        return String(decoding: output.memory, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    @Test func aConnectionKeepsItsIdAndTimes() throws {
+        let whole = try Self.timeline("ping-close-codes.pcap")
+        let second = try Self.timeline("ping-close-codes.pcap") { $0.connections = [2] }
+        #expect(!second.isEmpty && second.allSatisfy { $0.contains("  #2  ") })
+        #expect(second == whole.filter { $0.contains("  #2  ") })
+    }
+
+    @Test func directionAndKindKeepTheirLinesOnly() throws {
+        let whole = try Self.timeline("binary-sizes.pcap")
+        let control = try Self.timeline("binary-sizes.pcap") { $0.kinds = [.control] }
+        #expect(control.contains { $0.contains("close") } && !control.contains { $0.contains("binary ") || $0.contains("GET") })
+        let fromServer = try Self.timeline("binary-sizes.pcap") { $0.direction = .serverToClient; $0.kinds = [.binary] }
+        #expect(fromServer.filter { $0.contains("  ← binary") }.count == whole.filter { $0.contains("  ← binary") }.count)
+        #expect(!fromServer.contains { $0.contains("  → ") })
+    }
+
+    @Test func messagesOnlyShowsEveryMessageAndNoFrame() throws {
+        let lines = try Self.timeline("text-echo.pcap") { $0.messagesOnly = true }
+        #expect(lines.filter { $0.contains(" message text ") }.count == 8)
+        #expect(!lines.contains { $0.contains("→ text ") || $0.contains("close ") })
+    }
+
+    @Test func grepKeepsMatchingTextMessages() throws {
+        let lines = try Self.timeline("text-echo.pcap") { $0.grep = "red.*reversed" }
+        #expect(lines.filter { $0.contains(" message text ") }.count == 2)
+        #expect(throws: (any Error).self) { _ = try FilteringSink(wrapping: TextExporter(output: OutputChannel(inMemory: ())), filter: { var f = DisplayFilter(); f.grep = "("; return f }()) }
+    }
+
+    /// Host and path decide on a connection when its request comes; one whose request was not
+    /// captured (here: TLS without keys) cannot match.
+    @Test func hostAndPathMatchTheRequest() throws {
+        let keys = "wss-missing-key.keys"
+        let byPath = try Self.timeline("wss-missing-key.pcap", keys: keys) { $0.path = "/k*s" }
+        #expect(byPath.contains { $0.contains("GET /keys") } && !byPath.contains { $0.contains("  #2  ") })
+        #expect(try Self.timeline("wss-missing-key.pcap", keys: keys) { $0.path = "/other*" }.allSatisfy { !$0.contains("  #1  ") })
+        let byHost = try Self.timeline("text-echo.pcap") { $0.host = "127.0.0.1" }
+        #expect(byHost.contains { $0.contains("GET /echo") })
+        #expect(try Self.timeline("text-echo.pcap") { $0.host = "example.com" }.allSatisfy { !$0.contains("#1") })
+    }
+
+    @Test func globsMatchLikeAShell() {
+        let cases: [(String, String, Bool)] = [
+            ("/chat*", "/chat/room", true), ("/chat*", "/cha", false), ("*/ws", "/api/v1/ws", true),
+            ("/a?c", "/abc", true), ("/a?c", "/ac", false), ("*", "", true), ("/x*y*z", "/xaaybbz", true),
+            ("/x*y*z", "/xaaybb", false),
+        ]
+        for (pattern, text, expected) in cases {
+            #expect(Glob.matches(Array(pattern.utf8), Array(text.utf8)) == expected, "\(pattern) ~ \(text)")
+        }
+    }
+}
