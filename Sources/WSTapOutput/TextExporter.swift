@@ -12,12 +12,19 @@ public final class TextExporter: TimelineSink {
     /// Every message gets its line, single uncompressed frames too (`--messages`, `--grep`: frame
     /// lines are filtered out).
     private let showsEveryMessage: Bool
+    private let timeFormat: TimeFormat
+    /// The previous line's time (`-t d`).
+    private var previous: CaptureTimestamp?
 
-    public init(output: OutputChannel, showSummary: Bool = true, verbose: Bool = false, showsEveryMessage: Bool = false) {
+    public init(
+        output: OutputChannel, showSummary: Bool = true, verbose: Bool = false, showsEveryMessage: Bool = false,
+        timeFormat: TimeFormat = .relative
+    ) {
         self.output = output
         self.showSummary = showSummary
         self.verbose = verbose
         self.showsEveryMessage = showsEveryMessage
+        self.timeFormat = timeFormat
         line = output.pending
     }
 
@@ -25,7 +32,8 @@ public final class TextExporter: TimelineSink {
         switch event {
         case .captureStarted(let time):
             start = time
-            return
+            // The one absolute time a relative timeline needs: when it starts.
+            line.raw("capture starts "); line.utcTime(time, withDate: true); line.raw(" UTC")
         case .connectionOpened(let record, let time):
             begin(time, record)
             line.raw("TCP "); line.text(record.client.description)
@@ -111,7 +119,17 @@ public final class TextExporter: TimelineSink {
 
     /// The time and connection that start each line.
     private func begin(_ time: CaptureTimestamp?, _ record: ConnectionRecord) {
-        line.relativeTime(time, since: start)
+        switch timeFormat {
+        case .relative:
+            line.relativeTime(time, since: start)
+        case .delta:
+            line.relativeTime(time, since: previous ?? start)
+            if let time { previous = time }
+        case .epoch:
+            line.relativeTime(time, since: .zero, aligned: false)
+        case .absolute, .absoluteWithDate:
+            if let time { line.utcTime(time, withDate: timeFormat == .absoluteWithDate) } else { line.raw("-") }
+        }
         line.raw("  #"); line.number(record.id)
         line.raw("  ")
     }

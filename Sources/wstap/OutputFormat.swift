@@ -15,9 +15,11 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     var isTimeline: Bool { self == .text || self == .ndjson }
 
     /// The exporter for this format, writing to `output`.
-    func makeSink(output: OutputChannel, maxPayload: Int?, verbose: Bool, everyMessage: Bool = false) -> any TimelineSink {
+    func makeSink(
+        output: OutputChannel, maxPayload: Int?, verbose: Bool, everyMessage: Bool = false, timeFormat: TimeFormat = .relative
+    ) -> any TimelineSink {
         switch self {
-        case .text: TextExporter(output: output, verbose: verbose, showsEveryMessage: everyMessage)
+        case .text: TextExporter(output: output, verbose: verbose, showsEveryMessage: everyMessage, timeFormat: timeFormat)
         case .json: JSONExporter(output: output, maxPayload: maxPayload)
         case .ndjson: NDJSONExporter(output: output, maxPayload: maxPayload)
         case .summary: SummaryExporter(output: output)
@@ -32,6 +34,9 @@ struct DecodeOptions: ParsableArguments {
 
     @Flag(name: [.customShort("v"), .long], help: "Text timeline: show the header lines of every request and response.")
     var verbose = false
+
+    @Option(name: [.customShort("t"), .customLong("time-format")], help: "Text timeline times, as tshark -t: r (since the first packet), a (UTC time of day), ad (UTC date and time), d (since the previous line), e (epoch seconds).")
+    var timeFormat: TimeFormat = .relative
 
     @Option(name: [.customShort("f"), .long], help: "BPF filter applied to packets, as tcpdump takes it (e.g. 'tcp port 8080').")
     var filter: String?
@@ -65,7 +70,8 @@ struct DecodeOptions: ParsableArguments {
     /// The sink for `format`, behind the display filter when one is given.
     func makeSink(output: OutputChannel) throws -> any TimelineSink {
         let filter = display.filter
-        let sink = format.makeSink(output: output, maxPayload: maxPayload, verbose: verbose, everyMessage: filter.showsEveryMessage)
+        let sink = format.makeSink(
+            output: output, maxPayload: maxPayload, verbose: verbose, everyMessage: filter.showsEveryMessage, timeFormat: timeFormat)
         guard !filter.keepsEverything, format != .summary else { return sink }
         do {
             return try FilteringSink(wrapping: sink, filter: filter)
@@ -146,3 +152,5 @@ struct DisplayOptions: ParsableArguments {
         return filter
     }
 }
+
+extension TimeFormat: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WSTap
+import WSTapCore
 @testable import WSTapOutput
 
 /// Display filters on the recorded captures: applied after decoding, so what they keep is exactly
@@ -24,8 +25,10 @@ struct DisplayFilterTests {
     @Test func aConnectionKeepsItsIdAndTimes() throws {
         let whole = try Self.timeline("ping-close-codes.pcap")
         let second = try Self.timeline("ping-close-codes.pcap") { $0.connections = [2] }
-        #expect(!second.isEmpty && second.allSatisfy { $0.contains("  #2  ") })
-        #expect(second == whole.filter { $0.contains("  #2  ") })
+        // The same start line (the capture's), then exactly the whole timeline's lines of #2.
+        #expect(second.first == whole.first && second.first?.hasPrefix("capture starts") == true)
+        #expect(second.count > 3 && second.dropFirst().allSatisfy { $0.contains("  #2  ") })
+        #expect(Array(second.dropFirst()) == whole.filter { $0.contains("  #2  ") })
     }
 
     @Test func directionAndKindKeepTheirLinesOnly() throws {
@@ -70,5 +73,38 @@ struct DisplayFilterTests {
         for (pattern, text, expected) in cases {
             #expect(Glob.matches(Array(pattern.utf8), Array(text.utf8)) == expected, "\(pattern) ~ \(text)")
         }
+    }
+}
+
+/// `-t` time formats and the absolute start of the text timeline.
+struct TimeFormatTests {
+    static func utc(_ seconds: Int64, _ nanoseconds: UInt32 = 0, withDate: Bool = true) -> String {
+        let buffer = OutputBuffer()
+        buffer.utcTime(CaptureTimestamp(seconds: seconds, nanoseconds: nanoseconds), withDate: withDate)
+        return buffer.withBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    @Test func utcDatesAreRight() {
+        #expect(Self.utc(0) == "1970-01-01 00:00:00.000000")
+        #expect(Self.utc(-1) == "1969-12-31 23:59:59.000000")
+        #expect(Self.utc(951_782_400) == "2000-02-29 00:00:00.000000")
+        #expect(Self.utc(1_795_813_625, 989_370_123) == "2026-11-27 21:07:05.989370")
+        #expect(Self.utc(1_795_813_625, withDate: false) == "21:07:05.000000")
+    }
+
+    @Test func everyFormatWritesItsTimes() throws {
+        func first(_ format: TimeFormat) throws -> [String] {
+            let output = OutputChannel(inMemory: ())
+            let reader = try CaptureFileReader(path: GoldenTests.capturesDirectory.appendingPathComponent("text-echo.pcap").path)
+            _ = analyze(reader, with: Analyzer(sink: TextExporter(output: output, showSummary: false, timeFormat: format)))
+            return String(decoding: output.memory, as: UTF8.self).split(separator: "\n").prefix(3).map(String.init)
+        }
+        #expect(try first(.relative) == ["capture starts 2026-11-27 21:07:05.989370 UTC",
+                                          "  0.000810  #1  TCP 127.0.0.1:60122 → 127.0.0.1:18100",
+                                          "  0.000810  #1  → GET /echo HTTP/1.1  Upgrade: websocket"])
+        #expect(try first(.absolute)[1].hasPrefix("21:07:05.990180  #1"))
+        #expect(try first(.absoluteWithDate)[1].hasPrefix("2026-11-27 21:07:05.990180  #1"))
+        #expect(try first(.delta)[2].hasPrefix("  0.000000  #1  → GET"))
+        #expect(try first(.epoch)[1].hasPrefix("1795813625.990180  #1"))
     }
 }
