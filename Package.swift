@@ -27,7 +27,7 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "WSTapCore", swiftSettings: speed),
-        .target(name: "WSTapCapture", dependencies: ["WSTapCore", "CPcap"], swiftSettings: speed),
+        .target(name: "WSTapCapture", dependencies: ["WSTapCore", "CPcap", "CZlib"], swiftSettings: speed),
         .target(name: "WSTapPackets", dependencies: ["WSTapCore", "WSTapCapture"], swiftSettings: speed),
         .target(name: "WSTapTCP", dependencies: ["WSTapCore", "WSTapPackets"], swiftSettings: speed),
         .target(name: "WSTapHTTP", dependencies: ["WSTapCore"], swiftSettings: speed),

@@ -35,8 +35,12 @@ head -c 100 /dev/urandom >"$evil"
 check "a file name with control characters exits 2" 2 "$wstap" read "$evil"
 expect "the file name reaches the terminal escaped" sh -c "! grep -q \"\$(printf '\033')\" '$work/err' && grep -q 'evil\\\\x1b' '$work/err'"
 gzip -c captures/text-echo.pcap >"$work/capture.pcap.gz"
-check "gzip-compressed capture exits 2" 2 "$wstap" read "$work/capture.pcap.gz"
-expect "gzip-compressed capture says how to read it" grep -q "gzip-compressed; decompress it first" "$work/err"
+check "a gzip-compressed capture is read directly" 0 "$wstap" read "$work/capture.pcap.gz" --format json
+expect "...giving what the plain capture gives" sh -c "'$wstap' read captures/text-echo.pcap --format json | cmp -s - '$work/out'"
+head -c 600 "$work/capture.pcap.gz" >"$work/cut.pcap.gz"
+check "a gzip stream cut short is a damaged capture (exit 3)" 3 "$wstap" read "$work/cut.pcap.gz" --format summary
+gzip -c captures/damaged/multi-interface.pcapng >"$work/multi.pcapng.gz"
+check "a gzip-compressed pcapng the native reader takes over" 0 "$wstap" read "$work/multi.pcapng.gz" --format summary
 check "the decompressed stream reads" 0 sh -c "zcat '$work/capture.pcap.gz' | '$wstap' read - --format summary"
 check "missing file exits 2" 2 "$wstap" read "$work/nope.pcap"
 expect "missing file gives one line" one_line_error

@@ -17,6 +17,8 @@ public final class CaptureFileReader: PacketSource {
     }
 
     public let path: String
+    /// Where the capture's bytes can be opened again: `path`, or the decompressed copy of a .gz.
+    private var readablePath: String
     public let format: Format?
     /// The link type of the first interface (packets carry their own).
     public let linkType: LinkType
@@ -38,7 +40,8 @@ public final class CaptureFileReader: PacketSource {
     /// Opens `path` (or standard input for `-`) and, if given, installs a BPF filter.
     public init(path: String, filter: String? = nil) throws(CaptureError) {
         self.path = path
-        let stream: OpaquePointer
+        readablePath = path
+        var stream: OpaquePointer
         // The file's first word (not read from standard input).
         let magic: UInt32?
         if path == "-" {
@@ -59,7 +62,25 @@ public final class CaptureFileReader: PacketSource {
             case .success(let opened): stream = opened
             case .failure(let error): throw .cannotOpen(path: path, reason: error.reason)
             }
-            magic = Self.readMagic(fileDescriptor: SystemCalls.descriptor(of: stream))
+            var firstWord = Self.readMagic(fileDescriptor: SystemCalls.descriptor(of: stream))
+            if GzipFile.starts(firstWord) {
+                // Read through a decompressed copy; reopened as that copy, never as the .gz.
+                SystemCalls.closeStream(stream)
+                let descriptor: Int32
+                switch GzipFile.decompress(path) {
+                case .success(let opened): descriptor = opened
+                case .failure(let error): throw error
+                }
+                switch SystemCalls.readingStream(descriptor) {
+                case .success(let opened): stream = opened
+                case .failure(let error):
+                    SystemCalls.close(descriptor)
+                    throw .cannotOpen(path: path, reason: error.reason)
+                }
+                readablePath = "/proc/self/fd/\(descriptor)"
+                firstWord = Self.readMagic(fileDescriptor: descriptor)
+            }
+            magic = firstWord
             format = magic.flatMap(Format.init(magic:))
         }
         switch PcapHandle.openOffline(stream: stream) {
@@ -67,9 +88,7 @@ public final class CaptureFileReader: PacketSource {
             pcap = handle
         case .failure(let failure):
             SystemCalls.closeStream(stream)
-            let gzip = magic.map { withUnsafeBytes(of: $0) { $0[0] == 0x1F && $0[1] == 0x8B } } ?? false
-            throw .notACapture(path: path, reason: gzip
-                ? "it is gzip-compressed; decompress it first (zcat \(path) | wstap read -)" : failure.message)
+            throw .notACapture(path: path, reason: failure.message)
         }
         self.stream = stream
         self.filter = filter
@@ -145,7 +164,7 @@ public final class CaptureFileReader: PacketSource {
 
     /// Reopens the file with the native reader and skips the packets libpcap already delivered.
     private func openNativeReader() -> PcapNGReader? {
-        guard case .success(let reopened) = SystemCalls.openStream(path) else { return nil }
+        guard case .success(let reopened) = SystemCalls.openStream(readablePath) else { return nil }
         let reader = PcapNGReader(stream: reopened, filter: filter)
         // Packets libpcap filtered out were never counted, so skip by position only when unfiltered.
         if filter != nil, packetsRead > 0 { return nil }

@@ -163,6 +163,17 @@ public enum SystemCalls {
     }
 
     /// Standard input as a C stream.
+    /// Moves a descriptor's position back to the start of its file.
+    public static func seekToStart(_ descriptor: Int32) -> Bool {
+        lseek(descriptor, 0, SEEK_SET) == 0
+    }
+
+    /// A C stream reading an open descriptor (which the stream then owns).
+    public static func readingStream(_ descriptor: Int32) -> Result<OpaquePointer, SystemError> {
+        guard let stream = fdopen(descriptor, "rb") else { return .failure(SystemError(call: "fdopen", code: errno)) }
+        return .success(OpaquePointer(stream))
+    }
+
     public static func standardInputStream() -> Result<OpaquePointer, SystemError> {
         guard let stream = fdopen(STDIN_FILENO, "rb") else { return .failure(SystemError(call: "fdopen", code: errno)) }
         return .success(OpaquePointer(stream))
