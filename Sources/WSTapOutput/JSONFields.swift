@@ -89,7 +89,9 @@ extension OutputBuffer {
         if let key = header.maskingKey { hex32(key) } else { raw("null") }
         raw(",\"length\":"); number(header.payloadLength)
         comma()
-        let asText = frame.payloadIsText && UTF8Validation.isValid(frame.payload)
+        // Text frames, and pings and pongs whose payload is UTF-8 (usually ASCII words), as text.
+        let isPingOrPong = header.opcode == .ping || header.opcode == .pong
+        let asText = (frame.payloadIsText || isPingOrPong) && UTF8Validation.isValid(frame.payload)
         payloadFields(frame.payload, asText: asText, notKept: frame.bytesNotKept > 0, maxPayload: maxPayload,
                       textCache: textCache, isFrame: true)
         if frame.bytesMissing > 0 {
