@@ -15,16 +15,24 @@ public final class TextExporter: TimelineSink {
     private let timeFormat: TimeFormat
     /// The previous line's time (`-t d`).
     private var previous: CaptureTimestamp?
+    /// Characters of a payload's preview (`--max-payload`; bytes in hex: a third of it).
+    private let previewLimit: Int
+    /// `-x`: every payload also as hex and ASCII, 16 bytes a line (at most `maxPayload` bytes).
+    private let hexDump: Bool
+    private let maxPayload: Int?
 
     public init(
         output: OutputChannel, showSummary: Bool = true, verbose: Bool = false, showsEveryMessage: Bool = false,
-        timeFormat: TimeFormat = .relative
+        timeFormat: TimeFormat = .relative, maxPayload: Int? = nil, hexDump: Bool = false
     ) {
         self.output = output
         self.showSummary = showSummary
         self.verbose = verbose
         self.showsEveryMessage = showsEveryMessage
         self.timeFormat = timeFormat
+        self.maxPayload = maxPayload
+        previewLimit = maxPayload ?? 60
+        self.hexDump = hexDump
         line = output.pending
     }
 
@@ -228,7 +236,33 @@ public final class TextExporter: TimelineSink {
             let isPingOrPong = header.opcode == .ping || header.opcode == .pong
             let asText = frame.payloadIsText || (isPingOrPong && UTF8Validation.isValid(frame.payload))
             line.raw("  ")
-            line.quotedPreview(frame.payload, gaps: frame.gaps, asText: asText)
+            line.quotedPreview(frame.payload, gaps: frame.gaps, limit: previewLimit, asText: asText)
+        }
+        if hexDump { dump(frame.payload) }
+    }
+
+    /// `-x`, like `tcpdump -X`: offset, 16 bytes in hex, the same as ASCII (`.` for the rest).
+    private func dump(_ payload: UnsafeRawBufferPointer) {
+        let shown = UnsafeRawBufferPointer(rebasing: payload.prefix(maxPayload ?? payload.count))
+        var offset = 0
+        while offset < shown.count {
+            let row = UnsafeRawBufferPointer(rebasing: shown[offset..<min(shown.count, offset + 16)])
+            line.append(UInt8(ascii: "\n"))
+            line.raw("        0x")
+            line.hexByte(UInt8(truncatingIfNeeded: offset >> 24)); line.hexByte(UInt8(truncatingIfNeeded: offset >> 16))
+            line.hexByte(UInt8(truncatingIfNeeded: offset >> 8)); line.hexByte(UInt8(truncatingIfNeeded: offset))
+            line.raw(":  ")
+            // Two bytes a group, as tcpdump -X writes them.
+            for index in 0..<16 {
+                if index < row.count { line.hexByte(row[index]) } else { line.raw("  ") }
+                if index % 2 == 1 { line.append(UInt8(ascii: " ")) }
+            }
+            line.append(UInt8(ascii: " "))
+            for byte in row { line.append(byte >= 0x20 && byte < 0x7F ? byte : UInt8(ascii: ".")) }
+            offset += 16
+        }
+        if shown.count < payload.count {
+            line.append(UInt8(ascii: "\n")); line.raw("        … "); line.number(payload.count - shown.count); line.raw(" more bytes")
         }
     }
 
@@ -242,7 +276,8 @@ public final class TextExporter: TimelineSink {
         if !message.isComplete { line.raw(", INCOMPLETE") }
         guard message.isDecoded else { return line.raw(", NOT DECODED") }
         line.raw("  ")
-        line.quotedPreview(message.payload, gaps: message.gaps, asText: record.payloadIsText)
+        line.quotedPreview(message.payload, gaps: message.gaps, limit: previewLimit, asText: record.payloadIsText)
+        if hexDump { dump(message.payload) }
     }
 }
 

@@ -140,7 +140,7 @@ extension OutputBuffer {
         hexByte(byte)
     }
 
-    private func hexByte(_ byte: UInt8) {
+    func hexByte(_ byte: UInt8) {
         append(Self.hexDigit(byte >> 4))
         append(Self.hexDigit(byte & 0x0F))
     }

@@ -16,10 +16,14 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 
     /// The exporter for this format, writing to `output`.
     func makeSink(
-        output: OutputChannel, maxPayload: Int?, verbose: Bool, everyMessage: Bool = false, timeFormat: TimeFormat = .relative
+        output: OutputChannel, maxPayload: Int?, verbose: Bool, everyMessage: Bool = false, timeFormat: TimeFormat = .relative,
+        hexDump: Bool = false
     ) -> any TimelineSink {
         switch self {
-        case .text: TextExporter(output: output, verbose: verbose, showsEveryMessage: everyMessage, timeFormat: timeFormat)
+        case .text:
+            TextExporter(
+                output: output, verbose: verbose, showsEveryMessage: everyMessage, timeFormat: timeFormat,
+                maxPayload: maxPayload, hexDump: hexDump)
         case .json: JSONExporter(output: output, maxPayload: maxPayload)
         case .ndjson: NDJSONExporter(output: output, maxPayload: maxPayload)
         case .summary: SummaryExporter(output: output)
@@ -35,13 +39,16 @@ struct DecodeOptions: ParsableArguments {
     @Flag(name: [.customShort("v"), .long], help: "Text timeline: show the header lines of every request and response.")
     var verbose = false
 
+    @Flag(name: [.customShort("x"), .customLong("hex")], help: "Text timeline: every payload also as hex and ASCII, 16 bytes a line, like tcpdump -X (at most --max-payload bytes).")
+    var hexDump = false
+
     @Option(name: [.customShort("t"), .customLong("time-format")], help: "Text timeline times, as tshark -t: r (since the first packet), a (UTC time of day), ad (UTC date and time), d (since the previous line), e (epoch seconds).")
     var timeFormat: TimeFormat = .relative
 
     @Option(name: [.customShort("f"), .long], help: "BPF filter applied to packets, as tcpdump takes it (e.g. 'tcp port 8080').")
     var filter: String?
 
-    @Option(name: .long, help: "Show at most N bytes of each payload in json/ndjson (marked truncated). Without it, payloads are shown whole but for decompressed ones past 64 MiB + 8x the capture's frame bytes.")
+    @Option(name: .long, help: "Show at most N bytes of each payload in json/ndjson (marked truncated), N characters of each preview in text. Without it, JSON payloads are shown whole but for decompressed ones past 64 MiB + 8x the capture's frame bytes.")
     var maxPayload: Int?
 
     @Option(name: .long, help: "Keep at most N bytes of any one frame or message; longer ones are reported and cut.")
@@ -71,7 +78,8 @@ struct DecodeOptions: ParsableArguments {
     func makeSink(output: OutputChannel) throws -> any TimelineSink {
         let filter = display.filter
         let sink = format.makeSink(
-            output: output, maxPayload: maxPayload, verbose: verbose, everyMessage: filter.showsEveryMessage, timeFormat: timeFormat)
+            output: output, maxPayload: maxPayload, verbose: verbose, everyMessage: filter.showsEveryMessage, timeFormat: timeFormat,
+            hexDump: hexDump)
         guard !filter.keepsEverything, format != .summary else { return sink }
         do {
             return try FilteringSink(wrapping: sink, filter: filter)

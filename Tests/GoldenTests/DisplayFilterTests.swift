@@ -108,3 +108,29 @@ struct TimeFormatTests {
         #expect(try first(.epoch)[1].hasPrefix("1795813625.990180  #1"))
     }
 }
+
+/// `-x` and `--max-payload` in the text timeline.
+struct TextPayloadTests {
+    static func lines(maxPayload: Int?, hexDump: Bool) throws -> [String] {
+        let output = OutputChannel(inMemory: ())
+        let reader = try CaptureFileReader(path: GoldenTests.capturesDirectory.appendingPathComponent("text-echo.pcap").path)
+        let text = TextExporter(output: output, showSummary: false, maxPayload: maxPayload, hexDump: hexDump)
+        _ = analyze(reader, with: Analyzer(sink: text))
+        return String(decoding: output.memory, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    @Test func hexDumpsShowEveryByteAsHexAndASCII() throws {
+        let lines = try Self.lines(maxPayload: nil, hexDump: true)
+        let hello = try #require(lines.firstIndex { $0.hasSuffix("\"hello\"") })
+        #expect(lines[hello + 1] == "        0x00000000:  6865 6c6c 6f                             hello")
+        // The 300-byte message: 19 rows of 16 bytes.
+        let long = try #require(lines.firstIndex { $0.contains("300 B") })
+        #expect(lines[(long + 1)...].prefix { $0.hasPrefix("        0x") }.count == 19)
+    }
+
+    @Test func maxPayloadSetsThePreviewAndTheDump() throws {
+        let lines = try Self.lines(maxPayload: 4, hexDump: true)
+        #expect(lines.contains { $0.hasSuffix("\"hell…\"") })
+        #expect(lines.contains { $0 == "        … 296 more bytes" })
+    }
+}
