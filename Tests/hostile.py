@@ -187,6 +187,38 @@ def fragment_floods(path, scale):
     pcap.close()
 
 
+def tls_resync_flood(path, scale):
+    """A recorded TLS 1.2 connection (captures/wss-tls12-aes128.pcap, decrypted with its key log)
+    whose client loses 1 MB after the upgrade request, then sends `scale` × 8 KiB of bytes that are
+    all plausible record headers, one every 5 bytes, none of which authenticates."""
+    data = open(os.path.join(HERE, "..", "captures", "wss-tls12-aes128.pcap"), "rb").read()
+    out, offset, last_client = bytearray(data[:24]), 24, None
+    while offset + 16 <= len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        record = data[offset:offset + 16 + length]
+        frame = record[16:]
+        tcp = 14 + (frame[14] & 0x0F) * 4
+        payload = frame[tcp + (frame[tcp + 12] >> 4) * 4:]
+        out += record
+        offset += 16 + length
+        if struct.unpack_from("!H", frame, tcp + 2)[0] < 30000 and payload[:1] == b"\x17":
+            last_client = (record, tcp, len(payload))
+            break  # the upgrade request: the first application record from the client
+    header, tcp, sent = last_client
+    frame = header[16:]
+    sequence = struct.unpack_from("!I", frame, tcp + 4)[0] + sent + (1 << 20)
+    flood = b"\x17\x03\x03\x00\x20" * (scale * 8192 // 5)
+    for start in range(0, len(flood), 1400):
+        piece = flood[start:start + 1400]
+        packet = bytearray(frame[:tcp + 20]) + piece
+        packet[tcp + 12] = 0x50
+        struct.pack_into("!H", packet, 16, tcp - 14 + 20 + len(piece))
+        struct.pack_into("!I", packet, tcp + 4, sequence & 0xFFFFFFFF)
+        sequence += len(piece)
+        out += header[:8] + struct.pack("<II", len(packet), len(packet)) + packet
+    open(path, "wb").write(out)
+
+
 def deflate_bombs(path, scale):
     """One permessage-deflate connection whose server sends `scale` × 100 messages of about 1 KB
     that inflate to 1 MiB each (zeros, context takeover)."""
@@ -218,6 +250,8 @@ CASES = [
     ("hundreds of unanswered 64 KiB POST requests, json", unanswered_requests, 2, ["--format", "json"], 150, 0),
     ("hundreds of unanswered requests with 64 KiB heads, json", unanswered_heads, 2, ["--format", "json"], 100, 0),
     ("IP fragments flooding a datagram that has a hole", fragment_floods, 4, ["--format", "summary"], 100, 0),
+    ("TLS records that look right after a gap but never authenticate", tls_resync_flood, 2,
+     ["--format", "summary", "--keylog", os.path.join(HERE, "..", "captures", "wss-tls12-aes128.keys")], 100, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, json", deflate_bombs, 1, ["--format", "json"], 200, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, ndjson", deflate_bombs, 1, ["--format", "ndjson"], 200, 0),
 ]

@@ -89,12 +89,19 @@ public struct TLSConnectionDecoder {
         /// After a gap among protected records: the record bytes lost so far (the gap, the cut
         /// record before it, bytes skipped while looking for the next record); nil when in step.
         var lostBytes: UInt64?
+        /// Since the gap: bytes received, and bytes decrypted on trial (the work the search did).
+        var bytesSinceGap: UInt64 = 0
+        var trialBytes: UInt64 = 0
     }
 
     /// Sequence numbers tried for a record found after a gap, at most.
     static let maxRecordsLostInGap: UInt64 = 4096
     /// Bytes looked through after a gap for a record that authenticates before giving up.
     static let maxResynchronizationBytes: UInt64 = 16 << 20
+    /// Trial decryption allowed after a gap: this much, plus `trialBytesPerByte` times what has
+    /// arrived since. Bytes made to look like record headers cannot buy more work than that.
+    static let trialBytesBase: UInt64 = 256 << 10
+    static let trialBytesPerByte: UInt64 = 64
 
     private let keyLog: KeyLog?
     private var directions = [Direction(), Direction()]
@@ -158,7 +165,10 @@ public struct TLSConnectionDecoder {
         session.recordBytes[direction] &+= UInt64(bytes.count)
         guard !directions[index].stopped else { return }
         directions[index].pending.append(contentsOf: bytes)
-        if directions[index].lostBytes != nil { resynchronize(direction, emit: emit) }
+        if directions[index].lostBytes != nil {
+            directions[index].bytesSinceGap &+= UInt64(bytes.count)
+            resynchronize(direction, emit: emit)
+        }
         while !directions[index].stopped, directions[index].lostBytes == nil {
             let available = directions[index].pending.count - directions[index].start
             guard available >= 5 else { break }
@@ -197,13 +207,19 @@ public struct TLSConnectionDecoder {
         let cut = UInt64(directions[index].pending.count - directions[index].start)
         directions[index].pending = []
         directions[index].start = 0
+        if directions[index].lostBytes == nil {
+            directions[index].bytesSinceGap = 0
+            directions[index].trialBytes = 0
+        }
         directions[index].lostBytes = (directions[index].lostBytes ?? 0) &+ cut &+ byteCount
     }
 
     /// After a gap: the first record header from which a record authenticates with a sequence
-    /// number the gap could have skipped. Linear: each offset is looked at once, and only one
-    /// that starts a plausible header with its whole record at hand is tried, at most
-    /// `maxRecordsLostInGap` times.
+    /// number the gap could have skipped. Each offset is looked at once; one that starts a
+    /// plausible header with its whole record at hand is tried with the sequence numbers the gap
+    /// could have skipped, fewest first. Linear: the trial decryption is bounded by
+    /// `trialBytesBase` plus `trialBytesPerByte` times the bytes that arrived since the gap
+    /// (records made to look right cannot buy more); past it the direction is given up.
     private mutating func resynchronize(_ direction: StreamDirection, emit: Emit) {
         let index = direction.rawValue
         guard var protection = directions[index].protection, let lost = directions[index].lostBytes else { return }
@@ -219,9 +235,14 @@ public struct TLSConnectionDecoder {
             let skipped = UInt64(offset - directions[index].start)
             let firstSequence = protection.sequence
             let tries = min(Self.maxRecordsLostInGap, (lost &+ skipped) / 22 + 2)
+            let budget = Self.trialBytesBase &+ Self.trialBytesPerByte &* directions[index].bytesSinceGap
             var found: UInt64?
+            var trialBytes = directions[index].trialBytes
             bytes[(offset + 5)..<(offset + 5 + length)].withUnsafeBytes { fragment in
-                for candidate in firstSequence..<(firstSequence &+ tries) {
+                for lostRecords in 0..<tries {
+                    guard trialBytes < budget else { return }
+                    trialBytes &+= UInt64(length)
+                    let candidate = firstSequence &+ lostRecords
                     var trial = protection
                     trial.sequence = candidate
                     if (try? trial.open(fragment, header: (type, version))) != nil {
@@ -229,6 +250,11 @@ public struct TLSConnectionDecoder {
                         return
                     }
                 }
+            }
+            directions[index].trialBytes = trialBytes
+            if found == nil, trialBytes >= budget {
+                directions[index].lostBytes = nil
+                return stop(direction, .notResumedAfterGap(bytes: lost &+ skipped), emit: emit)
             }
             guard let sequence = found else { offset += 1; continue }
             // In step again: the records from here are decoded as usual, from this one on.
