@@ -49,7 +49,7 @@ let package = Package(
             dependencies: ["WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS"],
             swiftSettings: speed
         ),
-        .target(name: "WSTapOutput", dependencies: ["WSTap"], swiftSettings: speed),
+        .target(name: "WSTapOutput", dependencies: ["WSTap", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: speed),
         .target(name: "WSTapLive", dependencies: ["WSTap"], swiftSettings: speed),
         .executableTarget(
             name: "wstap",

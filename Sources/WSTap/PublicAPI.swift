@@ -45,3 +45,8 @@
 @_exported import class WSTapTLS.KeyLog
 @_exported import enum WSTapTLS.KeyLogError
 @_exported import struct WSTapTLS.TLSSession
+
+/// The version of wstap: the CLI's `--version`, and the creator named in exports.
+public enum WSTapVersion {
+    public static let current = "0.1.0"
+}

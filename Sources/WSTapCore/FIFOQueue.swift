@@ -18,6 +18,11 @@ public struct FIFOQueue<Element> {
 
     public mutating func append(_ element: Element) { slots.append(element) }
 
+    /// Changes the last element in place; the queue must not be empty.
+    public mutating func updateLast(_ change: (inout Element) -> Void) {
+        change(&slots[slots.count - 1]!)
+    }
+
     /// Inserts `element` so that it becomes the one at `position` from the front.
     public mutating func insert(_ element: Element, at position: Int) { slots.insert(element, at: head + position) }
 

@@ -162,7 +162,24 @@ public enum SystemCalls {
         return .success(OpaquePointer(stream))
     }
 
-    /// Standard input as a C stream.
+    /// Creates (or empties) `path` for writing, refusing to follow a symbolic link at `path`;
+    /// with `exclusive`, refuses an existing file instead.
+    public static func createFile(_ path: String, exclusive: Bool = false) -> Result<Int32, SystemError> {
+        let flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC)
+        let descriptor = open(path, flags, 0o644)
+        guard descriptor >= 0 else { return .failure(SystemError(call: "open", code: errno)) }
+        return .success(descriptor)
+    }
+
+    /// Creates a directory; one that exists already is fine.
+    public static func makeDirectory(_ path: String) -> SystemError? {
+        if mkdir(path, 0o755) == 0 || errno == EEXIST { return nil }
+        return SystemError(call: "mkdir", code: errno)
+    }
+
+    /// The descriptor is a terminal (colours make sense).
+    public static func isTerminal(_ descriptor: Int32) -> Bool { isatty(descriptor) == 1 }
+
     /// Moves a descriptor's position back to the start of its file.
     public static func seekToStart(_ descriptor: Int32) -> Bool {
         lseek(descriptor, 0, SEEK_SET) == 0
@@ -174,6 +191,7 @@ public enum SystemCalls {
         return .success(OpaquePointer(stream))
     }
 
+    /// Standard input as a C stream.
     public static func standardInputStream() -> Result<OpaquePointer, SystemError> {
         guard let stream = fdopen(STDIN_FILENO, "rb") else { return .failure(SystemError(call: "fdopen", code: errno)) }
         return .success(OpaquePointer(stream))

@@ -49,14 +49,19 @@ public struct HTTPExchange: Sendable {
     /// Nil when no final response was captured for this request.
     public var response: HTTPResponseHead?
     public var responseTime: CaptureTimestamp?
+    /// The start of the request's body (`HTTPConversation.maxRequestBodyPreview` bytes), when it
+    /// had one that ended before the answer came.
+    public var requestBody: HTTPBodyPreview?
 
     public init(
-        request: HTTPRequestHead, requestTime: CaptureTimestamp, response: HTTPResponseHead?, responseTime: CaptureTimestamp?
+        request: HTTPRequestHead, requestTime: CaptureTimestamp, response: HTTPResponseHead?, responseTime: CaptureTimestamp?,
+        requestBody: HTTPBodyPreview? = nil
     ) {
         self.request = request
         self.requestTime = requestTime
         self.response = response
         self.responseTime = responseTime
+        self.requestBody = requestBody
     }
 }
 
@@ -86,8 +91,10 @@ public struct HTTPConversation: StreamStage {
         var head: HTTPRequestHead
         var time: CaptureTimestamp
         var offeredProtocols: [String]?
-        /// Bytes of the head on the wire (what holding it costs, within a small factor).
+        /// Bytes of the head on the wire and of the body kept (what holding it costs, within a
+        /// small factor).
         var byteCount: Int
+        var body: HTTPBodyPreview?
     }
 
     /// Longest message head accepted before the stream is given up as not HTTP.
@@ -121,6 +128,11 @@ public struct HTTPConversation: StreamStage {
     private var answerBody: HTTPBodyPreview?
     /// Bytes of an answer's body kept to show.
     public static let maxBodyPreview = 1024
+    /// The body of the newest request, while it arrives (it belongs to `outstanding.last`).
+    private var requestBody: HTTPBodyPreview?
+    /// Bytes of a request's body kept (what a HAR's `postData` shows); they count against
+    /// `maxOutstandingRequestBytes` while the request waits.
+    public static let maxRequestBodyPreview = 64 * 1024
 
     public init() {}
 
@@ -151,7 +163,7 @@ public struct HTTPConversation: StreamStage {
         case .body(let remaining) where byteCount <= remaining:
             bodyBytesMissing(byteCount, direction: direction)
             modes[index] = remaining == byteCount ? afterBody(direction) : .body(remaining: remaining - byteCount)
-            if remaining == byteCount { endAnswerBody(direction: direction, complete: true, emit: emit) }
+            if remaining == byteCount { endBody(direction: direction, complete: true, emit: emit) }
         case .chunked(var decoder) where decoder.skip(byteCount):
             bodyBytesMissing(byteCount, direction: direction)
             modes[index] = .chunked(decoder)
@@ -168,7 +180,7 @@ public struct HTTPConversation: StreamStage {
         default:
             emit(.violation(.streamGap(bytes: byteCount), direction))
             modes[index] = .opaque
-            endAnswerBody(direction: direction, complete: false, emit: emit)
+            endBody(direction: direction, complete: false, emit: emit)
         }
     }
 
@@ -181,17 +193,24 @@ public struct HTTPConversation: StreamStage {
             emit(.violation(.headUnfinished(bytes: heads[index].count), direction))
             heads[index] = []
         }
-        guard direction == .serverToClient else { return }
+        guard direction == .serverToClient else { return endBody(direction: direction, complete: false, emit: emit) }
         if case .untilClose = modes[1] {
-            endAnswerBody(direction: direction, complete: true, emit: emit)
+            endBody(direction: direction, complete: true, emit: emit)
         } else {
-            endAnswerBody(direction: direction, complete: false, emit: emit)
+            endBody(direction: direction, complete: false, emit: emit)
         }
         pairUnansweredRequests(emit: emit)
     }
 
-    /// Keeps the start of an answer's body (server bytes only).
+    /// Keeps the start of a request's body, or of an answer's to an upgrade offer.
     private mutating func keepBody(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection) {
+        if direction == .clientToServer, var body = requestBody {
+            let room = max(0, Self.maxRequestBodyPreview - body.bytes.count)
+            body.bytes.appendBytes(UnsafeRawBufferPointer(rebasing: bytes.prefix(room)))
+            body.length &+= UInt64(bytes.count)
+            requestBody = body
+            return
+        }
         guard direction == .serverToClient, var body = answerBody else { return }
         let room = max(0, Self.maxBodyPreview - body.bytes.count)
         body.bytes.appendBytes(UnsafeRawBufferPointer(rebasing: bytes.prefix(room)))
@@ -200,13 +219,28 @@ public struct HTTPConversation: StreamStage {
     }
 
     private mutating func bodyBytesMissing(_ count: UInt64, direction: StreamDirection) {
+        if direction == .clientToServer, requestBody != nil {
+            requestBody?.length &+= count
+            requestBody?.missingBytes &+= count
+            return
+        }
         guard direction == .serverToClient, answerBody != nil else { return }
         answerBody?.length &+= count
         answerBody?.missingBytes &+= count
     }
 
-    /// The answer's body ended (or can no longer be followed): hands it on.
-    private mutating func endAnswerBody(direction: StreamDirection, complete: Bool, emit: (HTTPEvent) -> Void) {
+    /// A body ended (or can no longer be followed): a request's goes with its request (when the
+    /// request still waits: it is the newest one), an answer's is handed on.
+    private mutating func endBody(direction: StreamDirection, complete: Bool, emit: (HTTPEvent) -> Void) {
+        if direction == .clientToServer, var body = requestBody {
+            requestBody = nil
+            body.isComplete = complete && body.missingBytes == 0
+            if !outstanding.isEmpty {
+                outstanding.updateLast { $0.body = body; $0.byteCount += body.bytes.count }
+                outstandingBytes += body.bytes.count
+            }
+            return
+        }
         guard direction == .serverToClient, var body = answerBody else { return }
         answerBody = nil
         body.isComplete = complete && body.missingBytes == 0
@@ -226,7 +260,8 @@ public struct HTTPConversation: StreamStage {
     }
 
     private func emitUnanswered(_ request: PendingRequest, emit: (HTTPEvent) -> Void) {
-        emit(.exchange(HTTPExchange(request: request.head, requestTime: request.time, response: nil, responseTime: nil)))
+        emit(.exchange(HTTPExchange(
+            request: request.head, requestTime: request.time, response: nil, responseTime: nil, requestBody: request.body)))
     }
 
     /// A head cut by missing bytes (typically a snapshot length): its complete lines are parsed,
@@ -264,7 +299,7 @@ public struct HTTPConversation: StreamStage {
             let take = Int(min(remaining, UInt64(bytes.count)))
             keepBody(UnsafeRawBufferPointer(rebasing: bytes[..<take]), direction: direction)
             modes[index] = remaining == UInt64(take) ? afterBody(direction) : .body(remaining: remaining - UInt64(take))
-            if remaining == UInt64(take) { endAnswerBody(direction: direction, complete: true, emit: emit) }
+            if remaining == UInt64(take) { endBody(direction: direction, complete: true, emit: emit) }
             return take
         case .chunked(var decoder):
             let step = decoder.consume(bytes) { keepBody($0, direction: direction) }
@@ -274,12 +309,12 @@ public struct HTTPConversation: StreamStage {
                 return bytes.count
             case .finished(let consumed):
                 modes[index] = afterBody(direction)
-                endAnswerBody(direction: direction, complete: true, emit: emit)
+                endBody(direction: direction, complete: true, emit: emit)
                 return consumed
             case .invalid:
                 emit(.violation(.invalidChunkedBody, direction))
                 modes[index] = .opaque
-                endAnswerBody(direction: direction, complete: false, emit: emit)
+                endBody(direction: direction, complete: false, emit: emit)
                 return bytes.count
             }
         case .untilClose:
@@ -440,9 +475,14 @@ public struct HTTPConversation: StreamStage {
             held.append(.boundaryUnknown)
             return
         }
+        requestBody = nil
         switch Self.requestBodyMode(head.headers) {
         case .success(let mode):
             modes[0] = mode
+            switch mode {
+            case .body, .chunked: requestBody = HTTPBodyPreview()
+            default: break
+            }
             if case .head = mode, clientHoldsAfterBody { modes[0] = .holdingForUpgradeAnswer }
         case .failure(let violation):
             emit(.violation(violation, .clientToServer))
@@ -493,7 +533,8 @@ public struct HTTPConversation: StreamStage {
         } else if !outstanding.isEmpty {
             let request = removeOldestRequest()
             emit(.exchange(HTTPExchange(
-                request: request.head, requestTime: request.time, response: response, responseTime: currentTime)))
+                request: request.head, requestTime: request.time, response: response, responseTime: currentTime,
+                requestBody: request.body)))
         }
     }
 

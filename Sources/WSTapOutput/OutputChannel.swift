@@ -38,17 +38,26 @@ public final class OutputChannel {
         return .timelineOutOfOrder(events: reorder.shortfall.events, worstNanoseconds: reorder.shortfall.worstNanoseconds, window: window)
     }
 
-    /// Writes to `fileDescriptor` (standard output by default).
-    public init(fileDescriptor: Int32 = SystemCalls.standardOutput) {
+    /// The descriptor is the channel's own (an `-o` file): closed with the channel.
+    private let ownsDescriptor: Bool
+
+    /// Writes to `fileDescriptor` (standard output by default); `closesOnDeinit` hands the
+    /// descriptor over.
+    public init(fileDescriptor: Int32 = SystemCalls.standardOutput, closesOnDeinit: Bool = false) {
         self.fileDescriptor = fileDescriptor
+        ownsDescriptor = closesOnDeinit
     }
 
     /// Keeps everything in `memory`.
     public init(inMemory: ()) {
         fileDescriptor = nil
+        ownsDescriptor = false
     }
 
-    deinit { flush() }
+    deinit {
+        flush()
+        if ownsDescriptor, let fileDescriptor { SystemCalls.close(fileDescriptor) }
+    }
 
     /// Writes what an exporter rendered; a large rendering goes out as it is, without a copy.
     func write(_ rendered: OutputBuffer) {

@@ -5,35 +5,34 @@ import WSTapCore
 public final class TextExporter: TimelineSink {
     private let output: OutputChannel
     private let line: OutputBuffer
-    private let showSummary: Bool
-    /// `-v`: the header lines of requests and responses too.
-    private let verbose: Bool
+    private let style: TextStyle
     private var start: CaptureTimestamp?
-    /// Every message gets its line, single uncompressed frames too (`--messages`, `--grep`: frame
-    /// lines are filtered out).
-    private let showsEveryMessage: Bool
-    private let timeFormat: TimeFormat
     /// The previous line's time (`-t d`).
     private var previous: CaptureTimestamp?
     /// Characters of a payload's preview (`--max-payload`; bytes in hex: a third of it).
     private let previewLimit: Int
-    /// `-x`: every payload also as hex and ASCII, 16 bytes a line (at most `maxPayload` bytes).
-    private let hexDump: Bool
-    private let maxPayload: Int?
+    private let colors: TerminalColors
 
-    public init(
+    public init(output: OutputChannel, style: TextStyle) {
+        self.output = output
+        self.style = style
+        previewLimit = style.maxPayload ?? 60
+        colors = TerminalColors(enabled: style.colors)
+        line = output.pending
+    }
+
+    public convenience init(
         output: OutputChannel, showSummary: Bool = true, verbose: Bool = false, showsEveryMessage: Bool = false,
         timeFormat: TimeFormat = .relative, maxPayload: Int? = nil, hexDump: Bool = false
     ) {
-        self.output = output
-        self.showSummary = showSummary
-        self.verbose = verbose
-        self.showsEveryMessage = showsEveryMessage
-        self.timeFormat = timeFormat
-        self.maxPayload = maxPayload
-        previewLimit = maxPayload ?? 60
-        self.hexDump = hexDump
-        line = output.pending
+        var style = TextStyle()
+        style.showSummary = showSummary
+        style.verbose = verbose
+        style.showsEveryMessage = showsEveryMessage
+        style.timeFormat = timeFormat
+        style.maxPayload = maxPayload
+        style.hexDump = hexDump
+        self.init(output: output, style: style)
     }
 
     public func receive(_ event: TimelineEvent) {
@@ -55,12 +54,12 @@ public final class TextExporter: TimelineSink {
             if let offer = head.headers.combinedValue("Upgrade") {
                 line.raw("  Upgrade: "); field(offer)
             }
-            if verbose { headerLines(head.headers) }
+            if style.verbose { headerLines(head.headers) }
         case .httpResponse(let record, let time, let head):
             begin(time, record)
             line.raw("← "); line.number(head.status)
             line.raw(" "); field(head.reason, bytes: head.reasonBytes)
-            if verbose { headerLines(head.headers) }
+            if style.verbose { headerLines(head.headers) }
         case .upgradeAnswerBody(let record, let time, let body):
             begin(time, record)
             line.raw("← body "); line.byteCount(body.length)
@@ -80,10 +79,17 @@ public final class TextExporter: TimelineSink {
             begin(frame.time, record)
             frameText(frame)
         case .message(let record, let message):
-            // Single uncompressed frames already show their content; messages add what frames cannot.
-            guard message.message.frameCount > 1 || message.message.compressed || showsEveryMessage else { return }
+            // Single uncompressed frames already show their content; messages add what frames cannot
+            // (and, with --pretty, a JSON message's lines).
+            let prettyLines = style.prettyJSON && message.payloadIsText && message.message.isDecoded
+                ? JSONPretty.lines(message.message.payload) : nil
+            guard message.message.frameCount > 1 || message.message.compressed || style.showsEveryMessage || prettyLines != nil
+            else { return }
             begin(message.time, record)
             messageText(message)
+            for text in prettyLines ?? [] {
+                line.append(UInt8(ascii: "\n")); line.raw("        "); field(text)
+            }
         case .issue(let record, let issue):
             if let record {
                 begin(issue.time, record)
@@ -93,8 +99,10 @@ public final class TextExporter: TimelineSink {
                 case nil: break
                 }
             }
+            colors.start(issue.severity == .error ? .red : issue.severity == .warning ? .yellow : .dim, in: line)
             line.raw("!! "); line.text(issue.severity.rawValue)
             line.raw(" "); line.text(issue.code)
+            colors.end(in: line)
             line.raw(": "); field(issue.detail)
         case .connectionClosed(let record, let end):
             begin(end.time, record)
@@ -118,7 +126,7 @@ public final class TextExporter: TimelineSink {
 
     public func finish(_ summary: CaptureSummary) {
         if let late = output.timeOrderIssue { receive(.issue(nil, late)) }
-        if showSummary {
+        if style.showSummary {
             line.append(UInt8(ascii: "\n"))
             SummaryText.render(summary, into: line)
         }
@@ -127,7 +135,7 @@ public final class TextExporter: TimelineSink {
 
     /// The time and connection that start each line.
     private func begin(_ time: CaptureTimestamp?, _ record: ConnectionRecord) {
-        switch timeFormat {
+        switch style.timeFormat {
         case .relative:
             line.relativeTime(time, since: start)
         case .delta:
@@ -136,7 +144,7 @@ public final class TextExporter: TimelineSink {
         case .epoch:
             line.relativeTime(time, since: .zero, aligned: false)
         case .absolute, .absoluteWithDate:
-            if let time { line.utcTime(time, withDate: timeFormat == .absoluteWithDate) } else { line.raw("-") }
+            if let time { line.utcTime(time, withDate: style.timeFormat == .absoluteWithDate) } else { line.raw("-") }
         }
         line.raw("  #"); line.number(record.id)
         line.raw("  ")
@@ -170,9 +178,9 @@ public final class TextExporter: TimelineSink {
         if let name = session.serverName { line.raw(" sni "); field(name) }
         if let alpn = session.alpn { line.raw(" alpn "); field(alpn) }
         if session.decrypted {
-            line.raw(": decrypted with the key log")
+            colors.start(.green, in: line); line.raw(": decrypted with the key log"); colors.end(in: line)
         } else {
-            line.raw(": NOT decrypted")
+            colors.start(.yellow, in: line); line.raw(": NOT decrypted"); colors.end(in: line)
             if let reason = session.reason { line.raw(" ("); line.text(reason); line.raw(")") }
         }
     }
@@ -185,16 +193,18 @@ public final class TextExporter: TimelineSink {
         } else {
             line.raw("upgrade offer "); field(exchange.offeredProtocols.joined(separator: ", "))
         }
+        colors.start(exchange.outcome == .upgraded ? .green : exchange.outcome == .incomplete ? .yellow : .red, in: line)
         switch exchange.outcome {
         case .upgraded: line.raw(": switched")
         case .failed: line.raw(": switched, handshake FAILED")
         case .rejected: line.raw(": refused")
         case .incomplete: line.raw(": no answer captured")
         }
+        colors.end(in: line)
         guard let websocket = exchange.websocket else { return }
         switch websocket.acceptValid {
         case true?: line.raw(", accept ok")
-        case false?: line.raw(", accept WRONG")
+        case false?: colors.start(.red, in: line); line.raw(", accept WRONG"); colors.end(in: line)
         case nil: break
         }
         if let subprotocol = websocket.subprotocol {
@@ -205,7 +215,9 @@ public final class TextExporter: TimelineSink {
         }
     }
 
+    /// The direction's arrow, in the direction's colour when colours are on (the caller ends it).
     private func arrow(_ direction: StreamDirection) {
+        colors.start(direction == .clientToServer ? .cyan : .magenta, in: line)
         if direction == .clientToServer { line.raw("→") } else { line.raw("←") }
     }
 
@@ -215,6 +227,7 @@ public final class TextExporter: TimelineSink {
         line.append(UInt8(ascii: " "))
         let typeStart = line.count
         line.opcodeName(header.opcode)
+        colors.end(in: line)
         // The type in a column of twelve, then a space.
         for _ in 0...max(0, 12 - (line.count - typeStart)) { line.append(UInt8(ascii: " ")) }
         line.byteCount(header.payloadLength)
@@ -238,12 +251,12 @@ public final class TextExporter: TimelineSink {
             line.raw("  ")
             line.quotedPreview(frame.payload, gaps: frame.gaps, limit: previewLimit, asText: asText)
         }
-        if hexDump { dump(frame.payload) }
+        if style.hexDump { dump(frame.payload) }
     }
 
     /// `-x`, like `tcpdump -X`: offset, 16 bytes in hex, the same as ASCII (`.` for the rest).
     private func dump(_ payload: UnsafeRawBufferPointer) {
-        let shown = UnsafeRawBufferPointer(rebasing: payload.prefix(maxPayload ?? payload.count))
+        let shown = UnsafeRawBufferPointer(rebasing: payload.prefix(style.maxPayload ?? payload.count))
         var offset = 0
         while offset < shown.count {
             let row = UnsafeRawBufferPointer(rebasing: shown[offset..<min(shown.count, offset + 16)])
@@ -270,6 +283,7 @@ public final class TextExporter: TimelineSink {
         let message = record.message
         arrow(record.direction)
         line.raw(" message "); line.opcodeName(message.opcode)
+        colors.end(in: line)
         line.append(UInt8(ascii: " ")); line.byteCount(message.payload.count)
         line.raw(" in "); line.number(message.frameCount); line.raw(" frame(s)")
         if message.compressed { line.raw(", compressed") }
@@ -277,7 +291,57 @@ public final class TextExporter: TimelineSink {
         guard message.isDecoded else { return line.raw(", NOT DECODED") }
         line.raw("  ")
         line.quotedPreview(message.payload, gaps: message.gaps, limit: previewLimit, asText: record.payloadIsText)
-        if hexDump { dump(message.payload) }
+        if style.hexDump { dump(message.payload) }
+    }
+}
+
+/// How the text timeline is written.
+public struct TextStyle: Sendable {
+    /// The summary block after the timeline.
+    public var showSummary = true
+    /// `-v`: the header lines of requests and responses too.
+    public var verbose = false
+    /// Every message gets its line, single uncompressed frames too (`--messages`, `--grep`: frame
+    /// lines are filtered out).
+    public var showsEveryMessage = false
+    public var timeFormat = TimeFormat.relative
+    /// `--max-payload`: characters of each preview, bytes of each `-x` dump.
+    public var maxPayload: Int?
+    /// `-x`: every payload also as hex and ASCII, 16 bytes a line.
+    public var hexDump = false
+    /// `--pretty`: text messages that are JSON also re-indented on the lines below.
+    public var prettyJSON = false
+    /// ANSI colours: direction, issues by severity, handshake verdicts.
+    public var colors = false
+
+    public init() {}
+}
+
+/// ANSI SGR sequences, or nothing when colours are off.
+struct TerminalColors {
+    enum Color {
+        case red, green, yellow, magenta, cyan, dim
+
+        var sequence: StaticString {
+            switch self {
+            case .red: "\u{1B}[31m"
+            case .green: "\u{1B}[32m"
+            case .yellow: "\u{1B}[33m"
+            case .magenta: "\u{1B}[35m"
+            case .cyan: "\u{1B}[36m"
+            case .dim: "\u{1B}[2m"
+            }
+        }
+    }
+
+    let enabled: Bool
+
+    func start(_ color: Color, in line: OutputBuffer) {
+        if enabled { line.raw(color.sequence) }
+    }
+
+    func end(in line: OutputBuffer) {
+        if enabled { line.raw("\u{1B}[0m") }
     }
 }
 

@@ -75,9 +75,10 @@ extension OutputBuffer {
 
     /// Each whole UTF-8 character kept or escaped, any other byte (a fragment may split a
     /// character) shown as `\xNN`; after `limit` characters, `…`.
-    /// Returns the characters shown (`limit` when it cut the text).
+    /// Returns the characters shown (`limit` when it cut the text). `quoted`: the text is shown
+    /// between quotes, so `"` and `\` are escaped too.
     @discardableResult
-    func terminalText(_ bytes: UnsafeRawBufferPointer, limit: Int = .max) -> Int {
+    func terminalText(_ bytes: UnsafeRawBufferPointer, limit: Int = .max, quoted: Bool = true) -> Int {
         var index = 0
         var shown = 0
         while index < bytes.count {
@@ -90,7 +91,7 @@ extension OutputBuffer {
                 hexEscape(bytes[index])
                 index += 1
             } else {
-                escapedScalar(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)]))
+                escapedScalar(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)]), quoted: quoted)
                 index += length
             }
             shown += 1
@@ -108,7 +109,7 @@ extension OutputBuffer {
     }
 
     /// One well-formed character, kept or escaped.
-    private func escapedScalar(_ character: UnsafeRawBufferPointer) {
+    private func escapedScalar(_ character: UnsafeRawBufferPointer, quoted: Bool) {
         var value = UInt32(character[0])
         if character.count > 1 {
             value &= 0xFF >> UInt32(character.count + 1)
@@ -118,8 +119,8 @@ extension OutputBuffer {
         case 0x0A: raw("\\n")
         case 0x0D: raw("\\r")
         case 0x09: raw("\\t")
-        case 0x22: raw("\\\"")
-        case 0x5C: raw("\\\\")
+        case 0x22 where quoted: raw("\\\"")
+        case 0x5C where quoted: raw("\\\\")
         // C0 and C1 controls and DEL.
         case 0..<0x20, 0x7F...0x9F: hexEscape(UInt8(value))
         // Bidirectional marks, overrides and isolates reorder what the terminal shows; the line and

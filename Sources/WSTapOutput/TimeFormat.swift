@@ -16,9 +16,10 @@ public enum TimeFormat: String, Sendable, CaseIterable {
 }
 
 extension OutputBuffer {
-    /// `2026-12-01 18:26:05.989370` (UTC), or without the date: the civil date from the days
-    /// since 1970 (H. Hinnant's algorithm), so no calendar library is needed.
-    func utcTime(_ time: CaptureTimestamp, withDate: Bool) {
+    /// `2026-12-01 18:26:05.989370` (UTC; `dateSeparator` between date and time), or without the
+    /// date: the civil date from the days since 1970 (H. Hinnant's algorithm), so no calendar
+    /// library is needed.
+    func utcTime(_ time: CaptureTimestamp, withDate: Bool, dateSeparator: StaticString = " ") {
         let days = time.seconds >= 0 ? time.seconds / 86_400 : (time.seconds - 86_399) / 86_400
         let secondOfDay = time.seconds - days * 86_400
         if withDate {
@@ -32,7 +33,7 @@ extension OutputBuffer {
             let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
             let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
             number(UInt64(max(0, year)), width: 4); raw("-"); number(UInt64(month), width: 2); raw("-"); number(UInt64(day), width: 2)
-            raw(" ")
+            raw(dateSeparator)
         }
         number(UInt64(secondOfDay / 3600), width: 2); raw(":")
         number(UInt64(secondOfDay % 3600 / 60), width: 2); raw(":")

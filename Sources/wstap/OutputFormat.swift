@@ -10,46 +10,29 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case json
     case ndjson
     case summary
+    case har
+    case html
 
     /// Formats written event by event, in time order (text and NDJSON).
     var isTimeline: Bool { self == .text || self == .ndjson }
 
     /// The exporter for this format, writing to `output`.
-    func makeSink(
-        output: OutputChannel, maxPayload: Int?, verbose: Bool, everyMessage: Bool = false, timeFormat: TimeFormat = .relative,
-        hexDump: Bool = false
-    ) -> any TimelineSink {
+    func makeSink(output: OutputChannel, maxPayload: Int?, style: TextStyle = TextStyle()) -> any TimelineSink {
         switch self {
-        case .text:
-            TextExporter(
-                output: output, verbose: verbose, showsEveryMessage: everyMessage, timeFormat: timeFormat,
-                maxPayload: maxPayload, hexDump: hexDump)
+        case .text: TextExporter(output: output, style: style)
         case .json: JSONExporter(output: output, maxPayload: maxPayload)
         case .ndjson: NDJSONExporter(output: output, maxPayload: maxPayload)
         case .summary: SummaryExporter(output: output)
+        case .har: HARExporter(output: output)
+        case .html: HTMLReportExporter(output: output)
         }
     }
 }
 
-/// Flags shared by every subcommand that decodes traffic.
-struct DecodeOptions: ParsableArguments {
-    @Option(name: .long, help: "Output format: text (timeline), json (whole capture), ndjson (one event per line), summary.")
-    var format: OutputFormat = .text
-
-    @Flag(name: [.customShort("v"), .long], help: "Text timeline: show the header lines of every request and response.")
-    var verbose = false
-
-    @Flag(name: [.customShort("x"), .customLong("hex")], help: "Text timeline: every payload also as hex and ASCII, 16 bytes a line, like tcpdump -X (at most --max-payload bytes).")
-    var hexDump = false
-
-    @Option(name: [.customShort("t"), .customLong("time-format")], help: "Text timeline times, as tshark -t: r (since the first packet), a (UTC time of day), ad (UTC date and time), d (since the previous line), e (epoch seconds).")
-    var timeFormat: TimeFormat = .relative
-
+/// Flags shared by every subcommand that decodes traffic: the BPF filter, limits and keys.
+struct AnalysisOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .long], help: "BPF filter applied to packets, as tcpdump takes it (e.g. 'tcp port 8080').")
     var filter: String?
-
-    @Option(name: .long, help: "Show at most N bytes of each payload in json/ndjson (marked truncated), N characters of each preview in text. Without it, JSON payloads are shown whole but for decompressed ones past 64 MiB + 8x the capture's frame bytes.")
-    var maxPayload: Int?
 
     @Option(name: .long, help: "Keep at most N bytes of any one frame or message; longer ones are reported and cut.")
     var payloadLimit: Int = 64 << 20
@@ -72,24 +55,7 @@ struct DecodeOptions: ParsableArguments {
     @Option(name: .long, help: "NSS key log (SSLKEYLOGFILE format) to decrypt TLS with; without it, $SSLKEYLOGFILE is used when set.")
     var keylog: String?
 
-    @OptionGroup var display: DisplayOptions
-
-    /// The sink for `format`, behind the display filter when one is given.
-    func makeSink(output: OutputChannel) throws -> any TimelineSink {
-        let filter = display.filter
-        let sink = format.makeSink(
-            output: output, maxPayload: maxPayload, verbose: verbose, everyMessage: filter.showsEveryMessage, timeFormat: timeFormat,
-            hexDump: hexDump)
-        guard !filter.keepsEverything, format != .summary else { return sink }
-        do {
-            return try FilteringSink(wrapping: sink, filter: filter)
-        } catch {
-            throw ValidationError("--grep: not a regular expression: \(error)")
-        }
-    }
-
     func validate() throws {
-        if let maxPayload, maxPayload < 0 { throw ValidationError("--max-payload must be 0 or more") }
         guard payloadLimit > 0, maxBufferPerDirection > 0, maxBufferTotal > 0, maxConnections > 0, idleTimeout > 0 else {
             throw ValidationError("limits must be greater than 0")
         }
@@ -114,6 +80,85 @@ struct DecodeOptions: ParsableArguments {
         options.websocketPorts = Set(websocketPort)
         return options
     }
+}
+
+/// When the text timeline is coloured.
+enum ColorChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, always, never
+
+    /// `auto`: when standard output is a terminal and `NO_COLOR` is unset or empty (no-color.org).
+    func enabled(writingTo descriptor: Int32) -> Bool {
+        switch self {
+        case .always: true
+        case .never: false
+        case .auto:
+            SystemCalls.isTerminal(descriptor) && (SystemCalls.environment("NO_COLOR") ?? "").isEmpty
+        }
+    }
+}
+
+/// Flags of the subcommands that write the timeline (`read`, `sniff`).
+struct DecodeOptions: ParsableArguments {
+    @Option(name: .long, help: "Output format: text (timeline), json (whole capture), ndjson (one event per line), summary, har (HAR 1.2 for browser tools), html (a self-contained report).")
+    var format: OutputFormat = .text
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: "Write to this file instead of standard output.")
+    var outputFile: String?
+
+    @Flag(name: [.customShort("v"), .long], help: "Text timeline: show the header lines of every request and response.")
+    var verbose = false
+
+    @Flag(name: [.customShort("x"), .customLong("hex")], help: "Text timeline: every payload also as hex and ASCII, 16 bytes a line, like tcpdump -X (at most --max-payload bytes).")
+    var hexDump = false
+
+    @Flag(name: .long, help: "Text timeline: text messages that are JSON are shown pretty-printed on the lines below.")
+    var pretty = false
+
+    @Option(name: .long, help: "Colours in the text timeline: auto (when writing to a terminal and NO_COLOR is not set), always, never.")
+    var color: ColorChoice = .auto
+
+    @Option(name: [.customShort("t"), .customLong("time-format")], help: "Text timeline times, as tshark -t: r (since the first packet), a (UTC time of day), ad (UTC date and time), d (since the previous line), e (epoch seconds).")
+    var timeFormat: TimeFormat = .relative
+
+    @Option(name: .long, help: "Show at most N bytes of each payload in json/ndjson (marked truncated), N characters of each preview in text. Without it, JSON payloads are shown whole but for decompressed ones past 64 MiB + 8x the capture's frame bytes.")
+    var maxPayload: Int?
+
+    @OptionGroup var analysis: AnalysisOptions
+
+    @OptionGroup var display: DisplayOptions
+
+    var filter: String? { analysis.filter }
+
+    /// Where output goes: standard output, or the `-o` file.
+    func openOutput() throws -> OutputChannel { try openOutputFile(outputFile) }
+
+    /// The sink for `format`, behind the display filter when one is given.
+    func makeSink(output: OutputChannel) throws -> any TimelineSink {
+        let filter = display.filter
+        var style = TextStyle()
+        style.verbose = verbose
+        style.showsEveryMessage = filter.showsEveryMessage
+        style.timeFormat = timeFormat
+        style.maxPayload = maxPayload
+        style.hexDump = hexDump
+        style.prettyJSON = pretty
+        style.colors = color.enabled(writingTo: outputFile == nil || outputFile == "-" ? SystemCalls.standardOutput : -1)
+        let sink = format.makeSink(output: output, maxPayload: maxPayload, style: style)
+        guard !filter.keepsEverything, format != .summary else { return sink }
+        do {
+            return try FilteringSink(wrapping: sink, filter: filter)
+        } catch {
+            throw ValidationError("--grep: not a regular expression: \(error)")
+        }
+    }
+
+    func validate() throws {
+        if let maxPayload, maxPayload < 0 { throw ValidationError("--max-payload must be 0 or more") }
+    }
+
+    func openKeyLog() throws(KeyLogError) -> KeyLog? { try analysis.openKeyLog() }
+
+    var analyzerOptions: AnalyzerOptions { analysis.analyzerOptions }
 }
 
 /// Display filters (README, "Display filters"): applied after decoding, so connection ids and times are those of the whole

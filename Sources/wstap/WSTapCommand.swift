@@ -1,4 +1,5 @@
 import ArgumentParser
+import WSTap
 
 @main
 struct WSTapCommand: ParsableCommand {
@@ -8,9 +9,10 @@ struct WSTapCommand: ParsableCommand {
         discussion: """
             Exit status: 0 success; 2 the input is unusable (missing, not a capture, bad filter); \
             3 the capture is damaged or cut off (everything before the damage is still decoded); \
+            4 output could not be written; 5 'follow' found no such connection; \
             64 the command line is wrong.
             """,
-        version: "0.1.0",
-        subcommands: [ReadCommand.self, SniffCommand.self, InterfacesCommand.self]
+        version: WSTapVersion.current,
+        subcommands: [ReadCommand.self, SniffCommand.self, StatsCommand.self, FollowCommand.self, InterfacesCommand.self]
     )
 }

@@ -1,0 +1,193 @@
+import WSTap
+import WSTapCore
+
+/// Which conversation `wstap follow` shows.
+public enum ConversationSelector: Sendable, Equatable {
+    /// The connection with this id (as every output numbers them).
+    case connection(UInt64)
+    /// Connections from this client address and port (`1.2.3.4:5000`, `[::1]:5000`).
+    case client(String)
+
+    func matches(_ record: ConnectionRecord) -> Bool {
+        switch self {
+        case .connection(let id): record.id == id
+        case .client(let endpoint): record.client.description == endpoint
+        }
+    }
+}
+
+/// One conversation's messages in order, whole, like Wireshark's "Follow WebSocket Stream":
+/// the handshake, then each message's text (re-indented when it is JSON and `pretty` is set) or
+/// a hex and ASCII dump, control frames and issues on one line each. With a message directory,
+/// each data message's payload is also saved to a numbered file (`000001-c2s.txt`, `.bin`):
+/// names are never taken from the capture.
+public final class FollowExporter: TimelineSink {
+    private let output: OutputChannel
+    private let line: OutputBuffer
+    private let selector: ConversationSelector
+    private let pretty: Bool
+    private let messageDirectory: String?
+    private var start: CaptureTimestamp?
+    /// Ids of the connections followed.
+    private var followed: Set<UInt64> = []
+    private var messagesSaved = 0
+    /// Connections in the capture, to say what there was when none matched.
+    public private(set) var connectionsSeen: UInt64 = 0
+    public var matchedAny: Bool { !followed.isEmpty }
+
+    public init(output: OutputChannel, selector: ConversationSelector, pretty: Bool = false, messageDirectory: String? = nil) {
+        self.output = output
+        self.selector = selector
+        self.pretty = pretty
+        self.messageDirectory = messageDirectory
+        line = output.pending
+    }
+
+    public func receive(_ event: TimelineEvent) {
+        if case .captureStarted(let time) = event { start = time }
+        guard let record = event.connection else { return }
+        if case .connectionOpened = event {
+            connectionsSeen += 1
+            guard selector.matches(record) else { return }
+            followed.insert(record.id)
+            if followed.count > 1 { line.raw("\n") }
+            line.raw("═══ follow #"); line.number(record.id); line.raw("  "); line.text(record.client.description)
+            line.raw(" → "); line.text(record.server.description); line.raw(" ═══\n")
+            return output.endEvent(at: event.time)
+        }
+        guard followed.contains(record.id) else { return }
+        switch event {
+        case .httpRequest(_, let time, let head):
+            stamp(time); line.raw("→ "); text(head.method); line.raw(" "); text(head.target); line.raw(" "); text(head.version)
+            line.raw("\n")
+        case .httpResponse(_, let time, let head):
+            stamp(time); line.raw("← "); line.number(head.status); line.raw(" "); text(head.reason); line.raw("\n")
+        case .upgrade(_, let exchange):
+            stamp(exchange.time)
+            line.raw("upgrade "); text(exchange.selectedProtocol ?? exchange.offeredProtocols.joined(separator: ", "))
+            line.raw(": "); line.text(exchange.outcome.rawValue)
+            if let subprotocol = exchange.websocket?.subprotocol { line.raw(", subprotocol "); text(subprotocol) }
+            if let extensions = exchange.websocket?.extensions, !extensions.isEmpty {
+                line.raw(", extensions "); text(extensions.joined(separator: ", "))
+            }
+            line.raw("\n")
+        case .frame(_, let frame) where frame.header.opcode.rawValue >= 8:
+            stamp(frame.time); arrow(frame.direction); line.raw(" "); line.opcodeName(frame.header.opcode)
+            line.raw(" "); line.byteCount(frame.header.payloadLength)
+            if let close = frame.close {
+                line.raw("  code "); line.text(close.code.map { String($0.rawValue) } ?? "none")
+                if !close.reason.isEmpty { line.raw(" "); close.reason.withUnsafeBytes { line.quotedPreview($0, limit: 512, asText: true) } }
+            } else if !frame.payload.isEmpty {
+                line.raw("  "); line.quotedPreview(frame.payload, limit: 512, asText: UTF8Validation.isValid(frame.payload))
+            }
+            line.raw("\n")
+        case .message(_, let message):
+            messageBlock(message)
+        case .issue(_, let issue):
+            stamp(issue.time); line.raw("!! "); line.text(issue.severity.rawValue); line.raw(" "); line.text(issue.code)
+            line.raw(": "); text(issue.detail); line.raw("\n")
+        case .tls(_, let time, let session):
+            stamp(time)
+            line.text([session.version ?? "TLS", session.cipherSuite ?? ""].joined(separator: " "))
+            line.raw(session.decrypted ? ": decrypted with the key log\n" : ": NOT decrypted\n")
+        case .connectionClosed(_, let end):
+            stamp(end.time); line.raw("closed ("); line.text(end.reason.rawValue); line.raw(")\n")
+        default:
+            return
+        }
+        output.endEvent(at: event.time)
+    }
+
+    public func finish(_ summary: CaptureSummary) {
+        if let late = output.timeOrderIssue {
+            line.raw("!! "); line.text(late.severity.rawValue); line.raw(" "); line.text(late.code); line.raw(": "); text(late.detail)
+            line.raw("\n")
+        }
+        if messageDirectory != nil {
+            line.raw("\n"); line.number(messagesSaved); line.raw(" message payloads saved\n")
+        }
+        output.flush()
+    }
+
+    private func messageBlock(_ record: MessageRecord) {
+        let message = record.message
+        stamp(record.time); arrow(record.direction); line.raw(" "); line.opcodeName(message.opcode)
+        line.raw(" "); line.byteCount(message.payload.count)
+        if message.frameCount > 1 { line.raw(" in "); line.number(message.frameCount); line.raw(" frames") }
+        if message.compressed { line.raw(", compressed") }
+        if !message.isComplete { line.raw(", INCOMPLETE") }
+        if !message.gaps.isEmpty { line.raw(", bytes missing") }
+        guard message.isDecoded else { return line.raw(", NOT DECODED\n") }
+        if let saved = save(record) { line.raw("  ["); line.text(saved); line.raw("]") }
+        line.raw("\n")
+        if record.payloadIsText || message.opcode == .text {
+            let lines = (pretty ? JSONPretty.lines(message.payload) : nil)
+            if let lines {
+                for text in lines { line.raw("    "); self.text(text, limit: .max); line.raw("\n") }
+            } else {
+                // The text's own lines, each escaped for the terminal.
+                var lineStart = 0
+                for index in 0...message.payload.count where index == message.payload.count || message.payload[index] == 0x0A {
+                    line.raw("    ")
+                    line.terminalText(UnsafeRawBufferPointer(rebasing: message.payload[lineStart..<index]), quoted: false)
+                    line.raw("\n")
+                    lineStart = index + 1
+                }
+            }
+        } else {
+            hexDump(message.payload)
+        }
+    }
+
+    /// Saves a data message's payload as `NNNNNN-c2s.txt` (text) or `.bin`; returns the file's
+    /// name, or nil without a directory. A file that cannot be written fails the output.
+    private func save(_ record: MessageRecord) -> String? {
+        guard let messageDirectory, !output.failed else { return nil }
+        messagesSaved += 1
+        var name = String(messagesSaved)
+        name = String(repeating: "0", count: max(0, 6 - name.count)) + name
+        name += "-" + record.direction.label + (record.message.opcode == .text ? ".txt" : ".bin")
+        let path = messageDirectory + "/" + name
+        switch SystemCalls.createFile(path, exclusive: true) {
+        case .success(let descriptor):
+            let error = SystemCalls.writeAll(descriptor, record.message.payload)
+            SystemCalls.close(descriptor)
+            if let error { output.markFailed("\(path): \(error.reason)") }
+        case .failure(let error):
+            output.markFailed("\(path): \(error.reason)")
+        }
+        return name
+    }
+
+    private func hexDump(_ payload: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < payload.count {
+            let row = UnsafeRawBufferPointer(rebasing: payload[offset..<min(payload.count, offset + 16)])
+            line.raw("    ")
+            for shift in [24, 16, 8, 0] { line.hexByte(UInt8(truncatingIfNeeded: offset >> shift)) }
+            line.raw("  ")
+            for index in 0..<16 {
+                if index < row.count { line.hexByte(row[index]); line.raw(" ") } else { line.raw("   ") }
+            }
+            line.raw(" ")
+            for byte in row { line.append(byte >= 0x20 && byte < 0x7F ? byte : UInt8(ascii: ".")) }
+            line.raw("\n")
+            offset += 16
+        }
+    }
+
+    private func stamp(_ time: CaptureTimestamp?) {
+        line.relativeTime(time, since: start)
+        line.raw("  ")
+    }
+
+    private func arrow(_ direction: StreamDirection) {
+        line.raw(direction == .clientToServer ? "→" : "←")
+    }
+
+    /// A field from the capture, escaped for the terminal, at most `limit` characters.
+    private func text(_ value: String, limit: Int = 512) {
+        var value = value
+        value.withUTF8 { _ = line.terminalText(UnsafeRawBufferPointer($0), limit: limit, quoted: false) }
+    }
+}

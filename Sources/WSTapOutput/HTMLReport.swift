@@ -1,0 +1,406 @@
+import Crypto
+import WSTap
+import WSTapCore
+
+/// Writes one self-contained HTML file (`--format html`, docs/html-report.md): the connections
+/// with their handshake verdicts and issues, each connection's messages (a preview that expands to
+/// the whole text, JSON re-indented), and a search box.
+///
+/// Every byte from the capture is written as escaped text (`HTMLText`): never markup, never in an
+/// attribute, never inside the script. The one script is the report's own, allowed by its hash in
+/// the page's Content-Security-Policy, which also forbids every other script and every network
+/// access. Like a browser's HAR export the report is built in memory: a connection's section is
+/// rendered when it ends.
+public final class HTMLReportExporter: TimelineSink {
+    /// Bytes of one message shown; the rest is counted (`wstap follow` writes whole payloads).
+    public static let maxShownBytes = 1 << 20
+    /// Characters of a message's one-line preview.
+    static let previewCharacters = 120
+    /// Bytes of a binary payload shown as hex.
+    static let maxHexBytes = 4096
+
+    private final class OpenConnection {
+        let record: ConnectionRecord
+        var request: HTTPRequestHead?
+        var response: HTTPResponseHead?
+        var upgrade: UpgradeExchange?
+        var tls: TLSSession?
+        var end: ConnectionEnd?
+        let rows = OutputBuffer()
+        var rowCount = 0
+        var messages = DirectionPair<UInt64>(0)
+        var issues: [Issue] = []
+
+        init(record: ConnectionRecord) { self.record = record }
+    }
+
+    private let output: OutputChannel
+    private var start: CaptureTimestamp?
+    private var open: [UInt64: OpenConnection] = [:]
+    /// Each ended connection's overview row and section, by id.
+    private var finished: [(id: UInt64, overview: OutputBuffer, section: OutputBuffer)] = []
+    private var captureIssues: [Issue] = []
+
+    public init(output: OutputChannel) { self.output = output }
+
+    public func receive(_ event: TimelineEvent) {
+        switch event {
+        case .captureStarted(let time):
+            start = time
+        case .connectionOpened(let record, _):
+            open[record.id] = OpenConnection(record: record)
+        case .httpRequest(let record, _, let head):
+            open[record.id]?.request = head
+        case .httpResponse(let record, _, let head):
+            open[record.id]?.response = head
+        case .upgrade(let record, let exchange):
+            guard let connection = open[record.id] else { return }
+            connection.upgrade = exchange
+            connection.request = exchange.request
+            connection.response = exchange.response
+        case .tls(let record, _, let session):
+            open[record.id]?.tls = session
+        case .frame(let record, let frame):
+            guard frame.header.opcode.rawValue >= 8, let connection = open[record.id] else { return }
+            controlRow(frame, in: connection)
+        case .message(let record, let message):
+            guard let connection = open[record.id] else { return }
+            connection.messages[message.direction.rawValue] &+= 1
+            messageRow(message, in: connection)
+        case .issue(let record, let issue):
+            guard let record, let connection = open[record.id] else { return captureIssues.append(issue) }
+            connection.issues.append(issue)
+            issueRow(issue, in: connection)
+        case .connectionClosed(let record, let end):
+            guard let connection = open.removeValue(forKey: record.id) else { return }
+            connection.end = end
+            render(connection)
+        case .httpExchange, .upgradeAnswerBody:
+            break
+        }
+    }
+
+    public func finish(_ summary: CaptureSummary) {
+        for id in open.keys.sorted() { render(open[id]!) }
+        open.removeAll()
+        finished.sort { $0.id < $1.id }
+        let page = OutputBuffer()
+        page.raw("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n")
+        page.raw("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src '")
+        page.text(Self.scriptHash)
+        page.raw("'\">\n<meta name=\"viewport\" content=\"width=device-width\">\n<title>wstap report</title>\n<style>")
+        page.raw(Self.styleSheet)
+        page.raw("</style></head>\n<body>\n<h1>wstap report</h1>\n<p class=\"meta\">")
+        var facts = "\(summary.packets) packets, \(summary.connections) connections, \(summary.messages) messages, \(summary.issues) issues"
+        if let first = summary.firstPacketTime {
+            let when = OutputBuffer()
+            when.utcTime(first, withDate: true)
+            facts += "; capture starts " + when.withBytes { String(decoding: $0, as: UTF8.self) } + " UTC"
+        }
+        facts += "; made by wstap \(WSTapVersion.current). Times are seconds since the first packet."
+        HTMLText.write(facts, into: page)
+        page.raw("</p>\n<p><input id=\"search\" type=\"search\" placeholder=\"Search messages, headers, issues\" autofocus> ")
+        page.raw("<span id=\"count\"></span></p>\n")
+        if !captureIssues.isEmpty {
+            page.raw("<h2>Capture issues</h2>\n<ul class=\"issues\">")
+            for issue in captureIssues { issueItem(issue, into: page) }
+            page.raw("</ul>\n")
+        }
+        page.raw("<h2>Connections</h2>\n<table class=\"overview\"><thead><tr><th>#</th><th>client → server</th><th>request</th>")
+        page.raw("<th>protocol</th><th>handshake</th><th>messages →/←</th><th>issues</th></tr></thead><tbody>\n")
+        output.write(page)
+        for entry in finished { output.write(entry.overview) }
+        output.write("</tbody></table>\n")
+        for entry in finished { output.write(entry.section) }
+        let end = OutputBuffer()
+        end.raw("<script>"); end.raw(Self.script); end.raw("</script>\n</body></html>\n")
+        output.write(end)
+        output.flush()
+    }
+
+    // MARK: rows
+
+    private func beginRow(_ connection: OpenConnection, kind: StaticString, direction: StreamDirection?, time: CaptureTimestamp?) -> OutputBuffer {
+        let rows = connection.rows
+        connection.rowCount += 1
+        rows.raw("<tr class=\"m "); rows.raw(kind); rows.raw("\"><td class=\"dir\">")
+        switch direction {
+        case .clientToServer: rows.raw("<span class=\"c2s\">→</span>")
+        case .serverToClient: rows.raw("<span class=\"s2c\">←</span>")
+        case nil: break
+        }
+        rows.raw("</td><td class=\"t\">")
+        rows.relativeTime(time, since: start, aligned: false)
+        rows.raw("</td>")
+        return rows
+    }
+
+    private func messageRow(_ record: MessageRecord, in connection: OpenConnection) {
+        let message = record.message
+        let rows = beginRow(connection, kind: message.opcode == .text ? "text" : "binary", direction: record.direction, time: record.time)
+        rows.raw("<td class=\"n\">"); rows.byteCount(message.payload.count); rows.raw("</td><td>")
+        rows.opcodeName(message.opcode)
+        if message.frameCount > 1 { rows.raw(", "); rows.number(message.frameCount); rows.raw(" frames") }
+        if message.compressed { rows.raw(", compressed") }
+        if !message.isComplete { rows.raw(", <b class=\"bad\">incomplete</b>") }
+        rows.raw("</td><td class=\"p\">")
+        if !message.isDecoded {
+            rows.raw("<i>not decoded</i>")
+        } else if record.payloadIsText || message.opcode == .text {
+            textPayload(message.payload, into: rows)
+        } else {
+            binaryPayload(message.payload, into: rows)
+        }
+        rows.raw("</td></tr>\n")
+    }
+
+    private func controlRow(_ frame: FrameRecord, in connection: OpenConnection) {
+        let rows = beginRow(connection, kind: "control", direction: frame.direction, time: frame.time)
+        rows.raw("<td class=\"n\">"); rows.byteCount(frame.header.payloadLength); rows.raw("</td><td>")
+        rows.opcodeName(frame.header.opcode)
+        rows.raw("</td><td class=\"p\">")
+        if let close = frame.close {
+            rows.raw("code ")
+            rows.text(close.code.map { String($0.rawValue) } ?? "none")
+            if !close.reason.isEmpty {
+                rows.raw(" ")
+                close.reason.withUnsafeBytes { HTMLText.write(String(decoding: $0, as: UTF8.self), into: rows) }
+            }
+        } else if !frame.payload.isEmpty {
+            if UTF8Validation.isValid(frame.payload) {
+                HTMLText.write(String(decoding: frame.payload, as: UTF8.self), into: rows)
+            } else {
+                binaryPayload(frame.payload, into: rows)
+            }
+        }
+        rows.raw("</td></tr>\n")
+    }
+
+    private func issueRow(_ issue: Issue, in connection: OpenConnection) {
+        let rows = beginRow(connection, kind: "issue", direction: issue.direction, time: issue.time)
+        rows.raw("<td></td><td class=\"")
+        rows.text(issue.severity.rawValue)
+        rows.raw("\">")
+        rows.text(issue.severity.rawValue)
+        rows.raw("</td><td class=\"p\"><code>")
+        HTMLText.write(issue.code, into: rows)
+        rows.raw("</code> ")
+        HTMLText.write(issue.detail, into: rows)
+        rows.raw("</td></tr>\n")
+    }
+
+    /// A text payload: short single lines as they are, longer ones as a preview that expands to
+    /// the whole text (re-indented when it is JSON).
+    private func textPayload(_ payload: UnsafeRawBufferPointer, into rows: OutputBuffer) {
+        let shown = UnsafeRawBufferPointer(rebasing: payload.prefix(Self.maxShownBytes))
+        let text = String(decoding: shown, as: UTF8.self)
+        let pretty = JSONPretty.lines(shown)
+        let isShort = text.unicodeScalars.count <= Self.previewCharacters && !text.contains("\n") && pretty == nil
+        if isShort {
+            rows.raw("<span class=\"v\">"); HTMLText.write(text, into: rows); rows.raw("</span>")
+            return
+        }
+        rows.raw("<details><summary>")
+        HTMLText.write(String(String.UnicodeScalarView(text.unicodeScalars.prefix(Self.previewCharacters))), into: rows, singleLine: true)
+        if text.unicodeScalars.count > Self.previewCharacters { rows.raw("…") }
+        rows.raw("</summary><pre>")
+        HTMLText.write(pretty?.joined(separator: "\n") ?? text, into: rows, singleLine: false)
+        rows.raw("</pre>")
+        if shown.count < payload.count {
+            rows.raw("<p class=\"cut\">… "); rows.number(payload.count - shown.count); rows.raw(" more bytes not shown (wstap follow writes them whole)</p>")
+        }
+        rows.raw("</details>")
+    }
+
+    /// A binary payload: the first bytes as hex in the preview, a hex and ASCII dump when opened.
+    private func binaryPayload(_ payload: UnsafeRawBufferPointer, into rows: OutputBuffer) {
+        rows.raw("<details><summary><code>")
+        rows.hexPreview(payload, limit: 24)
+        rows.raw("</code></summary><pre>")
+        let shown = UnsafeRawBufferPointer(rebasing: payload.prefix(Self.maxHexBytes))
+        var offset = 0
+        while offset < shown.count {
+            let row = UnsafeRawBufferPointer(rebasing: shown[offset..<min(shown.count, offset + 16)])
+            rows.hexByte(UInt8(truncatingIfNeeded: offset >> 8)); rows.hexByte(UInt8(truncatingIfNeeded: offset))
+            rows.raw("  ")
+            for index in 0..<16 {
+                if index < row.count { rows.hexByte(row[index]); rows.raw(" ") } else { rows.raw("   ") }
+            }
+            rows.raw(" ")
+            for byte in row {
+                switch byte {
+                case UInt8(ascii: "<"): rows.raw("&lt;")
+                case UInt8(ascii: ">"): rows.raw("&gt;")
+                case UInt8(ascii: "&"): rows.raw("&amp;")
+                case 0x20..<0x7F: rows.append(byte)
+                default: rows.append(UInt8(ascii: "."))
+                }
+            }
+            rows.raw("\n")
+            offset += 16
+        }
+        rows.raw("</pre>")
+        if shown.count < payload.count {
+            rows.raw("<p class=\"cut\">… "); rows.number(payload.count - shown.count); rows.raw(" more bytes (wstap follow writes them whole)</p>")
+        }
+        rows.raw("</details>")
+    }
+
+    // MARK: sections
+
+    private func issueItem(_ issue: Issue, into page: OutputBuffer) {
+        page.raw("<li class=\""); page.text(issue.severity.rawValue); page.raw("\"><b>")
+        page.text(issue.severity.rawValue)
+        page.raw("</b> <code>"); HTMLText.write(issue.code, into: page); page.raw("</code> ")
+        HTMLText.write(issue.detail, into: page)
+        page.raw("</li>\n")
+    }
+
+    /// The verdict's words and its class (`ok`, `bad`, `warn`).
+    private func verdict(_ connection: OpenConnection) -> (String, StaticString) {
+        guard let upgrade = connection.upgrade else {
+            if connection.end?.websocketDetection != nil { return ("WebSocket, handshake not captured", "warn") }
+            return ("no upgrade", "none")
+        }
+        let to = upgrade.selectedProtocol ?? upgrade.offeredProtocols.joined(separator: ", ")
+        switch upgrade.outcome {
+        case .upgraded:
+            var words = "switched to \(to)"
+            if upgrade.websocket?.acceptValid == true { words += ", accept ok" }
+            return (words, "ok")
+        case .failed: return ("switched to \(to), handshake FAILED", "bad")
+        case .rejected: return ("upgrade to \(to) refused (\(upgrade.response?.status ?? 0))", "bad")
+        case .incomplete: return ("upgrade to \(to): no answer captured", "warn")
+        }
+    }
+
+    private func render(_ connection: OpenConnection) {
+        let record = connection.record
+        let (verdictText, verdictClass) = verdict(connection)
+        let protocolName = connection.end?.protocolKind.rawValue ?? "open"
+        let requestLine = connection.request.map { "\($0.method) \($0.target)" } ?? ""
+
+        let overview = OutputBuffer()
+        overview.raw("<tr><td><a href=\"#conn-"); overview.number(record.id); overview.raw("\">#"); overview.number(record.id)
+        overview.raw("</a></td><td>"); HTMLText.write("\(record.client) → \(record.server)", into: overview)
+        overview.raw("</td><td>"); HTMLText.write(requestLine, into: overview, limit: 200)
+        overview.raw("</td><td>"); overview.text(protocolName)
+        overview.raw("</td><td class=\""); overview.raw(verdictClass); overview.raw("\">"); HTMLText.write(verdictText, into: overview, limit: 200)
+        overview.raw("</td><td class=\"n\">"); overview.number(connection.messages[0]); overview.raw(" / "); overview.number(connection.messages[1])
+        overview.raw("</td><td class=\"n\">"); overview.number(connection.issues.count); overview.raw("</td></tr>\n")
+
+        let section = OutputBuffer()
+        section.raw("<section class=\"conn\" id=\"conn-"); section.number(record.id); section.raw("\"><header><h2>#")
+        section.number(record.id); section.raw(" "); HTMLText.write("\(record.client) → \(record.server)", into: section)
+        section.raw(" <small>"); section.text(protocolName); section.raw("</small></h2>\n<p class=\""); section.raw(verdictClass)
+        section.raw("\">"); HTMLText.write(verdictText, into: section)
+        if let websocket = connection.upgrade?.websocket {
+            if let subprotocol = websocket.subprotocol { section.raw("; subprotocol "); HTMLText.write(subprotocol, into: section) }
+            if let extensions = websocket.extensions, !extensions.isEmpty {
+                section.raw("; extensions "); HTMLText.write(extensions.joined(separator: ", "), into: section)
+            }
+        }
+        section.raw("</p>\n")
+        if let tls = connection.tls {
+            section.raw("<p>")
+            let words = [tls.version ?? "TLS", tls.cipherSuite ?? "", tls.serverName.map { "SNI \($0)" } ?? "",
+                         tls.decrypted ? "decrypted with the key log" : "NOT decrypted" + (tls.reason.map { " (\($0))" } ?? "")]
+            HTMLText.write(words.filter { !$0.isEmpty }.joined(separator: " "), into: section)
+            section.raw("</p>\n")
+        }
+        if let request = connection.request {
+            section.raw("<details class=\"head\"><summary>→ ")
+            HTMLText.write("\(request.method) \(request.target) \(request.version)", into: section, singleLine: true)
+            section.raw("</summary><pre>")
+            HTMLText.write(request.headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section)
+            section.raw("</pre></details>\n")
+        }
+        if let response = connection.response {
+            section.raw("<details class=\"head\"><summary>← ")
+            HTMLText.write("\(response.version) \(response.status) \(response.reason)", into: section, singleLine: true)
+            section.raw("</summary><pre>")
+            HTMLText.write(response.headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section)
+            section.raw("</pre></details>\n")
+        }
+        if !connection.issues.isEmpty {
+            section.raw("<ul class=\"issues\">")
+            for issue in connection.issues { issueItem(issue, into: section) }
+            section.raw("</ul>\n")
+        }
+        section.raw("</header>\n")
+        if connection.rowCount > 0 {
+            section.raw("<table class=\"messages\"><thead><tr><th></th><th>time s</th><th>size</th><th>type</th><th>payload</th></tr></thead><tbody>\n")
+            section.append(connection.rows)
+            section.raw("</tbody></table>\n")
+        }
+        section.raw("</section>\n")
+        finished.append((record.id, overview, section))
+    }
+
+    // MARK: page
+
+    static let styleSheet: StaticString = """
+        body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+        h1{font-size:1.4em}h2{font-size:1.15em;margin:1.2em 0 .3em}
+        table{border-collapse:collapse;margin:.4em 0}td,th{padding:2px 8px;vertical-align:top;text-align:left}
+        tbody tr:nth-child(odd){background:#f6f6f6}.n{text-align:right}.t{font-family:monospace;color:#666}
+        .c2s{color:#0a6fb0;font-weight:bold}.s2c{color:#a0258c;font-weight:bold}
+        .ok{color:#17702a}.bad,.error{color:#b00020}.warn,.warning{color:#9a6200}.info{color:#555}
+        pre,code,.p{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
+        pre{margin:.3em 0;background:#fafafa;padding:.3em}summary{cursor:pointer}
+        .ctl{color:#b00020;background:#fde}.meta{color:#555}#search{width:28em;padding:4px}
+        section.conn{border-top:1px solid #ccc;margin-top:1.5em}tr.issue td{background:#fff4e5}
+        """
+
+    static let script: StaticString = """
+        (function(){var box=document.getElementById('search'),count=document.getElementById('count');
+        var rows=Array.prototype.slice.call(document.querySelectorAll('tr.m'));
+        var sections=Array.prototype.slice.call(document.querySelectorAll('section.conn'));
+        function apply(){var q=box.value.toLowerCase(),shown=0;
+        rows.forEach(function(r){var hit=!q||r.textContent.toLowerCase().indexOf(q)>=0;r.hidden=!hit;if(hit)shown++;
+        var d=r.querySelector('details');if(d&&q&&hit)d.open=true;});
+        sections.forEach(function(s){var any=s.querySelector('tr.m:not([hidden])')!==null;
+        s.hidden=!!q&&!any&&s.querySelector('header').textContent.toLowerCase().indexOf(q)<0;});
+        count.textContent=q?shown+' of '+rows.length+' rows match':rows.length+' rows';}
+        box.addEventListener('input',apply);var m=/[#&]search=([^&]*)/.exec(location.hash);
+        if(m){box.value=decodeURIComponent(m[1]);}apply();})();
+        """
+
+    /// The CSP source that allows exactly `script`.
+    static let scriptHash: String = {
+        let digest = SHA256.hash(data: Array(script.description.utf8))
+        return "sha256-" + Base64.encode(Array(digest))
+    }()
+}
+
+/// Text from the capture made inert in HTML: `& < > " '` escaped, and every control or
+/// invisible formatting character (C0, DEL, C1, bidirectional overrides, zero-width) shown as a
+/// visible mark, so what was sent is what is seen.
+enum HTMLText {
+    static func write(_ text: String, into out: OutputBuffer, singleLine: Bool = true, limit: Int = .max) {
+        var written = 0
+        for scalar in text.unicodeScalars {
+            if written == limit { out.raw("…"); return }
+            written += 1
+            switch scalar.value {
+            case 0x26: out.raw("&amp;")
+            case 0x3C: out.raw("&lt;")
+            case 0x3E: out.raw("&gt;")
+            case 0x22: out.raw("&quot;")
+            case 0x27: out.raw("&#39;")
+            case 0x0A where !singleLine, 0x09 where !singleLine: out.append(UInt8(scalar.value))
+            case 0x00..<0x20, 0x7F:
+                // The Control Pictures block: ␀ … ␟, ␡.
+                out.raw("<span class=\"ctl\">")
+                out.text(String(UnicodeScalar(scalar.value == 0x7F ? 0x2421 : 0x2400 + scalar.value)!))
+                out.raw("</span>")
+            case 0x80..<0xA0, 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x2069, 0xFEFF:
+                out.raw("<span class=\"ctl\">&lt;U+")
+                out.text(String(scalar.value, radix: 16, uppercase: true))
+                out.raw("&gt;</span>")
+            default:
+                out.text(String(scalar))
+            }
+        }
+    }
+}

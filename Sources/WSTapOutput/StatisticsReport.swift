@@ -1,0 +1,223 @@
+import WSTap
+import WSTapCore
+
+/// Writes what a `StatisticsCollector` gathered: a table for people, JSON for scripts
+/// (docs/stats-format.md).
+public enum StatisticsReport {
+    /// Percentiles of message sizes every output gives.
+    static let percentiles: [(name: String, fraction: Double)] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)]
+
+    // MARK: JSON
+
+    /// The statistics as one JSON document (`format: "wstap-stats"`, `format_version` 1).
+    public static func json(_ collector: StatisticsCollector) -> String {
+        let out = OutputBuffer()
+        out.raw("{\"format\":\"wstap-stats\",\"format_version\":1,\"capture\":{")
+        let summary = collector.summary ?? CaptureSummary()
+        out.key("packets"); out.number(summary.packets)
+        out.comma(); out.key("first_packet_time"); out.time(summary.firstPacketTime)
+        out.comma(); out.key("last_packet_time"); out.time(summary.lastPacketTime)
+        out.comma(); out.key("duration_s"); seconds(captureDuration(summary), into: out)
+        out.comma(); out.key("connections"); out.number(UInt64(collector.connections.count))
+        out.comma(); out.key("connections_by_protocol"); out.counters(summary.connectionsByProtocol)
+        out.comma(); out.key("upgrades_by_outcome"); out.counters(summary.upgradesByOutcome)
+        out.raw("},\"overall\":{")
+        trafficFields(collector.overall, durationNanoseconds: captureDuration(summary), into: out)
+        out.raw("},\"connections\":[")
+        for (index, connection) in collector.connections.enumerated() {
+            out.raw(index == 0 ? "\n{" : ",\n{")
+            let record = connection.record
+            out.key("id"); out.number(record.id)
+            out.comma(); out.key("client"); out.endpoint(record.client)
+            out.comma(); out.key("server"); out.endpoint(record.server)
+            out.comma(); out.key("host"); out.string(connection.host)
+            out.comma(); out.key("target"); out.string(connection.target)
+            out.comma(); out.key("protocol"); out.string(connection.protocolKind?.rawValue)
+            out.comma(); out.key("upgrade"); out.string(connection.upgrade?.rawValue)
+            out.comma(); out.key("first_time"); out.time(connection.firstTime)
+            out.comma(); out.key("last_time"); out.time(connection.lastTime)
+            out.comma(); out.key("duration_s"); seconds(connection.durationNanoseconds, into: out)
+            out.comma()
+            trafficFields(connection.traffic, durationNanoseconds: messageSpan(connection), into: out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.raw(collector.connections.isEmpty ? "]}\n" : "\n]}\n")
+        return out.withBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private static func trafficFields(_ traffic: TrafficStatistics, durationNanoseconds: Int64, into out: OutputBuffer) {
+        out.key("messages"); out.number(traffic.messages)
+        out.comma(); out.key("messages_per_s")
+        if let rate = rate(traffic.messages, over: durationNanoseconds) { decimal(rate, into: out) } else { out.raw("null") }
+        for direction in StreamDirection.allCases {
+            out.comma(); out.string(direction.label); out.raw(":{")
+            out.key("text"); out.number(traffic.textMessages[direction.rawValue])
+            out.comma(); out.key("binary"); out.number(traffic.binaryMessages[direction.rawValue])
+            out.comma(); out.key("bytes"); out.number(traffic.messageBytes[direction.rawValue])
+            out.comma(); out.key("frames"); out.counters(traffic.frames[direction] ?? [:])
+            out.comma(); out.key("close_codes"); out.counters(traffic.closeCodes[direction] ?? [:])
+            out.append(UInt8(ascii: "}"))
+        }
+        out.comma(); out.key("message_size")
+        let sizes = traffic.messageSizes
+        if let minimum = sizes.minimum, let maximum = sizes.maximum {
+            out.raw("{"); out.key("min"); out.number(minimum)
+            for (name, fraction) in percentiles {
+                out.comma(); out.string(name); out.raw(":"); out.number(sizes.percentile(fraction) ?? 0)
+            }
+            out.comma(); out.key("max"); out.number(maximum); out.raw("}")
+        } else {
+            out.raw("null")
+        }
+        out.comma(); out.key("closed_first"); out.raw("{")
+        out.key("client"); out.number(traffic.closedFirst[0]); out.comma(); out.key("server"); out.number(traffic.closedFirst[1])
+        out.raw("}")
+        out.comma(); out.key("pings"); out.number(traffic.pings)
+        out.comma(); out.key("ping_rtt_ms")
+        if let rtt = traffic.pingRoundTrips.minMedianMax {
+            out.raw("{"); out.key("count"); out.number(traffic.pingRoundTrips.count)
+            out.comma(); out.key("min"); milliseconds(rtt.min, into: out)
+            out.comma(); out.key("median"); milliseconds(rtt.median, into: out)
+            out.comma(); out.key("max"); milliseconds(rtt.max, into: out)
+            out.raw("}")
+        } else {
+            out.raw("null")
+        }
+        out.comma(); out.key("issues"); out.counters(traffic.issuesByCode)
+    }
+
+    // MARK: table
+
+    /// One row per connection, then the capture's totals and what needs a closer look.
+    public static func table(_ collector: StatisticsCollector) -> String {
+        let summary = collector.summary ?? CaptureSummary()
+        var rows: [[String]] = [[
+            "conn", "server", "host / target", "protocol", "duration s", "msgs →/←", "bytes →/←", "msg/s",
+            "size p50/p99/max", "close →/← (first)", "ping rtt ms min/med/max", "issues",
+        ]]
+        for connection in collector.connections {
+            let traffic = connection.traffic
+            var row = ["#\(connection.record.id)", connection.record.server.description]
+            let place = [connection.host, connection.target].compactMap { $0 }.joined(separator: " ")
+            row.append(place.isEmpty ? "-" : terminalSafe(place))
+            var kind = connection.protocolKind?.rawValue ?? "-"
+            if let upgrade = connection.upgrade, upgrade != .upgraded { kind += " (\(upgrade.rawValue))" }
+            row.append(kind)
+            row.append(fixed(Double(connection.durationNanoseconds) / 1e9, decimals: 3))
+            row += trafficCells(traffic, durationNanoseconds: messageSpan(connection))
+            rows.append(row)
+        }
+        let overall = collector.overall
+        var total = ["all", collector.connections.count == 1 ? "1 connection" : "\(collector.connections.count) connections", "", "", fixed(Double(captureDuration(summary)) / 1e9, decimals: 3)]
+        total += trafficCells(overall, durationNanoseconds: captureDuration(summary))
+        rows.append(total)
+
+        var text = "capture: \(summary.packets) packets"
+        if let first = summary.firstPacketTime {
+            let start = OutputBuffer()
+            start.utcTime(first, withDate: true)
+            text += ", starts " + start.withBytes { String(decoding: $0, as: UTF8.self) } + " UTC"
+        }
+        text += ", \(fixed(Double(captureDuration(summary)) / 1e9, decimals: 3)) s\n"
+        text += layout(rows)
+        if !overall.issuesByCode.isEmpty {
+            text += "issues by code: " + overall.issuesByCode.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        }
+        var closes: [String: UInt64] = [:]
+        for direction in StreamDirection.allCases { closes.merge(overall.closeCodes[direction] ?? [:], uniquingKeysWith: &+) }
+        if !closes.isEmpty {
+            text += "close codes: " + closes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            text += "; closed first by the client \(overall.closedFirst[0]), by the server \(overall.closedFirst[1])\n"
+        }
+        return text
+    }
+
+    private static func trafficCells(_ traffic: TrafficStatistics, durationNanoseconds: Int64) -> [String] {
+        let messages = "\(traffic.textMessages[0] &+ traffic.binaryMessages[0])/\(traffic.textMessages[1] &+ traffic.binaryMessages[1])"
+        let bytes = "\(traffic.messageBytes[0])/\(traffic.messageBytes[1])"
+        let perSecond = rate(traffic.messages, over: durationNanoseconds).map { fixed($0, decimals: 1) } ?? "-"
+        let sizes = traffic.messageSizes
+        let sizeCell = sizes.count == 0 ? "-" : "\(sizes.percentile(0.5) ?? 0)/\(sizes.percentile(0.99) ?? 0)/\(sizes.maximum ?? 0)"
+        var close = "-"
+        let codes = StreamDirection.allCases.map { direction in
+            (traffic.closeCodes[direction] ?? [:]).sorted { $0.key < $1.key }.map { $0.value > 1 ? "\($0.key)×\($0.value)" : $0.key }
+                .joined(separator: ",")
+        }
+        if codes.contains(where: { !$0.isEmpty }) {
+            close = codes.map { $0.isEmpty ? "-" : $0 }.joined(separator: "/")
+            if traffic.closedFirst[0] > 0 || traffic.closedFirst[1] > 0 {
+                close += traffic.closedFirst[1] == 0 ? " (client)" : traffic.closedFirst[0] == 0 ? " (server)"
+                    : " (client \(traffic.closedFirst[0]), server \(traffic.closedFirst[1]))"
+            }
+        }
+        var rtt = traffic.pings == 0 ? "-" : "no pong"
+        if let times = traffic.pingRoundTrips.minMedianMax {
+            rtt = [times.min, times.median, times.max].map { fixed(Double($0) / 1e6, decimals: 3) }.joined(separator: "/")
+        }
+        let issues = traffic.issuesByCode.values.reduce(0, &+)
+        return [messages, bytes, perSecond, sizeCell, close, rtt, issues == 0 ? "-" : String(issues)]
+    }
+
+    /// Columns padded to their widest cell (the first row is the heading; numbers align right).
+    private static func layout(_ rows: [[String]]) -> String {
+        let clipped = rows.map { $0.map { $0.count > 40 ? String($0.prefix(39)) + "…" : $0 } }
+        let columns = clipped.map(\.count).max() ?? 0
+        var widths = [Int](repeating: 0, count: columns)
+        for row in clipped { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        let leftAligned: Set<Int> = [0, 1, 2, 3]
+        var text = ""
+        for row in clipped {
+            var line = ""
+            for (index, cell) in row.enumerated() {
+                let padding = String(repeating: " ", count: widths[index] - cell.count)
+                if index > 0 { line += "  " }
+                line += leftAligned.contains(index) ? cell + padding : padding + cell
+            }
+            while line.hasSuffix(" ") { line.removeLast() }
+            text += line + "\n"
+        }
+        return text
+    }
+
+    // MARK: numbers
+
+    private static func captureDuration(_ summary: CaptureSummary) -> Int64 {
+        guard let first = summary.firstPacketTime, let last = summary.lastPacketTime else { return 0 }
+        return max(0, last.nanoseconds(since: first))
+    }
+
+    /// Messages per second are taken from a connection's first to its last message.
+    private static func messageSpan(_ connection: ConnectionStatistics) -> Int64 {
+        guard let first = connection.firstMessageTime, let last = connection.lastMessageTime else { return 0 }
+        return max(0, last.nanoseconds(since: first))
+    }
+
+    /// Events per second; nil over less than a millisecond (one burst has no meaningful rate).
+    private static func rate(_ count: UInt64, over nanoseconds: Int64) -> Double? {
+        guard nanoseconds >= 1_000_000, count > 0 else { return nil }
+        return Double(count) / (Double(nanoseconds) / 1e9)
+    }
+
+    /// `value` with `decimals` digits after the point, without Foundation's formatting.
+    static func fixed(_ value: Double, decimals: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = (value * scale).rounded()
+        guard scaled.isFinite, abs(scaled) < 9e17 else { return String(value) }
+        let whole = Int64(scaled)
+        let magnitude = whole.magnitude
+        let integerPart = magnitude / UInt64(scale)
+        var text = (whole < 0 ? "-" : "") + String(integerPart)
+        if decimals > 0 {
+            let fraction = String(magnitude % UInt64(scale))
+            text += "." + String(repeating: "0", count: decimals - fraction.count) + fraction
+        }
+        return text
+    }
+
+    private static func decimal(_ value: Double, into out: OutputBuffer) { out.text(fixed(value, decimals: 3)) }
+
+    private static func seconds(_ nanoseconds: Int64, into out: OutputBuffer) { decimal(Double(nanoseconds) / 1e9, into: out) }
+
+    private static func milliseconds(_ nanoseconds: Int64, into out: OutputBuffer) { out.text(fixed(Double(nanoseconds) / 1e6, decimals: 3)) }
+}

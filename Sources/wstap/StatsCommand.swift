@@ -1,0 +1,97 @@
+import ArgumentParser
+import WSTap
+import WSTapOutput
+import WSTapCore
+
+/// How `wstap stats` writes.
+enum StatsFormat: String, ExpressibleByArgument, CaseIterable {
+    case table
+    case json
+}
+
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Per-connection and overall statistics: upgrade outcome, messages, bytes, rates, sizes, close codes, ping round trips, issues.",
+        discussion: "Display filters (--conn, --host, --path, --dir, --type) choose what is counted; the format is in docs/stats-format.md.")
+
+    @OptionGroup var input: CaptureFileArguments
+
+    @Option(name: .long, help: "table (for people) or json (docs/stats-format.md).")
+    var format: StatsFormat = .table
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: "Write to this file instead of standard output.")
+    var outputFile: String?
+
+    @OptionGroup var analysis: AnalysisOptions
+
+    @OptionGroup var display: DisplayOptions
+
+    func validate() throws { try input.validate(filterOption: analysis.filter) }
+
+    func run() throws {
+        let output = try openOutputFile(outputFile)
+        let format = format
+        let collector = StatisticsCollector { collector in
+            output.write(format == .json ? StatisticsReport.json(collector) : StatisticsReport.table(collector))
+        }
+        let filter = display.filter
+        let sink: any TimelineSink = filter.keepsEverything ? collector : try FilteringSink(wrapping: collector, filter: filter)
+        try decodeCaptureFile(input, analysis: analysis, output: output, sink: sink)
+    }
+}
+
+struct FollowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "follow",
+        abstract: "One conversation's messages in order, whole (like Wireshark's Follow WebSocket Stream).",
+        discussion: "Choose it with --conn ID (as every output numbers connections) or --client IP:PORT.")
+
+    @OptionGroup var input: CaptureFileArguments
+
+    @Option(name: .customLong("conn"), help: "The connection to follow.")
+    var connection: UInt64?
+
+    @Option(name: .long, help: "Follow the connections from this client address and port (e.g. 10.0.0.5:51234, [::1]:51234).")
+    var client: String?
+
+    @Option(name: .long, help: "Also save each data message's payload to a numbered file in this directory (000001-c2s.txt, 000002-s2c.bin, ...); names are never taken from the capture, and existing files are not overwritten.")
+    var writeMessages: String?
+
+    @Flag(name: .long, help: "Show text messages that are JSON re-indented.")
+    var pretty = false
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: "Write to this file instead of standard output.")
+    var outputFile: String?
+
+    @OptionGroup var analysis: AnalysisOptions
+
+    func validate() throws {
+        try input.validate(filterOption: analysis.filter)
+        if (connection == nil) == (client == nil) { throw ValidationError("name the conversation: --conn ID or --client IP:PORT") }
+    }
+
+    func run() throws {
+        if let writeMessages, let error = SystemCalls.makeDirectory(writeMessages) {
+            throw fail("cannot create \(writeMessages): \(error.reason)", exitCode: 2)
+        }
+        let output = try openOutputFile(outputFile)
+        output.timeOrder = .file
+        let selector: ConversationSelector = connection.map { .connection($0) } ?? .client(client ?? "")
+        let follower = FollowExporter(output: output, selector: selector, pretty: pretty, messageDirectory: writeMessages)
+        try decodeCaptureFile(input, analysis: analysis, output: output, sink: follower)
+        if !follower.matchedAny {
+            let what = connection.map { "connection #\($0)" } ?? "connection from \(client ?? "")"
+            throw fail("no \(what) in the capture (it has \(follower.connectionsSeen) connections; 'wstap stats' lists them)", exitCode: 5)
+        }
+    }
+}
+
+/// Standard output, or `path` (created, never through a symbolic link).
+func openOutputFile(_ path: String?) throws -> OutputChannel {
+    guard let path, path != "-" else { return OutputChannel() }
+    switch SystemCalls.createFile(path) {
+    case .success(let descriptor): return OutputChannel(fileDescriptor: descriptor, closesOnDeinit: true)
+    case .failure(let error): throw fail("cannot create \(path): \(error.reason)", exitCode: 2)
+    }
+}
