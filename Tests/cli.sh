@@ -116,5 +116,39 @@ expect "...and the output says so" grep -q '"code":"tls-key-log".*from SSLKEYLOG
 expect "...and the messages are decrypted" grep -q '"event":"message"' "$work/out"
 check "--keylog wins over SSLKEYLOGFILE" 0 env SSLKEYLOGFILE=/nonexistent "$wstap" read captures/wss-tls13-aes128.pcap --keylog captures/wss-tls13-aes128.keys --format summary
 
+# Issue 16: stats, follow, HAR, HTML, -o, colours, --pretty.
+check "stats prints a table" 0 "$wstap" stats captures/ping-close-codes.pcap
+expect "...with a row per connection and the close codes" sh -c "grep -q '^#1 .*4001/4001 (client)' '$work/out' && grep -q '^#2 ' '$work/out' && grep -q '^close codes: 1001 ×2, 4001 ×2' '$work/out'"
+check "stats --format json" 0 "$wstap" stats captures/ping-close-codes.pcap --format json
+expect "...is JSON with ping round trips" python3 -c "import json,sys; d=json.load(open('$work/out')); assert d['connections'][0]['ping_rtt_ms']['count']==1 and d['overall']['messages']==2"
+check "stats --conn counts one connection" 0 "$wstap" stats captures/ping-close-codes.pcap --conn 2 --format json
+expect "...and only it" python3 -c "import json; d=json.load(open('$work/out')); assert [c['id'] for c in d['connections']]==[2]"
+check "follow needs a conversation" 64 "$wstap" follow captures/text-echo.pcap
+check "follow a connection that is not there exits 5" 5 "$wstap" follow captures/text-echo.pcap --conn 9
+expect "...with one line saying how many there are" sh -c "one_line() { [ \$(wc -l <'$work/err') -eq 1 ]; }; one_line && grep -q 'it has 1 connections' '$work/err'"
+client=$("$wstap" read captures/text-echo.pcap --format ndjson | python3 -c 'import json,sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e.get("event") == "connection_open": print(e["client"]["ip"] + ":" + str(e["client"]["port"])); break')
+check "follow --client IP:PORT --write-messages DIR" 0 "$wstap" follow captures/text-echo.pcap --client "$client" --write-messages "$work/msgs"
+expect "...saves every data message to a numbered file" sh -c "[ \$(ls '$work/msgs' | wc -l) -eq 8 ] && [ -f '$work/msgs/000001-c2s.txt' ] && [ \"\$(cat '$work/msgs/000001-c2s.txt')\" = hello ]"
+check "follow --write-messages never overwrites a file" 4 "$wstap" follow captures/text-echo.pcap --conn 1 --write-messages "$work/msgs"
+check "read --format har -o FILE" 0 "$wstap" read captures/keepalive.pcap --format har -o "$work/k.har"
+expect "...writes the file, not standard output" sh -c "[ ! -s '$work/out' ] && python3 -c \"import json; d=json.load(open('$work/k.har')); assert d['log']['entries'][2]['_resourceType']=='websocket'\""
+check "-o into a missing directory exits 2" 2 "$wstap" read captures/keepalive.pcap --format har -o "$work/no/such/dir/k.har"
+expect "...with one line" one_line_error
+check "read --format html" 0 "$wstap" read captures/html-markup.pcap --format html
+expect "...is one page with no captured markup" sh -c "grep -q '^<!DOCTYPE html>' '$work/out' && ! grep -q '<img' '$work/out' && [ \$(grep -c '<script>' '$work/out') -eq 1 ]"
+check "--color always colours the timeline" 0 "$wstap" read captures/rejected.pcap --color always
+expect "...with ANSI sequences" grep -q "$(printf '\033')\[31m" "$work/out"
+check "--color auto does not colour a pipe" 0 "$wstap" read captures/rejected.pcap
+expect "...no ANSI sequence" sh -c "! grep -q \"\$(printf '\033')\" '$work/out'"
+check "NO_COLOR and auto under a terminal" 0 env NO_COLOR=1 script -qec "'$wstap' read captures/rejected.pcap" /dev/null
+expect "...no ANSI sequence" sh -c "! grep -q \"\$(printf '\033')\[3\" '$work/out'"
+check "auto under a terminal colours" 0 env -u NO_COLOR script -qec "'$wstap' read captures/rejected.pcap" /dev/null
+expect "...with ANSI sequences" grep -q "$(printf '\033')\[3" "$work/out"
+check "--pretty re-indents JSON messages" 0 "$wstap" read captures/deflate.pcap --pretty
+expect "...on the lines below the message" grep -q '^          "event": "tick",$' "$work/out"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

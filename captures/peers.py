@@ -544,12 +544,39 @@ async def wss_missing_key(port, host):
     LOG["connections_without_keys"] = 1
 
 
+MARKUP = ["</script><script>document.title='PWNED'</script>",
+          "<img src=x onerror=\"document.title='PWNED'\">",
+          "<a href=\"javascript:document.title='PWNED'\">click me</a>",
+          "\"'><svg onload=document.title='PWNED'>",
+          "control \x00\x07\x1b[31m bytes and \u202e reversed",
+          '{"user":"<b>bold</b>","list":[1,2,{"k":"</script>"}],"empty":{}}',
+          "&lt;already escaped&gt; &amp; <!-- comment --> <style>body{display:none}</style>"]
+
+
+async def html_markup(port, host):
+    """Markup in every field a report shows (target, Host, a header, payloads): must stay text."""
+    def client():
+        s = socket.create_connection((host, port))
+        s.sendall(b"GET /chat?q=<script>alert(1)</script>&x=\"'><img%20src=x> HTTP/1.1\r\n"
+                  b"Host: evil.test\"><svg onload=alert(1)>\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  b"X-Note: </script><script>document.title='PWNED'</script>\r\n\r\n")
+        head, rest = read_head(s)
+        for text in MARKUP:
+            data = text.encode()
+            sent("c2s", 1, data)
+            s.sendall(frame(1, data))
+            rest = recv_exactly(s, 2 + len(data), rest)[2 + len(data):]
+        close_raw(s)
+    await with_raw_server(host, port, client)
+
+
 SCENARIOS = {f.__name__.replace("_", "-"): f for f in
              [text_echo, binary_sizes, ping_close_codes, subprotocol, deflate, rejected, bad_accept,
               keepalive, fragmented, h2c, deflate_no_context_client, deflate_no_context_server,
               deflate_window_bits, deflate_fragmented, unknown_extension, chat_stream,
               wss_tls13, wss_tls12_aes128, wss_tls12_aes256, wss_tls12_chacha, wss_tls12_cbc_sha,
-              wss_tls12_cbc_sha384, wss_missing_key, wss_chromium, tls_h2]}
+              wss_tls12_cbc_sha384, wss_missing_key, wss_chromium, tls_h2, html_markup]}
 # Where the TLS scenarios' client writes its key log: NAME.keys beside NAME.peers.json.
 KEYLOG = None
 

@@ -24,7 +24,8 @@ record() {  # name scenario port host interface
     echo "recorded $name"
 }
 all=(text-echo binary-sizes ping-close-codes subprotocol deflate rejected bad-accept keepalive fragmented h2c
-     deflate-no-context-client deflate-no-context-server deflate-window-bits deflate-fragmented unknown-extension chat-stream)
+     deflate-no-context-client deflate-no-context-server deflate-window-bits deflate-fragmented unknown-extension chat-stream
+     html-markup)
 port=18100
 for scenario in "${all[@]}"; do
     if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$port" 127.0.0.1 lo; fi

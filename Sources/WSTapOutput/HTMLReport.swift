@@ -312,14 +312,14 @@ public final class HTMLReportExporter: TimelineSink {
             section.raw("<details class=\"head\"><summary>→ ")
             HTMLText.write("\(request.method) \(request.target) \(request.version)", into: section, singleLine: true)
             section.raw("</summary><pre>")
-            HTMLText.write(request.headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section)
+            HTMLText.write(request.headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section, singleLine: false)
             section.raw("</pre></details>\n")
         }
         if let response = connection.response {
             section.raw("<details class=\"head\"><summary>← ")
             HTMLText.write("\(response.version) \(response.status) \(response.reason)", into: section, singleLine: true)
             section.raw("</summary><pre>")
-            HTMLText.write(response.headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section)
+            HTMLText.write(response.headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section, singleLine: false)
             section.raw("</pre></details>\n")
         }
         if !connection.issues.isEmpty {

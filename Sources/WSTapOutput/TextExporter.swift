@@ -87,8 +87,9 @@ public final class TextExporter: TimelineSink {
             else { return }
             begin(message.time, record)
             messageText(message)
-            for text in prettyLines ?? [] {
-                line.append(UInt8(ascii: "\n")); line.raw("        "); field(text)
+            for var text in prettyLines ?? [] {
+                line.append(UInt8(ascii: "\n")); line.raw("        ")
+                text.withUTF8 { _ = line.terminalText(UnsafeRawBufferPointer($0), quoted: false) }
             }
         case .issue(let record, let issue):
             if let record {
