@@ -3,8 +3,10 @@
 #   make test   installs what is missing, then runs every test (unit, golden, CLI, conformance)
 SWIFT ?= swift
 CONFORMANCE ?= ../shared/conformance
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: demo test deps build release unit cli fuzz libfuzzer memory hostile live conformance bench
+.PHONY: demo test deps build release unit cli html fuzz libfuzzer memory hostile live conformance bench install uninstall installcheck
 
 deps:
 	@bash scripts/install-deps.sh
@@ -40,13 +42,52 @@ memory: release
 hostile: release
 	python3 Tests/hostile.py .build/release/wstap
 
+# The HTML report rendered in headless Chromium with crafted payloads (issue 16).
+html: release
+	@bash scripts/install-deps.sh --browser
+	python3 Tests/html_report.py .build/release/wstap
+
 conformance: release
 	@if [ -d "$(CONFORMANCE)/captures" ]; then \
 		python3 $(CONFORMANCE)/check.py --keylog-arg=--keylog --wstap .build/release/wstap $(CONFORMANCE)/captures \
 			$$([ -d "$(CONFORMANCE)/tls" ] && echo "$(CONFORMANCE)/tls"); \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit fuzz libfuzzer cli memory hostile live conformance
+test: unit fuzz libfuzzer cli html installcheck memory hostile live conformance
+
+# The binary, a man page generated from the same help text (swift-argument-parser's
+# generate-manual plugin), and bash/zsh/fish completions: make install [PREFIX=...] [DESTDIR=...].
+install: release
+	@mkdir -p .build/man
+	$(SWIFT) package --allow-writing-to-directory .build/man generate-manual --output-directory .build/man >/dev/null
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 .build/release/wstap $(DESTDIR)$(PREFIX)/bin/wstap
+	install -m 644 .build/man/wstap.1 $(DESTDIR)$(PREFIX)/share/man/man1/wstap.1
+	.build/release/wstap --generate-completion-script bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/wstap
+	.build/release/wstap --generate-completion-script zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_wstap
+	.build/release/wstap --generate-completion-script fish >$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/wstap.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/wstap $(DESTDIR)$(PREFIX)/share/man/man1/wstap.1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/wstap $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_wstap \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/wstap.fish
+
+# make install into a scratch directory: every file in place, the man page renders and names
+# every subcommand, the bash completion parses and completes the subcommands.
+installcheck: release
+	@set -e; root=$$(mktemp -d); trap 'rm -rf "$$root"' EXIT; \
+	$(MAKE) --no-print-directory install DESTDIR=$$root PREFIX=/usr >/dev/null; \
+	test -x $$root/usr/bin/wstap; $$root/usr/bin/wstap --version >/dev/null; \
+	for sub in read sniff stats follow interfaces; do \
+		grep -q "^\.It Cm $$sub\|$$sub" $$root/usr/share/man/man1/wstap.1 || { echo "man page lacks $$sub"; exit 1; }; done; \
+	grep -q -- '-write-messages' $$root/usr/share/man/man1/wstap.1; \
+	bash -n $$root/usr/share/bash-completion/completions/wstap; \
+	words=$$(bash -c ". $$root/usr/share/bash-completion/completions/wstap; COMP_WORDS=(wstap ''); COMP_CWORD=1; COMP_LINE='wstap '; COMP_POINT=6; _wstap; echo \$${COMPREPLY[*]}"); \
+	for sub in read sniff stats follow; do case " $$words " in *" $$sub "*) ;; *) echo "bash completion lacks $$sub: $$words"; exit 1;; esac; done; \
+	test -s $$root/usr/share/zsh/site-functions/_wstap; test -s $$root/usr/share/fish/vendor_completions.d/wstap.fish; \
+	echo "installcheck: binary, man page, bash/zsh/fish completions in place"
 
 # The benchmark (not part of CI): about 15 minutes; needs tshark.
 bench: release

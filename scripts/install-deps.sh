@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what wstap needs to build and test, when missing: libpcap-dev, zlib1g-dev (build),
 # tcpdump, openssl (certificates for the wss:// live test) and python websockets (recording and
-# live tests). Needs root (or sudo) for apt-get.
+# live tests); with --browser also chromium (the HTML report's test renders it headless).
+# Needs root (or sudo) for apt-get.
 set -euo pipefail
+packages=(libpcap-dev zlib1g-dev pkg-config tcpdump openssl)
+[ "${1:-}" = --browser ] && packages+=(chromium)
 missing=()
-for package in libpcap-dev zlib1g-dev pkg-config tcpdump openssl; do
+for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
