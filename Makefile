@@ -6,7 +6,7 @@ CONFORMANCE ?= ../shared/conformance
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: demo test deps build release unit cli html fuzz libfuzzer memory hostile live conformance bench install uninstall installcheck
+.PHONY: demo test deps build release unit cli html numbers fuzz libfuzzer memory hostile live conformance bench install uninstall installcheck
 
 deps:
 	@bash scripts/install-deps.sh
@@ -44,8 +44,13 @@ hostile: release
 
 # The HTML report rendered in headless Chromium with crafted payloads (issue 16).
 html: release
-	@bash scripts/install-deps.sh --browser
+	@bash scripts/install-deps.sh --test
 	python3 Tests/html_report.py .build/release/wstap
+
+# Packet numbers against Wireshark's frame numbers (tshark).
+numbers: release
+	@bash scripts/install-deps.sh --test
+	python3 Tests/packet_numbers.py .build/release/wstap
 
 conformance: release
 	@if [ -d "$(CONFORMANCE)/captures" ]; then \
@@ -53,7 +58,7 @@ conformance: release
 			$$([ -d "$(CONFORMANCE)/tls" ] && echo "$(CONFORMANCE)/tls"); \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit fuzz libfuzzer cli html installcheck memory hostile live conformance
+test: unit fuzz libfuzzer cli html numbers installcheck memory hostile live conformance
 
 # The binary, a man page generated from the same help text (swift-argument-parser's
 # generate-manual plugin), and bash/zsh/fish completions: make install [PREFIX=...] [DESTDIR=...].

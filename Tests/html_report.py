@@ -159,7 +159,7 @@ def main():
     print(f"static checks: {len(names)} reports")
 
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
-        check(False, "chromium is not installed (scripts/install-deps.sh --browser installs it)")
+        check(False, "chromium is not installed (scripts/install-deps.sh --test installs it)")
     else:
         capture = os.path.join(CAPTURES, "html-markup.pcap")
         path = report(capture)

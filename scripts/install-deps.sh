@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what wstap needs to build and test, when missing: libpcap-dev, zlib1g-dev (build),
 # tcpdump, openssl (certificates for the wss:// live test) and python websockets (recording and
-# live tests); with --browser also chromium (the HTML report's test renders it headless).
+# live tests); with --test also chromium (the HTML report's test renders it headless) and
+# tshark (packet numbers are compared with Wireshark's).
 # Needs root (or sudo) for apt-get.
 set -euo pipefail
 packages=(libpcap-dev zlib1g-dev pkg-config tcpdump openssl)
-[ "${1:-}" = --browser ] && packages+=(chromium)
+[ "${1:-}" = --test ] && packages+=(chromium tshark)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

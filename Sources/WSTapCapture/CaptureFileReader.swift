@@ -26,12 +26,17 @@ public final class CaptureFileReader: PacketSource {
     /// The C stream libpcap reads (`SystemCalls`' handle for a `FILE *`).
     private let stream: OpaquePointer
     private let filter: String?
+    /// The filter, compiled for the first interface's link type, applied to what libpcap reads:
+    /// libpcap's own filter would hide the packets it drops, and they must still be counted so
+    /// that packet numbers are Wireshark's.
+    private let compiledFilter: BPFFilter?
     /// Takes over when libpcap cannot read a pcapng file (interfaces of different link types).
     private var nativeReader: PcapNGReader?
     /// Reads the records of classic pcap files (libpcap only checks the file header).
     private var recordReader: PcapRecordReader?
     /// The same reader, called on every packet without reference counting (`recordReader` owns it).
     private var recordReaderReference: Unretained<PcapRecordReader>?
+    /// Packets read from the file, whether the filter kept them or not.
     private(set) public var packetsRead = 0
     /// Offset of the next record for classic pcap files, where records are laid out back to back.
     private var nextRecordOffset: Int64 = 24
@@ -93,8 +98,13 @@ public final class CaptureFileReader: PacketSource {
         self.stream = stream
         self.filter = filter
         linkType = pcap.linkType
-        if let filter, let reason = pcap.setFilter(filter) {
-            throw .invalidFilter(expression: filter, reason: reason)
+        if let filter {
+            switch BPFFilter.compile(filter, linkType: linkType, snapshotLength: PcapRecordReader.maxRecordLength) {
+            case .success(let compiled): compiledFilter = compiled
+            case .failure(let failure): throw .invalidFilter(expression: filter, reason: failure.message)
+            }
+        } else {
+            compiledFilter = nil
         }
         if format == .pcap, let magic {
             recordReader = openRecordReader(magic: magic)
@@ -104,16 +114,9 @@ public final class CaptureFileReader: PacketSource {
 
     /// A native reader for the records of a classic pcap file; nil leaves the reading to libpcap.
     private func openRecordReader(magic: UInt32) -> PcapRecordReader? {
-        var compiled: BPFFilter?
-        if let filter {
-            guard case .success(let program) = BPFFilter.compile(
-                filter, linkType: linkType, snapshotLength: PcapRecordReader.maxRecordLength)
-            else { return nil }
-            compiled = program
-        }
         // Its own descriptor for the same open file: libpcap reads nothing more from it.
         guard let descriptor = SystemCalls.duplicate(SystemCalls.descriptor(of: stream)) else { return nil }
-        return PcapRecordReader(fileDescriptor: descriptor, magic: magic, linkType: linkType, filter: compiled)
+        return PcapRecordReader(fileDescriptor: descriptor, magic: magic, linkType: linkType, filter: compiledFilter)
     }
 
     /// The file's first word in host byte order, which says its format.
@@ -131,34 +134,38 @@ public final class CaptureFileReader: PacketSource {
             return try deliver(recordReader.with { $0.next() })
         }
         if let nativeReader { return try deliver(nativeReader.next()) }
-        switch pcap.next(linkType: linkType) {
-        case .packet(let packet):
-            packetsRead += 1
-            nextRecordOffset &+= 16 &+ Int64(packet.bytes.count)
-            return .packet(packet)
-        case .timeout:
-            return .noPacketYet
-        case .end:
-            finished = true
-            return .endOfCapture
-        case .failure(let reason):
-            // libpcap stops at interfaces of different link types and at a section whose byte
-            // order differs from the first; the native reader reads both. Where it cannot read
-            // on either, libpcap's account of the damage stands.
-            let offset = damageOffset()
-            if format == .pcapng, path != "-", let native = openNativeReader() {
-                switch native.next() {
-                case .packet(let packet):
-                    nativeReader = native
-                    return try deliver(.packet(packet))
-                case .end:
-                    return try deliver(.end)
-                case .failure:
-                    break
+        while true {
+            switch pcap.next(linkType: linkType) {
+            case .packet(var packet):
+                packetsRead += 1
+                nextRecordOffset &+= 16 &+ Int64(packet.bytes.count)
+                packet.timestamp.packet = UInt64(packetsRead)
+                if let compiledFilter, !compiledFilter.matches(packet) { continue }
+                return .packet(packet)
+            case .timeout:
+                return .noPacketYet
+            case .end:
+                finished = true
+                return .endOfCapture
+            case .failure(let reason):
+                // libpcap stops at interfaces of different link types and at a section whose byte
+                // order differs from the first; the native reader reads both. Where it cannot read
+                // on either, libpcap's account of the damage stands.
+                let offset = damageOffset()
+                if format == .pcapng, path != "-", let native = openNativeReader() {
+                    switch native.next() {
+                    case .packet(let packet):
+                        nativeReader = native
+                        return try deliver(.packet(packet))
+                    case .end:
+                        return try deliver(.end)
+                    case .failure:
+                        break
+                    }
                 }
+                finished = true
+                throw .damagedRecord(path: path, offset: offset, packetsRead: packetsRead, reason: reason)
             }
-            finished = true
-            throw .damagedRecord(path: path, offset: offset, packetsRead: packetsRead, reason: reason)
         }
     }
 
@@ -166,8 +173,7 @@ public final class CaptureFileReader: PacketSource {
     private func openNativeReader() -> PcapNGReader? {
         guard case .success(let reopened) = SystemCalls.openStream(readablePath) else { return nil }
         let reader = PcapNGReader(stream: reopened, filter: filter)
-        // Packets libpcap filtered out were never counted, so skip by position only when unfiltered.
-        if filter != nil, packetsRead > 0 { return nil }
+        // Every packet libpcap read was counted, filtered or not: skip them by position.
         if reader.skip(packets: packetsRead) != nil { return nil }
         return reader
     }
@@ -175,7 +181,7 @@ public final class CaptureFileReader: PacketSource {
     private func deliver(_ record: consuming NativeRecord) throws(CaptureError) -> PacketSourceRead {
         switch record {
         case .packet(let packet):
-            packetsRead += 1
+            packetsRead = Int(packet.timestamp.packet)
             return .packet(packet)
         case .end:
             finished = true

@@ -21,11 +21,16 @@ public final class LiveCapture: PacketSource {
     }
 
     private let waitMilliseconds: Int32
+    /// Packets delivered so far: their numbers, as in the file `sniff -w` writes.
+    private var packetsDelivered: UInt64 = 0
 
     /// A packet, or `.noPacketYet` at once when none is waiting (then call `waitForPackets`).
     public func nextPacket() throws(CaptureError) -> PacketSourceRead {
         switch pcap.next(linkType: linkType) {
-        case .packet(let packet): return .packet(packet)
+        case .packet(var packet):
+            packetsDelivered += 1
+            packet.timestamp.packet = packetsDelivered
+            return .packet(packet)
         case .timeout: return .noPacketYet
         case .end: return .endOfCapture
         case .failure(let reason): throw .deviceFailed(device: device, reason: reason)

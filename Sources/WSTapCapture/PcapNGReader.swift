@@ -37,6 +37,9 @@ final class PcapNGReader {
     deinit { SystemCalls.closeStream(stream) }
 
     /// Skips `count` packets (those a previous reader already delivered).
+    /// Packet blocks read so far, whether the filter kept them or not (the last one's number).
+    private(set) var packetsSeen = 0
+
     func skip(packets count: Int) -> NativeRecord? {
         var skipped = 0
         while skipped < count {
@@ -96,9 +99,11 @@ final class PcapNGReader {
                 }
                 interfaces.append(interface)
             case 6, 2, 3:
-                guard let packet = parsePacket(type: type, body: body) else {
+                guard var packet = parsePacket(type: type, body: body) else {
                     return .failure(reason: "malformed packet block", offset: start)
                 }
+                packetsSeen += 1
+                packet.timestamp.packet = UInt64(packetsSeen)
                 if applyFilter, !passesFilter(packet) { continue }
                 return .packet(packet)
             default:

@@ -52,6 +52,9 @@ final class PcapRecordReader {
         SystemCalls.close(fileDescriptor)
     }
 
+    /// Records read so far, whether the filter kept them or not: the last one's number.
+    private var recordsRead: UInt64 = 0
+
     /// The next record that passes the filter; its bytes stay valid until the next call.
     func next() -> NativeRecord {
         while true {
@@ -83,11 +86,11 @@ final class PcapRecordReader {
             let bytes = UnsafeRawBufferPointer(start: buffer + start + Self.recordHeaderLength, count: capturedLength)
             start += Self.recordHeaderLength + capturedLength
             offset += Int64(Self.recordHeaderLength + capturedLength)
-            let packet = CapturedPacket(
-                timestamp: CaptureTimestamp(
-                    seconds: Int64(seconds), fraction: UInt64(fraction),
-                    unitsPerSecond: nanosecondTimestamps ? 1_000_000_000 : 1_000_000),
-                linkType: linkType, bytes: bytes, originalLength: originalLength)
+            var timestamp = CaptureTimestamp(
+                seconds: Int64(seconds), fraction: UInt64(fraction), unitsPerSecond: nanosecondTimestamps ? 1_000_000_000 : 1_000_000)
+            recordsRead += 1
+            timestamp.packet = recordsRead
+            let packet = CapturedPacket(timestamp: timestamp, linkType: linkType, bytes: bytes, originalLength: originalLength)
             if let filter, !filter.matches(packet) { continue }
             return .packet(packet)
         }

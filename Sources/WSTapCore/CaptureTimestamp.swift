@@ -1,7 +1,13 @@
-/// A packet's capture time as seconds and nanoseconds since the Unix epoch.
+/// A packet's capture time as seconds and nanoseconds since the Unix epoch, and which packet it
+/// was: what every event carries as "when", so that an event names the packet it came from.
+///
+/// Only the time takes part in comparing, ordering and hashing; `packet` rides along.
 public struct CaptureTimestamp: Hashable, Comparable, Sendable {
     public var seconds: Int64
     public var nanoseconds: UInt32
+    /// The packet's number in its capture, from 1, counting every record as Wireshark numbers its
+    /// frames (packets a BPF filter left out included); 0 when not from a packet.
+    public var packet: UInt64 = 0
 
     public init(seconds: Int64, nanoseconds: UInt32) {
         self.seconds = seconds
@@ -22,6 +28,15 @@ public struct CaptureTimestamp: Hashable, Comparable, Sendable {
         (lhs.seconds, lhs.nanoseconds) < (rhs.seconds, rhs.nanoseconds)
     }
 
+    public static func == (lhs: CaptureTimestamp, rhs: CaptureTimestamp) -> Bool {
+        lhs.seconds == rhs.seconds && lhs.nanoseconds == rhs.nanoseconds
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(seconds)
+        hasher.combine(nanoseconds)
+    }
+
     /// Nanoseconds from `earlier` to `self`, saturating instead of trapping on absurd clocks.
     public func nanoseconds(since earlier: CaptureTimestamp) -> Int64 {
         let (deltaSeconds, overflow) = seconds.subtractingReportingOverflow(earlier.seconds)
@@ -34,6 +49,8 @@ public struct CaptureTimestamp: Hashable, Comparable, Sendable {
     /// This time plus a number of whole seconds (saturating).
     public func adding(seconds delta: Int64) -> CaptureTimestamp {
         let (sum, overflow) = seconds.addingReportingOverflow(delta)
-        return CaptureTimestamp(seconds: overflow ? Int64.max : sum, nanoseconds: nanoseconds)
+        var later = CaptureTimestamp(seconds: overflow ? Int64.max : sum, nanoseconds: nanoseconds)
+        later.packet = packet
+        return later
     }
 }

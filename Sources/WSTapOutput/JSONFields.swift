@@ -2,6 +2,15 @@ import WSTap
 import WSTapCore
 /// The fields of each timeline record, shared by the JSON and NDJSON formats (docs/json-format.md).
 extension OutputBuffer {
+    /// `"time":…,"packet":N`: when, and the number of the packet it came from (Wireshark's frame
+    /// number; null when no packet made it).
+    @inline(__always)
+    func timeAndPacket(_ timestamp: CaptureTimestamp?) {
+        key("time"); time(timestamp)
+        raw(",\"packet\":")
+        if let timestamp, timestamp.packet > 0 { number(timestamp.packet) } else { raw("null") }
+    }
+
     func endpoint(_ endpoint: Endpoint) {
         raw("{\"ip\":")
         string(endpoint.address.description)
@@ -78,7 +87,7 @@ extension OutputBuffer {
 
     func frameFields(_ frame: FrameRecord, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let header = frame.header
-        key("time"); time(frame.time)
+        timeAndPacket(frame.time)
         raw(",\"dir\":"); direction(frame.direction)
         raw(",\"fin\":"); bool(header.fin)
         raw(",\"rsv\":"); number(header.rsv)
@@ -116,7 +125,7 @@ extension OutputBuffer {
 
     func messageFields(_ record: MessageRecord, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let message = record.message
-        key("time"); time(record.time)
+        timeAndPacket(record.time)
         raw(",\"dir\":"); direction(record.direction)
         raw(",\"opcode\":"); number(message.opcode.rawValue)
         raw(",\"type\":"); opcodeType(message.opcode)
@@ -142,7 +151,7 @@ extension OutputBuffer {
     }
 
     func issueFields(_ issue: Issue) {
-        key("time"); time(issue.time)
+        timeAndPacket(issue.time)
         raw(",\"dir\":"); direction(issue.direction)
         raw(",\"severity\":"); string(issue.severity.rawValue)
         raw(",\"code\":"); string(issue.code)
@@ -150,7 +159,7 @@ extension OutputBuffer {
     }
 
     func requestFields(_ head: HTTPRequestHead, time requestTime: CaptureTimestamp) {
-        key("time"); time(requestTime)
+        timeAndPacket(requestTime)
         raw(",\"method\":"); string(head.method)
         raw(",\"target\":"); string(head.target)
         bytesUnlessUTF8("target_base64", head.targetBytes)
@@ -167,7 +176,7 @@ extension OutputBuffer {
     }
 
     func responseFields(_ head: HTTPResponseHead, time responseTime: CaptureTimestamp?) {
-        key("time"); time(responseTime)
+        timeAndPacket(responseTime)
         raw(",\"status\":"); number(head.status)
         raw(",\"reason\":"); string(head.reason)
         bytesUnlessUTF8("reason_base64", head.reasonBytes)
@@ -188,7 +197,7 @@ extension OutputBuffer {
 
     /// The start of an answer's body: text when it is UTF-8, else base64; `truncated` when cut.
     func answerBodyFields(_ body: HTTPBodyPreview, time bodyTime: CaptureTimestamp) {
-        key("time"); time(bodyTime)
+        timeAndPacket(bodyTime)
         raw(",\"length\":"); number(body.length)
         raw(",\"complete\":"); bool(body.isComplete)
         if body.missingBytes > 0 { raw(",\"missing_bytes\":"); number(body.missingBytes) }
@@ -198,7 +207,7 @@ extension OutputBuffer {
     }
 
     func upgradeFields(_ exchange: UpgradeExchange) {
-        key("time"); time(exchange.time)
+        timeAndPacket(exchange.time)
         raw(",\"request\":{"); requestFields(exchange.request, time: exchange.requestTime); raw("}")
         raw(",\"response\":")
         if let response = exchange.response {

@@ -136,6 +136,13 @@ public final class TextExporter: TimelineSink {
 
     /// The time and connection that start each line.
     private func begin(_ time: CaptureTimestamp?, _ record: ConnectionRecord) {
+        if style.packetNumbers {
+            // The packet's number as Wireshark shows it, right-aligned in seven columns.
+            let number = time.map { $0.packet > 0 ? String($0.packet) : "-" } ?? "-"
+            for _ in 0..<max(0, 7 - number.count) { line.append(UInt8(ascii: " ")) }
+            line.text(number)
+            line.raw("  ")
+        }
         switch style.timeFormat {
         case .relative:
             line.relativeTime(time, since: start)
@@ -314,6 +321,8 @@ public struct TextStyle: Sendable {
     public var prettyJSON = false
     /// ANSI colours: direction, issues by severity, handshake verdicts.
     public var colors = false
+    /// `-n`: each line starts with the number of the packet it came from (Wireshark's frame number).
+    public var packetNumbers = false
 
     public init() {}
 }

@@ -111,6 +111,9 @@ struct DecodeOptions: ParsableArguments {
     @Flag(name: [.customShort("x"), .customLong("hex")], help: "Text timeline: every payload also as hex and ASCII, 16 bytes a line, like tcpdump -X (at most --max-payload bytes).")
     var hexDump = false
 
+    @Flag(name: [.customShort("n"), .customLong("numbers")], help: "Text timeline: start each line with the number of the packet it came from, as Wireshark numbers frames (JSON always has it as \"packet\").")
+    var packetNumbers = false
+
     @Flag(name: .long, help: "Text timeline: text messages that are JSON are shown pretty-printed on the lines below.")
     var pretty = false
 
@@ -142,6 +145,7 @@ struct DecodeOptions: ParsableArguments {
         style.maxPayload = maxPayload
         style.hexDump = hexDump
         style.prettyJSON = pretty
+        style.packetNumbers = packetNumbers
         style.colors = color.enabled(writingTo: outputFile == nil || outputFile == "-" ? SystemCalls.standardOutput : -1)
         let sink = format.makeSink(output: output, maxPayload: maxPayload, style: style)
         guard !filter.keepsEverything, format != .summary else { return sink }
