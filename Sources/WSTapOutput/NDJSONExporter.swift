@@ -11,6 +11,10 @@ public final class NDJSONExporter: TimelineSink {
     private let textCache = FrameTextCache()
     /// Bounds decompressed payloads shown when `maxPayload` is nil.
     private var inflatedBudget = InflatedPayloadBudget()
+    /// Each open connection's `"host"` and `"target"` fields, rendered once from its last request
+    /// (the Upgrade request on a WebSocket connection) and added to its message events, so that
+    /// "the messages of /chat" is a filter on one line (`jq 'select(.target == "/chat")'`).
+    private var requestContext: [UInt64: [UInt8]] = [:]
 
     public init(output: OutputChannel, maxPayload: Int? = nil) {
         self.output = output
@@ -27,7 +31,7 @@ public final class NDJSONExporter: TimelineSink {
         case .connectionOpened(let record, let opened):
             time = opened
             begin("connection_open", record.id)
-            line.raw(",\"time\":"); line.time(opened)
+            line.comma(); line.timeAndPacket(opened)
             line.raw(",\"start_time\":"); line.time(record.startTime)
             line.raw(",\"client\":"); line.endpoint(record.client)
             line.raw(",\"server\":"); line.endpoint(record.server)
@@ -36,6 +40,10 @@ public final class NDJSONExporter: TimelineSink {
             time = requested
             begin("http_request", record.id); line.comma()
             line.requestFields(head, time: requested)
+            let context = OutputBuffer(capacity: 128)
+            context.raw(",\"host\":"); context.string(head.headers.combinedValue("Host"))
+            context.raw(",\"target\":"); context.string(head.target)
+            requestContext[record.id] = context.withBytes { Array($0) }
         case .httpResponse(let record, let answered, let head):
             time = answered
             begin("http_response", record.id); line.comma()
@@ -53,7 +61,7 @@ public final class NDJSONExporter: TimelineSink {
         case .tls(let record, let settled, let session):
             time = settled
             begin("tls", record.id)
-            line.raw(",\"time\":"); line.time(settled)
+            line.comma(); line.timeAndPacket(settled)
             line.raw(",\"tls\":"); line.tlsFields(session)
         case .frame(let record, let frame):
             time = frame.time
@@ -64,6 +72,11 @@ public final class NDJSONExporter: TimelineSink {
             time = message.time
             begin("message", record.id); line.comma()
             line.messageFields(message, maxPayload: maxPayload ?? inflatedBudget.maxPayload(for: message), textCache: textCache)
+            if let context = requestContext[record.id] {
+                context.withUnsafeBytes { line.append($0) }
+            } else {
+                line.raw(",\"host\":null,\"target\":null")
+            }
         case .issue(let record, let issue):
             time = issue.time
             line.raw("{\"event\":\"issue\",\"connection\":"); line.number(record?.id); line.comma()
@@ -71,7 +84,8 @@ public final class NDJSONExporter: TimelineSink {
         case .connectionClosed(let record, let end):
             time = end.time
             begin("connection_close", record.id)
-            line.raw(",\"time\":"); line.time(end.time)
+            requestContext[record.id] = nil
+            line.comma(); line.timeAndPacket(end.time)
             line.raw(",\"reason\":"); line.string(end.reason.rawValue)
             line.raw(",\"protocol\":"); line.string(end.protocolKind.rawValue)
             line.raw(",\"websocket_detection\":"); line.string(end.websocketDetection?.rawValue)
