@@ -44,7 +44,9 @@ check "a gzip-compressed pcapng the native reader takes over" 0 "$wstap" read "$
 check "the decompressed stream reads" 0 sh -c "zcat '$work/capture.pcap.gz' | '$wstap' read - --format summary"
 check "missing file exits 2" 2 "$wstap" read "$work/nope.pcap"
 expect "missing file gives one line" one_line_error
-check "directory exits 2" 2 "$wstap" read "$work"
+mkdir "$work/no-captures" && printf 'notes\n' >"$work/no-captures/README"
+check "a directory without a capture exits 2" 2 "$wstap" read "$work/no-captures"
+expect "...saying so" grep -q "no capture file with a packet in it" "$work/err"
 check "bad filter exits 2" 2 "$wstap" read captures/text-echo.pcap -f "tcp port"
 expect "bad filter message quotes the expression" grep -q "tcp port" "$work/err"
 check "unknown option exits 64" 64 "$wstap" read captures/text-echo.pcap --no-such-flag
@@ -149,6 +151,34 @@ check "auto under a terminal colours" 0 env -u NO_COLOR script -qec "'$wstap' re
 expect "...with ANSI sequences" grep -q "$(printf '\033')\[3" "$work/out"
 check "--pretty re-indents JSON messages" 0 "$wstap" read captures/deflate.pcap --pretty
 expect "...on the lines below the message" grep -q '^          "event": "tick",$' "$work/out"
+
+# Several files as one capture (issue 16, item 8): a ring-buffer set, a directory, sides merged by time.
+mkdir -p "$work/ring" "$work/sides"
+python3 - captures/chat-stream.pcap "$work/ring" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+header, offset, records = data[:24], 24, []
+while offset < len(data):
+    length = struct.unpack("<I", data[offset + 8:offset + 12])[0]
+    records.append(data[offset:offset + 16 + length]); offset += 16 + length
+for part in range(0, len(records), 10):  # named so that name order is not time order
+    open(f"{sys.argv[2]}/ring{len(records) - part:04d}.pcap", "wb").write(header + b"".join(records[part:part + 10]))
+PY
+"$wstap" read captures/chat-stream.pcap --format json >"$work/whole.json"
+check "a directory of ring-buffer files reads as one capture" 0 "$wstap" read "$work/ring" --format json
+expect "...byte for byte what the whole capture gives (ids, times, packet numbers)" cmp -s "$work/out" "$work/whole.json"
+check "the files named one by one, in any order" 0 "$wstap" read $(ls "$work"/ring/*.pcap | sort -r) --format json
+expect "...give the same" cmp -s "$work/out" "$work/whole.json"
+printf 'notes\n' >"$work/ring/README"
+check "a directory with a file that is not a capture" 0 "$wstap" read "$work/ring" --format summary
+expect "...says it skipped it" grep -q "skipped .*README: not a capture file" "$work/err"
+rm "$work/ring/README"
+head -c 700 "$(ls "$work"/ring/*.pcap | sort -r | sed -n 3p)" >"$work/cut-member" && mv "$work/cut-member" "$(ls "$work"/ring/*.pcap | sort -r | sed -n 3p)"
+check "a damaged file of a set exits 3" 3 "$wstap" read "$work/ring" --format json
+expect "...naming the file, after reading the later files too" sh -c "grep -q 'ring0.*damaged' '$work/err' && python3 -c \"import json; d=json.load(open('$work/out')); assert d['summary']['messages']['text'] > 60, d['summary']['messages']\""
+check "a missing file after the first is not taken for a filter" 2 "$wstap" read captures/text-echo.pcap "$work/none.pcap"
+expect "...and is named" grep -q "cannot read .*none.pcap" "$work/err"
+check "standard input is read alone" 64 "$wstap" read - captures/text-echo.pcap
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -136,7 +136,8 @@ public final class Analyzer: TCPConnectionObserver {
 /// Reads every packet of `source` into `analyzer`, then finishes it.
 ///
 /// A capture that ends in a damaged record is decoded up to the damage, which is reported as a
-/// `truncated-capture` issue and returned. `shouldStop` is asked between packets.
+/// `truncated-capture` issue and returned (of a set of files, each damaged file is reported and
+/// the first damage returned). `shouldStop` is asked between packets.
 public func analyze(
     _ source: any PacketSource, with analyzer: Analyzer, shouldStop: () -> Bool = { false }
 ) -> (summary: CaptureSummary, damage: CaptureError?) {
@@ -147,6 +148,9 @@ public func analyze(
             case .packet(let packet): analyzer.process(packet)
             case .noPacketYet: continue
             case .endOfCapture: break reading
+            case .partDamaged(let error):
+                if damage == nil { damage = error }
+                analyzer.reportCaptureDamage(error.message)
             }
         } catch {
             damage = error

@@ -119,6 +119,13 @@ public final class CaptureFileReader: PacketSource {
         return PcapRecordReader(fileDescriptor: descriptor, magic: magic, linkType: linkType, filter: compiledFilter)
     }
 
+    /// The file starts like a pcap, pcapng or gzip file (how a directory's captures are found).
+    public static func startsLikeCapture(_ path: String) -> Bool {
+        guard case .success(let bytes) = SystemCalls.readFile(path, from: 0, limit: 4), bytes.count == 4 else { return false }
+        let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        return Format(magic: word) != nil || GzipFile.starts(word)
+    }
+
     /// The file's first word in host byte order, which says its format.
     private static func readMagic(fileDescriptor: Int32) -> UInt32? {
         var magic: UInt32 = 0

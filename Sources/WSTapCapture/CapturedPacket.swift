@@ -29,6 +29,9 @@ public enum PacketSourceRead {
     case noPacketYet
     /// The file ended, or a live capture was stopped.
     case endOfCapture
+    /// A part of the input (a file of a set) ended in damage or could not be read; the rest is
+    /// still read. The error says which and where.
+    case partDamaged(CaptureError)
 }
 
 /// Anything that yields captured packets one at a time: a capture file or a live interface.

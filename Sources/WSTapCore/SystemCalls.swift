@@ -171,6 +171,18 @@ public enum SystemCalls {
         return .success(descriptor)
     }
 
+    /// The names in a directory (without `.` and `..`); fails when `path` is not a directory.
+    public static func directoryEntries(_ path: String) -> Result<[String], SystemError> {
+        guard let directory = opendir(path) else { return .failure(SystemError(call: "opendir", code: errno)) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return .success(names)
+    }
+
     /// Creates a directory; one that exists already is fine.
     public static func makeDirectory(_ path: String) -> SystemError? {
         if mkdir(path, 0o755) == 0 || errno == EEXIST { return nil }

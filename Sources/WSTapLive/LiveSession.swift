@@ -144,6 +144,8 @@ public final class LiveSession: @unchecked Sendable {
                 capture.waitForPackets()
             case .endOfCapture:
                 return nil
+            case .partDamaged(let error):
+                return error  // A live device has no parts: its failure ends the capture.
             }
         }
         return nil

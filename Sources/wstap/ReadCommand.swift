@@ -22,38 +22,71 @@ struct ReadCommand: ParsableCommand {
     }
 }
 
-/// The capture file and its BPF expression, as tcpdump takes them: `-r FILE` or the first word,
-/// then the expression's words.
+/// The capture files and their BPF expression, as tcpdump takes them: `-r FILE` or the first
+/// words that name files or directories, then the expression's words.
 struct CaptureFileArguments: ParsableArguments {
-    @Option(name: .customShort("r"), help: "The capture file (as tcpdump -r takes it).")
-    var readFile: String?
+    @Option(name: .customShort("r"), help: "A capture file or directory (as tcpdump -r takes it; repeatable).")
+    var readFiles: [String] = []
 
-    @Argument(help: "The capture file ('-' for standard input, .gz read directly; not with -r), then an optional BPF expression as tcpdump takes it (e.g. tcp port 8080).")
+    @Argument(help: "The capture files or directories ('-' for standard input; .gz read directly; several are read as one capture, merged by time, like a ring-buffer set), then an optional BPF expression as tcpdump takes it (e.g. tcp port 8080).")
     var words: [String] = []
 
-    /// The file named by `-r` or first.
-    var file: String { readFile ?? words.first ?? "" }
+    /// How many of the leading words name inputs: with `-r`, none; else `-` alone, or every word
+    /// up to the first that names no file or directory (the expression's first word).
+    private var inputWordCount: Int {
+        guard readFiles.isEmpty else { return 0 }
+        if words.first == "-" { return 1 }
+        let count = words.prefix { word in
+            if case .success = SystemCalls.fileStatus(word) { return true }
+            return false
+        }.count
+        return max(count, words.isEmpty ? 0 : 1)
+    }
 
-    /// The words after the file, as tcpdump joins them, else `-f`.
+    /// The inputs, in the order given.
+    var inputs: [String] { readFiles + words.prefix(inputWordCount) }
+
+    /// The words after the inputs, as tcpdump joins them, else `-f`.
     func filter(orOption option: String?) -> String? {
-        let expression = (readFile == nil ? words.dropFirst() : words[...]).joined(separator: " ")
+        let expression = words.dropFirst(inputWordCount).joined(separator: " ")
         return expression.isEmpty ? option : expression
     }
 
     func validate(filterOption: String?) throws {
-        if readFile == nil, words.isEmpty { throw ValidationError("name the capture file (or -r FILE)") }
-        let hasExpression = words.count > (readFile == nil ? 1 : 0)
-        if hasExpression, filterOption != nil { throw ValidationError("give the BPF filter once: -f or after the file") }
+        if inputs.isEmpty { throw ValidationError("name the capture file (or -r FILE)") }
+        let fileAfterStandardInput = readFiles.isEmpty && words.first == "-" && words.count > 1
+            && { if case .success = SystemCalls.fileStatus(words[1]) { return true } else { return false } }()
+        if (inputs.count > 1 && inputs.contains("-")) || fileAfterStandardInput {
+            throw ValidationError("standard input ('-') is read alone, not with other files")
+        }
+        if words.count > inputWordCount, filterOption != nil { throw ValidationError("give the BPF filter once: -f or after the file") }
+    }
+
+    /// A reader for the one file, or for the set the inputs make (several files, a directory);
+    /// what a set leaves out is said on standard error.
+    func openSource(filter: String?) throws(CaptureError) -> any PacketSource {
+        // A missing file named after the first is taken for the expression's start: say what it is.
+        if let word = words.dropFirst(inputWordCount).first,
+           word.contains("/") || [".pcap", ".pcapng", ".cap", ".gz"].contains(where: { word.hasSuffix($0) }) {
+            throw .cannotOpen(path: word, reason: "no such file or directory")
+        }
+        let isDirectory: Bool
+        if case .success = SystemCalls.directoryEntries(inputs[0]) { isDirectory = true } else { isDirectory = false }
+        if inputs.count == 1, !isDirectory { return try CaptureFileReader(path: inputs[0], filter: filter) }
+        let set = try CaptureSetReader(paths: inputs, filter: filter)
+        for (path, reason) in set.skipped.prefix(10) { note("skipped \(path): \(reason)") }
+        if set.skipped.count > 10 { note("skipped \(set.skipped.count - 10) more files that are not captures") }
+        return set
     }
 }
 
-/// Decodes a capture file into `sink`, then flushes `output`; fails with the documented exit
-/// status (2 unusable input, 3 damaged capture, 4 output lost).
+/// Decodes the capture into `sink`, then flushes `output`; fails with the documented exit status
+/// (2 unusable input, 3 damaged capture, 4 output lost).
 func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions, output: OutputChannel, sink: any TimelineSink) throws {
     SystemCalls.ignoreBrokenPipes()
-    let source: CaptureFileReader
+    let source: any PacketSource
     do {
-        source = try CaptureFileReader(path: input.file, filter: input.filter(orOption: analysis.filter))
+        source = try input.openSource(filter: input.filter(orOption: analysis.filter))
     } catch {
         throw fail(error.message, exitCode: 2)
     }
