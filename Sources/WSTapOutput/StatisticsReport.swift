@@ -217,7 +217,7 @@ public enum StatisticsReport {
 
     private static func decimal(_ value: Double, into out: OutputBuffer) { out.text(fixed(value, decimals: 3)) }
 
-    private static func seconds(_ nanoseconds: Int64, into out: OutputBuffer) { decimal(Double(nanoseconds) / 1e9, into: out) }
+    private static func seconds(_ nanoseconds: Int64, into out: OutputBuffer) { out.text(fixed(Double(nanoseconds) / 1e9, decimals: 6)) }
 
     private static func milliseconds(_ nanoseconds: Int64, into out: OutputBuffer) { out.text(fixed(Double(nanoseconds) / 1e6, decimals: 3)) }
 }
