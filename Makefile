@@ -6,7 +6,7 @@ CONFORMANCE ?= ../shared/conformance
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: demo test deps build release unit cli html numbers fuzz libfuzzer memory hostile live conformance bench install uninstall installcheck
+.PHONY: demo test deps build release unit cli html numbers fuzz libfuzzer memory hostile live conformance bench install uninstall installcheck scale
 
 deps:
 	@bash scripts/install-deps.sh
@@ -42,10 +42,12 @@ memory: release
 hostile: release
 	python3 Tests/hostile.py .build/release/wstap
 
-# The HTML report rendered in headless Chromium with crafted payloads (issue 16).
+# The HTML report rendered in headless Chromium with crafted payloads, and the HAR read back by
+# a third-party HAR parser (issue 16).
 html: release
 	@bash scripts/install-deps.sh --test
 	python3 Tests/html_report.py .build/release/wstap
+	python3 Tests/har_viewer.py .build/release/wstap
 
 # Packet numbers against Wireshark's frame numbers (tshark).
 numbers: release
@@ -93,6 +95,11 @@ installcheck: release
 	for sub in read sniff stats follow; do case " $$words " in *" $$sub "*) ;; *) echo "bash completion lacks $$sub: $$words"; exit 1;; esac; done; \
 	test -s $$root/usr/share/zsh/site-functions/_wstap; test -s $$root/usr/share/fish/vendor_completions.d/wstap.fish; \
 	echo "installcheck: binary, man page, bash/zsh/fish completions in place"
+
+# wstap over a directory of captures in Apache Spark (local mode) and DuckDB (issue 17; not part
+# of make test: it installs a JVM, pyspark and duckdb, and a JVM takes a while to start).
+scale: release
+	python3 scale/spark_recipe.py .build/release/wstap captures
 
 # The benchmark (not part of CI): about 15 minutes; needs tshark.
 bench: release

@@ -55,7 +55,7 @@ def decode_partition(wstap):
 def spark_answer(wstap, files, cores, keep):
     from pyspark.sql import SparkSession, functions as F
     spark = (SparkSession.builder.master(f"local[{cores}]").appName("wstap-recipe")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", str(cores))
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", str(cores))
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     started = time.time()

@@ -2,7 +2,7 @@
 # Installs what wstap needs to build and test, when missing: libpcap-dev, zlib1g-dev (build),
 # tcpdump, openssl (certificates for the wss:// live test) and python websockets (recording and
 # live tests); with --test also chromium (the HTML report's test renders it headless) and
-# tshark (packet numbers are compared with Wireshark's).
+# tshark (packet numbers are compared with Wireshark's), and python haralyzer (a HAR reader).
 # Needs root (or sudo) for apt-get.
 set -euo pipefail
 packages=(libpcap-dev zlib1g-dev pkg-config tcpdump openssl)
@@ -21,4 +21,8 @@ fi
 if ! python3 -c "import websockets" 2>/dev/null; then
     echo "installing python websockets" >&2
     python3 -m pip install -q websockets
+fi
+if [ "${1:-}" = --test ] && ! python3 -c "import haralyzer" 2>/dev/null; then
+    echo "installing python haralyzer" >&2
+    python3 -m pip install -q haralyzer
 fi
