@@ -44,23 +44,33 @@ def decode_partition(wstap):
                                          capture_output=True)
             if process.returncode not in (0, 3):
                 raise RuntimeError(f"{path}: wstap exit {process.returncode}: {process.stderr.decode()[:300]}")
-            name = os.path.basename(path)
-            for line in process.stdout.splitlines():
-                event = json.loads(line)
-                event["capture"] = name
-                yield json.dumps(event)
+            # Every line is an object: the capture's name goes in front, without parsing the line.
+            prefix = '{"capture":' + json.dumps(os.path.basename(path)) + ","
+            for line in process.stdout.decode().splitlines():
+                yield prefix + line[1:]
     return run
 
 
 def spark_answer(wstap, files, cores, keep):
     from pyspark.sql import SparkSession, functions as F
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
     spark = (SparkSession.builder.master(f"local[{cores}]").appName("wstap-recipe")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", str(cores))
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     started = time.time()
-    lines = spark.sparkContext.parallelize(files, len(files)).mapPartitions(decode_partition(wstap)).cache()
-    events = spark.read.json(lines)
+    # The tasks write the tagged NDJSON to files: nothing is held in memory, however many captures.
+    ndjson = os.path.join(keep, "spark-ndjson")
+    spark.sparkContext.parallelize(files, len(files)).mapPartitions(decode_partition(wstap)).saveAsTextFile(ndjson)
+    # The fields the question needs, as docs/json-format.md guarantees them: no inference pass.
+    schema = StructType([
+        StructField("capture", StringType()), StructField("event", StringType()),
+        StructField("connection", LongType()), StructField("dir", StringType()),
+        StructField("type", StringType()), StructField("length", LongType()),
+        StructField("host", StringType()), StructField("target", StringType()),
+        StructField("close", StructType([StructField("code", LongType()), StructField("reason", StringType())])),
+    ])
+    events = spark.read.schema(schema).json(ndjson)
     messages = (events.where(F.col("event") == "message")
                 .groupBy("capture", "connection", "host", "target")
                 .agg(F.count("*").alias("messages"), F.sum("length").alias("bytes")))
