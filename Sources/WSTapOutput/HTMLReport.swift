@@ -92,11 +92,7 @@ public final class HTMLReportExporter: TimelineSink {
         page.raw(Self.styleSheet)
         page.raw("</style></head>\n<body>\n<h1>wstap report</h1>\n<p class=\"meta\">")
         var facts = "\(summary.packets) packets, \(summary.connections) connections, \(summary.messages) messages, \(summary.issues) issues"
-        if let first = summary.firstPacketTime {
-            let when = OutputBuffer()
-            when.utcTime(first, withDate: true)
-            facts += "; capture starts " + when.withBytes { String(decoding: $0, as: UTF8.self) } + " UTC"
-        }
+        if let first = summary.firstPacketTime { facts += "; capture starts \(utcDateTime(first)) UTC" }
         facts += "; made by wstap \(WSTapVersion.current). Times are seconds since the first packet."
         HTMLText.write(facts, into: page)
         page.raw("</p>\n<p><input id=\"search\" type=\"search\" placeholder=\"Search messages, headers, issues\" autofocus> ")
@@ -309,18 +305,10 @@ public final class HTMLReportExporter: TimelineSink {
             section.raw("</p>\n")
         }
         if let request = connection.request {
-            section.raw("<details class=\"head\"><summary>→ ")
-            HTMLText.write("\(request.method) \(request.target) \(request.version)", into: section, singleLine: true)
-            section.raw("</summary><pre>")
-            HTMLText.write(request.headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section, singleLine: false)
-            section.raw("</pre></details>\n")
+            head("→ \(request.method) \(request.target) \(request.version)", request.headers, into: section)
         }
         if let response = connection.response {
-            section.raw("<details class=\"head\"><summary>← ")
-            HTMLText.write("\(response.version) \(response.status) \(response.reason)", into: section, singleLine: true)
-            section.raw("</summary><pre>")
-            HTMLText.write(response.headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section, singleLine: false)
-            section.raw("</pre></details>\n")
+            head("← \(response.version) \(response.status) \(response.reason)", response.headers, into: section)
         }
         if !connection.issues.isEmpty {
             section.raw("<ul class=\"issues\">")
@@ -335,6 +323,15 @@ public final class HTMLReportExporter: TimelineSink {
         }
         section.raw("</section>\n")
         finished.append((record.id, overview, section))
+    }
+
+    /// A message head: its first line, opening to its header lines.
+    private func head(_ firstLine: String, _ headers: HTTPHeaders, into section: OutputBuffer) {
+        section.raw("<details class=\"head\"><summary>")
+        HTMLText.write(firstLine, into: section, singleLine: true)
+        section.raw("</summary><pre>")
+        HTMLText.write(headers.lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"), into: section, singleLine: false)
+        section.raw("</pre></details>\n")
     }
 
     // MARK: page

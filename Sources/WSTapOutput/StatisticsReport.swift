@@ -113,11 +113,7 @@ public enum StatisticsReport {
         rows.append(total)
 
         var text = "capture: \(summary.packets) packets"
-        if let first = summary.firstPacketTime {
-            let start = OutputBuffer()
-            start.utcTime(first, withDate: true)
-            text += ", starts " + start.withBytes { String(decoding: $0, as: UTF8.self) } + " UTC"
-        }
+        if let first = summary.firstPacketTime { text += ", starts \(utcDateTime(first)) UTC" }
         text += ", \(fixed(Double(captureDuration(summary)) / 1e9, decimals: 3)) s\n"
         text += layout(rows)
         if !overall.issuesByCode.isEmpty {

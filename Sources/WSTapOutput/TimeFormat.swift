@@ -41,3 +41,10 @@ extension OutputBuffer {
         number(UInt64(time.nanoseconds / 1000), width: 6)
     }
 }
+
+/// `2026-12-01 18:26:05.989370` (UTC), for text assembled outside a buffer.
+func utcDateTime(_ time: CaptureTimestamp) -> String {
+    let text = OutputBuffer()
+    text.utcTime(time, withDate: true)
+    return text.withBytes { String(decoding: $0, as: UTF8.self) }
+}
