@@ -138,9 +138,13 @@ public final class CaptureFileReader: PacketSource {
     public func nextPacket() throws(CaptureError) -> PacketSourceRead {
         if finished { return .endOfCapture }
         if let recordReader = recordReaderReference {
-            return try deliver(recordReader.with { $0.next() })
+            let record = recordReader.with { $0.next() }
+            return try deliver(record, recordsRead: recordReader.with { Int($0.recordsRead) })
         }
-        if let nativeReader { return try deliver(nativeReader.next()) }
+        if let nativeReader {
+            let record = nativeReader.next()
+            return try deliver(record, recordsRead: nativeReader.packetsSeen)
+        }
         while true {
             switch pcap.next(linkType: linkType) {
             case .packet(var packet):
@@ -163,9 +167,9 @@ public final class CaptureFileReader: PacketSource {
                     switch native.next() {
                     case .packet(let packet):
                         nativeReader = native
-                        return try deliver(.packet(packet))
+                        return try deliver(.packet(packet), recordsRead: native.packetsSeen)
                     case .end:
-                        return try deliver(.end)
+                        return try deliver(.end, recordsRead: native.packetsSeen)
                     case .failure:
                         break
                     }
@@ -185,10 +189,11 @@ public final class CaptureFileReader: PacketSource {
         return reader
     }
 
-    private func deliver(_ record: consuming NativeRecord) throws(CaptureError) -> PacketSourceRead {
+    /// Hands on what a native reader read; `recordsRead` counts its records, filtered or not.
+    private func deliver(_ record: consuming NativeRecord, recordsRead: Int) throws(CaptureError) -> PacketSourceRead {
+        packetsRead = recordsRead
         switch record {
         case .packet(let packet):
-            packetsRead = Int(packet.timestamp.packet)
             return .packet(packet)
         case .end:
             finished = true

@@ -53,7 +53,7 @@ final class PcapRecordReader {
     }
 
     /// Records read so far, whether the filter kept them or not: the last one's number.
-    private var recordsRead: UInt64 = 0
+    private(set) var recordsRead: UInt64 = 0
 
     /// The next record that passes the filter; its bytes stay valid until the next call.
     func next() -> NativeRecord {
