@@ -81,7 +81,8 @@ public final class HARExporter: TimelineSink {
         tail.raw(rendered.isEmpty ? "]" : "\n]")
         var notes: [String] = []
         if messagesWithoutHandshake > 0 {
-            notes.append("\(messagesWithoutHandshake) WebSocket messages on \(connectionsWithoutHandshake) connections whose "
+            let connections = connectionsWithoutHandshake == 1 ? "1 connection" : "\(connectionsWithoutHandshake) connections"
+            notes.append("\(messagesWithoutHandshake) WebSocket messages on \(connections) whose "
                 + "opening handshake was not captured are not in this HAR (wstap read --format json has them)")
         }
         if messagesNotDecoded > 0 {

@@ -70,7 +70,7 @@ extension OutputBuffer {
     /// Text from the capture (a header value, an issue's detail) made safe to print.
     func terminalText(_ text: String) {
         var text = text
-        text.withUTF8 { terminalText(UnsafeRawBufferPointer($0)) }
+        text.withUTF8 { _ = terminalText(UnsafeRawBufferPointer($0)) }
     }
 
     /// Each whole UTF-8 character kept or escaped, any other byte (a fragment may split a

@@ -114,19 +114,31 @@ func fuzzCaptureReader(_ blob: UnsafeRawBufferPointer) {
     }
 }
 
-/// The whole pipeline on a blob read as a capture, with every output format rendered.
+/// The whole pipeline on a blob read as a capture, with every output format rendered (text with
+/// every option, JSON, NDJSON, HAR, HTML, stats, follow).
 func fuzzPipeline(_ blob: UnsafeRawBufferPointer) {
     withBlobAsFile(blob) { path in
-        for format in 0..<3 {
+        for format in 0..<7 {
             guard let reader = try? CaptureFileReader(path: path) else { return }
             let output = OutputChannel(inMemory: ())
             let sink: any TimelineSink
             switch format {
             case 0: sink = JSONExporter(output: output, maxPayload: nil)
             case 1: sink = NDJSONExporter(output: output, maxPayload: 64)
+            case 2: sink = HARExporter(output: output)
+            case 3: sink = HTMLReportExporter(output: output)
+            case 4: sink = StatisticsCollector { output.write(StatisticsReport.table($0) + StatisticsReport.json($0)) }
+            case 5:
+                output.timeOrder = .file
+                sink = FollowExporter(output: output, selector: .connection(1), pretty: true)
             default:
                 output.timeOrder = .file
-                sink = TextExporter(output: output, verbose: true)
+                var style = TextStyle()
+                style.verbose = true
+                style.prettyJSON = true
+                style.packetNumbers = true
+                style.colors = true
+                sink = TextExporter(output: output, style: style)
             }
             var options = AnalyzerOptions()
             if blob.first.map({ $0 & 1 == 1 }) ?? false { options.websocketPorts = [8080, 80, 18100] }
