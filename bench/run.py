@@ -3,6 +3,7 @@
 
 usage: bench/run.py [--runs N] [--tshark-runs N] [--work DIR] [--chat-mb 200] [--bulk-mb 200]
                     [--mixed-mb 150] [--live-seconds 5] [--live-rate 100000] [--skip-live] [--skip-memory]
+                    [--ring-part-mb 20] [--multi-file-only]
 
 1. Generates the captures with bench/generate.py (deterministic, cached in --work, never committed).
 2. Times, on each capture: wstap --format summary / json / ndjson / text (output to /dev/null), tshark
@@ -12,6 +13,9 @@ usage: bench/run.py [--runs N] [--tshark-runs N] [--work DIR] [--chat-mb 200] [-
 4. Live: wstap sniff -i lo --format ndjson while a sender pushes small messages at --live-rate
    per second; reports the kernel drop count and the messages decoded.
 5. Memory: Tests/memory.py (a 4 GB capture streamed through wstap read -).
+6. Many files: the chat capture cut into a ring-buffer set (files of --ring-part-mb, as tcpdump -C
+   would) read as a directory: its NDJSON must be byte-identical to the whole file's, and both
+   are timed (--multi-file-only runs just this).
 """
 import argparse, os, re, signal, socket, statistics, struct, subprocess, sys, threading, time
 
@@ -121,6 +125,51 @@ def bench_capture(kind, path, args):
     return counts_ok, {name: (wall, rss) for name, wall, rss in rows}
 
 
+def split_into_ring(path, directory, part_mb):
+    """Cuts a classic pcap into files of about `part_mb` MB, as tcpdump -C would (names in time order)."""
+    os.makedirs(directory, exist_ok=True)
+    for old in os.listdir(directory):
+        os.remove(os.path.join(directory, old))
+    with open(path, "rb") as capture:
+        header = capture.read(24)
+        part, out, written = 0, None, 0
+        while record := capture.read(16):
+            length = struct.unpack("<I", record[8:12])[0]
+            if out is None or written >= part_mb * 1_000_000:
+                if out:
+                    out.close()
+                out = open(os.path.join(directory, f"ring.pcap{part}"), "wb")
+                out.write(header)
+                part, written = part + 1, 24
+            out.write(record + capture.read(length))
+            written += 16 + length
+        out.close()
+    return part
+
+
+def bench_multi_file(kind, path, args):
+    """The same capture as one file and as a ring-buffer directory: the outputs must be equal
+    (connections continue across files), and the time is what reading the set costs."""
+    ring = os.path.join(args.work, f"{kind}-ring")
+    parts = split_into_ring(path, ring, args.ring_part_mb)
+    whole_out, ring_out = os.path.join(args.work, "whole.ndjson"), os.path.join(args.work, "ring.ndjson")
+    rows = []
+    for name, source in (("one file", path), (f"{parts} files", ring)):
+        for fmt_name in ("summary", "ndjson"):
+            wall, rss = median_run([WSTAP, "read", source, "--format", fmt_name], args.runs)
+            rows.append((f"{name} {fmt_name}", wall, rss))
+    subprocess.run([WSTAP, "read", path, "--format", "ndjson"], stdout=open(whole_out, "wb"), check=True)
+    subprocess.run([WSTAP, "read", ring, "--format", "ndjson"], stdout=open(ring_out, "wb"), check=True)
+    equal = subprocess.run(["cmp", "-s", whole_out, ring_out]).returncode == 0
+    os.remove(whole_out)
+    os.remove(ring_out)
+    print(f"\n{kind} as a ring-buffer set ({parts} files of about {args.ring_part_mb} MB in {ring}):")
+    print(f"  NDJSON of the set vs the whole file: " + ("byte-identical" if equal else "DIFFERENT"))
+    for name, wall, rss in rows:
+        print(f"  {name:<20} {wall:>8.3f} s {rss:>8.1f} MB")
+    return equal
+
+
 def live_benchmark(seconds, rate):
     """Small messages over loopback at `rate` per second (bench/loadgen.c, one frame per send)
     while wstap sniff decodes them with NDJSON output to /dev/null."""
@@ -155,16 +204,21 @@ def main():
     parser.add_argument("--live-rate", type=int, default=100_000)
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--ring-part-mb", type=int, default=20)
+    parser.add_argument("--multi-file-only", action="store_true", help="only the ring-buffer case, on the chat capture")
     args = parser.parse_args()
     global WORK
     WORK = args.work
     os.makedirs(args.work, exist_ok=True)
     version = subprocess.run(["tshark", "--version"], capture_output=True).stdout.decode().splitlines()[0]
     print(f"wstap benchmark: {os.cpu_count()} cores; {version}; medians of {args.runs} runs ({args.tshark_runs} for tshark)")
+    if args.multi_file_only:
+        sys.exit(0 if bench_multi_file("chat", generate("chat", args.chat_mb, args.work), args) else 1)
     captures = [("chat", generate("chat", args.chat_mb, args.work)), ("bulk", generate("bulk", args.bulk_mb, args.work)),
                 ("mixed", generate("mixed", args.mixed_mb, args.work))]
     results = {kind: bench_capture(kind, path, args) for kind, path in captures}
     ok = all(counts_ok for counts_ok, _ in results.values())
+    ok = bench_multi_file("chat", captures[0][1], args) and ok
     live_ok = None
     if not args.skip_live:
         live_ok = live_benchmark(args.live_seconds, args.live_rate)
