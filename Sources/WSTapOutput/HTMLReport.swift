@@ -143,7 +143,7 @@ public final class HTMLReportExporter: TimelineSink {
         if !message.isDecoded {
             rows.raw("<i>not decoded</i>")
         } else if record.payloadIsText || message.opcode == .text {
-            textPayload(message.payload, into: rows)
+            textPayload(message.payload, isValidUTF8: message.isValidUTF8 == true, into: rows)
         } else {
             binaryPayload(message.payload, into: rows)
         }
@@ -186,24 +186,40 @@ public final class HTMLReportExporter: TimelineSink {
     }
 
     /// A text payload: short single lines as they are, longer ones as a preview that expands to
-    /// the whole text (re-indented when it is JSON).
-    private func textPayload(_ payload: UnsafeRawBufferPointer, into rows: OutputBuffer) {
-        let shown = UnsafeRawBufferPointer(rebasing: payload.prefix(Self.maxShownBytes))
-        let text = String(decoding: shown, as: UTF8.self)
-        let pretty = JSONPretty.lines(shown)
-        let isShort = text.unicodeScalars.count <= Self.previewCharacters && !text.contains("\n") && pretty == nil
-        if isShort {
-            rows.raw("<span class=\"v\">"); HTMLText.write(text, into: rows); rows.raw("</span>")
-            return
+    /// the whole text (re-indented when it is JSON). Works on the bytes: one pass to measure, one
+    /// to escape.
+    private func textPayload(_ payload: UnsafeRawBufferPointer, isValidUTF8: Bool, into rows: OutputBuffer) {
+        let cut = UnsafeRawBufferPointer(rebasing: payload.prefix(Self.maxShownBytes))
+        // Bytes that are not UTF-8 (or a character split by the cut) become U+FFFD, once.
+        let repaired: [UInt8]? = isValidUTF8 && cut.count == payload.count ? nil : Array(String(decoding: cut, as: UTF8.self).utf8)
+        let opened = repaired.withUnsafeBytesOrNil(else: cut) { shown -> Bool in
+            // Where the preview's last character ends, and whether there is more or a line break.
+            var characters = 0
+            var previewEnd = shown.count
+            for (index, byte) in shown.enumerated() where byte & 0xC0 != 0x80 {
+                if characters == Self.previewCharacters { previewEnd = index; break }
+                characters += 1
+            }
+            let isShort = previewEnd == shown.count && !shown.contains(0x0A)
+            if isShort {
+                rows.raw("<span class=\"v\">"); HTMLText.write(utf8: shown, into: rows, singleLine: true, limit: .max); rows.raw("</span>")
+                return false
+            }
+            rows.raw("<details><summary>")
+            HTMLText.write(utf8: UnsafeRawBufferPointer(rebasing: shown[..<previewEnd]), into: rows, singleLine: true, limit: .max)
+            if previewEnd < shown.count { rows.raw("…") }
+            rows.raw("</summary><pre>")
+            if let pretty = JSONPretty.lines(shown) {
+                HTMLText.write(pretty.joined(separator: "\n"), into: rows, singleLine: false)
+            } else {
+                HTMLText.write(utf8: shown, into: rows, singleLine: false, limit: .max)
+            }
+            rows.raw("</pre>")
+            return true
         }
-        rows.raw("<details><summary>")
-        HTMLText.write(String(String.UnicodeScalarView(text.unicodeScalars.prefix(Self.previewCharacters))), into: rows, singleLine: true)
-        if text.unicodeScalars.count > Self.previewCharacters { rows.raw("…") }
-        rows.raw("</summary><pre>")
-        HTMLText.write(pretty?.joined(separator: "\n") ?? text, into: rows, singleLine: false)
-        rows.raw("</pre>")
-        if shown.count < payload.count {
-            rows.raw("<p class=\"cut\">… "); rows.number(payload.count - shown.count); rows.raw(" more bytes not shown (wstap follow writes them whole)</p>")
+        guard opened else { return }
+        if cut.count < payload.count {
+            rows.raw("<p class=\"cut\">… "); rows.number(payload.count - cut.count); rows.raw(" more bytes not shown (wstap follow writes them whole)</p>")
         }
         rows.raw("</details>")
     }
@@ -370,34 +386,84 @@ public final class HTMLReportExporter: TimelineSink {
     }()
 }
 
+extension Optional where Wrapped == [UInt8] {
+    /// The array's bytes when there is one, else `fallback`.
+    fileprivate func withUnsafeBytesOrNil<Result>(else fallback: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        guard let array = self else { return body(fallback) }
+        return array.withUnsafeBytes(body)
+    }
+}
+
 /// Text from the capture made inert in HTML: `& < > " '` escaped, and every control or
 /// invisible formatting character (C0, DEL, C1, bidirectional overrides, zero-width) shown as a
 /// visible mark, so what was sent is what is seen.
 enum HTMLText {
     static func write(_ text: String, into out: OutputBuffer, singleLine: Bool = true, limit: Int = .max) {
-        var written = 0
-        for scalar in text.unicodeScalars {
-            if written == limit { out.raw("…"); return }
-            written += 1
-            switch scalar.value {
-            case 0x26: out.raw("&amp;")
-            case 0x3C: out.raw("&lt;")
-            case 0x3E: out.raw("&gt;")
-            case 0x22: out.raw("&quot;")
-            case 0x27: out.raw("&#39;")
-            case 0x0A where !singleLine, 0x09 where !singleLine: out.append(UInt8(scalar.value))
-            case 0x00..<0x20, 0x7F:
-                // The Control Pictures block: ␀ … ␟, ␡.
-                out.raw("<span class=\"ctl\">")
-                out.text(String(UnicodeScalar(scalar.value == 0x7F ? 0x2421 : 0x2400 + scalar.value)!))
-                out.raw("</span>")
-            case 0x80..<0xA0, 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x2069, 0xFEFF:
-                out.raw("<span class=\"ctl\">&lt;U+")
-                out.text(String(scalar.value, radix: 16, uppercase: true))
-                out.raw("&gt;</span>")
-            default:
-                out.text(String(scalar))
+        var text = text
+        text.withUTF8 { write(utf8: UnsafeRawBufferPointer($0), into: out, singleLine: singleLine, limit: limit) }
+    }
+
+    /// One pass over valid UTF-8 (a `String`'s): runs of plain characters are copied as they are,
+    /// the few that need it are replaced.
+    static func write(utf8 bytes: UnsafeRawBufferPointer, into out: OutputBuffer, singleLine: Bool, limit: Int) {
+        var index = 0
+        var runStart = 0
+        var characters = 0
+        func flush(upTo end: Int) {
+            if end > runStart { out.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<end])) }
+        }
+        while index < bytes.count {
+            if characters == limit {
+                flush(upTo: index)
+                out.raw("…")
+                return
+            }
+            let byte = bytes[index]
+            // The length of this UTF-8 sequence, from its lead byte.
+            let length = byte < 0x80 ? 1 : byte < 0xE0 ? 2 : byte < 0xF0 ? 3 : 4
+            characters += 1
+            var replacement: StaticString?
+            var visible: UInt32?
+            switch byte {
+            case UInt8(ascii: "&"): replacement = "&amp;"
+            case UInt8(ascii: "<"): replacement = "&lt;"
+            case UInt8(ascii: ">"): replacement = "&gt;"
+            case UInt8(ascii: "\""): replacement = "&quot;"
+            case UInt8(ascii: "'"): replacement = "&#39;"
+            case 0x0A where !singleLine, 0x09 where !singleLine: break
+            case 0x00..<0x20, 0x7F: visible = UInt32(byte)
+            case 0xC2 where index + 1 < bytes.count && (0x80...0x9F).contains(bytes[index + 1]):
+                visible = UInt32(bytes[index + 1])  // C1 controls
+            case 0xE2 where index + 2 < bytes.count:
+                // U+200B-200F, U+202A-202E (E2 80 …), U+2060-2069 (E2 81 …): zero-width and bidirectional.
+                let scalar = 0x2000 | UInt32(bytes[index + 1] & 0x3F) << 6 | UInt32(bytes[index + 2] & 0x3F)
+                if (0x200B...0x200F).contains(scalar) || (0x202A...0x202E).contains(scalar) || (0x2060...0x2069).contains(scalar) {
+                    visible = scalar
+                }
+            case 0xEF where index + 2 < bytes.count && bytes[index + 1] == 0xBB && bytes[index + 2] == 0xBF:
+                visible = 0xFEFF
+            default: break
+            }
+            if replacement != nil || visible != nil {
+                flush(upTo: index)
+                if let replacement {
+                    out.raw(replacement)
+                } else if let visible, visible < 0x20 || visible == 0x7F {
+                    // The Control Pictures block: ␀ … ␟, ␡.
+                    out.raw("<span class=\"ctl\">")
+                    out.text(String(UnicodeScalar(visible == 0x7F ? 0x2421 : 0x2400 + visible)!))
+                    out.raw("</span>")
+                } else if let visible {
+                    out.raw("<span class=\"ctl\">&lt;U+")
+                    out.text(String(visible, radix: 16, uppercase: true))
+                    out.raw("&gt;</span>")
+                }
+                index += length
+                runStart = index
+            } else {
+                index += length
             }
         }
+        flush(upTo: bytes.count)
     }
 }
