@@ -25,6 +25,14 @@ public struct AnalyzerOptions: Sendable {
     public init() {}
 }
 
+/// What an analyzer that is one job of a parallel analysis does differently.
+struct JobRole {
+    /// Only one job says which key log decrypts TLS.
+    var announcesCaptureIssues: Bool
+    var connectionNumbered: (UInt64, CaptureTimestamp) -> Void
+    var connectionRemoved: (UInt64) -> Void
+}
+
 /// Runs packets through every stage (packets → TCP → a chain of stages per connection) and
 /// reports a timeline.
 ///
@@ -40,14 +48,34 @@ public final class Analyzer: TCPConnectionObserver {
     private let fragments = IPFragmentReassembler()
     private let heldBytes: HeldBytesTally?
 
+    /// Set when this analyzer is one job of a parallel analysis (`ParallelAnalysis`).
+    private let job: JobRole?
+
     public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
         self.options = options
         timeline = TimelineFold(sink: sink)
         heldBytes = options.tracksHeldBytes ? HeldBytesTally() : nil
         let table = ConnectionTable(limits: options.reassembly)
         connections = ManuallyRetained(retaining: table)
+        job = nil
         table.observer = self
         if let keyLog = options.keyLog { announce(keyLog) }
+    }
+
+    /// One job of several, each given the packets of its own connections: the capture's start and
+    /// the idle sweeps come from the reader, and ids are reported to be mapped to the capture's.
+    init(options: AnalyzerOptions, sink: any TimelineSink, job: JobRole) {
+        self.options = options
+        timeline = TimelineFold(sink: sink)
+        heldBytes = options.tracksHeldBytes ? HeldBytesTally() : nil
+        let table = ConnectionTable(limits: options.reassembly)
+        table.sweepsOnItsOwn = false
+        table.connectionNumbered = job.connectionNumbered
+        table.connectionRemoved = job.connectionRemoved
+        connections = ManuallyRetained(retaining: table)
+        self.job = job
+        table.observer = self
+        if job.announcesCaptureIssues, let keyLog = options.keyLog { announce(keyLog) }
     }
 
     /// Says which key log decrypts TLS, and which of its lines could not be used.
@@ -82,7 +110,8 @@ public final class Analyzer: TCPConnectionObserver {
         summary.capturedBytes &+= UInt64(packet.bytes.count)
         if summary.firstPacketTime == nil {
             summary.firstPacketTime = packet.timestamp
-            timeline.sink.receive(.captureStarted(packet.timestamp))
+            // A job's first packet is not the capture's: the parallel analysis says when it starts.
+            if job == nil { timeline.sink.receive(.captureStarted(packet.timestamp)) }
         }
         summary.lastPacketTime = packet.timestamp
         if packet.missingLength > 0 { summary.snaplenTruncatedPackets &+= 1 }
@@ -111,11 +140,17 @@ public final class Analyzer: TCPConnectionObserver {
         timeline.receive(.issue(nil, .truncatedCapture(message)))
     }
 
+    /// A job's idle sweep, at a point of the whole capture where one analyzer would sweep.
+    func sweepConnections(at time: CaptureTimestamp) {
+        connections.with { $0.sweep(at: time) }
+    }
+
     /// Closes every open connection and delivers the summary; call once, after the last packet.
+    /// `endingAt`: when the capture ended, for a job that did not see its last packet.
     @discardableResult
-    public func finish(liveStatistics: LiveStatistics? = nil) -> CaptureSummary {
+    public func finish(liveStatistics: LiveStatistics? = nil, endingAt: CaptureTimestamp? = nil) -> CaptureSummary {
         summary.live = liveStatistics
-        let end = summary.lastPacketTime ?? .zero
+        let end = endingAt ?? summary.lastPacketTime ?? .zero
         connections.with { $0.finish(at: end) }
         summary.tcp = connections.with(\.statistics)
         summary.ipDatagramsReassembled = fragments.reassembled

@@ -223,6 +223,18 @@ extension TimelineEvent {
         case .connectionClosed(_, let end): end.time
         }
     }
+
+    /// The connection the event belongs to; nil for the capture's own events.
+    public var connection: ConnectionRecord? {
+        switch self {
+        case .captureStarted: nil
+        case .connectionOpened(let record, _), .httpRequest(let record, _, _), .httpResponse(let record, _, _),
+             .httpExchange(let record, _), .upgrade(let record, _), .upgradeAnswerBody(let record, _, _),
+             .tls(let record, _, _), .frame(let record, _), .message(let record, _), .connectionClosed(let record, _):
+            record
+        case .issue(let record, _): record
+        }
+    }
 }
 
 /// Where timeline events go: every exporter is one.

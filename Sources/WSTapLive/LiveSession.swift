@@ -152,41 +152,6 @@ public final class LiveSession: @unchecked Sendable {
     }
 }
 
-/// Packets copied out of libpcap's buffer on the capture thread.
-struct PacketBatch {
-    private struct Record {
-        var timestamp: CaptureTimestamp
-        var linkType: LinkType
-        var start: Int
-        var count: Int
-        var originalLength: Int
-    }
-
-    private var bytes: [UInt8] = []
-    private var records: [Record] = []
-
-    var isEmpty: Bool { records.isEmpty }
-    var byteCount: Int { bytes.count }
-    var packetCount: Int { records.count }
-
-    mutating func append(_ packet: CapturedPacket) {
-        records.append(Record(timestamp: packet.timestamp, linkType: packet.linkType, start: bytes.count,
-                              count: packet.bytes.count, originalLength: packet.originalLength))
-        bytes.appendBytes(packet.bytes)
-    }
-
-    func forEachPacket(_ body: (CapturedPacket) -> Void) {
-        bytes.withUnsafeBytes { all in
-            for record in records {
-                body(CapturedPacket(
-                    timestamp: record.timestamp, linkType: record.linkType,
-                    bytes: UnsafeRawBufferPointer(rebasing: all[record.start..<(record.start + record.count)]),
-                    originalLength: record.originalLength))
-            }
-        }
-    }
-}
-
 /// A bounded hand-over between the capture thread and the decoder.
 final class BatchQueue: @unchecked Sendable {
     private let condition = NSCondition()

@@ -210,16 +210,3 @@ public final class FilteringSink: TimelineSink {
     }
 }
 
-extension TimelineEvent {
-    /// The connection the event belongs to; nil for the capture's own events.
-    var connection: ConnectionRecord? {
-        switch self {
-        case .captureStarted: nil
-        case .connectionOpened(let record, _), .httpRequest(let record, _, _), .httpResponse(let record, _, _),
-             .httpExchange(let record, _), .upgrade(let record, _), .upgradeAnswerBody(let record, _, _),
-             .tls(let record, _, _), .frame(let record, _), .message(let record, _), .connectionClosed(let record, _):
-            record
-        case .issue(let record, _): record
-        }
-    }
-}

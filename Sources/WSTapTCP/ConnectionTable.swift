@@ -55,6 +55,14 @@ public final class ConnectionTable {
     private var closedRecently: [ConnectionKey: CaptureTimestamp] = [:]
     private var closedOrder = FIFOQueue<(key: ConnectionKey, time: CaptureTimestamp)>()
     private var nextID: UInt64 = 1
+    /// False when the idle sweep is driven from outside (`sweep(at:)`): a flow shard sees only
+    /// its own segments, so the sweep points of the whole capture are given to it.
+    public var sweepsOnItsOwn = true
+    /// Told of every connection numbered (its id and the time of the packet that opened it) and
+    /// of every connection removed from the table, shown or not: a flow shard's ids are mapped to
+    /// the whole capture's from these.
+    public var connectionNumbered: ((UInt64, CaptureTimestamp) -> Void)?
+    public var connectionRemoved: ((UInt64) -> Void)?
     private var pendingBytesTotal = 0
     private var lastSweep: CaptureTimestamp?
     public private(set) var statistics = TCPStatistics()
@@ -82,7 +90,7 @@ public final class ConnectionTable {
     /// Routes one segment to its connection, opening, reordering and closing as the flags say.
     public func process(_ segment: TCPSegment, at time: CaptureTimestamp) {
         statistics.segments &+= 1
-        sweepIfDue(at: time)
+        if sweepsOnItsOwn { sweepIfDue(at: time) }
         let key = ConnectionKey(segment.source, segment.destination)
         let isSyn = segment.flags.contains(.syn)
         let isSynAck = isSyn && segment.flags.contains(.ack)
@@ -219,6 +227,7 @@ public final class ConnectionTable {
         if connections.count >= limits.maxConnections { evictLeastRecentlyActive(at: time) }
         let server = client == segment.source ? segment.destination : segment.source
         let info = TCPConnectionInfo(id: nextID, client: client, server: server, handshakeSeen: handshakeSeen)
+        connectionNumbered?(nextID, time)
         nextID += 1
         statistics.connections &+= 1
         let connection = TrackedConnection(info: info, key: key, time: time)
@@ -264,6 +273,7 @@ public final class ConnectionTable {
             unlink(owned.unretained)
             justClosed.append(owned.takeOwnership())
         }
+        connectionRemoved?(connection.id)
         // A connection that went idle or was evicted may still be alive: if it sends data again,
         // it comes back as a connection seen mid-stream rather than losing the bytes.
         if reason == .finished || reason == .reset { rememberClosed(key, at: time) }
@@ -326,13 +336,24 @@ public final class ConnectionTable {
         statistics.conflictingRetransmissions &+= stream.conflicts
     }
 
-    private func sweepIfDue(at time: CaptureTimestamp) {
+    /// Whether a segment at `time` starts an idle sweep, and the time that decides the next one:
+    /// the rule a table applies to its own segments, for a reader that drives several tables.
+    public static func sweepIsDue(at time: CaptureTimestamp, lastSweep: inout CaptureTimestamp?) -> Bool {
         guard let last = lastSweep else {
             lastSweep = time
-            return
+            return false
         }
-        guard time.seconds >= last.seconds &+ Self.sweepIntervalSeconds else { return }
+        guard time.seconds >= last.seconds &+ sweepIntervalSeconds else { return false }
         lastSweep = time
+        return true
+    }
+
+    private func sweepIfDue(at time: CaptureTimestamp) {
+        if Self.sweepIsDue(at: time, lastSweep: &lastSweep) { sweep(at: time) }
+    }
+
+    /// Closes the connections idle longer than the timeout and forgets old closed 4-tuples.
+    public func sweep(at time: CaptureTimestamp) {
         let idle = leastRecentlyActive(upTo: .max) { $0.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time }
         for connection in idle.sorted(by: { $0.id < $1.id }) {
             close(connection, reason: .idleTimeout, at: time)

@@ -28,6 +28,9 @@ struct CaptureFileArguments: ParsableArguments {
     @Option(name: .customShort("r"), help: "A capture file or directory (as tcpdump -r takes it; repeatable).")
     var readFiles: [String] = []
 
+    @Option(name: .customLong("jobs"), help: "Decode with N jobs in parallel (connections shared out by their addresses and ports; the output is the same as with --jobs 1).")
+    var jobs: Int = 1
+
     @Argument(help: "The capture files or directories ('-' for standard input; .gz read directly; several are read as one capture, merged by time, like a ring-buffer set), then an optional BPF expression as tcpdump takes it (e.g. tcp port 8080).")
     var words: [String] = []
 
@@ -53,6 +56,7 @@ struct CaptureFileArguments: ParsableArguments {
     }
 
     func validate(filterOption: String?) throws {
+        if jobs < 1 { throw ValidationError("--jobs must be 1 or more") }
         if inputs.isEmpty { throw ValidationError("name the capture file (or -r FILE)") }
         let fileAfterStandardInput = readFiles.isEmpty && words.first == "-" && words.count > 1
             && { if case .success = SystemCalls.fileStatus(words[1]) { return true } else { return false } }()
@@ -96,8 +100,12 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
     } catch {
         throw fail(error.message, exitCode: 2)
     }
-    let analyzer = Analyzer(options: analyzerOptions, sink: sink)
-    let (_, damage) = analyze(source, with: analyzer, shouldStop: { output.failed })
+    let damage: CaptureError?
+    if input.jobs > 1 {
+        damage = analyzeInParallel(source, jobs: input.jobs, options: analyzerOptions, sink: sink, shouldStop: { output.failed }).damage
+    } else {
+        damage = analyze(source, with: Analyzer(options: analyzerOptions, sink: sink), shouldStop: { output.failed }).damage
+    }
     output.flush()
     if let reason = output.failure { throw fail("cannot write output: \(reason)", exitCode: 4) }
     if let damage { throw fail(damage.message, exitCode: 3) }
