@@ -180,5 +180,41 @@ check "a missing file after the first is not taken for a filter" 2 "$wstap" read
 expect "...and is named" grep -q "cannot read .*none.pcap" "$work/err"
 check "standard input is read alone" 64 "$wstap" read - captures/text-echo.pcap
 
+# --jobs (issue 17): the same bytes as one job, in every format, on every capture.
+check "--jobs 0 is a usage error" 64 "$wstap" read captures/text-echo.pcap --jobs 0
+jobs_differ=""
+for capture in captures/*.pcap* captures/damaged/*.pcap* ../shared/conformance/captures/*.pcap*; do
+    [ -f "$capture" ] || continue
+    for format in json ndjson text; do
+        "$wstap" read "$capture" --format "$format" >"$work/one" 2>/dev/null
+        "$wstap" read "$capture" --format "$format" --jobs 2 >"$work/two" 2>/dev/null
+        cmp -s "$work/one" "$work/two" || jobs_differ="$jobs_differ $capture:$format"
+    done
+done
+expect "--jobs 2 writes what --jobs 1 writes on every capture, as json, ndjson and text${jobs_differ:+ (differs:$jobs_differ)}" test -z "$jobs_differ"
+python3 bench/generate.py chat 3 --seed 3 --out "$work/gen.pcap"
+python3 - "$work/gen.pcap" "$work/half.pcap" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+offset, records = 24, []
+while offset < len(data):
+    length = struct.unpack("<I", data[offset + 8:offset + 12])[0]
+    records.append(data[offset:offset + 16 + length]); offset += 16 + length
+open(sys.argv[2], "wb").write(data[:24] + b"".join(records[:len(records) // 2]))
+PY
+# Half a capture of many connections, then one three years later: the idle sweep closes dozens
+# of connections of every job at once, and they must come out in the order one job gives.
+for jobs in 2 3; do
+    for format in json ndjson text summary har html; do
+        "$wstap" read "$work/half.pcap" captures/chat-stream.pcap --idle-timeout 60 --format "$format" >"$work/one"
+        check "--jobs $jobs, $format, connections closed together by an idle sweep" 0 "$wstap" read "$work/half.pcap" captures/chat-stream.pcap --idle-timeout 60 --format "$format" --jobs "$jobs"
+        expect "...the same bytes as --jobs 1" cmp -s "$work/out" "$work/one"
+    done
+done
+"$wstap" read "$work/half.pcap" captures/chat-stream.pcap --idle-timeout 60 >"$work/one"
+expect "...(the sweep closed many connections)" sh -c "[ \$(grep -c 'closed (idle-timeout)' '$work/one') -ge 20 ]"
+check "stats --jobs 2" 0 "$wstap" stats "$work/gen.pcap" --format json --jobs 2
+expect "...equals stats --jobs 1" sh -c "'$wstap' stats '$work/gen.pcap' --format json | cmp -s - '$work/out'"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -52,10 +52,17 @@ private struct WorkBatch: Sendable {
         case damage(String)
     }
 
-    var packets = PacketBatch()
+    var packets: PacketBatch
     var sequences: [UInt64] = []
     /// Marks, each applied before the packet at `beforePacket` (or after the last one), at `sequence`.
     var marks: [(beforePacket: Int, sequence: UInt64, mark: Mark)] = []
+
+    /// Room for a job's share of a batch read for `jobs` jobs.
+    init(jobs: Int) {
+        let packets = Reader.batchPackets / jobs + Reader.batchPackets / 8
+        self.packets = PacketBatch(reservingPackets: packets, bytes: Reader.batchBytes / jobs + Reader.batchBytes / 8)
+        sequences.reserveCapacity(packets)
+    }
 
     mutating func append(_ packet: CapturedPacket, sequence: UInt64) {
         packets.append(packet)
@@ -63,8 +70,9 @@ private struct WorkBatch: Sendable {
     }
 }
 
-/// Keeps a job's events with their positions, and their payloads, until they are merged.
-private final class EventRecorder: TimelineSink {
+/// What a job recorded while decoding one batch: its events with their positions and their bytes,
+/// and the connections it numbered and removed.
+private struct RecordedBatch {
     struct Recorded {
         var position: Position
         var event: TimelineEvent
@@ -72,13 +80,60 @@ private final class EventRecorder: TimelineSink {
         var gaps: Range<Int>
     }
 
-    var position = Position(sequence: 0, phase: .sweepBefore)
-    private(set) var events: [Recorded] = []
-    private var payloads: [UInt8] = []
-    private var gaps: [PayloadGap] = []
-    /// Connections numbered (at the position that opened them) and removed, by this job's ids.
+    var events: [Recorded] = []
+    var payloads: [UInt8] = []
+    var gaps: [PayloadGap] = []
+    /// Connections numbered (at the position that opened them) and removed, by the job's ids.
     var numbered: [(sequence: UInt64, id: UInt64)] = []
     var removed: [UInt64] = []
+
+    mutating func clear() {
+        events.removeAll(keepingCapacity: true)
+        payloads.removeAll(keepingCapacity: payloads.capacity <= 64 << 20)
+        gaps.removeAll(keepingCapacity: true)
+        numbered.removeAll(keepingCapacity: true)
+        removed.removeAll(keepingCapacity: true)
+    }
+
+    mutating func keep(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        let start = payloads.count
+        payloads.appendBytes(bytes)
+        return start..<payloads.count
+    }
+
+    mutating func keep(_ list: UnsafeBufferPointer<PayloadGap>) -> Range<Int> {
+        let start = gaps.count
+        gaps.append(contentsOf: list)
+        return start..<gaps.count
+    }
+
+    /// Hands `recorded` to `sink` with its connection's id in the capture, its bytes (kept in
+    /// `payloads` and `gaps`) lent again.
+    static func deliver(
+        _ recorded: Recorded, payloads: UnsafeRawBufferPointer, gaps: UnsafeBufferPointer<PayloadGap>, to sink: any TimelineSink,
+        captureID: (UInt64) -> UInt64
+    ) {
+        var event = recorded.event.renumbered(captureID)
+        switch event {
+        case .frame(let record, var frame):
+            frame.payload = UnsafeRawBufferPointer(rebasing: payloads[recorded.payload])
+            frame.gaps = UnsafeBufferPointer(rebasing: gaps[recorded.gaps])
+            event = .frame(record, frame)
+        case .message(let record, var message):
+            message.message.payload = UnsafeRawBufferPointer(rebasing: payloads[recorded.payload])
+            message.message.gaps = UnsafeBufferPointer(rebasing: gaps[recorded.gaps])
+            event = .message(record, message)
+        default:
+            break
+        }
+        sink.receive(event)
+    }
+}
+
+/// A job's sink: records each event with the position that produced it, its borrowed bytes copied.
+private final class EventRecorder: TimelineSink {
+    var position = Position(sequence: 0, phase: .sweepBefore)
+    var batch = RecordedBatch()
     private(set) var summary: CaptureSummary?
     let receivesFramesAndMessages: Bool
 
@@ -89,65 +144,35 @@ private final class EventRecorder: TimelineSink {
         case .captureStarted:
             return  // The parallel analysis says when the capture started.
         case .frame(let record, var frame):
-            let (payload, gapRange) = (keep(frame.payload), keep(frame.gaps))
+            let (payload, gaps) = (batch.keep(frame.payload), batch.keep(frame.gaps))
             frame.payload = UnsafeRawBufferPointer(start: nil, count: 0)
             frame.gaps = UnsafeBufferPointer(start: nil, count: 0)
-            events.append(Recorded(position: position, event: .frame(record, frame), payload: payload, gaps: gapRange))
+            batch.events.append(RecordedBatch.Recorded(position: position, event: .frame(record, frame), payload: payload, gaps: gaps))
         case .message(let record, var message):
-            let (payload, gapRange) = (keep(message.message.payload), keep(message.message.gaps))
+            let (payload, gaps) = (batch.keep(message.message.payload), batch.keep(message.message.gaps))
             message.message.payload = UnsafeRawBufferPointer(start: nil, count: 0)
             message.message.gaps = UnsafeBufferPointer(start: nil, count: 0)
-            events.append(Recorded(position: position, event: .message(record, message), payload: payload, gaps: gapRange))
+            batch.events.append(RecordedBatch.Recorded(position: position, event: .message(record, message), payload: payload, gaps: gaps))
         default:
-            events.append(Recorded(position: position, event: event, payload: 0..<0, gaps: 0..<0))
+            batch.events.append(RecordedBatch.Recorded(position: position, event: event, payload: 0..<0, gaps: 0..<0))
         }
     }
 
     func finish(_ summary: CaptureSummary) { self.summary = summary }
 
-    private func keep(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
-        let start = payloads.count
-        payloads.appendBytes(bytes)
-        return start..<payloads.count
+    /// A delivered batch's storage, emptied, for the next one (its capacity kept).
+    private var spare: RecordedBatch?
+
+    /// What was recorded since the last call.
+    func take() -> RecordedBatch {
+        defer { batch = spare ?? RecordedBatch() ; spare = nil }
+        return batch
     }
 
-    private func keep(_ list: UnsafeBufferPointer<PayloadGap>) -> Range<Int> {
-        let start = gaps.count
-        gaps.append(contentsOf: list)
-        return start..<gaps.count
-    }
-
-    /// Hands event `index` to `sink` with its connection's id in the capture, its bytes lent again.
-    func deliver(_ index: Int, to sink: any TimelineSink, captureID: (UInt64) -> UInt64) {
-        var event = events[index].event.renumbered(captureID)
-        let recorded = events[index]
-        payloads.withUnsafeBytes { allPayloads in
-            gaps.withUnsafeBufferPointer { allGaps in
-                let payload = UnsafeRawBufferPointer(rebasing: allPayloads[recorded.payload])
-                let gapList = UnsafeBufferPointer(rebasing: allGaps[recorded.gaps])
-                switch event {
-                case .frame(let record, var frame):
-                    frame.payload = payload
-                    frame.gaps = gapList
-                    event = .frame(record, frame)
-                case .message(let record, var message):
-                    message.message.payload = payload
-                    message.message.gaps = gapList
-                    event = .message(record, message)
-                default:
-                    break
-                }
-                sink.receive(event)
-            }
-        }
-    }
-
-    func clear() {
-        events.removeAll(keepingCapacity: true)
-        payloads.removeAll(keepingCapacity: payloads.count <= 64 << 20)
-        gaps.removeAll(keepingCapacity: true)
-        numbered.removeAll(keepingCapacity: true)
-        removed.removeAll(keepingCapacity: true)
+    /// Takes back a delivered batch, to record into again.
+    func recycle(_ delivered: consuming RecordedBatch) {
+        delivered.clear()
+        spare = delivered
     }
 }
 
@@ -163,8 +188,8 @@ private final class Job: @unchecked Sendable {
         self.recorder = recorder
         let role = JobRole(
             announcesCaptureIssues: index == 0,
-            connectionNumbered: { id, _ in recorder.numbered.append((recorder.position.sequence, id)) },
-            connectionRemoved: { id in recorder.removed.append(id) })
+            connectionNumbered: { id, _ in recorder.batch.numbered.append((recorder.position.sequence, id)) },
+            connectionRemoved: { id in recorder.batch.removed.append(id) })
         analyzer = Analyzer(options: options, sink: recorder, job: role)
     }
 
@@ -251,7 +276,7 @@ private struct PacketRouter {
             let key = HeldKey(source: fragment.source, destination: fragment.destination,
                               identification: fragment.identification, protocolNumber: fragment.protocolNumber)
             if held[key] == nil { heldOrder.append(key) }
-            held[key, default: PacketBatch()].append(packet)
+            held[key, default: PacketBatch(reservingPackets: 4, bytes: 4 * packet.bytes.count)].append(packet)
             heldBytes += packet.bytes.count
             var owner: Int?
             fragments.add(fragment, at: packet.timestamp) { datagram in
@@ -289,36 +314,71 @@ private struct PacketRouter {
     }
 }
 
-private final class ParallelAnalysis {
-    static let batchPackets = 32_768
-    static let batchBytes = 32 << 20
+/// Batches from the reading thread to the merging one, at most `capacity` waiting.
+private final class HandOver<Item>: @unchecked Sendable {
+    private let slots: DispatchSemaphore
+    private let items = DispatchSemaphore(value: 0)
+    private let lock = DispatchSemaphore(value: 1)
+    private var queue: [Item?] = []
+    private var stopped = false
 
-    private let sink: any TimelineSink
-    private let jobs: [Job]
-    private var router: PacketRouter
-    /// Each job's ids of the connections still in its table, to the capture's.
-    private var captureIDs: [[UInt64: UInt64]]
-    private var nextID: UInt64 = 1
-    private var sequence: UInt64 = 0
-    private var first: CaptureTimestamp?
-    private var last: CaptureTimestamp?
+    init(capacity: Int) { slots = DispatchSemaphore(value: capacity) }
 
-    init(jobs count: Int, options: AnalyzerOptions, sink: any TimelineSink) {
-        var shared = options
-        shared.reassembly.maxConnections = max(1, options.reassembly.maxConnections / count)
-        shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
-        self.sink = sink
-        jobs = (0..<count).map { Job(index: $0, options: shared, receivesFramesAndMessages: sink.receivesFramesAndMessages) }
-        router = PacketRouter(jobCount: count)
-        captureIDs = Array(repeating: [:], count: count)
+    /// Waits for room; nil says there is no more. False once the taker stopped.
+    func put(_ item: Item?) -> Bool {
+        slots.wait()
+        lock.wait()
+        defer { lock.signal() }
+        guard !stopped else {
+            slots.signal()
+            return false
+        }
+        queue.append(item)
+        items.signal()
+        return true
     }
 
-    func run(_ source: any PacketSource, shouldStop: () -> Bool) -> (summary: CaptureSummary, damage: CaptureError?) {
-        merge()  // what the first job says before any packet (the key log in use)
-        var damage: CaptureError?
+    /// The next item; nil at the end.
+    func take() -> Item? {
+        items.wait()
+        lock.wait()
+        let item = queue.removeFirst()
+        lock.signal()
+        slots.signal()
+        return item
+    }
+
+    /// The taker wants no more: the giver's waiting or next `put` returns false.
+    func stop() {
+        lock.wait()
+        stopped = true
+        lock.signal()
+        slots.signal()
+    }
+}
+
+/// The reading thread: reads, numbers and routes packets into batches, one per job.
+private final class Reader: @unchecked Sendable {
+    static let batchPackets = 4_096
+    static let batchBytes = 2 << 20
+
+    private let source: any PacketSource
+    private var router: PacketRouter
+    private var sequence: UInt64 = 0
+    /// Read by the merging thread once the reader has handed over its last batch.
+    private(set) var first: CaptureTimestamp?
+    private(set) var last: CaptureTimestamp?
+    private(set) var damage: CaptureError?
+
+    init(source: any PacketSource, jobCount: Int) {
+        self.source = source
+        router = PacketRouter(jobCount: jobCount)
+    }
+
+    func readAll(into handOver: HandOver<[WorkBatch]>) {
         var ended = false
-        while !ended, !shouldStop() {
-            var batches = [WorkBatch](repeating: WorkBatch(), count: jobs.count)
+        while !ended {
+            var batches = (0..<router.jobCount).map { _ in WorkBatch(jobs: router.jobCount) }
             var packets = 0
             var bytes = 0
             while packets < Self.batchPackets, bytes < Self.batchBytes {
@@ -328,10 +388,6 @@ private final class ParallelAnalysis {
                 } catch {
                     damage = damage ?? error
                     batches[0].marks.append((batches[0].packets.packetCount, sequence, .damage(error.message)))
-                    ended = true
-                    break
-                }
-                if case .endOfCapture = read {
                     ended = true
                     break
                 }
@@ -346,67 +402,137 @@ private final class ParallelAnalysis {
                 case .partDamaged(let error):
                     damage = damage ?? error
                     batches[0].marks.append((batches[0].packets.packetCount, sequence, .damage(error.message)))
-                case .noPacketYet, .endOfCapture:
+                case .noPacketYet:
                     continue
+                case .endOfCapture:
+                    ended = true
                 }
+                if ended { break }
             }
             if ended { router.releaseAll(sequence: sequence, into: &batches) }
-            let work = batches
-            let jobs = self.jobs
-            DispatchQueue.concurrentPerform(iterations: jobs.count) { jobs[$0].process(work[$0]) }
-            merge()
+            guard handOver.put(batches) else { return }
         }
-        let end = last ?? .zero
+        _ = handOver.put(nil)
+    }
+}
+
+private final class ParallelAnalysis {
+    private let sink: any TimelineSink
+    private let jobs: [Job]
+    /// Each job's ids of the connections still in its table, to the capture's.
+    private var captureIDs: [[UInt64: UInt64]]
+    private var nextID: UInt64 = 1
+    private var startAnnounced = false
+
+    init(jobs count: Int, options: AnalyzerOptions, sink: any TimelineSink) {
+        var shared = options
+        shared.reassembly.maxConnections = max(1, options.reassembly.maxConnections / count)
+        shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
+        self.sink = sink
+        jobs = (0..<count).map { Job(index: $0, options: shared, receivesFramesAndMessages: sink.receivesFramesAndMessages) }
+        captureIDs = Array(repeating: [:], count: count)
+    }
+
+    /// Three stages at once: the reader fills batch n+1 while the jobs decode batch n and this
+    /// thread merges and writes what they recorded of batch n-1.
+    func run(_ source: any PacketSource, shouldStop: () -> Bool) -> (summary: CaptureSummary, damage: CaptureError?) {
+        var recorded = jobs.map { $0.recorder.take() }
+        merge(&recorded, first: nil)  // what the first job says before any packet (the key log)
+        let reader = Reader(source: source, jobCount: jobs.count)
+        let handOver = HandOver<[WorkBatch]>(capacity: 2)
+        let readingDone = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            reader.readAll(into: handOver)
+            readingDone.signal()
+        }
+        let decoding = DispatchGroup()
+        var decodingBatch = false
+        while true {
+            let next = shouldStop() ? nil : handOver.take()
+            if decodingBatch {
+                decoding.wait()
+                recorded = jobs.map { $0.recorder.take() }
+                if let next { start(next, in: decoding) }
+                merge(&recorded, first: reader.first)
+            } else if let next {
+                start(next, in: decoding)
+            }
+            decodingBatch = next != nil
+            if next == nil { break }
+        }
+        handOver.stop()
+        readingDone.wait()
+        let end = reader.last ?? .zero
         let jobs = self.jobs
         DispatchQueue.concurrentPerform(iterations: jobs.count) { jobs[$0].finish(endingAt: end) }
-        merge()
+        recorded = jobs.map { $0.recorder.take() }
+        merge(&recorded, first: reader.first)
         var summary = CaptureSummary()
         for job in jobs { summary.merge(job.recorder.summary ?? CaptureSummary()) }
         // The capture's first and last packets in reading order, as one analyzer records them.
-        summary.firstPacketTime = first
-        summary.lastPacketTime = last
+        summary.firstPacketTime = reader.first
+        summary.lastPacketTime = reader.last
         sink.finish(summary)
-        return (summary, damage)
+        return (summary, reader.damage)
+    }
+
+    private func start(_ batches: [WorkBatch], in group: DispatchGroup) {
+        for job in jobs {
+            let batch = batches[job.index]
+            DispatchQueue.global().async(group: group) { job.process(batch) }
+        }
     }
 
     /// Numbers the connections the jobs opened, in the order they were opened, then hands every
     /// recorded event to the sink in reading order.
-    private func merge() {
+    private func merge(_ recorded: inout [RecordedBatch], first: CaptureTimestamp?) {
         var opened: [(sequence: UInt64, job: Int, id: UInt64)] = []
-        for job in jobs { opened += job.recorder.numbered.map { ($0.sequence, job.index, $0.id) } }
+        for (job, batch) in recorded.enumerated() { opened += batch.numbered.map { ($0.sequence, job, $0.id) } }
         opened.sort { ($0.sequence, $0.job, $0.id) < ($1.sequence, $1.job, $1.id) }
         for connection in opened {
             captureIDs[connection.job][connection.id] = nextID
             nextID += 1
         }
-        var order: [(position: Position, connection: UInt64, job: Int, index: Int)] = []
-        for job in jobs {
-            for (index, recorded) in job.recorder.events.enumerated() {
-                // Closes at a sweep or at the end go in connection order, as one table closes them.
-                let byConnection = recorded.position.phase == .sweepBefore || recorded.position.phase == .end
-                let connection = byConnection ? recorded.event.connection.map { captureIDs[job.index][$0.id] ?? 0 } ?? 0 : 0
-                order.append((recorded.position, connection, job.index, index))
-            }
-        }
-        order.sort { ($0.position, $0.connection, $0.job, $0.index) < ($1.position, $1.connection, $1.job, $1.index) }
         if let first, !startAnnounced {
-            // One analyzer says so at its first packet, after what it said before any (`run`).
+            // One analyzer says so at its first packet, after what it said before any.
             startAnnounced = true
             sink.receive(.captureStarted(first))
         }
-        deliver(order)
-        for job in jobs {
-            for id in job.recorder.removed { captureIDs[job.index][id] = nil }
-            job.recorder.clear()
+        // Each job's events are in reading order already: merge them, taking the earliest next
+        // event; closes at a sweep or at the end go in connection order, as one table closes them.
+        let events = recorded.map(\.events)
+        let payloads = recorded.map(\.payloads)
+        let gaps = recorded.map(\.gaps)
+        var next = [Int](repeating: 0, count: events.count)
+        func key(_ job: Int) -> (Position, UInt64)? {
+            guard next[job] < events[job].count else { return nil }
+            let position = events[job][next[job]].position
+            guard position.phase == .sweepBefore || position.phase == .end else { return (position, 0) }
+            return (position, events[job][next[job]].event.connection.map { captureIDs[job][$0.id] ?? 0 } ?? 0)
         }
-    }
-
-    private var startAnnounced = false
-
-    private func deliver(_ order: [(position: Position, connection: UInt64, job: Int, index: Int)]) {
-        for entry in order {
-            let ids = captureIDs[entry.job]
-            jobs[entry.job].recorder.deliver(entry.index, to: sink) { ids[$0] ?? $0 }
+        var keys = events.indices.map(key)
+        while true {
+            var chosen: Int?
+            for job in keys.indices {
+                guard let candidate = keys[job] else { continue }
+                if let current = chosen, let best = keys[current], !(candidate < best) { continue }
+                chosen = job
+            }
+            guard let job = chosen else { break }
+            let ids = captureIDs[job]
+            payloads[job].withUnsafeBytes { payloadBytes in
+                gaps[job].withUnsafeBufferPointer { gapList in
+                    RecordedBatch.deliver(events[job][next[job]], payloads: payloadBytes, gaps: gapList, to: sink) { ids[$0] ?? $0 }
+                }
+            }
+            next[job] += 1
+            keys[job] = key(job)
+        }
+        // Each batch moved out (not copied), so its storage is reused as it is.
+        while let batch = recorded.popLast() {
+            let job = recorded.count
+            for id in batch.removed { captureIDs[job][id] = nil }
+            jobs[job].recorder.recycle(batch)
         }
     }
 }

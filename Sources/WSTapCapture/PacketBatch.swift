@@ -16,6 +16,13 @@ public struct PacketBatch: Sendable {
 
     public init() {}
 
+    /// A batch with room for about this many packets and bytes, so that filling it copies each
+    /// packet once.
+    public init(reservingPackets packets: Int, bytes byteCount: Int) {
+        records.reserveCapacity(packets)
+        bytes.reserveCapacity(byteCount)
+    }
+
     public var isEmpty: Bool { records.isEmpty }
     public var byteCount: Int { bytes.count }
     public var packetCount: Int { records.count }
