@@ -183,11 +183,13 @@ check "standard input is read alone" 64 "$wstap" read - captures/text-echo.pcap
 # --jobs (issue 17): the same bytes as one job, in every format, on every capture.
 check "--jobs 0 is a usage error" 64 "$wstap" read captures/text-echo.pcap --jobs 0
 jobs_differ=""
-for capture in captures/*.pcap* captures/damaged/*.pcap* ../shared/conformance/captures/*.pcap*; do
+for capture in captures/*.pcap* captures/damaged/*.pcap* ../shared/conformance/captures/*.pcap* ../shared/conformance/tls/*.pcap*; do
     [ -f "$capture" ] || continue
+    keys="${capture%.pcap*}.keys"
+    keylog=(); [ -f "$keys" ] && keylog=(--keylog "$keys")
     for format in json ndjson text; do
-        "$wstap" read "$capture" --format "$format" >"$work/one" 2>/dev/null
-        "$wstap" read "$capture" --format "$format" --jobs 2 >"$work/two" 2>/dev/null
+        "$wstap" read "$capture" "${keylog[@]}" --format "$format" >"$work/one" 2>/dev/null
+        "$wstap" read "$capture" "${keylog[@]}" --format "$format" --jobs 2 >"$work/two" 2>/dev/null
         cmp -s "$work/one" "$work/two" || jobs_differ="$jobs_differ $capture:$format"
     done
 done

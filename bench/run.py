@@ -3,7 +3,7 @@
 
 usage: bench/run.py [--runs N] [--tshark-runs N] [--work DIR] [--chat-mb 200] [--bulk-mb 200]
                     [--mixed-mb 150] [--live-seconds 5] [--live-rate 100000] [--skip-live] [--skip-memory]
-                    [--ring-part-mb 20] [--multi-file-only]
+                    [--ring-part-mb 20] [--multi-file-only] [--jobs-only]
 
 1. Generates the captures with bench/generate.py (deterministic, cached in --work, never committed).
 2. Times, on each capture: wstap --format summary / json / ndjson / text (output to /dev/null), tshark
@@ -13,6 +13,8 @@ usage: bench/run.py [--runs N] [--tshark-runs N] [--work DIR] [--chat-mb 200] [-
 4. Live: wstap sniff -i lo --format ndjson while a sender pushes small messages at --live-rate
    per second; reports the kernel drop count and the messages decoded.
 5. Memory: Tests/memory.py (a 4 GB capture streamed through wstap read -).
+7. --jobs: the scaling table (1, 2 and, where there are the cores, 4 and 8 jobs) in every format,
+   each output compared byte for byte with --jobs 1's (--jobs-only runs just this).
 6. Many files: the chat capture cut into a ring-buffer set (files of --ring-part-mb, as tcpdump -C
    would) read as a directory: its NDJSON must be byte-identical to the whole file's, and both
    are timed (--multi-file-only runs just this).
@@ -170,6 +172,34 @@ def bench_multi_file(kind, path, args):
     return equal
 
 
+def bench_jobs(kind, path, args):
+    """The scaling table: each format with 1, 2 (and, where the machine has them, 4 and 8) jobs,
+    and every --jobs output compared byte for byte with --jobs 1's."""
+    counts = [1, 2] + [n for n in (4, 8) if n <= (os.cpu_count() or 1)]
+    formats = ("summary", "json", "ndjson", "text")
+    print(f"\n{kind}: --jobs scaling (wall s, median of {args.runs}; speedup over --jobs 1)")
+    print(f"  {'format':<8} " + " ".join(f"{'jobs ' + str(n):>16}" for n in counts) + "  output")
+    equal_all = True
+    for fmt_name in formats:
+        walls, equal = [], True
+        reference = os.path.join(args.work, "jobs1.out")
+        for jobs in counts:
+            command = [WSTAP, "read", path, "--jobs", str(jobs)] + ([] if fmt_name == "text" else ["--format", fmt_name])
+            wall, _ = median_run(command, args.runs)
+            walls.append(wall)
+            out = os.path.join(args.work, f"jobs{jobs}.out")
+            with open(out, "wb") as handle:
+                subprocess.run(command, stdout=handle, check=True)
+            if jobs > 1:
+                equal = equal and subprocess.run(["cmp", "-s", reference, out]).returncode == 0
+                os.remove(out)
+        os.remove(reference)
+        equal_all = equal_all and equal
+        cells = " ".join(f"{wall:>8.3f} {walls[0] / wall:>6.2f}x" for wall in walls)
+        print(f"  {fmt_name:<8} {cells}  {'identical' if equal else 'DIFFERENT'}")
+    return equal_all
+
+
 def live_benchmark(seconds, rate):
     """Small messages over loopback at `rate` per second (bench/loadgen.c, one frame per send)
     while wstap sniff decodes them with NDJSON output to /dev/null."""
@@ -206,6 +236,7 @@ def main():
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--ring-part-mb", type=int, default=20)
     parser.add_argument("--multi-file-only", action="store_true", help="only the ring-buffer case, on the chat capture")
+    parser.add_argument("--jobs-only", action="store_true", help="only the --jobs scaling table, on every capture")
     args = parser.parse_args()
     global WORK
     WORK = args.work
@@ -216,9 +247,13 @@ def main():
         sys.exit(0 if bench_multi_file("chat", generate("chat", args.chat_mb, args.work), args) else 1)
     captures = [("chat", generate("chat", args.chat_mb, args.work)), ("bulk", generate("bulk", args.bulk_mb, args.work)),
                 ("mixed", generate("mixed", args.mixed_mb, args.work))]
+    if args.jobs_only:
+        sys.exit(0 if all([bench_jobs(kind, path, args) for kind, path in captures]) else 1)
     results = {kind: bench_capture(kind, path, args) for kind, path in captures}
     ok = all(counts_ok for counts_ok, _ in results.values())
     ok = bench_multi_file("chat", captures[0][1], args) and ok
+    for kind, path in captures:
+        ok = bench_jobs(kind, path, args) and ok
     live_ok = None
     if not args.skip_live:
         live_ok = live_benchmark(args.live_seconds, args.live_rate)
