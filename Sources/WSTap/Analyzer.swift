@@ -51,31 +51,27 @@ public final class Analyzer: TCPConnectionObserver {
     /// Set when this analyzer is one job of a parallel analysis (`ParallelAnalysis`).
     private let job: JobRole?
 
-    public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
-        self.options = options
-        timeline = TimelineFold(sink: sink)
-        heldBytes = options.tracksHeldBytes ? HeldBytesTally() : nil
-        let table = ConnectionTable(limits: options.reassembly)
-        connections = ManuallyRetained(retaining: table)
-        job = nil
-        table.observer = self
-        if let keyLog = options.keyLog { announce(keyLog) }
+    public convenience init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
+        self.init(options: options, sink: sink, job: nil)
     }
 
-    /// One job of several, each given the packets of its own connections: the capture's start and
-    /// the idle sweeps come from the reader, and ids are reported to be mapped to the capture's.
-    init(options: AnalyzerOptions, sink: any TimelineSink, job: JobRole) {
+    /// With `job`, one job of several, each given the packets of its own connections: the
+    /// capture's start and the idle sweeps come from the reader, and ids are reported to be
+    /// mapped to the capture's.
+    init(options: AnalyzerOptions, sink: any TimelineSink, job: JobRole?) {
         self.options = options
         timeline = TimelineFold(sink: sink)
         heldBytes = options.tracksHeldBytes ? HeldBytesTally() : nil
         let table = ConnectionTable(limits: options.reassembly)
-        table.sweepsOnItsOwn = false
-        table.connectionNumbered = job.connectionNumbered
-        table.connectionRemoved = job.connectionRemoved
+        if let job {
+            table.sweepsOnItsOwn = false
+            table.connectionNumbered = job.connectionNumbered
+            table.connectionRemoved = job.connectionRemoved
+        }
         connections = ManuallyRetained(retaining: table)
         self.job = job
         table.observer = self
-        if job.announcesCaptureIssues, let keyLog = options.keyLog { announce(keyLog) }
+        if job?.announcesCaptureIssues ?? true, let keyLog = options.keyLog { announce(keyLog) }
     }
 
     /// Says which key log decrypts TLS, and which of its lines could not be used.
