@@ -215,6 +215,9 @@ for jobs in 2 3; do
 done
 "$wstap" read "$work/half.pcap" captures/chat-stream.pcap --idle-timeout 60 >"$work/one"
 expect "...(the sweep closed many connections)" sh -c "[ \$(grep -c 'closed (idle-timeout)' '$work/one') -ge 20 ]"
+check "--jobs 2 stops quietly when the reader of its output goes away (| head)" 0 bash -c "set -o pipefail; '$wstap' read '$work/gen.pcap' --jobs 2 --format ndjson | head -1 >/dev/null"
+check "--jobs 2 into a full disk exits 4" 4 sh -c "'$wstap' read '$work/gen.pcap' --jobs 2 --format ndjson >/dev/full"
+expect "...with one line" one_line_error
 check "stats --jobs 2" 0 "$wstap" stats "$work/gen.pcap" --format json --jobs 2
 expect "...equals stats --jobs 1" sh -c "'$wstap' stats '$work/gen.pcap' --format json | cmp -s - '$work/out'"
 

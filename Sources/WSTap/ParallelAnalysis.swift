@@ -316,13 +316,18 @@ private struct PacketRouter {
 
 /// Batches from the reading thread to the merging one, at most `capacity` waiting.
 private final class HandOver<Item>: @unchecked Sendable {
-    private let slots: DispatchSemaphore
+    // Every semaphore starts at 0 and is signalled up to its count: libdispatch traps when one is
+    // released below the value it was made with (here, when reading stops with batches waiting).
+    private let slots = DispatchSemaphore(value: 0)
     private let items = DispatchSemaphore(value: 0)
-    private let lock = DispatchSemaphore(value: 1)
+    private let lock = DispatchSemaphore(value: 0)
     private var queue: [Item?] = []
     private var stopped = false
 
-    init(capacity: Int) { slots = DispatchSemaphore(value: capacity) }
+    init(capacity: Int) {
+        for _ in 0..<capacity { slots.signal() }
+        lock.signal()
+    }
 
     /// Waits for room; nil says there is no more. False once the taker stopped.
     func put(_ item: Item?) -> Bool {
