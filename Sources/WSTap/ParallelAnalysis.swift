@@ -399,7 +399,9 @@ private final class Reader: @unchecked Sendable {
                 switch read {
                 case .packet(let packet):
                     sequence += 1
-                    first = first ?? packet.timestamp
+                    // Written once, before the batch that holds it is handed over: the merging
+                    // thread reads it after taking that batch.
+                    if first == nil { first = packet.timestamp }
                     last = packet.timestamp
                     router.route(packet, sequence: sequence, into: &batches)
                     packets += 1
