@@ -134,6 +134,8 @@ private struct RecordedBatch {
 private final class EventRecorder: TimelineSink {
     var position = Position(sequence: 0, phase: .sweepBefore)
     var batch = RecordedBatch()
+    /// The last frame's length and where its bytes were kept.
+    private var lastFrame: (count: Int, kept: Range<Int>)?
     private(set) var summary: CaptureSummary?
     let receivesFramesAndMessages: Bool
 
@@ -145,11 +147,16 @@ private final class EventRecorder: TimelineSink {
             return  // The parallel analysis says when the capture started.
         case .frame(let record, var frame):
             let (payload, gaps) = (batch.keep(frame.payload), batch.keep(frame.gaps))
+            lastFrame = (frame.payload.count, payload)
             frame.payload = UnsafeRawBufferPointer(start: nil, count: 0)
             frame.gaps = UnsafeBufferPointer(start: nil, count: 0)
             batch.events.append(RecordedBatch.Recorded(position: position, event: .frame(record, frame), payload: payload, gaps: gaps))
         case .message(let record, var message):
-            let (payload, gaps) = (batch.keep(message.message.payload), batch.keep(message.message.gaps))
+            // A message that is the frame just before it (`isFramePayload`) has that frame's bytes,
+            // just kept: kept once.
+            let bytes = message.message.payload
+            let payload = message.message.isFramePayload && lastFrame?.count == bytes.count ? lastFrame!.kept : batch.keep(bytes)
+            let gaps = batch.keep(message.message.gaps)
             message.message.payload = UnsafeRawBufferPointer(start: nil, count: 0)
             message.message.gaps = UnsafeBufferPointer(start: nil, count: 0)
             batch.events.append(RecordedBatch.Recorded(position: position, event: .message(record, message), payload: payload, gaps: gaps))
@@ -165,6 +172,7 @@ private final class EventRecorder: TimelineSink {
 
     /// What was recorded since the last call.
     func take() -> RecordedBatch {
+        lastFrame = nil
         defer { batch = spare ?? RecordedBatch() ; spare = nil }
         return batch
     }
