@@ -135,7 +135,7 @@ public final class FollowExporter: TimelineSink {
                 }
             }
         } else {
-            hexDump(message.payload)
+            line.hexDumpLines(message.payload, indent: "    ", offsetBytes: 4, escapesHTML: false)
         }
     }
 
@@ -159,23 +159,6 @@ public final class FollowExporter: TimelineSink {
         return name
     }
 
-    private func hexDump(_ payload: UnsafeRawBufferPointer) {
-        var offset = 0
-        while offset < payload.count {
-            let row = UnsafeRawBufferPointer(rebasing: payload[offset..<min(payload.count, offset + 16)])
-            line.raw("    ")
-            for shift in [24, 16, 8, 0] { line.hexByte(UInt8(truncatingIfNeeded: offset >> shift)) }
-            line.raw("  ")
-            for index in 0..<16 {
-                if index < row.count { line.hexByte(row[index]); line.raw(" ") } else { line.raw("   ") }
-            }
-            line.raw(" ")
-            for byte in row { line.append(byte >= 0x20 && byte < 0x7F ? byte : UInt8(ascii: ".")) }
-            line.raw("\n")
-            offset += 16
-        }
-    }
-
     private func stamp(_ time: CaptureTimestamp?) {
         line.relativeTime(time, since: start)
         line.raw("  ")
@@ -189,5 +172,34 @@ public final class FollowExporter: TimelineSink {
     private func text(_ value: String, limit: Int = 512) {
         var value = value
         value.withUTF8 { _ = line.terminalText(UnsafeRawBufferPointer($0), limit: limit, quoted: false) }
+    }
+}
+
+extension OutputBuffer {
+    /// 16 bytes a line after `indent`: the offset (`offsetBytes` bytes in hex), the bytes in hex,
+    /// then as ASCII (`.` for the rest; `< > &` as entities when `escapesHTML`), each line ended.
+    func hexDumpLines(_ bytes: UnsafeRawBufferPointer, indent: StaticString, offsetBytes: Int, escapesHTML: Bool) {
+        var offset = 0
+        while offset < bytes.count {
+            let row = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + 16)])
+            raw(indent)
+            for shift in stride(from: 8 * (offsetBytes - 1), through: 0, by: -8) { hexByte(UInt8(truncatingIfNeeded: offset >> shift)) }
+            raw("  ")
+            for index in 0..<16 {
+                if index < row.count { hexByte(row[index]); raw(" ") } else { raw("   ") }
+            }
+            raw(" ")
+            for byte in row {
+                switch byte {
+                case UInt8(ascii: "<") where escapesHTML: raw("&lt;")
+                case UInt8(ascii: ">") where escapesHTML: raw("&gt;")
+                case UInt8(ascii: "&") where escapesHTML: raw("&amp;")
+                case 0x20..<0x7F: append(byte)
+                default: append(UInt8(ascii: "."))
+                }
+            }
+            raw("\n")
+            offset += 16
+        }
     }
 }

@@ -230,27 +230,7 @@ public final class HTMLReportExporter: TimelineSink {
         rows.hexPreview(payload, limit: 24)
         rows.raw("</code></summary><pre>")
         let shown = UnsafeRawBufferPointer(rebasing: payload.prefix(Self.maxHexBytes))
-        var offset = 0
-        while offset < shown.count {
-            let row = UnsafeRawBufferPointer(rebasing: shown[offset..<min(shown.count, offset + 16)])
-            rows.hexByte(UInt8(truncatingIfNeeded: offset >> 8)); rows.hexByte(UInt8(truncatingIfNeeded: offset))
-            rows.raw("  ")
-            for index in 0..<16 {
-                if index < row.count { rows.hexByte(row[index]); rows.raw(" ") } else { rows.raw("   ") }
-            }
-            rows.raw(" ")
-            for byte in row {
-                switch byte {
-                case UInt8(ascii: "<"): rows.raw("&lt;")
-                case UInt8(ascii: ">"): rows.raw("&gt;")
-                case UInt8(ascii: "&"): rows.raw("&amp;")
-                case 0x20..<0x7F: rows.append(byte)
-                default: rows.append(UInt8(ascii: "."))
-                }
-            }
-            rows.raw("\n")
-            offset += 16
-        }
+        rows.hexDumpLines(shown, indent: "", offsetBytes: 2, escapesHTML: true)
         rows.raw("</pre>")
         if shown.count < payload.count {
             rows.raw("<p class=\"cut\">… "); rows.number(payload.count - shown.count); rows.raw(" more bytes (wstap follow writes them whole)</p>")
