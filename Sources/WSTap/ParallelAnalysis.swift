@@ -8,16 +8,18 @@ import WSTapWebSocket
 /// Reads a capture with `jobs` analyzers at once, each given the packets of its own connections
 /// (flow sharding: both directions of a 4-tuple to the same job, IP fragments to the job of the
 /// connection they complete), and delivers to `sink` exactly the events, in exactly the order,
-/// one analyzer would (`analyze`): the same connection ids, the same summary.
+/// one analyzer would (`analyze`): the same connection ids, the same summary. A
+/// `PartitionedSink` renders each job's connections on that job's thread too.
 ///
 /// How: the reading thread decodes each packet's headers to pick its job and numbers packets in
 /// reading order; it also computes the capture's idle-sweep points (one analyzer sweeps every 10
 /// capture seconds of its segments) and gives them to every job. Packets go in batches; the jobs
-/// decode a batch in parallel, recording their events with the reading position that produced
-/// them; then the events are merged by that position (at one position only one job decodes a
-/// packet, and closes at a sweep or at the end go in connection order, as one analyzer closes
-/// them), each job's connection ids are mapped to the capture's (numbered in the order the
-/// connections were opened), and the sink renders them on this thread.
+/// decode a batch in parallel, each event noted with the reading position that produced it and
+/// either rendered by the job's part of the sink or recorded (its bytes copied); then the events
+/// are merged by that position (at one position only one job decodes a packet, and closes at a
+/// sweep or at the end go in connection order, as one analyzer closes them), each job's connection
+/// ids are mapped to the capture's (numbered in the order the connections were opened), and on
+/// this thread the parts' items are written and the recorded events given to the sink.
 ///
 /// Limits that count over all connections (`maxConnections`, `maxPendingBytesTotal`) are shared
 /// out between the jobs: only when a capture reaches them can the events differ from one
@@ -54,6 +56,8 @@ private struct WorkBatch: Sendable {
 
     var packets: PacketBatch
     var sequences: [UInt64] = []
+    /// The capture's first packet's time, once read.
+    var captureStart: CaptureTimestamp?
     /// Marks, each applied before the packet at `beforePacket` (or after the last one), at `sequence`.
     var marks: [(beforePacket: Int, sequence: UInt64, mark: Mark)] = []
 
@@ -70,16 +74,25 @@ private struct WorkBatch: Sendable {
     }
 }
 
-/// What a job recorded while decoding one batch: its events with their positions and their bytes,
-/// and the connections it numbered and removed.
+/// What a job produced while decoding one batch: its events in order with their positions (each
+/// either an item its sink part rendered or an event recorded with its bytes), and the
+/// connections it numbered and removed.
 private struct RecordedBatch {
-    struct Recorded {
+    struct Entry {
         var position: Position
+        /// The job's id of the event's connection.
+        var connection: UInt64?
+        /// Where the event is in `events`; nil: the sink part's next item.
+        var recorded: Int32?
+    }
+
+    struct Recorded {
         var event: TimelineEvent
         var payload: Range<Int>
         var gaps: Range<Int>
     }
 
+    var entries: [Entry] = []
     var events: [Recorded] = []
     var payloads: [UInt8] = []
     var gaps: [PayloadGap] = []
@@ -88,11 +101,17 @@ private struct RecordedBatch {
     var removed: [UInt64] = []
 
     mutating func clear() {
+        entries.removeAll(keepingCapacity: true)
         events.removeAll(keepingCapacity: true)
         payloads.removeAll(keepingCapacity: payloads.capacity <= 64 << 20)
         gaps.removeAll(keepingCapacity: true)
         numbered.removeAll(keepingCapacity: true)
         removed.removeAll(keepingCapacity: true)
+    }
+
+    mutating func record(_ event: TimelineEvent, at position: Position, payload: Range<Int> = 0..<0, gaps: Range<Int> = 0..<0) {
+        entries.append(Entry(position: position, connection: event.connection?.id, recorded: Int32(events.count)))
+        events.append(Recorded(event: event, payload: payload, gaps: gaps))
     }
 
     mutating func keep(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
@@ -130,18 +149,28 @@ private struct RecordedBatch {
     }
 }
 
-/// A job's sink: records each event with the position that produced it, its borrowed bytes copied.
+/// A job's sink: notes each event with the position that produced it, rendered by the job's sink
+/// part when there is one and the event is a connection's, else recorded with its borrowed bytes
+/// copied.
 private final class EventRecorder: TimelineSink {
     var position = Position(sequence: 0, phase: .sweepBefore)
     var batch = RecordedBatch()
+    let part: (any SinkPart)?
     /// The last frame's length and where its bytes were kept.
     private var lastFrame: (count: Int, kept: Range<Int>)?
     private(set) var summary: CaptureSummary?
     let receivesFramesAndMessages: Bool
 
-    init(receivesFramesAndMessages: Bool) { self.receivesFramesAndMessages = receivesFramesAndMessages }
+    init(receivesFramesAndMessages: Bool, part: (any SinkPart)?) {
+        self.receivesFramesAndMessages = receivesFramesAndMessages
+        self.part = part
+    }
 
     func receive(_ event: TimelineEvent) {
+        if let part, let connection = event.connection {
+            if part.render(event) { batch.entries.append(RecordedBatch.Entry(position: position, connection: connection.id)) }
+            return
+        }
         switch event {
         case .captureStarted:
             return  // The parallel analysis says when the capture started.
@@ -150,7 +179,7 @@ private final class EventRecorder: TimelineSink {
             lastFrame = (frame.payload.count, payload)
             frame.payload = UnsafeRawBufferPointer(start: nil, count: 0)
             frame.gaps = UnsafeBufferPointer(start: nil, count: 0)
-            batch.events.append(RecordedBatch.Recorded(position: position, event: .frame(record, frame), payload: payload, gaps: gaps))
+            batch.record(.frame(record, frame), at: position, payload: payload, gaps: gaps)
         case .message(let record, var message):
             // A message that is the frame just before it (`isFramePayload`) has that frame's bytes,
             // just kept: kept once.
@@ -159,9 +188,9 @@ private final class EventRecorder: TimelineSink {
             let gaps = batch.keep(message.message.gaps)
             message.message.payload = UnsafeRawBufferPointer(start: nil, count: 0)
             message.message.gaps = UnsafeBufferPointer(start: nil, count: 0)
-            batch.events.append(RecordedBatch.Recorded(position: position, event: .message(record, message), payload: payload, gaps: gaps))
+            batch.record(.message(record, message), at: position, payload: payload, gaps: gaps)
         default:
-            batch.events.append(RecordedBatch.Recorded(position: position, event: event, payload: 0..<0, gaps: 0..<0))
+            batch.record(event, at: position)
         }
     }
 
@@ -170,9 +199,11 @@ private final class EventRecorder: TimelineSink {
     /// A delivered batch's storage, emptied, for the next one (its capacity kept).
     private var spare: RecordedBatch?
 
-    /// What was recorded since the last call.
+    /// What was recorded since the last call (the part's items handed over with it); only while
+    /// the job is idle.
     func take() -> RecordedBatch {
         lastFrame = nil
+        part?.handOver()
         defer { batch = spare ?? RecordedBatch() ; spare = nil }
         return batch
     }
@@ -187,12 +218,18 @@ private final class EventRecorder: TimelineSink {
 /// One analyzer and its recorder; used by one thread at a time (batches are separated by a barrier).
 private final class Job: @unchecked Sendable {
     let index: Int
+    /// The job's own queue, so its own thread: on the shared global queue the reading thread
+    /// and the jobs competed for as many threads as there are cores, and two jobs ran one after
+    /// the other on a 2-core machine (a queue made here may have a thread beyond the cores).
+    let queue: DispatchQueue
     let recorder: EventRecorder
     private var analyzer: Analyzer?
+    private var started = false
 
-    init(index: Int, options: AnalyzerOptions, receivesFramesAndMessages: Bool) {
+    init(index: Int, options: AnalyzerOptions, receivesFramesAndMessages: Bool, part: (any SinkPart)?) {
         self.index = index
-        let recorder = EventRecorder(receivesFramesAndMessages: receivesFramesAndMessages)
+        queue = DispatchQueue(label: "wstap-job-\(index)")
+        let recorder = EventRecorder(receivesFramesAndMessages: receivesFramesAndMessages, part: part)
         self.recorder = recorder
         let role = JobRole(
             announcesCaptureIssues: index == 0,
@@ -203,6 +240,10 @@ private final class Job: @unchecked Sendable {
 
     func process(_ batch: WorkBatch) {
         guard let analyzer else { return }
+        if !started, let start = batch.captureStart {
+            started = true
+            recorder.part?.start(at: start)
+        }
         var markIndex = 0
         func applyMarks(before packetIndex: Int) {
             while markIndex < batch.marks.count, batch.marks[markIndex].beforePacket == packetIndex {
@@ -259,12 +300,33 @@ private struct PacketRouter {
     init(jobCount: Int) { self.jobCount = jobCount }
 
     /// The job of a connection: a hash of its two endpoints, in either order.
+    ///
+    /// A few multiplications (splitmix64's finalizer) rather than `Hasher`, whose SipHash cost
+    /// the reading thread about 260 instructions a packet; seeded per run (by `Hasher`'s own
+    /// random seed) so that a capture cannot choose to put every connection in one job.
     private func job(of segment: TCPSegment) -> Int {
-        var hasher = Hasher()
         let (low, high) = segment.source < segment.destination ? (segment.source, segment.destination) : (segment.destination, segment.source)
-        hasher.combine(low)
-        hasher.combine(high)
-        return Int(UInt(bitPattern: hasher.finalize()) % UInt(jobCount))
+        return Int(Self.mix(Self.mix(Self.seed, low), high) % UInt64(jobCount))
+    }
+
+    @inline(__always)
+    private static func mix(_ value: UInt64, _ endpoint: Endpoint) -> UInt64 {
+        var mixed = value
+        switch endpoint.address {
+        case .v4(let address): mixed = mix(mixed ^ UInt64(address))
+        case .v6(let high, let low): mixed = mix(mix(mixed ^ high) ^ low)
+        }
+        return mix(mixed ^ UInt64(endpoint.port))
+    }
+
+    private static let seed = UInt64(bitPattern: Int64(0.hashValue))
+
+    @inline(__always)
+    private static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     /// Sweep marks for every job when a segment at `time` starts a sweep.
@@ -425,6 +487,7 @@ private final class Reader: @unchecked Sendable {
                 if ended { break }
             }
             if ended { router.releaseAll(sequence: sequence, into: &batches) }
+            for index in batches.indices { batches[index].captureStart = first }
             guard handOver.put(batches) else { return }
         }
         _ = handOver.put(nil)
@@ -444,7 +507,11 @@ private final class ParallelAnalysis {
         shared.reassembly.maxConnections = max(1, options.reassembly.maxConnections / count)
         shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
         self.sink = sink
-        jobs = (0..<count).map { Job(index: $0, options: shared, receivesFramesAndMessages: sink.receivesFramesAndMessages) }
+        let partitioned = sink as? any PartitionedSink
+        jobs = (0..<count).map {
+            Job(index: $0, options: shared, receivesFramesAndMessages: sink.receivesFramesAndMessages,
+                part: partitioned?.makePart(jobs: count))
+        }
         captureIDs = Array(repeating: [:], count: count)
     }
 
@@ -456,7 +523,7 @@ private final class ParallelAnalysis {
         let reader = Reader(source: source, jobCount: jobs.count)
         let handOver = HandOver<[WorkBatch]>(capacity: 2)
         let readingDone = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
+        DispatchQueue(label: "wstap-reader").async {
             reader.readAll(into: handOver)
             readingDone.signal()
         }
@@ -482,6 +549,7 @@ private final class ParallelAnalysis {
         DispatchQueue.concurrentPerform(iterations: jobs.count) { jobs[$0].finish(endingAt: end) }
         recorded = jobs.map { $0.recorder.take() }
         merge(&recorded, first: reader.first)
+        for job in jobs { job.recorder.part?.finish() }
         var summary = CaptureSummary()
         for job in jobs { summary.merge(job.recorder.summary ?? CaptureSummary()) }
         // The capture's first and last packets in reading order, as one analyzer records them.
@@ -494,7 +562,7 @@ private final class ParallelAnalysis {
     private func start(_ batches: [WorkBatch], in group: DispatchGroup) {
         for job in jobs {
             let batch = batches[job.index]
-            DispatchQueue.global().async(group: group) { job.process(batch) }
+            job.queue.async(group: group) { job.process(batch) }
         }
     }
 
@@ -515,17 +583,18 @@ private final class ParallelAnalysis {
         }
         // Each job's events are in reading order already: merge them, taking the earliest next
         // event; closes at a sweep or at the end go in connection order, as one table closes them.
+        let entries = recorded.map(\.entries)
         let events = recorded.map(\.events)
         let payloads = recorded.map(\.payloads)
         let gaps = recorded.map(\.gaps)
-        var next = [Int](repeating: 0, count: events.count)
+        var next = [Int](repeating: 0, count: entries.count)
         func key(_ job: Int) -> (Position, UInt64)? {
-            guard next[job] < events[job].count else { return nil }
-            let position = events[job][next[job]].position
-            guard position.phase == .sweepBefore || position.phase == .end else { return (position, 0) }
-            return (position, events[job][next[job]].event.connection.map { captureIDs[job][$0.id] ?? 0 } ?? 0)
+            guard next[job] < entries[job].count else { return nil }
+            let entry = entries[job][next[job]]
+            guard entry.position.phase == .sweepBefore || entry.position.phase == .end else { return (entry.position, 0) }
+            return (entry.position, entry.connection.map { captureIDs[job][$0] ?? 0 } ?? 0)
         }
-        var keys = events.indices.map(key)
+        var keys = entries.indices.map(key)
         while true {
             var chosen: Int?
             for job in keys.indices {
@@ -535,10 +604,14 @@ private final class ParallelAnalysis {
             }
             guard let job = chosen else { break }
             let ids = captureIDs[job]
-            payloads[job].withUnsafeBytes { payloadBytes in
-                gaps[job].withUnsafeBufferPointer { gapList in
-                    RecordedBatch.deliver(events[job][next[job]], payloads: payloadBytes, gaps: gapList, to: sink) { ids[$0] ?? $0 }
+            if let index = entries[job][next[job]].recorded {
+                payloads[job].withUnsafeBytes { payloadBytes in
+                    gaps[job].withUnsafeBufferPointer { gapList in
+                        RecordedBatch.deliver(events[job][Int(index)], payloads: payloadBytes, gaps: gapList, to: sink) { ids[$0] ?? $0 }
+                    }
                 }
+            } else {
+                jobs[job].recorder.part?.writeNext { ids[$0] ?? $0 }
             }
             next[job] += 1
             keys[job] = key(job)

@@ -11,9 +11,18 @@ import WSTapCore
 struct InflatedPayloadBudget {
     static let headroom: UInt64 = 64 << 20
     static let wireMultiple: UInt64 = 8
+    /// This budget's share of the headroom: all of it, or a job's share (`--jobs`).
+    private let headroom: UInt64
     private var wireBytes: UInt64 = 0
     private var shownBytes: UInt64 = 0
     private var cappedMessages = 0
+
+    /// With `jobs` jobs, each has this share of the headroom, so that their payloads shown stay
+    /// within the bound together (a capture near it can have messages cut that one job would not).
+    init(sharedBy jobs: Int = 1) { headroom = Self.headroom / UInt64(max(1, jobs)) }
+
+    /// Counts `part`'s cut messages as this budget's (for the one issue at the end).
+    mutating func absorb(_ part: InflatedPayloadBudget) { cappedMessages += part.cappedMessages }
 
     mutating func frameSeen(_ frame: FrameRecord) {
         wireBytes.addSaturating(UInt64(frame.payload.count))
@@ -22,7 +31,7 @@ struct InflatedPayloadBudget {
     /// The most bytes of `message` to show: all of it unless it was decompressed past the budget.
     mutating func maxPayload(for message: MessageRecord) -> Int? {
         guard message.message.compressed, message.message.isDecoded else { return nil }
-        var limit = Self.headroom
+        var limit = headroom
         let (scaled, overflow) = wireBytes.multipliedReportingOverflow(by: Self.wireMultiple)
         limit.addSaturating(overflow ? UInt64.max : scaled)
         let left = limit > shownBytes ? limit - shownBytes : 0

@@ -16,9 +16,14 @@ public final class NDJSONExporter: TimelineSink {
     /// "the messages of /chat" is a filter on one line (`jq 'select(.target == "/chat")'`).
     private var requestContext: [UInt64: [UInt8]] = [:]
 
-    public init(output: OutputChannel, maxPayload: Int? = nil) {
+    public convenience init(output: OutputChannel, maxPayload: Int? = nil) {
+        self.init(output: output, maxPayload: maxPayload, inflatedBudget: InflatedPayloadBudget())
+    }
+
+    private init(output: OutputChannel, maxPayload: Int?, inflatedBudget: InflatedPayloadBudget) {
         self.output = output
         self.maxPayload = maxPayload
+        self.inflatedBudget = inflatedBudget
         line = output.pending
     }
 
@@ -79,7 +84,7 @@ public final class NDJSONExporter: TimelineSink {
             }
         case .issue(let record, let issue):
             time = issue.time
-            line.raw("{\"event\":\"issue\",\"connection\":"); line.number(record?.id); line.comma()
+            line.raw("{\"event\":\"issue\",\"connection\":"); line.connectionID(record?.id); line.comma()
             line.issueFields(issue)
         case .connectionClosed(let record, let end):
             time = end.time
@@ -110,6 +115,18 @@ public final class NDJSONExporter: TimelineSink {
         line.raw("{\"event\":\"")
         line.raw(name)
         line.raw("\",\"connection\":")
-        line.number(connection)
+        line.connectionID(connection)
     }
+}
+
+extension NDJSONExporter: PartitionedSink, StreamingExporter {
+    public func makePart(jobs: Int) -> (any SinkPart)? { StreamingPart(of: self, writingTo: output, jobs: jobs) }
+
+    /// Each part shows decompressed payloads within its share of the headroom (and 8 times its
+    /// own frames' bytes), so that all together stay within the whole capture's bound.
+    func partExporter(output: OutputChannel, jobs: Int) -> NDJSONExporter {
+        NDJSONExporter(output: output, maxPayload: maxPayload, inflatedBudget: InflatedPayloadBudget(sharedBy: jobs))
+    }
+
+    func absorb(_ part: NDJSONExporter) { inflatedBudget.absorb(part.inflatedBudget) }
 }

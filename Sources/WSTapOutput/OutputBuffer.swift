@@ -19,13 +19,39 @@ final class OutputBuffer {
 
     deinit { storage.deallocate() }
 
+    /// In a sink part's buffer (`StreamingPart`): where connection ids go, left for the merge to
+    /// write as the capture numbers them. Nil in every other buffer, which writes ids at once.
+    var idSlots: [(offset: Int, id: UInt64)]?
+
     /// Forgets the contents, keeping the memory.
-    func removeAll() { count = 0 }
+    func removeAll() {
+        count = 0
+        if idSlots != nil { idSlots!.removeAll(keepingCapacity: true) }
+    }
+
+    /// A connection's id, or its slot in a sink part's buffer.
+    @inline(__always)
+    func connectionID(_ id: UInt64) {
+        if idSlots != nil { idSlots!.append((count, id)) } else { number(id) }
+    }
+
+    /// A connection's id or null.
+    func connectionID(_ id: UInt64?) {
+        if let id { connectionID(id) } else { raw("null") }
+    }
+
+    /// Trades contents (bytes and id slots) with `other`, without copying.
+    func swapContents(with other: OutputBuffer) {
+        swap(&storage, &other.storage)
+        swap(&capacity, &other.capacity)
+        swap(&count, &other.count)
+        swap(&idSlots, &other.idSlots)
+    }
 
     /// Forgets the contents and, if one large rendering grew the memory past `limit`, gives it
     /// back down to `capacity`.
     func removeAll(shrinkingAbove limit: Int, to capacity: Int) {
-        count = 0
+        removeAll()
         guard self.capacity > limit else { return }
         storage.deallocate()
         self.capacity = max(16, capacity)

@@ -38,6 +38,12 @@ public final class OutputChannel {
         return .timelineOutOfOrder(events: reorder.shortfall.events, worstNanoseconds: reorder.shortfall.worstNanoseconds, window: window)
     }
 
+    /// A sink part's channel (`StreamingPart`): every event's bytes stay in `pending`, one item
+    /// each, for the merge to write through the real channel.
+    var renderedItems: [RenderedItem]?
+    /// Items rendered since the channel was made (a plain count: `render` asks it twice an event).
+    private(set) var renderedItemCount = 0
+
     /// The descriptor is the channel's own (an `-o` file): closed with the channel.
     private let ownsDescriptor: Bool
 
@@ -52,6 +58,14 @@ public final class OutputChannel {
     public init(inMemory: ()) {
         fileDescriptor = nil
         ownsDescriptor = false
+    }
+
+    /// A sink part's channel: keeps each event's bytes as an item, connection ids as slots.
+    init(renderingItems: ()) {
+        fileDescriptor = nil
+        ownsDescriptor = false
+        renderedItems = []
+        pending.idSlots = []
     }
 
     deinit {
@@ -88,6 +102,10 @@ public final class OutputChannel {
 
     /// Called by exporters at the end of each event, with the event's time.
     public func endEvent(at time: CaptureTimestamp?) {
+        if renderedItems != nil {
+            renderedItemCount += 1
+            return renderedItems!.append(RenderedItem(end: pending.count, slotsEnd: pending.idSlots?.count ?? 0, time: time))
+        }
         guard reorder != nil else {
             if flushesEachEvent || pending.count >= flushThreshold { flush() }
             return

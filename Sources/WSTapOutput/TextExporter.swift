@@ -154,7 +154,7 @@ public final class TextExporter: TimelineSink {
         case .absolute, .absoluteWithDate:
             if let time { line.utcTime(time, withDate: style.timeFormat == .absoluteWithDate) } else { line.raw("-") }
         }
-        line.raw("  #"); line.number(record.id)
+        line.raw("  #"); line.connectionID(record.id)
         line.raw("  ")
     }
 
@@ -423,6 +423,17 @@ public enum SummaryText {
 }
 
 /// Writes only the summary (`--format summary`): the fastest way through a capture.
+extension TextExporter: PartitionedSink, StreamingExporter {
+    /// Nil with `-t d`: a line's time counts from the line before it, which only the merge knows.
+    public func makePart(jobs: Int) -> (any SinkPart)? {
+        style.timeFormat == .delta ? nil : StreamingPart(of: self, writingTo: output, jobs: jobs)
+    }
+
+    func partExporter(output: OutputChannel, jobs: Int) -> TextExporter { TextExporter(output: output, style: style) }
+
+    func partStarted(at time: CaptureTimestamp) { start = time }
+}
+
 public final class SummaryExporter: TimelineSink {
     private let output: OutputChannel
 
@@ -435,5 +446,18 @@ public final class SummaryExporter: TimelineSink {
     public func finish(_ summary: CaptureSummary) {
         SummaryText.render(summary, into: output.pending)
         output.flush()
+    }
+}
+
+extension SummaryExporter: PartitionedSink {
+    /// The summary needs no event: a job's events are dropped where they happen, not recorded.
+    public func makePart(jobs: Int) -> (any SinkPart)? { IgnoringPart() }
+
+    private final class IgnoringPart: SinkPart {
+        func start(at time: CaptureTimestamp) {}
+        func render(_ event: TimelineEvent) -> Bool { false }
+        func handOver() {}
+        func writeNext(captureID: (UInt64) -> UInt64) {}
+        func finish() {}
     }
 }

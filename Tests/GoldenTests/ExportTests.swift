@@ -170,3 +170,36 @@ struct FollowTests {
         #expect(!nobody.matchedAny && nobody.connectionsSeen == 1)
     }
 }
+
+/// `--jobs`: several analyzers, each rendering its own connections (text, NDJSON, summary: sink
+/// parts) or recording them for the one sink (JSON, HAR), write exactly what one analyzer writes.
+struct ParallelAnalysisTests {
+    static let formats: [(name: String, make: @Sendable (OutputChannel) -> any TimelineSink)] = [
+        ("ndjson", { NDJSONExporter(output: $0) }),
+        ("text", { TextExporter(output: $0) }),
+        ("text, absolute times, every message, hex", { TextExporter(output: $0, showsEveryMessage: true, timeFormat: .absolute, hexDump: true) }),
+        ("json", { JSONExporter(output: $0) }),
+        ("har", { HARExporter(output: $0) }),
+    ]
+
+    @Test(arguments: GoldenTests.captureNames)
+    func threeJobsWriteWhatOneAnalyzerWrites(_ name: String) throws {
+        let capture = GoldenTests.capturesDirectory.appendingPathComponent(name)
+        var options = AnalyzerOptions()
+        let keys = capture.deletingPathExtension().appendingPathExtension("keys")
+        if FileManager.default.fileExists(atPath: keys.path) {
+            options.keyLog = try KeyLog(path: keys.path, source: "--keylog")
+        }
+        for format in Self.formats {
+            let one = OutputChannel(inMemory: ())
+            _ = analyze(try CaptureFileReader(path: capture.path), with: Analyzer(options: options, sink: format.make(one)))
+            one.flush()
+            let three = OutputChannel(inMemory: ())
+            _ = analyzeInParallel(try CaptureFileReader(path: capture.path), jobs: 3, options: options, sink: format.make(three))
+            three.flush()
+            #expect(!one.memory.isEmpty)
+            let identical = three.memory == one.memory
+            #expect(identical, "\(name) as \(format.name): \(three.memory.count) bytes with 3 jobs, \(one.memory.count) with one")
+        }
+    }
+}
