@@ -5,30 +5,37 @@ import WSTapPackets
 import WSTapTCP
 import WSTapWebSocket
 
-/// Reads a capture with `jobs` analyzers at once, each given the packets of its own connections
-/// (flow sharding: both directions of a 4-tuple to the same job, IP fragments to the job of the
-/// connection they complete), and delivers to `sink` exactly the events, in exactly the order,
-/// one analyzer would (`analyze`): the same connection ids, the same summary. A
-/// `PartitionedSink` renders each job's connections on that job's thread too.
+/// Reads a capture with one analyzer per source in `sources` (each a reader of the same capture
+/// from its start), each decoding the packets of its own connections (flow sharding: both
+/// directions of a 4-tuple to the same job, IP fragments to the job of the connection they
+/// complete), and delivers to `sink` exactly the events, in exactly the order, one analyzer would
+/// (`analyze`): the same connection ids, the same summary. A `PartitionedSink` renders each job's
+/// connections on that job's thread too.
 ///
-/// How: the reading thread decodes each packet's headers to pick its job and numbers packets in
-/// reading order; it also computes the capture's idle-sweep points (one analyzer sweeps every 10
-/// capture seconds of its segments) and gives them to every job. Packets go in batches; the jobs
-/// decode a batch in parallel, each event noted with the reading position that produced it and
-/// either rendered by the job's part of the sink or recorded (its bytes copied); then the events
-/// are merged by that position (at one position only one job decodes a packet, and closes at a
-/// sweep or at the end go in connection order, as one analyzer closes them), each job's connection
-/// ids are mapped to the capture's (numbered in the order the connections were opened), and on
-/// this thread the parts' items are written and the recorded events given to the sink.
+/// How: every job reads the whole capture, numbering packets in reading order, and decides for
+/// each packet whose it is from its headers (so the packets a job decodes stay in its core's
+/// caches: handing them over from one reading thread cost more than reading the file once per
+/// job from the page cache); every job also applies one analyzer's idle-sweep rule (every 10
+/// capture seconds of its segments) to all segments. Each event is noted with the reading
+/// position that produced it and either rendered by the job's part of the sink or recorded (its
+/// bytes copied). Every 4,096 packets or 2 MiB read, each job hands what it noted to this thread, which
+/// merges the jobs' events by position (at one position only one job decodes a packet, and
+/// closes at a sweep or at the end go in connection order, as one analyzer closes them), maps
+/// each job's connection ids to the capture's (numbered in the order the connections were
+/// opened), writes the parts' items and gives the recorded events to the sink.
 ///
 /// Limits that count over all connections (`maxConnections`, `maxPendingBytesTotal`) are shared
 /// out between the jobs: only when a capture reaches them can the events differ from one
-/// analyzer's.
+/// analyzer's. A damaged capture is reported once, as one analyzer reports it.
 public func analyzeInParallel(
-    _ source: any PacketSource, jobs: Int, options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink,
+    _ sources: [any PacketSource], options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink,
     shouldStop: () -> Bool = { false }
 ) -> (summary: CaptureSummary, damage: CaptureError?) {
-    ParallelAnalysis(jobs: max(1, jobs), options: options, sink: sink).run(source, shouldStop: shouldStop)
+    guard sources.count > 1 else {
+        let analyzer = Analyzer(options: options, sink: sink)
+        return sources.first.map { analyze($0, with: analyzer, shouldStop: shouldStop) } ?? (analyzer.finish(), nil)
+    }
+    return ParallelAnalysis(sources: sources, options: options, sink: sink).run(shouldStop: shouldStop)
 }
 
 /// Where in the reading an event was produced: before a packet (an idle sweep), by it, after it
@@ -46,38 +53,10 @@ private struct Position: Comparable {
     }
 }
 
-/// A job's share of one batch: its packets, each with its place in the reading, and what happens
-/// between them.
-private struct WorkBatch: Sendable {
-    enum Mark: Sendable {
-        case sweep(CaptureTimestamp)
-        case damage(String)
-    }
-
-    var packets: PacketBatch
-    var sequences: [UInt64] = []
-    /// The capture's first packet's time, once read.
-    var captureStart: CaptureTimestamp?
-    /// Marks, each applied before the packet at `beforePacket` (or after the last one), at `sequence`.
-    var marks: [(beforePacket: Int, sequence: UInt64, mark: Mark)] = []
-
-    /// Room for a job's share of a batch read for `jobs` jobs.
-    init(jobs: Int) {
-        let packets = Reader.batchPackets / jobs + Reader.batchPackets / 8
-        self.packets = PacketBatch(reservingPackets: packets, bytes: Reader.batchBytes / jobs + Reader.batchBytes / 8)
-        sequences.reserveCapacity(packets)
-    }
-
-    mutating func append(_ packet: CapturedPacket, sequence: UInt64) {
-        packets.append(packet)
-        sequences.append(sequence)
-    }
-}
-
-/// What a job produced while decoding one batch: its events in order with their positions (each
-/// either an item its sink part rendered or an event recorded with its bytes), and the
-/// connections it numbered and removed.
-private struct RecordedBatch {
+/// What a job produced while reading one stretch of packets: its events in order with their
+/// positions (each either an item its sink part rendered or an event recorded with its bytes),
+/// and the connections it numbered and removed; the last one also what the job counted.
+private struct RecordedBatch: @unchecked Sendable {
     struct Entry {
         var position: Position
         /// The job's id of the event's connection.
@@ -99,14 +78,25 @@ private struct RecordedBatch {
     /// Connections numbered (at the position that opened them) and removed, by the job's ids.
     var numbered: [(sequence: UInt64, id: UInt64)] = []
     var removed: [UInt64] = []
+    /// What the job's sink part rendered in this stretch.
+    var rendered: (any SinkPartBatch)?
+    /// The capture's first packet's time, once read.
+    var captureStart: CaptureTimestamp?
+    /// Set on the job's last batch.
+    var ending: Ending?
 
-    mutating func clear() {
-        entries.removeAll(keepingCapacity: true)
-        events.removeAll(keepingCapacity: true)
-        payloads.removeAll(keepingCapacity: payloads.capacity <= 64 << 20)
-        gaps.removeAll(keepingCapacity: true)
-        numbered.removeAll(keepingCapacity: true)
-        removed.removeAll(keepingCapacity: true)
+    struct Ending {
+        var summary: CaptureSummary
+        var last: CaptureTimestamp?
+        var damage: CaptureError?
+    }
+
+    /// Room for about as much as `previous` held.
+    init(sizedLike previous: RecordedBatch? = nil) {
+        guard let previous else { return }
+        entries.reserveCapacity(previous.entries.count)
+        events.reserveCapacity(previous.events.count)
+        payloads.reserveCapacity(min(previous.payloads.count, 8 << 20))
     }
 
     mutating func record(_ event: TimelineEvent, at position: Position, payload: Range<Int> = 0..<0, gaps: Range<Int> = 0..<0) {
@@ -173,7 +163,7 @@ private final class EventRecorder: TimelineSink {
         }
         switch event {
         case .captureStarted:
-            return  // The parallel analysis says when the capture started.
+            return  // The merge says when the capture started.
         case .frame(let record, var frame):
             let (payload, gaps) = (batch.keep(frame.payload), batch.keep(frame.gaps))
             lastFrame = (frame.payload.count, payload)
@@ -196,39 +186,40 @@ private final class EventRecorder: TimelineSink {
 
     func finish(_ summary: CaptureSummary) { self.summary = summary }
 
-    /// A delivered batch's storage, emptied, for the next one (its capacity kept).
-    private var spare: RecordedBatch?
-
-    /// What was recorded since the last call (the part's items handed over with it); only while
-    /// the job is idle.
+    /// What was noted since the last call, the part's items with it.
     func take() -> RecordedBatch {
         lastFrame = nil
-        part?.handOver()
-        defer { batch = spare ?? RecordedBatch() ; spare = nil }
-        return batch
-    }
-
-    /// Takes back a delivered batch, to record into again.
-    func recycle(_ delivered: consuming RecordedBatch) {
-        delivered.clear()
-        spare = delivered
+        var taken = RecordedBatch(sizedLike: batch)
+        swap(&taken, &batch)
+        taken.rendered = part?.handOver()
+        return taken
     }
 }
 
-/// One analyzer and its recorder; used by one thread at a time (batches are separated by a barrier).
+/// One job: its own reader of the whole capture, its routing, its analyzer and its recorder,
+/// all used by the job's thread only.
 private final class Job: @unchecked Sendable {
     let index: Int
-    /// The job's own queue, so its own thread: on the shared global queue the reading thread
-    /// and the jobs competed for as many threads as there are cores, and two jobs ran one after
-    /// the other on a 2-core machine (a queue made here may have a thread beyond the cores).
+    /// The job's own queue, so its own thread: on the shared global queue the jobs competed for
+    /// as many threads as there are cores with whatever else ran there.
     let queue: DispatchQueue
-    let recorder: EventRecorder
-    private var analyzer: Analyzer?
-    private var started = false
+    let results = HandOver<RecordedBatch>(capacity: 3)
+    private let source: any PacketSource
+    private let recorder: EventRecorder
+    private let analyzer: Analyzer
+    private var router: PacketRouter
+    var part: (any SinkPart)? { recorder.part }
+    /// A batch is handed over once this many packets or bytes were read since the last one:
+    /// the same stretches of the capture in every job, since every job reads all of it.
+    static let batchPackets = 4_096
+    static let batchBytes = 2 << 20
 
-    init(index: Int, options: AnalyzerOptions, receivesFramesAndMessages: Bool, part: (any SinkPart)?) {
+    init(index: Int, jobCount: Int, source: any PacketSource, options: AnalyzerOptions, receivesFramesAndMessages: Bool,
+         part: (any SinkPart)?) {
         self.index = index
+        self.source = source
         queue = DispatchQueue(label: "wstap-job-\(index)")
+        router = PacketRouter(jobCount: jobCount, job: index)
         let recorder = EventRecorder(receivesFramesAndMessages: receivesFramesAndMessages, part: part)
         self.recorder = recorder
         let role = JobRole(
@@ -238,47 +229,83 @@ private final class Job: @unchecked Sendable {
         analyzer = Analyzer(options: options, sink: recorder, job: role)
     }
 
-    func process(_ batch: WorkBatch) {
-        guard let analyzer else { return }
-        if !started, let start = batch.captureStart {
-            started = true
-            recorder.part?.start(at: start)
+    /// Reads the capture to its end (or until the merge stops taking), handing over a batch every
+    /// `batchPackets` packets or `batchBytes` bytes, and the last one with what the job counted.
+    func run() {
+        var sequence: UInt64 = 0
+        var (batchPackets, batchBytes) = (0, 0)
+        var first: CaptureTimestamp?
+        var last: CaptureTimestamp?
+        var damage: CaptureError?
+        func damaged(_ error: CaptureError) {
+            damage = damage ?? error
+            // Every job reads the same damage; one analyzer reports it once.
+            guard index == 0 else { return }
+            recorder.position = Position(sequence: sequence, phase: .after)
+            analyzer.reportCaptureDamage(error.message)
         }
-        var markIndex = 0
-        func applyMarks(before packetIndex: Int) {
-            while markIndex < batch.marks.count, batch.marks[markIndex].beforePacket == packetIndex {
-                let mark = batch.marks[markIndex]
-                switch mark.mark {
-                case .sweep(let time):
-                    recorder.position = Position(sequence: mark.sequence, phase: .sweepBefore)
-                    analyzer.sweepConnections(at: time)
-                case .damage(let message):
-                    recorder.position = Position(sequence: mark.sequence, phase: .after)
-                    analyzer.reportCaptureDamage(message)
+        reading: while true {
+            let read: PacketSourceRead
+            do {
+                read = try source.nextPacket()
+            } catch {
+                damaged(error)
+                break
+            }
+            switch read {
+            case .packet(let packet):
+                sequence += 1
+                if batchPackets >= Self.batchPackets || batchBytes >= Self.batchBytes {
+                    (batchPackets, batchBytes) = (0, 0)
+                    var batch = recorder.take()
+                    batch.captureStart = first
+                    guard results.put(batch) else { return }
                 }
-                markIndex += 1
+                if first == nil {
+                    first = packet.timestamp
+                    recorder.part?.start(at: packet.timestamp)
+                }
+                last = packet.timestamp
+                batchPackets += 1
+                batchBytes += packet.bytes.count
+                router.route(packet, sequence: sequence, to: self)
+            case .partDamaged(let error):
+                damaged(error)
+            case .noPacketYet:
+                continue
+            case .endOfCapture:
+                break reading
             }
         }
-        var packetIndex = 0
-        batch.packets.forEachPacket { packet in
-            applyMarks(before: packetIndex)
-            recorder.position = Position(sequence: batch.sequences[packetIndex], phase: .packet)
-            analyzer.process(packet)
-            packetIndex += 1
-        }
-        applyMarks(before: packetIndex)
+        router.releaseAll(sequence: sequence, to: self)
+        recorder.position = Position(sequence: .max, phase: .end)
+        analyzer.finish(endingAt: last ?? .zero)
+        var batch = recorder.take()
+        batch.captureStart = first
+        batch.ending = RecordedBatch.Ending(summary: recorder.summary ?? CaptureSummary(), last: last, damage: damage)
+        guard results.put(batch) else { return }
+        _ = results.put(nil)
     }
 
-    func finish(endingAt end: CaptureTimestamp) {
-        recorder.position = Position(sequence: .max, phase: .end)
-        analyzer?.finish(endingAt: end)
-        analyzer = nil
+    /// A packet of this job's, decoded where it was read.
+    func decode(_ packet: CapturedPacket, sequence: UInt64) {
+        recorder.position = Position(sequence: sequence, phase: .packet)
+        analyzer.process(packet)
+    }
+
+    /// One analyzer's idle sweep, before the packet at `sequence`.
+    func sweep(at time: CaptureTimestamp, sequence: UInt64) {
+        recorder.position = Position(sequence: sequence, phase: .sweepBefore)
+        analyzer.sweepConnections(at: time)
     }
 }
 
-/// The reading thread's routing: which job decodes each packet, and where the idle sweeps fall.
+/// A job's routing: which job decodes each packet, and where the idle sweeps fall (the same in
+/// every job, which all read every packet).
 private struct PacketRouter {
     let jobCount: Int
+    /// The job this router works for: its packets are decoded, the others' passed over.
+    let ownJob: Int
     /// The sweep rule of one connection table, applied to every TCP segment of the capture.
     private var lastSweep: CaptureTimestamp?
     /// Reassembles fragments only to learn which connection they complete; the fragments
@@ -297,17 +324,22 @@ private struct PacketRouter {
         var protocolNumber: UInt8
     }
 
-    init(jobCount: Int) { self.jobCount = jobCount }
+    init(jobCount: Int, job: Int) {
+        self.jobCount = jobCount
+        ownJob = job
+    }
 
-    /// The job of a connection: a hash of its two endpoints, in either order.
+    /// The job of a connection: a hash of its two endpoints, in either order (a sum, so that
+    /// neither needs comparing with the other).
     ///
     /// A few multiplications (splitmix64's finalizer) rather than `Hasher`, whose SipHash cost
-    /// the reading thread about 260 instructions a packet; seeded per run (by `Hasher`'s own
-    /// random seed) so that a capture cannot choose to put every connection in one job.
+    /// about 260 instructions a packet; seeded per run (by `Hasher`'s own random seed) so that a
+    /// capture cannot choose to put every connection in one job.
     private func job(of segment: TCPSegment) -> Int {
-        let (low, high) = segment.source < segment.destination ? (segment.source, segment.destination) : (segment.destination, segment.source)
-        return Int(Self.mix(Self.mix(Self.seed, low), high) % UInt64(jobCount))
+        Int((Self.mix(Self.seed, segment.source) &+ Self.mix(Self.seed, segment.destination)) % UInt64(jobCount))
     }
+
+    private static let seed = UInt64(bitPattern: Int64(0.hashValue))
 
     @inline(__always)
     private static func mix(_ value: UInt64, _ endpoint: Endpoint) -> UInt64 {
@@ -319,8 +351,6 @@ private struct PacketRouter {
         return mix(mixed ^ UInt64(endpoint.port))
     }
 
-    private static let seed = UInt64(bitPattern: Int64(0.hashValue))
-
     @inline(__always)
     private static func mix(_ value: UInt64) -> UInt64 {
         var z = value &+ 0x9E37_79B9_7F4A_7C15
@@ -329,19 +359,17 @@ private struct PacketRouter {
         return z ^ (z >> 31)
     }
 
-    /// Sweep marks for every job when a segment at `time` starts a sweep.
-    private mutating func sweepIfDue(at time: CaptureTimestamp, sequence: UInt64, into batches: inout [WorkBatch]) {
+    /// One analyzer's sweep, when a segment at `time` starts one.
+    private mutating func sweepIfDue(at time: CaptureTimestamp, sequence: UInt64, to worker: Job) {
         guard ConnectionTable.sweepIsDue(at: time, lastSweep: &lastSweep) else { return }
-        for index in batches.indices {
-            batches[index].marks.append((batches[index].packets.packetCount, sequence, .sweep(time)))
-        }
+        worker.sweep(at: time, sequence: sequence)
     }
 
-    mutating func route(_ packet: CapturedPacket, sequence: UInt64, into batches: inout [WorkBatch]) {
+    mutating func route(_ packet: CapturedPacket, sequence: UInt64, to worker: Job) {
         switch PacketDecoder.decode(packet) {
         case .tcp(let segment):
-            sweepIfDue(at: packet.timestamp, sequence: sequence, into: &batches)
-            batches[job(of: segment)].append(packet, sequence: sequence)
+            sweepIfDue(at: packet.timestamp, sequence: sequence, to: worker)
+            if job(of: segment) == ownJob { worker.decode(packet, sequence: sequence) }
         case .fragment(let fragment):
             let key = HeldKey(source: fragment.source, destination: fragment.destination,
                               identification: fragment.identification, protocolNumber: fragment.protocolNumber)
@@ -354,37 +382,38 @@ private struct PacketRouter {
                     protocolNumber: fragment.protocolNumber, payload: datagram, source: fragment.source,
                     destination: fragment.destination)
                 if case .tcp(let segment) = decoded { owner = job(of: segment) } else { owner = 0 }
-                if case .tcp = decoded { sweepIfDue(at: packet.timestamp, sequence: sequence, into: &batches) }
+                if case .tcp = decoded { sweepIfDue(at: packet.timestamp, sequence: sequence, to: worker) }
             }
-            if let owner { release(key, to: owner, sequence: sequence, into: &batches) }
+            if let owner { release(key, to: owner, sequence: sequence, worker: worker) }
             while heldBytes > Self.maxHeldBytes, let oldest = heldOrder.first {
                 heldOrder.removeFirst()
-                release(oldest, to: 0, sequence: sequence, into: &batches)
+                release(oldest, to: 0, sequence: sequence, worker: worker)
             }
         case .skipped:
-            batches[0].append(packet, sequence: sequence)
+            if ownJob == 0 { worker.decode(packet, sequence: sequence) }
         }
     }
 
     /// Fragments never completed go to the first job at the end, as they came.
-    mutating func releaseAll(sequence: UInt64, into batches: inout [WorkBatch]) {
+    mutating func releaseAll(sequence: UInt64, to worker: Job) {
         while let oldest = heldOrder.first {
             heldOrder.removeFirst()
-            release(oldest, to: 0, sequence: sequence, into: &batches)
+            release(oldest, to: 0, sequence: sequence, worker: worker)
         }
     }
 
-    /// Hands the fragments held for `key` to `job` (`heldOrder` keeps released keys until they
-    /// reach its front, where they are passed over).
-    private mutating func release(_ key: HeldKey, to job: Int, sequence: UInt64, into batches: inout [WorkBatch]) {
+    /// Gives the fragments held for `key` to `owner`: decoded here when that is this router's job
+    /// (`heldOrder` keeps released keys until they reach its front, where they are passed over).
+    private mutating func release(_ key: HeldKey, to owner: Int, sequence: UInt64, worker: Job) {
         guard let waiting = held.removeValue(forKey: key) else { return }
         heldBytes -= waiting.byteCount
+        guard owner == ownJob else { return }
         // At the position of the fragment that completed them: that is where one analyzer decodes them.
-        waiting.forEachPacket { batches[job].append($0, sequence: sequence) }
+        waiting.forEachPacket { worker.decode($0, sequence: sequence) }
     }
 }
 
-/// Batches from the reading thread to the merging one, at most `capacity` waiting.
+/// Batches from a job's thread to the merging one, at most `capacity` waiting.
 private final class HandOver<Item>: @unchecked Sendable {
     // Every semaphore starts at 0 and is signalled up to its count: libdispatch traps when one is
     // released below the value it was made with (here, when reading stops with batches waiting).
@@ -432,68 +461,6 @@ private final class HandOver<Item>: @unchecked Sendable {
     }
 }
 
-/// The reading thread: reads, numbers and routes packets into batches, one per job.
-private final class Reader: @unchecked Sendable {
-    static let batchPackets = 4_096
-    static let batchBytes = 2 << 20
-
-    private let source: any PacketSource
-    private var router: PacketRouter
-    private var sequence: UInt64 = 0
-    /// Read by the merging thread once the reader has handed over its last batch.
-    private(set) var first: CaptureTimestamp?
-    private(set) var last: CaptureTimestamp?
-    private(set) var damage: CaptureError?
-
-    init(source: any PacketSource, jobCount: Int) {
-        self.source = source
-        router = PacketRouter(jobCount: jobCount)
-    }
-
-    func readAll(into handOver: HandOver<[WorkBatch]>) {
-        var ended = false
-        while !ended {
-            var batches = (0..<router.jobCount).map { _ in WorkBatch(jobs: router.jobCount) }
-            var packets = 0
-            var bytes = 0
-            while packets < Self.batchPackets, bytes < Self.batchBytes {
-                let read: PacketSourceRead
-                do {
-                    read = try source.nextPacket()
-                } catch {
-                    damage = damage ?? error
-                    batches[0].marks.append((batches[0].packets.packetCount, sequence, .damage(error.message)))
-                    ended = true
-                    break
-                }
-                switch read {
-                case .packet(let packet):
-                    sequence += 1
-                    // Written once, before the batch that holds it is handed over: the merging
-                    // thread reads it after taking that batch.
-                    if first == nil { first = packet.timestamp }
-                    last = packet.timestamp
-                    router.route(packet, sequence: sequence, into: &batches)
-                    packets += 1
-                    bytes += packet.bytes.count
-                case .partDamaged(let error):
-                    damage = damage ?? error
-                    batches[0].marks.append((batches[0].packets.packetCount, sequence, .damage(error.message)))
-                case .noPacketYet:
-                    continue
-                case .endOfCapture:
-                    ended = true
-                }
-                if ended { break }
-            }
-            if ended { router.releaseAll(sequence: sequence, into: &batches) }
-            for index in batches.indices { batches[index].captureStart = first }
-            guard handOver.put(batches) else { return }
-        }
-        _ = handOver.put(nil)
-    }
-}
-
 private final class ParallelAnalysis {
     private let sink: any TimelineSink
     private let jobs: [Job]
@@ -502,73 +469,51 @@ private final class ParallelAnalysis {
     private var nextID: UInt64 = 1
     private var startAnnounced = false
 
-    init(jobs count: Int, options: AnalyzerOptions, sink: any TimelineSink) {
+    init(sources: [any PacketSource], options: AnalyzerOptions, sink: any TimelineSink) {
+        let count = sources.count
         var shared = options
         shared.reassembly.maxConnections = max(1, options.reassembly.maxConnections / count)
         shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
         self.sink = sink
         let partitioned = sink as? any PartitionedSink
-        jobs = (0..<count).map {
-            Job(index: $0, options: shared, receivesFramesAndMessages: sink.receivesFramesAndMessages,
-                part: partitioned?.makePart(jobs: count))
+        jobs = sources.enumerated().map { index, source in
+            Job(index: index, jobCount: count, source: source, options: shared,
+                receivesFramesAndMessages: sink.receivesFramesAndMessages, part: partitioned?.makePart(jobs: count))
         }
         captureIDs = Array(repeating: [:], count: count)
     }
 
-    /// Three stages at once: the reader fills batch n+1 while the jobs decode batch n and this
-    /// thread merges and writes what they recorded of batch n-1.
-    func run(_ source: any PacketSource, shouldStop: () -> Bool) -> (summary: CaptureSummary, damage: CaptureError?) {
-        var recorded = jobs.map { $0.recorder.take() }
-        merge(&recorded, first: nil)  // what the first job says before any packet (the key log)
-        let reader = Reader(source: source, jobCount: jobs.count)
-        let handOver = HandOver<[WorkBatch]>(capacity: 2)
-        let readingDone = DispatchSemaphore(value: 0)
-        DispatchQueue(label: "wstap-reader").async {
-            reader.readAll(into: handOver)
-            readingDone.signal()
-        }
-        let decoding = DispatchGroup()
-        var decodingBatch = false
-        while true {
-            let next = shouldStop() ? nil : handOver.take()
-            if decodingBatch {
-                decoding.wait()
-                recorded = jobs.map { $0.recorder.take() }
-                if let next { start(next, in: decoding) }
-                merge(&recorded, first: reader.first)
-            } else if let next {
-                start(next, in: decoding)
+    /// The jobs read and decode on their own threads; this one merges their batches in turn.
+    func run(shouldStop: () -> Bool) -> (summary: CaptureSummary, damage: CaptureError?) {
+        let finished = DispatchGroup()
+        for job in jobs { job.queue.async(group: finished) { job.run() } }
+        var ending: [RecordedBatch.Ending?] = Array(repeating: nil, count: jobs.count)
+        var first: CaptureTimestamp?
+        merging: while !shouldStop() {
+            var batches: [RecordedBatch] = []
+            for job in jobs {
+                guard let batch = job.results.take() else { break merging }
+                batches.append(batch)
             }
-            decodingBatch = next != nil
-            if next == nil { break }
+            first = first ?? batches[0].captureStart
+            for (index, batch) in batches.enumerated() where batch.ending != nil { ending[index] = batch.ending }
+            merge(batches, first: first)
         }
-        handOver.stop()
-        readingDone.wait()
-        let end = reader.last ?? .zero
-        let jobs = self.jobs
-        DispatchQueue.concurrentPerform(iterations: jobs.count) { jobs[$0].finish(endingAt: end) }
-        recorded = jobs.map { $0.recorder.take() }
-        merge(&recorded, first: reader.first)
-        for job in jobs { job.recorder.part?.finish() }
+        for job in jobs { job.results.stop() }
+        finished.wait()
+        for job in jobs { job.part?.finish() }
         var summary = CaptureSummary()
-        for job in jobs { summary.merge(job.recorder.summary ?? CaptureSummary()) }
+        for end in ending { summary.merge(end?.summary ?? CaptureSummary()) }
         // The capture's first and last packets in reading order, as one analyzer records them.
-        summary.firstPacketTime = reader.first
-        summary.lastPacketTime = reader.last
+        summary.firstPacketTime = first
+        summary.lastPacketTime = ending[0]?.last
         sink.finish(summary)
-        return (summary, reader.damage)
-    }
-
-    private func start(_ batches: [WorkBatch], in group: DispatchGroup) {
-        for job in jobs {
-            let batch = batches[job.index]
-            job.queue.async(group: group) { job.process(batch) }
-        }
+        return (summary, ending[0]?.damage)
     }
 
     /// Numbers the connections the jobs opened, in the order they were opened, then hands every
-    /// recorded event to the sink in reading order.
-    private func merge(_ recorded: inout [RecordedBatch], first: CaptureTimestamp?) {
+    /// event to the sink in reading order.
+    private func merge(_ recorded: [RecordedBatch], first: CaptureTimestamp?) {
         var opened: [(sequence: UInt64, job: Int, id: UInt64)] = []
         for (job, batch) in recorded.enumerated() { opened += batch.numbered.map { ($0.sequence, job, $0.id) } }
         opened.sort { ($0.sequence, $0.job, $0.id) < ($1.sequence, $1.job, $1.id) }
@@ -576,25 +521,26 @@ private final class ParallelAnalysis {
             captureIDs[connection.job][connection.id] = nextID
             nextID += 1
         }
-        if let first, !startAnnounced {
-            // One analyzer says so at its first packet, after what it said before any.
+        // One analyzer says when the capture started at its first packet, after what it said
+        // before any (which key log decrypts TLS).
+        func announceStart() {
+            guard let first, !startAnnounced else { return }
             startAnnounced = true
             sink.receive(.captureStarted(first))
         }
         // Each job's events are in reading order already: merge them, taking the earliest next
         // event; closes at a sweep or at the end go in connection order, as one table closes them.
+        // Taken apart once: reading a field through `recorded[job]` copied the whole batch.
         let entries = recorded.map(\.entries)
-        let events = recorded.map(\.events)
-        let payloads = recorded.map(\.payloads)
-        let gaps = recorded.map(\.gaps)
-        var next = [Int](repeating: 0, count: entries.count)
+        let rendered = recorded.map(\.rendered)
+        var next = [Int](repeating: 0, count: recorded.count)
         func key(_ job: Int) -> (Position, UInt64)? {
             guard next[job] < entries[job].count else { return nil }
             let entry = entries[job][next[job]]
             guard entry.position.phase == .sweepBefore || entry.position.phase == .end else { return (entry.position, 0) }
             return (entry.position, entry.connection.map { captureIDs[job][$0] ?? 0 } ?? 0)
         }
-        var keys = entries.indices.map(key)
+        var keys = recorded.indices.map(key)
         while true {
             var chosen: Int?
             for job in keys.indices {
@@ -603,24 +549,25 @@ private final class ParallelAnalysis {
                 chosen = job
             }
             guard let job = chosen else { break }
-            let ids = captureIDs[job]
+            if entries[job][next[job]].position.sequence > 0 { announceStart() }
             if let index = entries[job][next[job]].recorded {
-                payloads[job].withUnsafeBytes { payloadBytes in
-                    gaps[job].withUnsafeBufferPointer { gapList in
-                        RecordedBatch.deliver(events[job][Int(index)], payloads: payloadBytes, gaps: gapList, to: sink) { ids[$0] ?? $0 }
+                let batch = recorded[job]
+                batch.payloads.withUnsafeBytes { payloadBytes in
+                    batch.gaps.withUnsafeBufferPointer { gapList in
+                        RecordedBatch.deliver(batch.events[Int(index)], payloads: payloadBytes, gaps: gapList, to: sink) {
+                            captureIDs[job][$0] ?? $0
+                        }
                     }
                 }
             } else {
-                jobs[job].recorder.part?.writeNext { ids[$0] ?? $0 }
+                rendered[job]?.writeNext { captureIDs[job][$0] ?? $0 }
             }
             next[job] += 1
             keys[job] = key(job)
         }
-        // Each batch moved out (not copied), so its storage is reused as it is.
-        while let batch = recorded.popLast() {
-            let job = recorded.count
+        announceStart()
+        for (job, batch) in recorded.enumerated() {
             for id in batch.removed { captureIDs[job][id] = nil }
-            jobs[job].recorder.recycle(batch)
         }
     }
 }

@@ -8,21 +8,23 @@ public protocol PartitionedSink: TimelineSink {
     func makePart(jobs: Int) -> (any SinkPart)?
 }
 
-/// One job's share of a `PartitionedSink`.
-///
-/// `render` runs on the job's thread; `handOver`, `writeNext` and `finish` on the merging
-/// thread, `handOver` only while the job is idle. Connection ids in a part are the job's: the
-/// merge says which id the capture gives each one when it writes.
+/// One job's share of a `PartitionedSink`. Connection ids in a part are the job's: the merge
+/// says which id the capture gives each one when it writes.
 public protocol SinkPart: AnyObject {
-    /// Before the job's first event: when the capture started.
+    /// Job's thread, before its first event: when the capture started.
     func start(at time: CaptureTimestamp)
-    /// Renders an event of one of the job's connections (its borrowed bytes are valid only for
-    /// the call); true when that made an item for `writeNext`, false when it wrote nothing.
+    /// Job's thread: renders an event of one of the job's connections (its borrowed bytes are
+    /// valid only for the call); true when that made an item to write, false when it wrote nothing.
     func render(_ event: TimelineEvent) -> Bool
-    /// The items rendered since the last hand-over become the ones `writeNext` takes, in order.
-    func handOver()
-    /// Writes the next handed-over item through the sink, each connection id as `captureID` maps it.
-    func writeNext(captureID: (UInt64) -> UInt64)
-    /// After the last item, before the sink's `finish`: adds what the part counted to the sink.
+    /// Job's thread: the items rendered since the last hand-over, for the merge to write.
+    func handOver() -> any SinkPartBatch
+    /// Merging thread, after the last item is written and before the sink's `finish`: adds what
+    /// the part counted to the sink.
     func finish()
+}
+
+/// Items a `SinkPart` rendered, handed from the job's thread to the merging one.
+public protocol SinkPartBatch: AnyObject {
+    /// Writes the next item through the sink, each connection id as `captureID` maps it.
+    func writeNext(captureID: (UInt64) -> UInt64)
 }

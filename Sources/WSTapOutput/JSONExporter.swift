@@ -130,6 +130,10 @@ public final class JSONExporter: TimelineSink {
     /// Lists moved to the spool so far.
     private(set) var spills = 0
     private let spool = JSONSpool()
+    /// In a `--jobs` job's part: connections ended, not yet handed over, with how they ended.
+    private var ended: [(connection: OpenConnection, end: ConnectionEnd)]?
+    /// Why a part's temporary file could not be used (reported once, by the whole exporter).
+    private var partSpoolFailure: SystemError?
     /// What the spare buffers may hold in all: a bulk transfer's huge lists are not kept.
     private static let maxSpareBytes = 8 << 20
     private static let maxSpareCapacity = 256 << 10
@@ -145,6 +149,18 @@ public final class JSONExporter: TimelineSink {
         self.memoryBudget = memoryBudget
         self.listBudget = listBudget
         output.write("{\"format_version\":1,\"connections\":[")
+    }
+
+    /// A job's part of `whole`: builds its connections within a share of the memory budget and
+    /// of the decompressed payload headroom, and keeps each ended one for the whole exporter to
+    /// write (`Part`).
+    private init(partOf whole: JSONExporter, jobs: Int) {
+        output = whole.output
+        maxPayload = whole.maxPayload
+        memoryBudget = max(1, whole.memoryBudget / jobs)
+        listBudget = whole.listBudget
+        inflatedBudget = InflatedPayloadBudget(sharedBy: jobs)
+        ended = []
     }
 
     deinit {
@@ -200,7 +216,8 @@ public final class JSONExporter: TimelineSink {
             if lastID == record.id { lastConnection = nil }
             let connection = owned.takeOwnership()
             bufferedBytes -= connection.bufferedBytes
-            write(connection, end: end)
+            if ended != nil { return ended!.append((connection, end)) }
+            write(connection, end: end, id: record.id, spool: spool)
         }
         if bufferedBytes > memoryBudget, !spool.isUnusable { spillLargestLists() }
     }
@@ -262,7 +279,7 @@ public final class JSONExporter: TimelineSink {
 
     public func finish(_ summary: CaptureSummary) {
         output.write(written == 0 ? "]" : "\n]")
-        if let failure = spool.failure { Self.add(.jsonSpoolUnavailable(failure.description), to: captureIssues) }
+        if let failure = spool.failure ?? partSpoolFailure { Self.add(.jsonSpoolUnavailable(failure.description), to: captureIssues) }
         if let cut = inflatedBudget.issue { Self.add(cut, to: captureIssues) }
         output.write(",\n\"issues\":")
         captureIssues.write(to: output, spool: spool)
@@ -274,12 +291,13 @@ public final class JSONExporter: TimelineSink {
         output.flush()
     }
 
-    private func write(_ connection: OpenConnection, end: ConnectionEnd) {
+    /// Writes an ended connection, numbered `id`, its spooled lists read back from `spool`.
+    private func write(_ connection: OpenConnection, end: ConnectionEnd, id: UInt64, spool: JSONSpool) {
         let record = connection.record
         scratch.removeAll()
         scratch.raw(written == 0 ? "\n{" : ",\n{")
         written += 1
-        scratch.key("id"); scratch.number(record.id)
+        scratch.key("id"); scratch.number(id)
         scratch.raw(",\"client\":"); scratch.endpoint(record.client)
         scratch.raw(",\"server\":"); scratch.endpoint(record.server)
         scratch.raw(",\"start_time\":"); scratch.time(record.startTime)
@@ -316,5 +334,61 @@ public final class JSONExporter: TimelineSink {
         output.endEvent(at: nil)
         recycle(connection.frames.items)
         recycle(connection.messages.items)
+    }
+}
+
+extension JSONExporter: PartitionedSink {
+    public func makePart(jobs: Int) -> (any SinkPart)? { Part(of: self, jobs: jobs) }
+
+    /// A job's part: the job builds its connections' JSON; the merge writes each ended one as
+    /// the whole exporter's next connection, numbered as the capture numbers it.
+    private final class Part: SinkPart {
+        private let whole: JSONExporter
+        private let exporter: JSONExporter
+
+        init(of whole: JSONExporter, jobs: Int) {
+            self.whole = whole
+            exporter = JSONExporter(partOf: whole, jobs: jobs)
+        }
+
+        func start(at time: CaptureTimestamp) {}
+
+        func render(_ event: TimelineEvent) -> Bool {
+            let before = exporter.ended!.count
+            exporter.receive(event)
+            return exporter.ended!.count > before
+        }
+
+        func handOver() -> any SinkPartBatch {
+            var connections: [(connection: OpenConnection, end: ConnectionEnd)] = []
+            swap(&connections, &exporter.ended!)
+            return Ended(connections: connections, whole: whole, spool: exporter.spool)
+        }
+
+        func finish() {
+            whole.inflatedBudget.absorb(exporter.inflatedBudget)
+            whole.partSpoolFailure = whole.partSpoolFailure ?? exporter.spool.failure
+        }
+    }
+
+    /// Connections a part saw end, for the whole exporter to write. Their lists moved to the
+    /// part's spool are read back from it while the job goes on appending to it (at other offsets).
+    private final class Ended: SinkPartBatch {
+        private let connections: [(connection: OpenConnection, end: ConnectionEnd)]
+        private let whole: JSONExporter
+        private let spool: JSONSpool
+        private var next = 0
+
+        init(connections: [(connection: OpenConnection, end: ConnectionEnd)], whole: JSONExporter, spool: JSONSpool) {
+            self.connections = connections
+            self.whole = whole
+            self.spool = spool
+        }
+
+        func writeNext(captureID: (UInt64) -> UInt64) {
+            let (connection, end) = connections[next]
+            next += 1
+            whole.write(connection, end: end, id: captureID(connection.record.id), spool: spool)
+        }
     }
 }

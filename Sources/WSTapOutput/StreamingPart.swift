@@ -34,18 +34,11 @@ final class StreamingPart<Exporter: StreamingExporter>: SinkPart {
     private let destination: OutputChannel
     private let channel = OutputChannel(renderingItems: ())
     private let exporter: Exporter
-    /// What the last hand-over gave the merge, and how far the merge has written it.
-    private let delivered = OutputBuffer(capacity: 1 << 16)
-    private var deliveredItems: [RenderedItem] = []
-    private var nextItem = 0
-    private var nextByte = 0
-    private var nextSlot = 0
 
     init(of whole: Exporter, writingTo destination: OutputChannel, jobs: Int) {
         self.whole = whole
         self.destination = destination
         exporter = whole.partExporter(output: channel, jobs: jobs)
-        delivered.idSlots = []
     }
 
     func start(at time: CaptureTimestamp) { exporter.partStarted(at: time) }
@@ -56,35 +49,54 @@ final class StreamingPart<Exporter: StreamingExporter>: SinkPart {
         return channel.renderedItemCount > before
     }
 
-    func handOver() {
-        // A huge item (a large message) must not stay resident in either buffer.
-        delivered.removeAll(shrinkingAbove: 8 << 20, to: 1 << 16)
-        delivered.swapContents(with: channel.pending)
-        deliveredItems.removeAll(keepingCapacity: true)
-        swap(&deliveredItems, &channel.renderedItems!)
-        (nextItem, nextByte, nextSlot) = (0, 0, 0)
-    }
-
-    func writeNext(captureID: (UInt64) -> UInt64) {
-        let item = deliveredItems[nextItem]
-        nextItem += 1
-        let output = destination.pending
-        delivered.withBytes { bytes in
-            guard nextSlot < item.slotsEnd, let slots = delivered.idSlots else {
-                return output.append(UnsafeRawBufferPointer(rebasing: bytes[nextByte..<item.end]))
-            }
-            while nextSlot < item.slotsEnd {
-                let slot = slots[nextSlot]
-                output.append(UnsafeRawBufferPointer(rebasing: bytes[nextByte..<slot.offset]))
-                output.number(captureID(slot.id))
-                nextByte = slot.offset
-                nextSlot += 1
-            }
-            output.append(UnsafeRawBufferPointer(rebasing: bytes[nextByte..<item.end]))
-        }
-        nextByte = item.end
-        destination.endEvent(at: item.time)
+    func handOver() -> any SinkPartBatch {
+        // The rendered bytes move to the batch; the channel renders on into fresh memory of
+        // about the same size (a huge item, a large message, is not kept for the next ones).
+        let bytes = OutputBuffer(capacity: min(channel.pending.count, 8 << 20))
+        bytes.idSlots = []
+        bytes.swapContents(with: channel.pending)
+        var items: [RenderedItem] = []
+        items.reserveCapacity(channel.renderedItems!.count)
+        swap(&items, &channel.renderedItems!)
+        return Items(bytes: bytes, items: items, destination: destination)
     }
 
     func finish() { whole.absorb(exporter) }
+
+    /// One hand-over's items and where the merge has got to in them.
+    private final class Items: SinkPartBatch {
+        private let bytes: OutputBuffer
+        private let items: [RenderedItem]
+        private let destination: OutputChannel
+        private var nextItem = 0
+        private var nextByte = 0
+        private var nextSlot = 0
+
+        init(bytes: OutputBuffer, items: [RenderedItem], destination: OutputChannel) {
+            self.bytes = bytes
+            self.items = items
+            self.destination = destination
+        }
+
+        func writeNext(captureID: (UInt64) -> UInt64) {
+            let item = items[nextItem]
+            nextItem += 1
+            let output = destination.pending
+            bytes.withBytes { rendered in
+                guard nextSlot < item.slotsEnd, let slots = bytes.idSlots else {
+                    return output.append(UnsafeRawBufferPointer(rebasing: rendered[nextByte..<item.end]))
+                }
+                while nextSlot < item.slotsEnd {
+                    let slot = slots[nextSlot]
+                    output.append(UnsafeRawBufferPointer(rebasing: rendered[nextByte..<slot.offset]))
+                    output.number(captureID(slot.id))
+                    nextByte = slot.offset
+                    nextSlot += 1
+                }
+                output.append(UnsafeRawBufferPointer(rebasing: rendered[nextByte..<item.end]))
+            }
+            nextByte = item.end
+            destination.endEvent(at: item.time)
+        }
+    }
 }

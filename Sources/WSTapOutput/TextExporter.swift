@@ -453,10 +453,10 @@ extension SummaryExporter: PartitionedSink {
     /// The summary needs no event: a job's events are dropped where they happen, not recorded.
     public func makePart(jobs: Int) -> (any SinkPart)? { IgnoringPart() }
 
-    private final class IgnoringPart: SinkPart {
+    private final class IgnoringPart: SinkPart, SinkPartBatch {
         func start(at time: CaptureTimestamp) {}
         func render(_ event: TimelineEvent) -> Bool { false }
-        func handOver() {}
+        func handOver() -> any SinkPartBatch { self }
         func writeNext(captureID: (UInt64) -> UInt64) {}
         func finish() {}
     }

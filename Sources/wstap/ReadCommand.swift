@@ -67,8 +67,8 @@ struct CaptureFileArguments: ParsableArguments {
     }
 
     /// A reader for the one file, or for the set the inputs make (several files, a directory);
-    /// what a set leaves out is said on standard error.
-    func openSource(filter: String?) throws(CaptureError) -> any PacketSource {
+    /// what a set leaves out is said on standard error (with `notes`).
+    func openSource(filter: String?, notes: Bool = true) throws(CaptureError) -> any PacketSource {
         // A missing file named after the first is taken for the expression's start: say what it is.
         if let word = words.dropFirst(inputWordCount).first,
            word.contains("/") || [".pcap", ".pcapng", ".cap", ".gz"].contains(where: { word.hasSuffix($0) }) {
@@ -78,6 +78,7 @@ struct CaptureFileArguments: ParsableArguments {
         if case .success = SystemCalls.directoryEntries(inputs[0]) { isDirectory = true } else { isDirectory = false }
         if inputs.count == 1, !isDirectory { return try CaptureFileReader(path: inputs[0], filter: filter) }
         let set = try CaptureSetReader(paths: inputs, filter: filter)
+        guard notes else { return set }
         for (path, reason) in set.skipped.prefix(10) { note("skipped \(path): \(reason)") }
         if set.skipped.count > 10 { note("skipped \(set.skipped.count - 10) more files that are not captures") }
         return set
@@ -88,9 +89,15 @@ struct CaptureFileArguments: ParsableArguments {
 /// (2 unusable input, 3 damaged capture, 4 output lost).
 func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions, output: OutputChannel, sink: any TimelineSink) throws {
     SystemCalls.ignoreBrokenPipes()
-    let source: any PacketSource
+    // With --jobs, every job reads the capture itself: standard input can be read only once.
+    if input.jobs > 1, input.inputs == ["-"] { note("standard input is decoded by one job: --jobs needs capture files") }
+    let jobs = input.inputs == ["-"] ? 1 : input.jobs
+    let sources: [any PacketSource]
     do {
-        source = try input.openSource(filter: input.filter(orOption: analysis.filter))
+        let filter = input.filter(orOption: analysis.filter)
+        sources = try [input.openSource(filter: filter)] + (1..<max(1, jobs)).map { _ throws(CaptureError) in
+            try input.openSource(filter: filter, notes: false)
+        }
     } catch {
         throw fail(error.message, exitCode: 2)
     }
@@ -101,10 +108,10 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
         throw fail(error.message, exitCode: 2)
     }
     let damage: CaptureError?
-    if input.jobs > 1 {
-        damage = analyzeInParallel(source, jobs: input.jobs, options: analyzerOptions, sink: sink, shouldStop: { output.failed }).damage
+    if sources.count > 1 {
+        damage = analyzeInParallel(sources, options: analyzerOptions, sink: sink, shouldStop: { output.failed }).damage
     } else {
-        damage = analyze(source, with: Analyzer(options: analyzerOptions, sink: sink), shouldStop: { output.failed }).damage
+        damage = analyze(sources[0], with: Analyzer(options: analyzerOptions, sink: sink), shouldStop: { output.failed }).damage
     }
     output.flush()
     if let reason = output.failure { throw fail("cannot write output: \(reason)", exitCode: 4) }

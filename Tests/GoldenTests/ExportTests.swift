@@ -195,7 +195,8 @@ struct ParallelAnalysisTests {
             _ = analyze(try CaptureFileReader(path: capture.path), with: Analyzer(options: options, sink: format.make(one)))
             one.flush()
             let three = OutputChannel(inMemory: ())
-            _ = analyzeInParallel(try CaptureFileReader(path: capture.path), jobs: 3, options: options, sink: format.make(three))
+            let sources: [any PacketSource] = try (0..<3).map { _ in try CaptureFileReader(path: capture.path) }
+            _ = analyzeInParallel(sources, options: options, sink: format.make(three))
             three.flush()
             #expect(!one.memory.isEmpty)
             let identical = three.memory == one.memory
