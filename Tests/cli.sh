@@ -220,6 +220,9 @@ check "--jobs 2 into a full disk exits 4" 4 sh -c "'$wstap' read '$work/gen.pcap
 expect "...with one line" one_line_error
 check "stats --jobs 2" 0 "$wstap" stats "$work/gen.pcap" --format json --jobs 2
 expect "...equals stats --jobs 1" sh -c "'$wstap' stats '$work/gen.pcap' --format json | cmp -s - '$work/out'"
+check "--jobs 2 on standard input (every job reads the file itself: one job here)" 0 sh -c "'$wstap' read - --jobs 2 --format ndjson <'$work/gen.pcap'"
+expect "...says so on standard error" grep -q "standard input is decoded by one job" "$work/err"
+expect "...and writes what one job writes" sh -c "'$wstap' read '$work/gen.pcap' --format ndjson | cmp -s - '$work/out'"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -18,7 +18,7 @@ import WSTapWebSocket
 /// job from the page cache); every job also applies one analyzer's idle-sweep rule (every 10
 /// capture seconds of its segments) to all segments. Each event is noted with the reading
 /// position that produced it and either rendered by the job's part of the sink or recorded (its
-/// bytes copied). Every 4,096 packets or 2 MiB read, each job hands what it noted to this thread, which
+/// bytes copied). Every 4,096 packets or 1 MiB read, each job hands what it noted to this thread, which
 /// merges the jobs' events by position (at one position only one job decodes a packet, and
 /// closes at a sweep or at the end go in connection order, as one analyzer closes them), maps
 /// each job's connection ids to the capture's (numbered in the order the connections were
@@ -203,7 +203,7 @@ private final class Job: @unchecked Sendable {
     /// The job's own queue, so its own thread: on the shared global queue the jobs competed for
     /// as many threads as there are cores with whatever else ran there.
     let queue: DispatchQueue
-    let results = HandOver<RecordedBatch>(capacity: 3)
+    let results = HandOver<RecordedBatch>(capacity: 2)
     private let source: any PacketSource
     private let recorder: EventRecorder
     private let analyzer: Analyzer
@@ -212,7 +212,7 @@ private final class Job: @unchecked Sendable {
     /// A batch is handed over once this many packets or bytes were read since the last one:
     /// the same stretches of the capture in every job, since every job reads all of it.
     static let batchPackets = 4_096
-    static let batchBytes = 2 << 20
+    static let batchBytes = 1 << 20
 
     init(index: Int, jobCount: Int, source: any PacketSource, options: AnalyzerOptions, receivesFramesAndMessages: Bool,
          part: (any SinkPart)?) {

@@ -100,3 +100,4 @@ final class StreamingPart<Exporter: StreamingExporter>: SinkPart {
         }
     }
 }
+
