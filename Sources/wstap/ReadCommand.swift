@@ -28,7 +28,7 @@ struct CaptureFileArguments: ParsableArguments {
     @Option(name: .customShort("r"), help: "A capture file or directory (as tcpdump -r takes it; repeatable).")
     var readFiles: [String] = []
 
-    @Option(name: .customLong("jobs"), help: "Decode with N jobs in parallel (connections shared out by their addresses and ports; the output is the same as with --jobs 1).")
+    @Option(name: .customLong("jobs"), help: "Decode with N jobs in parallel, each reading the capture files itself and decoding the connections whose addresses and ports fall to it; the output is the same as with --jobs 1 (standard input: one job).")
     var jobs: Int = 1
 
     @Argument(help: "The capture files or directories ('-' for standard input; .gz read directly; several are read as one capture, merged by time, like a ring-buffer set), then an optional BPF expression as tcpdump takes it (e.g. tcp port 8080).")
