@@ -256,6 +256,22 @@ public enum SystemCalls {
         signal(SIGPIPE, SIG_IGN)
     }
 
+    /// Memory freed in large blocks stays with the process for the next allocation (up to 64 MiB
+    /// more than in use, blocks up to 32 MiB from the heap) instead of going back to the kernel at
+    /// once: an exporter's buffers of one connection, freed as the next one grows its own, cost a
+    /// page fault per 4 KiB touched again (bulk JSON: 0.2 s of 0.4 s).
+    public static func keepFreedMemoryForReuse() {
+        #if canImport(Glibc)
+        // glibc's mallopt (<malloc.h> is not part of the Glibc module): M_MMAP_THRESHOLD is -3,
+        // M_TRIM_THRESHOLD -1.
+        typealias MallocOption = @convention(c) (Int32, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        let mallopt = unsafeBitCast(symbol, to: MallocOption.self)
+        _ = mallopt(-3, 32 << 20)
+        _ = mallopt(-1, 64 << 20)
+        #endif
+    }
+
     /// Leaves `signal` to a dispatch source: the default action (ending the process) is off.
     public static func ignore(signal number: Int32) {
         signal(number, SIG_IGN)

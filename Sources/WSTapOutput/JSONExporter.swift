@@ -123,7 +123,9 @@ public final class JSONExporter: TimelineSink {
     private var spareBytes = 0
     /// Rendered JSON of open connections held in memory; past `memoryBudget` the largest lists
     /// go to the spool until half of it is left, and one list goes as soon as it holds `listBudget`
-    /// (32 MiB and 4 MiB; smaller in tests).
+    /// (32 MiB and 12 MiB, so that a list's memory, grown by doubling, stays within 16 MiB;
+    /// smaller in tests). With 4 MiB per list, bulk transfers wrote a third of their JSON to the
+    /// file and read it back: 0.2 s of 0.6 s on 200 MB.
     private var bufferedBytes = 0
     private let memoryBudget: Int
     private let listBudget: Int
@@ -140,7 +142,7 @@ public final class JSONExporter: TimelineSink {
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
     public convenience init(output: OutputChannel, maxPayload: Int? = nil) {
-        self.init(output: output, maxPayload: maxPayload, memoryBudget: 32 << 20, listBudget: 4 << 20)
+        self.init(output: output, maxPayload: maxPayload, memoryBudget: 32 << 20, listBudget: 12 << 20)
     }
 
     init(output: OutputChannel, maxPayload: Int?, memoryBudget: Int, listBudget: Int) {

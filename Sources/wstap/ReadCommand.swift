@@ -89,6 +89,7 @@ struct CaptureFileArguments: ParsableArguments {
 /// (2 unusable input, 3 damaged capture, 4 output lost).
 func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions, output: OutputChannel, sink: any TimelineSink) throws {
     SystemCalls.ignoreBrokenPipes()
+    SystemCalls.keepFreedMemoryForReuse()
     // With --jobs, every job reads the capture itself: standard input can be read only once.
     if input.jobs > 1, input.inputs == ["-"] { note("standard input is decoded by one job: --jobs needs capture files") }
     let jobs = input.inputs == ["-"] ? 1 : input.jobs

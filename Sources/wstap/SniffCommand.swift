@@ -66,6 +66,7 @@ struct SniffCommand: ParsableCommand {
         if listInterfaces { return try InterfacesCommand().run() }
         guard let interface else { return }
         SystemCalls.ignoreBrokenPipes()
+        SystemCalls.keepFreedMemoryForReuse()
         var configuration = LiveCaptureConfiguration()
         configuration.snapshotLength = snaplen
         configuration.promiscuous = !noPromiscuous
