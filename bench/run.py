@@ -6,7 +6,8 @@ usage: bench/run.py [--runs N] [--tshark-runs N] [--work DIR] [--chat-mb 200] [-
                     [--ring-part-mb 20] [--multi-file-only] [--jobs-only]
 
 1. Generates the captures with bench/generate.py (deterministic, cached in --work, never committed).
-2. Times, on each capture: wstap --format summary / json / ndjson / text (output to /dev/null), tshark
+2. Times, on each capture: wstap --jobs 1 --format summary / json / ndjson / text and JSON with the
+   default jobs (one per processor) (output to /dev/null), tshark
    decoding WebSocket (-d tcp.port==8080,http, websocket fields) and tcpdump -r F -w /dev/null
    (the floor). Medians of several runs; peak RSS of each process from wait4.
 3. Checks that wstap's frame and message counts equal tshark's on every capture.
@@ -25,6 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WSTAP = os.path.join(ROOT, ".build", "release", "wstap")
 WORK = "/tmp/wstap-bench"
+# wstap's default --jobs: one per processor, at most 8.
+DEFAULT_JOBS = min(8, os.cpu_count() or 1)
 
 
 def timed(command, stdout_path=os.devnull):
@@ -100,10 +103,14 @@ def bench_capture(kind, path, args):
     fields = path + ".tshark.txt"
     rows = []
     commands = [
-        ("wstap summary", [WSTAP, "read", path, "--format", "summary"], args.runs, os.devnull),
-        ("wstap json", [WSTAP, "read", path, "--format", "json"], args.runs, os.devnull),
-        ("wstap ndjson", [WSTAP, "read", path, "--format", "ndjson"], args.runs, os.devnull),
-        ("wstap text", [WSTAP, "read", path], args.runs, os.devnull),
+        ("wstap summary", [WSTAP, "read", path, "--jobs", "1", "--format", "summary"], args.runs, os.devnull),
+        ("wstap json", [WSTAP, "read", path, "--jobs", "1", "--format", "json"], args.runs, os.devnull),
+        ("wstap ndjson", [WSTAP, "read", path, "--jobs", "1", "--format", "ndjson"], args.runs, os.devnull),
+        ("wstap text", [WSTAP, "read", path, "--jobs", "1"], args.runs, os.devnull),
+    ] + [
+        (f"wstap json -j{DEFAULT_JOBS}", [WSTAP, "read", path, "--format", "json"], args.runs, os.devnull)
+        for _ in range(1 if DEFAULT_JOBS > 1 else 0)
+    ] + [
         ("tshark", ["tshark", "-r", path, "-d", "tcp.port==8080,http", "-T", "fields", "-e", "websocket.opcode",
                     "-e", "websocket.fin", "-e", "websocket.payload_length", "-e", "websocket.mask"], args.tshark_runs, fields),
         ("tcpdump floor", ["tcpdump", "-r", path, "-w", "/dev/null"], args.runs, os.devnull),
@@ -176,16 +183,20 @@ def bench_jobs(kind, path, args):
     """The scaling table: each format with 1, 2 (and, where the machine has them, 4 and 8) jobs,
     and every --jobs output compared byte for byte with --jobs 1's."""
     counts = [1, 2] + [n for n in (4, 8) if n <= (os.cpu_count() or 1)]
-    formats = ("summary", "json", "ndjson", "text")
-    print(f"\n{kind}: --jobs scaling (wall s, median of {args.runs}; speedup over --jobs 1)")
+    formats = ("summary", "json", "ndjson", "text", "ndjson|")
+    print(f"\n{kind}: --jobs scaling (wall s, median of {args.runs}; speedup over --jobs 1; "
+          "ndjson| is NDJSON read through a pipe by cat, the others are written to /dev/null)")
     print(f"  {'format':<8} " + " ".join(f"{'jobs ' + str(n):>16}" for n in counts) + "  output")
-    equal_all = True
+    equal_all, speedups = True, {}
     for fmt_name in formats:
         walls, equal = [], True
         reference = os.path.join(args.work, "jobs1.out")
         for jobs in counts:
-            command = [WSTAP, "read", path, "--jobs", str(jobs)] + ([] if fmt_name == "text" else ["--format", fmt_name])
-            wall, _ = median_run(command, args.runs)
+            command = [WSTAP, "read", path, "--jobs", str(jobs)] + ([] if fmt_name == "text" else ["--format", fmt_name.rstrip("|")])
+            if fmt_name.endswith("|"):
+                wall, _ = median_run(["sh", "-c", " ".join(command) + " | cat > /dev/null"], args.runs)
+            else:
+                wall, _ = median_run(command, args.runs)
             walls.append(wall)
             out = os.path.join(args.work, f"jobs{jobs}.out")
             with open(out, "wb") as handle:
@@ -197,7 +208,8 @@ def bench_jobs(kind, path, args):
         equal_all = equal_all and equal
         cells = " ".join(f"{wall:>8.3f} {walls[0] / wall:>6.2f}x" for wall in walls)
         print(f"  {fmt_name:<8} {cells}  {'identical' if equal else 'DIFFERENT'}")
-    return equal_all
+        speedups[fmt_name] = walls[0] / walls[1]
+    return equal_all, speedups
 
 
 def live_benchmark(seconds, rate):
@@ -248,12 +260,14 @@ def main():
     captures = [("chat", generate("chat", args.chat_mb, args.work)), ("bulk", generate("bulk", args.bulk_mb, args.work)),
                 ("mixed", generate("mixed", args.mixed_mb, args.work))]
     if args.jobs_only:
-        sys.exit(0 if all([bench_jobs(kind, path, args) for kind, path in captures]) else 1)
+        sys.exit(0 if all([bench_jobs(kind, path, args)[0] for kind, path in captures]) else 1)
     results = {kind: bench_capture(kind, path, args) for kind, path in captures}
     ok = all(counts_ok for counts_ok, _ in results.values())
     ok = bench_multi_file("chat", captures[0][1], args) and ok
+    speedups = {}
     for kind, path in captures:
-        ok = bench_jobs(kind, path, args) and ok
+        equal, speedups[kind] = bench_jobs(kind, path, args)
+        ok = equal and ok
     live_ok = None
     if not args.skip_live:
         live_ok = live_benchmark(args.live_seconds, args.live_rate)
@@ -263,26 +277,36 @@ def main():
         memory = subprocess.run([sys.executable, os.path.join(ROOT, "Tests", "memory.py"), WSTAP], capture_output=True, text=True)
         print("  " + memory.stdout.strip().replace("\n", "\n  "))
         ok = ok and memory.returncode == 0
-    print_targets({kind: rows for kind, (_, rows) in results.items()}, live_ok)
+    print_targets({kind: rows for kind, (_, rows) in results.items()}, speedups, live_ok)
     print("\nall counts equal and checks passed" if ok else "\nSOME CHECKS FAILED")
     sys.exit(0 if ok else 1)
 
 
-def print_targets(rows, live_ok):
-    """The targets of issue 7 against this run (they do not decide the exit status: counts do)."""
+def print_targets(rows, speedups, live_ok):
+    """The targets of issue 17 against this run (they do not decide the exit status: counts and
+    byte-identical --jobs outputs do)."""
     def ratio(kind, tool):
         return rows[kind]["tshark"][0] / rows[kind][tool][0]
-    checks = [("JSON on chat >= 30x tshark frames/s", ratio("chat", "wstap json") >= 30, f"{ratio('chat', 'wstap json'):.1f}x")]
-    for kind in rows:
-        checks.append((f"summary on {kind} >= 100x tshark", ratio(kind, "wstap summary") >= 100,
-                       f"{ratio(kind, 'wstap summary'):.1f}x"))
-    floor = rows["bulk"]["wstap summary"][0] / rows["bulk"]["tcpdump floor"][0]
-    checks.append(("summary on bulk within 3x of the copy floor", floor <= 3, f"{floor:.2f}x"))
+
+    def floor(kind, tool):
+        return rows[kind][tool][0] / rows[kind]["tcpdump floor"][0]
+    checks = [(f"summary on {kind} within 1.5x of the copy floor", floor(kind, "wstap summary") <= 1.5,
+               f"{floor(kind, 'wstap summary'):.2f}x") for kind in ("bulk", "mixed")]
+    checks.append(("summary on chat >= 50x tshark", ratio("chat", "wstap summary") >= 50, f"{ratio('chat', 'wstap summary'):.1f}x"))
+    checks.append(("JSON on chat >= 25x tshark", ratio("chat", "wstap json") >= 25, f"{ratio('chat', 'wstap json'):.1f}x"))
+    checks.append(("JSON on bulk within 4x of the copy floor", floor("bulk", "wstap json") <= 4, f"{floor('bulk', 'wstap json'):.2f}x"))
+    if DEFAULT_JOBS > 1:
+        jobs_json = f"wstap json -j{DEFAULT_JOBS}"
+        checks.append((f"JSON on chat with {DEFAULT_JOBS} jobs >= 35x tshark", ratio("chat", jobs_json) >= 35, f"{ratio('chat', jobs_json):.1f}x"))
+        for kind, by_format in speedups.items():
+            worst = min(by_format, key=by_format.get)
+            checks.append((f"--jobs 2 >= 1.7x --jobs 1 in every format on {kind}", by_format[worst] >= 1.7,
+                           ", ".join(f"{name} {value:.2f}x" for name, value in by_format.items())))
     peak = max(rows[kind][tool][1] for kind in rows for tool in ("wstap summary", "wstap ndjson"))
-    checks.append(("peak RSS < 100 MB in summary and NDJSON (these captures)", peak < 100, f"{peak:.1f} MB"))
+    checks.append(("peak RSS <= 100 MB per job in summary and NDJSON (these captures)", peak <= 100, f"{peak:.1f} MB"))
     if live_ok is not None:
         checks.append(("0 kernel drops at the live rate, every message decoded", live_ok, "yes" if live_ok else "no"))
-    print("\ntargets (issue 7):")
+    print("\ntargets (issue 17):")
     for name, met, value in checks:
         print(f"  {'met    ' if met else 'NOT met'}  {name}: {value}")
 

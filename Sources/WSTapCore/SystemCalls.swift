@@ -251,6 +251,9 @@ public enum SystemCalls {
         return CaptureTimestamp(seconds: Int64(now.tv_sec), nanoseconds: UInt32(now.tv_nsec))
     }
 
+    /// The processors online (at least 1).
+    public static var processorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
     /// A write to a closed pipe fails with EPIPE instead of killing the process.
     public static func ignoreBrokenPipes() {
         signal(SIGPIPE, SIG_IGN)

@@ -28,8 +28,12 @@ struct CaptureFileArguments: ParsableArguments {
     @Option(name: .customShort("r"), help: "A capture file or directory (as tcpdump -r takes it; repeatable).")
     var readFiles: [String] = []
 
-    @Option(name: .customLong("jobs"), help: "Decode with N jobs in parallel, each reading the capture files itself and decoding the connections whose addresses and ports fall to it; the output is the same as with --jobs 1 (standard input: one job).")
-    var jobs: Int = 1
+    @Option(name: .customLong("jobs"), help: "Decode with N jobs in parallel, each reading the capture files itself and decoding the connections whose addresses and ports fall to it; the output is the same as with --jobs 1 (default: the number of processors, at most 8; standard input: one job).")
+    var jobs: Int?
+
+    /// `--jobs`, or one job per processor (at most 8: every job reads the whole capture and
+    /// holds its own connection tables).
+    var jobCount: Int { jobs ?? min(8, SystemCalls.processorCount) }
 
     @Argument(help: "The capture files or directories ('-' for standard input; .gz read directly; several are read as one capture, merged by time, like a ring-buffer set), then an optional BPF expression as tcpdump takes it (e.g. tcp port 8080).")
     var words: [String] = []
@@ -56,7 +60,7 @@ struct CaptureFileArguments: ParsableArguments {
     }
 
     func validate(filterOption: String?) throws {
-        if jobs < 1 { throw ValidationError("--jobs must be 1 or more") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be 1 or more") }
         if inputs.isEmpty { throw ValidationError("name the capture file (or -r FILE)") }
         let fileAfterStandardInput = readFiles.isEmpty && words.first == "-" && words.count > 1
             && { if case .success = SystemCalls.fileStatus(words[1]) { return true } else { return false } }()
@@ -91,8 +95,8 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
     SystemCalls.ignoreBrokenPipes()
     SystemCalls.keepFreedMemoryForReuse()
     // With --jobs, every job reads the capture itself: standard input can be read only once.
-    if input.jobs > 1, input.inputs == ["-"] { note("standard input is decoded by one job: --jobs needs capture files") }
-    let jobs = input.inputs == ["-"] ? 1 : input.jobs
+    if let jobs = input.jobs, jobs > 1, input.inputs == ["-"] { note("standard input is decoded by one job: --jobs needs capture files") }
+    let jobs = input.inputs == ["-"] ? 1 : input.jobCount
     let sources: [any PacketSource]
     do {
         let filter = input.filter(orOption: analysis.filter)
