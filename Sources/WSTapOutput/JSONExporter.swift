@@ -1,3 +1,4 @@
+import Dispatch
 import WSTap
 import WSTapCore
 /// Writes the whole capture as one JSON document (docs/json-format.md, `format_version` 1).
@@ -117,10 +118,8 @@ public final class JSONExporter: TimelineSink {
     private let textCache = FrameTextCache()
     /// Bounds decompressed payloads shown when `maxPayload` is nil.
     private var inflatedBudget = InflatedPayloadBudget()
-    /// Frame and message buffers of connections already written, kept for the next ones:
-    /// growing a fresh buffer for every connection copied each list several times over.
-    private var spareBuffers: [OutputBuffer] = []
-    private var spareBytes = 0
+    /// Frame and message buffers of connections already written, kept for the next ones.
+    private let spares = SpareBuffers()
     /// Rendered JSON of open connections held in memory; past `memoryBudget` the largest lists
     /// go to the spool until half of it is left, and one list goes as soon as it holds `listBudget`
     /// (32 MiB and 12 MiB, so that a list's memory, grown by doubling, stays within 16 MiB;
@@ -136,9 +135,6 @@ public final class JSONExporter: TimelineSink {
     private var ended: [(connection: OpenConnection, end: ConnectionEnd)]?
     /// Why a part's temporary file could not be used (reported once, by the whole exporter).
     private var partSpoolFailure: SystemError?
-    /// What the spare buffers may hold in all: a bulk transfer's huge lists are not kept.
-    private static let maxSpareBytes = 8 << 20
-    private static let maxSpareCapacity = 256 << 10
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
     public convenience init(output: OutputChannel, maxPayload: Int? = nil) {
@@ -174,7 +170,7 @@ public final class JSONExporter: TimelineSink {
         case .captureStarted:
             break
         case .connectionOpened(let record, _):
-            let connection = OpenConnection(record: record, frameBuffer: spareBuffer(), messageBuffer: spareBuffer())
+            let connection = OpenConnection(record: record, frameBuffer: spares.take(), messageBuffer: spares.take())
             open.updateValue(ManuallyRetained(retaining: connection), forKey: record.id)?.release()
             if lastID == record.id { lastConnection = nil }
         case .httpRequest, .httpResponse:
@@ -219,7 +215,7 @@ public final class JSONExporter: TimelineSink {
             let connection = owned.takeOwnership()
             bufferedBytes -= connection.bufferedBytes
             if ended != nil { return ended!.append((connection, end)) }
-            write(connection, end: end, id: record.id, spool: spool)
+            write(connection, end: end, id: record.id, spool: spool, spares: spares)
         }
         if bufferedBytes > memoryBudget, !spool.isUnusable { spillLargestLists() }
     }
@@ -266,19 +262,6 @@ public final class JSONExporter: TimelineSink {
         lastConnection?.with(body)
     }
 
-    private func spareBuffer() -> OutputBuffer {
-        guard let buffer = spareBuffers.popLast() else { return OutputBuffer(capacity: 4096) }
-        spareBytes -= buffer.capacity
-        return buffer
-    }
-
-    private func recycle(_ buffer: OutputBuffer) {
-        guard buffer.capacity <= Self.maxSpareCapacity, spareBytes + buffer.capacity <= Self.maxSpareBytes else { return }
-        buffer.removeAll()
-        spareBuffers.append(buffer)
-        spareBytes += buffer.capacity
-    }
-
     public func finish(_ summary: CaptureSummary) {
         output.write(written == 0 ? "]" : "\n]")
         if let failure = spool.failure ?? partSpoolFailure { Self.add(.jsonSpoolUnavailable(failure.description), to: captureIssues) }
@@ -293,8 +276,9 @@ public final class JSONExporter: TimelineSink {
         output.flush()
     }
 
-    /// Writes an ended connection, numbered `id`, its spooled lists read back from `spool`.
-    private func write(_ connection: OpenConnection, end: ConnectionEnd, id: UInt64, spool: JSONSpool) {
+    /// Writes an ended connection, numbered `id`, its spooled lists read back from `spool`, and
+    /// gives its emptied buffers to `spares`.
+    private func write(_ connection: OpenConnection, end: ConnectionEnd, id: UInt64, spool: JSONSpool, spares: SpareBuffers) {
         let record = connection.record
         scratch.removeAll()
         scratch.raw(written == 0 ? "\n{" : ",\n{")
@@ -334,8 +318,8 @@ public final class JSONExporter: TimelineSink {
         connection.issues.write(to: output, spool: spool)
         output.write("}")
         output.endEvent(at: nil)
-        recycle(connection.frames.items)
-        recycle(connection.messages.items)
+        spares.give(connection.frames.items)
+        spares.give(connection.messages.items)
     }
 }
 
@@ -364,7 +348,7 @@ extension JSONExporter: PartitionedSink {
         func handOver() -> any SinkPartBatch {
             var connections: [(connection: OpenConnection, end: ConnectionEnd)] = []
             swap(&connections, &exporter.ended!)
-            return Ended(connections: connections, whole: whole, spool: exporter.spool)
+            return Ended(connections: connections, whole: whole, spool: exporter.spool, spares: exporter.spares)
         }
 
         func finish() {
@@ -374,23 +358,61 @@ extension JSONExporter: PartitionedSink {
     }
 
     /// Connections a part saw end, for the whole exporter to write. Their lists moved to the
-    /// part's spool are read back from it while the job goes on appending to it (at other offsets).
+    /// part's spool are read back from it while the job goes on appending to it (at other offsets);
+    /// their emptied buffers go back to the part's spares.
     private final class Ended: SinkPartBatch {
         private let connections: [(connection: OpenConnection, end: ConnectionEnd)]
         private let whole: JSONExporter
         private let spool: JSONSpool
+        private let spares: SpareBuffers
         private var next = 0
 
-        init(connections: [(connection: OpenConnection, end: ConnectionEnd)], whole: JSONExporter, spool: JSONSpool) {
+        init(connections: [(connection: OpenConnection, end: ConnectionEnd)], whole: JSONExporter, spool: JSONSpool, spares: SpareBuffers) {
             self.connections = connections
             self.whole = whole
             self.spool = spool
+            self.spares = spares
         }
 
         func writeNext(captureID: (UInt64) -> UInt64) {
             let (connection, end) = connections[next]
             next += 1
-            whole.write(connection, end: end, id: captureID(connection.record.id), spool: spool)
+            whole.write(connection, end: end, id: captureID(connection.record.id), spool: spool, spares: spares)
         }
+    }
+}
+
+/// Emptied list buffers of written connections, for the next connections' lists: growing a fresh
+/// buffer for every connection copied each list several times over (with 2 jobs, a tenth of the
+/// CPU time on many small connections). With `--jobs` the merging thread gives back what a job's
+/// part took, so the pool is guarded by a lock.
+private final class SpareBuffers: @unchecked Sendable {
+    private let lock = DispatchSemaphore(value: 0)
+    private var buffers: [OutputBuffer] = []
+    private var bytes = 0
+    /// What the pool may hold in all: a bulk transfer's huge lists are not kept.
+    private static let maxBytes = 8 << 20
+    private static let maxCapacity = 256 << 10
+
+    init() { lock.signal() }
+
+    /// A kept buffer, or a new one.
+    func take() -> OutputBuffer {
+        lock.wait()
+        defer { lock.signal() }
+        guard let buffer = buffers.popLast() else { return OutputBuffer(capacity: 4096) }
+        bytes -= buffer.capacity
+        return buffer
+    }
+
+    /// Keeps `buffer`, emptied, unless it is large or the pool is full.
+    func give(_ buffer: OutputBuffer) {
+        guard buffer.capacity <= Self.maxCapacity else { return }
+        buffer.removeAll()
+        lock.wait()
+        defer { lock.signal() }
+        guard bytes + buffer.capacity <= Self.maxBytes else { return }
+        buffers.append(buffer)
+        bytes += buffer.capacity
     }
 }
