@@ -17,11 +17,18 @@ public final class JSONExporter: TimelineSink {
 
         init(items: OutputBuffer = OutputBuffer()) { self.items = items }
 
-        /// Moves the objects rendered so far to `spool`; false if they stay in memory.
+        /// Memory a spill would give back: the buffer's, when it is larger than what a spill keeps.
+        var freeableMemory: Int { items.capacity > Self.keptCapacity ? items.capacity : 0 }
+        private static let keptCapacity = 64 << 10
+
+        /// Moves the objects rendered so far to `spool` and gives back the buffer's memory; false
+        /// if they stay in memory.
         func spill(to spool: JSONSpool) -> Bool {
-            guard let chunk = items.withBytes({ spool.store($0) }) else { return false }
-            spilled.append(chunk)
-            items.removeAll(shrinkingAbove: 64 << 10, to: 4096)
+            if items.count > 0 {
+                guard let chunk = items.withBytes({ spool.store($0) }) else { return false }
+                spilled.append(chunk)
+            }
+            items.removeAll(shrinkingAbove: Self.keptCapacity, to: 4096)
             return true
         }
 
@@ -100,8 +107,8 @@ public final class JSONExporter: TimelineSink {
 
         var lists: [ObjectList] { [exchanges, frames, messages, issues] }
 
-        /// Bytes of rendered JSON held in memory.
-        var bufferedBytes: Int { lists.reduce(0) { $0 + $1.items.count } }
+        /// Memory of its lists that spilling would give back.
+        var freeableMemory: Int { lists.reduce(0) { $0 + $1.freeableMemory } }
     }
 
     private let output: OutputChannel
@@ -120,11 +127,12 @@ public final class JSONExporter: TimelineSink {
     private var inflatedBudget = InflatedPayloadBudget()
     /// Frame and message buffers of connections already written, kept for the next ones.
     private let spares = SpareBuffers()
-    /// Rendered JSON of open connections held in memory; past `memoryBudget` the largest lists
-    /// go to the spool until half of it is left, and one list goes as soon as it holds `listBudget`
-    /// (32 MiB and 12 MiB, so that a list's memory, grown by doubling, stays within 16 MiB;
-    /// smaller in tests). With 4 MiB per list, bulk transfers wrote a third of their JSON to the
-    /// file and read it back: 0.2 s of 0.6 s on 200 MB.
+    /// Memory the lists of open connections hold beyond 64 KiB each (their buffers' capacity, not
+    /// just the JSON in them: grown by doubling, a buffer can hold twice its contents); past
+    /// `memoryBudget` the largest lists go to the spool until half of it is left, and one list goes
+    /// as soon as it holds `listBudget` of JSON (32 MiB and 8 MiB; smaller in tests). With 4 MiB
+    /// per list, bulk transfers wrote a third of their JSON to the file and read it back: 0.2 s of
+    /// 0.6 s on 200 MB.
     private var bufferedBytes = 0
     private let memoryBudget: Int
     private let listBudget: Int
@@ -138,7 +146,7 @@ public final class JSONExporter: TimelineSink {
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
     public convenience init(output: OutputChannel, maxPayload: Int? = nil) {
-        self.init(output: output, maxPayload: maxPayload, memoryBudget: 32 << 20, listBudget: 12 << 20)
+        self.init(output: output, maxPayload: maxPayload, memoryBudget: 32 << 20, listBudget: 8 << 20)
     }
 
     init(output: OutputChannel, maxPayload: Int?, memoryBudget: Int, listBudget: Int) {
@@ -156,7 +164,7 @@ public final class JSONExporter: TimelineSink {
         output = whole.output
         maxPayload = whole.maxPayload
         memoryBudget = max(1, whole.memoryBudget / jobs)
-        listBudget = whole.listBudget
+        listBudget = min(whole.listBudget, memoryBudget / 4)
         inflatedBudget = InflatedPayloadBudget(sharedBy: jobs)
         ended = []
     }
@@ -171,7 +179,11 @@ public final class JSONExporter: TimelineSink {
             break
         case .connectionOpened(let record, _):
             let connection = OpenConnection(record: record, frameBuffer: spares.take(), messageBuffer: spares.take())
-            open.updateValue(ManuallyRetained(retaining: connection), forKey: record.id)?.release()
+            bufferedBytes += connection.freeableMemory
+            if let replaced = open.updateValue(ManuallyRetained(retaining: connection), forKey: record.id) {
+                bufferedBytes -= replaced.with { $0.freeableMemory }
+                replaced.release()
+            }
             if lastID == record.id { lastConnection = nil }
         case .httpRequest, .httpResponse:
             break  // Written in pairs, from `httpExchange`.
@@ -213,37 +225,39 @@ public final class JSONExporter: TimelineSink {
             guard let owned = open.removeValue(forKey: record.id) else { return }
             if lastID == record.id { lastConnection = nil }
             let connection = owned.takeOwnership()
-            bufferedBytes -= connection.bufferedBytes
+            bufferedBytes -= connection.freeableMemory
             if ended != nil { return ended!.append((connection, end)) }
             write(connection, end: end, id: record.id, spool: spool, spares: spares)
         }
         if bufferedBytes > memoryBudget, !spool.isUnusable { spillLargestLists() }
     }
 
-    /// Runs `body`, which adds to `list`, and counts what it added.
+    /// Runs `body`, which adds to `list`, and counts the memory it took.
     @inline(__always)
     private func counting(_ list: ObjectList, _ body: () -> Void) {
-        let before = list.items.count
+        let before = list.freeableMemory
         body()
-        let after = list.items.count
-        bufferedBytes += after - before
-        if after > listBudget, !spool.isUnusable, list.spill(to: spool) {
-            bufferedBytes -= after
-            spills += 1
-        }
+        bufferedBytes += list.freeableMemory - before
+        if list.items.count > listBudget, !spool.isUnusable { _ = spill(list) }
     }
 
     /// Moves the largest lists of open connections to the spool until half the budget is left.
     private func spillLargestLists() {
         var lists: [ObjectList] = []
-        for connection in open.values { connection.with { lists += $0.lists } }
-        lists.sort { $0.items.count > $1.items.count }
+        for connection in open.values { connection.with { lists += $0.lists.filter { $0.freeableMemory > 0 } } }
+        lists.sort { $0.freeableMemory > $1.freeableMemory }
         for list in lists {
-            let size = list.items.count
-            guard bufferedBytes > memoryBudget / 2, size > 0, list.spill(to: spool) else { return }
-            bufferedBytes -= size
-            spills += 1
+            guard bufferedBytes > memoryBudget / 2, spill(list) else { return }
         }
+    }
+
+    /// Moves `list` to the spool, counting the memory given back; false if it stays in memory.
+    private func spill(_ list: ObjectList) -> Bool {
+        let before = list.freeableMemory
+        guard list.spill(to: spool) else { return false }
+        bufferedBytes -= before - list.freeableMemory
+        spills += 1
+        return true
     }
 
     private static func add(_ issue: Issue, to list: ObjectList) {
