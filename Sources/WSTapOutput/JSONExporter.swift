@@ -401,6 +401,8 @@ extension JSONExporter: PartitionedSink {
 /// CPU time on many small connections). With `--jobs` the merging thread gives back what a job's
 /// part took, so the pool is guarded by a lock.
 private final class SpareBuffers: @unchecked Sendable {
+    /// Made at 0 and signalled once (as in `HandOver`): libdispatch traps when a semaphore is
+    /// released below the value it was made with.
     private let lock = DispatchSemaphore(value: 0)
     private var buffers: [OutputBuffer] = []
     private var bytes = 0
