@@ -102,6 +102,12 @@ public final class Analyzer: TCPConnectionObserver {
 
     /// Decodes one captured packet; its bytes need to stay valid only for this call.
     public func process(_ packet: CapturedPacket) {
+        process(packet, decoded: PacketDecoder.decode(packet))
+    }
+
+    /// `process`, with the packet already decoded (a `--jobs` job decodes each packet once to
+    /// learn whose it is).
+    func process(_ packet: CapturedPacket, decoded: PacketDecodeResult) {
         summary.packets &+= 1
         summary.capturedBytes &+= UInt64(packet.bytes.count)
         if summary.firstPacketTime == nil {
@@ -111,7 +117,7 @@ public final class Analyzer: TCPConnectionObserver {
         }
         summary.lastPacketTime = packet.timestamp
         if packet.missingLength > 0 { summary.snaplenTruncatedPackets &+= 1 }
-        route(PacketDecoder.decode(packet), at: packet.timestamp)
+        route(decoded, at: packet.timestamp)
     }
 
     private func route(_ result: PacketDecodeResult, at time: CaptureTimestamp) {

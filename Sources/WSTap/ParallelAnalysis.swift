@@ -293,6 +293,12 @@ private final class Job: @unchecked Sendable {
         analyzer.process(packet)
     }
 
+    /// A packet of this job's that the router decoded already.
+    func decode(_ packet: CapturedPacket, as decoded: PacketDecodeResult, sequence: UInt64) {
+        recorder.position = Position(sequence: sequence, phase: .packet)
+        analyzer.process(packet, decoded: decoded)
+    }
+
     /// One analyzer's idle sweep, before the packet at `sequence`.
     func sweep(at time: CaptureTimestamp, sequence: UInt64) {
         recorder.position = Position(sequence: sequence, phase: .sweepBefore)
@@ -366,10 +372,11 @@ private struct PacketRouter {
     }
 
     mutating func route(_ packet: CapturedPacket, sequence: UInt64, to worker: Job) {
-        switch PacketDecoder.decode(packet) {
+        let decoded = PacketDecoder.decode(packet)
+        switch decoded {
         case .tcp(let segment):
             sweepIfDue(at: packet.timestamp, sequence: sequence, to: worker)
-            if job(of: segment) == ownJob { worker.decode(packet, sequence: sequence) }
+            if job(of: segment) == ownJob { worker.decode(packet, as: decoded, sequence: sequence) }
         case .fragment(let fragment):
             let key = HeldKey(source: fragment.source, destination: fragment.destination,
                               identification: fragment.identification, protocolNumber: fragment.protocolNumber)
@@ -390,7 +397,7 @@ private struct PacketRouter {
                 release(oldest, to: 0, sequence: sequence, worker: worker)
             }
         case .skipped:
-            if ownJob == 0 { worker.decode(packet, sequence: sequence) }
+            if ownJob == 0 { worker.decode(packet, as: decoded, sequence: sequence) }
         }
     }
 
