@@ -338,6 +338,8 @@ public final class JSONExporter: TimelineSink {
 }
 
 extension JSONExporter: PartitionedSink {
+    public var rendersInParts: Bool { true }
+
     public func makePart(jobs: Int) -> (any SinkPart)? { Part(of: self, jobs: jobs) }
 
     /// A job's part: the job builds its connections' JSON; the merge writes each ended one as

@@ -120,6 +120,8 @@ public final class NDJSONExporter: TimelineSink {
 }
 
 extension NDJSONExporter: PartitionedSink, StreamingExporter {
+    public var rendersInParts: Bool { true }
+
     public func makePart(jobs: Int) -> (any SinkPart)? { StreamingPart(of: self, writingTo: output, jobs: jobs) }
 
     /// Each part shows decompressed payloads within its share of the headroom (and 8 times its

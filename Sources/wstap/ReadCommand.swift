@@ -28,12 +28,18 @@ struct CaptureFileArguments: ParsableArguments {
     @Option(name: .customShort("r"), help: "A capture file or directory (as tcpdump -r takes it; repeatable).")
     var readFiles: [String] = []
 
-    @Option(name: .customLong("jobs"), help: "Decode with N jobs in parallel, each reading the capture files itself and decoding the connections whose addresses and ports fall to it; the output is the same as with --jobs 1 (default: the number of processors, at most 8; standard input: one job).")
+    @Option(name: .customLong("jobs"), help: "Decode with N jobs in parallel, each reading the capture files itself and decoding the connections whose addresses and ports fall to it; the output is the same as with --jobs 1 (default: one per processor, at most 8, for json, ndjson, summary and the text timeline without filters; one for the other outputs and for standard input).")
     var jobs: Int?
 
-    /// `--jobs`, or one job per processor (at most 8: every job reads the whole capture and
-    /// holds its own connection tables).
-    var jobCount: Int { jobs ?? min(8, SystemCalls.processorCount) }
+    /// `--jobs`, or by default one job per processor (at most 8: every job reads the whole capture
+    /// and holds its own connection tables) when the jobs render `sink`'s output, else one: the
+    /// other sinks get every event recorded by the jobs and rendered on one thread, which cost
+    /// more than it saved (HAR and stats with 2 jobs: 1.15-1.2 times one job's time).
+    func jobCount(rendering sink: any TimelineSink) -> Int {
+        if let jobs { return jobs }
+        guard let partitioned = sink as? any PartitionedSink, partitioned.rendersInParts else { return 1 }
+        return min(8, SystemCalls.processorCount)
+    }
 
     @Argument(help: "The capture files or directories ('-' for standard input; .gz read directly; several are read as one capture, merged by time, like a ring-buffer set), then an optional BPF expression as tcpdump takes it (e.g. tcp port 8080).")
     var words: [String] = []
@@ -96,7 +102,7 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
     SystemCalls.keepFreedMemoryForReuse()
     // With --jobs, every job reads the capture itself: standard input can be read only once.
     if let jobs = input.jobs, jobs > 1, input.inputs == ["-"] { note("standard input is decoded by one job: --jobs needs capture files") }
-    let jobs = input.inputs == ["-"] ? 1 : input.jobCount
+    let jobs = input.inputs == ["-"] ? 1 : input.jobCount(rendering: sink)
     let sources: [any PacketSource]
     do {
         let filter = input.filter(orOption: analysis.filter)
