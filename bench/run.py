@@ -20,7 +20,7 @@ usage: bench/run.py [--runs N] [--tshark-runs N] [--work DIR] [--chat-mb 200] [-
    would) read as a directory: its NDJSON must be byte-identical to the whole file's, and both
    are timed (--multi-file-only runs just this).
 """
-import argparse, os, re, signal, socket, statistics, struct, subprocess, sys, threading, time
+import argparse, os, re, shlex, signal, socket, statistics, struct, subprocess, sys, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -107,10 +107,9 @@ def bench_capture(kind, path, args):
         ("wstap json", [WSTAP, "read", path, "--jobs", "1", "--format", "json"], args.runs, os.devnull),
         ("wstap ndjson", [WSTAP, "read", path, "--jobs", "1", "--format", "ndjson"], args.runs, os.devnull),
         ("wstap text", [WSTAP, "read", path, "--jobs", "1"], args.runs, os.devnull),
-    ] + [
-        (f"wstap json -j{DEFAULT_JOBS}", [WSTAP, "read", path, "--format", "json"], args.runs, os.devnull)
-        for _ in range(1 if DEFAULT_JOBS > 1 else 0)
-    ] + [
+    ] + ([
+        (f"wstap json -j{DEFAULT_JOBS}", [WSTAP, "read", path, "--jobs", str(DEFAULT_JOBS), "--format", "json"], args.runs, os.devnull)
+    ] if DEFAULT_JOBS > 1 else []) + [
         ("tshark", ["tshark", "-r", path, "-d", "tcp.port==8080,http", "-T", "fields", "-e", "websocket.opcode",
                     "-e", "websocket.fin", "-e", "websocket.payload_length", "-e", "websocket.mask"], args.tshark_runs, fields),
         ("tcpdump floor", ["tcpdump", "-r", path, "-w", "/dev/null"], args.runs, os.devnull),
@@ -194,7 +193,7 @@ def bench_jobs(kind, path, args):
         for jobs in counts:
             command = [WSTAP, "read", path, "--jobs", str(jobs)] + ([] if fmt_name == "text" else ["--format", fmt_name.rstrip("|")])
             if fmt_name.endswith("|"):
-                wall, _ = median_run(["sh", "-c", " ".join(command) + " | cat > /dev/null"], args.runs)
+                wall, _ = median_run(["sh", "-c", shlex.join(command) + " | cat > /dev/null"], args.runs)
             else:
                 wall, _ = median_run(command, args.runs)
             walls.append(wall)

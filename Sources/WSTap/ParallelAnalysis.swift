@@ -289,8 +289,7 @@ private final class Job: @unchecked Sendable {
 
     /// A packet of this job's, decoded where it was read.
     func decode(_ packet: CapturedPacket, sequence: UInt64) {
-        recorder.position = Position(sequence: sequence, phase: .packet)
-        analyzer.process(packet)
+        decode(packet, as: PacketDecoder.decode(packet), sequence: sequence)
     }
 
     /// A packet of this job's that the router decoded already.
@@ -482,7 +481,7 @@ private final class ParallelAnalysis {
         shared.reassembly.maxConnections = max(1, options.reassembly.maxConnections / count)
         shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
         self.sink = sink
-        let partitioned = sink as? any PartitionedSink
+        let partitioned = (sink as? any PartitionedSink).flatMap { $0.rendersInParts ? $0 : nil }
         jobs = sources.enumerated().map { index, source in
             Job(index: index, jobCount: count, source: source, options: shared,
                 receivesFramesAndMessages: sink.receivesFramesAndMessages, part: partitioned?.makePart(jobs: count))

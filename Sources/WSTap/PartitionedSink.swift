@@ -3,12 +3,12 @@
 /// sink writes what the parts rendered in the capture's order (the merge only copies). Events of
 /// no connection (capture-level issues) still reach the sink itself, in their place.
 public protocol PartitionedSink: TimelineSink {
-    /// Whether the jobs render this sink's events (`makePart` makes parts); false when it must
-    /// see every event itself (for example a text timeline whose times count from the line
-    /// before, which only the merge knows).
+    /// Whether the jobs render this sink's events in parts; false when it must see every event
+    /// itself (for example a text timeline whose times count from the line before, which only
+    /// the merge knows).
     var rendersInParts: Bool { get }
-    /// A part for one of `jobs` jobs; nil when it does not render in parts.
-    func makePart(jobs: Int) -> (any SinkPart)?
+    /// A part for one of `jobs` jobs (asked only when `rendersInParts`).
+    func makePart(jobs: Int) -> any SinkPart
 }
 
 /// One job's share of a `PartitionedSink`. Connection ids in a part are the job's: the merge

@@ -340,7 +340,7 @@ public final class JSONExporter: TimelineSink {
 extension JSONExporter: PartitionedSink {
     public var rendersInParts: Bool { true }
 
-    public func makePart(jobs: Int) -> (any SinkPart)? { Part(of: self, jobs: jobs) }
+    public func makePart(jobs: Int) -> any SinkPart { Part(of: self, jobs: jobs) }
 
     /// A job's part: the job builds its connections' JSON; the merge writes each ended one as
     /// the whole exporter's next connection, numbered as the capture numbers it.

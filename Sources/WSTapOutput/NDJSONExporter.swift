@@ -122,7 +122,7 @@ public final class NDJSONExporter: TimelineSink {
 extension NDJSONExporter: PartitionedSink, StreamingExporter {
     public var rendersInParts: Bool { true }
 
-    public func makePart(jobs: Int) -> (any SinkPart)? { StreamingPart(of: self, writingTo: output, jobs: jobs) }
+    public func makePart(jobs: Int) -> any SinkPart { StreamingPart(of: self, writingTo: output, jobs: jobs) }
 
     /// Each part shows decompressed payloads within its share of the headroom (and 8 times its
     /// own frames' bytes), so that all together stay within the whole capture's bound.

@@ -424,12 +424,10 @@ public enum SummaryText {
 
 /// Writes only the summary (`--format summary`): the fastest way through a capture.
 extension TextExporter: PartitionedSink, StreamingExporter {
-    /// Nil with `-t d`: a line's time counts from the line before it, which only the merge knows.
+    /// Not with `-t d`: a line's time counts from the line before it, which only the merge knows.
     public var rendersInParts: Bool { style.timeFormat != .delta }
 
-    public func makePart(jobs: Int) -> (any SinkPart)? {
-        rendersInParts ? StreamingPart(of: self, writingTo: output, jobs: jobs) : nil
-    }
+    public func makePart(jobs: Int) -> any SinkPart { StreamingPart(of: self, writingTo: output, jobs: jobs) }
 
     func partExporter(output: OutputChannel, jobs: Int) -> TextExporter { TextExporter(output: output, style: style) }
 
@@ -452,10 +450,10 @@ public final class SummaryExporter: TimelineSink {
 }
 
 extension SummaryExporter: PartitionedSink {
-    /// The summary needs no event: a job's events are dropped where they happen, not recorded.
     public var rendersInParts: Bool { true }
 
-    public func makePart(jobs: Int) -> (any SinkPart)? { IgnoringPart() }
+    /// The summary needs no event: a job's events are dropped where they happen, not recorded.
+    public func makePart(jobs: Int) -> any SinkPart { IgnoringPart() }
 
     private final class IgnoringPart: SinkPart, SinkPartBatch {
         func start(at time: CaptureTimestamp) {}
