@@ -25,6 +25,17 @@ final class TimelineFold {
     }
 
     func receive(_ event: TimelineEvent) {
+        // Matched without bindings first: with the rare cases' bindings in this switch, every
+        // frame and message paid for an outlined copy and release of the event (1.7% of chat
+        // JSON's instructions).
+        switch event {
+        case .upgrade, .issue, .connectionClosed: fold(event)
+        default: break
+        }
+        sink.receive(event)
+    }
+
+    private func fold(_ event: TimelineEvent) {
         switch event {
         case .upgrade(_, let exchange):
             folded.upgradesByOutcome[exchange.outcome.rawValue, default: 0] &+= 1
@@ -44,7 +55,6 @@ final class TimelineFold {
         default:
             break
         }
-        sink.receive(event)
     }
 
     /// The summary of the connections that ended so far.

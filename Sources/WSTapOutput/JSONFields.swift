@@ -21,19 +21,7 @@ extension OutputBuffer {
 
     @inline(__always)
     func direction(_ direction: StreamDirection?) {
-        switch direction {
-        case .clientToServer: raw("\"c2s\"")
-        case .serverToClient: raw("\"s2c\"")
-        case nil: raw("null")
-        }
-    }
-
-    /// The opcode's name as a JSON string (`"text"`, `"reserved-3"`).
-    @inline(__always)
-    func opcodeType(_ opcode: WebSocketOpcode) {
-        append(UInt8(ascii: "\""))
-        opcodeName(opcode)
-        append(UInt8(ascii: "\""))
+        withRoom(5) { $0.direction(direction) }
     }
 
     func headers(_ headers: HTTPHeaders) {
@@ -88,16 +76,18 @@ extension OutputBuffer {
     func frameFields(_ frame: FrameRecord, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let header = frame.header
         timeAndPacket(frame.time)
-        raw(",\"dir\":"); direction(frame.direction)
-        raw(",\"fin\":"); bool(header.fin)
-        raw(",\"rsv\":"); number(header.rsv)
-        raw(",\"opcode\":"); number(header.opcode.rawValue)
-        raw(",\"type\":"); opcodeType(header.opcode)
-        raw(",\"masked\":"); bool(header.masked)
-        raw(",\"mask\":")
-        if let key = header.maskingKey { hex32(key) } else { raw("null") }
-        raw(",\"length\":"); number(header.payloadLength)
-        comma()
+        withRoom(160) { room in
+            room.raw(",\"dir\":"); room.direction(frame.direction)
+            room.raw(",\"fin\":"); room.bool(header.fin)
+            room.raw(",\"rsv\":"); room.number(header.rsv)
+            room.raw(",\"opcode\":"); room.number(header.opcode.rawValue)
+            room.raw(",\"type\":"); room.opcodeType(header.opcode)
+            room.raw(",\"masked\":"); room.bool(header.masked)
+            room.raw(",\"mask\":")
+            if let key = header.maskingKey { room.hex32(key) } else { room.raw("null") }
+            room.raw(",\"length\":"); room.number(header.payloadLength)
+            room.byte(UInt8(ascii: ","))
+        }
         // Text frames, and pings and pongs whose payload is UTF-8 (usually ASCII words), as text.
         let isPingOrPong = header.opcode == .ping || header.opcode == .pong
         let asText = (frame.payloadIsText || isPingOrPong) && UTF8Validation.isValid(frame.payload)
@@ -126,17 +116,19 @@ extension OutputBuffer {
     func messageFields(_ record: MessageRecord, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let message = record.message
         timeAndPacket(record.time)
-        raw(",\"dir\":"); direction(record.direction)
-        raw(",\"opcode\":"); number(message.opcode.rawValue)
-        raw(",\"type\":"); opcodeType(message.opcode)
-        raw(",\"length\":"); number(message.payload.count)
-        raw(",\"frames\":"); number(message.frameCount)
-        raw(",\"compressed\":"); bool(message.compressed)
-        raw(",\"complete\":"); bool(message.isComplete)
-        if let valid = message.isValidUTF8 {
-            raw(",\"valid_utf8\":"); bool(valid)
+        withRoom(200) { room in
+            room.raw(",\"dir\":"); room.direction(record.direction)
+            room.raw(",\"opcode\":"); room.number(message.opcode.rawValue)
+            room.raw(",\"type\":"); room.opcodeType(message.opcode)
+            room.raw(",\"length\":"); room.number(UInt64(message.payload.count))
+            room.raw(",\"frames\":"); room.number(UInt64(message.frameCount))
+            room.raw(",\"compressed\":"); room.bool(message.compressed)
+            room.raw(",\"complete\":"); room.bool(message.isComplete)
+            if let valid = message.isValidUTF8 {
+                room.raw(",\"valid_utf8\":"); room.bool(valid)
+            }
+            room.raw(",\"decoded\":"); room.bool(message.isDecoded)
         }
-        raw(",\"decoded\":"); bool(message.isDecoded)
         if !message.gaps.isEmpty { raw(",\"missing\":"); gapList(message.gaps) }
         guard message.isDecoded else {
             // Never show compressed bytes as if they were the message.
@@ -326,4 +318,32 @@ final class FrameTextCache {
     }
 
     func clear() { byteCount = nil }
+}
+
+extension ReservedRoom {
+    /// `"c2s"`, `"s2c"` or `null` (at most 5 bytes).
+    @inline(__always)
+    mutating func direction(_ direction: StreamDirection?) {
+        switch direction {
+        case .clientToServer: raw("\"c2s\"")
+        case .serverToClient: raw("\"s2c\"")
+        case nil: raw("null")
+        }
+    }
+
+    /// The opcode's name as a JSON string (`"text"`, `"reserved-3"`; at most 13 bytes), as
+    /// `WebSocketOpcode.description` spells it.
+    @inline(__always)
+    mutating func opcodeType(_ opcode: WebSocketOpcode) {
+        switch opcode {
+        case .continuation: raw("\"continuation\"")
+        case .text: raw("\"text\"")
+        case .binary: raw("\"binary\"")
+        case .close: raw("\"close\"")
+        case .ping: raw("\"ping\"")
+        case .pong: raw("\"pong\"")
+        default:
+            raw("\"reserved-"); number(opcode.rawValue); byte(UInt8(ascii: "\""))
+        }
+    }
 }

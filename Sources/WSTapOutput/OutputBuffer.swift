@@ -84,7 +84,12 @@ final class OutputBuffer {
 
     @inline(__always)
     private func reserve(_ extra: Int) {
-        guard count + extra > capacity else { return }
+        if count + extra > capacity { grow(toHold: extra) }
+    }
+
+    /// Out of line: inlined at every append, the copy would swell the callers' code.
+    @inline(never)
+    private func grow(toHold extra: Int) {
         var grown = capacity * 2
         while grown < count + extra { grown *= 2 }
         let bigger = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 8)
@@ -92,6 +97,19 @@ final class OutputBuffer {
         storage.deallocate()
         storage = bigger
         capacity = grown
+    }
+
+    /// Makes room for `maximum` bytes once and lets `write` fill it through a cursor: a record's
+    /// fixed fields cost one check of room, not one per field, and the cursor stays in a register.
+    @inline(__always)
+    func withRoom(_ maximum: Int, _ write: (inout ReservedRoom) -> Void) {
+        reserve(maximum)
+        let start = storage + count
+        var room = ReservedRoom(position: start)
+        write(&room)
+        let written = room.position - start
+        precondition(written <= maximum, "wrote past the reserved room")
+        count += written
     }
 
     @inline(__always)
@@ -111,9 +129,7 @@ final class OutputBuffer {
 
     @inline(__always)
     func append(_ byte: UInt8) {
-        reserve(1)
-        storage.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
-        count += 1
+        withRoom(1) { $0.byte(byte) }
     }
 
     func append(_ other: OutputBuffer) {
@@ -123,10 +139,7 @@ final class OutputBuffer {
     /// A code literal. Inlined, its length is a constant and the copy a few moves.
     @inline(__always)
     func raw(_ text: StaticString) {
-        let length = text.utf8CodeUnitCount
-        reserve(length)
-        (storage + count).copyMemory(from: text.utf8Start, byteCount: length)
-        count += length
+        withRoom(text.utf8CodeUnitCount) { $0.raw(text) }
     }
 
     /// `"name":` — names are code literals and need no escaping.
@@ -239,55 +252,16 @@ final class OutputBuffer {
         value < 10 ? 0x30 &+ value : 0x57 &+ value
     }
 
-    /// "00" to "99": numbers are written two digits at a time.
-    private static let digitPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
-
-    /// Writes the last `width` digits of `value` (zero-padded) ending just before `end`.
-    @inline(__always)
-    private static func writeDigits(_ value: UInt64, width: Int, endingAt end: UnsafeMutableRawPointer) {
-        let pairs = UnsafeRawPointer(digitPairs.utf8Start)
-        var remaining = value
-        var position = end
-        var left = width
-        while left >= 2 {
-            let pair = Int(remaining % 100)
-            remaining /= 100
-            position -= 2
-            position.storeBytes(of: pairs.loadUnaligned(fromByteOffset: pair * 2, as: UInt16.self), as: UInt16.self)
-            left -= 2
-        }
-        if left == 1 {
-            (position - 1).storeBytes(of: 0x30 &+ UInt8(truncatingIfNeeded: remaining % 10), as: UInt8.self)
-        }
-    }
-
-    /// Decimal digits, written straight into the buffer; one- and two-digit values (most
-    /// fields) need no counting of digits.
+    /// Decimal digits, written straight into the buffer.
     @inline(__always)
     func number(_ value: UInt64) {
-        if value < 10 { return append(0x30 &+ UInt8(truncatingIfNeeded: value)) }
-        number(value, width: value < 100 ? 2 : Self.decimalWidth(value))
+        withRoom(ReservedRoom.maximumDigits) { $0.number(value) }
     }
 
     /// The last `width` digits of `value`, zero-padded.
     @inline(__always)
     func number(_ value: UInt64, width: Int) {
-        reserve(width)
-        Self.writeDigits(value, width: width, endingAt: storage + count + width)
-        count += width
-    }
-
-    /// How many decimal digits `value` has (at least 1).
-    @inline(__always)
-    private static func decimalWidth(_ value: UInt64) -> Int {
-        // floor(log10) from the bit length, corrected by one comparison (at most 20 digits).
-        let bits = 64 - (value | 1).leadingZeroBitCount
-        let estimate = (bits * 1233) >> 12
-        return estimate + 1 - (value < powersOfTen[estimate] ? 1 : 0)
-    }
-
-    private static let powersOfTen: [UInt64] = (0..<20).map { exponent in
-        (0..<exponent).reduce(UInt64(1)) { power, _ in power * 10 }
+        withRoom(width) { $0.digits(value, width: width) }
     }
 
     @inline(__always)
@@ -313,7 +287,7 @@ final class OutputBuffer {
 
     @inline(__always)
     func bool(_ value: Bool) {
-        if value { raw("true") } else { raw("false") }
+        withRoom(5) { $0.bool(value) }
     }
 
     func bool(_ value: Bool?) {
@@ -339,23 +313,15 @@ final class OutputBuffer {
             }
             count += renderedSecondsLength
         }
-        reserve(10)
-        storage.storeBytes(of: UInt8(ascii: "."), toByteOffset: count, as: UInt8.self)
-        Self.writeDigits(UInt64(timestamp.nanoseconds % 1_000_000_000), width: 9, endingAt: storage + count + 10)
-        count += 10
+        withRoom(10) { room in
+            room.byte(UInt8(ascii: "."))
+            room.digits(UInt64(timestamp.nanoseconds % 1_000_000_000), width: 9)
+        }
     }
 
     /// Eight lowercase hex digits.
     func hex32(_ value: UInt32) {
-        reserve(10)
-        let out = storage + count
-        out.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
-        for index in 0..<8 {
-            let nibble = UInt8(truncatingIfNeeded: (value >> UInt32(28 - 4 * index)) & 0xF)
-            out.storeBytes(of: Self.hexDigit(nibble), toByteOffset: 1 + index, as: UInt8.self)
-        }
-        out.storeBytes(of: UInt8(ascii: "\""), toByteOffset: 9, as: UInt8.self)
-        count += 10
+        withRoom(10) { $0.hex32(value) }
     }
 
     /// `{"text": …}` for valid UTF-8 text, else `{"base64": …}`.
@@ -393,4 +359,114 @@ final class OutputBuffer {
 
     @inline(__always)
     func comma() { append(UInt8(ascii: ",")) }
+}
+
+/// A cursor into room `OutputBuffer.withRoom` made: each write is a store and a step, with no
+/// check of room (the caller reserved the most its fields can take).
+struct ReservedRoom {
+    fileprivate(set) var position: UnsafeMutableRawPointer
+
+    /// The most digits a `UInt64` has.
+    static let maximumDigits = 20
+
+    @inline(__always)
+    mutating func byte(_ value: UInt8) {
+        position.storeBytes(of: value, as: UInt8.self)
+        position += 1
+    }
+
+    /// A code literal: its length is a constant and the copy a few moves.
+    @inline(__always)
+    mutating func raw(_ text: StaticString) {
+        let length = text.utf8CodeUnitCount
+        position.copyMemory(from: text.utf8Start, byteCount: length)
+        position += length
+    }
+
+    /// Decimal digits (at most `maximumDigits`); one- and two-digit values (most fields) need no
+    /// counting of digits.
+    @inline(__always)
+    mutating func number(_ value: UInt64) {
+        if value < 10 { return byte(0x30 &+ UInt8(truncatingIfNeeded: value)) }
+        digits(value, width: value < 100 ? 2 : Self.decimalWidth(value))
+    }
+
+    @inline(__always)
+    mutating func number(_ value: UInt8) { number(UInt64(value)) }
+
+    @inline(__always)
+    mutating func bool(_ value: Bool) {
+        if value { raw("true") } else { raw("false") }
+    }
+
+    /// The last `width` digits of `value`, zero-padded, two at a time.
+    @inline(__always)
+    mutating func digits(_ value: UInt64, width: Int) {
+        let pairs = UnsafeRawPointer(Self.digitPairs.utf8Start)
+        var remaining = value
+        var left = width
+        var end = position + width
+        while left >= 2 {
+            let pair = Int(remaining % 100)
+            remaining /= 100
+            end -= 2
+            end.storeBytes(of: pairs.loadUnaligned(fromByteOffset: pair * 2, as: UInt16.self), as: UInt16.self)
+            left -= 2
+        }
+        if left == 1 {
+            (end - 1).storeBytes(of: 0x30 &+ UInt8(truncatingIfNeeded: remaining % 10), as: UInt8.self)
+        }
+        position += width
+    }
+
+    /// Eight lowercase hex digits in quotes (10 bytes).
+    @inline(__always)
+    mutating func hex32(_ value: UInt32) {
+        byte(UInt8(ascii: "\""))
+        for index in 0..<8 {
+            let nibble = UInt8(truncatingIfNeeded: (value >> UInt32(28 - 4 * index)) & 0xF)
+            byte(OutputBuffer.hexDigit(nibble))
+        }
+        byte(UInt8(ascii: "\""))
+    }
+
+    /// "00" to "99".
+    private static let digitPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+    /// How many decimal digits `value` has (at least 1): floor(log10) from the bit length,
+    /// corrected by one comparison.
+    @inline(__always)
+    private static func decimalWidth(_ value: UInt64) -> Int {
+        let bits = 64 - (value | 1).leadingZeroBitCount
+        let estimate = (bits * 1233) >> 12
+        return estimate + 1 - (value < powerOfTen(estimate) ? 1 : 0)
+    }
+
+    /// 10^exponent for 0...19: a switch the compiler makes a constant table, where a static
+    /// array would be made lazily and checked on every use.
+    @inline(__always)
+    private static func powerOfTen(_ exponent: Int) -> UInt64 {
+        switch exponent {
+        case 0: 1
+        case 1: 10
+        case 2: 100
+        case 3: 1000
+        case 4: 10000
+        case 5: 100000
+        case 6: 1000000
+        case 7: 10000000
+        case 8: 100000000
+        case 9: 1000000000
+        case 10: 10000000000
+        case 11: 100000000000
+        case 12: 1000000000000
+        case 13: 10000000000000
+        case 14: 100000000000000
+        case 15: 1000000000000000
+        case 16: 10000000000000000
+        case 17: 100000000000000000
+        case 18: 1000000000000000000
+        default: 10000000000000000000
+        }
+    }
 }
