@@ -340,11 +340,15 @@ private struct PacketRouter {
     /// A few multiplications (splitmix64's finalizer) rather than `Hasher`, whose SipHash cost
     /// about 260 instructions a packet; seeded per run (by `Hasher`'s own random seed) so that a
     /// capture cannot choose to put every connection in one job.
+    /// The hash is mapped onto the jobs by its high bits (`hash × jobs / 2⁶⁴`), a multiplication
+    /// where `%` was a division on every packet.
     private func job(of segment: TCPSegment) -> Int {
-        Int((Self.mix(Self.seed, segment.source) &+ Self.mix(Self.seed, segment.destination)) % UInt64(jobCount))
+        let hash = Self.mix(seed, segment.source) &+ Self.mix(seed, segment.destination)
+        return Int(hash.multipliedFullWidth(by: UInt64(jobCount)).high)
     }
 
-    private static let seed = UInt64(bitPattern: Int64(0.hashValue))
+    /// Held by each router: a static one is made lazily and checked on every packet.
+    private let seed = UInt64(bitPattern: Int64(0.hashValue))
 
     @inline(__always)
     private static func mix(_ value: UInt64, _ endpoint: Endpoint) -> UInt64 {
