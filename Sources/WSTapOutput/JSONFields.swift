@@ -6,9 +6,11 @@ extension OutputBuffer {
     /// number; null when no packet made it).
     @inline(__always)
     func timeAndPacket(_ timestamp: CaptureTimestamp?) {
-        key("time"); time(timestamp)
-        raw(",\"packet\":")
-        if let timestamp, timestamp.packet > 0 { number(timestamp.packet) } else { raw("null") }
+        raw("\"time\":"); time(timestamp)
+        withRoom(10 + ReservedRoom.maximumDigits) { room in
+            room.raw(",\"packet\":")
+            if let timestamp, timestamp.packet > 0 { room.number(timestamp.packet) } else { room.raw("null") }
+        }
     }
 
     func endpoint(_ endpoint: Endpoint) {
