@@ -35,6 +35,11 @@ final class TimelineFold {
         sink.receive(event)
     }
 
+    /// An event with nothing to fold (a frame or a message), straight to the sink.
+    func pass(_ event: TimelineEvent) {
+        sink.receive(event)
+    }
+
     private func fold(_ event: TimelineEvent) {
         switch event {
         case .upgrade(_, let exchange):

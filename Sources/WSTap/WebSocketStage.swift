@@ -88,7 +88,7 @@ final class WebSocketStage: ConnectionStage {
             context.totals.frames[direction] &+= 1
             context.countFrame(opcode, payloadLength: header.payloadLength)
             guard context.emitsFramesAndMessages else { return }
-            context.emit(.frame(context.record, FrameRecord(
+            context.emitFrameOrMessage(.frame(context.record, FrameRecord(
                 time: time, direction: direction, header: header, payload: frame.payload,
                 bytesNotKept: frame.bytesNotKept, bytesMissing: frame.bytesMissing, gaps: frame.gaps, close: close,
                 carriesText: carriesText)))
@@ -96,7 +96,7 @@ final class WebSocketStage: ConnectionStage {
             context.totals.messages[direction] &+= 1
             context.countMessage(message.opcode, payloadLength: message.payload.count)
             guard context.emitsFramesAndMessages else { return }
-            context.emit(.message(context.record, MessageRecord(time: time, direction: direction, message: message)))
+            context.emitFrameOrMessage(.message(context.record, MessageRecord(time: time, direction: direction, message: message)))
         case .violation(let violation):
             context.report(Issue(violation, time: time, direction: direction))
         }
