@@ -195,6 +195,17 @@ for capture in captures/*.pcap* captures/damaged/*.pcap* ../shared/conformance/c
 done
 expect "--jobs 2 writes what --jobs 1 writes on every capture, as json, ndjson and text${jobs_differ:+ (differs:$jobs_differ)}" test -z "$jobs_differ"
 python3 bench/generate.py chat 3 --seed 3 --out "$work/gen.pcap"
+# IP fragments: every job reassembles every datagram and keeps its own connections' segments.
+python3 Tests/ip_fragments.py "$work/gen.pcap" "$work/fragments.pcap" >/dev/null
+"$wstap" read "$work/fragments.pcap" --format summary --jobs 1 >"$work/one"
+expect "the fragmented capture has datagrams reassembled, incomplete and not TCP" sh -c "grep -q 'datagrams reassembled, [1-9][0-9]* incomplete' '$work/one' && grep -q 'not-tcp' '$work/one'"
+for jobs in 2 3; do
+    for format in json ndjson text summary; do
+        "$wstap" read "$work/fragments.pcap" --format "$format" --jobs 1 >"$work/one"
+        check "--jobs $jobs, $format, TCP segments in IP fragments" 0 "$wstap" read "$work/fragments.pcap" --format "$format" --jobs "$jobs"
+        expect "...the same bytes as --jobs 1" cmp -s "$work/out" "$work/one"
+    done
+done
 python3 - "$work/gen.pcap" "$work/half.pcap" <<'PY'
 import struct, sys
 data = open(sys.argv[1], "rb").read()

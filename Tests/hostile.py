@@ -190,6 +190,20 @@ def fragment_floods(path, scale):
     pcap.close()
 
 
+def incomplete_datagrams(path, scale):
+    """`scale` × 300 IPv4 datagrams of 64 KB, each sent as 43 fragments of 1480 bytes whose first
+    fragment never comes: 16 MiB of them are held at a time, the oldest given up first. Every
+    `--jobs` job reassembles every datagram: each must hold them once, not once more per job."""
+    pcap = Pcap(path)
+    for datagram in range(scale * 300):
+        destination = bytes([10, 0, (datagram >> 8) & 0xFF, datagram & 0xFF])
+        for index in range(1, 44):
+            flags_offset = 0x2000 | (index * 1480 // 8)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 1480, datagram & 0xFFFF, flags_offset, 64, 6, 0, CLIENT, destination)
+            pcap.raw(MAC + b"\x08\x00" + ip + bytes(1480))
+    pcap.close()
+
+
 def tls_resync_flood(path, scale):
     """A recorded TLS 1.2 connection (captures/wss-tls12-aes128.pcap, decrypted with its key log)
     whose client loses 1 MB after the upgrade request, then sends `scale` × 8 KiB of bytes that are
@@ -253,6 +267,7 @@ CASES = [
     ("hundreds of unanswered 64 KiB POST requests, json", unanswered_requests, 2, ["--format", "json"], 150, 0),
     ("hundreds of unanswered requests with 64 KiB heads, json", unanswered_heads, 2, ["--format", "json"], 100, 0),
     ("IP fragments flooding a datagram that has a hole", fragment_floods, 4, ["--format", "summary"], 100, 0),
+    ("IP fragments of thousands of datagrams that never complete", incomplete_datagrams, 2, ["--format", "summary"], 100, 0),
     ("TLS records that look right after a gap but never authenticate", tls_resync_flood, 2,
      ["--format", "summary", "--keylog", os.path.join(HERE, "..", "captures", "wss-tls12-aes128.keys")], 100, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, json", deflate_bombs, 1, ["--format", "json"], 200, 0),

@@ -27,10 +27,14 @@ public struct AnalyzerOptions: Sendable {
 
 /// What an analyzer that is one job of a parallel analysis does differently.
 struct JobRole {
-    /// Only one job says which key log decrypts TLS.
-    var announcesCaptureIssues: Bool
+    /// Only the first job says which key log decrypts TLS, and counts what every job reads: IP
+    /// fragments (every job reassembles every datagram) and the datagrams they make.
+    var isFirstJob: Bool
     var connectionNumbered: (UInt64, CaptureTimestamp) -> Void
     var connectionRemoved: (UInt64) -> Void
+    /// A TCP segment that IP fragments made: whether it is this job's. The job first sweeps,
+    /// through the closure it is given, when one analyzer would sweep at this segment.
+    var takesReassembled: (TCPSegment, CaptureTimestamp, () -> Void) -> Bool
 }
 
 /// Runs packets through every stage (packets → TCP → a chain of stages per connection) and
@@ -71,7 +75,7 @@ public final class Analyzer: TCPConnectionObserver {
         connections = ManuallyRetained(retaining: table)
         self.job = job
         table.observer = self
-        if job?.announcesCaptureIssues ?? true, let keyLog = options.keyLog { announce(keyLog) }
+        if job?.isFirstJob ?? true, let keyLog = options.keyLog { announce(keyLog) }
     }
 
     /// Says which key log decrypts TLS, and which of its lines could not be used.
@@ -126,13 +130,31 @@ public final class Analyzer: TCPConnectionObserver {
             connections.with { $0.process(segment, at: time) }
         case .fragment(let fragment):
             summary.ipFragments &+= 1
-            fragments.add(fragment, at: time) { datagram in
-                route(PacketDecoder.decodeReassembled(
-                    protocolNumber: fragment.protocolNumber, payload: datagram,
-                    source: fragment.source, destination: fragment.destination), at: time)
-            }
+            reassemble(fragment, at: time)
         case .skipped(let reason):
             summary.skippedPackets[reason.rawValue, default: 0] &+= 1
+        }
+    }
+
+    /// Adds an IP fragment; the datagram it completes is decoded. A job reassembles every
+    /// datagram of the capture (what a fragment completes is known only once it does) and keeps
+    /// what one analyzer would do with it only for its own connections, the first job for the
+    /// rest; each job holds the fragments of incomplete datagrams once, as one analyzer does.
+    func reassemble(_ fragment: IPFragment, at time: CaptureTimestamp) {
+        fragments.add(fragment, at: time) { datagram in
+            let result = PacketDecoder.decodeReassembled(
+                protocolNumber: fragment.protocolNumber, payload: datagram,
+                source: fragment.source, destination: fragment.destination)
+            guard let job else { return route(result, at: time) }
+            switch result {
+            case .tcp(let segment):
+                if job.takesReassembled(segment, time, { sweepConnections(at: time) }) { route(result, at: time) }
+            case .fragment(let inner):
+                if job.isFirstJob { summary.ipFragments &+= 1 }
+                reassemble(inner, at: time)
+            case .skipped:
+                if job.isFirstJob { route(result, at: time) }
+            }
         }
     }
 
@@ -155,8 +177,10 @@ public final class Analyzer: TCPConnectionObserver {
         let end = endingAt ?? summary.lastPacketTime ?? .zero
         connections.with { $0.finish(at: end) }
         summary.tcp = connections.with(\.statistics)
-        summary.ipDatagramsReassembled = fragments.reassembled
-        summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
+        if job?.isFirstJob ?? true {
+            summary.ipDatagramsReassembled = fragments.reassembled
+            summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
+        }
         summary.merge(timeline.summary)
         timeline.sink.finish(summary)
         return summary

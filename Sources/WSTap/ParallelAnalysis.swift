@@ -7,10 +7,10 @@ import WSTapWebSocket
 
 /// Reads a capture with one analyzer per source in `sources` (each a reader of the same capture
 /// from its start), each decoding the packets of its own connections (flow sharding: both
-/// directions of a 4-tuple to the same job, IP fragments to the job of the connection they
-/// complete), and delivers to `sink` exactly the events, in exactly the order, one analyzer would
-/// (`analyze`): the same connection ids, the same summary. A `PartitionedSink` renders each job's
-/// connections on that job's thread too.
+/// directions of a 4-tuple to the same job; every job reassembles every IP datagram and keeps the
+/// segments of its own connections), and delivers to `sink` exactly the events, in exactly the
+/// order, one analyzer would (`analyze`): the same connection ids, the same summary. A
+/// `PartitionedSink` renders each job's connections on that job's thread too.
 ///
 /// How: every job reads the whole capture, numbering packets in reading order, and decides for
 /// each packet whose it is from its headers (so the packets a job decodes stay in its core's
@@ -207,7 +207,7 @@ private final class Job: @unchecked Sendable {
     private let source: any PacketSource
     private let recorder: EventRecorder
     private let analyzer: Analyzer
-    private var router: PacketRouter
+    private let routing: JobRouting
     var part: (any SinkPart)? { recorder.part }
     /// A batch is handed over once this many packets or bytes were read since the last one:
     /// the same stretches of the capture in every job, since every job reads all of it.
@@ -219,13 +219,23 @@ private final class Job: @unchecked Sendable {
         self.index = index
         self.source = source
         queue = DispatchQueue(label: "wstap-job-\(index)")
-        router = PacketRouter(jobCount: jobCount, job: index)
+        let routing = JobRouting(jobCount: jobCount, job: index)
+        self.routing = routing
         let recorder = EventRecorder(receivesFramesAndMessages: receivesFramesAndMessages, part: part)
         self.recorder = recorder
         let role = JobRole(
-            announcesCaptureIssues: index == 0,
+            isFirstJob: index == 0,
             connectionNumbered: { id, _ in recorder.batch.numbered.append((recorder.position.sequence, id)) },
-            connectionRemoved: { id in recorder.batch.removed.append(id) })
+            connectionRemoved: { id in recorder.batch.removed.append(id) },
+            takesReassembled: { segment, time, sweep in
+                if routing.sweepIsDue(at: time) {
+                    let sequence = recorder.position.sequence
+                    recorder.position = Position(sequence: sequence, phase: .sweepBefore)
+                    sweep()
+                    recorder.position = Position(sequence: sequence, phase: .packet)
+                }
+                return routing.owns(segment)
+            })
         analyzer = Analyzer(options: options, sink: recorder, job: role)
     }
 
@@ -268,7 +278,7 @@ private final class Job: @unchecked Sendable {
                 last = packet.timestamp
                 batchPackets += 1
                 batchBytes += packet.bytes.count
-                router.route(packet, sequence: sequence, to: self)
+                route(packet, sequence: sequence)
             case .partDamaged(let error):
                 damaged(error)
             case .noPacketYet:
@@ -277,7 +287,6 @@ private final class Job: @unchecked Sendable {
                 break reading
             }
         }
-        router.releaseAll(sequence: sequence, to: self)
         recorder.position = Position(sequence: .max, phase: .end)
         analyzer.finish(endingAt: last ?? .zero)
         var batch = recorder.take()
@@ -287,68 +296,74 @@ private final class Job: @unchecked Sendable {
         _ = results.put(nil)
     }
 
-    /// A packet of this job's, decoded where it was read.
-    func decode(_ packet: CapturedPacket, sequence: UInt64) {
-        decode(packet, as: PacketDecoder.decode(packet), sequence: sequence)
+    /// Decodes the packet's headers to learn whose it is: a TCP segment of this job's connections
+    /// is analyzed; every job applies one analyzer's sweep rule to every segment, reassembles
+    /// every IP datagram (keeping the segments of its own connections) and passes over the rest,
+    /// which the first job analyzes.
+    private func route(_ packet: CapturedPacket, sequence: UInt64) {
+        let decoded = PacketDecoder.decode(packet)
+        switch decoded {
+        case .tcp(let segment):
+            if routing.sweepIsDue(at: packet.timestamp) {
+                recorder.position = Position(sequence: sequence, phase: .sweepBefore)
+                analyzer.sweepConnections(at: packet.timestamp)
+            }
+            if routing.owns(segment) { analyze(packet, as: decoded, sequence: sequence) }
+        case .fragment(let fragment):
+            if index == 0 {
+                analyze(packet, as: decoded, sequence: sequence)  // counted once, here
+            } else {
+                recorder.position = Position(sequence: sequence, phase: .packet)
+                analyzer.reassemble(fragment, at: packet.timestamp)
+            }
+        case .skipped:
+            if index == 0 { analyze(packet, as: decoded, sequence: sequence) }
+        }
     }
 
-    /// A packet of this job's that the router decoded already.
-    func decode(_ packet: CapturedPacket, as decoded: PacketDecodeResult, sequence: UInt64) {
+    private func analyze(_ packet: CapturedPacket, as decoded: PacketDecodeResult, sequence: UInt64) {
         recorder.position = Position(sequence: sequence, phase: .packet)
         analyzer.process(packet, decoded: decoded)
     }
-
-    /// One analyzer's idle sweep, before the packet at `sequence`.
-    func sweep(at time: CaptureTimestamp, sequence: UInt64) {
-        recorder.position = Position(sequence: sequence, phase: .sweepBefore)
-        analyzer.sweepConnections(at: time)
-    }
 }
 
-/// A job's routing: which job decodes each packet, and where the idle sweeps fall (the same in
-/// every job, which all read every packet).
-private struct PacketRouter {
+/// Which job decodes a connection's packets, and where one analyzer's idle sweeps fall: the same
+/// decisions in every job, which all read every packet.
+private final class JobRouting {
     let jobCount: Int
-    /// The job this router works for: its packets are decoded, the others' passed over.
+    /// The job this is the routing of.
     let ownJob: Int
     /// The sweep rule of one connection table, applied to every TCP segment of the capture.
     private var lastSweep: CaptureTimestamp?
-    /// Reassembles fragments only to learn which connection they complete; the fragments
-    /// themselves wait here, then all go to that connection's job, which reassembles them again.
-    private let fragments = IPFragmentReassembler()
-    private var held: [HeldKey: PacketBatch] = [:]
-    private var heldOrder = FIFOQueue<HeldKey>()
-    private var heldBytes = 0
-    /// Fragments held past this (datagrams the reassembler gave up) go to the first job, as they came.
-    static let maxHeldBytes = 64 << 20
-
-    private struct HeldKey: Hashable {
-        var source: IPAddress
-        var destination: IPAddress
-        var identification: UInt32
-        var protocolNumber: UInt8
-    }
+    /// The same in every job: Swift's hash seed is the process's.
+    private let seed = UInt64(bitPattern: Int64(0.hashValue))
 
     init(jobCount: Int, job: Int) {
         self.jobCount = jobCount
         ownJob = job
     }
 
+    /// Whether a segment at `time` starts one analyzer's idle sweep.
+    func sweepIsDue(at time: CaptureTimestamp) -> Bool {
+        ConnectionTable.sweepIsDue(at: time, lastSweep: &lastSweep)
+    }
+
+    /// Whether the segment's connection is this job's.
+    func owns(_ segment: TCPSegment) -> Bool {
+        job(of: segment) == ownJob
+    }
+
     /// The job of a connection: a hash of its two endpoints, in either order (a sum, so that
-    /// neither needs comparing with the other).
+    /// neither needs comparing with the other), mapped onto the jobs by its high bits
+    /// (`hash × jobs / 2⁶⁴`: a multiplication, where `%` was a division on every packet).
     ///
     /// A few multiplications (splitmix64's finalizer) rather than `Hasher`, whose SipHash cost
     /// about 260 instructions a packet; seeded per run (by `Hasher`'s own random seed) so that a
     /// capture cannot choose to put every connection in one job.
-    /// The hash is mapped onto the jobs by its high bits (`hash × jobs / 2⁶⁴`), a multiplication
-    /// where `%` was a division on every packet.
     private func job(of segment: TCPSegment) -> Int {
         let hash = Self.mix(seed, segment.source) &+ Self.mix(seed, segment.destination)
         return Int(hash.multipliedFullWidth(by: UInt64(jobCount)).high)
     }
-
-    /// Held by each router: a static one is made lazily and checked on every packet.
-    private let seed = UInt64(bitPattern: Int64(0.hashValue))
 
     @inline(__always)
     private static func mix(_ value: UInt64, _ endpoint: Endpoint) -> UInt64 {
@@ -366,60 +381,6 @@ private struct PacketRouter {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
-    }
-
-    /// One analyzer's sweep, when a segment at `time` starts one.
-    private mutating func sweepIfDue(at time: CaptureTimestamp, sequence: UInt64, to worker: Job) {
-        guard ConnectionTable.sweepIsDue(at: time, lastSweep: &lastSweep) else { return }
-        worker.sweep(at: time, sequence: sequence)
-    }
-
-    mutating func route(_ packet: CapturedPacket, sequence: UInt64, to worker: Job) {
-        let decoded = PacketDecoder.decode(packet)
-        switch decoded {
-        case .tcp(let segment):
-            sweepIfDue(at: packet.timestamp, sequence: sequence, to: worker)
-            if job(of: segment) == ownJob { worker.decode(packet, as: decoded, sequence: sequence) }
-        case .fragment(let fragment):
-            let key = HeldKey(source: fragment.source, destination: fragment.destination,
-                              identification: fragment.identification, protocolNumber: fragment.protocolNumber)
-            if held[key] == nil { heldOrder.append(key) }
-            held[key, default: PacketBatch(reservingPackets: 4, bytes: 4 * packet.bytes.count)].append(packet)
-            heldBytes += packet.bytes.count
-            var owner: Int?
-            fragments.add(fragment, at: packet.timestamp) { datagram in
-                let decoded = PacketDecoder.decodeReassembled(
-                    protocolNumber: fragment.protocolNumber, payload: datagram, source: fragment.source,
-                    destination: fragment.destination)
-                if case .tcp(let segment) = decoded { owner = job(of: segment) } else { owner = 0 }
-                if case .tcp = decoded { sweepIfDue(at: packet.timestamp, sequence: sequence, to: worker) }
-            }
-            if let owner { release(key, to: owner, sequence: sequence, worker: worker) }
-            while heldBytes > Self.maxHeldBytes, let oldest = heldOrder.first {
-                heldOrder.removeFirst()
-                release(oldest, to: 0, sequence: sequence, worker: worker)
-            }
-        case .skipped:
-            if ownJob == 0 { worker.decode(packet, as: decoded, sequence: sequence) }
-        }
-    }
-
-    /// Fragments never completed go to the first job at the end, as they came.
-    mutating func releaseAll(sequence: UInt64, to worker: Job) {
-        while let oldest = heldOrder.first {
-            heldOrder.removeFirst()
-            release(oldest, to: 0, sequence: sequence, worker: worker)
-        }
-    }
-
-    /// Gives the fragments held for `key` to `owner`: decoded here when that is this router's job
-    /// (`heldOrder` keeps released keys until they reach its front, where they are passed over).
-    private mutating func release(_ key: HeldKey, to owner: Int, sequence: UInt64, worker: Job) {
-        guard let waiting = held.removeValue(forKey: key) else { return }
-        heldBytes -= waiting.byteCount
-        guard owner == ownJob else { return }
-        // At the position of the fragment that completed them: that is where one analyzer decodes them.
-        waiting.forEachPacket { worker.decode($0, sequence: sequence) }
     }
 }
 
