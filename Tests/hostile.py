@@ -204,6 +204,35 @@ def incomplete_datagrams(path, scale):
     pcap.close()
 
 
+def frames_claiming_1mib(path, scale):
+    """`scale` × 2,500 WebSocket connections whose server starts a binary frame claiming 1 MiB
+    and sends 100 bytes of it: room for a payload follows the bytes that came, not the claim."""
+    pcap = Pcap(path)
+    for connection in range(scale * 2500):
+        port = 1024 + connection
+        pcap.seq = {True: 1000, False: 5000}
+        pcap.handshake(port)
+        pcap.segment(True, UPGRADE_REQUEST, port=port)
+        pcap.segment(False, UPGRADE_RESPONSE, port=port)
+        pcap.segment(False, bytes([0x82, 127]) + struct.pack("!Q", 1 << 20) + bytes(100), port=port)
+    pcap.close()
+
+
+def idle_after_long_frames(path, scale):
+    """`scale` × 100 WebSocket connections that each receive one 400 KB frame in 1448-byte
+    segments, then stay open: none may keep a buffer that size once its frame is done."""
+    pcap = Pcap(path)
+    frame = ws_frame(0x2, bytes(400_000))
+    for connection in range(scale * 100):
+        port = 1024 + connection
+        pcap.seq = {True: 1000, False: 5000}
+        pcap.handshake(port)
+        pcap.segment(True, UPGRADE_REQUEST, port=port)
+        pcap.segment(False, UPGRADE_RESPONSE, port=port)
+        in_pieces(pcap, False, frame, 1448, port=port)
+    pcap.close()
+
+
 def tls_resync_flood(path, scale):
     """A recorded TLS 1.2 connection (captures/wss-tls12-aes128.pcap, decrypted with its key log)
     whose client loses 1 MB after the upgrade request, then sends `scale` × 8 KiB of bytes that are
@@ -268,6 +297,8 @@ CASES = [
     ("hundreds of unanswered requests with 64 KiB heads, json", unanswered_heads, 2, ["--format", "json"], 100, 0),
     ("IP fragments flooding a datagram that has a hole", fragment_floods, 4, ["--format", "summary"], 100, 0),
     ("IP fragments of thousands of datagrams that never complete", incomplete_datagrams, 2, ["--format", "summary"], 100, 0),
+    ("thousands of connections each starting a frame that claims 1 MiB", frames_claiming_1mib, 2, ["--format", "summary"], 75, 0),
+    ("hundreds of idle connections after a 400 KB frame each", idle_after_long_frames, 2, ["--format", "summary"], 100, 0),
     ("TLS records that look right after a gap but never authenticate", tls_resync_flood, 2,
      ["--format", "summary", "--keylog", os.path.join(HERE, "..", "captures", "wss-tls12-aes128.keys")], 100, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, json", deflate_bombs, 1, ["--format", "json"], 200, 0),

@@ -38,8 +38,9 @@ public struct DecodedFrame {
 /// frame that spans calls is accumulated.
 ///
 /// Linear: each input byte is looked at once (a header byte copied at most once into
-/// `headerBytes`, a payload byte unmasked or copied once), and the payload buffer grows by
-/// doubling from what has arrived, never from the length field.
+/// `headerBytes`, a payload byte unmasked or copied once), and the payload buffer grows to four
+/// times what has arrived, never from the length field alone; between frames a connection keeps
+/// at most `keptCapacity` of it.
 public struct FrameDecoder {
     private struct PayloadProgress {
         var header: FrameHeader
@@ -57,6 +58,10 @@ public struct FrameDecoder {
         case desynchronized
     }
 
+    /// The payload (and unmasking) buffer a connection keeps between frames: a larger one is
+    /// given back, so that thousands of idle connections that once received a long frame do not
+    /// each hold it.
+    static let keptCapacity = 64 << 10
     /// Payload bytes kept per frame; longer payloads are read past and counted, not stored.
     public let maxPayloadBytes: Int
     private var state = State.header
@@ -179,7 +184,7 @@ public struct FrameDecoder {
     }
 
     private mutating func startPayload(_ header: FrameHeader, emit: (DecodedFrame) -> Void) {
-        payload.removeAll(keepingCapacity: payload.capacity <= 1 << 20)
+        payload.removeAll(keepingCapacity: payload.capacity <= Self.keptCapacity)
         finishOrContinue(PayloadProgress(header: header, remaining: header.payloadLength), emit: emit)
     }
 
@@ -196,20 +201,21 @@ public struct FrameDecoder {
                     bytesNotKept: progress.bytesNotKept, bytesMissing: progress.bytesMissing, gaps: gaps))
             }
         }
-        payload.removeAll(keepingCapacity: payload.capacity <= 1 << 20)
+        payload.removeAll(keepingCapacity: payload.capacity <= Self.keptCapacity)
         if !gaps.isEmpty { gaps.removeAll() }
     }
 
     /// Keeps what fits under the limit, unmasking it at its position in the payload.
     private mutating func append(_ bytes: UnsafeRawBufferPointer, to progress: inout PayloadProgress) {
-        // Room for what the header claims, but never more than the bytes at hand plus 256 KiB:
-        // memory follows the bytes that arrive, not a length field (the array grows by doubling).
-        if payload.isEmpty, progress.position == 0 {
-            let claimed = min(progress.header.payloadLength, UInt64(maxPayloadBytes))
-            payload.reserveCapacity(Int(min(claimed, UInt64(bytes.count + (256 << 10)))))
-        }
         let room = max(0, maxPayloadBytes - payload.count)
         let keep = min(room, bytes.count)
+        if payload.count + keep > payload.capacity {
+            // Room grows with the bytes that arrive, never from a length field alone: four times
+            // what is held, up to what the header claims (within the limit). A long payload is
+            // copied about a third of its length again while it grows (doubling: once more).
+            let claimed = Int(min(progress.header.payloadLength, UInt64(maxPayloadBytes)))
+            payload.reserveCapacity(max(payload.count + keep, min(claimed, (payload.count + keep) * 4)))
+        }
         if keep > 0 {
             let start = payload.count
             payload.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[bytes.startIndex..<(bytes.startIndex + keep)]))
@@ -234,7 +240,7 @@ public struct FrameDecoder {
             let unmasked = scratch.room(bytes.count)
             unmask(bytes, into: unmasked, key: key, offset: 0)
             emit(DecodedFrame(header: header, payload: UnsafeRawBufferPointer(unmasked), bytesNotKept: 0, bytesMissing: 0))
-            scratch.release(above: 1 << 20)
+            scratch.release(above: Self.keptCapacity)
         }
     }
 }

@@ -106,12 +106,13 @@ struct MessageAssembler {
         sentLength = 0
     }
 
-    /// Empties the buffer of a fragmented message; a huge one's memory is given back. An empty
-    /// buffer is left alone: clearing it still checks its storage, on every message.
+    /// Empties the buffer of a fragmented message; past what a frame's payload buffer keeps
+    /// (`FrameDecoder.keptCapacity`), its memory is given back. An empty buffer is left alone:
+    /// clearing it still checks its storage, on every message.
     private mutating func clearBuffer() {
         if !gaps.isEmpty { gaps = [] }
         sentLength = 0
-        if buffer.capacity > 1 << 20 {
+        if buffer.capacity > FrameDecoder.keptCapacity {
             buffer = []
         } else if !buffer.isEmpty {
             buffer.removeAll(keepingCapacity: true)

@@ -76,8 +76,9 @@ final class RawInflater {
     private static let joinedInputLimit = 16 * 1024
     private var joinedInput: UnsafeMutableRawBufferPointer?
 
-    /// Gives back the output memory if one message made it large.
-    func releaseLargeOutput(above limit: Int = 1 << 20) {
+    /// Gives back the output memory if one message made it larger than a frame's payload buffer
+    /// may stay between frames (`FrameDecoder.keptCapacity`): idle connections hold little.
+    func releaseLargeOutput(above limit: Int = FrameDecoder.keptCapacity) {
         guard outputCapacity > limit else { return }
         outputStart?.deallocate()
         outputStart = nil
