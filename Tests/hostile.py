@@ -54,6 +54,13 @@ class Pcap:
         self.segment(False, flags=0x12, port=port)
         self.segment(True, flags=0x10, port=port)
 
+    def upgraded_connection(self, port):
+        """A new connection from `port`: the TCP handshake, then an answered WebSocket upgrade."""
+        self.seq = {True: 1000, False: 5000}
+        self.handshake(port)
+        self.segment(True, UPGRADE_REQUEST, port=port)
+        self.segment(False, UPGRADE_RESPONSE, port=port)
+
     def close(self):
         self.file.close()
 
@@ -141,10 +148,7 @@ def partial_frames(path, scale):
     pcap = Pcap(path)
     for connection in range(scale * 50):
         port = 20000 + connection
-        pcap.seq = {True: 1000, False: 5000}
-        pcap.handshake(port)
-        pcap.segment(True, UPGRADE_REQUEST, port=port)
-        pcap.segment(False, UPGRADE_RESPONSE, port=port)
+        pcap.upgraded_connection(port)
         pcap.segment(False, bytes([0x82, 127]) + struct.pack("!Q", 1 << 62) + b"x" * 100, port=port)
         pcap.segment(False, b"y" * 100, port=port)
     pcap.close()
@@ -210,10 +214,7 @@ def frames_claiming_1mib(path, scale):
     pcap = Pcap(path)
     for connection in range(scale * 2500):
         port = 1024 + connection
-        pcap.seq = {True: 1000, False: 5000}
-        pcap.handshake(port)
-        pcap.segment(True, UPGRADE_REQUEST, port=port)
-        pcap.segment(False, UPGRADE_RESPONSE, port=port)
+        pcap.upgraded_connection(port)
         pcap.segment(False, bytes([0x82, 127]) + struct.pack("!Q", 1 << 20) + bytes(100), port=port)
     pcap.close()
 
@@ -225,10 +226,7 @@ def idle_after_long_frames(path, scale):
     frame = ws_frame(0x2, bytes(400_000))
     for connection in range(scale * 100):
         port = 1024 + connection
-        pcap.seq = {True: 1000, False: 5000}
-        pcap.handshake(port)
-        pcap.segment(True, UPGRADE_REQUEST, port=port)
-        pcap.segment(False, UPGRADE_RESPONSE, port=port)
+        pcap.upgraded_connection(port)
         in_pieces(pcap, False, frame, 1448, port=port)
     pcap.close()
 
