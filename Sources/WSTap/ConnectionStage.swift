@@ -118,18 +118,21 @@ final class ConnectionContext {
     }
 
     func emit(_ event: TimelineEvent) {
-        if held != nil { return hold(event) }
-        if !opened { open(at: event.time ?? record.startTime) }
-        timeline.receive(event)
+        deliver(event, folded: true)
     }
 
     /// A frame or a message: as `emit`, but straight past the fold, which has nothing to count in
     /// them (a connection's counters come with its end). Asking an event which case it is copies
     /// all of it (about 300 bytes), and these are nearly every event.
     func emitFrameOrMessage(_ event: TimelineEvent) {
+        deliver(event, folded: false)
+    }
+
+    @inline(__always)
+    private func deliver(_ event: TimelineEvent, folded: Bool) {
         if held != nil { return hold(event) }
         if !opened { open(at: event.time ?? record.startTime) }
-        timeline.pass(event)
+        if folded { timeline.receive(event) } else { timeline.pass(event) }
     }
 
     /// From now until `releaseHeldEvents`, events are held to be written in time order.

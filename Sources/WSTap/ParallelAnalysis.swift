@@ -186,6 +186,14 @@ private final class EventRecorder: TimelineSink {
 
     func finish(_ summary: CaptureSummary) { self.summary = summary }
 
+    /// Notes what `sweep` (one analyzer's idle sweep) produces before the packet at `sequence`,
+    /// then goes on at that packet.
+    func sweep(before sequence: UInt64, _ sweep: () -> Void) {
+        position = Position(sequence: sequence, phase: .sweepBefore)
+        sweep()
+        position = Position(sequence: sequence, phase: .packet)
+    }
+
     /// What was noted since the last call, the part's items with it.
     func take() -> RecordedBatch {
         lastFrame = nil
@@ -228,12 +236,7 @@ private final class Job: @unchecked Sendable {
             connectionNumbered: { id, _ in recorder.batch.numbered.append((recorder.position.sequence, id)) },
             connectionRemoved: { id in recorder.batch.removed.append(id) },
             takesReassembled: { segment, time, sweep in
-                if routing.sweepIsDue(at: time) {
-                    let sequence = recorder.position.sequence
-                    recorder.position = Position(sequence: sequence, phase: .sweepBefore)
-                    sweep()
-                    recorder.position = Position(sequence: sequence, phase: .packet)
-                }
+                if routing.sweepIsDue(at: time) { recorder.sweep(before: recorder.position.sequence, sweep) }
                 return routing.owns(segment)
             })
         analyzer = Analyzer(options: options, sink: recorder, job: role)
@@ -305,8 +308,7 @@ private final class Job: @unchecked Sendable {
         switch decoded {
         case .tcp(let segment):
             if routing.sweepIsDue(at: packet.timestamp) {
-                recorder.position = Position(sequence: sequence, phase: .sweepBefore)
-                analyzer.sweepConnections(at: packet.timestamp)
+                recorder.sweep(before: sequence) { analyzer.sweepConnections(at: packet.timestamp) }
             }
             if routing.owns(segment) { analyze(packet, as: decoded, sequence: sequence) }
         case .fragment(let fragment):

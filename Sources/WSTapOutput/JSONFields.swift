@@ -333,19 +333,11 @@ extension ReservedRoom {
         }
     }
 
-    /// The opcode's name as a JSON string (`"text"`, `"reserved-3"`; at most 13 bytes), as
-    /// `WebSocketOpcode.description` spells it.
+    /// The opcode's name as a JSON string (`"text"`, `"reserved-3"`).
     @inline(__always)
     mutating func opcodeType(_ opcode: WebSocketOpcode) {
-        switch opcode {
-        case .continuation: raw("\"continuation\"")
-        case .text: raw("\"text\"")
-        case .binary: raw("\"binary\"")
-        case .close: raw("\"close\"")
-        case .ping: raw("\"ping\"")
-        case .pong: raw("\"pong\"")
-        default:
-            raw("\"reserved-"); number(opcode.rawValue); byte(UInt8(ascii: "\""))
-        }
+        byte(UInt8(ascii: "\""))
+        opcodeName(opcode)
+        byte(UInt8(ascii: "\""))
     }
 }

@@ -59,12 +59,7 @@ extension OutputBuffer {
     /// `text`, `binary`, `reserved-3`, …
     @inline(__always)
     func opcodeName(_ opcode: WebSocketOpcode) {
-        switch opcode {
-        case .text: raw("text")
-        case .binary: raw("binary")
-        case .continuation: raw("continuation")
-        default: text(opcode.description)
-        }
+        withRoom(ReservedRoom.maximumOpcodeName) { $0.opcodeName(opcode) }
     }
 
     /// Text from the capture (a header value, an issue's detail) made safe to print.
@@ -184,4 +179,24 @@ extension OutputBuffer {
         append(UInt8(ascii: "."))
         number(micro % 1_000_000, width: 6)
     }
+}
+
+extension ReservedRoom {
+    /// The opcode's name (at most `maximumOpcodeName` bytes), as `WebSocketOpcode.description`
+    /// spells it, without making a string.
+    @inline(__always)
+    mutating func opcodeName(_ opcode: WebSocketOpcode) {
+        switch opcode {
+        case .continuation: raw("continuation")
+        case .text: raw("text")
+        case .binary: raw("binary")
+        case .close: raw("close")
+        case .ping: raw("ping")
+        case .pong: raw("pong")
+        default: raw("reserved-"); number(opcode.rawValue)
+        }
+    }
+
+    /// `continuation`.
+    static let maximumOpcodeName = 12
 }
