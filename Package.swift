@@ -44,9 +44,13 @@ let package = Package(
             ],
             swiftSettings: speed
         ),
+        .target(name: "WSTapApplication", dependencies: ["WSTapCore"], swiftSettings: speed),
         .target(
             name: "WSTap",
-            dependencies: ["WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS"],
+            dependencies: [
+                "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS",
+                "WSTapApplication",
+            ],
             swiftSettings: speed
         ),
         .target(name: "WSTapOutput", dependencies: ["WSTap", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: speed),
@@ -77,6 +81,6 @@ let package = Package(
 if Context.environment["WSTAP_FUZZ"] != nil {
     package.targets.append(.executableTarget(
         name: "wstap-fuzz",
-        dependencies: ["WSTap", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS"],
+        dependencies: ["WSTap", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS", "WSTapApplication"],
         path: "fuzz/Targets"))
 }

@@ -4,6 +4,7 @@ import WSTapPackets
 import WSTapTCP
 import WSTapHTTP
 import WSTapWebSocket
+import WSTapApplication
 
 /// Settings of the analysis that do not depend on the packet source.
 public struct AnalyzerOptions: Sendable {
@@ -21,8 +22,27 @@ public struct AnalyzerOptions: Sendable {
     /// Keep count of connections holding bytes that may still become events with earlier times
     /// (live: a streaming output writes at once while none does; `Analyzer.holdsBytesForEarlierEvents`).
     public var tracksHeldBytes = false
+    /// The tables that choose each connection's stages (`ConnectionChain.standard`).
+    var stages = ConnectionChain.standard
 
     public init() {}
+
+    /// Decodes the messages of WebSocket streams that negotiated `subprotocol`
+    /// (`Sec-WebSocket-Protocol`, compared without case) with a new decoder from `makeDecoder`
+    /// per stream; its messages are named `protocolName`.
+    public mutating func registerMessageDecoder(
+        subprotocol: String, protocolName: String, _ makeDecoder: @escaping @Sendable () -> any MessageDecoder
+    ) {
+        stages.register(subprotocol: subprotocol, MessageStageEntry(protocolName: protocolName, make: makeDecoder))
+    }
+
+    /// Decodes the messages of WebSocket streams whose request target starts with `pathPrefix`
+    /// (protocols without a token, such as Socket.IO's `/socket.io/`).
+    public mutating func registerMessageDecoder(
+        pathPrefix: String, protocolName: String, _ makeDecoder: @escaping @Sendable () -> any MessageDecoder
+    ) {
+        stages.paths.append((pathPrefix, MessageStageEntry(protocolName: protocolName, make: makeDecoder)))
+    }
 }
 
 /// What an analyzer that is one job of a parallel analysis does differently.

@@ -8,9 +8,11 @@ import WSTapTCP
 /// for every stage.
 final class Connection: TCPStreamHandler {
     private let context: ConnectionContext
+    /// The connection itself as a stream (HTTP/1.1 and the WebSocket that takes it over).
+    private let stream: StreamContext
     /// The first stage of the chain; it changes when a stage hands over. Held by hand: every
     /// packet calls it, and a counted reference would be retained around each call.
-    private var stage: ManuallyRetained<ConnectionStage>
+    private var stage: ManuallyRetained<Stage>
     /// Bytes arrived (not only gaps): the connection is listed even if nothing came of them.
     private var sawBytes = false
     private var reportedSnaplenCut = false
@@ -19,12 +21,13 @@ final class Connection: TCPStreamHandler {
 
     init(context: ConnectionContext) {
         self.context = context
-        stage = ManuallyRetained(retaining: ConnectionChain.start(context))
+        stream = StreamContext(connection: context)
+        stage = ManuallyRetained(retaining: ConnectionChain.start(stream))
     }
 
     deinit { stage.release() }
 
-    private func handOver(to next: ConnectionStage) {
+    private func handOver(to next: Stage) {
         stage.release()
         stage = ManuallyRetained(retaining: next)
     }
@@ -46,7 +49,7 @@ final class Connection: TCPStreamHandler {
 
     func missing(_ range: MissingRange, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
         let direction = context.direction(tcpDirection)
-        context.totals.missingBytes[direction] &+= range.byteCount
+        stream.totals.missingBytes[direction] &+= range.byteCount
         switch range.cause {
         case .notCaptured:
             context.report(.tcpGap(range, time: time, direction: direction))
@@ -56,9 +59,8 @@ final class Connection: TCPStreamHandler {
                 context.report(.snaplenTruncated(bytes: range.byteCount, time: time, direction: direction))
             }
         }
-        if let next = stage.with({ $0.missing(byteCount: range.byteCount, cause: range.cause, direction: direction, at: time) }) {
-            handOver(to: next)
-        }
+        let gap = MissingBytes(range.byteCount, cause: range.cause)
+        if let next = stage.with({ $0.missing(gap, direction: direction, at: time) }) { handOver(to: next) }
         countHeldBytes()
     }
 
@@ -75,9 +77,10 @@ final class Connection: TCPStreamHandler {
         stage.with { $0.finish(at: time) }
         countHeldBytes(closing: true)
         guard context.opened || sawBytes else { return }
-        context.emit(.connectionClosed(context.record, ConnectionEnd(
-            time: time, reason: reason, protocolKind: context.phase.protocolKind,
-            websocketDetection: context.phase.websocketDetection, tls: context.tls, totals: context.totals,
-            counters: context.counters)))
+        // What the connection carried is read from the stage that decodes it now.
+        let phase = stage.with(\.phase)
+        context.emit(.connectionClosed(ConnectionEnd(
+            time: time, reason: reason, protocolKind: phase.protocolKind, websocketDetection: phase.websocketDetection,
+            tls: context.tls, totals: stream.totals, counters: stream.counters)), at: time)
     }
 }

@@ -1,78 +1,154 @@
 import WSTapCore
 import WSTapHTTP
 import WSTapWebSocket
+import WSTapTLS
 
-/// Where each connection's chain of stages is built: the one place a new stage is added.
+/// The standard tables (`StageRegistry`): the one place where the stages wstap knows are
+/// registered, and the helpers that build the WebSocket stage in its three ways (after a 101,
+/// without a handshake, and the search that gave up).
 ///
-/// TCP stream → protocol detection → [TLS → protocol detection →] HTTP/1.1 → (after a 101)
-/// WebSocket, or opaque bytes. A decoder of a WebSocket subprotocol
-/// would be chosen in `afterSwitch` from the handshake's `Sec-WebSocket-Protocol`.
+/// TCP stream → first bytes: [TLS → ALPN or first bytes →] HTTP/1.1 → upgrade token: WebSocket
+/// (→ its message stage, by `Sec-WebSocket-Protocol` or URL), or opaque bytes.
 enum ConnectionChain {
+    /// The stages wstap decodes, registered in their tables.
+    static let standard: StageRegistry = {
+        var registry = StageRegistry()
+        registry.defaultStage = { HTTPStage(stream: $0) }
+        registry.firstBytes = [tls, websocketPort, http, websocketFrames]
+        registry.alpn["h2"] = { stream, time in
+            // WebSocket over HTTP/2 (RFC 8441) is not decoded yet: the plaintext is left alone.
+            stream.report(.http2NotDecoded(time: time))
+            return UndecodedStage(phase: .tls)
+        }
+        registry.upgradeTokens["websocket"] = websocketAfterSwitch
+        return registry
+    }()
+
     /// The first stage of a new connection.
-    static func start(_ context: ConnectionContext) -> ConnectionStage {
-        ProtocolDetectionStage(context: context, http: HTTPStage(context: context))
+    static func start(_ stream: StreamContext) -> Stage {
+        ProtocolDetectionStage(stream: stream, insideTLS: false)
     }
 
-    /// TLS: its records are decrypted with the key log, and the plaintext goes through a chain
-    /// that starts like a new connection's.
-    static func tls(_ context: ConnectionContext) -> ConnectionStage {
-        TLSStage(context: context)
+    /// The first stage of the plaintext inside TLS, until the session says more: its first bytes decide.
+    static func afterTLS(_ stream: StreamContext) -> Stage {
+        ProtocolDetectionStage(stream: stream, insideTLS: true)
     }
 
-    /// The first stage of the plaintext inside TLS.
-    static func afterTLS(_ context: ConnectionContext) -> ConnectionStage {
-        ProtocolDetectionStage(context: context, http: HTTPStage(context: context), insideTLS: true)
+    /// The stage the ALPN table names for the plaintext of a session that selected `alpn`; nil
+    /// when the table has none (the first bytes decide).
+    static func plaintextStage(_ stream: StreamContext, alpn: String?, at time: CaptureTimestamp) -> Stage? {
+        guard let alpn, let make = stream.connection.stages.alpn[alpn] else { return nil }
+        return make(stream, time)
+    }
+
+    /// What follows a 101: the stage the selected protocol's token names, a search for frames when
+    /// the heads were cut and the selection is unknown, otherwise the bytes of another protocol.
+    static func afterSwitch(_ upgrade: UpgradeSwitch, selected: String?, headsCut: Bool) -> Stage {
+        if selected == nil, headsCut {
+            return WebSocketStage(
+                stream: upgrade.stream, decoder: searchingDecoder(upgrade.stream, rolesKnown: true),
+                mode: .searching(.heuristic, afterSwitch: true))
+        }
+        if let selected, let make = upgrade.stream.connection.stages.upgradeTokens[selected.lowercased()] {
+            return make(upgrade)
+        }
+        return OpaqueStage(stream: upgrade.stream, afterSwitch: true)
+    }
+
+    // MARK: - First bytes
+
+    /// A TLS record (a ClientHello or ServerHello, or records caught mid-connection).
+    static let tls = FirstBytesProbe(name: "tls", appliesInsideTLS: false) { first in
+        let bytes = first.bytes
+        if !first.final, bytes.count < 6, let byte = bytes.first, TLSContentType.known.contains(byte) { return .needMoreBytes }
+        guard TLSConnectionDecoder.startsLikeTLS(bytes) || TLSConnectionDecoder.startsLikeTLSRecord(bytes) else {
+            return .notMine
+        }
+        // A ServerHello first: the TCP layer has client and server the wrong way round.
+        let serverHelloFromClient = TLSConnectionDecoder.startsLikeTLS(bytes)
+            && bytes[bytes.startIndex + 5] == TLSHandshakeType.serverHello.rawValue && first.direction == .clientToServer
+        return .decodes(swapRoles: serverHelloFromClient) { TLSStage(stream: $0) }
+    }
+
+    /// A connection to or from a `--websocket-port` that does not start with an HTTP head: WebSocket
+    /// by the user's word.
+    static let websocketPort = FirstBytesProbe(name: "websocket-port", appliesInsideTLS: true) { first in
+        let record = first.record
+        let ports = first.options.websocketPorts
+        let forcedServer: Endpoint? = ports.contains(record.server.port) ? record.server
+            : ports.contains(record.client.port) ? record.client : nil
+        guard let forcedServer, !HTTPFirstBytes(first.bytes).looksLikeHTTP else { return .notMine }
+        return .decodes(swapRoles: forcedServer != record.server) { websocketWithoutHandshake($0, detection: .port) }
+    }
+
+    /// HTTP/1.x: every connection whose TCP handshake was seen, and the heads of others (which
+    /// also show who the client is).
+    static let http = FirstBytesProbe(name: "http", appliesInsideTLS: true) { first in
+        if first.record.tcpHandshakeSeen { return .decodes(swapRoles: false, stage: nil) }
+        let looks = HTTPFirstBytes(first.bytes)
+        guard looks.looksLikeHTTP else { return .notMine }
+        let backwards = (first.direction == .serverToClient && looks.request) || (first.direction == .clientToServer && looks.response)
+        return .decodes(swapRoles: backwards, stage: nil)
+    }
+
+    /// Anything else on a connection whose start was not captured: WebSocket frames are searched for.
+    static let websocketFrames = FirstBytesProbe(name: "websocket-frames", appliesInsideTLS: true) { _ in
+        .decodes(swapRoles: false) { websocketWithoutHandshake($0, detection: .heuristic) }
+    }
+
+    // MARK: - WebSocket
+
+    /// WebSocket after a 101 that selected it: the handshake's extensions decide the decoder, its
+    /// subprotocol (or URL) the message stage.
+    static func websocketAfterSwitch(_ upgrade: UpgradeSwitch) -> Stage {
+        let stream = upgrade.stream
+        guard let handshake = upgrade.handshake else { return OpaqueStage(stream: stream, afterSwitch: true) }
+        let (compression, violations) = MessageCompression.from(handshake)
+        violations.forEach { stream.report(Issue($0, time: upgrade.time)) }
+        if case .unsupported(let name) = compression { stream.report(.unsupportedExtension(name, time: upgrade.time)) }
+        let decoder = WebSocketConnectionDecoder(
+            rolesKnown: true, allowedReservedBits: handshake.allowedReservedBits, compression: compression,
+            maxPayloadBytes: stream.options.maxPayloadBytes, synchronized: true)
+        let messages = stream.connection.stages.messageStage(
+            subprotocol: handshake.subprotocol, requestTarget: upgrade.requestTarget
+        ).map { MessageStage(entry: $0.0, detection: $0.1) }
+        return WebSocketStage(
+            stream: stream, decoder: decoder, mode: .decoding(.handshake), handshakeFailed: upgrade.handshakeFailed,
+            messages: messages)
     }
 
     /// WebSocket frames searched for from the first byte: the handshake was not captured.
-    static func websocketWithoutHandshake(
-        _ context: ConnectionContext, detection: WebSocketDetection
-    ) -> WebSocketStage {
-        context.phase = .searchingForWebSocket(detection, afterSwitch: false)
+    static func websocketWithoutHandshake(_ stream: StreamContext, detection: WebSocketDetection) -> Stage {
         // By port, the roles are known and the connection is WebSocket by the user's word: the
         // first frames decide. By heuristic the frames' masking will tell.
-        return WebSocketStage(
-            context: context, decoder: searchingDecoder(context, rolesKnown: detection == .port, confirmed: detection == .port))
-    }
-
-    /// What follows a 101: WebSocket when the handshake selected it, a search for frames when the
-    /// heads were cut and the selection is unknown, otherwise the bytes of another protocol.
-    static func afterSwitch(
-        _ context: ConnectionContext, selected: String?, headsCut: Bool,
-        handshake: WebSocketHandshake?, handshakeFailed: Bool, at time: CaptureTimestamp
-    ) -> ConnectionStage {
-        if selected == nil, headsCut {
-            context.phase = .searchingForWebSocket(.heuristic, afterSwitch: true)
-            return WebSocketStage(context: context, decoder: searchingDecoder(context, rolesKnown: true))
-        }
-        guard selected?.caseInsensitiveEquals("websocket") ?? false, let handshake else {
-            context.phase = .otherUpgrade
-            return OpaqueStage(context: context, countsUpgradedBytes: true)
-        }
-        context.phase = .websocket(.handshake)
-        let (compression, violations) = MessageCompression.from(handshake)
-        violations.forEach { context.report(Issue($0, time: time)) }
-        if case .unsupported(let name) = compression { context.report(.unsupportedExtension(name, time: time)) }
-        let decoder = WebSocketConnectionDecoder(
-            rolesKnown: true, allowedReservedBits: handshake.allowedReservedBits, compression: compression,
-            maxPayloadBytes: context.options.maxPayloadBytes, synchronized: true)
-        return WebSocketStage(context: context, decoder: decoder, handshakeFailed: handshakeFailed)
-    }
-
-    /// A search gave up: the bytes are not WebSocket.
-    static func afterFailedSearch(_ context: ConnectionContext, afterSwitch: Bool) -> ConnectionStage {
-        context.phase = afterSwitch ? .otherUpgrade : .opaque
-        return OpaqueStage(context: context, countsUpgradedBytes: afterSwitch)
+        WebSocketStage(
+            stream: stream,
+            decoder: searchingDecoder(stream, rolesKnown: detection == .port, confirmed: detection == .port),
+            mode: .searching(detection, afterSwitch: false))
     }
 
     /// Decoders that do not know the handshake: RSV1 may mean permessage-deflate, with parameters
     /// and window unknown.
     private static func searchingDecoder(
-        _ context: ConnectionContext, rolesKnown: Bool, confirmed: Bool = false
+        _ stream: StreamContext, rolesKnown: Bool, confirmed: Bool = false
     ) -> WebSocketConnectionDecoder {
         WebSocketConnectionDecoder(
-            rolesKnown: rolesKnown, allowedReservedBits: 0b100,
+            rolesKnown: rolesKnown, allowedReservedBits: FrameHeader.rsv1Bit,
             compression: .perMessageDeflate(PerMessageDeflateParameters()),
-            maxPayloadBytes: context.options.maxPayloadBytes, synchronized: false, confirmed: confirmed)
+            maxPayloadBytes: stream.options.maxPayloadBytes, synchronized: false, confirmed: confirmed)
     }
+}
+
+/// What a connection's first bytes say of HTTP/1.x: a request line or a status line.
+struct HTTPFirstBytes {
+    var request: Bool
+    var response: Bool
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        let prefix = Array(bytes.prefix(8))
+        response = prefix.starts(with: Array("HTTP/1.".utf8))
+        request = prefix.count >= 4 && !response && HTTPConversation.startsLikeHTTP(prefix, direction: .clientToServer)
+    }
+
+    var looksLikeHTTP: Bool { request || response }
 }

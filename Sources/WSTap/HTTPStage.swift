@@ -5,43 +5,56 @@ import WSTapWebSocket
 
 /// HTTP/1.1 on a connection: requests, responses and their pairing, and the Upgrade offer and its
 /// answer (RFC 9110 §7.8). After a 101 it hands the stream to the stage the answer selected.
-final class HTTPStage: ConnectionStage {
-    private let context: ConnectionContext
+final class HTTPStage: Stage {
+    private let stream: StreamContext
     private var conversation = HTTPConversation()
-    /// The Upgrade offer waiting for its answer (out of line, like the next: few connections set
-    /// them, and inline they were more than half of every connection's memory).
-    @OutOfLine private var pendingUpgrade: UpgradeExchange?
-    /// The handshake of the 101 that is about to switch the connection.
-    @OutOfLine private var switchingHandshake: WebSocketHandshake?
-    /// The 101 about to switch fails the WebSocket handshake (its frames are still decoded).
-    private var switchingHandshakeFailed = false
+    /// Where the connection's Upgrade stands: one value, its cases carrying their data (boxed:
+    /// few connections upgrade, and inline the exchange was more than half of every connection's memory).
+    private var upgrade = UpgradeState.idle
     /// A head of the current exchange was cut by missing bytes: its handshake cannot be judged.
     private var headCut = false
-    /// The heads of the exchange that switched were cut: the selected protocol may be unknown.
-    private var switchHeadsCut = false
     /// The last answer was judged as a WebSocket handshake, whose findings include a missing
     /// `Upgrade` header: the HTTP layer's report of the same defect is not repeated.
     private var answerJudgedAsWebSocket = false
-    /// What a 101 that names no protocol switches to: the only one offered.
-    private var impliedSelection: String?
+    /// A request or response was seen: the connection is HTTP.
+    private var sawHead = false
     /// The stage after a 101, set during the call that switches.
-    private var successor: ConnectionStage?
+    private var successor: Stage?
 
-    init(context: ConnectionContext) {
-        self.context = context
+    /// An Upgrade offer waiting for its answer, or the answer that is about to switch.
+    private indirect enum UpgradeState {
+        case idle
+        case offered(UpgradeExchange)
+        /// An answer to an offer; when it is a 101, the `switched` event that follows uses it.
+        case answered(SwitchingAnswer)
     }
 
-    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> ConnectionStage?
-    {
+    /// What the switch after an answered offer needs.
+    private struct SwitchingAnswer {
+        /// The WebSocket handshake of a 101 (nil for a refusal, or an offer of another protocol).
+        var handshake: WebSocketHandshake?
+        /// The 101 fails the WebSocket handshake (its frames are still decoded).
+        var handshakeFailed: Bool
+        /// The heads of the exchange were cut: the selected protocol may be unknown.
+        var headsCut: Bool
+        /// What a 101 that names no protocol switches to: the only one offered.
+        var impliedSelection: String?
+        var requestTarget: String
+    }
+
+    init(stream: StreamContext) {
+        self.stream = stream
+    }
+
+    override var phase: ConnectionPhase { sawHead ? .http : .undecided }
+
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
         conversation.receive(bytes, direction: direction, at: time) { handle($0, at: time) }
         return successor
     }
 
-    override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> ConnectionStage?
-    {
-        conversation.missing(byteCount: byteCount, direction: direction, at: time) { handle($0, at: time) }
+    override func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
+        conversation.missing(byteCount: gap.count, direction: direction, at: time) { handle($0, at: time) }
         return successor
     }
 
@@ -49,53 +62,55 @@ final class HTTPStage: ConnectionStage {
         for direction in [StreamDirection.clientToServer, .serverToClient] {
             conversation.finish(direction: direction, at: time) { handle($0, at: time) }
         }
-        guard var exchange = pendingUpgrade else { return }
-        pendingUpgrade = nil
+        guard case .offered(var exchange) = upgrade else { return }
+        upgrade = .idle
         exchange.outcome = .incomplete
         exchange.time = time
         if exchange.websocket != nil {
             exchange.websocket = HandshakeValidator.validate(request: exchange.request, response: nil).0
         }
-        context.emit(.upgrade(context.record, exchange))
+        stream.emit(.upgrade(exchange), at: exchange.time)
     }
 
     private func handle(_ event: HTTPEvent, at time: CaptureTimestamp) {
         switch event {
         case .request(let head, let offered):
-            if context.phase == .undecided { context.phase = .http }
-            context.emit(.httpRequest(context.record, time, head))
+            sawHead = true
+            stream.emit(.httpRequest(head), at: time)
             if let offered {
-                pendingUpgrade = UpgradeExchange(
+                upgrade = .offered(UpgradeExchange(
                     request: head, requestTime: time, response: nil, responseTime: nil,
-                    offeredProtocols: offered, selectedProtocol: nil, websocket: nil, outcome: .incomplete, time: time)
+                    offeredProtocols: offered, selectedProtocol: nil, websocket: nil, outcome: .incomplete, time: time))
             }
         case .response(let head, _, let offered):
-            if context.phase == .undecided { context.phase = .http }
-            context.emit(.httpResponse(context.record, time, head))
+            sawHead = true
+            stream.emit(.httpResponse(head), at: time)
             answerJudgedAsWebSocket = false
-            impliedSelection = nil
             if offered != nil, head.status == 101 || head.status >= 200 { answerUpgrade(head, at: time) }
         case .answerBody(let body):
-            context.emit(.upgradeAnswerBody(context.record, time, body))
+            stream.emit(.upgradeAnswerBody(body), at: time)
         case .exchange(let exchange):
-            context.emit(.httpExchange(context.record, exchange))
+            stream.emit(.httpExchange(exchange), at: exchange.responseTime ?? exchange.requestTime)
         case .switched(let selected):
+            let answer: SwitchingAnswer? = if case .answered(let answer) = upgrade { answer } else { nil }
             successor = ConnectionChain.afterSwitch(
-                context, selected: selected ?? impliedSelection, headsCut: switchHeadsCut, handshake: switchingHandshake,
-                handshakeFailed: switchingHandshakeFailed, at: time)
+                UpgradeSwitch(
+                    stream: stream, handshake: answer?.handshake, handshakeFailed: answer?.handshakeFailed ?? false,
+                    requestTarget: answer?.requestTarget, time: time),
+                selected: selected ?? answer?.impliedSelection, headsCut: answer?.headsCut ?? false)
         case .upgradedBytes(let bytes, let direction):
             if let next = successor?.receive(bytes, direction: direction, at: time) { successor = next }
         case .upgradedBoundaryUnknown(let direction):
             successor?.boundaryUnknown(direction: direction)
         case .upgradedGap(let count, let direction):
-            if let next = successor?.missing(byteCount: count, cause: .notCaptured, direction: direction, at: time) {
+            if let next = successor?.missing(MissingBytes(count, cause: .notCaptured), direction: direction, at: time) {
                 successor = next
             }
         case .violation(.switchWithoutUpgradeHeader, _) where answerJudgedAsWebSocket:
             break  // One defect, one report: the handshake's findings name it.
         case .violation(let violation, let direction):
             if case .headCut = violation { headCut = true }
-            context.report(Issue(violation, time: time, direction: direction))
+            stream.report(Issue(violation, time: time, direction: direction))
         case .notHTTP:
             break
         }
@@ -103,8 +118,7 @@ final class HTTPStage: ConnectionStage {
 
     /// A final answer (or 101) to the pending Upgrade offer; for WebSocket, the handshake is judged.
     private func answerUpgrade(_ response: HTTPResponseHead, at time: CaptureTimestamp) {
-        guard var exchange = pendingUpgrade else { return }
-        pendingUpgrade = nil
+        guard case .offered(var exchange) = upgrade else { return }
         exchange.response = response
         exchange.responseTime = time
         exchange.time = time
@@ -116,10 +130,13 @@ final class HTTPStage: ConnectionStage {
             || (exchange.offeredProtocols.isEmpty && headCut && selectsWebSocket)
         let selectsOther = selected != nil && !selectsWebSocket
         answerJudgedAsWebSocket = offersWebSocket && !selectsOther
-        // A 101 without an Upgrade header still switches, to the one protocol offered (RFC 9110
-        // §15.2.2 requires the header; its absence fails a WebSocket handshake, not the switch).
-        impliedSelection = response.status == 101 && selected == nil && exchange.offeredProtocols.count == 1
-            ? exchange.offeredProtocols[0] : nil
+        var answer = SwitchingAnswer(
+            handshake: nil, handshakeFailed: false, headsCut: headCut,
+            // A 101 without an Upgrade header still switches, to the one protocol offered (RFC
+            // 9110 §15.2.2 requires the header; its absence fails a WebSocket handshake, not the switch).
+            impliedSelection: response.status == 101 && selected == nil && exchange.offeredProtocols.count == 1
+                ? exchange.offeredProtocols[0] : nil,
+            requestTarget: exchange.request.target)
         if offersWebSocket, !selectsOther {
             let (handshake, violations) = HandshakeValidator.validate(request: exchange.request, response: response)
             exchange.websocket = handshake
@@ -127,32 +144,15 @@ final class HTTPStage: ConnectionStage {
             if !headCut {
                 if response.status == 101, violations.contains(where: \.failsConnection) {
                     exchange.outcome = .failed
-                    switchingHandshakeFailed = true
+                    answer.handshakeFailed = true
                 }
-                violations.forEach { context.report(Issue($0, time: time)) }
+                violations.forEach { stream.report(Issue($0, time: time)) }
             }
         }
-        switchHeadsCut = headCut
         headCut = false
-        context.emit(.upgrade(context.record, exchange))
-        if response.status == 101 { switchingHandshake = exchange.websocket }
+        stream.emit(.upgrade(exchange), at: exchange.time)
+        if response.status == 101 { answer.handshake = exchange.websocket }
+        upgrade = .answered(answer)
     }
 }
 
-/// A large, rarely set optional kept behind a reference: unset, it costs one word.
-@propertyWrapper
-struct OutOfLine<Value> {
-    private final class Box {
-        let value: Value
-        init(_ value: Value) { self.value = value }
-    }
-
-    private var box: Box?
-
-    init(wrappedValue: Value?) { box = wrappedValue.map(Box.init) }
-
-    var wrappedValue: Value? {
-        get { box?.value }
-        set { box = newValue.map(Box.init) }
-    }
-}

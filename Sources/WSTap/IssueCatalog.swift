@@ -70,8 +70,6 @@ extension Issue {
             (.warning, "tls-gap", "\(bytes) bytes of TLS records missing and no later record authenticated: this direction is no longer decrypted")
         case .earlyDataNotDecrypted(let records):
             (.warning, "tls-early-data", "\(records) records of TLS 1.3 0-RTT early data were skipped: early data is not decrypted")
-        case .http2NotDecoded:
-            (.info, "tls-h2-not-decoded", "ALPN selected h2: WebSocket over HTTP/2 (RFC 8441) is not decoded yet")
         }
         self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)
     }
@@ -234,6 +232,12 @@ extension Issue {
               detail: detection == .port
                 ? "WebSocket by --websocket-port: the opening handshake is not in the capture"
                 : "WebSocket recognised from frame structure: the opening handshake is not in the capture")
+    }
+
+    /// The plaintext of TLS is HTTP/2 (ALPN `h2`), which is not decoded.
+    static func http2NotDecoded(time: CaptureTimestamp) -> Issue {
+        Issue(time: time, direction: nil, severity: .info, code: "tls-h2-not-decoded",
+              detail: "ALPN selected h2: WebSocket over HTTP/2 (RFC 8441) is not decoded yet")
     }
 
     static func truncatedCapture(_ message: String) -> Issue {

@@ -3,27 +3,29 @@ import WSTapTCP
 
 /// Bytes wstap does not decode: another protocol after a 101 (counted as upgraded bytes), or a
 /// stream in which no protocol was recognised.
-final class OpaqueStage: ConnectionStage {
-    private let context: ConnectionContext
-    private let countsUpgradedBytes: Bool
+final class OpaqueStage: Stage {
+    private let stream: StreamContext
+    private let afterSwitch: Bool
 
-    init(context: ConnectionContext, countsUpgradedBytes: Bool) {
-        self.context = context
-        self.countsUpgradedBytes = countsUpgradedBytes
+    init(stream: StreamContext, afterSwitch: Bool) {
+        self.stream = stream
+        self.afterSwitch = afterSwitch
     }
 
-    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> ConnectionStage?
-    {
-        if countsUpgradedBytes { context.totals.upgradedBytes[direction] &+= UInt64(bytes.count) }
+    override var phase: ConnectionPhase { afterSwitch ? .otherUpgrade : .opaque }
+
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
+        if afterSwitch { stream.totals.upgradedBytes[direction] &+= UInt64(bytes.count) }
         return nil
     }
+}
 
-    override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> ConnectionStage?
-    {
-        nil
-    }
+/// A protocol that is recognised but not decoded (the plaintext of TLS that selected HTTP/2): its
+/// bytes are left alone, and the connection keeps the phase it had.
+final class UndecodedStage: Stage {
+    private let undecodedPhase: ConnectionPhase
 
-    override func finish(at time: CaptureTimestamp) {}
+    init(phase: ConnectionPhase) { undecodedPhase = phase }
+
+    override var phase: ConnectionPhase { undecodedPhase }
 }

@@ -54,7 +54,7 @@ private struct Position: Comparable {
 }
 
 /// What a job produced while reading one stretch of packets: its events in order with their
-/// positions (each either an item its sink part rendered or an event recorded with its bytes),
+/// positions (each either an item its sink part rendered or an event kept with its bytes),
 /// and the connections it numbered and removed; the last one also what the job counted.
 private struct RecordedBatch: @unchecked Sendable {
     struct Entry {
@@ -65,16 +65,9 @@ private struct RecordedBatch: @unchecked Sendable {
         var recorded: Int32?
     }
 
-    struct Recorded {
-        var event: TimelineEvent
-        var payload: Range<Int>
-        var gaps: Range<Int>
-    }
-
     var entries: [Entry] = []
-    var events: [Recorded] = []
-    var payloads: [UInt8] = []
-    var gaps: [PayloadGap] = []
+    var events: [KeptEvent] = []
+    var arena = EventArena()
     /// Connections numbered (at the position that opened them) and removed, by the job's ids.
     var numbered: [(sequence: UInt64, id: UInt64)] = []
     var removed: [UInt64] = []
@@ -96,58 +89,32 @@ private struct RecordedBatch: @unchecked Sendable {
         guard let previous else { return }
         entries.reserveCapacity(previous.entries.count)
         events.reserveCapacity(previous.events.count)
-        payloads.reserveCapacity(min(previous.payloads.count, 8 << 20))
+        arena = EventArena(sizedLike: previous.arena)
     }
 
-    mutating func record(_ event: TimelineEvent, at position: Position, payload: Range<Int> = 0..<0, gaps: Range<Int> = 0..<0) {
+    mutating func record(_ event: TimelineEvent, at position: Position) {
         entries.append(Entry(position: position, connection: event.connection?.id, recorded: Int32(events.count)))
-        events.append(Recorded(event: event, payload: payload, gaps: gaps))
+        events.append(arena.keep(event))
     }
 
-    mutating func keep(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
-        let start = payloads.count
-        payloads.appendBytes(bytes)
-        return start..<payloads.count
-    }
-
-    mutating func keep(_ list: UnsafeBufferPointer<PayloadGap>) -> Range<Int> {
-        let start = gaps.count
-        gaps.append(contentsOf: list)
-        return start..<gaps.count
-    }
-
-    /// Hands `recorded` to `sink` with its connection's id in the capture, its bytes (kept in
-    /// `payloads` and `gaps`) lent again.
-    static func deliver(
-        _ recorded: Recorded, payloads: UnsafeRawBufferPointer, gaps: UnsafeBufferPointer<PayloadGap>, to sink: any TimelineSink,
-        captureID: (UInt64) -> UInt64
-    ) {
-        var event = recorded.event.renumbered(captureID)
-        switch event {
-        case .frame(let record, var frame):
-            frame.payload = UnsafeRawBufferPointer(rebasing: payloads[recorded.payload])
-            frame.gaps = UnsafeBufferPointer(rebasing: gaps[recorded.gaps])
-            event = .frame(record, frame)
-        case .message(let record, var message):
-            message.message.payload = UnsafeRawBufferPointer(rebasing: payloads[recorded.payload])
-            message.message.gaps = UnsafeBufferPointer(rebasing: gaps[recorded.gaps])
-            event = .message(record, message)
-        default:
-            break
+    /// Hands the event kept at `index` to `sink` with its connection's id in the capture, its
+    /// bytes lent again.
+    func deliver(_ index: Int, to sink: any TimelineSink, captureID: (UInt64) -> UInt64) {
+        arena.lend(events[index]) { event in
+            var event = event
+            if let record = event.connection { event.connection?.id = captureID(record.id) }
+            sink.receive(event)
         }
-        sink.receive(event)
     }
 }
 
 /// A job's sink: notes each event with the position that produced it, rendered by the job's sink
-/// part when there is one and the event is a connection's, else recorded with its borrowed bytes
+/// part when there is one and the event is a connection's, else kept with its borrowed bytes
 /// copied.
 private final class EventRecorder: TimelineSink {
     var position = Position(sequence: 0, phase: .sweepBefore)
     var batch = RecordedBatch()
     let part: (any SinkPart)?
-    /// The last frame's length and where its bytes were kept.
-    private var lastFrame: (count: Int, kept: Range<Int>)?
     private(set) var summary: CaptureSummary?
     let receivesFramesAndMessages: Bool
 
@@ -161,27 +128,9 @@ private final class EventRecorder: TimelineSink {
             if part.render(event) { batch.entries.append(RecordedBatch.Entry(position: position, connection: connection.id)) }
             return
         }
-        switch event {
-        case .captureStarted:
-            return  // The merge says when the capture started.
-        case .frame(let record, var frame):
-            let (payload, gaps) = (batch.keep(frame.payload), batch.keep(frame.gaps))
-            lastFrame = (frame.payload.count, payload)
-            frame.payload = UnsafeRawBufferPointer(start: nil, count: 0)
-            frame.gaps = UnsafeBufferPointer(start: nil, count: 0)
-            batch.record(.frame(record, frame), at: position, payload: payload, gaps: gaps)
-        case .message(let record, var message):
-            // A message that is the frame just before it (`isFramePayload`) has that frame's bytes,
-            // just kept: kept once.
-            let bytes = message.message.payload
-            let payload = message.message.isFramePayload && lastFrame?.count == bytes.count ? lastFrame!.kept : batch.keep(bytes)
-            let gaps = batch.keep(message.message.gaps)
-            message.message.payload = UnsafeRawBufferPointer(start: nil, count: 0)
-            message.message.gaps = UnsafeBufferPointer(start: nil, count: 0)
-            batch.record(.message(record, message), at: position, payload: payload, gaps: gaps)
-        default:
-            batch.record(event, at: position)
-        }
+        // The merge says when the capture started.
+        if case .captureStarted = event.kind { return }
+        batch.record(event, at: position)
     }
 
     func finish(_ summary: CaptureSummary) { self.summary = summary }
@@ -196,7 +145,6 @@ private final class EventRecorder: TimelineSink {
 
     /// What was noted since the last call, the part's items with it.
     func take() -> RecordedBatch {
-        lastFrame = nil
         var taken = RecordedBatch(sizedLike: batch)
         swap(&taken, &batch)
         taken.rendered = part?.handOver()
@@ -524,14 +472,7 @@ private final class ParallelAnalysis {
             guard let job = chosen else { break }
             if entries[job][next[job]].position.sequence > 0 { announceStart() }
             if let index = entries[job][next[job]].recorded {
-                let batch = recorded[job]
-                batch.payloads.withUnsafeBytes { payloadBytes in
-                    batch.gaps.withUnsafeBufferPointer { gapList in
-                        RecordedBatch.deliver(batch.events[Int(index)], payloads: payloadBytes, gaps: gapList, to: sink) {
-                            captureIDs[job][$0] ?? $0
-                        }
-                    }
-                }
+                recorded[job].deliver(Int(index), to: sink) { captureIDs[job][$0] ?? $0 }
             } else {
                 rendered[job]?.writeNext { captureIDs[job][$0] ?? $0 }
             }
@@ -541,31 +482,6 @@ private final class ParallelAnalysis {
         announceStart()
         for (job, batch) in recorded.enumerated() {
             for id in batch.removed { captureIDs[job][id] = nil }
-        }
-    }
-}
-
-extension TimelineEvent {
-    /// The same event with its connection's id changed by `newID`.
-    func renumbered(_ newID: (UInt64) -> UInt64) -> TimelineEvent {
-        func change(_ record: ConnectionRecord) -> ConnectionRecord {
-            var record = record
-            record.id = newID(record.id)
-            return record
-        }
-        switch self {
-        case .captureStarted: return self
-        case .connectionOpened(let record, let time): return .connectionOpened(change(record), time)
-        case .httpRequest(let record, let time, let head): return .httpRequest(change(record), time, head)
-        case .httpResponse(let record, let time, let head): return .httpResponse(change(record), time, head)
-        case .httpExchange(let record, let exchange): return .httpExchange(change(record), exchange)
-        case .upgrade(let record, let exchange): return .upgrade(change(record), exchange)
-        case .upgradeAnswerBody(let record, let time, let body): return .upgradeAnswerBody(change(record), time, body)
-        case .tls(let record, let time, let session): return .tls(change(record), time, session)
-        case .frame(let record, let frame): return .frame(change(record), frame)
-        case .message(let record, let message): return .message(change(record), message)
-        case .issue(let record, let issue): return .issue(record.map(change), issue)
-        case .connectionClosed(let record, let end): return .connectionClosed(change(record), end)
         }
     }
 }

@@ -5,6 +5,7 @@
 @_exported import struct WSTapCore.CaptureTimestamp
 @_exported import enum WSTapCore.StreamDirection
 @_exported import struct WSTapCore.DirectionPair
+@_exported import enum WSTapCore.Severity
 
 @_exported import protocol WSTapCapture.PacketSource
 @_exported import enum WSTapCapture.PacketSourceRead
@@ -42,6 +43,11 @@
 @_exported import struct WSTapWebSocket.WebSocketHandshake
 @_exported import struct WSTapWebSocket.ExtensionOffer
 @_exported import struct WSTapWebSocket.PerMessageDeflateParameters
+
+@_exported import struct WSTapApplication.ApplicationMessage
+@_exported import struct WSTapApplication.ApplicationField
+@_exported import enum WSTapApplication.ApplicationValue
+@_exported import enum WSTapApplication.ApplicationDetection
 
 @_exported import class WSTapTLS.KeyLog
 @_exported import enum WSTapTLS.KeyLogError

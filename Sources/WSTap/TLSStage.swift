@@ -3,39 +3,37 @@ import WSTapTCP
 import WSTapTLS
 
 /// TLS in front of HTTP: decrypts the records with the key log and hands the plaintext of each
-/// direction to a chain of its own (protocol detection → HTTP → WebSocket), with the time of the
-/// segment that completed each record. A connection it cannot decrypt stays visible: its session,
-/// the reason, and its record bytes.
-final class TLSStage: ConnectionStage {
-    private let context: ConnectionContext
+/// direction to a chain of its own, chosen by the ALPN protocol the server selected (else by the
+/// plaintext's first bytes), with the time of the segment that completed each record. A
+/// connection it cannot decrypt stays visible: its session, the reason, and its record bytes.
+final class TLSStage: Stage {
+    private let stream: StreamContext
     private var decoder: TLSConnectionDecoder
     /// The chain the plaintext goes through; it hands over like the connection's own.
-    private var inner: ConnectionStage
+    private var inner: Stage
+    private var decrypted = false
 
-    init(context: ConnectionContext) {
-        self.context = context
-        decoder = TLSConnectionDecoder(keyLog: context.options.keyLog, waitsForKeys: context.options.waitsForTLSKeys)
-        inner = ConnectionChain.afterTLS(context)
-        context.phase = .tls
+    init(stream: StreamContext) {
+        self.stream = stream
+        decoder = TLSConnectionDecoder(keyLog: stream.options.keyLog, waitsForKeys: stream.options.waitsForTLSKeys)
+        inner = ConnectionChain.afterTLS(stream)
     }
 
-    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> ConnectionStage?
-    {
+    override var phase: ConnectionPhase { decrypted ? inner.phase : .tls }
+
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
         decoder.receive(bytes, direction: direction, at: time) { handle($0, at: $1) }
         return nil
     }
 
-    override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> ConnectionStage?
-    {
-        decoder.missing(byteCount: byteCount, direction: direction, at: time) { handle($0, at: $1) }
+    override func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
+        decoder.missing(byteCount: gap.count, direction: direction, at: time) { handle($0, at: $1) }
         return nil
     }
 
     override func finish(at time: CaptureTimestamp) {
         decoder.finish(at: time) { handle($0, at: $1) }
-        context.tls = decoder.session
+        stream.connection.tls = decoder.session
         inner.finish(at: time)
     }
 
@@ -44,18 +42,21 @@ final class TLSStage: ConnectionStage {
     private func handle(_ event: TLSEvent, at time: CaptureTimestamp) {
         switch event {
         case .session(let session):
-            context.tls = session
-            context.emit(.tls(context.record, time, session))
-            // Decrypted, the plaintext's protocol decides what the connection is.
-            if session.decrypted, session.alpn != "h2" { context.phase = .undecided }
+            stream.connection.tls = session
+            stream.emit(.tls(session), at: time)
+            decrypted = session.decrypted
+            // The ALPN table may choose what the plaintext is (HTTP/2); else its first bytes tell.
+            if let chosen = ConnectionChain.plaintextStage(stream, alpn: session.alpn, at: time) { inner = chosen }
         case .plaintext(let bytes, let direction):
             if let next = inner.receive(bytes, direction: direction, at: time) { inner = next }
         case .plaintextGap(let byteCount, let direction):
             // The count may be off by padding: what follows is searched for, not assumed in step.
-            if let next = inner.missing(byteCount: byteCount, cause: .notCaptured, direction: direction, at: time) { inner = next }
+            if let next = inner.missing(MissingBytes(byteCount, cause: .notCaptured), direction: direction, at: time) {
+                inner = next
+            }
             inner.boundaryUnknown(direction: direction)
         case .violation(let violation, let direction):
-            context.report(Issue(violation, time: time, direction: direction))
+            stream.report(Issue(violation, time: time, direction: direction))
         }
     }
 }

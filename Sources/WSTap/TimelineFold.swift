@@ -28,8 +28,8 @@ final class TimelineFold {
         // Matched without bindings first: with the rare cases' bindings in this switch, every
         // frame and message paid for an outlined copy and release of the event (1.7% of chat
         // JSON's instructions).
-        switch event {
-        case .upgrade, .issue, .connectionClosed: fold(event)
+        switch event.kind {
+        case .upgrade, .issue, .connectionClosed: fold(event.kind)
         default: break
         }
         sink.receive(event)
@@ -40,16 +40,16 @@ final class TimelineFold {
         sink.receive(event)
     }
 
-    private func fold(_ event: TimelineEvent) {
-        switch event {
-        case .upgrade(_, let exchange):
+    private func fold(_ kind: TimelineEvent.Kind) {
+        switch kind {
+        case .upgrade(let exchange):
             folded.upgradesByOutcome[exchange.outcome.rawValue, default: 0] &+= 1
             if let selected = exchange.selectedProtocol {
                 folded.upgradesByProtocol[selected.lowercased(), default: 0] &+= 1
             }
-        case .issue(_, let issue):
+        case .issue(let issue):
             folded.issuesByCode[issue.code, default: 0] &+= 1
-        case .connectionClosed(_, let end):
+        case .connectionClosed(let end):
             folded.connectionsByProtocol[end.protocolKind.rawValue, default: 0] &+= 1
             counters.add(end.counters)
             if let tls = end.tls {

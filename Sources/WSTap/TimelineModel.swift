@@ -4,6 +4,7 @@ import WSTapTCP
 import WSTapHTTP
 import WSTapWebSocket
 import WSTapTLS
+import WSTapApplication
 
 /// A TCP connection as the timeline names it.
 public struct ConnectionRecord: Sendable {
@@ -14,16 +15,6 @@ public struct ConnectionRecord: Sendable {
     /// The TCP handshake was captured, so client and server are known rather than guessed.
     public var tcpHandshakeSeen: Bool
     public var startTime: CaptureTimestamp
-}
-
-/// How bad a finding is.
-public enum Severity: String, Sendable, Comparable {
-    case info
-    case warning
-    case error
-
-    private var rank: Int { self == .info ? 0 : self == .warning ? 1 : 2 }
-    public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.rank < rhs.rank }
 }
 
 /// A problem found in the traffic or the capture, with a stable code (docs/issue-codes.md).
@@ -65,9 +56,9 @@ public struct UpgradeExchange: Sendable {
     public var time: CaptureTimestamp
 }
 
-/// A frame on the timeline. `payload` is borrowed: valid only while the event is delivered.
+/// A frame on the timeline (its time is its event's). `payload` is borrowed: valid only while the
+/// event is delivered.
 public struct FrameRecord {
-    public var time: CaptureTimestamp
     public var direction: StreamDirection
     public var header: FrameHeader
     public var payload: UnsafeRawBufferPointer
@@ -80,16 +71,35 @@ public struct FrameRecord {
     /// The frame carries text: a text frame, or a continuation of a text message.
     public var carriesText: Bool
 
+    public init(
+        direction: StreamDirection, header: FrameHeader, payload: UnsafeRawBufferPointer, bytesNotKept: UInt64,
+        bytesMissing: UInt64, gaps: UnsafeBufferPointer<PayloadGap>, close: CloseFrameBody?, carriesText: Bool
+    ) {
+        self.direction = direction
+        self.header = header
+        self.payload = payload
+        self.bytesNotKept = bytesNotKept
+        self.bytesMissing = bytesMissing
+        self.gaps = gaps
+        self.close = close
+        self.carriesText = carriesText
+    }
+
     /// The payload is text as sent: a frame that carries text, not compressed (the one rule every
     /// output uses; a JSON string also needs it to be valid UTF-8).
     public var payloadIsText: Bool { carriesText && !header.rsv1 }
 }
 
-/// A data message on the timeline. `payload` is borrowed: valid only while the event is delivered.
+/// A data message on the timeline (its time is its event's). `payload` is borrowed: valid only
+/// while the event is delivered.
 public struct MessageRecord {
-    public var time: CaptureTimestamp
     public var direction: StreamDirection
     public var message: WebSocketMessage
+
+    public init(direction: StreamDirection, message: WebSocketMessage) {
+        self.direction = direction
+        self.message = message
+    }
 
     /// The payload is text to show: a text message, valid UTF-8 (the rule every output uses),
     /// or, with bytes missing, one none of whose captured parts is invalid.
@@ -176,64 +186,82 @@ public struct ConnectionCounters: Sendable {
     }
 }
 
-/// Everything the analyzer reports, in capture order.
-public enum TimelineEvent {
-    case captureStarted(CaptureTimestamp)
-    /// The connection's first event follows, at `time`: the time of the packet that showed it
-    /// (its first bytes, a gap or its end). `ConnectionRecord.startTime` is its first packet's.
-    case connectionOpened(ConnectionRecord, CaptureTimestamp)
-    case httpRequest(ConnectionRecord, CaptureTimestamp, HTTPRequestHead)
-    case httpResponse(ConnectionRecord, CaptureTimestamp, HTTPResponseHead)
-    /// A request paired with its final response, or with none (never answered, or forgotten past
-    /// the limit of waiting requests). Every request is paired once, in order.
-    case httpExchange(ConnectionRecord, HTTPExchange)
-    /// An Upgrade offer was answered, or the connection ended without an answer. (Boxed: the
-    /// exchange is by far the largest payload, and every event, frames included, would be copied
-    /// at its size.)
-    indirect case upgrade(ConnectionRecord, UpgradeExchange)
-    /// The body of the answer to an Upgrade offer that did not switch (what a refusal says),
-    /// when it ended: its first `HTTPConversation.maxBodyPreview` bytes.
-    indirect case upgradeAnswerBody(ConnectionRecord, CaptureTimestamp, HTTPBodyPreview)
-    /// The connection is TLS: its session as the handshake and the key log show it (once per
-    /// connection, when its hellos were seen or were found missing).
-    indirect case tls(ConnectionRecord, CaptureTimestamp, TLSSession)
-    case frame(ConnectionRecord, FrameRecord)
-    case message(ConnectionRecord, MessageRecord)
-    /// A finding; the connection is nil for capture-level issues.
-    case issue(ConnectionRecord?, Issue)
-    /// The connection ended (boxed, like `upgrade`: its counters would make every event larger).
-    indirect case connectionClosed(ConnectionRecord, ConnectionEnd)
+/// Which stream of a connection an event belongs to, when the connection carries several: an
+/// HTTP/2 stream (RFC 9113 §5.1.1). Events of the connection itself (its TCP life, TLS, HTTP/1.1
+/// and a WebSocket that took the whole connection) have none.
+public struct StreamID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+
+    public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static func < (lhs: StreamID, rhs: StreamID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// `s5`, as the text timeline writes it after the connection (`#3/s5`).
+    public var description: String { "s\(rawValue)" }
+}
+
+/// Everything the analyzer reports, in capture order: one shape for every event, saying which
+/// connection (and stream) it belongs to, when it happened, and what it is.
+public struct TimelineEvent {
+    /// Nil for the capture's own events (its start, capture-level issues).
+    public var connection: ConnectionRecord?
+    /// The stream of a connection that carries several; nil for the connection itself.
+    public var stream: StreamID?
+    /// The time of the packet that produced the event (nil for the capture's own issues, which no
+    /// packet produced).
+    public var time: CaptureTimestamp?
+    public var kind: Kind
+
+    public init(connection: ConnectionRecord?, stream: StreamID? = nil, time: CaptureTimestamp?, kind: Kind) {
+        self.connection = connection
+        self.stream = stream
+        self.time = time
+        self.kind = kind
+    }
+
+    /// What happened. Exporters that do not know a kind's meaning can still show an application
+    /// message (`application`): its fields are generic values.
+    public enum Kind {
+        case captureStarted
+        /// The connection's first event follows, at the event's time: the time of the packet that
+        /// showed it (its first bytes, a gap or its end). `ConnectionRecord.startTime` is its
+        /// first packet's.
+        case connectionOpened
+        case httpRequest(HTTPRequestHead)
+        case httpResponse(HTTPResponseHead)
+        /// A request paired with its final response, or with none (never answered, or forgotten
+        /// past the limit of waiting requests). Every request is paired once, in order.
+        case httpExchange(HTTPExchange)
+        /// An Upgrade offer was answered, or the connection ended without an answer. (Boxed: the
+        /// exchange is by far the largest payload, and every event, frames included, would be
+        /// copied at its size.)
+        indirect case upgrade(UpgradeExchange)
+        /// The body of the answer to an Upgrade offer that did not switch (what a refusal says),
+        /// when it ended: its first `HTTPConversation.maxBodyPreview` bytes.
+        indirect case upgradeAnswerBody(HTTPBodyPreview)
+        /// The connection is TLS: its session as the handshake and the key log show it (once per
+        /// connection, when its hellos were seen or were found missing).
+        indirect case tls(TLSSession)
+        case frame(FrameRecord)
+        case message(MessageRecord)
+        /// What an application protocol said inside WebSocket messages (a message stage's unit).
+        indirect case application(ApplicationMessage)
+        /// A finding; `connection` is nil for capture-level issues.
+        case issue(Issue)
+        /// The connection ended (boxed, like `upgrade`: its counters would make every event larger).
+        indirect case connectionClosed(ConnectionEnd)
+    }
 }
 
 extension TimelineEvent {
-    /// When the event happened: the time of the packet that produced it (nil for the capture's
-    /// own issues, which no packet produced).
-    public var time: CaptureTimestamp? {
-        switch self {
-        case .captureStarted(let time): time
-        case .connectionOpened(_, let time): time
-        case .httpRequest(_, let time, _), .httpResponse(_, let time, _): time
-        case .httpExchange(_, let exchange): exchange.responseTime ?? exchange.requestTime
-        case .upgrade(_, let exchange): exchange.time
-        case .upgradeAnswerBody(_, let time, _): time
-        case .tls(_, let time, _): time
-        case .frame(_, let frame): frame.time
-        case .message(_, let message): message.time
-        case .issue(_, let issue): issue.time
-        case .connectionClosed(_, let end): end.time
-        }
+    /// The capture's first packet was read.
+    public static func captureStarted(_ time: CaptureTimestamp) -> TimelineEvent {
+        TimelineEvent(connection: nil, time: time, kind: .captureStarted)
     }
 
-    /// The connection the event belongs to; nil for the capture's own events.
-    public var connection: ConnectionRecord? {
-        switch self {
-        case .captureStarted: nil
-        case .connectionOpened(let record, _), .httpRequest(let record, _, _), .httpResponse(let record, _, _),
-             .httpExchange(let record, _), .upgrade(let record, _), .upgradeAnswerBody(let record, _, _),
-             .tls(let record, _, _), .frame(let record, _), .message(let record, _), .connectionClosed(let record, _):
-            record
-        case .issue(let record, _): record
-        }
+    /// A finding of the capture's (`record` nil) or of a connection's.
+    public static func issue(_ record: ConnectionRecord?, _ issue: Issue, stream: StreamID? = nil) -> TimelineEvent {
+        TimelineEvent(connection: record, stream: stream, time: issue.time, kind: .issue(issue))
     }
 }
 

@@ -2,13 +2,22 @@ import WSTapCore
 import WSTapTCP
 import WSTapWebSocket
 
-/// WebSocket frames and messages on a connection (RFC 6455), after a 101 or recognised without
-/// a handshake. Decoding is `WebSocketConnectionDecoder`'s; this stage counts, reports and puts
-/// frames and messages on the timeline.
-final class WebSocketStage: ConnectionStage {
-    private let context: ConnectionContext
+/// WebSocket frames and messages on a stream (RFC 6455), after a 101 or recognised without a
+/// handshake. Decoding is `WebSocketConnectionDecoder`'s; this stage counts, reports and puts
+/// frames and messages on the timeline, and hands each data message to the stream's message
+/// stage when one is registered for it.
+final class WebSocketStage: Stage {
+    /// How the stream is known to be WebSocket, and whether frames are still being searched for.
+    enum Mode: Equatable {
+        case decoding(WebSocketDetection)
+        /// The handshake was not captured, or the heads of the 101 were cut (`afterSwitch`).
+        case searching(WebSocketDetection, afterSwitch: Bool)
+    }
+
+    private let stream: StreamContext
     /// Held by hand: it is called for every packet (docs/performance.md).
     private let decoder: ManuallyRetained<WebSocketConnectionDecoder>
+    private var mode: Mode
     /// The 101 failed the handshake: frames are decoded, and their presence is reported once per direction.
     private let handshakeFailed: Bool
     private var reportedFramesAfterFailure = DirectionPair(false)
@@ -16,35 +25,47 @@ final class WebSocketStage: ConnectionStage {
     private var textMessageOpen = DirectionPair(false)
     /// Frames were found at least once (the first find is no resynchronisation).
     private var synchronizedOnce = DirectionPair(false)
+    /// What runs inside the messages (an application protocol), when one is registered for the stream.
+    private let messages: MessageStage?
 
-    init(context: ConnectionContext, decoder: WebSocketConnectionDecoder, handshakeFailed: Bool = false) {
-        self.context = context
+    init(
+        stream: StreamContext, decoder: WebSocketConnectionDecoder, mode: Mode, handshakeFailed: Bool = false,
+        messages: MessageStage? = nil
+    ) {
+        self.stream = stream
         self.decoder = ManuallyRetained(retaining: decoder)
+        self.mode = mode
         self.handshakeFailed = handshakeFailed
+        self.messages = messages
     }
 
     deinit { decoder.release() }
 
-    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp)
-        -> ConnectionStage?
-    {
-        context.totals.payloadBytes[direction] &+= UInt64(bytes.count)
-        let stage = Unretained(self)
-        decoder.with { $0.receive(bytes, direction: direction, at: time) { event in stage.with { $0.handle(event) } } }
-        context.releaseHeldEvents()
-        guard case .searchingForWebSocket(_, let afterSwitch) = context.phase, decoder.with(\.gaveUpSearching) else { return nil }
-        return ConnectionChain.afterFailedSearch(context, afterSwitch: afterSwitch)
+    override var phase: ConnectionPhase {
+        switch mode {
+        case .decoding(let detection): .websocket(detection)
+        case .searching(let detection, let afterSwitch): .searchingForWebSocket(detection, afterSwitch: afterSwitch)
+        }
     }
 
-    override func missing(byteCount: UInt64, cause: MissingCause, direction: StreamDirection, at time: CaptureTimestamp)
-        -> ConnectionStage?
-    {
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
+        stream.totals.payloadBytes[direction] &+= UInt64(bytes.count)
+        let stage = Unretained(self)
+        decoder.with { $0.receive(bytes, direction: direction, at: time) { event in stage.with { $0.handle(event) } } }
+        stream.connection.releaseHeldEvents()
+        guard case .searching(_, let afterSwitch) = mode, decoder.with(\.gaveUpSearching) else { return nil }
+        // The search gave up: the bytes are not WebSocket.
+        return OpaqueStage(stream: stream, afterSwitch: afterSwitch)
+    }
+
+    override func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
         decoder.with {
-            $0.missing(byteCount: byteCount, direction: direction, at: time, reportsPartialFrames: cause == .notCaptured) {
+            $0.missing(byteCount: gap.count, direction: direction, at: time, reportsPartialFrames: gap.cause == .notCaptured) {
                 handle($0)
             }
         }
-        context.releaseHeldEvents()
+        messages?.missing(direction: direction, stream: stream)
+        stream.connection.releaseHeldEvents()
         return nil
     }
 
@@ -56,10 +77,11 @@ final class WebSocketStage: ConnectionStage {
 
     override func finish(at time: CaptureTimestamp) {
         // In the TCP layer's order of directions, as they were numbered before any role swap.
-        for direction in StreamDirection.allCases.map(context.direction) {
+        for direction in StreamDirection.allCases.map(stream.connection.direction) {
             decoder.with { $0.finish(direction: direction, at: time) { handle($0) } }
         }
-        context.releaseHeldEvents()
+        messages?.finish(at: time, stream: stream)
+        stream.connection.releaseHeldEvents()
     }
 
     private func handle(_ streamEvent: WebSocketStreamEvent) {
@@ -75,7 +97,7 @@ final class WebSocketStage: ConnectionStage {
         case .frame(let frame, let close):
             if handshakeFailed, !reportedFramesAfterFailure[direction] {
                 reportedFramesAfterFailure[direction] = true
-                context.report(.framesAfterFailedHandshake(time: time, direction: direction))
+                stream.report(.framesAfterFailedHandshake(time: time, direction: direction))
             }
             let header = frame.header
             let opcode = header.opcode
@@ -85,20 +107,22 @@ final class WebSocketStage: ConnectionStage {
                 if opcode != .continuation { textMessageOpen[direction] = opcode == .text && !header.rsv1 }
                 if header.fin { textMessageOpen[direction] = false }
             }
-            context.totals.frames[direction] &+= 1
-            context.countFrame(opcode, payloadLength: header.payloadLength)
-            guard context.emitsFramesAndMessages else { return }
-            context.emitFrameOrMessage(.frame(context.record, FrameRecord(
-                time: time, direction: direction, header: header, payload: frame.payload,
-                bytesNotKept: frame.bytesNotKept, bytesMissing: frame.bytesMissing, gaps: frame.gaps, close: close,
-                carriesText: carriesText)))
+            stream.totals.frames[direction] &+= 1
+            stream.countFrame(opcode, payloadLength: header.payloadLength)
+            guard stream.connection.emitsFramesAndMessages else { return }
+            stream.emitFrameOrMessage(.frame(FrameRecord(
+                direction: direction, header: header, payload: frame.payload, bytesNotKept: frame.bytesNotKept,
+                bytesMissing: frame.bytesMissing, gaps: frame.gaps, close: close, carriesText: carriesText)), at: time)
         case .message(let message):
-            context.totals.messages[direction] &+= 1
-            context.countMessage(message.opcode, payloadLength: message.payload.count)
-            guard context.emitsFramesAndMessages else { return }
-            context.emitFrameOrMessage(.message(context.record, MessageRecord(time: time, direction: direction, message: message)))
+            let index = stream.totals.messages[direction]
+            stream.totals.messages[direction] &+= 1
+            stream.countMessage(message.opcode, payloadLength: message.payload.count)
+            if stream.connection.emitsFramesAndMessages {
+                stream.emitFrameOrMessage(.message(MessageRecord(direction: direction, message: message)), at: time)
+            }
+            messages?.receive(message, index: index, direction: direction, at: time, stream: stream)
         case .violation(let violation):
-            context.report(Issue(violation, time: time, direction: direction))
+            stream.report(Issue(violation, time: time, direction: direction))
         }
     }
 
@@ -106,32 +130,33 @@ final class WebSocketStage: ConnectionStage {
     private func resynchronized(skipped: UInt64, role: WebSocketRole, direction: StreamDirection, at time: CaptureTimestamp) {
         var direction = direction
         let firstInDirection = !synchronizedOnce[direction]
-        var searchedFromStart = firstInDirection && context.phase.websocketDetection != .handshake
-        if case .searchingForWebSocket(let how, let afterSwitch) = context.phase {
+        var searchedFromStart = firstInDirection && phase.websocketDetection != .handshake
+        if case .searching(let how, let afterSwitch) = mode {
             searchedFromStart = true
-            context.phase = .websocket(how)
+            mode = .decoding(how)
             if !afterSwitch {
+                let connection = stream.connection
                 let sentByClient = role == .client
-                if !context.opened, (direction == .clientToServer) != sentByClient {
-                    context.swapRoles()
+                if !connection.opened, (direction == .clientToServer) != sentByClient {
+                    connection.swapRoles()
                     decoder.with { $0.swapDirections() }
                     direction = direction.reversed
                 }
                 decoder.with { $0.roleFound(role, direction: direction) }
                 // The other direction decides now too, and both are written in time order.
-                context.holdEvents()
-                context.report(.handshakeNotCaptured(detection: how, time: time))
+                connection.holdEvents()
+                stream.report(.handshakeNotCaptured(detection: how, time: time))
                 let other = direction.reversed
                 decoder.with { $0.confirmWebSocket(direction: other, at: time) { event in handle(event) } }
             }
         }
         synchronizedOnce[direction] = true
         guard searchedFromStart else {
-            context.report(.resynchronized(skippedBytes: skipped, afterLoss: true, time: time, direction: direction))
+            stream.report(.resynchronized(skippedBytes: skipped, afterLoss: true, time: time, direction: direction))
             return
         }
         if skipped > 0 {
-            context.report(.resynchronized(skippedBytes: skipped, afterLoss: false, time: time, direction: direction))
+            stream.report(.resynchronized(skippedBytes: skipped, afterLoss: false, time: time, direction: direction))
         }
     }
 }

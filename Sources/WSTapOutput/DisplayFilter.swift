@@ -125,7 +125,7 @@ public final class FilteringSink: TimelineSink {
             held.append(event)
             decisions[record.id] = held.count > Self.maxHeldEvents ? .drop : .undecided(held: held)
         }
-        if case .connectionClosed = event { decisions[record.id] = nil }
+        if case .connectionClosed = event.kind { decisions[record.id] = nil }
     }
 
     public func finish(_ summary: CaptureSummary) {
@@ -136,13 +136,13 @@ public final class FilteringSink: TimelineSink {
     private func decision(for record: ConnectionRecord, event: TimelineEvent) -> Decision {
         if let known = decisions[record.id] {
             guard case .undecided(let held) = known else { return known }
-            switch event {
-            case .httpRequest(_, _, let head):
+            switch event.kind {
+            case .httpRequest(let head):
                 let keep = filter.matches(head, server: record.server)
                 decisions[record.id] = keep ? .keep : .drop
                 if keep { for earlier in held where keeps(earlier) { sink.receive(earlier) } }
                 return keep ? .keep : .drop
-            case .frame, .message, .httpResponse, .httpExchange, .upgrade, .upgradeAnswerBody, .connectionClosed:
+            case .frame, .message, .application, .httpResponse, .httpExchange, .upgrade, .upgradeAnswerBody, .connectionClosed:
                 decisions[record.id] = .drop  // no request was captured: host and path are unknown
                 return .drop
             default:
@@ -164,13 +164,13 @@ public final class FilteringSink: TimelineSink {
 
     /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages` and `--grep`.
     private func keeps(_ event: TimelineEvent) -> Bool {
-        switch event {
+        switch event.kind {
         case .connectionOpened, .connectionClosed:
             return true
-        case .frame(_, let frame):
+        case .frame(let frame):
             if filter.messagesOnly || pattern != nil { return false }
             return passes(frame.direction) && passes(kind: Self.kind(of: frame.header.opcode))
-        case .message(_, let record):
+        case .message(let record):
             guard passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }
             guard let pattern else { return true }
             guard record.payloadIsText, record.message.isDecoded else { return false }
@@ -182,7 +182,10 @@ public final class FilteringSink: TimelineSink {
             return passes(.serverToClient) && passes(kind: .handshake) && pattern == nil
         case .httpExchange, .upgrade, .upgradeAnswerBody, .tls:
             return passes(kind: .handshake) && pattern == nil
-        case .issue(_, let issue):
+        case .application(let message):
+            // Application messages ride data messages: they go with text and binary.
+            return passes(message.direction) && pattern == nil && passes(kind: nil)
+        case .issue(let issue):
             return (issue.direction.map(passes) ?? true) && passes(kind: .issues)
         case .captureStarted:
             return true

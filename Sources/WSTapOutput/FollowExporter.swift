@@ -44,9 +44,9 @@ public final class FollowExporter: TimelineSink {
     }
 
     public func receive(_ event: TimelineEvent) {
-        if case .captureStarted(let time) = event { start = time }
+        if case .captureStarted = event.kind { start = event.time }
         guard let record = event.connection else { return }
-        if case .connectionOpened = event {
+        if case .connectionOpened = event.kind {
             connectionsSeen += 1
             guard selector.matches(record) else { return }
             followed.insert(record.id)
@@ -56,13 +56,14 @@ public final class FollowExporter: TimelineSink {
             return output.endEvent(at: event.time)
         }
         guard followed.contains(record.id) else { return }
-        switch event {
-        case .httpRequest(_, let time, let head):
+        let time = event.time ?? .zero
+        switch event.kind {
+        case .httpRequest(let head):
             stamp(time); line.raw("→ "); text(head.method); line.raw(" "); text(head.target); line.raw(" "); text(head.version)
             line.raw("\n")
-        case .httpResponse(_, let time, let head):
+        case .httpResponse(let head):
             stamp(time); line.raw("← "); line.number(head.status); line.raw(" "); text(head.reason); line.raw("\n")
-        case .upgrade(_, let exchange):
+        case .upgrade(let exchange):
             stamp(exchange.time)
             line.raw("upgrade "); text(exchange.selectedProtocol ?? exchange.offeredProtocols.joined(separator: ", "))
             line.raw(": "); line.text(exchange.outcome.rawValue)
@@ -71,8 +72,8 @@ public final class FollowExporter: TimelineSink {
                 line.raw(", extensions "); text(extensions.joined(separator: ", "))
             }
             line.raw("\n")
-        case .frame(_, let frame) where frame.header.opcode.rawValue >= 8:
-            stamp(frame.time); arrow(frame.direction); line.raw(" "); line.opcodeName(frame.header.opcode)
+        case .frame(let frame) where frame.header.opcode.rawValue >= 8:
+            stamp(time); arrow(frame.direction); line.raw(" "); line.opcodeName(frame.header.opcode)
             line.raw(" "); line.byteCount(frame.header.payloadLength)
             if let close = frame.close {
                 line.raw("  code "); line.text(close.code.map { String($0.rawValue) } ?? "none")
@@ -81,16 +82,16 @@ public final class FollowExporter: TimelineSink {
                 line.raw("  "); line.quotedPreview(frame.payload, limit: 512, asText: UTF8Validation.isValid(frame.payload))
             }
             line.raw("\n")
-        case .message(_, let message):
-            messageBlock(message)
-        case .issue(_, let issue):
+        case .message(let message):
+            messageBlock(message, at: time)
+        case .issue(let issue):
             stamp(issue.time); line.raw("!! "); line.text(issue.severity.rawValue); line.raw(" "); line.text(issue.code)
             line.raw(": "); text(issue.detail); line.raw("\n")
-        case .tls(_, let time, let session):
+        case .tls(let session):
             stamp(time)
             line.text([session.version ?? "TLS", session.cipherSuite ?? ""].joined(separator: " "))
             line.raw(session.decrypted ? ": decrypted with the key log\n" : ": NOT decrypted\n")
-        case .connectionClosed(_, let end):
+        case .connectionClosed(let end):
             stamp(end.time); line.raw("closed ("); line.text(end.reason.rawValue); line.raw(")\n")
         default:
             return
@@ -109,9 +110,9 @@ public final class FollowExporter: TimelineSink {
         output.flush()
     }
 
-    private func messageBlock(_ record: MessageRecord) {
+    private func messageBlock(_ record: MessageRecord, at time: CaptureTimestamp) {
         let message = record.message
-        stamp(record.time); arrow(record.direction); line.raw(" "); line.opcodeName(message.opcode)
+        stamp(time); arrow(record.direction); line.raw(" "); line.opcodeName(message.opcode)
         line.raw(" "); line.byteCount(message.payload.count)
         if message.frameCount > 1 { line.raw(" in "); line.number(message.frameCount); line.raw(" frames") }
         if message.compressed { line.raw(", compressed") }

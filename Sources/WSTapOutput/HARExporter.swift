@@ -40,24 +40,25 @@ public final class HARExporter: TimelineSink {
     public init(output: OutputChannel) { self.output = output }
 
     public func receive(_ event: TimelineEvent) {
-        switch event {
-        case .connectionOpened(let record, _):
+        guard let record = event.connection else { return }
+        switch event.kind {
+        case .connectionOpened:
             open[record.id] = OpenConnection(record: record)
-        case .tls(let record, _, let session):
+        case .tls(let session):
             open[record.id]?.secure = session.decrypted
-        case .httpExchange(let record, let exchange):
+        case .httpExchange(let exchange):
             open[record.id]?.entries.append(Entry(exchange: exchange))
-        case .upgradeAnswerBody(let record, _, let body):
+        case .upgradeAnswerBody(let body):
             guard let connection = open[record.id], !connection.entries.isEmpty else { return }
             connection.entries[connection.entries.count - 1].answerBody = body
-        case .message(let record, let message):
+        case .message(let message):
             guard let connection = open[record.id] else { return }
             guard message.message.isDecoded else {
                 messagesNotDecoded &+= 1
                 return
             }
-            addMessage(message, to: connection)
-        case .connectionClosed(let record, _):
+            addMessage(message, at: event.time ?? .zero, to: connection)
+        case .connectionClosed:
             if let connection = open.removeValue(forKey: record.id) { render(connection) }
         default:
             break
@@ -94,14 +95,14 @@ public final class HARExporter: TimelineSink {
         output.flush()
     }
 
-    private func addMessage(_ record: MessageRecord, to connection: OpenConnection) {
+    private func addMessage(_ record: MessageRecord, at time: CaptureTimestamp, to connection: OpenConnection) {
         let message = record.message
         guard message.opcode == .text || message.opcode == .binary else { return }
         let items = connection.messages
         items.raw(connection.messageCount == 0 ? "{" : ",{")
         connection.messageCount += 1
         items.key("type"); items.raw(record.direction == .clientToServer ? "\"send\"" : "\"receive\"")
-        items.comma(); items.key("time"); items.epochSeconds(record.time)
+        items.comma(); items.key("time"); items.epochSeconds(time)
         items.comma(); items.key("opcode"); items.number(message.opcode.rawValue)
         items.comma(); items.key("data")
         if message.opcode == .binary {

@@ -44,38 +44,41 @@ public final class HTMLReportExporter: TimelineSink {
     public init(output: OutputChannel) { self.output = output }
 
     public func receive(_ event: TimelineEvent) {
-        switch event {
-        case .captureStarted(let time):
-            start = time
-        case .connectionOpened(let record, _):
+        let id = event.connection?.id ?? 0
+        let time = event.time ?? .zero
+        switch event.kind {
+        case .captureStarted:
+            start = event.time
+        case .connectionOpened:
+            guard let record = event.connection else { return }
             open[record.id] = OpenConnection(record: record)
-        case .httpRequest(let record, _, let head):
-            open[record.id]?.request = head
-        case .httpResponse(let record, _, let head):
-            open[record.id]?.response = head
-        case .upgrade(let record, let exchange):
-            guard let connection = open[record.id] else { return }
+        case .httpRequest(let head):
+            open[id]?.request = head
+        case .httpResponse(let head):
+            open[id]?.response = head
+        case .upgrade(let exchange):
+            guard let connection = open[id] else { return }
             connection.upgrade = exchange
             connection.request = exchange.request
             connection.response = exchange.response
-        case .tls(let record, _, let session):
-            open[record.id]?.tls = session
-        case .frame(let record, let frame):
-            guard frame.header.opcode.rawValue >= 8, let connection = open[record.id] else { return }
-            controlRow(frame, in: connection)
-        case .message(let record, let message):
-            guard let connection = open[record.id] else { return }
+        case .tls(let session):
+            open[id]?.tls = session
+        case .frame(let frame):
+            guard frame.header.opcode.rawValue >= 8, let connection = open[id] else { return }
+            controlRow(frame, at: time, in: connection)
+        case .message(let message):
+            guard let connection = open[id] else { return }
             connection.messages[message.direction.rawValue] &+= 1
-            messageRow(message, in: connection)
-        case .issue(let record, let issue):
-            guard let record, let connection = open[record.id] else { return captureIssues.append(issue) }
+            messageRow(message, at: time, in: connection)
+        case .issue(let issue):
+            guard event.connection != nil, let connection = open[id] else { return captureIssues.append(issue) }
             connection.issues.append(issue)
             issueRow(issue, in: connection)
-        case .connectionClosed(let record, let end):
-            guard let connection = open.removeValue(forKey: record.id) else { return }
+        case .connectionClosed(let end):
+            guard let connection = open.removeValue(forKey: id) else { return }
             connection.end = end
             render(connection)
-        case .httpExchange, .upgradeAnswerBody:
+        case .httpExchange, .upgradeAnswerBody, .application:
             break
         }
     }
@@ -131,9 +134,9 @@ public final class HTMLReportExporter: TimelineSink {
         return rows
     }
 
-    private func messageRow(_ record: MessageRecord, in connection: OpenConnection) {
+    private func messageRow(_ record: MessageRecord, at time: CaptureTimestamp, in connection: OpenConnection) {
         let message = record.message
-        let rows = beginRow(connection, kind: message.opcode == .text ? "text" : "binary", direction: record.direction, time: record.time)
+        let rows = beginRow(connection, kind: message.opcode == .text ? "text" : "binary", direction: record.direction, time: time)
         rows.raw("<td class=\"n\">"); rows.byteCount(message.payload.count); rows.raw("</td><td>")
         rows.opcodeName(message.opcode)
         if message.frameCount > 1 { rows.raw(", "); rows.number(message.frameCount); rows.raw(" frames") }
@@ -150,8 +153,8 @@ public final class HTMLReportExporter: TimelineSink {
         rows.raw("</td></tr>\n")
     }
 
-    private func controlRow(_ frame: FrameRecord, in connection: OpenConnection) {
-        let rows = beginRow(connection, kind: "control", direction: frame.direction, time: frame.time)
+    private func controlRow(_ frame: FrameRecord, at time: CaptureTimestamp, in connection: OpenConnection) {
+        let rows = beginRow(connection, kind: "control", direction: frame.direction, time: time)
         rows.raw("<td class=\"n\">"); rows.byteCount(frame.header.payloadLength); rows.raw("</td><td>")
         rows.opcodeName(frame.header.opcode)
         rows.raw("</td><td class=\"p\">")

@@ -65,6 +65,8 @@ public final class JSONExporter: TimelineSink {
         let frames: ObjectList
         let messages: ObjectList
         let issues = ObjectList()
+        /// What application protocols said inside the messages (written only when there is any).
+        let applicationMessages = ObjectList()
 
         init(record: ConnectionRecord, frameBuffer: OutputBuffer, messageBuffer: OutputBuffer) {
             self.record = record
@@ -72,20 +74,33 @@ public final class JSONExporter: TimelineSink {
             messages = ObjectList(items: messageBuffer)
         }
 
-        func addFrame(_ frame: FrameRecord, maxPayload: Int?, textCache: FrameTextCache) {
+        func addFrame(
+            _ frame: FrameRecord, at time: CaptureTimestamp?, stream: StreamID?, maxPayload: Int?, textCache: FrameTextCache
+        ) {
             frames.beginObject()
             Unretained(frames.items).with {
-                $0.frameFields(frame, maxPayload: maxPayload, textCache: textCache)
+                $0.frameFields(frame, at: time, maxPayload: maxPayload, textCache: textCache)
+                $0.streamField(stream)
                 $0.raw("}")
             }
         }
 
-        func addMessage(_ message: MessageRecord, maxPayload: Int?, textCache: FrameTextCache) {
+        func addMessage(
+            _ message: MessageRecord, at time: CaptureTimestamp?, stream: StreamID?, maxPayload: Int?, textCache: FrameTextCache
+        ) {
             messages.beginObject()
             Unretained(messages.items).with {
-                $0.messageFields(message, maxPayload: maxPayload, textCache: textCache)
+                $0.messageFields(message, at: time, maxPayload: maxPayload, textCache: textCache)
+                $0.streamField(stream)
                 $0.raw("}")
             }
+        }
+
+        func addApplicationMessage(_ message: ApplicationMessage, at time: CaptureTimestamp?, stream: StreamID?) {
+            applicationMessages.beginObject()
+            applicationMessages.items.applicationFields(message, at: time)
+            applicationMessages.items.streamField(stream)
+            applicationMessages.items.raw("}")
         }
 
         /// A request and its response (or null), as the HTTP stage paired them.
@@ -105,7 +120,7 @@ public final class JSONExporter: TimelineSink {
             items.raw("}")
         }
 
-        var lists: [ObjectList] { [exchanges, frames, messages, issues] }
+        var lists: [ObjectList] { [exchanges, frames, messages, issues, applicationMessages] }
 
         /// Memory of its lists that spilling would give back.
         var freeableMemory: Int { lists.reduce(0) { $0 + $1.freeableMemory } }
@@ -174,10 +189,14 @@ public final class JSONExporter: TimelineSink {
     }
 
     public func receive(_ event: TimelineEvent) {
-        switch event {
+        guard let record = event.connection else {
+            if case .issue(let issue) = event.kind { Self.add(issue, to: captureIssues) }
+            return
+        }
+        switch event.kind {
         case .captureStarted:
             break
-        case .connectionOpened(let record, _):
+        case .connectionOpened:
             let connection = OpenConnection(record: record, frameBuffer: spares.take(), messageBuffer: spares.take())
             bufferedBytes += connection.freeableMemory
             if let replaced = open.updateValue(ManuallyRetained(retaining: connection), forKey: record.id) {
@@ -189,39 +208,46 @@ public final class JSONExporter: TimelineSink {
             break  // Written in pairs, from `httpExchange`.
         case .tls:
             break  // Written with the connection, as it stood at its end.
-        case .httpExchange(let record, let exchange):
+        case .httpExchange(let exchange):
             withConnection(record.id) { connection in
                 counting(connection.exchanges) { connection.addExchange(exchange) }
             }
-        case .upgrade(let record, let exchange):
+        case .upgrade(let exchange):
             withConnection(record.id) { connection in
                 let buffer = OutputBuffer()
                 buffer.upgradeFields(exchange)
                 connection.upgrade = buffer
                 connection.upgradeAnswerBody = nil
             }
-        case .upgradeAnswerBody(let record, let time, let body):
+        case .upgradeAnswerBody(let body):
             withConnection(record.id) { connection in
                 let buffer = OutputBuffer()
                 buffer.raw("{")
-                buffer.answerBodyFields(body, time: time)
+                buffer.answerBodyFields(body, time: event.time)
                 buffer.raw("}")
                 connection.upgradeAnswerBody = buffer
             }
-        case .frame(let record, let frame):
+        case .frame(let frame):
             inflatedBudget.frameSeen(frame)
             withConnection(record.id) { connection in
-                counting(connection.frames) { connection.addFrame(frame, maxPayload: maxPayload, textCache: textCache) }
+                counting(connection.frames) {
+                    connection.addFrame(frame, at: event.time, stream: event.stream, maxPayload: maxPayload, textCache: textCache)
+                }
             }
-        case .message(let record, let message):
+        case .message(let message):
             let shown = maxPayload ?? inflatedBudget.maxPayload(for: message)
             withConnection(record.id) { connection in
-                counting(connection.messages) { connection.addMessage(message, maxPayload: shown, textCache: textCache) }
+                counting(connection.messages) {
+                    connection.addMessage(message, at: event.time, stream: event.stream, maxPayload: shown, textCache: textCache)
+                }
             }
-        case .issue(let record, let issue):
-            guard let record else { return Self.add(issue, to: captureIssues) }
+        case .application(let message):
+            withConnection(record.id) { connection in
+                counting(connection.applicationMessages) { connection.addApplicationMessage(message, at: event.time, stream: event.stream) }
+            }
+        case .issue(let issue):
             withConnection(record.id) { connection in counting(connection.issues) { Self.add(issue, to: connection.issues) } }
-        case .connectionClosed(let record, let end):
+        case .connectionClosed(let end):
             guard let owned = open.removeValue(forKey: record.id) else { return }
             if lastID == record.id { lastConnection = nil }
             let connection = owned.takeOwnership()
@@ -330,6 +356,10 @@ public final class JSONExporter: TimelineSink {
         connection.messages.write(to: output, spool: spool)
         output.write(",\n\"issues\":")
         connection.issues.write(to: output, spool: spool)
+        if connection.applicationMessages.count > 0 {
+            output.write(",\n\"app_messages\":")
+            connection.applicationMessages.write(to: output, spool: spool)
+        }
         output.write("}")
         output.endEvent(at: nil)
         spares.give(connection.frames.items)

@@ -75,9 +75,9 @@ extension OutputBuffer {
         }
     }
 
-    func frameFields(_ frame: FrameRecord, maxPayload: Int?, textCache: FrameTextCache? = nil) {
+    func frameFields(_ frame: FrameRecord, at time: CaptureTimestamp?, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let header = frame.header
-        timeAndPacket(frame.time)
+        timeAndPacket(time)
         withRoom(160) { room in
             room.raw(",\"dir\":"); room.direction(frame.direction)
             room.raw(",\"fin\":"); room.bool(header.fin)
@@ -115,9 +115,9 @@ extension OutputBuffer {
         }
     }
 
-    func messageFields(_ record: MessageRecord, maxPayload: Int?, textCache: FrameTextCache? = nil) {
+    func messageFields(_ record: MessageRecord, at time: CaptureTimestamp?, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let message = record.message
-        timeAndPacket(record.time)
+        timeAndPacket(time)
         withRoom(200) { room in
             room.raw(",\"dir\":"); room.direction(record.direction)
             room.raw(",\"opcode\":"); room.number(message.opcode.rawValue)
@@ -144,6 +144,60 @@ extension OutputBuffer {
                       textCache: textCache, isFrame: false, reusesFrameText: message.isFramePayload)
     }
 
+    /// `,"stream":N` for an event of one stream of a connection that carries several; nothing
+    /// for the connection's own events.
+    @inline(__always)
+    func streamField(_ stream: StreamID?) {
+        guard let stream else { return }
+        raw(",\"stream\":"); number(UInt64(stream.rawValue))
+    }
+
+    /// An application message's fields (docs/json-format.md, "Application messages"): its
+    /// protocol, type and direction, the WebSocket messages it came from, then the protocol's own
+    /// fields as they are.
+    func applicationFields(_ message: ApplicationMessage, at time: CaptureTimestamp?) {
+        timeAndPacket(time)
+        raw(",\"dir\":"); direction(message.direction)
+        raw(",\"protocol\":"); string(message.protocolName)
+        raw(",\"type\":"); string(message.type)
+        raw(",\"detection\":"); string(message.detection.rawValue)
+        raw(",\"messages\":[")
+        for (index, number) in message.messages.enumerated() {
+            if index > 0 { comma() }
+            self.number(number)
+        }
+        raw("]")
+        for field in message.fields {
+            comma(); string(field.name); raw(":"); applicationValue(field.value)
+        }
+    }
+
+    /// A generic value as JSON. Nesting is as deep as the decoder built it (decoders bound it).
+    func applicationValue(_ value: ApplicationValue) {
+        switch value {
+        case .null: raw("null")
+        case .bool(let flag): bool(flag)
+        case .integer(let integer): number(integer)
+        case .string(let text): string(text)
+        case .bytes(let bytes): raw("{\"base64\":"); bytes.withUnsafeBytes { base64String($0) }; raw("}")
+        case .json(let text): text.withUnsafeBytes { append($0) }
+        case .list(let values):
+            raw("[")
+            for (index, element) in values.enumerated() {
+                if index > 0 { comma() }
+                applicationValue(element)
+            }
+            raw("]")
+        case .object(let fields):
+            raw("{")
+            for (index, field) in fields.enumerated() {
+                if index > 0 { comma() }
+                string(field.name); raw(":"); applicationValue(field.value)
+            }
+            raw("}")
+        }
+    }
+
     func issueFields(_ issue: Issue) {
         timeAndPacket(issue.time)
         raw(",\"dir\":"); direction(issue.direction)
@@ -152,7 +206,7 @@ extension OutputBuffer {
         raw(",\"detail\":"); string(issue.detail)
     }
 
-    func requestFields(_ head: HTTPRequestHead, time requestTime: CaptureTimestamp) {
+    func requestFields(_ head: HTTPRequestHead, time requestTime: CaptureTimestamp?) {
         timeAndPacket(requestTime)
         raw(",\"method\":"); string(head.method)
         raw(",\"target\":"); string(head.target)
@@ -190,7 +244,7 @@ extension OutputBuffer {
     }
 
     /// The start of an answer's body: text when it is UTF-8, else base64; `truncated` when cut.
-    func answerBodyFields(_ body: HTTPBodyPreview, time bodyTime: CaptureTimestamp) {
+    func answerBodyFields(_ body: HTTPBodyPreview, time bodyTime: CaptureTimestamp?) {
         timeAndPacket(bodyTime)
         raw(",\"length\":"); number(body.length)
         raw(",\"complete\":"); bool(body.isComplete)

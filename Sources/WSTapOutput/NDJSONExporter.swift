@@ -28,69 +28,62 @@ public final class NDJSONExporter: TimelineSink {
     }
 
     public func receive(_ event: TimelineEvent) {
-        let time: CaptureTimestamp?
-        switch event {
-        case .captureStarted(let started):
-            time = started
-            line.raw("{\"event\":\"capture_start\",\"time\":"); line.time(started)
-        case .connectionOpened(let record, let opened):
-            time = opened
-            begin("connection_open", record.id)
-            line.comma(); line.timeAndPacket(opened)
-            line.raw(",\"start_time\":"); line.time(record.startTime)
-            line.raw(",\"client\":"); line.endpoint(record.client)
-            line.raw(",\"server\":"); line.endpoint(record.server)
-            line.raw(",\"tcp_handshake_seen\":"); line.bool(record.tcpHandshakeSeen)
-        case .httpRequest(let record, let requested, let head):
-            time = requested
-            begin("http_request", record.id); line.comma()
-            line.requestFields(head, time: requested)
+        let time = event.time
+        let id = event.connection?.id ?? 0
+        switch event.kind {
+        case .captureStarted:
+            line.raw("{\"event\":\"capture_start\",\"time\":"); line.time(time)
+        case .connectionOpened:
+            begin("connection_open", id)
+            line.comma(); line.timeAndPacket(time)
+            if let record = event.connection {
+                line.raw(",\"start_time\":"); line.time(record.startTime)
+                line.raw(",\"client\":"); line.endpoint(record.client)
+                line.raw(",\"server\":"); line.endpoint(record.server)
+                line.raw(",\"tcp_handshake_seen\":"); line.bool(record.tcpHandshakeSeen)
+            }
+        case .httpRequest(let head):
+            begin("http_request", id, stream: event.stream); line.comma()
+            line.requestFields(head, time: time)
             let context = OutputBuffer(capacity: 128)
             context.raw(",\"host\":"); context.string(head.headers.combinedValue("Host"))
             context.raw(",\"target\":"); context.string(head.target)
-            requestContext[record.id] = context.withBytes { Array($0) }
-        case .httpResponse(let record, let answered, let head):
-            time = answered
-            begin("http_response", record.id); line.comma()
-            line.responseFields(head, time: answered)
+            requestContext[id] = context.withBytes { Array($0) }
+        case .httpResponse(let head):
+            begin("http_response", id, stream: event.stream); line.comma()
+            line.responseFields(head, time: time)
         case .httpExchange:
             return  // The pairing is for whole-capture formats: its request and response were written as they came.
-        case .upgrade(let record, let exchange):
-            time = exchange.time
-            begin("upgrade", record.id); line.comma()
+        case .upgrade(let exchange):
+            begin("upgrade", id, stream: event.stream); line.comma()
             line.upgradeFields(exchange)
-        case .upgradeAnswerBody(let record, let ended, let body):
-            time = ended
-            begin("upgrade_answer_body", record.id); line.comma()
-            line.answerBodyFields(body, time: ended)
-        case .tls(let record, let settled, let session):
-            time = settled
-            begin("tls", record.id)
-            line.comma(); line.timeAndPacket(settled)
+        case .upgradeAnswerBody(let body):
+            begin("upgrade_answer_body", id, stream: event.stream); line.comma()
+            line.answerBodyFields(body, time: time)
+        case .tls(let session):
+            begin("tls", id)
+            line.comma(); line.timeAndPacket(time)
             line.raw(",\"tls\":"); line.tlsFields(session)
-        case .frame(let record, let frame):
-            time = frame.time
-            begin("frame", record.id); line.comma()
+        case .frame(let frame):
+            begin("frame", id, stream: event.stream); line.comma()
             inflatedBudget.frameSeen(frame)
-            line.frameFields(frame, maxPayload: maxPayload, textCache: textCache)
-        case .message(let record, let message):
-            time = message.time
-            begin("message", record.id); line.comma()
-            line.messageFields(message, maxPayload: maxPayload ?? inflatedBudget.maxPayload(for: message), textCache: textCache)
-            if let context = requestContext[record.id] {
-                context.withUnsafeBytes { line.append($0) }
-            } else {
-                line.raw(",\"host\":null,\"target\":null")
-            }
-        case .issue(let record, let issue):
-            time = issue.time
-            line.raw("{\"event\":\"issue\",\"connection\":"); line.connectionID(record?.id); line.comma()
+            line.frameFields(frame, at: time, maxPayload: maxPayload, textCache: textCache)
+        case .message(let message):
+            begin("message", id, stream: event.stream); line.comma()
+            line.messageFields(message, at: time, maxPayload: maxPayload ?? inflatedBudget.maxPayload(for: message), textCache: textCache)
+            requestFields(of: id)
+        case .application(let message):
+            begin("app", id, stream: event.stream); line.comma()
+            line.applicationFields(message, at: time)
+            requestFields(of: id)
+        case .issue(let issue):
+            line.raw("{\"event\":\"issue\",\"connection\":"); line.connectionID(event.connection?.id)
+            line.streamField(event.stream); line.comma()
             line.issueFields(issue)
-        case .connectionClosed(let record, let end):
-            time = end.time
-            begin("connection_close", record.id)
-            requestContext[record.id] = nil
-            line.comma(); line.timeAndPacket(end.time)
+        case .connectionClosed(let end):
+            begin("connection_close", id)
+            requestContext[id] = nil
+            line.comma(); line.timeAndPacket(time)
             line.raw(",\"reason\":"); line.string(end.reason.rawValue)
             line.raw(",\"protocol\":"); line.string(end.protocolKind.rawValue)
             line.raw(",\"websocket_detection\":"); line.string(end.websocketDetection?.rawValue)
@@ -102,6 +95,15 @@ public final class NDJSONExporter: TimelineSink {
         output.endEvent(at: time)
     }
 
+    /// `"host"` and `"target"` of the connection's last request, on its message events.
+    private func requestFields(of id: UInt64) {
+        if let context = requestContext[id] {
+            context.withUnsafeBytes { line.append($0) }
+        } else {
+            line.raw(",\"host\":null,\"target\":null")
+        }
+    }
+
     public func finish(_ summary: CaptureSummary) {
         if let late = output.timeOrderIssue { receive(.issue(nil, late)) }
         if let cut = inflatedBudget.issue { receive(.issue(nil, cut)) }
@@ -111,11 +113,12 @@ public final class NDJSONExporter: TimelineSink {
         output.flush()
     }
 
-    private func begin(_ name: StaticString, _ connection: UInt64) {
+    private func begin(_ name: StaticString, _ connection: UInt64, stream: StreamID? = nil) {
         line.raw("{\"event\":\"")
         line.raw(name)
         line.raw("\",\"connection\":")
         line.connectionID(connection)
+        line.streamField(stream)
     }
 }
 

@@ -171,24 +171,27 @@ public final class StatisticsCollector: TimelineSink {
     }
 
     public func receive(_ event: TimelineEvent) {
-        switch event {
+        let record = event.connection
+        switch event.kind {
         case .captureStarted:
             break
-        case .connectionOpened(let record, let time):
+        case .connectionOpened:
+            guard let record, let time = event.time else { return }
             open[record.id] = OpenConnection(statistics: ConnectionStatistics(record: record, firstTime: time, lastTime: time))
-        case .httpRequest(let record, _, let head):
+        case .httpRequest(let head):
             update(record, at: event.time) {
                 $0.statistics.target = head.target
                 $0.statistics.host = head.headers.combinedValue("Host")
             }
-        case .upgrade(let record, let exchange):
+        case .upgrade(let exchange):
             update(record, at: event.time) {
                 $0.statistics.upgrade = exchange.outcome
                 $0.statistics.target = exchange.request.target
                 $0.statistics.host = exchange.request.headers.combinedValue("Host")
             }
-        case .frame(let record, let frame):
-            update(record, at: frame.time) { connection in
+        case .frame(let frame):
+            let time = event.time ?? .zero
+            update(record, at: time) { connection in
                 let name = frameTypeName(frame.header.opcode)
                 connection.statistics.traffic.frames[frame.direction, default: [:]][name, default: 0] &+= 1
                 switch frame.header.opcode {
@@ -202,7 +205,7 @@ public final class StatisticsCollector: TimelineSink {
                 case .ping:
                     connection.statistics.traffic.pings &+= 1
                     if connection.pendingPings.count == Self.maxOutstandingPings { connection.pendingPings.removeFirst() }
-                    connection.pendingPings.append((frame.direction, Array(frame.payload), frame.time))
+                    connection.pendingPings.append((frame.direction, Array(frame.payload), time))
                 case .pong:
                     // The oldest ping from the other side with the same payload; an unsolicited pong matches none.
                     let answered = connection.pendingPings.firstIndex {
@@ -210,14 +213,15 @@ public final class StatisticsCollector: TimelineSink {
                     }
                     if let answered {
                         let ping = connection.pendingPings.remove(at: answered)
-                        connection.statistics.traffic.pingRoundTrips.add(frame.time.nanoseconds(since: ping.time))
+                        connection.statistics.traffic.pingRoundTrips.add(time.nanoseconds(since: ping.time))
                     }
                 default:
                     break
                 }
             }
-        case .message(let record, let message):
-            update(record, at: message.time) { connection in
+        case .message(let message):
+            let time = event.time ?? .zero
+            update(record, at: time) { connection in
                 let direction = message.direction.rawValue
                 if message.message.opcode == .text {
                     connection.statistics.traffic.textMessages[direction] &+= 1
@@ -227,19 +231,20 @@ public final class StatisticsCollector: TimelineSink {
                 let size = UInt64(message.message.payload.count)
                 connection.statistics.traffic.messageBytes[direction] &+= size
                 connection.statistics.traffic.messageSizes.add(size)
-                if connection.statistics.firstMessageTime == nil { connection.statistics.firstMessageTime = message.time }
-                connection.statistics.lastMessageTime = message.time
+                if connection.statistics.firstMessageTime == nil { connection.statistics.firstMessageTime = time }
+                connection.statistics.lastMessageTime = time
             }
-        case .issue(let record, let issue):
+        case .issue(let issue):
             guard let record else {
                 captureIssues[issue.code, default: 0] &+= 1
                 return
             }
             update(record, at: issue.time) { $0.statistics.traffic.issuesByCode[issue.code, default: 0] &+= 1 }
-        case .connectionClosed(let record, let end):
+        case .connectionClosed(let end):
+            guard let record else { return }
             update(record, at: end.time) { $0.statistics.protocolKind = end.protocolKind }
             if let connection = open.removeValue(forKey: record.id) { connections.append(connection.statistics) }
-        case .httpResponse, .httpExchange, .upgradeAnswerBody, .tls:
+        case .httpResponse, .httpExchange, .upgradeAnswerBody, .tls, .application:
             update(event.connection, at: event.time) { _ in }
         }
     }

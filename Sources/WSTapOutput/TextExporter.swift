@@ -36,18 +36,21 @@ public final class TextExporter: TimelineSink {
     }
 
     public func receive(_ event: TimelineEvent) {
-        switch event {
-        case .captureStarted(let time):
+        let time = event.time
+        let record = event.connection
+        switch event.kind {
+        case .captureStarted:
             start = time
             // The one absolute time a relative timeline needs: when it starts.
-            line.raw("capture starts "); line.utcTime(time, withDate: true); line.raw(" UTC")
-        case .connectionOpened(let record, let time):
-            begin(time, record)
+            line.raw("capture starts "); if let time { line.utcTime(time, withDate: true) }; line.raw(" UTC")
+        case .connectionOpened:
+            begin(event)
+            guard let record else { break }
             line.raw("TCP "); line.text(record.client.description)
             line.raw(" → "); line.text(record.server.description)
             if !record.tcpHandshakeSeen { line.raw("  (handshake not captured)") }
-        case .httpRequest(let record, let time, let head):
-            begin(time, record)
+        case .httpRequest(let head):
+            begin(event)
             line.raw("→ "); field(head.method)
             line.raw(" "); field(head.target, bytes: head.targetBytes)
             line.raw(" "); field(head.version, bytes: head.versionBytes)
@@ -55,13 +58,13 @@ public final class TextExporter: TimelineSink {
                 line.raw("  Upgrade: "); field(offer)
             }
             if style.verbose { headerLines(head.headers) }
-        case .httpResponse(let record, let time, let head):
-            begin(time, record)
+        case .httpResponse(let head):
+            begin(event)
             line.raw("← "); line.number(head.status)
             line.raw(" "); field(head.reason, bytes: head.reasonBytes)
             if style.verbose { headerLines(head.headers) }
-        case .upgradeAnswerBody(let record, let time, let body):
-            begin(time, record)
+        case .upgradeAnswerBody(let body):
+            begin(event)
             line.raw("← body "); line.byteCount(body.length)
             if !body.isComplete { line.raw(", INCOMPLETE") }
             if body.missingBytes > 0 { line.raw(", "); line.byteCount(body.missingBytes); line.raw(" not captured") }
@@ -69,31 +72,34 @@ public final class TextExporter: TimelineSink {
             body.bytes.withUnsafeBytes { line.quotedPreview($0, limit: 160, asText: UTF8Validation.isValid($0)) }
         case .httpExchange:
             return  // Its request and response were shown as they came.
-        case .tls(let record, let time, let session):
-            begin(time, record)
+        case .tls(let session):
+            begin(event)
             tlsText(session)
-        case .upgrade(let record, let exchange):
-            begin(exchange.time, record)
+        case .upgrade(let exchange):
+            begin(event)
             upgradeText(exchange)
-        case .frame(let record, let frame):
-            begin(frame.time, record)
+        case .frame(let frame):
+            begin(event)
             frameText(frame)
-        case .message(let record, let message):
+        case .message(let message):
             // Single uncompressed frames already show their content; messages add what frames cannot
             // (and, with --pretty, a JSON message's lines).
             let prettyLines = style.prettyJSON && message.payloadIsText && message.message.isDecoded
                 ? JSONPretty.lines(message.message.payload) : nil
             guard message.message.frameCount > 1 || message.message.compressed || style.showsEveryMessage || prettyLines != nil
             else { return }
-            begin(message.time, record)
+            begin(event)
             messageText(message)
             for var text in prettyLines ?? [] {
                 line.append(UInt8(ascii: "\n")); line.raw("        ")
                 text.withUTF8 { _ = line.terminalText(UnsafeRawBufferPointer($0), quoted: false) }
             }
-        case .issue(let record, let issue):
-            if let record {
-                begin(issue.time, record)
+        case .application(let message):
+            begin(event)
+            applicationText(message)
+        case .issue(let issue):
+            if record != nil {
+                begin(event)
                 switch issue.direction {
                 case .clientToServer: line.raw("→ ")
                 case .serverToClient: line.raw("← ")
@@ -105,8 +111,8 @@ public final class TextExporter: TimelineSink {
             line.raw(" "); line.text(issue.code)
             colors.end(in: line)
             line.raw(": "); field(issue.detail)
-        case .connectionClosed(let record, let end):
-            begin(end.time, record)
+        case .connectionClosed(let end):
+            begin(event)
             let totals = end.totals
             line.raw("closed ("); line.text(end.reason.rawValue)
             line.raw("), "); line.text(end.protocolKind.rawValue)
@@ -122,7 +128,7 @@ public final class TextExporter: TimelineSink {
             }
         }
         line.append(UInt8(ascii: "\n"))
-        output.endEvent(at: event.time)
+        output.endEvent(at: time)
     }
 
     public func finish(_ summary: CaptureSummary) {
@@ -134,8 +140,9 @@ public final class TextExporter: TimelineSink {
         output.flush()
     }
 
-    /// The time and connection that start each line.
-    private func begin(_ time: CaptureTimestamp?, _ record: ConnectionRecord) {
+    /// The time and connection (and stream) that start each line.
+    private func begin(_ event: TimelineEvent) {
+        let time = event.time
         if style.packetNumbers {
             // The packet's number as Wireshark shows it, right-aligned in seven columns.
             let number = time.map { $0.packet > 0 ? String($0.packet) : "-" } ?? "-"
@@ -154,7 +161,8 @@ public final class TextExporter: TimelineSink {
         case .absolute, .absoluteWithDate:
             if let time { line.utcTime(time, withDate: style.timeFormat == .absoluteWithDate) } else { line.raw("-") }
         }
-        line.raw("  #"); line.connectionID(record.id)
+        line.raw("  #"); line.connectionID(event.connection?.id ?? 0)
+        if let stream = event.stream { line.raw("/s"); line.number(UInt64(stream.rawValue)) }
         line.raw("  ")
     }
 
@@ -284,6 +292,20 @@ public final class TextExporter: TimelineSink {
         }
         if shown.count < payload.count {
             line.append(UInt8(ascii: "\n")); line.raw("        … "); line.number(payload.count - shown.count); line.raw(" more bytes")
+        }
+    }
+
+    /// `→ app socket.io event  namespace="/" event="chat" …`: the protocol's own words, generically.
+    private func applicationText(_ message: ApplicationMessage) {
+        arrow(message.direction)
+        line.raw(" app "); field(message.protocolName)
+        colors.end(in: line)
+        line.append(UInt8(ascii: " ")); field(message.type)
+        for item in message.fields {
+            line.raw("  "); field(item.name); line.append(UInt8(ascii: "="))
+            let rendered = OutputBuffer()
+            rendered.applicationValue(item.value)
+            rendered.withBytes { _ = line.terminalText($0, limit: previewLimit) }
         }
     }
 

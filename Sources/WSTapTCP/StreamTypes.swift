@@ -16,14 +16,6 @@ public enum ConnectionEndReason: String, Sendable {
     case endOfCapture = "end-of-capture"
 }
 
-/// Why bytes of a stream are missing.
-public enum MissingCause: String, Sendable {
-    /// Segments were never captured (a hole in the sequence space).
-    case notCaptured = "not-captured"
-    /// The capture's snapshot length cut the packets.
-    case cutBySnaplen = "snaplen"
-}
-
 /// A stretch of a stream that the capture does not hold.
 public struct MissingRange: Sendable, Equatable {
     /// Sequence number of the first missing byte.

@@ -42,8 +42,6 @@ public enum TLSViolation: Hashable, Sendable {
     /// Bytes lost among protected records and no later record authenticated within the search
     /// bound (a KeyUpdate may have been lost): that direction is no longer decrypted.
     case notResumedAfterGap(bytes: UInt64)
-    /// ALPN chose `h2`: WebSocket over HTTP/2 (RFC 8441) is not decoded yet.
-    case http2NotDecoded
     /// TLS 1.3 0-RTT data from the client (before the server's Finished): not decrypted; the
     /// records are skipped and counted.
     case earlyDataNotDecrypted(records: UInt64)
@@ -148,13 +146,14 @@ public struct TLSConnectionDecoder {
     /// ServerHello when client and server are the wrong way round).
     public static func startsLikeTLS(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 6 else { return false }
-        return bytes[0] == 22 && bytes[1] == 3 && bytes[2] <= 4 && (bytes[5] == 1 || bytes[5] == 2)
+        return bytes[0] == TLSContentType.handshake.rawValue && bytes[1] == 3 && bytes[2] <= 4
+            && (bytes[5] == TLSHandshakeType.clientHello.rawValue || bytes[5] == TLSHandshakeType.serverHello.rawValue)
     }
 
     /// Whether the first bytes of a stream are a TLS record of any type with a plausible header:
     /// a capture that starts after the handshake.
     public static func startsLikeTLSRecord(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count >= 5, (20...23).contains(bytes[0]), bytes[1] == 3, bytes[2] >= 1, bytes[2] <= 4 else { return false }
+        guard bytes.count >= 5, TLSContentType.known.contains(bytes[0]), bytes[1] == 3, bytes[2] >= 1, bytes[2] <= 4 else { return false }
         let length = Int(bytes[3]) << 8 | Int(bytes[4])
         return length > 0 && length <= maxRecordLength
     }
@@ -227,7 +226,7 @@ public struct TLSConnectionDecoder {
         let bytes = directions[index].pending
         while offset + 5 <= bytes.count {
             let type = bytes[offset], length = Int(bytes[offset + 3]) << 8 | Int(bytes[offset + 4])
-            let plausible = (isTLS13 ? type == 23 : (20...23).contains(type)) && bytes[offset + 1] == 3
+            let plausible = (isTLS13 ? type == TLSContentType.applicationData.rawValue : TLSContentType.known.contains(type)) && bytes[offset + 1] == 3
                 && bytes[offset + 2] == 3 && length >= 17 && length <= Self.maxRecordLength
             if !plausible { offset += 1; continue }
             guard offset + 5 + length <= bytes.count else { break }  // wait for the whole record
@@ -349,7 +348,7 @@ public struct TLSConnectionDecoder {
         let index = direction.rawValue
         var type = type
         var plaintext: [UInt8]
-        if directions[index].encrypted, !(isTLS13 && type == 20) {
+        if directions[index].encrypted, !(isTLS13 && type == TLSContentType.changeCipherSpec.rawValue) {
             guard var protection = directions[index].protection else {
                 if clientRandom == nil || serverRandom == nil { return handshakeNotCaptured(emit: emit) }
                 // Decrypting, but this direction's next secret is not in the key log (a TLS 1.3
@@ -387,27 +386,27 @@ public struct TLSConnectionDecoder {
         } else {
             plaintext = Array(fragment)
         }
-        switch type {
-        case 20:
+        switch TLSContentType(rawValue: type) {
+        case .changeCipherSpec:
             // ChangeCipherSpec: in TLS 1.2 this direction's records are protected from here on.
             if !isTLS13, serverRandom != nil {
                 directions[index].encrypted = true
                 directions[index].protection = directions[index].nextProtection
             }
-        case 21:
+        case .alert:
             // close_notify is how TLS ends normally: not a finding.
             if plaintext.count >= 2, !(plaintext[0] == 1 && plaintext[1] == 0) { emit(.violation(.alert(level: plaintext[0], description: plaintext[1]), direction), recordTime) }
-        case 22:
+        case .handshake:
             directions[index].handshake += plaintext
             handshakeMessages(direction: direction, emit: emit)
-        case 23:
+        case .applicationData:
             if direction == .clientToServer, earlyDataOffered, serverRandom == nil {
                 earlyDataRecords += 1  // 0-RTT data sent before the ServerHello
                 return
             }
             if clientRandom == nil || serverRandom == nil { return handshakeNotCaptured(emit: emit) }
             if !sessionReported { reportSession(emit: emit) }
-            guard session.decrypted, session.alpn != "h2" else { return }
+            guard session.decrypted else { return }
             plaintext.withUnsafeBytes { emit(.plaintext($0, direction), recordTime) }
         default:
             break  // Heartbeat
@@ -444,7 +443,6 @@ public struct TLSConnectionDecoder {
     private mutating func reportSession(emit: Emit) {
         sessionReported = true
         emit(.session(session), recordTime)
-        if session.alpn == "h2" { emit(.violation(.http2NotDecoded, nil), recordTime) }
     }
 
     // MARK: - Handshake messages

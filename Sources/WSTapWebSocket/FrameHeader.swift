@@ -17,6 +17,10 @@ public struct FrameHeader: Hashable, Sendable {
     /// RSV1-3 as a 3-bit value, RSV1 = 4.
     public var rsv: UInt8 { (firstByte >> 4) & 0x07 }
     public var rsv1: Bool { firstByte & 0x40 != 0 }
+
+    /// RSV1 as the `rsv` field and the negotiated reserved bits count it (RSV1 = 4): the bit
+    /// permessage-deflate defines (RFC 7692 §6).
+    public static let rsv1Bit: UInt8 = 0b100
     public var opcode: WebSocketOpcode { WebSocketOpcode(rawValue: firstByte & 0x0F) }
 
     public enum ParseResult: Equatable {

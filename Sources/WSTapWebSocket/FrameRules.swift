@@ -13,7 +13,7 @@ enum FrameRules {
         let undefinedBits = header.rsv & ~allowedReservedBits
         if undefinedBits != 0 {
             violation(.reservedBitsWithoutExtension(rsv: header.rsv))
-        } else if header.rsv1, allowedReservedBits == 0b100, opcode.isControl || opcode == .continuation {
+        } else if header.rsv1, allowedReservedBits == FrameHeader.rsv1Bit, opcode.isControl || opcode == .continuation {
             violation(.compressedBitMisplaced(opcode))
         }
         if opcode.isControl {

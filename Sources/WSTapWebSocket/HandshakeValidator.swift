@@ -25,7 +25,7 @@ public struct WebSocketHandshake: Hashable, Sendable {
         var bits: UInt8 = 0
         for element in extensions ?? [] {
             let name = ExtensionOffer(element).name
-            bits |= name.caseInsensitiveEquals("permessage-deflate") ? 0b100 : 0b111
+            bits |= name.caseInsensitiveEquals("permessage-deflate") ? FrameHeader.rsv1Bit : 0b111
         }
         return bits
     }

@@ -120,19 +120,19 @@ final class MessageCollector: TimelineSink {
     private(set) var frames = 0
 
     func receive(_ event: TimelineEvent) {
-        switch event {
-        case .message(_, let record) where record.message.isDecoded:
+        switch event.kind {
+        case .message(let record) where record.message.isDecoded:
             let digest = SHA256.hash(data: Array(record.message.payload))
             let hex = digest.map { String(format: "%02x", $0) }.joined()
             messages.append(Entry(
                 direction: record.direction.label,
                 summary: "\(record.message.opcode.rawValue) \(record.message.payload.count) \(hex)",
                 complete: record.message.isComplete))
-        case .upgrade(_, let exchange):
+        case .upgrade(let exchange):
             if let subprotocol = exchange.websocket?.subprotocol { subprotocols.append(subprotocol) }
-        case .issue(_, let issue):
+        case .issue(let issue):
             issueCodes.insert(issue.code)
-        case .connectionClosed(_, let end):
+        case .connectionClosed(let end):
             protocols.append(end.protocolKind.rawValue)
         case .frame:
             frames += 1
@@ -332,7 +332,7 @@ struct RoleTests {
         final class Endpoints: TimelineSink {
             var clients: [UInt16] = []
             func receive(_ event: TimelineEvent) {
-                if case .connectionOpened(let record, _) = event { clients.append(record.client.port) }
+                if case .connectionOpened = event.kind, let record = event.connection { clients.append(record.client.port) }
             }
             func finish(_ summary: CaptureSummary) {}
         }

@@ -18,15 +18,15 @@ import WSTapCore
         let header = FrameHeader(
             firstByte: 0x80 | opcode, masked: false, payloadLength: UInt64(payload.count), maskingKey: nil,
             headerLength: 2, nonMinimalLength: false, lengthTopBitSet: false)
-        return .frame(record, FrameRecord(
-            time: .zero, direction: .serverToClient, header: header, payload: payload, bytesNotKept: 0,
-            bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), close: nil, carriesText: opcode == 1))
+        return TimelineEvent(connection: record, time: .zero, kind: .frame(FrameRecord(
+            direction: .serverToClient, header: header, payload: payload, bytesNotKept: 0,
+            bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), close: nil, carriesText: opcode == 1)))
     }
 
     static func message(_ payload: UnsafeRawBufferPointer) -> TimelineEvent {
-        .message(record, MessageRecord(time: .zero, direction: .serverToClient, message: WebSocketMessage(
+        TimelineEvent(connection: record, time: .zero, kind: .message(MessageRecord(direction: .serverToClient, message: WebSocketMessage(
             opcode: .text, payload: payload, frameCount: 1, compressed: false, isComplete: true,
-            isValidUTF8: true, isDecoded: true, isFramePayload: true)))
+            isValidUTF8: true, isDecoded: true, isFramePayload: true))))
     }
 
     /// NDJSON lines for: a text frame and its message, then different bytes at the same address

@@ -20,7 +20,10 @@ import WSTapCore
     /// Interleaved connections with HTTP exchanges (some never answered), frames, messages and issues.
     static func events(into exporter: JSONExporter) {
         let connections: [UInt64] = Array(1...30)
-        for id in connections { exporter.receive(.connectionOpened(record(id), time(0))) }
+        func event(_ id: UInt64, _ step: Int, _ kind: TimelineEvent.Kind) -> TimelineEvent {
+            TimelineEvent(connection: record(id), time: time(step), kind: kind)
+        }
+        for id in connections { exporter.receive(event(id, 0, .connectionOpened)) }
         let request = HTTPRequestHead(method: "GET", target: "/chat", version: "HTTP/1.1", headers: HTTPHeaders([HTTPHeader(name: "Host", value: "x")]))
         let response = HTTPResponseHead(version: "HTTP/1.1", status: 200, reason: "OK", headers: HTTPHeaders())
         for step in 0..<3000 {
@@ -30,30 +33,30 @@ import WSTapCore
                 let header = FrameHeader(
                     firstByte: 0x81, masked: false, payloadLength: UInt64(payload.count), maskingKey: nil,
                     headerLength: 2, nonMinimalLength: false, lengthTopBitSet: false)
-                exporter.receive(.frame(record(id), FrameRecord(
-                    time: time(step), direction: .serverToClient, header: header, payload: payload, bytesNotKept: 0,
-                    bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), close: nil, carriesText: true)))
-                exporter.receive(.message(record(id), MessageRecord(time: time(step), direction: .serverToClient, message: WebSocketMessage(
+                exporter.receive(event(id, step, .frame(FrameRecord(
+                    direction: .serverToClient, header: header, payload: payload, bytesNotKept: 0,
+                    bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), close: nil, carriesText: true))))
+                exporter.receive(event(id, step, .message(MessageRecord(direction: .serverToClient, message: WebSocketMessage(
                     opcode: .text, payload: payload, frameCount: 1, compressed: false, isComplete: true,
-                    isValidUTF8: true, isDecoded: true))))
+                    isValidUTF8: true, isDecoded: true)))))
             }
             if step % 10 == 0 {
-                exporter.receive(.httpExchange(record(id), HTTPExchange(
+                exporter.receive(event(id, step, .httpExchange(HTTPExchange(
                     request: request, requestTime: time(step), response: step % 20 == 0 ? response : nil,
-                    responseTime: step % 20 == 0 ? time(step) : nil)))
+                    responseTime: step % 20 == 0 ? time(step) : nil))))
             }
             if step % 97 == 0 {
                 exporter.receive(.issue(record(id), Issue(time: time(step), direction: .clientToServer, severity: .warning, code: "tcp-gap", detail: "step \(step)")))
             }
             if step % 500 == 499 {
                 let end = ConnectionEnd(time: time(step), reason: .finished, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters())
-                exporter.receive(.connectionClosed(record(id), end))
-                exporter.receive(.connectionOpened(record(id), time(step)))
+                exporter.receive(event(id, step, .connectionClosed(end)))
+                exporter.receive(event(id, step, .connectionOpened))
             }
         }
         for id in connections {
-            exporter.receive(.connectionClosed(record(id), ConnectionEnd(
-                time: time(9999), reason: .endOfCapture, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters())))
+            exporter.receive(event(id, 9999, .connectionClosed(ConnectionEnd(
+                time: time(9999), reason: .endOfCapture, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters()))))
         }
         exporter.finish(CaptureSummary())
     }

@@ -11,21 +11,25 @@ final class EventLines: TimelineSink {
     private(set) var ends: [ConnectionEnd] = []
 
     func receive(_ event: TimelineEvent) {
-        switch event {
+        let stream = event.stream.map { "\($0) " } ?? ""
+        switch event.kind {
         case .captureStarted: break
-        case .connectionOpened(let record, _): lines.append("open \(record.client.port)->\(record.server.port)")
-        case .upgradeAnswerBody(_, _, let body): lines.append("answer body \(String(decoding: body.bytes, as: UTF8.self))")
-        case .httpRequest(_, _, let head): lines.append("request \(head.target)")
-        case .httpResponse(_, _, let head): lines.append("response \(head.status)")
-        case .httpExchange(_, let exchange):
+        case .connectionOpened:
+            if let record = event.connection { lines.append("open \(record.client.port)->\(record.server.port)") }
+        case .upgradeAnswerBody(let body): lines.append("answer body \(String(decoding: body.bytes, as: UTF8.self))")
+        case .httpRequest(let head): lines.append("\(stream)request \(head.target)")
+        case .httpResponse(let head): lines.append("\(stream)response \(head.status)")
+        case .httpExchange(let exchange):
             lines.append("pair \(exchange.request.target) \(exchange.response.map { String($0.status) } ?? "unanswered")")
-        case .upgrade(_, let exchange): lines.append("upgrade \(exchange.outcome) \(exchange.selectedProtocol ?? "-")")
-        case .frame(_, let frame): lines.append("frame \(frame.direction.label) \(frame.header.opcode)")
-        case .message(_, let message):
-            lines.append("message \(message.direction.label) \(String(decoding: message.message.payload, as: UTF8.self))")
-        case .issue(_, let issue): lines.append("issue \(issue.code)")
-        case .tls(_, _, let session): lines.append("tls \(session.version ?? "-") decrypted \(session.decrypted)")
-        case .connectionClosed(_, let end):
+        case .upgrade(let exchange): lines.append("upgrade \(exchange.outcome) \(exchange.selectedProtocol ?? "-")")
+        case .frame(let frame): lines.append("\(stream)frame \(frame.direction.label) \(frame.header.opcode)")
+        case .message(let message):
+            lines.append("\(stream)message \(message.direction.label) \(String(decoding: message.message.payload, as: UTF8.self))")
+        case .application(let message):
+            lines.append("\(stream)app \(message.protocolName) \(message.type) \(message.direction.label) \(message.messages)")
+        case .issue(let issue): lines.append("\(stream)issue \(issue.code)")
+        case .tls(let session): lines.append("tls \(session.version ?? "-") decrypted \(session.decrypted)")
+        case .connectionClosed(let end):
             ends.append(end)
             lines.append("close \(end.protocolKind.rawValue) \(end.websocketDetection?.rawValue ?? "-")")
         }

@@ -1,0 +1,161 @@
+import WSTapCore
+import WSTapWebSocket
+import WSTapTLS
+
+/// What every stage of one connection shares: its record and roles, its way to the timeline, and
+/// the events it holds back. What belongs to one stream of it (totals, counters, handshake) is in
+/// a `StreamContext`, so that a connection can carry several.
+final class ConnectionContext {
+    private(set) var record: ConnectionRecord
+    /// The TLS session, for a connection that is TLS.
+    var tls: TLSSession?
+    let options: AnalyzerOptions
+    /// Whether the sink takes frame and message events (a summary does not).
+    let emitsFramesAndMessages: Bool
+    /// The connection's first event (its `connectionOpened`) was written.
+    private(set) var opened = false
+    /// The TCP layer guessed client and server the wrong way round: its directions are flipped.
+    private(set) var rolesSwapped = false
+    private let timeline: TimelineFold
+    /// Where connections holding bytes for earlier events are counted; nil when nobody asks.
+    let heldBytes: HeldBytesTally?
+    /// Events held while both directions of a connection caught mid-way are decided, then
+    /// written in time order (so frames are never regrouped by direction), with the bytes they
+    /// borrow kept. Nil when nothing is held.
+    private var held: HeldEvents?
+
+    init(record: ConnectionRecord, options: AnalyzerOptions, timeline: TimelineFold, heldBytes: HeldBytesTally? = nil) {
+        self.record = record
+        self.options = options
+        self.timeline = timeline
+        self.heldBytes = heldBytes
+        emitsFramesAndMessages = timeline.emitsFramesAndMessages
+    }
+
+    /// The stage tables connections are built from.
+    var stages: StageRegistry { options.stages }
+
+    /// The analyzer's direction for a direction of the TCP layer, and back (the mapping is its own inverse).
+    func direction(_ other: StreamDirection) -> StreamDirection {
+        rolesSwapped ? other.reversed : other
+    }
+
+    /// Client and server exchange places, in the record and for every later byte.
+    func swapRoles() {
+        rolesSwapped.toggle()
+        // One assignment: swap(&record.client, &record.server) would access `record` twice at once.
+        (record.client, record.server) = (record.server, record.client)
+    }
+
+    /// Puts an event of this connection on the timeline.
+    func emit(_ kind: TimelineEvent.Kind, stream: StreamID? = nil, at time: CaptureTimestamp?) {
+        deliver(TimelineEvent(connection: record, stream: stream, time: time, kind: kind), folded: true)
+    }
+
+    func report(_ issue: Issue, stream: StreamID? = nil) {
+        emit(.issue(issue), stream: stream, at: issue.time)
+    }
+
+    /// A frame or a message: as `emit`, but straight past the fold, which has nothing to count in
+    /// them (a connection's counters come with its end).
+    func emitFrameOrMessage(_ kind: TimelineEvent.Kind, stream: StreamID?, at time: CaptureTimestamp) {
+        deliver(TimelineEvent(connection: record, stream: stream, time: time, kind: kind), folded: false)
+    }
+
+    @inline(__always)
+    private func deliver(_ event: TimelineEvent, folded: Bool) {
+        if held != nil { return hold(event) }
+        if !opened { open(at: event.time ?? record.startTime) }
+        if folded { timeline.receive(event) } else { timeline.pass(event) }
+    }
+
+    /// From now until `releaseHeldEvents`, events are held to be written in time order.
+    func holdEvents() {
+        if held == nil { held = HeldEvents() }
+    }
+
+    private func hold(_ event: TimelineEvent) {
+        held?.keep(event)
+    }
+
+    /// Writes the held events, oldest first (in the order they came when their times are equal),
+    /// each borrowing its kept bytes.
+    func releaseHeldEvents() {
+        guard let (arena, events) = held.map({ ($0.arena, $0.events) }) else { return }
+        held = nil
+        let order = events.indices.sorted {
+            let (left, right) = (events[$0].event.time ?? .zero, events[$1].event.time ?? .zero)
+            return left < right || (left == right && $0 < $1)
+        }
+        for index in order {
+            let kept = events[index]
+            if !opened { open(at: kept.event.time ?? record.startTime) }
+            arena.lend(kept) { timeline.receive($0) }
+        }
+    }
+
+    /// A frame or data message was decoded (whether or not the sink takes it).
+    func frameDecoded() { timeline.frameDecoded() }
+    func messageDecoded() { timeline.messageDecoded() }
+
+    /// Writes the connection's `connectionOpened`, at the time of its first event.
+    private func open(at time: CaptureTimestamp) {
+        opened = true
+        timeline.receive(TimelineEvent(connection: record, time: time, kind: .connectionOpened))
+    }
+}
+
+/// A connection's events held back, with their bytes.
+private final class HeldEvents {
+    var arena = EventArena()
+    var events: [KeptEvent] = []
+
+    func keep(_ event: TimelineEvent) { events.append(arena.keep(event)) }
+}
+
+/// One stream of a connection: the connection itself for HTTP/1.1 (no id), or one of the streams
+/// a multiplexing stage opens. It owns the stream's totals and counters and says which stream its
+/// events belong to.
+final class StreamContext {
+    let connection: ConnectionContext
+    let id: StreamID?
+    var totals = ConnectionTotals()
+    var counters = ConnectionCounters()
+
+    init(connection: ConnectionContext, id: StreamID? = nil) {
+        self.connection = connection
+        self.id = id
+    }
+
+    var record: ConnectionRecord { connection.record }
+    var options: AnalyzerOptions { connection.options }
+
+    func emit(_ kind: TimelineEvent.Kind, at time: CaptureTimestamp?) {
+        connection.emit(kind, stream: id, at: time)
+    }
+
+    func report(_ issue: Issue) {
+        connection.report(issue, stream: id)
+    }
+
+    func emitFrameOrMessage(_ kind: TimelineEvent.Kind, at time: CaptureTimestamp) {
+        connection.emitFrameOrMessage(kind, stream: id, at: time)
+    }
+
+    /// A frame or data message was decoded (whether or not the sink takes it).
+    func countFrame(_ opcode: WebSocketOpcode, payloadLength: UInt64) {
+        counters.countFrame(opcode, payloadLength: payloadLength)
+        connection.frameDecoded()
+    }
+
+    func countMessage(_ opcode: WebSocketOpcode, payloadLength: Int) {
+        counters.countMessage(opcode, payloadLength: payloadLength)
+        connection.messageDecoded()
+    }
+}
+
+/// How many connections hold bytes that may still become events earlier than ones already
+/// produced (`Stage.holdsBytesForEarlierEvents`), kept up to date by each connection.
+final class HeldBytesTally {
+    var connections = 0
+}

@@ -1,0 +1,54 @@
+import WSTapCore
+import WSTapApplication
+import WSTapWebSocket
+
+/// The message-level stage of a WebSocket stream: hands each decoded data message to the stream's
+/// application decoder (`MessageDecoder`, chosen from the registry by `Sec-WebSocket-Protocol` or
+/// URL) and puts what it says on the timeline as application events and issues.
+final class MessageStage {
+    private let decoder: any MessageDecoder
+    private let protocolName: String
+    private let detection: ApplicationDetection
+
+    init(entry: MessageStageEntry, detection: ApplicationDetection) {
+        decoder = entry.make()
+        protocolName = entry.protocolName
+        self.detection = detection
+    }
+
+    /// A data message of the stream, its `index` counted in its direction from 0. Messages that
+    /// could not be decoded (compressed beyond repair) are not the application's words: the
+    /// decoder is told bytes are missing instead.
+    func receive(
+        _ message: WebSocketMessage, index: UInt64, direction: StreamDirection, at time: CaptureTimestamp,
+        stream: StreamContext
+    ) {
+        guard message.isDecoded, message.opcode == .text || message.opcode == .binary else {
+            return missing(direction: direction, stream: stream)
+        }
+        let input = ApplicationInput(
+            direction: direction, index: index, isText: message.opcode == .text, payload: message.payload,
+            isComplete: message.isComplete && message.gaps.isEmpty, time: time)
+        decoder.receive(input) { deliver($0, at: time, stream: stream) }
+    }
+
+    func missing(direction: StreamDirection, stream: StreamContext) {
+        decoder.missing(direction: direction) { deliver($0, at: nil, stream: stream) }
+    }
+
+    func finish(at time: CaptureTimestamp, stream: StreamContext) {
+        decoder.finish(at: time) { deliver($0, at: time, stream: stream) }
+    }
+
+    private func deliver(_ output: ApplicationOutput, at time: CaptureTimestamp?, stream: StreamContext) {
+        switch output {
+        case .message(var message):
+            if message.protocolName.isEmpty { message.protocolName = protocolName }
+            message.detection = detection
+            stream.emit(.application(message), at: time)
+        case .finding(let finding, let direction):
+            stream.report(Issue(
+                time: time, direction: direction, severity: finding.severity, code: finding.code, detail: finding.detail))
+        }
+    }
+}

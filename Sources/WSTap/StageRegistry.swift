@@ -1,0 +1,99 @@
+import WSTapCore
+import WSTapApplication
+import WSTapWebSocket
+
+/// The tables that choose a connection's next stage, as Wireshark's `http.upgrade`, `ws.protocol`
+/// and `ws.port` tables and Zeek's `HTTP::upgrade_analyzers` do: what the first bytes look like,
+/// the ALPN value TLS selected, the token a 101 selected, the `Sec-WebSocket-Protocol` (or the
+/// URL) of a WebSocket. Stages look the next one up here instead of testing with `if`s; adding a
+/// protocol is a new file and one registration (`ConnectionChain.swift` registers the standard
+/// ones).
+struct StageRegistry: Sendable {
+    /// Looked at in order on a connection's first bytes (and on the plaintext of TLS); the first
+    /// that takes them decides. When none does, the default stage (HTTP/1.1) decodes the stream.
+    var firstBytes: [FirstBytesProbe] = []
+    /// The stage every connection starts with behind its first-bytes detection: it also takes the
+    /// gaps that come before the first byte.
+    var defaultStage: @Sendable (StreamContext) -> Stage = { _ in Stage() }
+    /// What decodes the plaintext of TLS, by the ALPN protocol the server selected; a value not
+    /// here, or none, goes through the first-bytes table.
+    var alpn: [String: @Sendable (StreamContext, CaptureTimestamp) -> Stage] = [:]
+    /// What follows a 101, by the protocol the answer selected (lower-case); a protocol not here
+    /// is another upgrade, whose bytes are counted.
+    var upgradeTokens: [String: @Sendable (UpgradeSwitch) -> Stage] = [:]
+    /// Message stages of a WebSocket, by the `Sec-WebSocket-Protocol` the server selected (lower-case).
+    var subprotocols: [String: MessageStageEntry] = [:]
+    /// Message stages of a WebSocket whose protocol has no token, by the request path, in order.
+    var paths: [(prefix: String, entry: MessageStageEntry)] = []
+
+    /// The message stage for a WebSocket with this handshake: by its negotiated subprotocol, else
+    /// by its request path; nil when none is registered.
+    func messageStage(subprotocol: String?, requestTarget: String?) -> (MessageStageEntry, ApplicationDetection)? {
+        if let subprotocol, let entry = subprotocols[subprotocol.lowercased()] { return (entry, .negotiated) }
+        if let requestTarget, let found = paths.first(where: { requestTarget.hasPrefix($0.prefix) }) {
+            return (found.entry, .url)
+        }
+        return nil
+    }
+
+    /// Registers a message stage under a `Sec-WebSocket-Protocol` token.
+    mutating func register(subprotocol: String, _ entry: MessageStageEntry) {
+        subprotocols[subprotocol.lowercased()] = entry
+    }
+}
+
+/// A message stage as the registry keeps it: the protocol's name and how to make a decoder for one stream.
+struct MessageStageEntry: Sendable {
+    var protocolName: String
+    var make: @Sendable () -> any MessageDecoder
+}
+
+/// What an upgrade-token entry is given to build the stage after a 101.
+struct UpgradeSwitch {
+    var stream: StreamContext
+    /// The WebSocket handshake of the exchange, when the request offered WebSocket.
+    var handshake: WebSocketHandshake?
+    /// The 101 fails the WebSocket handshake (a client must fail the connection).
+    var handshakeFailed: Bool
+    /// The request that carried the offer (its target chooses a message stage by URL).
+    var requestTarget: String?
+    var time: CaptureTimestamp
+}
+
+/// One row of the first-bytes table.
+struct FirstBytesProbe: Sendable {
+    /// For documentation and tests: what the probe recognises.
+    var name: String
+    /// Whether the probe also looks at the plaintext inside TLS.
+    var appliesInsideTLS: Bool
+    var decide: @Sendable (FirstBytes) -> ProbeAnswer
+}
+
+/// What a first-bytes probe is shown: a connection's first bytes in one direction.
+struct FirstBytes {
+    var bytes: UnsafeRawBufferPointer
+    var direction: StreamDirection
+    var stream: StreamContext
+    var insideTLS: Bool
+    /// No more bytes will come before a decision is needed: `needMoreBytes` is not an answer.
+    var final: Bool
+
+    var record: ConnectionRecord { stream.record }
+    var options: AnalyzerOptions { stream.options }
+}
+
+/// A first-bytes probe's answer.
+enum ProbeAnswer {
+    /// Not this protocol: ask the next probe.
+    case notMine
+    /// Too few bytes to tell: hold them (at most `FirstBytesProbe.maxHeldBytes`) until more come.
+    case needMoreBytes
+    /// This protocol: `stage` decodes the stream (nil: the default stage); `swapRoles` when the
+    /// bytes show that the TCP layer has client and server the wrong way round.
+    case decodes(swapRoles: Bool, stage: ((StreamContext) -> Stage)?)
+}
+
+extension FirstBytesProbe {
+    /// First bytes held while a probe needs more to tell.
+    static let maxHeldBytes = 5
+}
