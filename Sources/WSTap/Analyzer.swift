@@ -11,8 +11,14 @@ public struct AnalyzerOptions: Sendable {
     public var reassembly = ReassemblyLimits()
     /// Payload bytes kept per frame and per message; longer ones are reported and truncated.
     public var maxPayloadBytes: Int = 64 << 20
-    /// Connections to or from these ports are decoded as WebSocket even without a captured handshake.
-    public var websocketPorts: Set<UInt16> = []
+    /// Connections to or from these ports are decoded as WebSocket even without a captured handshake
+    /// (the port table of `stages`).
+    public var websocketPorts: Set<UInt16> = [] {
+        didSet {
+            for port in oldValue { stages.ports[port] = nil }
+            for port in websocketPorts { stages.ports[port] = ConnectionChain.websocketByPort }
+        }
+    }
     /// The NSS key log TLS connections are decrypted with; nil leaves them encrypted (each is
     /// still shown, with why it is not decrypted).
     public var keyLog: KeyLog?

@@ -14,7 +14,7 @@ enum ConnectionChain {
     static let standard: StageRegistry = {
         var registry = StageRegistry()
         registry.defaultStage = { HTTPStage(stream: $0) }
-        registry.firstBytes = [tls, websocketPort, http, websocketFrames]
+        registry.firstBytes = [tls, port, http, websocketFrames]
         registry.alpn["h2"] = { stream, time in
             // WebSocket over HTTP/2 (RFC 8441) is not decoded yet: the plaintext is left alone.
             stream.report(.http2NotDecoded(time: time))
@@ -70,15 +70,21 @@ enum ConnectionChain {
         return .decodes(swapRoles: serverHelloFromClient) { TLSStage(stream: $0) }
     }
 
-    /// A connection to or from a `--websocket-port` that does not start with an HTTP head: WebSocket
-    /// by the user's word.
-    static let websocketPort = FirstBytesProbe(name: "websocket-port", appliesInsideTLS: true) { first in
+    /// A connection to or from a port in the port table that does not start with an HTTP head:
+    /// the table's stage, by the user's word (the server is the endpoint with that port).
+    static let port = FirstBytesProbe(name: "port", appliesInsideTLS: true) { first in
         let record = first.record
-        let ports = first.options.websocketPorts
-        let forcedServer: Endpoint? = ports.contains(record.server.port) ? record.server
-            : ports.contains(record.client.port) ? record.client : nil
-        guard let forcedServer, !HTTPFirstBytes(first.bytes).looksLikeHTTP else { return .notMine }
-        return .decodes(swapRoles: forcedServer != record.server) { websocketWithoutHandshake($0, detection: .port) }
+        let ports = first.stream.connection.stages.ports
+        guard !ports.isEmpty else { return .notMine }
+        let (server, make) = ports[record.server.port].map { (record.server, $0) }
+            ?? ports[record.client.port].map { (record.client, $0) } ?? (record.server, nil)
+        guard let make, !HTTPFirstBytes(first.bytes).looksLikeHTTP else { return .notMine }
+        return .decodes(swapRoles: server != record.server, stage: make)
+    }
+
+    /// `--websocket-port`: WebSocket frames from the first byte, roles by the port.
+    static func websocketByPort(_ stream: StreamContext) -> Stage {
+        websocketWithoutHandshake(stream, detection: .port)
     }
 
     /// HTTP/1.x: every connection whose TCP handshake was seen, and the heads of others (which

@@ -142,6 +142,14 @@ final class StreamContext {
         connection.emitFrameOrMessage(kind, stream: id, at: time)
     }
 
+    /// The stream ended (a multiplexing stage says so, or the connection's end): what it carried
+    /// goes on the timeline, its counters into the summary. `phase` is its last stage's.
+    func close(reason: String, phase: ConnectionPhase, at time: CaptureTimestamp) {
+        emit(.streamClosed(StreamEnd(
+            time: time, reason: reason, protocolKind: phase.protocolKind, websocketDetection: phase.websocketDetection,
+            totals: totals, counters: counters)), at: time)
+    }
+
     /// A frame or data message was decoded (whether or not the sink takes it).
     func countFrame(_ opcode: WebSocketOpcode, payloadLength: UInt64) {
         counters.countFrame(opcode, payloadLength: payloadLength)

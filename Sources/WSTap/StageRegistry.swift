@@ -21,6 +21,9 @@ struct StageRegistry: Sendable {
     /// What follows a 101, by the protocol the answer selected (lower-case); a protocol not here
     /// is another upgrade, whose bytes are counted.
     var upgradeTokens: [String: @Sendable (UpgradeSwitch) -> Stage] = [:]
+    /// What decodes a connection found without a handshake, by the server's port (`--websocket-port`
+    /// fills it with WebSocket), when its first bytes are not an HTTP head.
+    var ports: [UInt16: @Sendable (StreamContext) -> Stage] = [:]
     /// Message stages of a WebSocket, by the `Sec-WebSocket-Protocol` the server selected (lower-case).
     var subprotocols: [String: MessageStageEntry] = [:]
     /// Message stages of a WebSocket whose protocol has no token, by the request path, in order.
@@ -95,5 +98,6 @@ enum ProbeAnswer {
 
 extension FirstBytesProbe {
     /// First bytes held while a probe needs more to tell.
-    static let maxHeldBytes = 5
+    /// 24: the longest first bytes a probe needs to tell are HTTP/2's connection preface.
+    static let maxHeldBytes = 24
 }

@@ -29,7 +29,7 @@ final class TimelineFold {
         // frame and message paid for an outlined copy and release of the event (1.7% of chat
         // JSON's instructions).
         switch event.kind {
-        case .upgrade, .issue, .connectionClosed: fold(event.kind)
+        case .upgrade, .issue, .connectionClosed, .streamClosed: fold(event.kind)
         default: break
         }
         sink.receive(event)
@@ -49,6 +49,8 @@ final class TimelineFold {
             }
         case .issue(let issue):
             folded.issuesByCode[issue.code, default: 0] &+= 1
+        case .streamClosed(let end):
+            counters.add(end.counters)
         case .connectionClosed(let end):
             folded.connectionsByProtocol[end.protocolKind.rawValue, default: 0] &+= 1
             counters.add(end.counters)

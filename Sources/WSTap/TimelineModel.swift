@@ -154,6 +154,31 @@ public struct ConnectionEnd: Sendable {
     public var counters: ConnectionCounters
 }
 
+/// The end of one stream of a connection that carries several (an HTTP/2 stream): what it
+/// carried, in the shape of a connection's end.
+public struct StreamEnd: Sendable {
+    public var time: CaptureTimestamp
+    /// How the stream ended, in its protocol's words (`end-stream`, `rst-stream`, `connection-closed`).
+    public var reason: String
+    public var protocolKind: ConnectionProtocol
+    public var websocketDetection: WebSocketDetection?
+    public var totals: ConnectionTotals
+    /// The stream's share of the capture summary, as a connection's.
+    public var counters: ConnectionCounters
+
+    public init(
+        time: CaptureTimestamp, reason: String, protocolKind: ConnectionProtocol, websocketDetection: WebSocketDetection?,
+        totals: ConnectionTotals, counters: ConnectionCounters
+    ) {
+        self.time = time
+        self.reason = reason
+        self.protocolKind = protocolKind
+        self.websocketDetection = websocketDetection
+        self.totals = totals
+        self.counters = counters
+    }
+}
+
 /// What a connection decoded, by opcode; summed over connections, these are the summary's
 /// frame and message counts (`CaptureSummary.add`).
 public struct ConnectionCounters: Sendable {
@@ -248,6 +273,8 @@ public struct TimelineEvent {
         indirect case application(ApplicationMessage)
         /// A finding; `connection` is nil for capture-level issues.
         case issue(Issue)
+        /// One stream of the connection ended (its events carried its `stream`).
+        indirect case streamClosed(StreamEnd)
         /// The connection ended (boxed, like `upgrade`: its counters would make every event larger).
         indirect case connectionClosed(ConnectionEnd)
     }

@@ -142,7 +142,7 @@ public final class FilteringSink: TimelineSink {
                 decisions[record.id] = keep ? .keep : .drop
                 if keep { for earlier in held where keeps(earlier) { sink.receive(earlier) } }
                 return keep ? .keep : .drop
-            case .frame, .message, .application, .httpResponse, .httpExchange, .upgrade, .upgradeAnswerBody, .connectionClosed:
+            case .frame, .message, .application, .streamClosed, .httpResponse, .httpExchange, .upgrade, .upgradeAnswerBody, .connectionClosed:
                 decisions[record.id] = .drop  // no request was captured: host and path are unknown
                 return .drop
             default:
@@ -165,7 +165,7 @@ public final class FilteringSink: TimelineSink {
     /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages` and `--grep`.
     private func keeps(_ event: TimelineEvent) -> Bool {
         switch event.kind {
-        case .connectionOpened, .connectionClosed:
+        case .connectionOpened, .connectionClosed, .streamClosed:
             return true
         case .frame(let frame):
             if filter.messagesOnly || pattern != nil { return false }

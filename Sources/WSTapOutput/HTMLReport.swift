@@ -78,7 +78,7 @@ public final class HTMLReportExporter: TimelineSink {
             guard let connection = open.removeValue(forKey: id) else { return }
             connection.end = end
             render(connection)
-        case .httpExchange, .upgradeAnswerBody, .application:
+        case .httpExchange, .upgradeAnswerBody, .application, .streamClosed:
             break
         }
     }

@@ -67,6 +67,8 @@ public final class JSONExporter: TimelineSink {
         let issues = ObjectList()
         /// What application protocols said inside the messages (written only when there is any).
         let applicationMessages = ObjectList()
+        /// The ends of the connection's streams, when it carries several (written only then).
+        let streams = ObjectList()
 
         init(record: ConnectionRecord, frameBuffer: OutputBuffer, messageBuffer: OutputBuffer) {
             self.record = record
@@ -120,7 +122,7 @@ public final class JSONExporter: TimelineSink {
             items.raw("}")
         }
 
-        var lists: [ObjectList] { [exchanges, frames, messages, issues, applicationMessages] }
+        var lists: [ObjectList] { [exchanges, frames, messages, issues, applicationMessages, streams] }
 
         /// Memory of its lists that spilling would give back.
         var freeableMemory: Int { lists.reduce(0) { $0 + $1.freeableMemory } }
@@ -247,6 +249,14 @@ public final class JSONExporter: TimelineSink {
             }
         case .issue(let issue):
             withConnection(record.id) { connection in counting(connection.issues) { Self.add(issue, to: connection.issues) } }
+        case .streamClosed(let end):
+            withConnection(record.id) { connection in
+                counting(connection.streams) {
+                    connection.streams.beginObject()
+                    connection.streams.items.streamEndFields(end, stream: event.stream)
+                    connection.streams.items.raw("}")
+                }
+            }
         case .connectionClosed(let end):
             guard let owned = open.removeValue(forKey: record.id) else { return }
             if lastID == record.id { lastConnection = nil }
@@ -359,6 +369,10 @@ public final class JSONExporter: TimelineSink {
         if connection.applicationMessages.count > 0 {
             output.write(",\n\"app_messages\":")
             connection.applicationMessages.write(to: output, spool: spool)
+        }
+        if connection.streams.count > 0 {
+            output.write(",\n\"streams\":")
+            connection.streams.write(to: output, spool: spool)
         }
         output.write("}")
         output.endEvent(at: nil)

@@ -198,6 +198,16 @@ extension OutputBuffer {
         }
     }
 
+    /// A stream's end: `"stream":N,"end_time":…,"reason":…,"protocol":…,"websocket_detection":…,"totals":{…}`.
+    func streamEndFields(_ end: StreamEnd, stream: StreamID?) {
+        raw("\"stream\":"); number(UInt64(stream?.rawValue ?? 0))
+        raw(",\"end_time\":"); time(end.time)
+        raw(",\"reason\":"); string(end.reason)
+        raw(",\"protocol\":"); string(end.protocolKind.rawValue)
+        raw(",\"websocket_detection\":"); string(end.websocketDetection?.rawValue)
+        raw(",\"totals\":{"); totalsFields(end.totals); raw("}")
+    }
+
     func issueFields(_ issue: Issue) {
         timeAndPacket(issue.time)
         raw(",\"dir\":"); direction(issue.direction)

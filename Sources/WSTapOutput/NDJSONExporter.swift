@@ -80,6 +80,9 @@ public final class NDJSONExporter: TimelineSink {
             line.raw("{\"event\":\"issue\",\"connection\":"); line.connectionID(event.connection?.id)
             line.streamField(event.stream); line.comma()
             line.issueFields(issue)
+        case .streamClosed(let end):
+            begin("stream_close", id); line.comma(); line.timeAndPacket(time)
+            line.comma(); line.streamEndFields(end, stream: event.stream)
         case .connectionClosed(let end):
             begin("connection_close", id)
             requestContext[id] = nil

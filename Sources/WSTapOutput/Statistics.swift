@@ -244,7 +244,7 @@ public final class StatisticsCollector: TimelineSink {
             guard let record else { return }
             update(record, at: end.time) { $0.statistics.protocolKind = end.protocolKind }
             if let connection = open.removeValue(forKey: record.id) { connections.append(connection.statistics) }
-        case .httpResponse, .httpExchange, .upgradeAnswerBody, .tls, .application:
+        case .httpResponse, .httpExchange, .upgradeAnswerBody, .tls, .application, .streamClosed:
             update(event.connection, at: event.time) { _ in }
         }
     }

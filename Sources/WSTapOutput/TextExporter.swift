@@ -111,6 +111,13 @@ public final class TextExporter: TimelineSink {
             line.raw(" "); line.text(issue.code)
             colors.end(in: line)
             line.raw(": "); field(issue.detail)
+        case .streamClosed(let end):
+            begin(event)
+            line.raw("stream closed ("); line.text(end.reason); line.raw("), "); line.text(end.protocolKind.rawValue)
+            if end.protocolKind == .websocket {
+                line.raw(", "); line.number(end.totals.frames[0] + end.totals.frames[1]); line.raw(" frames, ")
+                line.byteCount(end.totals.payloadBytes[0] + end.totals.payloadBytes[1])
+            }
         case .connectionClosed(let end):
             begin(event)
             let totals = end.totals

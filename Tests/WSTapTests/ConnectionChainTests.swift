@@ -29,6 +29,8 @@ final class EventLines: TimelineSink {
             lines.append("\(stream)app \(message.protocolName) \(message.type) \(message.direction.label) \(message.messages)")
         case .issue(let issue): lines.append("\(stream)issue \(issue.code)")
         case .tls(let session): lines.append("tls \(session.version ?? "-") decrypted \(session.decrypted)")
+        case .streamClosed(let end):
+            lines.append("\(stream)stream closed \(end.reason) \(end.protocolKind.rawValue) frames \(end.totals.frames[0] + end.totals.frames[1])")
         case .connectionClosed(let end):
             ends.append(end)
             lines.append("close \(end.protocolKind.rawValue) \(end.websocketDetection?.rawValue ?? "-")")
