@@ -6,7 +6,7 @@ CONFORMANCE ?= ../shared/conformance
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: demo test deps build release unit cli html numbers fuzz libfuzzer memory hostile live conformance bench install uninstall installcheck scale
+.PHONY: demo test deps build release unit cli outputs html numbers fuzz libfuzzer memory hostile live conformance bench install uninstall installcheck scale
 
 deps:
 	@bash scripts/install-deps.sh
@@ -31,6 +31,11 @@ libfuzzer: deps
 
 cli: release
 	bash Tests/cli.sh .build/release/wstap
+
+# Every output of every format on every bundled, damaged and conformance capture, against the
+# recorded digests (RECORD=1 records them again after a change meant to alter outputs).
+outputs: release
+	bash Tests/outputs.sh .build/release/wstap
 
 live: release
 	python3 Tests/live.py .build/release/wstap
@@ -60,7 +65,7 @@ conformance: release
 			$$([ -d "$(CONFORMANCE)/tls" ] && echo "$(CONFORMANCE)/tls"); \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit fuzz libfuzzer cli html numbers installcheck memory hostile live conformance
+test: unit fuzz libfuzzer cli outputs html numbers installcheck memory hostile live conformance
 
 # The binary, a man page generated from the same help text (swift-argument-parser's
 # generate-manual plugin), and bash/zsh/fish completions: make install [PREFIX=...] [DESTDIR=...].

@@ -4,17 +4,21 @@
 # directories to show that a change left the outputs as they were (or which ones it changed).
 #   scripts/outputs.sh BINARY OUTDIR [CAPTURE...]
 set -uo pipefail
-binary=$1 out=$2; shift 2
-here=$(cd "$(dirname "$0")/.." && pwd)
-conformance=${CONFORMANCE:-$here/../shared/conformance}
-mkdir -p "$out"
+binary=$(realpath "$1"); mkdir -p "$2"; out=$(realpath "$2"); shift 2
+# Paths relative to the repository, so that messages naming files read the same in any clone.
+cd "$(dirname "$0")/.."
+conformance=${CONFORMANCE:-../shared/conformance}
 captures=("$@")
 if [ ${#captures[@]} -eq 0 ]; then
-    captures=("$here"/captures/*.pcap* "$here"/captures/damaged/*.pcap* "$conformance"/captures/*.pcap* "$conformance"/tls/*.pcap* "$conformance"/round3/*.pcap*)
+    captures=(captures/*.pcap* captures/damaged/*.pcap* "$conformance"/captures/*.pcap* "$conformance"/tls/*.pcap* "$conformance"/round3/*.pcap*)
 fi
 for capture in "${captures[@]}"; do
     [ -f "$capture" ] || continue
-    name=$(basename "$(dirname "$capture")")-$(basename "$capture")
+    case $capture in
+        captures/damaged/*) name=damaged-$(basename "$capture") ;;
+        captures/*) name=bundled-$(basename "$capture") ;;
+        *) name=conformance-$(basename "$(dirname "$capture")")-$(basename "$capture") ;;
+    esac
     keys=("${capture%.*}.keys"); extra=()
     [ -f "${keys[0]}" ] && extra=(--keylog "${keys[0]}")
     for jobs in 1 2; do
