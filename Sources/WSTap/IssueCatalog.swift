@@ -98,9 +98,18 @@ extension Issue {
             (.error, "unoffered-extension", "server accepted extension \(name), which the client did not offer")
         case .rejected(let status, let reason):
             (.info, "upgrade-rejected", "server answered the WebSocket upgrade with \(status) \(reason)")
+        case .notExtendedConnect(let method, let upgrade):
+            (.error, "not-extended-connect",
+             "WebSocket over HTTP/2 needs :method CONNECT with :protocol websocket (RFC 8441 §4), not \(method ?? "no :method") with \(upgrade ?? "no :protocol")")
+        case .missingPseudoHeader(let name):
+            (.error, "missing-pseudo-header", "extended CONNECT without \(name) (RFC 8441 §4)")
+        case .connectProtocolNotEnabled:
+            (.error, "connect-protocol-not-enabled",
+             "extended CONNECT before the server's SETTINGS_ENABLE_CONNECT_PROTOCOL=1 (RFC 8441 §3)")
         }
         let direction: StreamDirection = switch violation {
-        case .missingKey, .invalidKey, .missingVersion, .unsupportedVersion, .requestNotGET: .clientToServer
+        case .missingKey, .invalidKey, .missingVersion, .unsupportedVersion, .requestNotGET, .notExtendedConnect,
+             .missingPseudoHeader, .connectProtocolNotEnabled: .clientToServer
         default: .serverToClient
         }
         self.init(time: time, direction: direction, severity: severity, code: code, detail: detail)

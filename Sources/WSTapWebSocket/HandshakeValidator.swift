@@ -82,6 +82,15 @@ public enum HandshakeViolation: Hashable, Sendable {
     case unofferedExtension(String)
     /// The server refused the upgrade with a final status other than 101 or 426.
     case rejected(status: Int, reason: String)
+    /// An HTTP/2 stream opened for WebSocket is not an extended CONNECT (RFC 8441 §4): its
+    /// `:method` is not CONNECT or its `:protocol` is not websocket.
+    case notExtendedConnect(method: String?, protocol: String?)
+    /// A pseudo-header RFC 8441 §4 requires of an extended CONNECT is missing (`:scheme`, `:path`,
+    /// `:authority`).
+    case missingPseudoHeader(String)
+    /// The client used extended CONNECT before the server's SETTINGS enabled it
+    /// (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441 §3).
+    case connectProtocolNotEnabled
 
     /// Violations after which a client must fail the connection (RFC 6455 §4.1).
     public var failsConnection: Bool {
@@ -115,47 +124,94 @@ public enum HandshakeValidator {
         }
     }
 
-    /// Validates `request` and, when present, `response`.
+    /// Validates an HTTP/1.1 Upgrade: `request` and, when present, `response` (RFC 6455 §4.1-4.2).
     public static func validate(
         request: HTTPRequestHead, response: HTTPResponseHead?
     ) -> (WebSocketHandshake, [HandshakeViolation]) {
         var violations: [HandshakeViolation] = []
         let headers = request.headers
         let key = headers.combinedValue("Sec-WebSocket-Key")
-        let version = headers.combinedValue("Sec-WebSocket-Version")
         if request.method != "GET" { violations.append(.requestNotGET(request.method)) }
         if let key {
             if Base64.decode(key)?.count != 16 { violations.append(.invalidKey(key)) }
         } else {
             violations.append(.missingKey)
         }
+        var handshake = offer(headers, key: key, violations: &violations)
+        guard let response else { return (handshake, violations) }
+        switch response.status {
+        case 101:
+            validateAccept(response.headers, handshake: &handshake, violations: &violations)
+            validateNegotiation(response.headers, handshake: &handshake, violations: &violations)
+        default:
+            validateRefusal(status: response.status, reason: response.reason, response.headers, handshake: &handshake, violations: &violations)
+        }
+        return (handshake, violations)
+    }
+
+    /// Validates a WebSocket over HTTP/2 (RFC 8441 §4-5): the extended CONNECT's header fields
+    /// (pseudo-headers included, as HPACK decoded them) and, when present, the response's
+    /// `:status` and fields. A 2xx accepts; the key and accept of HTTP/1.1 are not used.
+    /// `connectProtocolEnabled`: whether the server's SETTINGS enabled extended CONNECT before
+    /// the request (nil when its SETTINGS were not captured).
+    public static func validateExtendedConnect(
+        request: HTTPHeaders, response: (status: Int, headers: HTTPHeaders)?, connectProtocolEnabled: Bool?
+    ) -> (WebSocketHandshake, [HandshakeViolation]) {
+        var violations: [HandshakeViolation] = []
+        let method = request.combinedValue(":method")
+        let upgrade = request.combinedValue(":protocol")
+        if method != "CONNECT" || !(upgrade?.caseInsensitiveEquals("websocket") ?? false) {
+            violations.append(.notExtendedConnect(method: method, protocol: upgrade))
+        }
+        for name in [":scheme", ":path", ":authority"] where request.combinedValue(name) == nil {
+            violations.append(.missingPseudoHeader(name))
+        }
+        if connectProtocolEnabled == false { violations.append(.connectProtocolNotEnabled) }
+        var handshake = offer(request, key: nil, violations: &violations)
+        guard let response else { return (handshake, violations) }
+        switch response.status {
+        case 200..<300:
+            validateNegotiation(response.headers, handshake: &handshake, violations: &violations)
+        default:
+            validateRefusal(status: response.status, reason: "", response.headers, handshake: &handshake, violations: &violations)
+        }
+        return (handshake, violations)
+    }
+
+    /// The client's offer: version, subprotocols and extensions (the same over HTTP/1.1 and HTTP/2).
+    private static func offer(_ headers: HTTPHeaders, key: String?, violations: inout [HandshakeViolation]) -> WebSocketHandshake {
+        let version = headers.combinedValue("Sec-WebSocket-Version")
         if let version {
             if version != "13" { violations.append(.unsupportedVersion(version)) }
         } else {
             violations.append(.missingVersion)
         }
-        var handshake = WebSocketHandshake(
+        return WebSocketHandshake(
             key: key, version: version, accept: nil, expectedAccept: key.map(acceptValue(forKey:)),
             acceptValid: nil, subprotocolsOffered: headers.tokens("Sec-WebSocket-Protocol"),
             subprotocol: nil, extensionsOffered: headers.tokens("Sec-WebSocket-Extensions"),
             extensions: nil, serverVersions: [])
-        guard let response else { return (handshake, violations) }
-        let answer = response.headers
-        switch response.status {
-        case 101:
-            validateSwitch(answer, handshake: &handshake, violations: &violations)
+    }
+
+    /// An answer that does not accept: 426 lists the versions the server supports, another final
+    /// status refuses.
+    private static func validateRefusal(
+        status: Int, reason: String, _ answer: HTTPHeaders, handshake: inout WebSocketHandshake,
+        violations: inout [HandshakeViolation]
+    ) {
+        switch status {
         case 426:
             handshake.serverVersions = answer.tokens("Sec-WebSocket-Version")
-            violations.append(.versionMismatch(requested: version, supported: handshake.serverVersions))
+            violations.append(.versionMismatch(requested: handshake.version, supported: handshake.serverVersions))
         case 200...:
-            violations.append(.rejected(status: response.status, reason: response.reason))
+            violations.append(.rejected(status: status, reason: reason))
         default:
             break
         }
-        return (handshake, violations)
     }
 
-    private static func validateSwitch(
+    /// A 101's `Upgrade`, `Connection` and `Sec-WebSocket-Accept` (HTTP/1.1 only).
+    private static func validateAccept(
         _ answer: HTTPHeaders, handshake: inout WebSocketHandshake, violations: inout [HandshakeViolation]
     ) {
         if !answer.hasToken("websocket", in: "Upgrade") { violations.append(.missingUpgradeHeader) }
@@ -168,6 +224,12 @@ public enum HandshakeValidator {
         } else if handshake.accept == nil {
             violations.append(.missingAccept)
         }
+    }
+
+    /// The subprotocol and extensions an accepting answer selected, against what was offered.
+    private static func validateNegotiation(
+        _ answer: HTTPHeaders, handshake: inout WebSocketHandshake, violations: inout [HandshakeViolation]
+    ) {
         if let chosen = answer.combinedValue("Sec-WebSocket-Protocol") {
             handshake.subprotocol = chosen
             if TokenList.split(chosen).count > 1 {

@@ -76,3 +76,48 @@ struct HandshakeTests {
         ])
     }
 }
+
+/// WebSocket over HTTP/2 (RFC 8441): the extended CONNECT's pseudo-headers, a 2xx accepting, and
+/// the same subprotocol and extension negotiation as over HTTP/1.1.
+struct ExtendedConnectTests {
+    static func fields(_ pairs: [(String, String)]) -> HTTPHeaders {
+        HTTPHeaders(pairs.map { HTTPHeader(name: $0.0, value: $0.1) })
+    }
+
+    let request = fields([
+        (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"), (":path", "/chat"),
+        (":authority", "example.com"), ("sec-websocket-version", "13"), ("sec-websocket-protocol", "chat, superchat"),
+        ("sec-websocket-extensions", "permessage-deflate"),
+    ])
+
+    @Test func aValidExtendedConnectIsAcceptedByA200() {
+        let (handshake, violations) = HandshakeValidator.validateExtendedConnect(
+            request: request,
+            response: (200, Self.fields([(":status", "200"), ("sec-websocket-protocol", "chat"), ("sec-websocket-extensions", "permessage-deflate")])),
+            connectProtocolEnabled: true)
+        #expect(violations.isEmpty)
+        #expect(handshake.subprotocol == "chat" && handshake.extensions == ["permessage-deflate"])
+        #expect(handshake.key == nil && handshake.acceptValid == nil, "no key or accept over HTTP/2")
+        #expect(handshake.allowedReservedBits == FrameHeader.rsv1Bit)
+    }
+
+    @Test func pseudoHeadersAndSettingsAreChecked() {
+        let plain = Self.fields([(":method", "GET"), (":path", "/chat"), ("sec-websocket-version", "8")])
+        let (_, violations) = HandshakeValidator.validateExtendedConnect(request: plain, response: nil, connectProtocolEnabled: false)
+        #expect(violations == [
+            .notExtendedConnect(method: "GET", protocol: nil), .missingPseudoHeader(":scheme"),
+            .missingPseudoHeader(":authority"), .connectProtocolNotEnabled, .unsupportedVersion("8"),
+        ])
+    }
+
+    @Test func anythingButA2xxRefuses() {
+        let (handshake, refused) = HandshakeValidator.validateExtendedConnect(
+            request: request, response: (426, Self.fields([("sec-websocket-version", "13")])), connectProtocolEnabled: nil)
+        #expect(refused == [.versionMismatch(requested: "13", supported: ["13"])] && handshake.serverVersions == ["13"])
+        let (_, forbidden) = HandshakeValidator.validateExtendedConnect(request: request, response: (403, HTTPHeaders()), connectProtocolEnabled: nil)
+        #expect(forbidden == [.rejected(status: 403, reason: "")])
+        let (_, unoffered) = HandshakeValidator.validateExtendedConnect(
+            request: request, response: (200, Self.fields([("sec-websocket-protocol", "mqtt")])), connectProtocolEnabled: true)
+        #expect(unoffered == [.unofferedSubprotocol("mqtt")])
+    }
+}
