@@ -67,6 +67,7 @@ let package = Package(
         .testTarget(name: "WSTapTCPTests", dependencies: ["WSTapTCP", "WSTapPackets", "WSTapCore"]),
         .testTarget(name: "WSTapHTTPTests", dependencies: ["WSTapHTTP", "TestSupport"]),
         .testTarget(name: "WSTapWebSocketTests", dependencies: ["WSTapWebSocket", "WSTapHTTP", "TestSupport"]),
+        .testTarget(name: "WSTapTLSTests", dependencies: ["WSTapTLS", "WSTapCore"]),
         .testTarget(name: "WSTapTests", dependencies: ["WSTap", "TestSupport"]),
         .testTarget(name: "WSTapOutputTests", dependencies: ["WSTapOutput"]),
         .testTarget(

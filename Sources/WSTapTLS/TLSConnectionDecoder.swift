@@ -1,80 +1,21 @@
 import WSTapCore
 
-/// What a TLS connection is, as far as its handshake and the key log show.
-public struct TLSSession: Sendable, Equatable {
-    /// `TLS 1.3`, `TLS 1.2`, …; nil when no ServerHello was captured.
-    public var version: String?
-    public var cipherSuite: String?
-    /// The ClientHello's `server_name`.
-    public var serverName: String?
-    /// The protocols the client offered by ALPN, and the one the server chose.
-    public var alpnOffered: [String] = []
-    public var alpn: String?
-    public var decrypted = false
-    /// Why it is not decrypted (nil when it is).
-    public var reason: String?
-    /// TLS record bytes per direction (client to server first).
-    public var recordBytes = DirectionPair<UInt64>(0)
-
-    public init() {}
-}
-
-/// A finding of the TLS stage.
-public enum TLSViolation: Hashable, Sendable {
-    /// The key log has no secrets for this connection's client random.
-    case noKey
-    case unsupportedCipherSuite(String)
-    /// Records flow without a captured ClientHello and ServerHello: nothing can be decrypted.
-    case handshakeNotCaptured
-    /// A record did not authenticate with the keys derived from the key log (wrong key, damaged
-    /// bytes): it is not shown, and this direction is no longer decrypted.
-    case recordNotAuthentic(sequence: UInt64)
-    /// A TLS alert (RFC 8446 §6), in the clear or decrypted.
-    case alert(level: UInt8, description: UInt8)
-    /// Bytes that are not a TLS record where one should start.
-    case malformedRecord(String)
-    /// Bytes lost in a direction before its records were protected (the handshake): that
-    /// direction can no longer be decrypted.
-    case streamGap(bytes: UInt64)
-    /// Bytes lost among protected records: decryption resumed at the next record that
-    /// authenticated, `records` sequence numbers later.
-    case resumedAfterGap(bytes: UInt64, records: UInt64)
-    /// Bytes lost among protected records and no later record authenticated within the search
-    /// bound (a KeyUpdate may have been lost): that direction is no longer decrypted.
-    case notResumedAfterGap(bytes: UInt64)
-    /// TLS 1.3 0-RTT data from the client (before the server's Finished): not decrypted; the
-    /// records are skipped and counted.
-    case earlyDataNotDecrypted(records: UInt64)
-}
-
-/// What the TLS stage found, in stream order.
-public enum TLSEvent {
-    /// The handshake is known (or known to be missing): emitted once per connection.
-    case session(TLSSession)
-    /// Application data, decrypted; borrowed for the call.
-    case plaintext(UnsafeRawBufferPointer, StreamDirection)
-    /// About this many plaintext bytes were lost in a gap (exact for AEAD records without padding;
-    /// the next plaintext may not start where a unit of the protocol inside does).
-    case plaintextGap(UInt64, StreamDirection)
-    case violation(TLSViolation, StreamDirection?)
-}
-
-/// Decrypts one TLS connection with a key log: the record layer of each direction (records cut
-/// across segments or many in one), the hellos, the key schedules of TLS 1.2 and 1.3 (with
-/// KeyUpdate), and AEAD record protection whose tags are checked before any byte is shown.
+/// Decrypts one TLS connection with a key log, gluing its parts together as Zeek's SSL analyzer
+/// does: the record layer of each direction (`TLSRecordLayer`: records cut across segments or
+/// many in one), the handshake reader (`TLSHandshakeReader`: the hellos into the session), and
+/// the keys (`KeySchedule` for TLS 1.2 and 1.3 with KeyUpdate, `RecordProtection` whose tags are
+/// checked before any byte is shown). Decrypted application data leaves through one door,
+/// `TLSEvent.plaintext`, whatever ALPN selected: what runs inside is the next stage's business.
 ///
-/// Linear: each direction's bytes are appended once and records are taken off the front by an
-/// index (compacted when half is consumed); a record is at most 2^14 + 2,048 bytes and a
-/// handshake message at most 256 KiB, past which the direction stops.
+/// Linear: the record layer and the handshake reader are; a record is at most 2^14 + 2,048 bytes
+/// and a handshake message at most 256 KiB, past which the direction stops.
 public struct TLSConnectionDecoder {
     /// Each event with the capture time of the record behind it (records held while a live key
     /// log catches up keep their own times).
     public typealias Emit = (TLSEvent, CaptureTimestamp) -> Void
 
     private struct Direction {
-        var pending: [UInt8] = []
-        var start = 0
-        var handshake: [UInt8] = []
+        var records = TLSRecordLayer()
         /// Records from now on are protected (after ChangeCipherSpec in 1.2, after the hellos in 1.3).
         var encrypted = false
         var protection: RecordProtection?
@@ -103,6 +44,7 @@ public struct TLSConnectionDecoder {
 
     private let keyLog: KeyLog?
     private var directions = [Direction(), Direction()]
+    private var handshake = TLSHandshakeReader()
     public private(set) var session = TLSSession()
     private var sessionReported = false
     private var clientRandom: [UInt8]?
@@ -121,19 +63,11 @@ public struct TLSConnectionDecoder {
     /// goes): records are held, up to `maxHeldForKeys` bytes, and decrypted once they appear.
     private let waitsForKeys: Bool
     private var awaitingKeys = false
-    private var heldForKeys: [(direction: StreamDirection, type: UInt8, version: UInt16, fragment: [UInt8], time: CaptureTimestamp)] = []
+    private var heldForKeys: [(direction: StreamDirection, record: TLSRecordLayer.Record, time: CaptureTimestamp)] = []
     private var heldForKeysBytes = 0
     static let maxHeldForKeys = 4 << 20
     /// The capture time of the record being decoded: the time of what it produces.
     private var recordTime = CaptureTimestamp.zero
-
-    static let maxRecordLength = (1 << 14) + 2048
-    static let maxHandshakeMessage = 256 << 10
-    /// SHA-256 of "HelloRetryRequest": the random of a ServerHello that is one (RFC 8446 §4.1.3).
-    private static let helloRetryRandom: [UInt8] = [
-        0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
-        0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
-    ]
 
     /// `waitsForKeys` (live capture): a connection whose secrets are not in the key log yet is
     /// held until they are, rather than given up.
@@ -146,7 +80,7 @@ public struct TLSConnectionDecoder {
     /// ServerHello when client and server are the wrong way round).
     public static func startsLikeTLS(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 6 else { return false }
-        return bytes[0] == TLSContentType.handshake.rawValue && bytes[1] == 3 && bytes[2] <= 4
+        return bytes[bytes.startIndex] == TLSContentType.handshake.rawValue && bytes[1] == 3 && bytes[2] <= 4
             && (bytes[5] == TLSHandshakeType.clientHello.rawValue || bytes[5] == TLSHandshakeType.serverHello.rawValue)
     }
 
@@ -155,7 +89,7 @@ public struct TLSConnectionDecoder {
     public static func startsLikeTLSRecord(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 5, TLSContentType.known.contains(bytes[0]), bytes[1] == 3, bytes[2] >= 1, bytes[2] <= 4 else { return false }
         let length = Int(bytes[3]) << 8 | Int(bytes[4])
-        return length > 0 && length <= maxRecordLength
+        return length > 0 && length <= TLSRecordLayer.maxRecordLength
     }
 
     public mutating func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp, emit: Emit) {
@@ -163,33 +97,31 @@ public struct TLSConnectionDecoder {
         let index = direction.rawValue
         session.recordBytes[direction] &+= UInt64(bytes.count)
         guard !directions[index].stopped else { return }
-        directions[index].pending.append(contentsOf: bytes)
+        directions[index].records.append(bytes)
         if directions[index].lostBytes != nil {
             directions[index].bytesSinceGap &+= UInt64(bytes.count)
             resynchronize(direction, emit: emit)
         }
         while !directions[index].stopped, directions[index].lostBytes == nil {
-            let available = directions[index].pending.count - directions[index].start
-            guard available >= 5 else { break }
-            let start = directions[index].start
-            let header = directions[index].pending[start..<(start + 5)]
-            let type = header[start]
-            let version = UInt16(header[start + 1]) << 8 | UInt16(header[start + 2])
-            let length = Int(header[start + 3]) << 8 | Int(header[start + 4])
-            guard (20...24).contains(type), header[start + 1] == 3, length <= Self.maxRecordLength else {
-                stop(direction, .malformedRecord(String(format: type, version, length)), emit: emit)
+            switch directions[index].records.next() {
+            case .needMoreBytes:
                 break
+            case .malformed(let description):
+                stop(direction, .malformedRecord(description), emit: emit)
+                continue
+            case .record(let record):
+                if awaitingKeys {
+                    holdForKeys(direction: direction, record: record, emit: emit)
+                } else {
+                    record.fragment.withUnsafeBytes {
+                        self.record(type: record.type, version: record.version, fragment: $0, direction: direction, emit: emit)
+                    }
+                }
+                continue
             }
-            guard available >= 5 + length else { break }
-            let fragment = Array(directions[index].pending[(start + 5)..<(start + 5 + length)])
-            directions[index].start += 5 + length
-            if awaitingKeys {
-                holdForKeys(direction: direction, type: type, version: version, fragment: fragment, emit: emit)
-            } else {
-                fragment.withUnsafeBytes { record(type: type, version: version, fragment: $0, direction: direction, emit: emit) }
-            }
+            break
         }
-        compact(index)
+        directions[index].records.compact()
     }
 
     /// Bytes lost. Among protected records, the next record that authenticates is looked for
@@ -203,9 +135,7 @@ public struct TLSConnectionDecoder {
             return stop(direction, .streamGap(bytes: byteCount), emit: emit)
         }
         // The record the gap cut is lost with it.
-        let cut = UInt64(directions[index].pending.count - directions[index].start)
-        directions[index].pending = []
-        directions[index].start = 0
+        let cut = directions[index].records.discard()
         if directions[index].lostBytes == nil {
             directions[index].bytesSinceGap = 0
             directions[index].trialBytes = 0
@@ -222,16 +152,16 @@ public struct TLSConnectionDecoder {
     private mutating func resynchronize(_ direction: StreamDirection, emit: Emit) {
         let index = direction.rawValue
         guard var protection = directions[index].protection, let lost = directions[index].lostBytes else { return }
-        var offset = directions[index].start
-        let bytes = directions[index].pending
+        let records = directions[index].records
+        var offset = records.start
+        let bytes = records.pending
         while offset + 5 <= bytes.count {
-            let type = bytes[offset], length = Int(bytes[offset + 3]) << 8 | Int(bytes[offset + 4])
-            let plausible = (isTLS13 ? type == TLSContentType.applicationData.rawValue : TLSContentType.known.contains(type)) && bytes[offset + 1] == 3
-                && bytes[offset + 2] == 3 && length >= 17 && length <= Self.maxRecordLength
+            let (plausible, length) = records.plausibleRecord(at: offset, tls13: isTLS13)
             if !plausible { offset += 1; continue }
+            let type = bytes[offset]
             guard offset + 5 + length <= bytes.count else { break }  // wait for the whole record
             let version = UInt16(bytes[offset + 1]) << 8 | UInt16(bytes[offset + 2])
-            let skipped = UInt64(offset - directions[index].start)
+            let skipped = UInt64(offset - records.start)
             let firstSequence = protection.sequence
             let tries = min(Self.maxRecordsLostInGap, (lost &+ skipped) / 22 + 2)
             let budget = Self.trialBytesBase &+ Self.trialBytesPerByte &* directions[index].bytesSinceGap
@@ -260,7 +190,7 @@ public struct TLSConnectionDecoder {
             protection.sequence = sequence
             directions[index].protection = protection
             directions[index].lostBytes = nil
-            directions[index].start = offset
+            directions[index].records.resume(at: offset)
             let lostRecords = sequence - firstSequence
             let lostBytes = lost &+ skipped
             emit(.violation(.resumedAfterGap(bytes: lostBytes, records: lostRecords), direction), recordTime)
@@ -270,10 +200,10 @@ public struct TLSConnectionDecoder {
             return
         }
         // Nothing yet: what was looked through is lost too (a candidate at the end is kept).
-        let looked = offset - directions[index].start
+        let looked = offset - records.start
         directions[index].lostBytes = lost &+ UInt64(looked)
-        directions[index].start = offset
-        compact(index)
+        directions[index].records.resume(at: offset)
+        directions[index].records.compact()
         if lost &+ UInt64(looked) > Self.maxResynchronizationBytes {
             directions[index].lostBytes = nil
             stop(direction, .notResumedAfterGap(bytes: lost &+ UInt64(looked)), emit: emit)
@@ -289,7 +219,7 @@ public struct TLSConnectionDecoder {
         for direction in StreamDirection.allCases {
             if let lost = directions[direction.rawValue].lostBytes, !directions[direction.rawValue].stopped {
                 directions[direction.rawValue].lostBytes = nil
-                stop(direction, .notResumedAfterGap(bytes: lost &+ UInt64(directions[direction.rawValue].pending.count)), emit: emit)
+                stop(direction, .notResumedAfterGap(bytes: lost &+ UInt64(directions[direction.rawValue].records.pending.count)), emit: emit)
             }
         }
         if !sessionReported {
@@ -304,9 +234,9 @@ public struct TLSConnectionDecoder {
 
     /// A record that came while the key log lacks this connection's secrets: decrypted (with
     /// those held before it) as soon as they appear.
-    private mutating func holdForKeys(direction: StreamDirection, type: UInt8, version: UInt16, fragment: [UInt8], emit: Emit) {
-        heldForKeys.append((direction, type, version, fragment, recordTime))
-        heldForKeysBytes += fragment.count
+    private mutating func holdForKeys(direction: StreamDirection, record: TLSRecordLayer.Record, emit: Emit) {
+        heldForKeys.append((direction, record, recordTime))
+        heldForKeysBytes += record.fragment.count
         if !replayIfKeysArrived(emit: emit), heldForKeysBytes > Self.maxHeldForKeys {
             giveUpWaitingForKeys(emit: emit)
         }
@@ -323,10 +253,10 @@ public struct TLSConnectionDecoder {
             heldForKeys = []
             heldForKeysBytes = 0
             let now = recordTime
-            for record in held where !directions[record.direction.rawValue].stopped {
-                recordTime = record.time
+            for (direction, record, time) in held where !directions[direction.rawValue].stopped {
+                recordTime = time
                 record.fragment.withUnsafeBytes {
-                    self.record(type: record.type, version: record.version, fragment: $0, direction: record.direction, emit: emit)
+                    self.record(type: record.type, version: record.version, fragment: $0, direction: direction, emit: emit)
                 }
             }
             recordTime = now
@@ -344,11 +274,13 @@ public struct TLSConnectionDecoder {
         emit(.violation(.noKey, nil), recordTime)
     }
 
-    private mutating func record(type: UInt8, version: UInt16, fragment: UnsafeRawBufferPointer, direction: StreamDirection, emit: Emit) {
+    private mutating func record(
+        type: TLSContentType, version: UInt16, fragment: UnsafeRawBufferPointer, direction: StreamDirection, emit: Emit
+    ) {
         let index = direction.rawValue
         var type = type
         var plaintext: [UInt8]
-        if directions[index].encrypted, !(isTLS13 && type == TLSContentType.changeCipherSpec.rawValue) {
+        if directions[index].encrypted, !(isTLS13 && type == .changeCipherSpec) {
             guard var protection = directions[index].protection else {
                 if clientRandom == nil || serverRandom == nil { return handshakeNotCaptured(emit: emit) }
                 // Decrypting, but this direction's next secret is not in the key log (a TLS 1.3
@@ -358,7 +290,7 @@ public struct TLSConnectionDecoder {
             }
             let sequence = protection.sequence
             do {
-                plaintext = try protection.open(fragment, header: (type, version))
+                plaintext = try protection.open(fragment, header: (type.rawValue, version))
             } catch where earlyDataOffered && direction == .clientToServer && !clientHandshakeDecrypted {
                 // 0-RTT data under the early traffic secret: skipped like a server that rejects it.
                 earlyDataRecords += 1
@@ -380,13 +312,13 @@ public struct TLSConnectionDecoder {
                     stop(direction, .malformedRecord("a TLS 1.3 record without a content type"), emit: emit)
                     return
                 }
-                type = plaintext[last]
+                type = TLSContentType(rawValue: plaintext[last])
                 plaintext.removeSubrange(last...)
             }
         } else {
             plaintext = Array(fragment)
         }
-        switch TLSContentType(rawValue: type) {
+        switch type {
         case .changeCipherSpec:
             // ChangeCipherSpec: in TLS 1.2 this direction's records are protected from here on.
             if !isTLS13, serverRandom != nil {
@@ -397,8 +329,9 @@ public struct TLSConnectionDecoder {
             // close_notify is how TLS ends normally: not a finding.
             if plaintext.count >= 2, !(plaintext[0] == 1 && plaintext[1] == 0) { emit(.violation(.alert(level: plaintext[0], description: plaintext[1]), direction), recordTime) }
         case .handshake:
-            directions[index].handshake += plaintext
-            handshakeMessages(direction: direction, emit: emit)
+            let (messages, malformed) = handshake.add(plaintext, direction: direction)
+            for message in messages where !directions[index].stopped { handshakeMessage(message, direction: direction, emit: emit) }
+            if let malformed, !directions[index].stopped { stop(direction, .malformedRecord(malformed), emit: emit) }
         case .applicationData:
             if direction == .clientToServer, earlyDataOffered, serverRandom == nil {
                 earlyDataRecords += 1  // 0-RTT data sent before the ServerHello
@@ -413,23 +346,11 @@ public struct TLSConnectionDecoder {
         }
     }
 
-    private mutating func compact(_ index: Int) {
-        let start = directions[index].start
-        if start == directions[index].pending.count {
-            directions[index].pending.removeAll(keepingCapacity: directions[index].pending.count <= 64 << 10)
-            directions[index].start = 0
-        } else if start > directions[index].pending.count / 2 {
-            directions[index].pending.removeSubrange(0..<start)
-            directions[index].start = 0
-        }
-    }
-
     private mutating func stop(_ direction: StreamDirection, _ violation: TLSViolation, emit: Emit) {
         let index = direction.rawValue
         directions[index].stopped = true
-        directions[index].pending = []
-        directions[index].start = 0
-        directions[index].handshake = []
+        _ = directions[index].records.discard()
+        handshake.clear(direction)
         emit(.violation(violation, direction), recordTime)
     }
 
@@ -447,49 +368,32 @@ public struct TLSConnectionDecoder {
 
     // MARK: - Handshake messages
 
-    private mutating func handshakeMessages(direction: StreamDirection, emit: Emit) {
-        let index = direction.rawValue
-        var offset = 0
-        while directions[index].handshake.count - offset >= 4 {
-            let buffer = directions[index].handshake
-            let type = buffer[offset]
-            let length = Int(buffer[offset + 1]) << 16 | Int(buffer[offset + 2]) << 8 | Int(buffer[offset + 3])
-            guard length <= Self.maxHandshakeMessage else {
-                stop(direction, .malformedRecord("a handshake message of \(length) bytes"), emit: emit)
-                return
-            }
-            guard buffer.count - offset >= 4 + length else { break }
-            let body = Array(buffer[(offset + 4)..<(offset + 4 + length)])
-            offset += 4 + length
-            handshakeMessage(type: type, body: body, direction: direction, emit: emit)
-            if directions[index].stopped { return }
-        }
-        directions[index].handshake.removeSubrange(0..<offset)
-    }
-
-    private mutating func handshakeMessage(type: UInt8, body: [UInt8], direction: StreamDirection, emit: Emit) {
-        var reader = ByteReader(body)
-        switch (type, direction) {
-        case (1, .clientToServer):
-            clientHello(&reader)
-        case (2, .serverToClient):
-            serverHello(&reader, emit: emit)
-        case (8, .serverToClient):
-            // EncryptedExtensions (TLS 1.3): where the server's ALPN choice is.
-            if let extensions = reader.vector(lengthBytes: 2) { serverExtensions(extensions) }
+    private mutating func handshakeMessage(_ message: TLSHandshakeReader.Message, direction: StreamDirection, emit: Emit) {
+        switch message {
+        case .clientHello(let hello):
+            clientRandom = hello.random
+            if let name = hello.serverName { session.serverName = name }
+            if let offered = hello.alpnOffered { session.alpnOffered = offered }
+            if hello.earlyDataOffered { earlyDataOffered = true }
+        case .serverHello(let hello):
+            serverHello(hello, emit: emit)
+        case .helloRetryRequest, .other:
+            break
+        case .encryptedExtensions(let alpn):
+            if let alpn { session.alpn = alpn }
             if !sessionReported { reportSession(emit: emit) }
-        case (20, _) where isTLS13:
+        case .finished where isTLS13:
             // Finished: this direction's next records use its application traffic secret (looked
             // up again: a key log being written may have added it since the handshake secrets).
             if let clientRandom, let fresh = keyLog?.secrets(clientRandom: clientRandom, refreshing: waitsForKeys) { secrets = fresh }
             let secret = direction == .clientToServer ? secrets?.clientTraffic0 : secrets?.serverTraffic0
             useTrafficSecret(secret, direction: direction)
-        case (24, _) where isTLS13:
+        case .keyUpdate where isTLS13:
             // KeyUpdate (RFC 8446 §4.6.3): the sender's next records use the next secret.
             if let suite, let current = directions[direction.rawValue].trafficSecret {
                 useTrafficSecret(KeySchedule.nextTrafficSecret(suite: suite, secret: current), direction: direction)
             }
-        default:
+        case .finished, .keyUpdate:
             break
         }
     }
@@ -504,52 +408,15 @@ public struct TLSConnectionDecoder {
         directions[index].protection = KeySchedule.tls13(suite: suite, secret: secret)
     }
 
-    private mutating func clientHello(_ reader: inout ByteReader) {
-        guard reader.skip(2), let random = reader.bytes(32), reader.vector(lengthBytes: 1) != nil,
-              reader.vector(lengthBytes: 2) != nil, reader.vector(lengthBytes: 1) != nil
-        else { return }
-        clientRandom = random
-        guard let extensions = reader.vector(lengthBytes: 2) else { return }
-        var list = ByteReader(extensions)
-        while let type = list.uint16(), let data = list.vector(lengthBytes: 2) {
-            var field = ByteReader(data)
-            switch type {
-            case 0:  // server_name: a list of (type, name)
-                if let names = field.vector(lengthBytes: 2) {
-                    var entries = ByteReader(names)
-                    if let kind = entries.byte(), kind == 0, let name = entries.vector(lengthBytes: 2) {
-                        session.serverName = String(decoding: name, as: UTF8.self)
-                    }
-                }
-            case 16:
-                session.alpnOffered = Self.protocolNames(&field)
-            case 42:
-                earlyDataOffered = true
-            default:
-                break
-            }
-        }
-    }
-
-    private mutating func serverHello(_ reader: inout ByteReader, emit: Emit) {
-        guard let legacyVersion = reader.uint16(), let random = reader.bytes(32), reader.vector(lengthBytes: 1) != nil,
-              let code = reader.uint16(), reader.skip(1)
-        else { return }
-        if random == Self.helloRetryRandom { return }  // A second ClientHello and the real ServerHello follow.
+    private mutating func serverHello(_ hello: TLSHandshakeReader.ServerHello, emit: Emit) {
+        let (random, version) = (hello.random, hello.version)
         serverRandom = random
-        var version = legacyVersion
-        if let extensions = reader.vector(lengthBytes: 2) {
-            var list = ByteReader(extensions)
-            while let type = list.uint16(), let data = list.vector(lengthBytes: 2) {
-                if type == 43, data.count == 2 { version = UInt16(data[0]) << 8 | UInt16(data[1]) }
-                if type == 22 { encryptThenMAC = true }
-            }
-            serverExtensions(extensions)
-        }
-        let suite = CipherSuite(code: code)
+        if hello.encryptThenMAC { encryptThenMAC = true }
+        if let alpn = hello.alpn { session.alpn = alpn }
+        let suite = CipherSuite(code: hello.cipherSuite)
         self.suite = suite
-        isTLS13 = version == 0x0304
-        session.version = Self.versionName(version)
+        isTLS13 = version == TLSVersion.tls13
+        session.version = TLSVersion.name(version)
         session.cipherSuite = suite.name
         if isTLS13 {
             // Both directions are protected from the next record on (the compatibility
@@ -561,9 +428,9 @@ public struct TLSConnectionDecoder {
             session.reason = "the ClientHello was not captured"
             return reportSession(emit: emit)
         }
-        guard version >= 0x0303 else {
+        guard version >= TLSVersion.tls12 else {
             // TLS 1.0 and 1.1 use another PRF (MD5 and SHA-1) and, in 1.0, chained IVs.
-            session.reason = "\(Self.versionName(version)) is not decrypted (TLS 1.2 and 1.3 are)"
+            session.reason = "\(TLSVersion.name(version)) is not decrypted (TLS 1.2 and 1.3 are)"
             return reportSession(emit: emit)
         }
         guard suite.parameters != nil, !(isTLS13 && suite.isCBC) else {
@@ -607,116 +474,4 @@ public struct TLSConnectionDecoder {
         return true
     }
 
-    private mutating func serverExtensions(_ extensions: [UInt8]) {
-        var list = ByteReader(extensions)
-        while let type = list.uint16(), let data = list.vector(lengthBytes: 2) {
-            if type == 16 {
-                var field = ByteReader(data)
-                session.alpn = Self.protocolNames(&field).first
-            }
-        }
-    }
-
-    private static func protocolNames(_ field: inout ByteReader) -> [String] {
-        guard let list = field.vector(lengthBytes: 2) else { return [] }
-        var names: [String] = []
-        var reader = ByteReader(list)
-        while let name = reader.vector(lengthBytes: 1) { names.append(String(decoding: name, as: UTF8.self)) }
-        return names
-    }
-
-    static func versionName(_ version: UInt16) -> String {
-        switch version {
-        case 0x0300: "SSL 3.0"
-        case 0x0301: "TLS 1.0"
-        case 0x0302: "TLS 1.1"
-        case 0x0303: "TLS 1.2"
-        case 0x0304: "TLS 1.3"
-        default: "0x" + String(version, radix: 16)
-        }
-    }
-}
-
-private extension String {
-    /// The description of a record header that is not TLS.
-    init(format type: UInt8, _ version: UInt16, _ length: Int) {
-        self = "record type \(type), version 0x\(String(version, radix: 16)), length \(length)"
-    }
-}
-
-/// Reads big-endian fields and length-prefixed vectors off the front of bytes, never past them.
-struct ByteReader {
-    private let bytes: [UInt8]
-    private var offset = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func byte() -> UInt8? {
-        guard offset < bytes.count else { return nil }
-        offset += 1
-        return bytes[offset - 1]
-    }
-
-    mutating func uint16() -> UInt16? {
-        guard let high = byte(), let low = byte() else { return nil }
-        return UInt16(high) << 8 | UInt16(low)
-    }
-
-    mutating func skip(_ count: Int) -> Bool {
-        guard bytes.count - offset >= count else { return false }
-        offset += count
-        return true
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8]? {
-        guard bytes.count - offset >= count else { return nil }
-        offset += count
-        return Array(bytes[(offset - count)..<offset])
-    }
-
-    /// A vector whose length comes first in `lengthBytes` bytes.
-    mutating func vector(lengthBytes: Int) -> [UInt8]? {
-        var length = 0
-        for _ in 0..<lengthBytes {
-            guard let next = byte() else { return nil }
-            length = length << 8 | Int(next)
-        }
-        return bytes(length)
-    }
-}
-
-/// Names of TLS alert descriptions (RFC 8446 §6).
-public enum TLSAlert {
-    public static func name(_ description: UInt8) -> String {
-        switch description {
-        case 0: "close_notify"
-        case 10: "unexpected_message"
-        case 20: "bad_record_mac"
-        case 22: "record_overflow"
-        case 40: "handshake_failure"
-        case 42: "bad_certificate"
-        case 43: "unsupported_certificate"
-        case 44: "certificate_revoked"
-        case 45: "certificate_expired"
-        case 46: "certificate_unknown"
-        case 47: "illegal_parameter"
-        case 48: "unknown_ca"
-        case 49: "access_denied"
-        case 50: "decode_error"
-        case 51: "decrypt_error"
-        case 70: "protocol_version"
-        case 71: "insufficient_security"
-        case 80: "internal_error"
-        case 86: "inappropriate_fallback"
-        case 90: "user_canceled"
-        case 109: "missing_extension"
-        case 110: "unsupported_extension"
-        case 112: "unrecognized_name"
-        case 113: "bad_certificate_status_response"
-        case 115: "unknown_psk_identity"
-        case 116: "certificate_required"
-        case 120: "no_application_protocol"
-        default: "unknown"
-        }
-    }
 }
