@@ -54,7 +54,7 @@ final class HTTPStage: Stage {
     }
 
     override func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
-        conversation.missing(byteCount: gap.count, direction: direction, at: time) { handle($0, at: time) }
+        conversation.missing(gap, direction: direction, at: time) { handle($0, at: time) }
         return successor
     }
 

@@ -22,17 +22,19 @@ final class TLSStage: Stage {
     override var phase: ConnectionPhase { decrypted ? inner.phase : .tls }
 
     override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
-        decoder.receive(bytes, direction: direction, at: time) { handle($0, at: $1) }
+        decoder.receive(bytes, direction: direction, at: time) { handle($0.event, at: $0.time) }
         return nil
     }
 
     override func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
-        decoder.missing(byteCount: gap.count, direction: direction, at: time) { handle($0, at: $1) }
+        decoder.missing(gap, direction: direction, at: time) { handle($0.event, at: $0.time) }
         return nil
     }
 
     override func finish(at time: CaptureTimestamp) {
-        decoder.finish(at: time) { handle($0, at: $1) }
+        for direction in StreamDirection.allCases {
+            decoder.finish(direction: direction, at: time) { handle($0.event, at: $0.time) }
+        }
         stream.connection.tls = decoder.session
         inner.finish(at: time)
     }

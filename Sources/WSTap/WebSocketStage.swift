@@ -59,11 +59,7 @@ final class WebSocketStage: Stage {
     }
 
     override func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
-        decoder.with {
-            $0.missing(byteCount: gap.count, direction: direction, at: time, reportsPartialFrames: gap.cause == .notCaptured) {
-                handle($0)
-            }
-        }
+        decoder.with { $0.missing(gap, direction: direction, at: time) { handle($0) } }
         messages?.missing(direction: direction, stream: stream)
         stream.connection.releaseHeldEvents()
         return nil

@@ -69,7 +69,7 @@ public struct HTTPExchange: Sendable {
 /// until an Upgrade is answered with 101 (RFC 9110 §7.8, RFC 9112).
 ///
 /// It returns events instead of acting: the caller decides what to decode after a switch.
-public struct HTTPConversation: StreamStage {
+public struct HTTPConversation: StreamParser {
     private enum Mode {
         case head(sawBytes: Bool)
         case body(remaining: UInt64)
@@ -154,9 +154,8 @@ public struct HTTPConversation: StreamStage {
         }
     }
 
-    public mutating func missing(
-        byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: (HTTPEvent) -> Void
-    ) {
+    public mutating func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (HTTPEvent) -> Void) {
+        let byteCount = gap.count
         currentTime = time
         let index = direction.rawValue
         switch modes[index] {
@@ -573,7 +572,7 @@ public struct HTTPConversation: StreamStage {
             case .bytes(let bytes):
                 bytes.withUnsafeBytes { receive($0, direction: .clientToServer, at: currentTime, emit: emit) }
             case .gap(let count):
-                missing(byteCount: count, direction: .clientToServer, at: currentTime, emit: emit)
+                missing(MissingBytes(count, cause: .notCaptured), direction: .clientToServer, at: currentTime, emit: emit)
             case .boundaryUnknown:
                 if switched { emit(.upgradedBoundaryUnknown(.clientToServer)) }
             }

@@ -9,10 +9,10 @@ import WSTapCore
 ///
 /// Linear: the record layer and the handshake reader are; a record is at most 2^14 + 2,048 bytes
 /// and a handshake message at most 256 KiB, past which the direction stops.
-public struct TLSConnectionDecoder {
+public struct TLSConnectionDecoder: StreamParser {
     /// Each event with the capture time of the record behind it (records held while a live key
     /// log catches up keep their own times).
-    public typealias Emit = (TLSEvent, CaptureTimestamp) -> Void
+    typealias Emit = (TLSEvent, CaptureTimestamp) -> Void
 
     private struct Direction {
         var records = TLSRecordLayer()
@@ -68,6 +68,7 @@ public struct TLSConnectionDecoder {
     static let maxHeldForKeys = 4 << 20
     /// The capture time of the record being decoded: the time of what it produces.
     private var recordTime = CaptureTimestamp.zero
+    private var finishedDirections = 0
 
     /// `waitsForKeys` (live capture): a connection whose secrets are not in the key log yet is
     /// held until they are, rather than given up.
@@ -92,7 +93,30 @@ public struct TLSConnectionDecoder {
         return length > 0 && length <= TLSRecordLayer.maxRecordLength
     }
 
-    public mutating func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp, emit: Emit) {
+    public mutating func receive(
+        _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp, emit: (TimedTLSEvent) -> Void
+    ) {
+        decode(bytes, direction: direction, at: time) { emit(TimedTLSEvent(event: $0, time: $1)) }
+    }
+
+    /// Bytes lost. Among protected records, the next record that authenticates is looked for
+    /// (its sequence number found by trying the ones the gap could have skipped); before them (the
+    /// handshake), this direction cannot be decrypted any more.
+    public mutating func missing(
+        _ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (TimedTLSEvent) -> Void
+    ) {
+        lose(gap.count, direction: direction, at: time) { emit(TimedTLSEvent(event: $0, time: $1)) }
+    }
+
+    /// TLS ends both directions at once: when the second of them ends, a session never settled is
+    /// reported as it stands.
+    public mutating func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (TimedTLSEvent) -> Void) {
+        finishedDirections += 1
+        guard finishedDirections == 2 else { return }
+        end(at: time) { emit(TimedTLSEvent(event: $0, time: $1)) }
+    }
+
+    private mutating func decode(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp, emit: Emit) {
         recordTime = time
         let index = direction.rawValue
         session.recordBytes[direction] &+= UInt64(bytes.count)
@@ -124,10 +148,7 @@ public struct TLSConnectionDecoder {
         directions[index].records.compact()
     }
 
-    /// Bytes lost. Among protected records, the next record that authenticates is looked for
-    /// (its sequence number found by trying the ones the gap could have skipped); before them (the
-    /// handshake), this direction cannot be decrypted any more.
-    public mutating func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: Emit) {
+    private mutating func lose(_ byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: Emit) {
         recordTime = time
         let index = direction.rawValue
         guard !directions[index].stopped else { return }
@@ -210,8 +231,7 @@ public struct TLSConnectionDecoder {
         }
     }
 
-    /// The connection ended: a session never settled is reported as it stands.
-    public mutating func finish(at time: CaptureTimestamp, emit: Emit) {
+    private mutating func end(at time: CaptureTimestamp, emit: Emit) {
         recordTime = time
         if earlyDataRecords > 0 { emit(.violation(.earlyDataNotDecrypted(records: earlyDataRecords), .clientToServer), time) }
         // The writer may have written the secrets since the last record: one last look.

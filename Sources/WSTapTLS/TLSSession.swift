@@ -47,6 +47,12 @@ public enum TLSViolation: Hashable, Sendable {
     case earlyDataNotDecrypted(records: UInt64)
 }
 
+/// A TLS event and the capture time of the record behind it.
+public struct TimedTLSEvent {
+    public var event: TLSEvent
+    public var time: CaptureTimestamp
+}
+
 /// What the TLS stage found, in stream order.
 public enum TLSEvent {
     /// The handshake is known (or known to be missing): emitted once per connection.

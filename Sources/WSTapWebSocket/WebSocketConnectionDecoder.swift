@@ -10,7 +10,7 @@ public struct WebSocketStreamEvent {
 
 /// Both directions of a WebSocket connection as one stage: a `WebSocketStreamDecoder` per direction,
 /// and what the frames of one direction reveal about the other (who the client is, by masking).
-public final class WebSocketConnectionDecoder: StreamStage {
+public final class WebSocketConnectionDecoder: StreamParser {
     /// The decoders made for the client's and the server's bytes, held by hand: one is called
     /// for every packet (docs/performance.md).
     private let first: ManuallyRetained<WebSocketStreamDecoder>
@@ -43,7 +43,8 @@ public final class WebSocketConnectionDecoder: StreamStage {
 
     /// True once both directions searched long enough without finding frames: it is not WebSocket.
     public var gaveUpSearching: Bool { first.with(\.gaveUpSearching) && second.with(\.gaveUpSearching) }
-    /// Either direction holds bytes for a search: frames found in them later will carry earlier times.
+    /// Either direction holds bytes for a search: frames found in them later will carry earlier
+    /// times (the stage says so to the connection: `Stage.holdsBytesForEarlierEvents`).
     public var holdsSearchBytes: Bool { first.with(\.holdsSearchBytes) || second.with(\.holdsSearchBytes) }
 
     public func receive(
@@ -70,20 +71,13 @@ public final class WebSocketConnectionDecoder: StreamStage {
         decoder(direction).with { $0.acceptTentativeChain(at: time, emit: emit) }
     }
 
+    /// Missing bytes. Frames cut by a snapshot length are not reported one by one (the cut is
+    /// reported once for the connection); frames cut by bytes not captured are.
     public func missing(
-        byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: (WebSocketStreamEvent) -> Void
-    ) {
-        missing(byteCount: byteCount, direction: direction, at: time, reportsPartialFrames: true, emit: emit)
-    }
-
-    /// Missing bytes; `reportsPartialFrames: false` keeps frames cut by a snapshot length from
-    /// being reported one by one (the cut is reported once for the connection).
-    public func missing(
-        byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, reportsPartialFrames: Bool,
-        emit: (WebSocketStreamEvent) -> Void
+        _ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (WebSocketStreamEvent) -> Void
     ) {
         decoder(direction).with {
-            $0.missing(byteCount: byteCount, at: time, reportsPartialFrames: reportsPartialFrames, emit: emit)
+            $0.missing(byteCount: gap.count, at: time, reportsPartialFrames: gap.cause == .notCaptured, emit: emit)
         }
     }
 

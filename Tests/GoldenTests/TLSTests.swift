@@ -201,8 +201,8 @@ struct TLSTests {
                 while start < piece.count {
                     let end = min(piece.count, start + cut)
                     piece[start..<end].withUnsafeBytes {
-                        decoder.receive($0, direction: direction, at: .zero) { event, _ in
-                            if case .plaintext(let bytes, let direction) = event { plaintext[direction.label]! += bytes }
+                        decoder.receive($0, direction: direction, at: .zero) { timed in
+                            if case .plaintext(let bytes, let direction) = timed.event { plaintext[direction.label, default: []] += bytes }
                         }
                     }
                     start = end

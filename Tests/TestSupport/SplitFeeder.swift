@@ -34,7 +34,7 @@ public enum SplitFeeder {
 
     /// Feeds `steps` in order to `stage`, each step's bytes cut by `cut`, then finishes both
     /// directions, and returns what `record` kept of the events, with byte runs joined.
-    public static func feed<Stage: StreamStage>(
+    public static func feed<Stage: StreamParser>(
         _ steps: [(StreamDirection, [UInt8])], to stage: inout Stage, cut: Cut,
         record: (Stage.Event) -> Record?
     ) -> [Record] {
@@ -60,7 +60,7 @@ public enum SplitFeeder {
 
     /// Feeds `steps` to a fresh stage in every cut; returns the whole feed's records and the cuts
     /// whose records differ from them (empty when the stage does not depend on how bytes arrive).
-    public static func disagreements<Stage: StreamStage>(
+    public static func disagreements<Stage: StreamParser>(
         _ steps: [(StreamDirection, [UInt8])], make: () -> Stage, record: (Stage.Event) -> Record?
     ) -> (whole: [Record], differing: [(cut: Cut, records: [Record])]) {
         func run(_ cut: Cut) -> [Record] {

@@ -5,20 +5,20 @@ import WSTapCore
 /// The split feeder itself: a stage whose events depend on how bytes arrive must be caught.
 struct SplitFeederTests {
     /// Reports each piece it is given, not the stream: every cut but the whole one differs.
-    struct PieceCounter: StreamStage {
+    struct PieceCounter: StreamParser {
         mutating func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp, emit: (Int) -> Void) {
             emit(bytes.count)
         }
-        mutating func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: (Int) -> Void) {}
+        mutating func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (Int) -> Void) {}
         mutating func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (Int) -> Void) {}
     }
 
     /// Hands its bytes on as they come: joined, every cut is the same.
-    struct Echo: StreamStage {
+    struct Echo: StreamParser {
         mutating func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp, emit: ([UInt8]) -> Void) {
             emit(Array(bytes))
         }
-        mutating func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: ([UInt8]) -> Void) {}
+        mutating func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: ([UInt8]) -> Void) {}
         mutating func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: ([UInt8]) -> Void) {}
     }
 

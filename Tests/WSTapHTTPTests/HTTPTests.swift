@@ -238,11 +238,11 @@ struct HTTPConversationTests {
         Array("POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc".utf8).withUnsafeBytes {
             conversation.receive($0, direction: .clientToServer, at: .zero, emit: emit)
         }
-        conversation.missing(byteCount: 7, direction: .clientToServer, at: .zero, emit: emit)
+        conversation.missing(MissingBytes(7, cause: .notCaptured), direction: .clientToServer, at: .zero, emit: emit)
         Array("GET /b HTTP/1.1\r\n\r\nGET /c".utf8).withUnsafeBytes {
             conversation.receive($0, direction: .clientToServer, at: .zero, emit: emit)
         }
-        conversation.missing(byteCount: 3, direction: .clientToServer, at: .zero, emit: emit)
+        conversation.missing(MissingBytes(3, cause: .notCaptured), direction: .clientToServer, at: .zero, emit: emit)
         #expect(log == ["/a", "/b", "streamGap(bytes: 3)"])
     }
 }

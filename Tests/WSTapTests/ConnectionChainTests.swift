@@ -47,7 +47,7 @@ final class EventLines: TimelineSink {
 }
 
 /// A connection driven as a stage, so the shared split feeder can cut its bytes every way.
-struct ConnectionFeed: StreamStage {
+struct ConnectionFeed: StreamParser {
     let connection: Connection
     let events: EventLines
     private var seen = 0
@@ -69,9 +69,9 @@ struct ConnectionFeed: StreamStage {
         events.drain(from: &seen).forEach(emit)
     }
 
-    mutating func missing(byteCount: UInt64, direction: StreamDirection, at time: CaptureTimestamp, emit: (String) -> Void) {
+    mutating func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (String) -> Void) {
         connection.missing(
-            MissingRange(startSequence: 0, byteCount: byteCount, cause: .notCaptured), direction: direction, at: time)
+            MissingRange(startSequence: 0, byteCount: gap.count, cause: gap.cause), direction: direction, at: time)
         events.drain(from: &seen).forEach(emit)
     }
 

@@ -257,7 +257,7 @@ func fuzzHTTPHead(_ blob: UnsafeRawBufferPointer) {
     while !reader.isEmpty {
         let step = reader.byte()
         if step == 0xFF {
-            conversation.missing(byteCount: UInt64(reader.word()), direction: direction, at: .zero, emit: count)
+            conversation.missing(MissingBytes(UInt64(reader.word()), cause: .notCaptured), direction: direction, at: .zero, emit: count)
         } else {
             conversation.receive(reader.bytes(Int(step) * 4 + 1), direction: direction, at: .zero, emit: count)
         }
@@ -370,21 +370,21 @@ func fuzzTLS(_ blob: UnsafeRawBufferPointer) {
     let live = reader.byte() & 1 == 1
     var decoder = TLSConnectionDecoder(keyLog: fuzzKeyLog, waitsForKeys: live)
     var plaintextBytes = 0
-    let count: TLSConnectionDecoder.Emit = { event, _ in
-        if case .plaintext(let bytes, _) = event { plaintextBytes += bytes.count }
+    let count: (TimedTLSEvent) -> Void = { timed in
+        if case .plaintext(let bytes, _) = timed.event { plaintextBytes += bytes.count }
     }
     var fed = 0
     while !reader.isEmpty {
         let control = reader.byte()
         let direction: StreamDirection = control & 1 == 0 ? .clientToServer : .serverToClient
         if control == 0xFF {
-            decoder.missing(byteCount: UInt64(reader.word()), direction: direction, at: .zero, emit: count)
+            decoder.missing(MissingBytes(UInt64(reader.word()), cause: .notCaptured), direction: direction, at: .zero, emit: count)
             continue
         }
         let piece = reader.bytes(Int(reader.word()))
         fed += piece.count
         decoder.receive(piece, direction: direction, at: .zero, emit: count)
     }
-    decoder.finish(at: .zero, emit: count)
+    for direction in StreamDirection.allCases { decoder.finish(direction: direction, at: .zero, emit: count) }
     precondition(plaintextBytes <= fed, "more plaintext than record bytes")
 }
