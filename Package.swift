@@ -54,7 +54,7 @@ let package = Package(
             swiftSettings: speed
         ),
         .target(name: "WSTapOutput", dependencies: ["WSTap", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: speed),
-        .target(name: "WSTapLive", dependencies: ["WSTap"], swiftSettings: speed),
+        .target(name: "WSTapLive", dependencies: ["WSTap", "WSTapCapture", "WSTapCore"], swiftSettings: speed),
         .executableTarget(
             name: "wstap",
             dependencies: ["WSTap", "WSTapOutput", "WSTapLive", "WSTapCapture", "WSTapCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -10,7 +10,7 @@ import WSTapApplication
 public struct AnalyzerOptions: Sendable {
     public var reassembly = ReassemblyLimits()
     /// Payload bytes kept per frame and per message; longer ones are reported and truncated.
-    public var maxPayloadBytes: Int = 64 << 20
+    public var maxPayloadBytes: Int = .mebibytes(64)
     /// Connections to or from these ports are decoded as WebSocket even without a captured handshake
     /// (the port table of `stages`).
     public var websocketPorts: Set<UInt16> = [] {

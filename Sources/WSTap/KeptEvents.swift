@@ -23,7 +23,7 @@ struct EventArena {
 
     /// Room for about as much as `other` held (a recorder's next batch).
     init(sizedLike other: EventArena) {
-        payloads.reserveCapacity(min(other.payloads.count, 8 << 20))
+        payloads.reserveCapacity(min(other.payloads.count, .mebibytes(8)))
     }
 
     /// Copies what `event` borrows, and returns it without the borrowed pointers.

@@ -168,7 +168,7 @@ private final class Job: @unchecked Sendable {
     /// A batch is handed over once this many packets or bytes were read since the last one:
     /// the same stretches of the capture in every job, since every job reads all of it.
     static let batchPackets = 4_096
-    static let batchBytes = 1 << 20
+    static let batchBytes = Int.mebibytes(1)
 
     init(index: Int, jobCount: Int, source: any PacketSource, options: AnalyzerOptions, receivesFramesAndMessages: Bool,
          part: (any SinkPart)?) {

@@ -22,7 +22,7 @@ enum GzipFile {
         case .failure(let error):
             return .failure(.cannotOpen(path: path, reason: "no temporary file to decompress it into (\(error.reason))"))
         }
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: .mebibytes(1), alignment: 16)
         defer { chunk.deallocate() }
         while true {
             let got = gzread(input, chunk.baseAddress, UInt32(chunk.count))

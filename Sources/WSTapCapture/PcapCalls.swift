@@ -82,9 +82,9 @@ final class PcapHandle {
     var linkType: LinkType { LinkType(rawValue: pcap_datalink(handle)) }
 
     /// Compiles and installs a BPF filter; returns libpcap's message on failure.
-    func setFilter(_ expression: String, netmask: UInt32 = PCAP_NETMASK_UNKNOWN) -> String? {
+    func setFilter(_ expression: String) -> String? {
         var program = bpf_program()
-        guard pcap_compile(handle, &program, expression, 1, netmask) == 0 else {
+        guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
             return String(cString: pcap_geterr(handle))
         }
         defer { pcap_freecode(&program) }

@@ -26,7 +26,7 @@ final class PcapNGReader {
     /// The current block's type and length.
     private let header = OwnedBytes()
     private var offset: Int64 = 0
-    private static let maxBlockLength = 64 << 20
+    private static let maxBlockLength = Int.mebibytes(64)
 
     init(stream: OpaquePointer, filter: String?) {
         self.stream = stream
@@ -124,7 +124,7 @@ final class PcapNGReader {
     private func fillBlock(_ count: Int) -> Bool {
         var filled = 0
         while filled < count {
-            let target = min(count, max(filled * 2, 1 << 20))
+            let target = min(count, max(filled * 2, .mebibytes(1)))
             block.reserve(target, keepingFirst: filled)
             let wanted = target - filled
             guard SystemCalls.read(stream: stream, into: block.storage.baseAddress! + filled, count: wanted) == wanted else {

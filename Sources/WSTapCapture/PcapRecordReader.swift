@@ -17,7 +17,7 @@ final class PcapRecordReader {
     /// libpcap's MAXIMUM_SNAPLEN: no capture of the link types wstap decodes holds longer records.
     static let maxRecordLength = 262_144
     private static let recordHeaderLength = 16
-    private static let chunkLength = 1 << 20
+    private static let chunkLength = Int.mebibytes(1)
 
     private let fileDescriptor: Int32
     private let linkType: LinkType
@@ -33,18 +33,21 @@ final class PcapRecordReader {
     private var reachedEndOfFile = false
     private var readError: String?
 
-    /// Takes over an open file positioned anywhere; reading starts at `recordsOffset` (after the
-    /// 24-byte file header). `magic` is the file's first word as read in host byte order.
-    init(fileDescriptor: Int32, magic: UInt32, linkType: LinkType, filter: BPFFilter?, recordsOffset: Int64 = 24) {
+    /// Where the records of a pcap file start: after its 24-byte header.
+    private static let recordsOffset: Int64 = 24
+
+    /// Takes over an open file positioned anywhere; reading starts at its first record. `magic` is
+    /// the file's first word as read in host byte order.
+    init(fileDescriptor: Int32, magic: UInt32, linkType: LinkType, filter: BPFFilter?) {
         self.fileDescriptor = fileDescriptor
         self.linkType = linkType
         self.filter = filter
         swapped = magic == 0xD4C3_B2A1 || magic == 0x4D3C_B2A1
         nanosecondTimestamps = magic == 0xA1B2_3C4D || magic == 0x4D3C_B2A1
-        offset = recordsOffset
+        offset = Self.recordsOffset
         capacity = Self.chunkLength + Self.maxRecordLength + Self.recordHeaderLength
         buffer = .allocate(byteCount: capacity, alignment: 16)
-        SystemCalls.seek(fileDescriptor, to: recordsOffset)
+        SystemCalls.seek(fileDescriptor, to: Self.recordsOffset)
     }
 
     deinit {

@@ -270,8 +270,8 @@ public enum SystemCalls {
         typealias MallocOption = @convention(c) (Int32, Int32) -> Int32
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
         let mallopt = unsafeBitCast(symbol, to: MallocOption.self)
-        _ = mallopt(-3, 32 << 20)
-        _ = mallopt(-1, 64 << 20)
+        _ = mallopt(-3, .mebibytes(32))
+        _ = mallopt(-1, .mebibytes(64))
         #endif
     }
 

@@ -100,13 +100,13 @@ public struct HTTPConversation: StreamParser {
     /// Longest message head accepted before the stream is given up as not HTTP.
     public static let maxHeadLength = 64 * 1024
     /// Client bytes held while an upgrade offer waits for its answer.
-    public static let maxHeldBytes = 1 << 20
+    public static let maxHeldBytes = Int.mebibytes(1)
     /// Requests kept while they wait for responses. Past this (a capture of one direction only, a
     /// request flood) the oldest are forgotten: their responses, in order, match no request.
     public static let maxOutstandingRequests = 1000
     /// Head bytes of the requests kept while they wait: past this the oldest are forgotten too
     /// (a thousand heads of 64 KiB would otherwise hold 64 MiB per connection).
-    public static let maxOutstandingRequestBytes = 1 << 20
+    public static let maxOutstandingRequestBytes = Int.mebibytes(1)
 
     private var modes: [Mode] = [.head(sawBytes: false), .head(sawBytes: false)]
     private var heads: [[UInt8]] = [[], []]

@@ -32,16 +32,18 @@ public final class LiveSession: @unchecked Sendable {
     private let stopLock = NSLock()
     private var stopRequested = false
     private var captureFailure: CaptureError?
+    /// Packets waiting for the decoder, at most: past it they are dropped and counted.
+    private static let queueLimitBytes = Int.mebibytes(64)
 
     public init(
         capture: LiveCapture, analyzer: Analyzer, writer: CaptureFileWriter? = nil,
-        stop conditions: StopConditions = StopConditions(), queueLimitBytes: Int = 64 << 20
+        stop conditions: StopConditions = StopConditions()
     ) {
         self.capture = capture
         self.analyzer = analyzer
         self.writer = writer
         self.conditions = conditions
-        queue = BatchQueue(limitBytes: queueLimitBytes)
+        queue = BatchQueue(limitBytes: Self.queueLimitBytes)
     }
 
     /// Ends the capture soon; safe from any thread (a signal handler's queue, for instance).
@@ -128,7 +130,7 @@ public final class LiveSession: @unchecked Sendable {
                 }
                 batch.append(packet)
                 // Everything the kernel has ready goes in one batch: one hand-over, not one per packet.
-                if batch.byteCount >= 256 << 10 {
+                if batch.byteCount >= .kibibytes(256) {
                     queue.push(batch)
                     batch = PacketBatch()
                 }

@@ -66,7 +66,7 @@ public final class HARExporter: TimelineSink {
     }
 
     public func finish(_ summary: CaptureSummary) {
-        for id in open.keys.sorted() { render(open[id]!) }
+        for (_, connection) in open.sorted(by: { $0.key < $1.key }) { render(connection) }
         open.removeAll()
         rendered.sort { ($0.time, $0.connection) < ($1.time, $1.connection) }
         output.write("{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"wstap\",\"version\":")

@@ -13,7 +13,7 @@ import WSTapCore
 /// rendered when it ends.
 public final class HTMLReportExporter: TimelineSink {
     /// Bytes of one message shown; the rest is counted (`wstap follow` writes whole payloads).
-    public static let maxShownBytes = 1 << 20
+    public static let maxShownBytes = Int.mebibytes(1)
     /// Characters of a message's one-line preview.
     static let previewCharacters = 120
     /// Bytes of a binary payload shown as hex.
@@ -84,7 +84,7 @@ public final class HTMLReportExporter: TimelineSink {
     }
 
     public func finish(_ summary: CaptureSummary) {
-        for id in open.keys.sorted() { render(open[id]!) }
+        for (_, connection) in open.sorted(by: { $0.key < $1.key }) { render(connection) }
         open.removeAll()
         finished.sort { $0.id < $1.id }
         let page = OutputBuffer()

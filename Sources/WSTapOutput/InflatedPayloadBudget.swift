@@ -9,7 +9,7 @@ import WSTapCore
 /// stay within 64 MiB plus 8 times the frame payload bytes seen so far; past that, a message is
 /// shown up to what is left and marked `truncated`, and one capture-level issue counts them.
 struct InflatedPayloadBudget {
-    static let headroom: UInt64 = 64 << 20
+    static let headroom: UInt64 = .mebibytes(64)
     static let wireMultiple: UInt64 = 8
     /// This budget's share of the headroom: all of it, or a job's share (`--jobs`).
     private let headroom: UInt64

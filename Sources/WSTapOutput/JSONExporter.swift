@@ -19,7 +19,7 @@ public final class JSONExporter: TimelineSink {
 
         /// Memory a spill would give back: the buffer's, when it is larger than what a spill keeps.
         var freeableMemory: Int { items.capacity > Self.keptCapacity ? items.capacity : 0 }
-        private static let keptCapacity = 64 << 10
+        private static let keptCapacity = Int.kibibytes(64)
 
         /// Moves the objects rendered so far to `spool` and gives back the buffer's memory; false
         /// if they stay in memory.
@@ -163,7 +163,7 @@ public final class JSONExporter: TimelineSink {
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
     public convenience init(output: OutputChannel, maxPayload: Int? = nil) {
-        self.init(output: output, maxPayload: maxPayload, memoryBudget: 32 << 20, listBudget: 8 << 20)
+        self.init(output: output, maxPayload: maxPayload, memoryBudget: .mebibytes(32), listBudget: .mebibytes(8))
     }
 
     init(output: OutputChannel, maxPayload: Int?, memoryBudget: Int, listBudget: Int) {
@@ -262,7 +262,10 @@ public final class JSONExporter: TimelineSink {
             if lastID == record.id { lastConnection = nil }
             let connection = owned.takeOwnership()
             bufferedBytes -= connection.freeableMemory
-            if ended != nil { return ended!.append((connection, end)) }
+            if ended != nil {
+                ended?.append((connection, end))
+                return
+            }
             write(connection, end: end, id: record.id, spool: spool, spares: spares)
         }
         if bufferedBytes > memoryBudget, !spool.isUnusable { spillLargestLists() }
@@ -400,14 +403,14 @@ extension JSONExporter: PartitionedSink {
         func start(at time: CaptureTimestamp) {}
 
         func render(_ event: TimelineEvent) -> Bool {
-            let before = exporter.ended!.count
+            let before = exporter.ended?.count ?? 0
             exporter.receive(event)
-            return exporter.ended!.count > before
+            return (exporter.ended?.count ?? 0) > before
         }
 
         func handOver() -> any SinkPartBatch {
-            var connections: [(connection: OpenConnection, end: ConnectionEnd)] = []
-            swap(&connections, &exporter.ended!)
+            let connections = exporter.ended ?? []
+            exporter.ended = []
             return Ended(connections: connections, whole: whole, spool: exporter.spool, spares: exporter.spares)
         }
 
@@ -453,8 +456,8 @@ private final class SpareBuffers: @unchecked Sendable {
     private var buffers: [OutputBuffer] = []
     private var bytes = 0
     /// What the pool may hold in all: a bulk transfer's huge lists are not kept.
-    private static let maxBytes = 8 << 20
-    private static let maxCapacity = 256 << 10
+    private static let maxBytes = Int.mebibytes(8)
+    private static let maxCapacity = Int.kibibytes(256)
 
     init() { lock.signal() }
 

@@ -7,7 +7,7 @@
 public enum JSONPretty {
     public static let maxDepth = 64
     /// Longer messages are shown as they came.
-    public static let maxInput = 1 << 20
+    public static let maxInput = Int.mebibytes(1)
 
     /// The lines of the re-indented document (two spaces a level), or nil when `bytes` is not one
     /// JSON object or array.

@@ -17,7 +17,7 @@ final class JSONSpool {
     /// No temporary file could be made or written: nothing more is tried.
     var isUnusable: Bool { failure != nil }
     private var readBuffer: UnsafeMutableRawPointer?
-    private static let readSize = 1 << 20
+    private static let readSize = Int.mebibytes(1)
 
     deinit {
         if descriptor >= 0 { SystemCalls.close(descriptor) }

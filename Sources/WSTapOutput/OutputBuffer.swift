@@ -26,13 +26,13 @@ final class OutputBuffer {
     /// Forgets the contents, keeping the memory.
     func removeAll() {
         count = 0
-        if idSlots != nil { idSlots!.removeAll(keepingCapacity: true) }
+        idSlots?.removeAll(keepingCapacity: true)
     }
 
     /// A connection's id, or its slot in a sink part's buffer.
     @inline(__always)
     func connectionID(_ id: UInt64) {
-        if idSlots != nil { idSlots!.append((count, id)) } else { number(id) }
+        if idSlots != nil { idSlots?.append((count, id)) } else { number(id) }
     }
 
     /// A connection's id or null.

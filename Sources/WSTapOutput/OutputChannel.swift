@@ -145,7 +145,7 @@ public final class OutputChannel {
         }
         pending.withBytes { send($0) }
         // One huge line (a large message as base64) must not stay resident.
-        pending.removeAll(shrinkingAbove: 4 << 20, to: Self.initialCapacity)
+        pending.removeAll(shrinkingAbove: .mebibytes(4), to: Self.initialCapacity)
     }
 
     private func send(_ bytes: UnsafeRawBufferPointer) {

@@ -19,7 +19,7 @@ public struct ReorderPolicy: Sendable {
     /// it arrived and counted (so one adversarial event costs a bounded amount of work).
     public var maxMoveBytes: Int
 
-    public init(windowNanoseconds: Int64, maxHeldBytes: Int = 1 << 20, maxMoveBytes: Int = 256 << 10) {
+    public init(windowNanoseconds: Int64, maxHeldBytes: Int = .mebibytes(1), maxMoveBytes: Int = .kibibytes(256)) {
         self.windowNanoseconds = windowNanoseconds
         self.maxHeldBytes = maxHeldBytes
         self.maxMoveBytes = maxMoveBytes

@@ -258,7 +258,7 @@ public final class StatisticsCollector: TimelineSink {
 
     public func finish(_ summary: CaptureSummary) {
         // Connections still open (none after a whole file: each is closed at its end).
-        for id in open.keys.sorted() { connections.append(open[id]!.statistics) }
+        for (_, connection) in open.sorted(by: { $0.key < $1.key }) { connections.append(connection.statistics) }
         open.removeAll()
         connections.sort { $0.record.id < $1.record.id }
         self.summary = summary

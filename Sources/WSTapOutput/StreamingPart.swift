@@ -52,7 +52,7 @@ final class StreamingPart<Exporter: StreamingExporter>: SinkPart {
     func handOver() -> any SinkPartBatch {
         // The rendered bytes move to the batch; the channel renders on into fresh memory of
         // about the same size (a huge item, a large message, is not kept for the next ones).
-        let bytes = OutputBuffer(capacity: min(channel.pending.count, 8 << 20))
+        let bytes = OutputBuffer(capacity: min(channel.pending.count, .mebibytes(8)))
         bytes.idSlots = []
         bytes.swapContents(with: channel.pending)
         var items: [RenderedItem] = []

@@ -69,7 +69,7 @@ public final class IPFragmentReassembler {
 
     /// At most `maxDatagrams` incomplete datagrams holding `maxHeldBytes` in all; the oldest is
     /// given up first.
-    public init(maxDatagrams: Int = 1024, maxHeldBytes: Int = 16 << 20, timeoutSeconds: Int64 = 30) {
+    public init(maxDatagrams: Int = 1024, maxHeldBytes: Int = .mebibytes(16), timeoutSeconds: Int64 = 30) {
         self.maxDatagrams = maxDatagrams
         self.maxHeldBytes = maxHeldBytes
         self.timeoutSeconds = timeoutSeconds

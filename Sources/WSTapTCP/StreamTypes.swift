@@ -67,9 +67,9 @@ public protocol TCPConnectionObserver: AnyObject {
 public struct ReassemblyLimits: Sendable {
     /// Out-of-order bytes held per direction before the hole is declared lost (each held segment
     /// counts 64 bytes more, for its bookkeeping; at most 4,096 segments are held per direction).
-    public var maxPendingBytesPerDirection: Int = 4 << 20
+    public var maxPendingBytesPerDirection: Int = .mebibytes(4)
     /// Out-of-order bytes held over all connections, counted the same way.
-    public var maxPendingBytesTotal: Int = 64 << 20
+    public var maxPendingBytesTotal: Int = .mebibytes(64)
     /// Open connections tracked at once; the longest idle is evicted past this.
     public var maxConnections: Int = 100_000
     /// Seconds of capture time without a packet before a connection is closed.

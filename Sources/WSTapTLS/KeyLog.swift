@@ -6,6 +6,11 @@ import WSTapCore
 /// skipped, and a malformed line is remembered with its line number while the rest is used. A
 /// file still being written (a browser's, during `sniff`) is read again from where the last read
 /// ended: `reload()` adds what was appended, and a line not yet finished waits for its end.
+///
+/// Threads: `reload()` and `secrets(clientRandom:refreshing: true)` change the table, so only one
+/// thread may call them (a live capture's decoder thread, the only one that refreshes). Lookups
+/// without refreshing only read it: the jobs of a parallel analysis share one key log, read whole
+/// before they start, which none of them reloads. That rule, not a lock, is why it is Sendable.
 public final class KeyLog: @unchecked Sendable {
     /// The secrets one TLS connection needs, as far as the key log has them.
     public struct Secrets: Sendable, Equatable {
@@ -64,7 +69,7 @@ public final class KeyLog: @unchecked Sendable {
     /// Reads what was appended to the file since the last read.
     public func reload() throws(KeyLogError) {
         let contents: [UInt8]
-        switch SystemCalls.readFile(path, from: readOffset, limit: 64 << 20) {
+        switch SystemCalls.readFile(path, from: readOffset, limit: .mebibytes(64)) {
         case .success(let bytes): contents = bytes
         case .failure(let error): throw .cannotRead(path: path, reason: error.reason)
         }

@@ -36,10 +36,10 @@ public struct TLSConnectionDecoder: StreamParser {
     /// Sequence numbers tried for a record found after a gap, at most.
     static let maxRecordsLostInGap: UInt64 = 4096
     /// Bytes looked through after a gap for a record that authenticates before giving up.
-    static let maxResynchronizationBytes: UInt64 = 16 << 20
+    static let maxResynchronizationBytes: UInt64 = .mebibytes(16)
     /// Trial decryption allowed after a gap: this much, plus `trialBytesPerByte` times what has
     /// arrived since. Bytes made to look like record headers cannot buy more work than that.
-    static let trialBytesBase: UInt64 = 256 << 10
+    static let trialBytesBase: UInt64 = .kibibytes(256)
     static let trialBytesPerByte: UInt64 = 64
 
     private let keyLog: KeyLog?
@@ -65,7 +65,7 @@ public struct TLSConnectionDecoder: StreamParser {
     private var awaitingKeys = false
     private var heldForKeys: [(direction: StreamDirection, record: TLSRecordLayer.Record, time: CaptureTimestamp)] = []
     private var heldForKeysBytes = 0
-    static let maxHeldForKeys = 4 << 20
+    static let maxHeldForKeys = Int.mebibytes(4)
     /// The capture time of the record being decoded: the time of what it produces.
     private var recordTime = CaptureTimestamp.zero
     private var finishedDirections = 0

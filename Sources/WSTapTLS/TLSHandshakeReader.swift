@@ -7,7 +7,7 @@ import WSTapCore
 /// Linear: each direction's handshake bytes are appended once and messages taken off the front;
 /// a message is at most 256 KiB.
 struct TLSHandshakeReader {
-    static let maxMessageLength = 256 << 10
+    static let maxMessageLength = Int.kibibytes(256)
 
     /// What the ClientHello says (RFC 8446 §4.1.2).
     struct ClientHello {

@@ -74,7 +74,7 @@ struct TLSRecordLayer {
     /// Gives back the memory of bytes already taken.
     mutating func compact() {
         if start == pending.count {
-            pending.removeAll(keepingCapacity: pending.count <= 64 << 10)
+            pending.removeAll(keepingCapacity: pending.count <= .kibibytes(64))
             start = 0
         } else if start > pending.count / 2 {
             pending.removeSubrange(0..<start)

@@ -21,7 +21,7 @@ public enum FrameSearch {
         var allowedReservedBits: UInt8
         /// The masking every frame must have; nil when the sender's role is unknown.
         var masked: Bool?
-        var maxPayloadLength: UInt64 = 16 << 20
+        var maxPayloadLength: UInt64 = .mebibytes(16)
     }
 
     /// How many complete frames make a chain convincing.

@@ -30,8 +30,8 @@ struct FrameSynchronizer {
     /// After the last search: the held bytes begin with complete frames that end where they end,
     /// too few to decide alone (`WebSocketConnectionDecoder` weighs both directions' together).
     private(set) var tentativeChain: FrameSearch.TentativeChain?
-    private static let maxSearchBuffer = 1 << 20
-    private static let searchGiveUpBytes: UInt64 = 4 << 20
+    private static let maxSearchBuffer = Int.mebibytes(1)
+    private static let searchGiveUpBytes: UInt64 = .mebibytes(4)
 
     init(allowedReservedBits: UInt8, maxPayloadBytes: Int, synchronized: Bool) {
         self.allowedReservedBits = allowedReservedBits

@@ -26,7 +26,7 @@ public final class WebSocketStreamDecoder {
     /// boundaries (a connection whose start was not captured); `role` may then be nil.
     public init(
         direction: StreamDirection, role: WebSocketRole?, allowedReservedBits: UInt8,
-        compression: MessageCompression = .none, maxPayloadBytes: Int = 64 << 20, synchronized: Bool = true,
+        compression: MessageCompression = .none, maxPayloadBytes: Int = .mebibytes(64), synchronized: Bool = true,
         confirmed: Bool = false
     ) {
         self.direction = direction

@@ -35,13 +35,13 @@ struct AnalysisOptions: ParsableArguments {
     var filter: String?
 
     @Option(name: .long, help: "Keep at most N bytes of any one frame or message; longer ones are reported and cut.")
-    var payloadLimit: Int = 64 << 20
+    var payloadLimit: Int = .mebibytes(64)
 
     @Option(name: .long, help: "Out-of-order bytes held per TCP direction before a hole is declared lost (each held segment counts 64 bytes more; at most 4096 segments).")
-    var maxBufferPerDirection: Int = 4 << 20
+    var maxBufferPerDirection: Int = .mebibytes(4)
 
     @Option(name: .long, help: "Out-of-order bytes held over all connections.")
-    var maxBufferTotal: Int = 64 << 20
+    var maxBufferTotal: Int = .mebibytes(64)
 
     @Option(name: .long, help: "Open connections tracked at once; the longest idle is closed past this.")
     var maxConnections: Int = 100_000

@@ -43,7 +43,7 @@ struct SniffCommand: ParsableCommand {
     var writeFile: String?
 
     @Option(name: [.customShort("B"), .long], help: "Kernel capture buffer in bytes; large enough to ride out moments when wstap is not scheduled.")
-    var bufferSize: Int = 32 << 20
+    var bufferSize: Int = .mebibytes(32)
 
     @Option(name: [.customShort("s"), .long], help: "Bytes kept of each packet.")
     var snaplen: Int = 262_144
