@@ -118,7 +118,7 @@ expect "...16 bytes a line, like tcpdump -X" grep -q "^        0x00000000:  6865
 check "a key log that cannot be read exits 2" 2 "$wstap" read captures/wss-tls13-aes128.pcap --keylog "$work/no-such.keys"
 expect "...with one line naming it" sh -c "grep -q 'no-such.keys' '$work/err' && [ \$(wc -l <'$work/err') -eq 1 ]"
 check "SSLKEYLOGFILE decrypts when --keylog is not given" 0 env SSLKEYLOGFILE=captures/wss-tls13-aes128.keys "$wstap" read captures/wss-tls13-aes128.pcap --format ndjson
-expect "...and the output says so" grep -q '"code":"tls-key-log".*from SSLKEYLOGFILE' "$work/out"
+expect "...and the summary says so, not as an issue" sh -c "grep -q '\"key_log\":{\"path\":\"captures/wss-tls13-aes128.keys\",\"source\":\"SSLKEYLOGFILE\"' '$work/out' && ! grep -q '\"code\":\"tls-key-log\"' '$work/out' && grep -q '\"issues\":{}' '$work/out'"
 expect "...and the messages are decrypted" grep -q '"event":"message"' "$work/out"
 check "--keylog wins over SSLKEYLOGFILE" 0 env SSLKEYLOGFILE=/nonexistent "$wstap" read captures/wss-tls13-aes128.pcap --keylog captures/wss-tls13-aes128.keys --format summary
 
@@ -238,6 +238,39 @@ expect "...equals stats --jobs 1" sh -c "'$wstap' stats '$work/gen.pcap' --forma
 check "--jobs 2 on standard input (every job reads the file itself: one job here)" 0 sh -c "'$wstap' read - --jobs 2 --format ndjson <'$work/gen.pcap'"
 expect "...says so on standard error" grep -q "standard input is decoded by one job" "$work/err"
 expect "...and writes what one job writes" sh -c "'$wstap' read '$work/gen.pcap' --format ndjson --jobs 1 | cmp -s - '$work/out'"
+
+# wstap lint: a verdict CI can gate on (issue 27).
+check "lint passes a clean capture" 0 "$wstap" lint captures/text-echo.pcap
+expect "...with its verdict" grep -q "captures/text-echo.pcap: 1 connection (closed-cleanly 1); 0 errors, 0 warnings, 0 info: pass" "$work/out"
+check "lint fails a capture with a failed handshake" 1 "$wstap" lint captures/bad-accept.pcap captures/text-echo.pcap
+expect "...one line per finding, naming the connection" grep -q "^captures/bad-accept.pcap #1 .* error bad-accept: " "$work/out"
+expect "...and a verdict for all" grep -q "^2 captures, 1 failed (--fail-on error)" "$work/out"
+check "lint --fail-on warning fails on warnings" 1 "$wstap" lint captures/damaged/snaplen.pcap --fail-on warning
+check "lint --fail-on error passes the same" 0 "$wstap" lint captures/damaged/snaplen.pcap
+check "lint --format junit" 1 "$wstap" lint captures/rejected.pcap captures/damaged/rst-mid-message.pcap --format junit
+expect "...is XML with a testsuite per capture and a failure naming the reset" python3 -c "
+import sys, xml.etree.ElementTree as ET
+root = ET.parse('$work/out').getroot()
+suites = root.findall('testsuite')
+assert root.tag == 'testsuites' and [s.get('name') for s in suites] == ['captures/rejected.pcap', 'captures/damaged/rst-mid-message.pcap'], suites
+failures = [f for s in suites for c in s.findall('testcase') for f in c.findall('failure')]
+assert any(f.get('type') == 'connection-reset' for f in failures), [f.get('type') for f in failures]
+assert int(root.get('failures')) >= 2
+"
+check "lint --format json" 1 "$wstap" lint captures/damaged/rst-mid-message.pcap --format json
+expect "...says the outcome and the verdict" python3 -c "
+import json; d = json.load(open('$work/out'))
+assert d['verdict'] == 'fail' and d['captures'][0]['connections'][0]['outcome'] == 'reset', d
+"
+check "lint of a file that is not a capture exits 2" 2 "$wstap" lint "$work/text.pcap"
+check "read keeps exit 0 for findings" 0 "$wstap" read captures/bad-accept.pcap --format summary
+check "read --fail-on error exits 1 for them" 1 "$wstap" read captures/bad-accept.pcap --format summary --fail-on error
+check "stats --fail-on error exits 1 for them" 1 "$wstap" stats captures/bad-accept.pcap --fail-on error
+check "stats fits 100 columns" 0 "$wstap" stats captures/rejected.pcap
+expect "...every line of it" sh -c "! awk 'length > 100' '$work/out' | grep -q ."
+expect "...and names the outcome and the client" sh -c "grep -q 'outcome' '$work/out' && grep -q 'client' '$work/out' && grep -q 'refused' '$work/out'"
+check "stats --wide has every column" 0 "$wstap" stats captures/rejected.pcap --wide
+expect "...host and ping round trips included" sh -c "grep -q 'host / target' '$work/out' && grep -q 'ping rtt' '$work/out'"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

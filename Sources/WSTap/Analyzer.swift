@@ -106,7 +106,7 @@ public final class Analyzer: TCPConnectionObserver {
 
     /// Says which key log decrypts TLS, and which of its lines could not be used.
     private func announce(_ keyLog: KeyLog) {
-        timeline.receive(.issue(nil, .keyLogInUse(keyLog)))
+        summary.keyLog = KeyLogUse(path: keyLog.path, source: keyLog.source, connections: keyLog.count)
         for line in keyLog.malformedLines.prefix(10) {
             timeline.receive(.issue(nil, .keyLogLineMalformed(line, path: keyLog.path)))
         }

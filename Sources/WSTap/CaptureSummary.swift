@@ -21,6 +21,8 @@ public struct CaptureSummary: Sendable, Equatable {
     public var snaplenTruncatedPackets: UInt64 = 0
     public var tcp = TCPStatistics()
     public var connectionsByProtocol: [String: UInt64] = [:]
+    /// Connections by how they ended (`ConnectionOutcome`).
+    public var connectionsByOutcome: [String: UInt64] = [:]
     public var upgradesByOutcome: [String: UInt64] = [:]
     /// Upgrades by the protocol the 101 selected.
     public var upgradesByProtocol: [String: UInt64] = [:]
@@ -35,6 +37,9 @@ public struct CaptureSummary: Sendable, Equatable {
     public var tlsRecordBytes: UInt64 = 0
     /// Counters of a live capture (`wstap sniff`).
     public var live: LiveStatistics?
+    /// The key log TLS was decrypted with: its path, how it was chosen, and how many
+    /// connections it has secrets for (not an issue: it is what the user asked for).
+    public var keyLog: KeyLogUse?
     /// Set when the capture file ended in a damaged or incomplete record.
     public var captureDamage: String?
 
@@ -65,6 +70,7 @@ public struct CaptureSummary: Sendable, Equatable {
         snaplenTruncatedPackets &+= other.snaplenTruncatedPackets
         tcp.merge(other.tcp)
         connectionsByProtocol.merge(other.connectionsByProtocol, uniquingKeysWith: &+)
+        connectionsByOutcome.merge(other.connectionsByOutcome, uniquingKeysWith: &+)
         upgradesByOutcome.merge(other.upgradesByOutcome, uniquingKeysWith: &+)
         upgradesByProtocol.merge(other.upgradesByProtocol, uniquingKeysWith: &+)
         framesByType.merge(other.framesByType, uniquingKeysWith: &+)
@@ -75,6 +81,7 @@ public struct CaptureSummary: Sendable, Equatable {
         tlsConnections.merge(other.tlsConnections, uniquingKeysWith: &+)
         tlsRecordBytes.addSaturating(other.tlsRecordBytes)
         live = live ?? other.live
+        keyLog = keyLog ?? other.keyLog
         captureDamage = captureDamage ?? other.captureDamage
     }
 
@@ -82,6 +89,15 @@ public struct CaptureSummary: Sendable, Equatable {
     public var messages: UInt64 { messagesByType.values.reduce(0, +) }
     public var connections: UInt64 { connectionsByProtocol.values.reduce(0, +) }
     public var issues: UInt64 { issuesByCode.values.reduce(0, +) }
+}
+
+/// The key log an analysis decrypted TLS with.
+public struct KeyLogUse: Sendable, Equatable {
+    public var path: String
+    /// `--keylog` or `SSLKEYLOGFILE`.
+    public var source: String
+    /// Connections (client randoms) it has secrets for.
+    public var connections: Int
 }
 
 /// Kernel, interface and wstap's own packet counters of a live capture.

@@ -77,10 +77,12 @@ final class Connection: TCPStreamHandler {
         stage.with { $0.finish(at: time) }
         countHeldBytes(closing: true)
         guard context.opened || sawBytes else { return }
-        // What the connection carried is read from the stage that decodes it now.
+        // What the connection carried, and how it ended, are read from the stage that decodes it now.
         let phase = stage.with(\.phase)
+        let ending = stage.with { $0.ending(reason: reason) }
+        for issue in Issue.endingFindings(ending, time: time) { context.report(issue) }
         context.emit(.connectionClosed(ConnectionEnd(
             time: time, reason: reason, protocolKind: phase.protocolKind, websocketDetection: phase.websocketDetection,
-            tls: context.tls, totals: stream.totals, counters: stream.counters)), at: time)
+            tls: context.tls, totals: stream.totals, counters: stream.counters, ending: ending)), at: time)
     }
 }

@@ -18,6 +18,8 @@ final class HTTPStage: Stage {
     private var answerJudgedAsWebSocket = false
     /// A request or response was seen: the connection is HTTP.
     private var sawHead = false
+    /// How the last Upgrade offer ended, once it did.
+    private var lastUpgradeOutcome: UpgradeOutcome?
     /// The stage after a 101, set during the call that switches.
     private var successor: Stage?
 
@@ -48,6 +50,10 @@ final class HTTPStage: Stage {
 
     override var phase: ConnectionPhase { sawHead ? .http : .undecided }
 
+    override func ending(reason: ConnectionEndReason) -> ConnectionEnding {
+        ConnectionEnding.decide(phase: phase, upgrade: lastUpgradeOutcome, handshakeFailed: false, closing: nil, reason: reason)
+    }
+
     override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
         conversation.receive(bytes, direction: direction, at: time) { handle($0, at: time) }
         return successor
@@ -69,6 +75,7 @@ final class HTTPStage: Stage {
         if exchange.websocket != nil {
             exchange.websocket = HandshakeValidator.validate(request: exchange.request, response: nil).0
         }
+        lastUpgradeOutcome = exchange.outcome
         stream.emit(.upgrade(exchange), at: exchange.time)
     }
 
@@ -150,6 +157,7 @@ final class HTTPStage: Stage {
             }
         }
         headCut = false
+        lastUpgradeOutcome = exchange.outcome
         stream.emit(.upgrade(exchange), at: exchange.time)
         if response.status == 101 { answer.handshake = exchange.websocket }
         upgrade = .answered(answer)

@@ -185,12 +185,6 @@ extension Issue {
               detail: "\(messages) decompressed messages shown cut (marked truncated): decompressed payloads past \(headroom >> 20) MiB plus \(multiple) times the capture's frame bytes are not shown unless --max-payload is given")
     }
 
-    /// The key log TLS connections are decrypted with, and how it was chosen.
-    public static func keyLogInUse(_ keyLog: KeyLog) -> Issue {
-        Issue(time: nil, direction: nil, severity: .info, code: "tls-key-log",
-              detail: "TLS decrypted with the key log \(keyLog.path) (from \(keyLog.source)): secrets for \(keyLog.count) connections")
-    }
-
     static func keyLogLineMalformed(_ line: KeyLog.MalformedLine, path: String) -> Issue {
         Issue(time: nil, direction: nil, severity: .warning, code: "tls-key-log-malformed",
               detail: "\(path) line \(line.number): \(line.reason); the line is skipped, the rest is used")
@@ -247,6 +241,45 @@ extension Issue {
     static func http2NotDecoded(time: CaptureTimestamp) -> Issue {
         Issue(time: time, direction: nil, severity: .info, code: "tls-h2-not-decoded",
               detail: "ALPN selected h2: WebSocket over HTTP/2 (RFC 8441) is not decoded yet")
+    }
+
+    /// What a connection's ending says is wrong, each once per connection: an abnormal closure
+    /// (RFC 6455 §7.1.5), a reset, a Close nobody answered, a close code that reports an error,
+    /// pings without pongs.
+    static func endingFindings(_ ending: ConnectionEnding, time: CaptureTimestamp) -> [Issue] {
+        guard let closing = ending.websocket else { return [] }
+        var issues: [Issue] = []
+        func closer(_ direction: StreamDirection) -> String { direction == .clientToServer ? "client" : "server" }
+        switch ending.outcome {
+        case .abnormalClosure:
+            issues.append(Issue(time: time, direction: nil, severity: .error, code: "abnormal-closure",
+                                detail: "TCP ended without a Close frame from either side: close code 1006, abnormal closure (RFC 6455 §7.1.5)"))
+        case .reset:
+            issues.append(Issue(time: time, direction: nil, severity: .error, code: "connection-reset",
+                                detail: closing.closedFirst == .none
+                                    ? "TCP was reset with no Close frame from either side (close code 1006)"
+                                    : "TCP was reset after the \(closing.closedFirst.rawValue)'s Close, before the close handshake completed"))
+        case .closeUnanswered:
+            let first: StreamDirection = closing.closedFirst == .client ? .clientToServer : .serverToClient
+            let code = closing.closes[first]?.code.map { String($0.rawValue) } ?? "no status code"
+            issues.append(Issue(time: time, direction: first, severity: .warning, code: "close-unanswered",
+                                detail: "the \(closer(first)) sent Close (\(code)) and the \(closer(first.reversed)) never answered before TCP ended"))
+        default:
+            break
+        }
+        for direction in StreamDirection.allCases {
+            if let code = closing.closes[direction]?.code, code.reportsError {
+                issues.append(Issue(time: closing.closeTimes[direction] ?? time, direction: direction, severity: .warning,
+                                    code: "close-error-code",
+                                    detail: "the \(closer(direction)) closed with \(code.description): the endpoint reports a failure"))
+            }
+            let unanswered = closing.unansweredPings[direction]
+            if unanswered > 0 {
+                issues.append(Issue(time: time, direction: direction, severity: .warning, code: "pings-unanswered",
+                                    detail: "\(unanswered) ping\(unanswered == 1 ? "" : "s") from the \(closer(direction)) got no pong"))
+            }
+        }
+        return issues
     }
 
     static func truncatedCapture(_ message: String) -> Issue {

@@ -26,6 +26,8 @@ final class ProtocolDetectionStage: Stage {
 
     override var phase: ConnectionPhase { defaultStage.phase }
 
+    override func ending(reason: ConnectionEndReason) -> ConnectionEnding { defaultStage.ending(reason: reason) }
+
     override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
         if !heldFirstBytes.isEmpty {
             if direction == heldDirection {

@@ -38,6 +38,12 @@ class Stage {
 
     /// Bytes are held that may later be decoded into events with earlier times (a frame search).
     var holdsBytesForEarlierEvents: Bool { false }
+
+    /// How the stream ended, asked after `finish`: by default from the phase alone; the HTTP stage
+    /// adds how its upgrade went, the WebSocket stage the closing it saw.
+    func ending(reason: ConnectionEndReason) -> ConnectionEnding {
+        ConnectionEnding.decide(phase: phase, upgrade: nil, handshakeFailed: false, closing: nil, reason: reason)
+    }
 }
 
 /// What a connection is decoded as now: one value instead of a set of flags.

@@ -21,6 +21,10 @@ final class TLSStage: Stage {
 
     override var phase: ConnectionPhase { decrypted ? inner.phase : .tls }
 
+    override func ending(reason: ConnectionEndReason) -> ConnectionEnding {
+        decrypted ? inner.ending(reason: reason) : super.ending(reason: reason)
+    }
+
     override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
         decoder.receive(bytes, direction: direction, at: time) { handle($0.event, at: $0.time) }
         return nil

@@ -53,6 +53,7 @@ final class TimelineFold {
             counters.add(end.counters)
         case .connectionClosed(let end):
             folded.connectionsByProtocol[end.protocolKind.rawValue, default: 0] &+= 1
+            folded.connectionsByOutcome[end.ending.outcome.rawValue, default: 0] &+= 1
             counters.add(end.counters)
             if let tls = end.tls {
                 folded.tlsConnections[tls.decrypted ? "decrypted" : "not-decrypted", default: 0] &+= 1

@@ -67,13 +67,12 @@ public struct FrameRecord {
     /// Where those bytes were in the payload as sent (empty when none are missing); borrowed
     /// like `payload`.
     public var gaps: UnsafeBufferPointer<PayloadGap>
-    public var close: CloseFrameBody?
     /// The frame carries text: a text frame, or a continuation of a text message.
     public var carriesText: Bool
 
     public init(
         direction: StreamDirection, header: FrameHeader, payload: UnsafeRawBufferPointer, bytesNotKept: UInt64,
-        bytesMissing: UInt64, gaps: UnsafeBufferPointer<PayloadGap>, close: CloseFrameBody?, carriesText: Bool
+        bytesMissing: UInt64, gaps: UnsafeBufferPointer<PayloadGap>, carriesText: Bool
     ) {
         self.direction = direction
         self.header = header
@@ -81,8 +80,14 @@ public struct FrameRecord {
         self.bytesNotKept = bytesNotKept
         self.bytesMissing = bytesMissing
         self.gaps = gaps
-        self.close = close
         self.carriesText = carriesText
+    }
+
+    /// For a close frame, its body (RFC 6455 §5.5.1), read from the payload. (Read, not kept: a
+    /// record holding the body's array could not be copied and dropped without reference
+    /// counting, on every frame.)
+    public var close: CloseFrameBody? {
+        header.opcode == .close ? CloseFrameBody.parse(payload).0 : nil
     }
 
     /// The payload is text as sent: a frame that carries text, not compressed (the one rule every
@@ -152,6 +157,8 @@ public struct ConnectionEnd: Sendable {
     public var totals: ConnectionTotals
     /// Frames and messages by opcode: the connection's share of the capture summary.
     public var counters: ConnectionCounters
+    /// Its outcome, how TCP ended, and for WebSocket its closing.
+    public var ending: ConnectionEnding
 }
 
 /// The end of one stream of a connection that carries several (an HTTP/2 stream): what it
@@ -237,6 +244,7 @@ public struct TimelineEvent {
     public var time: CaptureTimestamp?
     public var kind: Kind
 
+    @inlinable
     public init(connection: ConnectionRecord?, stream: StreamID? = nil, time: CaptureTimestamp?, kind: Kind) {
         self.connection = connection
         self.stream = stream

@@ -27,6 +27,12 @@ final class WebSocketStage: Stage {
     private var synchronizedOnce = DirectionPair(false)
     /// What runs inside the messages (an application protocol), when one is registered for the stream.
     private let messages: MessageStage?
+    /// The Close frames each side sent, and their pings left unanswered.
+    private var closing = WebSocketClosing()
+    /// Pings each side sent that no pong has answered yet (payloads, oldest first, at most
+    /// `maxOutstandingPings`; older ones are counted as unanswered when pushed out).
+    private var outstandingPings = DirectionPair<[[UInt8]]>([])
+    static let maxOutstandingPings = 64
 
     init(
         stream: StreamContext, decoder: WebSocketConnectionDecoder, mode: Mode, handshakeFailed: Bool = false,
@@ -78,6 +84,44 @@ final class WebSocketStage: Stage {
         }
         messages?.finish(at: time, stream: stream)
         stream.connection.releaseHeldEvents()
+        for direction in StreamDirection.allCases {
+            closing.unansweredPings[direction] &+= UInt64(outstandingPings[direction].count)
+            outstandingPings[direction] = []
+        }
+    }
+
+    override func ending(reason: ConnectionEndReason) -> ConnectionEnding {
+        // A search that never found frames is not a WebSocket to judge.
+        guard case .decoding = mode else { return super.ending(reason: reason) }
+        return ConnectionEnding.decide(
+            phase: phase, upgrade: nil, handshakeFailed: handshakeFailed, closing: closing, reason: reason)
+    }
+
+    /// Close frames, and pings matched with the pongs that answer them (the oldest ping from the
+    /// other side with the same payload; an unsolicited pong answers none).
+    private func noteControl(_ header: FrameHeader, close: CloseFrameBody?, payload: UnsafeRawBufferPointer,
+                             direction: StreamDirection, at time: CaptureTimestamp) {
+        switch header.opcode {
+        case .close:
+            guard closing.closes[direction] == nil else { return }
+            closing.closes[direction] = close ?? CloseFrameBody(code: nil, reason: [], reasonIsValidUTF8: true)
+            closing.closeTimes[direction] = time
+        case .ping:
+            if outstandingPings[direction].count == Self.maxOutstandingPings {
+                outstandingPings[direction].removeFirst()
+                closing.unansweredPings[direction] &+= 1
+            }
+            outstandingPings[direction].append(Array(payload))
+        case .pong:
+            // A pong may answer only the latest ping it processed (RFC 6455 §5.5.3): the pings
+            // before the one it answers were processed too.
+            let other = direction.reversed
+            if let answered = outstandingPings[other].firstIndex(where: { $0.elementsEqual(payload) }) {
+                outstandingPings[other].removeFirst(answered + 1)
+            }
+        default:
+            break
+        }
     }
 
     private func handle(_ streamEvent: WebSocketStreamEvent) {
@@ -105,16 +149,17 @@ final class WebSocketStage: Stage {
             }
             stream.totals.frames[direction] &+= 1
             stream.countFrame(opcode, payloadLength: header.payloadLength)
+            if opcode.isControl { noteControl(header, close: close, payload: frame.payload, direction: direction, at: time) }
             guard stream.connection.emitsFramesAndMessages else { return }
-            stream.emitFrameOrMessage(.frame(FrameRecord(
+            stream.emitFrame(FrameRecord(
                 direction: direction, header: header, payload: frame.payload, bytesNotKept: frame.bytesNotKept,
-                bytesMissing: frame.bytesMissing, gaps: frame.gaps, close: close, carriesText: carriesText)), at: time)
+                bytesMissing: frame.bytesMissing, gaps: frame.gaps, carriesText: carriesText), at: time)
         case .message(let message):
             let index = stream.totals.messages[direction]
             stream.totals.messages[direction] &+= 1
             stream.countMessage(message.opcode, payloadLength: message.payload.count)
             if stream.connection.emitsFramesAndMessages {
-                stream.emitFrameOrMessage(.message(MessageRecord(direction: direction, message: message)), at: time)
+                stream.emitMessage(MessageRecord(direction: direction, message: message), at: time)
             }
             messages?.receive(message, index: index, direction: direction, at: time, stream: stream)
         case .violation(let violation):

@@ -92,7 +92,13 @@ public final class FollowExporter: TimelineSink {
             line.text([session.version ?? "TLS", session.cipherSuite ?? ""].joined(separator: " "))
             line.raw(session.decrypted ? ": decrypted with the key log\n" : ": NOT decrypted\n")
         case .connectionClosed(let end):
-            stamp(end.time); line.raw("closed ("); line.text(end.reason.rawValue); line.raw(")\n")
+            stamp(end.time); line.raw("closed ("); line.text(end.reason.rawValue); line.raw("): "); line.text(end.ending.outcome.rawValue)
+            if let closing = end.ending.websocket {
+                line.raw(" (close "); line.number(UInt64(closing.effectiveCode))
+                if closing.closedFirst != .none { line.raw(" by the "); line.text(closing.closedFirst.rawValue) }
+                line.raw(")")
+            }
+            line.raw("\n")
         default:
             return
         }

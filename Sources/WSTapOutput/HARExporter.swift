@@ -20,6 +20,8 @@ public final class HARExporter: TimelineSink {
         var entries: [Entry] = []
         /// The connection is TLS the key log decrypted: `wss://` and `https://`.
         var secure = false
+        /// How it ended, once it did.
+        var end: ConnectionEnd?
         /// Rendered `_webSocketMessages` items, and how many.
         let messages = OutputBuffer()
         var messageCount = 0
@@ -58,8 +60,10 @@ public final class HARExporter: TimelineSink {
                 return
             }
             addMessage(message, at: event.time ?? .zero, to: connection)
-        case .connectionClosed:
-            if let connection = open.removeValue(forKey: record.id) { render(connection) }
+        case .connectionClosed(let end):
+            guard let connection = open.removeValue(forKey: record.id) else { return }
+            connection.end = end
+            render(connection)
         default:
             break
         }
@@ -140,6 +144,12 @@ public final class HARExporter: TimelineSink {
             out.raw(",\"receive\":0}")
             out.comma(); out.key("serverIPAddress"); out.string(connection.record.server.address.description)
             out.comma(); out.key("connection"); out.string(String(connection.record.id))
+            if let end = connection.end {
+                // How the connection ended (docs/har.md): wstap's own field, which HAR viewers ignore.
+                out.raw(",\"_wstap\":{")
+                out.endingFields(end.ending, start: connection.record.startTime, end: end.time)
+                out.raw("}")
+            }
             if isWebSocket {
                 out.raw(",\"_resourceType\":\"websocket\",\"_webSocketMessages\":[")
                 out.append(connection.messages)

@@ -106,7 +106,7 @@ public final class HTMLReportExporter: TimelineSink {
             page.raw("</ul>\n")
         }
         page.raw("<h2>Connections</h2>\n<table class=\"overview\"><thead><tr><th>#</th><th>client → server</th><th>request</th>")
-        page.raw("<th>protocol</th><th>handshake</th><th>messages →/←</th><th>issues</th></tr></thead><tbody>\n")
+        page.raw("<th>protocol</th><th>handshake</th><th>outcome</th><th>messages →/←</th><th>issues</th></tr></thead><tbody>\n")
         output.write(page)
         for entry in finished { output.write(entry.overview) }
         output.write("</tbody></table>\n")
@@ -269,6 +269,22 @@ public final class HTMLReportExporter: TimelineSink {
         }
     }
 
+    /// How the connection ended, in words, and its class: failures `bad` (never green), a clean
+    /// close `ok`, the rest `warn` or `none`.
+    private func outcome(_ connection: OpenConnection) -> (String, StaticString) {
+        guard let ending = connection.end?.ending else { return ("open", "none") }
+        var words = ending.outcome.rawValue
+        if let closing = ending.websocket {
+            let code = CloseCode(rawValue: closing.effectiveCode)
+            words += " (close \(code.description)"
+            if closing.closedFirst != .none { words += " by the \(closing.closedFirst.rawValue)" }
+            words += ")"
+        }
+        let style: StaticString = ending.outcome.isFailure ? "bad"
+            : ending.outcome == .closedCleanly ? "ok" : ending.outcome == .openAtEnd || ending.outcome == .idleEvicted ? "warn" : "none"
+        return (words, style)
+    }
+
     private func render(_ connection: OpenConnection) {
         let record = connection.record
         let (verdictText, verdictClass) = verdict(connection)
@@ -281,6 +297,8 @@ public final class HTMLReportExporter: TimelineSink {
         overview.raw("</td><td>"); HTMLText.write(requestLine, into: overview, limit: 200)
         overview.raw("</td><td>"); overview.text(protocolName)
         overview.raw("</td><td class=\""); overview.raw(verdictClass); overview.raw("\">"); HTMLText.write(verdictText, into: overview, limit: 200)
+        let (outcomeText, outcomeClass) = outcome(connection)
+        overview.raw("</td><td class=\"outcome "); overview.raw(outcomeClass); overview.raw("\">"); HTMLText.write(outcomeText, into: overview, limit: 200)
         overview.raw("</td><td class=\"n\">"); overview.number(connection.messages[0]); overview.raw(" / "); overview.number(connection.messages[1])
         overview.raw("</td><td class=\"n\">"); overview.number(connection.issues.count); overview.raw("</td></tr>\n")
 
@@ -294,6 +312,13 @@ public final class HTMLReportExporter: TimelineSink {
             if let extensions = websocket.extensions, !extensions.isEmpty {
                 section.raw("; extensions "); HTMLText.write(extensions.joined(separator: ", "), into: section)
             }
+        }
+        section.raw("</p>\n<p class=\"outcome "); section.raw(outcomeClass); section.raw("\">ended: ")
+        HTMLText.write(outcomeText, into: section)
+        if let end = connection.end {
+            section.raw("; TCP "); section.text(end.ending.tcpEnd.rawValue); section.raw(", ")
+            section.text(StatisticsReport.fixed(Double(max(0, end.time.nanoseconds(since: record.startTime))) / 1e9, decimals: 3))
+            section.raw(" s")
         }
         section.raw("</p>\n")
         if let tls = connection.tls {

@@ -342,6 +342,7 @@ public final class JSONExporter: TimelineSink {
         scratch.raw(",\"start_time\":"); scratch.time(record.startTime)
         scratch.raw(",\"end_time\":"); scratch.time(end.time)
         scratch.raw(",\"end_reason\":"); scratch.string(end.reason.rawValue)
+        scratch.comma(); scratch.endingFields(end.ending, start: record.startTime, end: end.time)
         scratch.raw(",\"tcp_handshake_seen\":"); scratch.bool(record.tcpHandshakeSeen)
         scratch.raw(",\"protocol\":"); scratch.string(end.protocolKind.rawValue)
         scratch.raw(",\"websocket_detection\":"); scratch.string(end.websocketDetection?.rawValue)

@@ -99,20 +99,7 @@ extension OutputBuffer {
             raw(",\"missing_bytes\":"); number(frame.bytesMissing)
         }
         if !frame.gaps.isEmpty { raw(",\"missing\":"); gapList(frame.gaps) }
-        raw(",\"close\":")
-        if let close = frame.close {
-            raw("{\"code\":"); number(close.code?.rawValue)
-            raw(",\"reason\":")
-            if close.reasonIsValidUTF8 {
-                close.reason.withUnsafeBytes { string(utf8: $0) }
-            } else {
-                string(String(decoding: close.reason, as: UTF8.self))
-                raw(",\"reason_valid_utf8\":false")
-            }
-            raw("}")
-        } else {
-            raw("null")
-        }
+        raw(",\"close\":"); closeFields(frame.close)
     }
 
     func messageFields(_ record: MessageRecord, at time: CaptureTimestamp?, maxPayload: Int?, textCache: FrameTextCache? = nil) {
@@ -206,6 +193,49 @@ extension OutputBuffer {
         raw(",\"protocol\":"); string(end.protocolKind.rawValue)
         raw(",\"websocket_detection\":"); string(end.websocketDetection?.rawValue)
         raw(",\"totals\":{"); totalsFields(end.totals); raw("}")
+    }
+
+    /// How a connection (or stream) ended (docs/json-format.md, "Outcomes"): `"outcome"`,
+    /// `"tcp_end"`, `"duration"` and, for WebSocket, `"closed_by"`, `"close"` (each side's first
+    /// Close), `"effective_close_code"`, `"close_handshake_completed"` and `"unanswered_pings"`.
+    func endingFields(_ ending: ConnectionEnding, start: CaptureTimestamp, end: CaptureTimestamp) {
+        raw("\"outcome\":"); string(ending.outcome.rawValue)
+        raw(",\"tcp_end\":"); string(ending.tcpEnd.rawValue)
+        raw(",\"duration\":"); seconds(end.nanoseconds(since: start))
+        guard let closing = ending.websocket else {
+            return raw(",\"closed_by\":null,\"close\":null,\"effective_close_code\":null,\"close_handshake_completed\":null,\"unanswered_pings\":null")
+        }
+        raw(",\"closed_by\":"); string(closing.closedFirst.rawValue)
+        raw(",\"close\":{\"c2s\":"); closeFields(closing.closes.clientToServer)
+        raw(",\"s2c\":"); closeFields(closing.closes.serverToClient)
+        raw("},\"effective_close_code\":"); number(UInt64(closing.effectiveCode))
+        raw(",\"close_handshake_completed\":"); bool(closing.handshakeCompleted)
+        raw(",\"unanswered_pings\":{\"c2s\":"); number(closing.unansweredPings.clientToServer)
+        raw(",\"s2c\":"); number(closing.unansweredPings.serverToClient); raw("}")
+    }
+
+    /// `{"code": N|null, "reason": "…"}` for a Close frame's body, or `null`.
+    func closeFields(_ close: CloseFrameBody?) {
+        guard let close else { return raw("null") }
+        raw("{\"code\":"); number(close.code?.rawValue)
+        raw(",\"reason\":")
+        if close.reasonIsValidUTF8 {
+            close.reason.withUnsafeBytes { string(utf8: $0) }
+        } else {
+            string(String(decoding: close.reason, as: UTF8.self))
+            raw(",\"reason_valid_utf8\":false")
+        }
+        raw("}")
+    }
+
+    /// Seconds with nine decimals, from nanoseconds (negative ones, from clocks that went back, as 0).
+    func seconds(_ nanoseconds: Int64) {
+        let value = UInt64(max(0, nanoseconds))
+        number(value / 1_000_000_000)
+        withRoom(10) { room in
+            room.byte(UInt8(ascii: "."))
+            room.digits(value % 1_000_000_000, width: 9)
+        }
     }
 
     func issueFields(_ issue: Issue) {
@@ -346,6 +376,7 @@ extension OutputBuffer {
         raw(",\"segments_after_close\":"); number(tcp.segmentsAfterClose)
         raw(",\"segments_without_connection\":"); number(tcp.segmentsWithoutConnection)
         raw("},\"connections\":"); counters(summary.connectionsByProtocol)
+        raw(",\"outcomes\":"); counters(summary.connectionsByOutcome)
         raw(",\"upgrades\":"); counters(summary.upgradesByOutcome)
         raw(",\"upgrade_protocols\":"); counters(summary.upgradesByProtocol)
         raw(",\"frames\":"); counters(summary.framesByType)
@@ -356,6 +387,14 @@ extension OutputBuffer {
         raw(",\"tls\":{\"connections\":"); counters(summary.tlsConnections)
         raw(",\"record_bytes\":"); number(summary.tlsRecordBytes); raw("}")
         raw(",\"capture_damage\":"); string(summary.captureDamage)
+        raw(",\"key_log\":")
+        if let keyLog = summary.keyLog {
+            raw("{\"path\":"); string(keyLog.path)
+            raw(",\"source\":"); string(keyLog.source)
+            raw(",\"connections\":"); number(keyLog.connections); raw("}")
+        } else {
+            raw("null")
+        }
         if let live = summary.live {
             raw(",\"live\":{\"received\":"); number(live.received)
             raw(",\"dropped_by_kernel\":"); number(live.droppedByKernel)

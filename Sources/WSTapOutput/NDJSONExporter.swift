@@ -88,6 +88,7 @@ public final class NDJSONExporter: TimelineSink {
             requestContext[id] = nil
             line.comma(); line.timeAndPacket(time)
             line.raw(",\"reason\":"); line.string(end.reason.rawValue)
+            line.comma(); line.endingFields(end.ending, start: event.connection?.startTime ?? end.time, end: end.time)
             line.raw(",\"protocol\":"); line.string(end.protocolKind.rawValue)
             line.raw(",\"websocket_detection\":"); line.string(end.websocketDetection?.rawValue)
             line.raw(",\"tls\":")

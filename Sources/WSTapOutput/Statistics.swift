@@ -134,6 +134,8 @@ public struct ConnectionStatistics: Sendable {
     public var target: String?
     public var upgrade: UpgradeOutcome?
     public var protocolKind: ConnectionProtocol?
+    /// How it ended (set when it did: at the end of the capture at the latest).
+    public var ending: ConnectionEnding?
     /// The connection's first and last events.
     public var firstTime: CaptureTimestamp
     public var lastTime: CaptureTimestamp
@@ -242,7 +244,10 @@ public final class StatisticsCollector: TimelineSink {
             update(record, at: issue.time) { $0.statistics.traffic.issuesByCode[issue.code, default: 0] &+= 1 }
         case .connectionClosed(let end):
             guard let record else { return }
-            update(record, at: end.time) { $0.statistics.protocolKind = end.protocolKind }
+            update(record, at: end.time) {
+                $0.statistics.protocolKind = end.protocolKind
+                $0.statistics.ending = end.ending
+            }
             if let connection = open.removeValue(forKey: record.id) { connections.append(connection.statistics) }
         case .httpResponse, .httpExchange, .upgradeAnswerBody, .tls, .application, .streamClosed:
             update(event.connection, at: event.time) { _ in }

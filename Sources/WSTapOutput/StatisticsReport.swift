@@ -21,6 +21,7 @@ public enum StatisticsReport {
         out.comma(); out.key("connections"); out.number(UInt64(collector.connections.count))
         out.comma(); out.key("connections_by_protocol"); out.counters(summary.connectionsByProtocol)
         out.comma(); out.key("upgrades_by_outcome"); out.counters(summary.upgradesByOutcome)
+        out.comma(); out.key("outcomes"); out.counters(summary.connectionsByOutcome)
         out.raw("},\"overall\":{")
         trafficFields(collector.overall, durationNanoseconds: captureDuration(summary), into: out)
         out.raw("},\"connections\":[")
@@ -34,6 +35,12 @@ public enum StatisticsReport {
             out.comma(); out.key("target"); out.string(connection.target)
             out.comma(); out.key("protocol"); out.string(connection.protocolKind?.rawValue)
             out.comma(); out.key("upgrade"); out.string(connection.upgrade?.rawValue)
+            out.comma()
+            if let ending = connection.ending {
+                out.endingFields(ending, start: connection.record.startTime, end: connection.lastTime)
+            } else {
+                out.raw("\"outcome\":null")
+            }
             out.comma(); out.key("first_time"); out.time(connection.firstTime)
             out.comma(); out.key("last_time"); out.time(connection.lastTime)
             out.comma(); out.key("duration_s"); seconds(connection.durationNanoseconds, into: out)
@@ -88,47 +95,87 @@ public enum StatisticsReport {
 
     // MARK: table
 
-    /// One row per connection, then the capture's totals and what needs a closer look.
-    public static func table(_ collector: StatisticsCollector) -> String {
+    /// The widest a table row is by default: a terminal of 100 columns (`--wide` shows every column).
+    static let narrowWidth = 100
+
+    /// One row per connection, then the capture's totals and what needs a closer look. By default
+    /// the columns an SRE reads first (who, how it ended, how much, how it closed), fitted to
+    /// `narrowWidth`; `wide` adds host and target, bytes, rates, sizes and ping round trips.
+    public static func table(_ collector: StatisticsCollector, wide: Bool = false) -> String {
         let summary = collector.summary ?? CaptureSummary()
-        var rows: [[String]] = [[
-            "conn", "server", "host / target", "protocol", "duration s", "msgs →/←", "bytes →/←", "msg/s",
-            "size p50/p99/max", "close →/← (first)", "ping rtt ms min/med/max", "issues",
-        ]]
+        let heading = wide
+            ? ["conn", "client", "server", "host / target", "protocol", "outcome", "duration s", "msgs →/←", "bytes →/←",
+               "msg/s", "size p50/p99/max", "close →/← (first)", "ping rtt ms min/med/max", "issues"]
+            : ["conn", "client", "server", "outcome", "dur s", "msgs →/←", "close →/← (first)", "issues"]
+        var rows: [[String]] = [heading]
         for connection in collector.connections {
             let traffic = connection.traffic
-            var row = ["#\(connection.record.id)", connection.record.server.description]
-            let place = [connection.host, connection.target].compactMap { $0 }.joined(separator: " ")
-            row.append(place.isEmpty ? "-" : terminalSafe(place))
-            var kind = connection.protocolKind?.rawValue ?? "-"
-            if let upgrade = connection.upgrade, upgrade != .upgraded { kind += " (\(upgrade.rawValue))" }
-            row.append(kind)
+            let cells = trafficCells(traffic, durationNanoseconds: messageSpan(connection))
+            var row = ["#\(connection.record.id)", connection.record.client.description, connection.record.server.description]
+            if wide {
+                let place = [connection.host, connection.target].compactMap { $0 }.joined(separator: " ")
+                row.append(place.isEmpty ? "-" : terminalSafe(place))
+                var kind = connection.protocolKind?.rawValue ?? "-"
+                if let upgrade = connection.upgrade, upgrade != .upgraded { kind += " (\(upgrade.rawValue))" }
+                row.append(kind)
+            }
+            row.append(connection.ending?.outcome.rawValue ?? "-")
             row.append(fixed(Double(connection.durationNanoseconds) / 1e9, decimals: 3))
-            row += trafficCells(traffic, durationNanoseconds: messageSpan(connection))
+            row += wide ? cells.all : [cells.messages, cells.close, cells.issues]
             rows.append(row)
         }
         let overall = collector.overall
-        var total = ["all", collector.connections.count == 1 ? "1 connection" : "\(collector.connections.count) connections", "", "", fixed(Double(captureDuration(summary)) / 1e9, decimals: 3)]
-        total += trafficCells(overall, durationNanoseconds: captureDuration(summary))
-        rows.append(total)
+        let count = collector.connections.count == 1 ? "1 connection" : "\(collector.connections.count) connections"
+        let totalCells = trafficCells(overall, durationNanoseconds: captureDuration(summary))
+        let duration = fixed(Double(captureDuration(summary)) / 1e9, decimals: 3)
+        rows.append(wide
+            ? ["all", count, "", "", "", "", duration] + totalCells.all
+            : ["all", count, "", "", duration, totalCells.messages, totalCells.close, totalCells.issues])
 
         var text = "capture: \(summary.packets) packets"
         if let first = summary.firstPacketTime { text += ", starts \(utcDateTime(first)) UTC" }
         text += ", \(fixed(Double(captureDuration(summary)) / 1e9, decimals: 3)) s\n"
-        text += layout(rows)
+        text += layout(rows, leftAligned: wide ? [0, 1, 2, 3, 4, 5] : [0, 1, 2, 3], maxWidth: wide ? nil : narrowWidth)
+        if !summary.connectionsByOutcome.isEmpty {
+            text += "outcomes: " + summary.connectionsByOutcome.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        }
         if !overall.issuesByCode.isEmpty {
             text += "issues by code: " + overall.issuesByCode.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
         }
         var closes: [String: UInt64] = [:]
         for direction in StreamDirection.allCases { closes.merge(overall.closeCodes[direction] ?? [:], uniquingKeysWith: &+) }
         if !closes.isEmpty {
-            text += "close codes: " + closes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            text += "close codes: " + mostFrequent(closes, shown: maxCloseCodesShown)
             text += "; closed first by the client \(overall.closedFirst[0]), by the server \(overall.closedFirst[1])\n"
         }
         return text
     }
 
-    private static func trafficCells(_ traffic: TrafficStatistics, durationNanoseconds: Int64) -> [String] {
+    /// Close codes listed before the rest are counted as "N others".
+    static let maxCloseCodesShown = 8
+
+    /// `code ×count` for the `shown` most frequent (ties by code), then how many others: bounded
+    /// whatever codes a capture holds.
+    static func mostFrequent(_ counts: [String: UInt64], shown: Int) -> String {
+        let sorted = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+        var parts = sorted.prefix(shown).map { "\(terminalSafe(String($0.key.prefix(16)))) ×\($0.value)" }
+        if sorted.count > shown {
+            let rest = sorted.dropFirst(shown).reduce(UInt64(0)) { $0 &+ $1.value }
+            parts.append("\(sorted.count - shown) others ×\(rest)")
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    /// A connection's (or the capture's) traffic as table cells: all of them for `--wide`, and the
+    /// ones the narrow table shows.
+    private struct TrafficCells {
+        var all: [String]
+        var messages: String { all[0] }
+        var close: String { all[4] }
+        var issues: String { all[6] }
+    }
+
+    private static func trafficCells(_ traffic: TrafficStatistics, durationNanoseconds: Int64) -> TrafficCells {
         let messages = "\(traffic.textMessages[0] &+ traffic.binaryMessages[0])/\(traffic.textMessages[1] &+ traffic.binaryMessages[1])"
         let bytes = "\(traffic.messageBytes[0])/\(traffic.messageBytes[1])"
         let perSecond = rate(traffic.messages, over: durationNanoseconds).map { fixed($0, decimals: 1) } ?? "-"
@@ -151,20 +198,27 @@ public enum StatisticsReport {
             rtt = [times.min, times.median, times.max].map { fixed(Double($0) / 1e6, decimals: 3) }.joined(separator: "/")
         }
         let issues = traffic.issuesByCode.values.reduce(0, &+)
-        return [messages, bytes, perSecond, sizeCell, close, rtt, issues == 0 ? "-" : String(issues)]
+        return TrafficCells(all: [messages, bytes, perSecond, sizeCell, close, rtt, issues == 0 ? "-" : String(issues)])
     }
 
-    /// Columns padded to their widest cell (the first row is the heading; numbers align right).
-    private static func layout(_ rows: [[String]]) -> String {
-        let clipped = rows.map { $0.map { $0.count > 40 ? String($0.prefix(39)) + "…" : $0 } }
-        let columns = clipped.map(\.count).max() ?? 0
+    /// Columns padded to their widest cell (the first row is the heading; numbers align right);
+    /// cells past 40 characters are cut with `…`. With `maxWidth`, the widest columns are cut
+    /// further (never below 8 characters) until a row fits.
+    private static func layout(_ rows: [[String]], leftAligned: Set<Int>, maxWidth: Int?) -> String {
+        let columns = rows.map(\.count).max() ?? 0
         var widths = [Int](repeating: 0, count: columns)
-        for row in clipped { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
-        let leftAligned: Set<Int> = [0, 1, 2, 3]
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], min(cell.count, 40)) } }
+        if let maxWidth {
+            while widths.reduce(0, +) + 2 * (columns - 1) > maxWidth, let widest = widths.indices.max(by: { widths[$0] < widths[$1] }),
+                  widths[widest] > 8 {
+                widths[widest] -= 1
+            }
+        }
         var text = ""
-        for row in clipped {
+        for row in rows {
             var line = ""
-            for (index, cell) in row.enumerated() {
+            for (index, full) in row.enumerated() {
+                let cell = full.count > widths[index] ? String(full.prefix(widths[index] - 1)) + "…" : full
                 let padding = String(repeating: " ", count: widths[index] - cell.count)
                 if index > 0 { line += "  " }
                 line += leftAligned.contains(index) ? cell + padding : padding + cell

@@ -133,6 +133,7 @@ public final class TextExporter: TimelineSink {
                 line.byteCount(totals.payloadBytes[0] + totals.payloadBytes[1] + totals.upgradedBytes[0] + totals.upgradedBytes[1])
                 line.raw(end.websocketDetection == .handshake || end.protocolKind == .otherUpgrade ? " after upgrade" : "")
             }
+            outcomeText(end.ending)
         }
         line.append(UInt8(ascii: "\n"))
         output.endEvent(at: time)
@@ -302,6 +303,22 @@ public final class TextExporter: TimelineSink {
         }
     }
 
+    /// `: abnormal-closure (close code 1006)`, in red when it is a failure.
+    private func outcomeText(_ ending: ConnectionEnding) {
+        line.raw(": ")
+        colors.start(ending.outcome.isFailure ? .red : ending.outcome == .closedCleanly ? .green : .dim, in: line)
+        line.text(ending.outcome.rawValue)
+        colors.end(in: line)
+        guard let closing = ending.websocket else { return }
+        line.raw(" (close "); line.number(UInt64(closing.effectiveCode))
+        switch closing.closedFirst {
+        case .none: line.raw(", no Close frame")
+        case .client, .server: line.raw(" by the "); line.text(closing.closedFirst.rawValue)
+        }
+        if !closing.handshakeCompleted, closing.closedFirst != .none { line.raw(", unanswered") }
+        line.raw(")")
+    }
+
     /// `→ app socket.io event  namespace="/" event="chat" …`: the protocol's own words, generically.
     private func applicationText(_ message: ApplicationMessage) {
         arrow(message.direction)
@@ -417,7 +434,14 @@ public enum SummaryText {
             text.raw(" retransmitted, "); text.byteCount(tcp.missingBytes); text.raw(" missing")
         }
         text.raw("\nconnections "); text.number(summary.connections)
-        if summary.connections > 0 { text.raw(": "); counts(summary.connectionsByProtocol, into: text) }
+        if summary.connections > 0 {
+            text.raw(": "); counts(summary.connectionsByProtocol, into: text)
+            text.raw("\noutcomes: "); counts(summary.connectionsByOutcome, into: text)
+        }
+        if let keyLog = summary.keyLog {
+            text.raw("\nkey log "); text.terminalText(keyLog.path); text.raw(" (from "); text.text(keyLog.source)
+            text.raw("): secrets for "); text.number(keyLog.connections); text.raw(" connections")
+        }
         if !summary.tlsConnections.isEmpty {
             text.raw("\nTLS: "); counts(summary.tlsConnections, into: text)
             text.raw(", "); text.byteCount(summary.tlsRecordBytes); text.raw(" of records")

@@ -7,6 +7,12 @@ public struct CloseFrameBody: Hashable, Sendable {
     public var reason: [UInt8]
     public var reasonIsValidUTF8: Bool
 
+    public init(code: CloseCode?, reason: [UInt8], reasonIsValidUTF8: Bool) {
+        self.code = code
+        self.reason = reason
+        self.reasonIsValidUTF8 = reasonIsValidUTF8
+    }
+
     /// Parses a close payload and lists what breaks the RFC.
     public static func parse(_ payload: UnsafeRawBufferPointer) -> (CloseFrameBody, [FrameViolation]) {
         guard payload.count >= 2 else {

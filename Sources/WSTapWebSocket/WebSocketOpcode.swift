@@ -62,6 +62,16 @@ public struct CloseCode: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Codes by which an endpoint reports a failure (RFC 6455 §7.4.1, IANA registry): protocol
+    /// error, unsupported or invalid data, policy, size, a missing extension, an internal error,
+    /// a bad gateway. Normal closure, going away, restarts and application codes (3000-4999) are not.
+    public var reportsError: Bool {
+        switch rawValue {
+        case 1002, 1003, 1007...1011, 1014: true
+        default: false
+        }
+    }
+
     public var name: String? {
         switch self {
         case .normalClosure: "normal closure"

@@ -126,6 +126,9 @@ struct DecodeOptions: ParsableArguments {
     @Option(name: .long, help: "Show at most N bytes of each payload in json/ndjson (marked truncated), N characters of each preview in text. Without it, JSON payloads are shown whole but for decompressed ones past 64 MiB + 8x the capture's frame bytes.")
     var maxPayload: Int?
 
+    @Option(name: .long, help: "Exit with status 1 when an issue of this severity or worse was found (error, warning, info); without it, findings never change the exit status.")
+    var failOn: Severity?
+
     @OptionGroup var analysis: AnalysisOptions
 
     @OptionGroup var display: DisplayOptions

@@ -18,7 +18,13 @@ struct ReadCommand: ParsableCommand {
     func run() throws {
         let output = try options.openOutput()
         if options.format.isTimeline { output.timeOrder = .file }
-        try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: try options.makeSink(output: output))
+        let sink = try options.makeSink(output: output)
+        guard let failOn = options.failOn else {
+            return try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: sink)
+        }
+        let watch = SeverityWatch(wrapping: sink)
+        try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: watch)
+        try watch.check(failOn: failOn)
     }
 }
 
@@ -84,15 +90,21 @@ struct CaptureFileArguments: ParsableArguments {
            word.contains("/") || [".pcap", ".pcapng", ".cap", ".gz"].contains(where: { word.hasSuffix($0) }) {
             throw .cannotOpen(path: word, reason: "no such file or directory")
         }
-        let isDirectory: Bool
-        if case .success = SystemCalls.directoryEntries(inputs[0]) { isDirectory = true } else { isDirectory = false }
-        if inputs.count == 1, !isDirectory { return try CaptureFileReader(path: inputs[0], filter: filter) }
-        let set = try CaptureSetReader(paths: inputs, filter: filter)
-        guard notes else { return set }
-        for (path, reason) in set.skipped.prefix(10) { note("skipped \(path): \(reason)") }
-        if set.skipped.count > 10 { note("skipped \(set.skipped.count - 10) more files that are not captures") }
-        return set
+        return try openCaptureSource(inputs, filter: filter, notes: notes)
     }
+}
+
+/// A reader for one file, or for the set several files or a directory make (merged by time);
+/// what a set leaves out is said on standard error (with `notes`).
+func openCaptureSource(_ inputs: [String], filter: String?, notes: Bool = true) throws(CaptureError) -> any PacketSource {
+    let isDirectory: Bool
+    if case .success = SystemCalls.directoryEntries(inputs[0]) { isDirectory = true } else { isDirectory = false }
+    if inputs.count == 1, !isDirectory { return try CaptureFileReader(path: inputs[0], filter: filter) }
+    let set = try CaptureSetReader(paths: inputs, filter: filter)
+    guard notes else { return set }
+    for (path, reason) in set.skipped.prefix(10) { note("skipped \(path): \(reason)") }
+    if set.skipped.count > 10 { note("skipped \(set.skipped.count - 10) more files that are not captures") }
+    return set
 }
 
 /// Decodes the capture into `sink`, then flushes `output`; fails with the documented exit status

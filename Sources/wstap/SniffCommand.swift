@@ -54,6 +54,9 @@ struct SniffCommand: ParsableCommand {
     @Option(name: [.customShort("Z"), .long], help: "Drop root privileges to this user once the interface is open.")
     var user: String?
 
+    @Flag(name: .long, help: "Instead of the timeline, judge every connection as 'wstap lint' does when the capture stops; exit 1 when a finding reaches --fail-on (default error).")
+    var lint = false
+
     func validate() throws {
         if !listInterfaces, interface == nil { throw ValidationError("name an interface with -i (see 'wstap interfaces')") }
         if let duration, duration <= 0 { throw ValidationError("--duration must be greater than 0") }
@@ -93,9 +96,10 @@ struct SniffCommand: ParsableCommand {
         let output = OutputChannel()
         output.flushesEachEvent = true
         if options.format.isTimeline { output.timeOrder = .live }
-        let analyzer = Analyzer(
-            options: analyzerOptions,
-            sink: try options.makeSink(output: output))
+        let lintCollector = lint ? LintCollector() : nil
+        let sink: any TimelineSink = try lintCollector ?? options.makeSink(output: output)
+        let watch = SeverityWatch(wrapping: sink)
+        let analyzer = Analyzer(options: analyzerOptions, sink: options.failOn == nil ? sink : watch)
         let session = LiveSession(
             capture: capture, analyzer: analyzer, writer: writer,
             stop: StopConditions(messages: countFrames ? nil : count, frames: countFrames ? count : nil,
@@ -127,11 +131,17 @@ struct SniffCommand: ParsableCommand {
                 + "\(live.droppedByInterface) dropped by interface, \(live.droppedByWstap) dropped by wstap; "
                 + "\(analyzer.frameCount) frames, \(analyzer.messageCount) messages decoded")
         }
+        if let lintCollector {
+            output.write(LintReport.text([(interface, lintCollector)], failOn: options.failOn ?? .error))
+            output.flush()
+        }
         if let reason = output.failure { throw fail("cannot write output: \(reason)", exitCode: 4) }
         if let failure {
             if case .writeFailed = failure { throw fail(failure.message, exitCode: 4) }
             throw fail(failure.message, exitCode: 2)
         }
+        if let lintCollector, LintReport.fails(lintCollector, failOn: options.failOn ?? .error) { throw ExitCode(1) }
+        try watch.check(failOn: options.failOn)
     }
 }
 

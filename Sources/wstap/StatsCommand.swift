@@ -20,6 +20,12 @@ struct StatsCommand: ParsableCommand {
     @Option(name: .long, help: "table (for people) or json (docs/stats-format.md).")
     var format: StatsFormat = .table
 
+    @Option(name: .long, help: "Exit with status 1 when an issue of this severity or worse was found (error, warning, info).")
+    var failOn: Severity?
+
+    @Flag(name: .long, help: "The table with every column (host and target, bytes, rates, sizes, ping round trips); by default it fits 100 columns.")
+    var wide = false
+
     @Option(name: [.customShort("o"), .customLong("output")], help: "Write to this file instead of standard output.")
     var outputFile: String?
 
@@ -31,13 +37,15 @@ struct StatsCommand: ParsableCommand {
 
     func run() throws {
         let output = try openOutputFile(outputFile)
-        let format = format
+        let (format, wide) = (format, wide)
         let collector = StatisticsCollector { collector in
-            output.write(format == .json ? StatisticsReport.json(collector) : StatisticsReport.table(collector))
+            output.write(format == .json ? StatisticsReport.json(collector) : StatisticsReport.table(collector, wide: wide))
         }
         let filter = display.filter
         let sink: any TimelineSink = filter.keepsEverything ? collector : try FilteringSink(wrapping: collector, filter: filter)
-        try decodeCaptureFile(input, analysis: analysis, output: output, sink: sink)
+        let watch = SeverityWatch(wrapping: sink)
+        try decodeCaptureFile(input, analysis: analysis, output: output, sink: failOn == nil ? sink : watch)
+        try watch.check(failOn: failOn)
     }
 }
 

@@ -13,6 +13,6 @@ struct WSTapCommand: ParsableCommand {
             64 the command line is wrong.
             """,
         version: WSTapVersion.current,
-        subcommands: [ReadCommand.self, SniffCommand.self, StatsCommand.self, FollowCommand.self, InterfacesCommand.self]
+        subcommands: [ReadCommand.self, SniffCommand.self, StatsCommand.self, FollowCommand.self, LintCommand.self, InterfacesCommand.self]
     )
 }

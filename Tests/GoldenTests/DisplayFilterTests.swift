@@ -43,7 +43,7 @@ struct DisplayFilterTests {
     @Test func messagesOnlyShowsEveryMessageAndNoFrame() throws {
         let lines = try Self.timeline("text-echo.pcap") { $0.messagesOnly = true }
         #expect(lines.filter { $0.contains(" message text ") }.count == 8)
-        #expect(!lines.contains { $0.contains("→ text ") || $0.contains("close ") })
+        #expect(!lines.contains { $0.contains("→ text ") || $0.contains("→ close ") || $0.contains("← close ") })
     }
 
     @Test func grepKeepsMatchingTextMessages() throws {

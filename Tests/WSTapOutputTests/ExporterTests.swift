@@ -20,7 +20,7 @@ import WSTapCore
             headerLength: 2, nonMinimalLength: false, lengthTopBitSet: false)
         return TimelineEvent(connection: record, time: .zero, kind: .frame(FrameRecord(
             direction: .serverToClient, header: header, payload: payload, bytesNotKept: 0,
-            bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), close: nil, carriesText: opcode == 1)))
+            bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), carriesText: opcode == 1)))
     }
 
     static func message(_ payload: UnsafeRawBufferPointer) -> TimelineEvent {

@@ -35,7 +35,7 @@ import WSTapCore
                     headerLength: 2, nonMinimalLength: false, lengthTopBitSet: false)
                 exporter.receive(event(id, step, .frame(FrameRecord(
                     direction: .serverToClient, header: header, payload: payload, bytesNotKept: 0,
-                    bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), close: nil, carriesText: true))))
+                    bytesMissing: 0, gaps: UnsafeBufferPointer(start: nil, count: 0), carriesText: true))))
                 exporter.receive(event(id, step, .message(MessageRecord(direction: .serverToClient, message: WebSocketMessage(
                     opcode: .text, payload: payload, frameCount: 1, compressed: false, isComplete: true,
                     isValidUTF8: true, isDecoded: true)))))
@@ -49,14 +49,14 @@ import WSTapCore
                 exporter.receive(.issue(record(id), Issue(time: time(step), direction: .clientToServer, severity: .warning, code: "tcp-gap", detail: "step \(step)")))
             }
             if step % 500 == 499 {
-                let end = ConnectionEnd(time: time(step), reason: .finished, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters())
+                let end = ConnectionEnd(time: time(step), reason: .finished, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters(), ending: ConnectionEnding(outcome: .closedCleanly, tcpEnd: .fin, websocket: nil))
                 exporter.receive(event(id, step, .connectionClosed(end)))
                 exporter.receive(event(id, step, .connectionOpened))
             }
         }
         for id in connections {
             exporter.receive(event(id, 9999, .connectionClosed(ConnectionEnd(
-                time: time(9999), reason: .endOfCapture, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters()))))
+                time: time(9999), reason: .endOfCapture, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters(), ending: ConnectionEnding(outcome: .closedCleanly, tcpEnd: .fin, websocket: nil)))))
         }
         exporter.finish(CaptureSummary())
     }

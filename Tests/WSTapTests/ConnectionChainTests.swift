@@ -113,7 +113,7 @@ struct ConnectionChainTests {
         #expect(lines == [
             "open 50000->8080", "request /chat", "response 101", "upgrade upgraded websocket", "pair /chat 101",
             "frame c2s text", "message c2s early", "frame s2c text", "message s2c hi", "frame c2s close",
-            "close websocket handshake",
+            "issue close-unanswered", "close websocket handshake",
         ])
     }
 

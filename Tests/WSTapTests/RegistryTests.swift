@@ -99,7 +99,7 @@ struct RegistryTests {
             (.serverToClient, Array(response.utf8) + frame(0x1, "{\"a\":1}", masked: false)),
             (.clientToServer, frame(0x1, "hello", masked: true) + frame(0x1, "[2]", masked: true)),
         ], make: { ConnectionFeed(options: options) })
-        #expect(lines.filter { $0.hasPrefix("app") || $0.hasPrefix("issue") } == [
+        #expect(lines.filter { $0.hasPrefix("app") || $0.hasPrefix("issue test-") } == [
             "app json-test object s2c [0]", "issue test-not-json", "app json-test array c2s [1]",
         ])
     }
