@@ -272,5 +272,13 @@ expect "...and names the outcome and the client" sh -c "grep -q 'outcome' '$work
 check "stats --wide has every column" 0 "$wstap" stats captures/rejected.pcap --wide
 expect "...host and ping round trips included" sh -c "grep -q 'host / target' '$work/out' && grep -q 'ping rtt' '$work/out'"
 
+check "stats --interval counts per interval" 0 "$wstap" stats captures/ping-close-codes.pcap --interval 1ms --format json
+expect "...messages, bytes and connections each way" python3 -c "
+import json; d = json.load(open('$work/out'))
+assert d['interval_s'] == 0.001 and sum(i['messages']['c2s'] + i['messages']['s2c'] for i in d['intervals']) == 2, d['intervals']
+assert sum(i['opened'] for i in d['intervals']) == 2 and sum(i['closed'] for i in d['intervals']) == 2
+"
+check "stats --interval takes only durations" 64 "$wstap" stats captures/ping-close-codes.pcap --interval soon
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -20,7 +20,7 @@ WSTAP = sys.argv[1]
 CAPTURES = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "..", "captures")
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "input", "span", "ul", "li", "b",
                 "code", "table", "thead", "tbody", "tr", "th", "td", "a", "section", "header", "small", "details",
-                "summary", "pre", "i", "script"}
+                "summary", "pre", "i", "script", "label", "mark", "svg", "g", "rect", "circle", "line", "text"}
 failures = []
 
 
@@ -166,7 +166,8 @@ def main():
         messages = messages_of(capture)
         dom = chromium_dom(path)
         page = parse(dom)
-        check("PWNED" not in "".join(re.findall(r"<title>(.*?)</title>", dom)), "html-markup: a payload changed the title")
+        head_title = re.search(r"<head>.*?<title>(.*?)</title>", dom, re.S)
+        check(head_title is not None and "PWNED" not in head_title.group(1), "html-markup: a payload changed the title")
         check_page("html-markup (Chromium DOM)", page, messages)
         check(any("<script>document.title='PWNED'</script>" in t for t in page.text), "html-markup: the script payload is not shown as text")
         searched = parse(chromium_dom(path, "#search=onerror"))
@@ -175,8 +176,31 @@ def main():
         check(all(not hidden for _, hidden, _ in matching), "html-markup: a row with the search term is hidden")
         check(all(hidden for _, hidden, text in searched.rows if "onerror" not in text.lower()),
               "html-markup: a row without the search term is shown")
+        check("<mark>" in "".join(re.findall(r"<tr class=\"m[^\"]*\">.*?</tr>", chromium_dom(path, "#search=onerror"), re.S)),
+              "html-markup: the search term is not highlighted")
+        shown = chromium_dom(path, "#show=issues")
+        check('<body data-show="issues">' in shown, "html-markup: #show=issues did not choose the issues filter")
         os.unlink(path)
         print(f"chromium: {len(messages)} messages, {len(searched.rows)} rows, {len(matching)} match the search")
+        lanes_checked = 0
+        for name in ["rejected.pcap", "bad-accept.pcap", "text-echo.pcap", "ping-close-codes.pcap"]:
+            capture = os.path.join(CAPTURES, name)
+            path = report(capture)
+            dom = chromium_dom(path)
+            lanes = dict(re.findall(r'<g class="lane [a-z]+ outcome-([a-z-]+)" data-conn="(\d+)"', dom)[::1])
+            lanes = {conn: outcome for outcome, conn in re.findall(r'<g class="lane [a-z]+ outcome-([a-z-]+)" data-conn="(\d+)"', dom)}
+            keys = re.sub(r"\.pcap(ng)?$", ".keys", capture)
+            lines = subprocess.run([WSTAP, "read", capture, "--format", "ndjson"], capture_output=True, text=True).stdout.splitlines()
+            closes = {str(e["connection"]): e["outcome"] for e in map(json.loads, lines) if e.get("event") == "connection_close"}
+            check(lanes == closes, f"{name}: timeline lanes {lanes} want the outcomes {closes}")
+            for conn, outcome in closes.items():
+                failed = outcome in ("close-unanswered", "abnormal-closure", "reset", "refused", "handshake-failed", "no-response")
+                style = re.search(rf'<g class="lane ([a-z]+) outcome-{outcome}" data-conn="{conn}"', dom)
+                check(style is not None and (style.group(1) == "bad") == failed and (style.group(1) != "ok" or outcome == "closed-cleanly"),
+                      f"{name}: lane #{conn} ({outcome}) coloured {style.group(1) if style else None}")
+            lanes_checked += len(lanes)
+            os.unlink(path)
+        print(f"chromium: {lanes_checked} timeline lanes match their connections' outcomes")
 
     print(f"{'FAILED' if failures else 'passed'}: {len(failures)} failures")
     sys.exit(1 if failures else 0)

@@ -18,6 +18,11 @@ public final class HTMLReportExporter: TimelineSink {
     static let previewCharacters = 120
     /// Bytes of a binary payload shown as hex.
     static let maxHexBytes = 4096
+    /// Rows (messages, control frames, issues) shown per connection, and issues listed per
+    /// connection and for the capture: past them they are counted, so that a capture of a
+    /// million tiny frames or a flood of alerts makes a report of bounded size.
+    static let maxRowsPerConnection = 2000
+    static let maxIssuesListed = 200
 
     private final class OpenConnection {
         let record: ConnectionRecord
@@ -30,16 +35,28 @@ public final class HTMLReportExporter: TimelineSink {
         var rowCount = 0
         var messages = DirectionPair<UInt64>(0)
         var issues: [Issue] = []
+        var issueCount = 0
+        /// Rows past `maxRowsPerConnection`, counted.
+        var rowsNotShown = 0
+        var lane: TimelineLane
 
-        init(record: ConnectionRecord) { self.record = record }
+        init(record: ConnectionRecord) {
+            self.record = record
+            lane = TimelineLane(
+                id: record.id, start: record.startTime, label: "#\(record.id) \(record.client) → \(record.server)",
+                outcome: nil, outcomeWords: "open")
+        }
     }
 
     private let output: OutputChannel
     private var start: CaptureTimestamp?
     private var open: [UInt64: OpenConnection] = [:]
-    /// Each ended connection's overview row and section, by id.
-    private var finished: [(id: UInt64, overview: OutputBuffer, section: OutputBuffer)] = []
+    /// Each ended connection's overview row, section and timeline lane, by id.
+    private var finished: [(id: UInt64, overview: OutputBuffer, section: OutputBuffer, lane: TimelineLane)] = []
     private var captureIssues: [Issue] = []
+    private var captureIssuesNotListed = 0
+    /// Messages each way over the capture, for the rate chart.
+    private var rates: [TimeHistogram?] = [nil, nil]
 
     public init(output: OutputChannel) { self.output = output }
 
@@ -65,14 +82,23 @@ public final class HTMLReportExporter: TimelineSink {
             open[id]?.tls = session
         case .frame(let frame):
             guard frame.header.opcode.rawValue >= 8, let connection = open[id] else { return }
+            if frame.header.opcode == .close { connection.lane.closes.append((frame.direction, time)) }
             controlRow(frame, at: time, in: connection)
         case .message(let message):
             guard let connection = open[id] else { return }
             connection.messages[message.direction.rawValue] &+= 1
+            connection.lane.message(message.direction, at: time)
+            if rates[message.direction.rawValue] == nil, let start { rates[message.direction.rawValue] = TimeHistogram(origin: start) }
+            rates[message.direction.rawValue]?.add(time)
             messageRow(message, at: time, in: connection)
         case .issue(let issue):
-            guard event.connection != nil, let connection = open[id] else { return captureIssues.append(issue) }
-            connection.issues.append(issue)
+            guard event.connection != nil, let connection = open[id] else {
+                if captureIssues.count < Self.maxIssuesListed { captureIssues.append(issue) } else { captureIssuesNotListed += 1 }
+                return
+            }
+            connection.issueCount += 1
+            if connection.issues.count < Self.maxIssuesListed { connection.issues.append(issue) }
+            connection.lane.issue(at: issue.time)
             issueRow(issue, in: connection)
         case .connectionClosed(let end):
             guard let connection = open.removeValue(forKey: id) else { return }
@@ -99,12 +125,20 @@ public final class HTMLReportExporter: TimelineSink {
         facts += "; made by wstap \(WSTapVersion.current). Times are seconds since the first packet."
         HTMLText.write(facts, into: page)
         page.raw("</p>\n<p><input id=\"search\" type=\"search\" placeholder=\"Search messages, headers, issues\" autofocus> ")
-        page.raw("<span id=\"count\"></span></p>\n")
+        page.raw("<span id=\"count\"></span></p>\n<p class=\"filter\">Show: ")
+        for (value, words) in [("all", "all"), ("sent", "sent →"), ("received", "received ←"), ("control", "control frames"), ("issues", "issues")] {
+            page.raw("<label><input type=\"radio\" name=\"show\" value=\""); page.text(value); page.raw("\"")
+            if value == "all" { page.raw(" checked") }
+            page.raw("> "); page.text(words); page.raw("</label> ")
+        }
+        page.raw("</p>\n")
         if !captureIssues.isEmpty {
             page.raw("<h2>Capture issues</h2>\n<ul class=\"issues\">")
             for issue in captureIssues { issueItem(issue, into: page) }
+            if captureIssuesNotListed > 0 { page.raw("<li>… "); page.number(captureIssuesNotListed); page.raw(" more (JSON and NDJSON list them all)</li>") }
             page.raw("</ul>\n")
         }
+        HTMLTimeline.write(lanes: finished.map(\.lane), rates: rates, start: summary.firstPacketTime, end: summary.lastPacketTime, into: page)
         page.raw("<h2>Connections</h2>\n<table class=\"overview\"><thead><tr><th>#</th><th>client → server</th><th>request</th>")
         page.raw("<th>protocol</th><th>handshake</th><th>outcome</th><th>messages →/←</th><th>issues</th></tr></thead><tbody>\n")
         output.write(page)
@@ -119,10 +153,21 @@ public final class HTMLReportExporter: TimelineSink {
 
     // MARK: rows
 
-    private func beginRow(_ connection: OpenConnection, kind: StaticString, direction: StreamDirection?, time: CaptureTimestamp?) -> OutputBuffer {
+    /// The start of a row, or nil past `maxRowsPerConnection` (the row is counted instead).
+    private func beginRow(_ connection: OpenConnection, kind: StaticString, direction: StreamDirection?, time: CaptureTimestamp?) -> OutputBuffer? {
+        guard connection.rowCount < Self.maxRowsPerConnection else {
+            connection.rowsNotShown += 1
+            return nil
+        }
         let rows = connection.rows
         connection.rowCount += 1
-        rows.raw("<tr class=\"m "); rows.raw(kind); rows.raw("\"><td class=\"dir\">")
+        rows.raw("<tr class=\"m "); rows.raw(kind)
+        switch direction {
+        case .clientToServer: rows.raw(" sent")
+        case .serverToClient: rows.raw(" received")
+        case nil: break
+        }
+        rows.raw("\"><td class=\"dir\">")
         switch direction {
         case .clientToServer: rows.raw("<span class=\"c2s\">→</span>")
         case .serverToClient: rows.raw("<span class=\"s2c\">←</span>")
@@ -136,7 +181,8 @@ public final class HTMLReportExporter: TimelineSink {
 
     private func messageRow(_ record: MessageRecord, at time: CaptureTimestamp, in connection: OpenConnection) {
         let message = record.message
-        let rows = beginRow(connection, kind: message.opcode == .text ? "text" : "binary", direction: record.direction, time: time)
+        guard let rows = beginRow(connection, kind: message.opcode == .text ? "text" : "binary", direction: record.direction, time: time)
+        else { return }
         rows.raw("<td class=\"n\">"); rows.byteCount(message.payload.count); rows.raw("</td><td>")
         rows.opcodeName(message.opcode)
         if message.frameCount > 1 { rows.raw(", "); rows.number(message.frameCount); rows.raw(" frames") }
@@ -154,7 +200,7 @@ public final class HTMLReportExporter: TimelineSink {
     }
 
     private func controlRow(_ frame: FrameRecord, at time: CaptureTimestamp, in connection: OpenConnection) {
-        let rows = beginRow(connection, kind: "control", direction: frame.direction, time: time)
+        guard let rows = beginRow(connection, kind: "control", direction: frame.direction, time: time) else { return }
         rows.raw("<td class=\"n\">"); rows.byteCount(frame.header.payloadLength); rows.raw("</td><td>")
         rows.opcodeName(frame.header.opcode)
         rows.raw("</td><td class=\"p\">")
@@ -176,7 +222,7 @@ public final class HTMLReportExporter: TimelineSink {
     }
 
     private func issueRow(_ issue: Issue, in connection: OpenConnection) {
-        let rows = beginRow(connection, kind: "issue", direction: issue.direction, time: issue.time)
+        guard let rows = beginRow(connection, kind: "issue", direction: issue.direction, time: issue.time) else { return }
         rows.raw("<td></td><td class=\"")
         rows.text(issue.severity.rawValue)
         rows.raw("\">")
@@ -300,7 +346,7 @@ public final class HTMLReportExporter: TimelineSink {
         let (outcomeText, outcomeClass) = outcome(connection)
         overview.raw("</td><td class=\"outcome "); overview.raw(outcomeClass); overview.raw("\">"); HTMLText.write(outcomeText, into: overview, limit: 200)
         overview.raw("</td><td class=\"n\">"); overview.number(connection.messages[0]); overview.raw(" / "); overview.number(connection.messages[1])
-        overview.raw("</td><td class=\"n\">"); overview.number(connection.issues.count); overview.raw("</td></tr>\n")
+        overview.raw("</td><td class=\"n\">"); overview.number(connection.issueCount); overview.raw("</td></tr>\n")
 
         let section = OutputBuffer()
         section.raw("<section class=\"conn\" id=\"conn-"); section.number(record.id); section.raw("\"><header><h2>#")
@@ -337,6 +383,9 @@ public final class HTMLReportExporter: TimelineSink {
         if !connection.issues.isEmpty {
             section.raw("<ul class=\"issues\">")
             for issue in connection.issues { issueItem(issue, into: section) }
+            if connection.issueCount > connection.issues.count {
+                section.raw("<li>… "); section.number(connection.issueCount - connection.issues.count); section.raw(" more (JSON and NDJSON list them all)</li>")
+            }
             section.raw("</ul>\n")
         }
         section.raw("</header>\n")
@@ -345,8 +394,17 @@ public final class HTMLReportExporter: TimelineSink {
             section.append(connection.rows)
             section.raw("</tbody></table>\n")
         }
+        if connection.rowsNotShown > 0 {
+            section.raw("<p class=\"cut\">… "); section.number(connection.rowsNotShown)
+            section.raw(" more rows not shown (wstap follow --conn "); section.number(record.id); section.raw(" shows them all)</p>\n")
+        }
         section.raw("</section>\n")
-        finished.append((record.id, overview, section))
+        var lane = connection.lane
+        lane.end = connection.end?.time
+        lane.outcome = connection.end?.ending.outcome
+        lane.outcomeWords = outcomeText
+        if !requestLine.isEmpty { lane.label += " " + String(requestLine.prefix(120)) }
+        finished.append((record.id, overview, section, lane))
     }
 
     /// A message head: its first line, opening to its header lines.
@@ -371,20 +429,39 @@ public final class HTMLReportExporter: TimelineSink {
         pre{margin:.3em 0;background:#fafafa;padding:.3em}summary{cursor:pointer}
         .ctl{color:#b00020;background:#fde}.meta{color:#555}#search{width:28em;padding:4px}
         section.conn{border-top:1px solid #ccc;margin-top:1.5em}tr.issue td{background:#fff4e5}
+        svg{max-width:1200px;font:9px system-ui,sans-serif;display:block}svg text{fill:#555}
+        .lane .life{fill:#ccc}.lane.ok .life{fill:#8fd19e}.lane.bad .life{fill:#f08c8c}.lane.warn .life{fill:#f5d27a}
+        .lane:hover .life{stroke:#222;stroke-width:.6}rect.c2s{fill:#0a6fb0}rect.s2c{fill:#a0258c}rect.close{fill:#111}
+        circle.issue{fill:#b00020;stroke:#fff;stroke-width:.5}line.tick{stroke:#e4e4e4}line.axis{stroke:#999}
+        td.outcome.ok,p.outcome.ok{color:#17702a}td.outcome.bad,p.outcome.bad{color:#b00020;font-weight:bold}
+        mark{background:#ffe066}.filter label{margin-right:.8em}
+        body[data-show=sent] tr.m:not(.sent),body[data-show=received] tr.m:not(.received),
+        body[data-show=control] tr.m:not(.control),body[data-show=issues] tr.m:not(.issue){display:none}
         """
 
     static let script: StaticString = """
         (function(){var box=document.getElementById('search'),count=document.getElementById('count');
         var rows=Array.prototype.slice.call(document.querySelectorAll('tr.m'));
         var sections=Array.prototype.slice.call(document.querySelectorAll('section.conn'));
-        function apply(){var q=box.value.toLowerCase(),shown=0;
+        function unmark(){Array.prototype.slice.call(document.querySelectorAll('mark')).forEach(function(m){
+        var p=m.parentNode;p.replaceChild(document.createTextNode(m.textContent),m);p.normalize();});}
+        function mark(node,q){var walker=document.createTreeWalker(node,NodeFilter.SHOW_TEXT),texts=[],t;
+        while((t=walker.nextNode()))texts.push(t);texts.forEach(function(t){var s=t.nodeValue,i=s.toLowerCase().indexOf(q);
+        if(i<0)return;var f=document.createDocumentFragment(),at=0;while(i>=0){f.appendChild(document.createTextNode(s.slice(at,i)));
+        var m=document.createElement('mark');m.textContent=s.slice(i,i+q.length);f.appendChild(m);at=i+q.length;
+        i=s.toLowerCase().indexOf(q,at);}f.appendChild(document.createTextNode(s.slice(at)));t.parentNode.replaceChild(f,t);});}
+        function apply(){var q=box.value.toLowerCase(),shown=0;unmark();
         rows.forEach(function(r){var hit=!q||r.textContent.toLowerCase().indexOf(q)>=0;r.hidden=!hit;if(hit)shown++;
-        var d=r.querySelector('details');if(d&&q&&hit)d.open=true;});
+        var d=r.querySelector('details');if(d&&q&&hit)d.open=true;if(q&&hit)mark(r,q);});
         sections.forEach(function(s){var any=s.querySelector('tr.m:not([hidden])')!==null;
         s.hidden=!!q&&!any&&s.querySelector('header').textContent.toLowerCase().indexOf(q)<0;});
         count.textContent=q?shown+' of '+rows.length+' rows match':rows.length+' rows';}
-        box.addEventListener('input',apply);var m=/[#&]search=([^&]*)/.exec(location.hash);
-        if(m){box.value=decodeURIComponent(m[1]);}apply();})();
+        box.addEventListener('input',apply);
+        Array.prototype.slice.call(document.querySelectorAll('input[name=show]')).forEach(function(r){
+        r.addEventListener('change',function(){document.body.setAttribute('data-show',r.value);});});
+        var m=/[#&]search=([^&]*)/.exec(location.hash);if(m){box.value=decodeURIComponent(m[1]);}
+        var v=/[#&]show=([a-z]+)/.exec(location.hash);if(v){document.body.setAttribute('data-show',v[1]);
+        var r=document.querySelector('input[name=show][value='+v[1]+']');if(r)r.checked=true;}apply();})();
         """
 
     /// The CSP source that allows exactly `script`.

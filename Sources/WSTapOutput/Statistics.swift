@@ -165,11 +165,15 @@ public final class StatisticsCollector: TimelineSink {
     /// Issues that belong to no connection.
     public private(set) var captureIssues: [String: UInt64] = [:]
     public private(set) var summary: CaptureSummary?
+    /// Per interval, with `--interval` (nil without).
+    public private(set) var intervals: IntervalStatistics?
     private let onFinish: (StatisticsCollector) -> Void
 
-    /// `onFinish` is called once, after the last event, with everything collected.
-    public init(onFinish: @escaping (StatisticsCollector) -> Void = { _ in }) {
+    /// `onFinish` is called once, after the last event, with everything collected; with
+    /// `intervalNanoseconds`, what happened in each interval is counted too.
+    public init(intervalNanoseconds: Int64? = nil, onFinish: @escaping (StatisticsCollector) -> Void = { _ in }) {
         self.onFinish = onFinish
+        intervals = intervalNanoseconds.map(IntervalStatistics.init(widthNanoseconds:))
     }
 
     public func receive(_ event: TimelineEvent) {
@@ -180,6 +184,7 @@ public final class StatisticsCollector: TimelineSink {
         case .connectionOpened:
             guard let record, let time = event.time else { return }
             open[record.id] = OpenConnection(statistics: ConnectionStatistics(record: record, firstTime: time, lastTime: time))
+            intervals?.change(at: time) { $0.opened &+= 1 }
         case .httpRequest(let head):
             update(record, at: event.time) {
                 $0.statistics.target = head.target
@@ -223,6 +228,10 @@ public final class StatisticsCollector: TimelineSink {
             }
         case .message(let message):
             let time = event.time ?? .zero
+            intervals?.change(at: time) {
+                $0.messages[message.direction] &+= 1
+                $0.bytes[message.direction] &+= UInt64(message.message.payload.count)
+            }
             update(record, at: time) { connection in
                 let direction = message.direction.rawValue
                 if message.message.opcode == .text {
@@ -244,6 +253,7 @@ public final class StatisticsCollector: TimelineSink {
             update(record, at: issue.time) { $0.statistics.traffic.issuesByCode[issue.code, default: 0] &+= 1 }
         case .connectionClosed(let end):
             guard let record else { return }
+            intervals?.change(at: end.time) { $0.closed &+= 1 }
             update(record, at: end.time) {
                 $0.statistics.protocolKind = end.protocolKind
                 $0.statistics.ending = end.ending

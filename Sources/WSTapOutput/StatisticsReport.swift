@@ -48,7 +48,23 @@ public enum StatisticsReport {
             trafficFields(connection.traffic, durationNanoseconds: messageSpan(connection), into: out)
             out.append(UInt8(ascii: "}"))
         }
-        out.raw(collector.connections.isEmpty ? "]}\n" : "\n]}\n")
+        out.raw(collector.connections.isEmpty ? "]" : "\n]")
+        if let intervals = collector.intervals {
+            out.raw(",\"interval_s\":"); seconds(intervals.width, into: out)
+            out.raw(",\"intervals\":[")
+            for (index, interval) in intervals.intervals.enumerated() {
+                out.raw(index == 0 ? "\n{" : ",\n{")
+                out.key("start_s"); seconds(Int64(index) * intervals.width, into: out)
+                out.raw(",\"messages\":{\"c2s\":"); out.number(interval.messages.clientToServer)
+                out.raw(",\"s2c\":"); out.number(interval.messages.serverToClient)
+                out.raw("},\"bytes\":{\"c2s\":"); out.number(interval.bytes.clientToServer)
+                out.raw(",\"s2c\":"); out.number(interval.bytes.serverToClient)
+                out.raw("},\"opened\":"); out.number(interval.opened)
+                out.raw(",\"closed\":"); out.number(interval.closed); out.raw("}")
+            }
+            out.raw(intervals.intervals.isEmpty ? "]" : "\n]")
+        }
+        out.raw("}\n")
         return out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
@@ -148,7 +164,21 @@ public enum StatisticsReport {
             text += "close codes: " + mostFrequent(closes, shown: maxCloseCodesShown)
             text += "; closed first by the client \(overall.closedFirst[0]), by the server \(overall.closedFirst[1])\n"
         }
+        if let intervals = collector.intervals { text += intervalTable(intervals) }
         return text
+    }
+
+    /// One row per interval: messages and bytes each way, connections opened and closed.
+    private static func intervalTable(_ intervals: IntervalStatistics) -> String {
+        let width = Double(intervals.width) / 1e9
+        var rows: [[String]] = [["interval s", "msgs →", "msgs ←", "bytes →", "bytes ←", "opened", "closed"]]
+        for (index, interval) in intervals.intervals.enumerated() {
+            let from = fixed(Double(index) * width, decimals: 3), to = fixed(Double(index + 1) * width, decimals: 3)
+            rows.append(["\(from)-\(to)", String(interval.messages.clientToServer), String(interval.messages.serverToClient),
+                         String(interval.bytes.clientToServer), String(interval.bytes.serverToClient),
+                         String(interval.opened), String(interval.closed)])
+        }
+        return "\nper interval of \(fixed(width, decimals: 3)) s:\n" + layout(rows, leftAligned: [0], maxWidth: nil)
     }
 
     /// Close codes listed before the rest are counted as "N others".

@@ -23,6 +23,9 @@ struct StatsCommand: ParsableCommand {
     @Option(name: .long, help: "Exit with status 1 when an issue of this severity or worse was found (error, warning, info).")
     var failOn: Severity?
 
+    @Option(name: .long, help: "Also count messages, bytes and connections opened and closed per interval of this length, each way (like tshark -z io,stat): 1s, 500ms, 0.1 (seconds).")
+    var interval: String?
+
     @Flag(name: .long, help: "The table with every column (host and target, bytes, rates, sizes, ping round trips); by default it fits 100 columns.")
     var wide = false
 
@@ -33,12 +36,26 @@ struct StatsCommand: ParsableCommand {
 
     @OptionGroup var display: DisplayOptions
 
-    func validate() throws { try input.validate(filterOption: analysis.filter) }
+    func validate() throws {
+        try input.validate(filterOption: analysis.filter)
+        if let interval, Self.nanoseconds(interval) == nil {
+            throw ValidationError("--interval takes a duration of at least 1ms such as 1s, 500ms or 0.25, not '\(interval)'")
+        }
+    }
+
+    /// `1s`, `500ms`, `0.25` (seconds) in nanoseconds; nil when not a duration of at least 1 ms.
+    static func nanoseconds(_ text: String) -> Int64? {
+        var number = Substring(text)
+        var scale = 1e9
+        if number.hasSuffix("ms") { number = number.dropLast(2); scale = 1e6 } else if number.hasSuffix("s") { number = number.dropLast() }
+        guard let value = Double(number), value.isFinite, value * scale >= 1e6, value * scale < 1e18 else { return nil }
+        return Int64(value * scale)
+    }
 
     func run() throws {
         let output = try openOutputFile(outputFile)
         let (format, wide) = (format, wide)
-        let collector = StatisticsCollector { collector in
+        let collector = StatisticsCollector(intervalNanoseconds: interval.flatMap(Self.nanoseconds)) { collector in
             output.write(format == .json ? StatisticsReport.json(collector) : StatisticsReport.table(collector, wide: wide))
         }
         let filter = display.filter
