@@ -129,12 +129,15 @@ private final class HeldEvents {
 final class StreamContext {
     let connection: ConnectionContext
     let id: StreamID?
+    /// When the stream was opened (the connection's first packet for the connection itself).
+    let startTime: CaptureTimestamp
     var totals = ConnectionTotals()
     var counters = ConnectionCounters()
 
-    init(connection: ConnectionContext, id: StreamID? = nil) {
+    init(connection: ConnectionContext, id: StreamID? = nil, openedAt time: CaptureTimestamp? = nil) {
         self.connection = connection
         self.id = id
+        startTime = time ?? connection.record.startTime
     }
 
     var record: ConnectionRecord { connection.record }
@@ -159,11 +162,17 @@ final class StreamContext {
     }
 
     /// The stream ended (a multiplexing stage says so, or the connection's end): what it carried
-    /// goes on the timeline, its counters into the summary. `phase` is its last stage's.
-    func close(reason: String, phase: ConnectionPhase, at time: CaptureTimestamp) {
+    /// and how it ended go on the timeline, its counters into the summary. `stage` is its last
+    /// stage, already finished; `end` says how the stream's own end compares with TCP's (a
+    /// stream ended in order is `.finished`, a reset one `.reset`, one open at the end of the
+    /// capture `.endOfCapture`).
+    func close(stage: Stage, reason: String, end: ConnectionEndReason, at time: CaptureTimestamp) {
+        let phase = stage.phase
+        let ending = stage.ending(reason: end)
+        for issue in Issue.endingFindings(ending, time: time) { report(issue) }
         emit(.streamClosed(StreamEnd(
-            time: time, reason: reason, protocolKind: phase.protocolKind, websocketDetection: phase.websocketDetection,
-            totals: totals, counters: counters)), at: time)
+            start: startTime, time: time, reason: reason, protocolKind: phase.protocolKind,
+            websocketDetection: phase.websocketDetection, totals: totals, counters: counters, ending: ending)), at: time)
     }
 
     /// A frame or data message was decoded (whether or not the sink takes it).

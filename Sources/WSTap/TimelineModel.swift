@@ -164,6 +164,8 @@ public struct ConnectionEnd: Sendable {
 /// The end of one stream of a connection that carries several (an HTTP/2 stream): what it
 /// carried, in the shape of a connection's end.
 public struct StreamEnd: Sendable {
+    /// When the stream was opened, and when it ended.
+    public var start: CaptureTimestamp
     public var time: CaptureTimestamp
     /// How the stream ended, in its protocol's words (`end-stream`, `rst-stream`, `connection-closed`).
     public var reason: String
@@ -172,17 +174,21 @@ public struct StreamEnd: Sendable {
     public var totals: ConnectionTotals
     /// The stream's share of the capture summary, as a connection's.
     public var counters: ConnectionCounters
+    /// Its outcome and, for a WebSocket stream, its closing.
+    public var ending: ConnectionEnding
 
     public init(
-        time: CaptureTimestamp, reason: String, protocolKind: ConnectionProtocol, websocketDetection: WebSocketDetection?,
-        totals: ConnectionTotals, counters: ConnectionCounters
+        start: CaptureTimestamp, time: CaptureTimestamp, reason: String, protocolKind: ConnectionProtocol,
+        websocketDetection: WebSocketDetection?, totals: ConnectionTotals, counters: ConnectionCounters, ending: ConnectionEnding
     ) {
+        self.start = start
         self.time = time
         self.reason = reason
         self.protocolKind = protocolKind
         self.websocketDetection = websocketDetection
         self.totals = totals
         self.counters = counters
+        self.ending = ending
     }
 }
 

@@ -192,6 +192,7 @@ extension OutputBuffer {
         raw(",\"reason\":"); string(end.reason)
         raw(",\"protocol\":"); string(end.protocolKind.rawValue)
         raw(",\"websocket_detection\":"); string(end.websocketDetection?.rawValue)
+        comma(); endingFields(end.ending, start: end.start, end: end.time)
         raw(",\"totals\":{"); totalsFields(end.totals); raw("}")
     }
 

@@ -30,7 +30,7 @@ final class EventLines: TimelineSink {
         case .issue(let issue): lines.append("\(stream)issue \(issue.code)")
         case .tls(let session): lines.append("tls \(session.version ?? "-") decrypted \(session.decrypted)")
         case .streamClosed(let end):
-            lines.append("\(stream)stream closed \(end.reason) \(end.protocolKind.rawValue) frames \(end.totals.frames[0] + end.totals.frames[1])")
+            lines.append("\(stream)stream closed \(end.reason) \(end.protocolKind.rawValue) frames \(end.totals.frames[0] + end.totals.frames[1]) \(end.ending.outcome.rawValue)")
         case .connectionClosed(let end):
             ends.append(end)
             lines.append("close \(end.protocolKind.rawValue) \(end.websocketDetection?.rawValue ?? "-")")

@@ -59,12 +59,12 @@ final class TaggedStreamsStage: Stage {
             let (id, length) = (record[0], Int(record[1]))
             pending[direction].removeFirst(2 + length)
             let (context, stage) = streams[id] ?? {
-                let context = StreamContext(connection: connection, id: StreamID(UInt32(id)))
+                let context = StreamContext(connection: connection, id: StreamID(UInt32(id)), openedAt: time)
                 return (context, ConnectionChain.start(context))
             }()
             if length == 0, direction == .clientToServer {
                 stage.finish(at: time)
-                context.close(reason: "ended", phase: stage.phase, at: time)
+                context.close(stage: stage, reason: "ended", end: .finished, at: time)
                 streams[id] = nil
                 continue
             }
@@ -78,7 +78,7 @@ final class TaggedStreamsStage: Stage {
         for id in streams.keys.sorted() {
             guard let (context, stage) = streams[id] else { continue }
             stage.finish(at: time)
-            context.close(reason: "connection-closed", phase: stage.phase, at: time)
+            context.close(stage: stage, reason: "connection-closed", end: .endOfCapture, at: time)
         }
         streams = [:]
     }
@@ -121,8 +121,8 @@ struct RegistryTests {
         ], make: { ConnectionFeed(options: options) })
         #expect(lines.filter { $0.hasPrefix("s") } == [
             "s1 request /chat", "s3 request /plain", "s1 response 101", "s1 frame s2c text", "s1 message s2c one",
-            "s1 frame c2s text", "s1 message c2s two", "s1 stream closed ended websocket frames 2",
-            "s3 stream closed connection-closed http frames 0",
+            "s1 frame c2s text", "s1 message c2s two", "s1 issue abnormal-closure",
+            "s1 stream closed ended websocket frames 2 abnormal-closure", "s3 stream closed connection-closed http frames 0 http",
         ])
         #expect(lines.contains("close http -"))
     }
