@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "WSTapHTTPTests", dependencies: ["WSTapHTTP", "TestSupport"]),
         .testTarget(name: "WSTapWebSocketTests", dependencies: ["WSTapWebSocket", "WSTapHTTP", "TestSupport"]),
         .testTarget(name: "WSTapTLSTests", dependencies: ["WSTapTLS", "WSTapCore"]),
+        .testTarget(name: "WSTapApplicationTests", dependencies: ["WSTapApplication", "WSTapCore"]),
         .testTarget(name: "WSTapTests", dependencies: ["WSTap", "TestSupport"]),
         .testTarget(name: "WSTapOutputTests", dependencies: ["WSTapOutput"]),
         .testTarget(

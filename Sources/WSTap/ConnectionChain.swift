@@ -2,6 +2,7 @@ import WSTapCore
 import WSTapHTTP
 import WSTapWebSocket
 import WSTapTLS
+import WSTapApplication
 
 /// The standard tables (`StageRegistry`): the one place where the stages wstap knows are
 /// registered, and the helpers that build the WebSocket stage in its three ways (after a 101,
@@ -21,6 +22,16 @@ enum ConnectionChain {
             return UndecodedStage(phase: .tls)
         }
         registry.upgradeTokens["websocket"] = websocketAfterSwitch
+        registry.register(subprotocol: "graphql-transport-ws", MessageStageEntry(protocolName: "graphql-transport-ws") {
+            GraphQLDecoder(.transportWS)
+        })
+        registry.register(subprotocol: "graphql-ws", MessageStageEntry(protocolName: "graphql-ws") {
+            GraphQLDecoder(.subscriptionsTransportWS)
+        })
+        for token in ["jsonrpc", "json-rpc", "jsonrpc2.0", "jsonrpc-2.0"] {
+            registry.register(subprotocol: token, MessageStageEntry(protocolName: "jsonrpc") { JSONRPCDecoder() })
+        }
+        registry.register(subprotocol: "json", MessageStageEntry(protocolName: "json") { PlainJSONDecoder() })
         return registry
     }()
 

@@ -329,7 +329,7 @@ public final class TextExporter: TimelineSink {
             line.raw("  "); field(item.name); line.append(UInt8(ascii: "="))
             let rendered = OutputBuffer()
             rendered.applicationValue(item.value)
-            rendered.withBytes { _ = line.terminalText($0, limit: previewLimit) }
+            rendered.withBytes { _ = line.terminalText($0, limit: previewLimit, quoted: false) }
         }
     }
 
