@@ -62,7 +62,7 @@ numbers: release
 conformance: release
 	@if [ -d "$(CONFORMANCE)/captures" ]; then \
 		python3 $(CONFORMANCE)/check.py --keylog-arg=--keylog --wstap .build/release/wstap $(CONFORMANCE)/captures \
-			$$([ -d "$(CONFORMANCE)/tls" ] && echo "$(CONFORMANCE)/tls"); \
+			$$([ -d "$(CONFORMANCE)/tls" ] && echo "$(CONFORMANCE)/tls") $$([ -d "$(CONFORMANCE)/round3" ] && echo "$(CONFORMANCE)/round3"); \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
 test: unit fuzz libfuzzer cli outputs html numbers installcheck memory hostile live conformance

@@ -14,6 +14,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(
@@ -46,10 +48,18 @@ let package = Package(
         ),
         .target(name: "WSTapApplication", dependencies: ["WSTapCore"], swiftSettings: speed),
         .target(
+            name: "WSTapHTTP2",
+            dependencies: [
+                "WSTapCore", "WSTapHTTP", .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: speed
+        ),
+        .target(
             name: "WSTap",
             dependencies: [
                 "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS",
-                "WSTapApplication",
+                "WSTapApplication", "WSTapHTTP2",
             ],
             swiftSettings: speed
         ),
@@ -69,7 +79,9 @@ let package = Package(
         .testTarget(name: "WSTapWebSocketTests", dependencies: ["WSTapWebSocket", "WSTapHTTP", "TestSupport"]),
         .testTarget(name: "WSTapTLSTests", dependencies: ["WSTapTLS", "WSTapCore"]),
         .testTarget(name: "WSTapApplicationTests", dependencies: ["WSTapApplication", "WSTapCore"]),
-        .testTarget(name: "WSTapTests", dependencies: ["WSTap", "TestSupport"]),
+        .testTarget(
+            name: "WSTapTests",
+            dependencies: ["WSTap", "TestSupport", .product(name: "NIOHPACK", package: "swift-nio-http2"), .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "WSTapOutputTests", dependencies: ["WSTapOutput"]),
         .testTarget(
             name: "GoldenTests",

@@ -3,6 +3,7 @@ import WSTapHTTP
 import WSTapWebSocket
 import WSTapTLS
 import WSTapApplication
+import WSTapHTTP2
 
 /// The standard tables (`StageRegistry`): the one place where the stages wstap knows are
 /// registered, and the helpers that build the WebSocket stage in its three ways (after a 101,
@@ -15,13 +16,12 @@ enum ConnectionChain {
     static let standard: StageRegistry = {
         var registry = StageRegistry()
         registry.defaultStage = { HTTPStage(stream: $0) }
-        registry.firstBytes = [tls, port, http, websocketFrames]
-        registry.alpn["h2"] = { stream, time in
-            // WebSocket over HTTP/2 (RFC 8441) is not decoded yet: the plaintext is left alone.
-            stream.report(.http2NotDecoded(time: time))
-            return UndecodedStage(phase: .tls)
-        }
+        registry.firstBytes = [tls, port, http2Preface, http, websocketFrames]
+        registry.alpn["h2"] = { stream, _ in HTTP2Stage(stream: stream) }
         registry.upgradeTokens["websocket"] = websocketAfterSwitch
+        registry.upgradeTokens["h2c"] = { upgrade in
+            HTTP2Stage(stream: upgrade.stream, upgradedRequest: upgrade.request.map { ($0, upgrade.time) })
+        }
         registry.register(subprotocol: "graphql-transport-ws", MessageStageEntry(protocolName: "graphql-transport-ws") {
             GraphQLDecoder(.transportWS)
         })
@@ -96,6 +96,13 @@ enum ConnectionChain {
     /// `--websocket-port`: WebSocket frames from the first byte, roles by the port.
     static func websocketByPort(_ stream: StreamContext) -> Stage {
         websocketWithoutHandshake(stream, detection: .port)
+    }
+
+    /// HTTP/2 with prior knowledge: the client's connection preface (RFC 9113 §3.4), whole.
+    static let http2Preface = FirstBytesProbe(name: "http2-preface", appliesInsideTLS: true) { first in
+        guard HTTP2FrameLayer.startsWithPreface(first.bytes) else { return .notMine }
+        if first.bytes.count < 24 { return first.final ? .notMine : .needMoreBytes }
+        return .decodes(swapRoles: first.direction == .serverToClient) { HTTP2Stage(stream: $0) }
     }
 
     /// HTTP/1.x: every connection whose TCP handshake was seen, and the heads of others (which

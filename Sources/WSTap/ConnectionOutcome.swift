@@ -123,6 +123,8 @@ public struct ConnectionEnding: Sendable {
             outcome = handshakeFailed ? .handshakeFailed : Self.websocketOutcome(closing, reason: reason)
         } else {
             switch phase {
+            case .http2:
+                outcome = .http
             case .http, .undecided:
                 outcome = switch upgrade {
                 case .rejected?: .refused

@@ -41,7 +41,7 @@ final class HTTPStage: Stage {
         var headsCut: Bool
         /// What a 101 that names no protocol switches to: the only one offered.
         var impliedSelection: String?
-        var requestTarget: String
+        var request: HTTPRequestHead
     }
 
     init(stream: StreamContext) {
@@ -103,7 +103,7 @@ final class HTTPStage: Stage {
             successor = ConnectionChain.afterSwitch(
                 UpgradeSwitch(
                     stream: stream, handshake: answer?.handshake, handshakeFailed: answer?.handshakeFailed ?? false,
-                    requestTarget: answer?.requestTarget, time: time),
+                    request: answer?.request, time: time),
                 selected: selected ?? answer?.impliedSelection, headsCut: answer?.headsCut ?? false)
         case .upgradedBytes(let bytes, let direction):
             if let next = successor?.receive(bytes, direction: direction, at: time) { successor = next }
@@ -143,7 +143,7 @@ final class HTTPStage: Stage {
             // 9110 §15.2.2 requires the header; its absence fails a WebSocket handshake, not the switch).
             impliedSelection: response.status == 101 && selected == nil && exchange.offeredProtocols.count == 1
                 ? exchange.offeredProtocols[0] : nil,
-            requestTarget: exchange.request.target)
+            request: exchange.request)
         if offersWebSocket, !selectsOther {
             let (handshake, violations) = HandshakeValidator.validate(request: exchange.request, response: response)
             exchange.websocket = handshake

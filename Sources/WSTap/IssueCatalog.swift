@@ -5,6 +5,7 @@ import WSTapTCP
 import WSTapHTTP
 import WSTapWebSocket
 import WSTapTLS
+import WSTapHTTP2
 
 /// The one place that turns each stage's findings into issues with stable codes.
 /// Every code here is listed in docs/issue-codes.md.
@@ -237,10 +238,19 @@ extension Issue {
                 : "WebSocket recognised from frame structure: the opening handshake is not in the capture")
     }
 
-    /// The plaintext of TLS is HTTP/2 (ALPN `h2`), which is not decoded.
-    static func http2NotDecoded(time: CaptureTimestamp) -> Issue {
-        Issue(time: time, direction: nil, severity: .info, code: "tls-h2-not-decoded",
-              detail: "ALPN selected h2: WebSocket over HTTP/2 (RFC 8441) is not decoded yet")
+    /// A breach of HTTP/2 framing, or what could not be decoded (RFC 9113).
+    static func http2(_ violation: HTTP2Violation, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
+        let (severity, code, detail): (Severity, String, String) = switch violation {
+        case .frameTooLarge(let length, let limit):
+            (.error, "http2-frame-too-large", "a frame of \(length) bytes, over the \(limit) SETTINGS_MAX_FRAME_SIZE allows: this direction is no longer decoded")
+        case .malformedFrame(let type, let what): (.error, "http2-malformed-frame", "\(type) frame \(what)")
+        case .headerBlockUndecodable(let stream, let why):
+            (.error, "http2-hpack-failed", "the header block of stream \(stream) could not be decoded (\(why)): the HPACK table is unknown from here, so this direction's later header blocks are not decoded")
+        case .continuationExpected(let type): (.error, "http2-continuation-expected", "a \(type) frame inside a header block, where CONTINUATION must follow")
+        case .bytesLost(let bytes):
+            (.warning, "http2-gap", "\(bytes) bytes of HTTP/2 frames missing: frame boundaries and the HPACK table are unknown, this direction is no longer decoded")
+        }
+        return Issue(time: time, direction: direction, severity: severity, code: code, detail: detail)
     }
 
     /// What a connection's ending says is wrong, each once per connection: an abnormal closure

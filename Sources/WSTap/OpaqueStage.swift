@@ -19,13 +19,3 @@ final class OpaqueStage: Stage {
         return nil
     }
 }
-
-/// A protocol that is recognised but not decoded (the plaintext of TLS that selected HTTP/2): its
-/// bytes are left alone, and the connection keeps the phase it had.
-final class UndecodedStage: Stage {
-    private let undecodedPhase: ConnectionPhase
-
-    init(phase: ConnectionPhase) { undecodedPhase = phase }
-
-    override var phase: ConnectionPhase { undecodedPhase }
-}

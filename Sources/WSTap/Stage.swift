@@ -63,6 +63,8 @@ enum ConnectionPhase: Equatable {
     case opaque
     /// TLS that is not (or not yet) decrypted, or whose plaintext wstap does not decode.
     case tls
+    /// HTTP/2: its streams are the connection's streams.
+    case http2
 
     /// What the connection turned out to carry, as the timeline names it.
     var protocolKind: ConnectionProtocol {
@@ -73,6 +75,7 @@ enum ConnectionPhase: Equatable {
         case .searchingForWebSocket(_, let afterSwitch): afterSwitch ? .otherUpgrade : .unknown
         case .otherUpgrade: .otherUpgrade
         case .tls: .tls
+        case .http2: .http2
         }
     }
 

@@ -59,7 +59,8 @@ struct UpgradeSwitch {
     /// The 101 fails the WebSocket handshake (a client must fail the connection).
     var handshakeFailed: Bool
     /// The request that carried the offer (its target chooses a message stage by URL).
-    var requestTarget: String?
+    var requestTarget: String? { request?.target }
+    var request: HTTPRequestHead?
     var time: CaptureTimestamp
 }
 

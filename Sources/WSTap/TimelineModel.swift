@@ -132,6 +132,8 @@ public enum ConnectionProtocol: String, Sendable {
     case otherUpgrade = "other-upgrade"
     /// TLS that was not decrypted.
     case tls
+    /// HTTP/2 (its WebSocket streams are listed under it).
+    case http2
     case unknown
 }
 

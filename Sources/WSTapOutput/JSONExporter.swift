@@ -105,8 +105,9 @@ public final class JSONExporter: TimelineSink {
             applicationMessages.items.raw("}")
         }
 
-        /// A request and its response (or null), as the HTTP stage paired them.
-        func addExchange(_ exchange: HTTPExchange) {
+        /// A request and its response (or null), as the HTTP stage paired them (with its stream,
+        /// on a connection that carries several).
+        func addExchange(_ exchange: HTTPExchange, stream: StreamID?) {
             exchanges.beginObject()
             let items = exchanges.items
             items.raw("\"request\":{")
@@ -119,6 +120,7 @@ public final class JSONExporter: TimelineSink {
             } else {
                 items.raw("null")
             }
+            items.streamField(stream)
             items.raw("}")
         }
 
@@ -212,7 +214,7 @@ public final class JSONExporter: TimelineSink {
             break  // Written with the connection, as it stood at its end.
         case .httpExchange(let exchange):
             withConnection(record.id) { connection in
-                counting(connection.exchanges) { connection.addExchange(exchange) }
+                counting(connection.exchanges) { connection.addExchange(exchange, stream: event.stream) }
             }
         case .upgrade(let exchange):
             withConnection(record.id) { connection in

@@ -61,7 +61,7 @@ public final class TextExporter: TimelineSink {
         case .httpResponse(let head):
             begin(event)
             line.raw("← "); line.number(head.status)
-            line.raw(" "); field(head.reason, bytes: head.reasonBytes)
+            if !head.reason.isEmpty || head.reasonBytes != nil { line.raw(" "); field(head.reason, bytes: head.reasonBytes) }
             if style.verbose { headerLines(head.headers) }
         case .upgradeAnswerBody(let body):
             begin(event)
@@ -118,6 +118,7 @@ public final class TextExporter: TimelineSink {
                 line.raw(", "); line.number(end.totals.frames[0] + end.totals.frames[1]); line.raw(" frames, ")
                 line.byteCount(end.totals.payloadBytes[0] + end.totals.payloadBytes[1])
             }
+            outcomeText(end.ending)
         case .connectionClosed(let end):
             begin(event)
             let totals = end.totals

@@ -133,8 +133,8 @@ struct ConnectionChainTests {
     @Test func anotherProtocolAfterTheSwitchIsCountedNotDecoded() {
         var feed = ConnectionFeed()
         let steps: [(StreamDirection, [UInt8])] = [
-            (.clientToServer, Array("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".utf8)),
-            (.serverToClient, Array("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".utf8) + [1, 2, 3]),
+            (.clientToServer, Array("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n".utf8)),
+            (.serverToClient, Array("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n".utf8) + [1, 2, 3]),
         ]
         let records = SplitFeeder.feed(steps, to: &feed, cut: .whole) { .line($0) }
         #expect(records.last == .line("close other-upgrade -"))

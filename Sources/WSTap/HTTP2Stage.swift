@@ -1,0 +1,158 @@
+import WSTapCore
+import WSTapHTTP
+import WSTapHTTP2
+import WSTapTCP
+import WSTapWebSocket
+
+/// HTTP/2 on a connection (RFC 9113): its frames (`HTTP2FrameLayer`, HPACK by swift-nio-http2),
+/// and each stream as a stream of the connection (`StreamContext` with its id). An extended
+/// CONNECT with `:protocol websocket` (RFC 8441) is a WebSocket handshake: its answer is judged
+/// (`HandshakeValidator.validateExtendedConnect`), and after a 2xx the stream's DATA bytes go to a
+/// WebSocket stage of their own, as an HTTP/1.1 upgrade's bytes do. Other streams are HTTP
+/// exchanges. Registered by the client preface (prior knowledge), by ALPN `h2`, and by the
+/// upgrade token `h2c` (the request that carried the upgrade is stream 1, RFC 9113 §3.2).
+final class HTTP2Stage: Stage {
+    private final class HTTP2Stream {
+        let context: StreamContext
+        var request: HTTPRequestHead?
+        var requestTime: CaptureTimestamp?
+        var isWebSocket = false
+        /// The stage of a WebSocket stream once its CONNECT was accepted.
+        var stage: Stage?
+        var ended = DirectionPair(false)
+
+        init(context: StreamContext) { self.context = context }
+    }
+
+    private let stream: StreamContext
+    private var frames: HTTP2FrameLayer
+    private var streams: [UInt32: HTTP2Stream] = [:]
+    /// Whether the server's SETTINGS enabled extended CONNECT (nil until its SETTINGS are seen).
+    private var connectProtocolEnabled: Bool?
+    /// Streams a connection keeps open at once (HTTP/2's own default limit is 100): past it the
+    /// oldest is closed.
+    static let maxOpenStreams = 1000
+
+    /// `upgradedRequest`: after a 101 to h2c, the HTTP/1.1 request that is stream 1.
+    init(stream: StreamContext, upgradedRequest: (HTTPRequestHead, CaptureTimestamp)? = nil) {
+        self.stream = stream
+        frames = HTTP2FrameLayer(expectsPreface: true)
+        super.init()
+        if let (request, time) = upgradedRequest {
+            let first = open(1, at: time)
+            first.request = request
+            first.requestTime = time
+        }
+    }
+
+    override var phase: ConnectionPhase { .http2 }
+
+    override func receive(_ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
+        frames.receive(bytes, direction: direction, at: time) { handle($0.0, direction: $0.1, at: time) }
+        return nil
+    }
+
+    override func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp) -> Stage? {
+        frames.missing(gap, direction: direction, at: time) { handle($0.0, direction: $0.1, at: time) }
+        return nil
+    }
+
+    override func finish(at time: CaptureTimestamp) {
+        for id in streams.keys.sorted() { close(id, reason: "connection-closed", end: .finished, at: time) }
+    }
+
+    private func open(_ id: UInt32, at time: CaptureTimestamp) -> HTTP2Stream {
+        if let known = streams[id] { return known }
+        if streams.count >= Self.maxOpenStreams, let oldest = streams.keys.min() {
+            close(oldest, reason: "evicted", end: .evicted, at: time)
+        }
+        let opened = HTTP2Stream(context: StreamContext(connection: stream.connection, id: StreamID(id), openedAt: time))
+        streams[id] = opened
+        return opened
+    }
+
+    private func handle(_ event: HTTP2Event, direction: StreamDirection, at time: CaptureTimestamp) {
+        switch event {
+        case .preface:
+            break
+        case .settings(let settings):
+            guard direction == .serverToClient else { return }
+            for parameter in settings.parameters where parameter.identifier == HTTP2Setting.enableConnectProtocol {
+                connectProtocolEnabled = parameter.value == 1
+            }
+            if connectProtocolEnabled == nil { connectProtocolEnabled = false }
+        case .headers(let id, let headers, let endStream):
+            let current = open(id, at: time)
+            if direction == .clientToServer { request(headers, on: current, at: time) } else { response(headers, on: current, at: time) }
+            if endStream { streamEnded(id, direction: direction, at: time) }
+        case .data(let id, let bytes, let endStream):
+            guard let current = streams[id] else { return }
+            if let stage = current.stage, let next = stage.receive(bytes, direction: direction, at: time) { current.stage = next }
+            if endStream { streamEnded(id, direction: direction, at: time) }
+        case .resetStream(let id, let code):
+            close(id, reason: "rst-stream \(code)", end: .reset, at: time)
+        case .goAway:
+            break
+        case .violation(let violation):
+            stream.report(.http2(violation, time: time, direction: direction))
+        }
+    }
+
+    private func request(_ headers: HTTPHeaders, on current: HTTP2Stream, at time: CaptureTimestamp) {
+        let method = headers.combinedValue(":method") ?? "?"
+        let head = HTTPRequestHead(
+            method: method, target: headers.combinedValue(":path") ?? headers.combinedValue(":authority") ?? "", version: "HTTP/2",
+            headers: headers)
+        current.request = head
+        current.requestTime = time
+        current.isWebSocket = method == "CONNECT" && (headers.combinedValue(":protocol")?.caseInsensitiveEquals("websocket") ?? false)
+        current.context.emit(.httpRequest(head), at: time)
+    }
+
+    private func response(_ headers: HTTPHeaders, on current: HTTP2Stream, at time: CaptureTimestamp) {
+        let status = headers.combinedValue(":status").flatMap { Int($0) } ?? 0
+        // Interim responses (1xx) do not answer the request.
+        guard !(100..<200).contains(status) else { return }
+        let head = HTTPResponseHead(version: "HTTP/2", status: status, reason: "", headers: headers)
+        current.context.emit(.httpResponse(head), at: time)
+        guard let request = current.request, let requestTime = current.requestTime else { return }
+        current.context.emit(
+            .httpExchange(HTTPExchange(request: request, requestTime: requestTime, response: head, responseTime: time)), at: time)
+        guard current.isWebSocket else { return }
+        let (handshake, violations) = HandshakeValidator.validateExtendedConnect(
+            request: request.headers, response: (status, headers), connectProtocolEnabled: connectProtocolEnabled)
+        violations.forEach { current.context.report(Issue($0, time: time)) }
+        let accepted = (200..<300).contains(status)
+        let failed = accepted && violations.contains(where: \.failsConnection)
+        current.context.emit(.upgrade(UpgradeExchange(
+            request: request, requestTime: requestTime, response: head, responseTime: time, offeredProtocols: ["websocket"],
+            selectedProtocol: accepted ? "websocket" : nil, websocket: handshake,
+            outcome: accepted ? (failed ? .failed : .upgraded) : .rejected, time: time)), at: time)
+        guard accepted else { return }
+        current.stage = ConnectionChain.websocketAfterSwitch(UpgradeSwitch(
+            stream: current.context, handshake: handshake, handshakeFailed: failed, request: request, time: time))
+    }
+
+    /// END_STREAM: when both directions have ended, the stream has.
+    private func streamEnded(_ id: UInt32, direction: StreamDirection, at time: CaptureTimestamp) {
+        guard let current = streams[id] else { return }
+        current.ended[direction] = true
+        if current.ended.clientToServer, current.ended.serverToClient { close(id, reason: "end-stream", end: .finished, at: time) }
+    }
+
+    private func close(_ id: UInt32, reason: String, end: ConnectionEndReason, at time: CaptureTimestamp) {
+        guard let current = streams.removeValue(forKey: id) else { return }
+        let last = current.stage ?? HTTP2StreamStage(isWebSocket: current.isWebSocket, answered: current.request != nil)
+        last.finish(at: time)
+        current.context.close(stage: last, reason: reason, end: end, at: time)
+    }
+}
+
+/// What an HTTP/2 stream that carried no WebSocket was: an HTTP exchange (its phase and ending).
+private final class HTTP2StreamStage: Stage {
+    private let isWebSocket: Bool
+
+    init(isWebSocket: Bool, answered: Bool) { self.isWebSocket = isWebSocket }
+
+    override var phase: ConnectionPhase { .http }
+}
