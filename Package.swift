@@ -95,6 +95,6 @@ let package = Package(
 if Context.environment["WSTAP_FUZZ"] != nil {
     package.targets.append(.executableTarget(
         name: "wstap-fuzz",
-        dependencies: ["WSTap", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS", "WSTapApplication"],
+        dependencies: ["WSTap", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS", "WSTapApplication", "WSTapHTTP2"],
         path: "fuzz/Targets"))
 }

@@ -23,7 +23,8 @@ from generate import ws_frame  # noqa: E402
 
 SCRATCH = os.path.join(ROOT, ".build-fuzz")
 BINARY = os.path.join(SCRATCH, "release", "wstap-fuzz")
-TARGETS = ["capture-reader", "packet-decoder", "tcp-reassembly", "http-head", "frame-decoder", "inflate", "pipeline", "tls"]
+TARGETS = ["capture-reader", "packet-decoder", "tcp-reassembly", "http-head", "frame-decoder", "inflate", "pipeline", "tls",
+           "app-json", "http2"]
 # The link types the packet-decoder target chooses by its first byte, in its order.
 LINK_TYPES = [1, 0, 12, 108, 113, 276, 228, 229, 101, 14]
 BUILD = ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", "wstap-fuzz",
@@ -141,6 +142,20 @@ def seeds(target):
         messages = [deflate(b"hello " * 50), deflate(bytes(range(256)) * 4), deflate(b"")]
         return [b"".join(bytes([0x05]) + struct.pack("!H", len(m)) + m for m in messages),
                 bytes([0xC1]) + struct.pack("!H", len(messages[0])) + messages[0]]
+    if target == "app-json":
+        messages = [b'{"type":"subscribe","id":"1","payload":{"query":"query Q { a }"}}', b'{"type":"next","id":"1","payload":{"errors":[{"message":"x"}]}}',
+                    b'[{"jsonrpc":"2.0","method":"m","id":1},{"jsonrpc":"2.0","method":"n"}]', b'{"jsonrpc":"2.0","error":{"code":-1,"message":"no"},"id":1}',
+                    b'{"a":[1,2.5e3,true,null,"\\u00e9"]}', b'[[[[[[[[[[]]]]]]]]]]']
+        return [b"".join(bytes([i % 2]) + struct.pack("!H", len(m)) + m for i, m in enumerate(messages))]
+    if target == "http2":
+        def frame(kind, flags, stream, payload):
+            return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack("!I", stream) + payload
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        # HPACK: indexed :method GET (0x82), :scheme http (0x86), :path / (0x84), a literal :authority.
+        headers = b"\x82\x86\x84\x41\x0bexample.com"
+        client = preface + frame(4, 0, 0, b"") + frame(1, 0x4, 1, headers[:5]) + frame(9, 0x4, 1, b"") + frame(0, 0x9, 1, b"\x02hi\x00\x00")
+        server = frame(4, 0, 0, b"\x00\x08\x00\x00\x00\x01") + frame(1, 0x5, 1, b"\x88") + frame(3, 0, 1, b"\x00\x00\x00\x08")
+        return [b"\x01" + b"\x00" + struct.pack("!H", len(client)) + client + b"\x01" + struct.pack("!H", len(server)) + server]
     raise ValueError(target)
 
 

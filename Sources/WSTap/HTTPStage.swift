@@ -105,6 +105,9 @@ final class HTTPStage: Stage {
                     stream: stream, handshake: answer?.handshake, handshakeFailed: answer?.handshakeFailed ?? false,
                     request: answer?.request, time: time),
                 selected: selected ?? answer?.impliedSelection, headsCut: answer?.headsCut ?? false)
+        case .tunnelOpened(let target):
+            // The tunnel's bytes are a new stream: the tunnel table chooses (by default its first bytes).
+            successor = stream.connection.stages.tunnel(stream, target, time)
         case .upgradedBytes(let bytes, let direction):
             if let next = successor?.receive(bytes, direction: direction, at: time) { successor = next }
         case .upgradedBoundaryUnknown(let direction):

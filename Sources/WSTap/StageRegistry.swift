@@ -18,6 +18,9 @@ struct StageRegistry: Sendable {
     /// What decodes the plaintext of TLS, by the ALPN protocol the server selected; a value not
     /// here, or none, goes through the first-bytes table.
     var alpn: [String: @Sendable (StreamContext, CaptureTimestamp) -> Stage] = [:]
+    /// What carries the bytes of a tunnel a CONNECT opened (RFC 9110 §9.3.6), given its target:
+    /// by default the first-bytes table, as a new connection's (TLS to the origin, HTTP/1.1…).
+    var tunnel: @Sendable (StreamContext, String, CaptureTimestamp) -> Stage = { stream, _, _ in ConnectionChain.start(stream) }
     /// What follows a 101, by the protocol the answer selected (lower-case); a protocol not here
     /// is another upgrade, whose bytes are counted.
     var upgradeTokens: [String: @Sendable (UpgradeSwitch) -> Stage] = [:]

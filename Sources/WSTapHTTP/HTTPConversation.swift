@@ -17,6 +17,9 @@ public enum HTTPEvent {
     case exchange(HTTPExchange)
     /// A 101 switched the connection; every later byte belongs to `selectedProtocol`.
     case switched(selectedProtocol: String?)
+    /// A 2xx answered a CONNECT (RFC 9110 §9.3.6): every later byte is the tunnel's, a new stream
+    /// to `target`, delivered like the bytes after a switch.
+    case tunnelOpened(target: String)
     /// Bytes after the switch, in order per direction.
     case upgradedBytes(UnsafeRawBufferPointer, StreamDirection)
     /// Bytes lost after the switch.
@@ -468,7 +471,9 @@ public struct HTTPConversation: StreamParser {
                     limit: Self.maxOutstandingRequests, byteLimit: Self.maxOutstandingRequestBytes), .clientToServer))
             }
         }
-        clientHoldsAfterBody = offered != nil
+        // After an upgrade offer or a CONNECT the client's next bytes wait for the answer: they may
+        // be the new protocol's (or the tunnel's) rather than HTTP.
+        clientHoldsAfterBody = offered != nil || head.method == "CONNECT"
         if headWasCut, offered != nil {
             modes[0] = .holdingForUpgradeAnswer
             held.append(.boundaryUnknown)
@@ -509,6 +514,10 @@ public struct HTTPConversation: StreamParser {
         }
         if head.status < 200 { return }  // An interim response; the final one follows.
         consumeRequest(answeredBy: head, emit: emit)
+        if let request, request.head.method == "CONNECT" {
+            guard head.status >= 300 else { return openTunnel(to: request.head.target, emit: emit) }
+            releaseHeldBytes(switched: false, emit: emit)
+        }
         switch Self.responseBodyMode(head, requestMethod: request?.head.method) {
         case .success(let mode): modes[1] = mode
         case .failure(let violation):
@@ -553,6 +562,14 @@ public struct HTTPConversation: StreamParser {
         pairUnansweredRequests(emit: emit)
         emit(.switched(selectedProtocol: answered.last))
         if headWasCut { emit(.upgradedBoundaryUnknown(.serverToClient)) }
+        releaseHeldBytes(switched: true, emit: emit)
+    }
+
+    /// A CONNECT was accepted: both directions now carry the tunnel's bytes.
+    private mutating func openTunnel(to target: String, emit: (HTTPEvent) -> Void) {
+        modes[1] = .switched
+        pairUnansweredRequests(emit: emit)
+        emit(.tunnelOpened(target: target))
         releaseHeldBytes(switched: true, emit: emit)
     }
 

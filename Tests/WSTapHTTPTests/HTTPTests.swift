@@ -17,6 +17,8 @@ func httpRecord(_ event: HTTPEvent, pairs: Bool = false) -> SplitFeeder.Record? 
         return .line("pair \(exchange.request.target) \(exchange.response.map { String($0.status) } ?? "unanswered")")
     case .switched(let selected):
         return .line("switched \(selected ?? "-")")
+    case .tunnelOpened(let target):
+        return .line("tunnel \(target)")
     case .upgradedBytes(let bytes, let direction):
         return .bytes(label: "data \(direction.label)", Array(bytes))
     case .upgradedGap(let count, let direction):

@@ -223,3 +223,32 @@ struct ConnectionChainTests {
         #expect(lines == expected)
     }
 }
+
+/// A CONNECT tunnel (RFC 9110 §9.3.6): after its 2xx, the tunnel's bytes are a new stream chosen
+/// by the first-bytes table again; here an HTTP/1.1 Upgrade to WebSocket inside it.
+struct TunnelTests {
+    @Test func theBytesOfAnAcceptedConnectAreANewStream() {
+        let lines = ConnectionChainTests.run([
+            (.clientToServer, Array("CONNECT example.test:80 HTTP/1.1\r\nHost: example.test:80\r\n\r\n".utf8)
+                + Array(ConnectionChainTests.upgradeRequest.utf8)),
+            (.serverToClient, Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8)
+                + Array(ConnectionChainTests.switchResponse.utf8) + frame(0x1, "through the proxy", masked: false)),
+            (.clientToServer, frame(0x8, "", masked: true)),
+            (.serverToClient, frame(0x8, "", masked: false)),
+        ])
+        #expect(lines == [
+            "open 50000->8080", "request example.test:80", "response 200", "pair example.test:80 200",
+            "request /chat", "response 101", "upgrade upgraded websocket", "pair /chat 101",
+            "frame s2c text", "message s2c through the proxy", "frame c2s close", "frame s2c close", "close websocket handshake",
+        ])
+    }
+
+    @Test func aRefusedConnectStaysHTTP() {
+        let lines = ConnectionChainTests.run([
+            (.clientToServer, Array("CONNECT example.test:443 HTTP/1.1\r\n\r\n".utf8)),
+            (.serverToClient, Array("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".utf8)),
+            (.clientToServer, Array("GET / HTTP/1.1\r\n\r\n".utf8)),
+        ])
+        #expect(lines.contains("request /") && lines.last == "close http -")
+    }
+}

@@ -15,6 +15,8 @@ import WSTapPackets
 import WSTapTCP
 import WSTapHTTP
 import WSTapTLS
+import WSTapApplication
+import WSTapHTTP2
 @testable import WSTapWebSocket
 
 /// A target: one blob in, a trap on any broken property.
@@ -29,6 +31,8 @@ let targets: [String: FuzzTarget] = [
     "inflate": fuzzInflate,
     "pipeline": fuzzPipeline,
     "tls": fuzzTLS,
+    "app-json": fuzzApplicationJSON,
+    "http2": fuzzHTTP2,
 ]
 
 nonisolated(unsafe) var selectedTarget: FuzzTarget?
@@ -387,4 +391,54 @@ func fuzzTLS(_ blob: UnsafeRawBufferPointer) {
     }
     for direction in StreamDirection.allCases { decoder.finish(direction: direction, at: .zero, emit: count) }
     precondition(plaintextBytes <= fed, "more plaintext than record bytes")
+}
+
+// MARK: - Application messages and HTTP/2 (issues 28, 29)
+
+/// The JSON scanner and the JSON-based message decoders (GraphQL both flavours, JSON-RPC, plain
+/// JSON) on messages cut from the blob (a direction byte and a length before each): the scanner
+/// either accepts or names a byte inside the text, and the scanner's members lie inside it.
+func fuzzApplicationJSON(_ blob: UnsafeRawBufferPointer) {
+    var reader = BlobReader(rest: blob)
+    let decoders: [any MessageDecoder] = [
+        GraphQLDecoder(.transportWS), GraphQLDecoder(.subscriptionsTransportWS), JSONRPCDecoder(), PlainJSONDecoder(),
+    ]
+    var index: [UInt64] = [0, 0]
+    while !reader.isEmpty {
+        let direction: StreamDirection = reader.byte() & 1 == 0 ? .clientToServer : .serverToClient
+        let message = reader.bytes(Int(reader.word()))
+        if let error = JSONScanner.validate(message) { precondition(error.offset <= message.count, "an error past the text") }
+        if case .success(let members?) = JSONScanner.members(message) {
+            for member in members { precondition(member.range.upperBound <= message.count, "a member past the text") }
+        }
+        let input = ApplicationInput(
+            direction: direction, index: index[direction.rawValue], isText: true, payload: message, isComplete: true, time: .zero)
+        index[direction.rawValue] += 1
+        for decoder in decoders { decoder.receive(input) { _ in } }
+    }
+}
+
+/// The HTTP/2 frame layer and HPACK on both directions cut from the blob (a direction byte and a
+/// length before each piece; 0xFF: bytes lost): frames, padding, header blocks and their
+/// CONTINUATIONs, SETTINGS that change the limits, a HPACK table fed anything.
+func fuzzHTTP2(_ blob: UnsafeRawBufferPointer) {
+    var reader = BlobReader(rest: blob)
+    var layer = HTTP2FrameLayer(expectsPreface: reader.byte() & 1 == 1)
+    var dataBytes = 0
+    var fed = 0
+    let count: ((HTTP2Event, StreamDirection)) -> Void = { event in
+        if case .data(_, let bytes, _) = event.0 { dataBytes += bytes.count }
+    }
+    while !reader.isEmpty {
+        let control = reader.byte()
+        let direction: StreamDirection = control & 1 == 0 ? .clientToServer : .serverToClient
+        if control == 0xFF {
+            layer.missing(MissingBytes(UInt64(reader.word()), cause: .notCaptured), direction: direction, at: .zero, emit: count)
+            continue
+        }
+        let piece = reader.bytes(Int(reader.word()))
+        fed += piece.count
+        layer.receive(piece, direction: direction, at: .zero, emit: count)
+    }
+    precondition(dataBytes <= fed, "more DATA bytes than were fed")
 }
