@@ -280,5 +280,9 @@ assert sum(i['opened'] for i in d['intervals']) == 2 and sum(i['closed'] for i i
 "
 check "stats --interval takes only durations" 64 "$wstap" stats captures/ping-close-codes.pcap --interval soon
 
+mkfifo "$work/keys.fifo"
+check "a key log that is a FIFO is refused, not waited on" 2 timeout 10 "$wstap" read captures/text-echo.pcap --keylog "$work/keys.fifo"
+expect "...with one line saying why" grep -q "not a regular file" "$work/err"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

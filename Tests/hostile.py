@@ -278,6 +278,18 @@ def deflate_bombs(path, scale):
     pcap.close()
 
 
+def malformed_key_log(path, scale):
+    """A capture of one TLS-less connection and, beside it, a key log of two-byte malformed lines
+    (issue 30: each used to be kept, about 134 bytes apiece) with valid-looking labels between."""
+    pcap = Pcap(path)
+    pcap.segment(True, b"GET / HTTP/1.1\r\n\r\n")
+    pcap.file.close()
+    with open(path[:-len(".pcap")] + ".keys", "wb") as keys:
+        line = b"x\n" * 500_000 + b"CLIENT_RANDOM zz 00\n"
+        for _ in range(8 * scale):
+            keys.write(line)
+
+
 CASES = [
     # name, generator, small scale, options, memory limit (MB), expected exit status
     ("one 1 MB frame in 10-byte segments, caught mid-way", big_frame_midstream, 250, ["--format", "summary"], 100, 0),
@@ -301,6 +313,7 @@ CASES = [
      ["--format", "summary", "--keylog", os.path.join(HERE, "..", "captures", "wss-tls12-aes128.keys")], 100, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, json", deflate_bombs, 1, ["--format", "json"], 200, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, ndjson", deflate_bombs, 1, ["--format", "ndjson"], 200, 0),
+    ("a key log of millions of malformed lines", malformed_key_log, 2, ["--format", "summary", "--keylog", "{keys}"], 100, 0),
 ]
 
 # JSON and NDJSON stay proportional to the capture: decompressed payloads shown by default stop at
@@ -371,6 +384,7 @@ def limit_address_space():
 def run(capture, options):
     start = time.time()
     with tempfile.TemporaryFile() as sink:
+        options = [option.replace("{keys}", capture[:-len(".pcap")] + ".keys") for option in options]
         tool = subprocess.Popen([wstap, "read", capture, "--jobs", "2"] + options, stdout=sink, stderr=subprocess.PIPE,
                                 preexec_fn=limit_address_space)
         try:

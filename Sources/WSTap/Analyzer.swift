@@ -107,11 +107,14 @@ public final class Analyzer: TCPConnectionObserver {
     /// Says which key log decrypts TLS, and which of its lines could not be used.
     private func announce(_ keyLog: KeyLog) {
         summary.keyLog = KeyLogUse(path: keyLog.path, source: keyLog.source, connections: keyLog.count)
-        for line in keyLog.malformedLines.prefix(10) {
+        for line in keyLog.malformedLines {
             timeline.receive(.issue(nil, .keyLogLineMalformed(line, path: keyLog.path)))
         }
-        if keyLog.malformedLines.count > 10 {
-            timeline.receive(.issue(nil, .keyLogLinesMalformed(keyLog.malformedLines.count - 10, path: keyLog.path)))
+        if keyLog.malformedLineCount > keyLog.malformedLines.count {
+            timeline.receive(.issue(nil, .keyLogLinesMalformed(keyLog.malformedLineCount - keyLog.malformedLines.count, path: keyLog.path)))
+        }
+        if keyLog.linesPastLimit > 0 {
+            timeline.receive(.issue(nil, .keyLogTooLarge(keyLog.linesPastLimit, path: keyLog.path)))
         }
     }
 

@@ -191,6 +191,11 @@ extension Issue {
               detail: "\(path) line \(line.number): \(line.reason); the line is skipped, the rest is used")
     }
 
+    static func keyLogTooLarge(_ lines: Int, path: String) -> Issue {
+        Issue(time: nil, direction: nil, severity: .warning, code: "tls-key-log-too-large",
+              detail: "\(path) has secrets for more than \(KeyLog.maxConnections) connections: \(lines) lines past that were skipped")
+    }
+
     static func keyLogLinesMalformed(_ count: Int, path: String) -> Issue {
         Issue(time: nil, direction: nil, severity: .warning, code: "tls-key-log-malformed",
               detail: "\(path): \(count) more malformed lines skipped")

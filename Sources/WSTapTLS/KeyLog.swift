@@ -32,7 +32,15 @@ public final class KeyLog: @unchecked Sendable {
     /// Where the key log came from, as the output names it: the file and how it was chosen.
     public let path: String
     public let source: String
+    /// The first `maxMalformedLinesKept` malformed lines; `malformedLineCount` counts them all.
     public private(set) var malformedLines: [MalformedLine] = []
+    public private(set) var malformedLineCount = 0
+    public static let maxMalformedLinesKept = 10
+    /// Client randoms with secrets at most: past it further ones are counted, not kept (a key log
+    /// of a million connections is about 300 MB in memory).
+    public static let maxConnections = 1_000_000
+    /// Lines naming a client random past `maxConnections`.
+    public private(set) var linesPastLimit = 0
     private var secrets: [[UInt8]: Secrets] = [:]
     private var readOffset: Int64 = 0
     private var lineNumber = 0
@@ -40,10 +48,20 @@ public final class KeyLog: @unchecked Sendable {
     /// Longest line kept while waiting for its end; a longer one is malformed.
     private static let maxLineLength = 4096
 
-    /// Reads `path`; `source` says how it was chosen (`--keylog`, `SSLKEYLOGFILE`).
+    /// Reads `path`; `source` says how it was chosen (`--keylog`, `SSLKEYLOGFILE`). A path that
+    /// is not a regular file (a FIFO, a device, a directory) is refused: opening a FIFO would wait
+    /// for a writer forever.
     public init(path: String, source: String) throws(KeyLogError) {
         self.path = path
         self.source = source
+        switch SystemCalls.fileStatus(path) {
+        case .success(let status) where !status.isRegularFile:
+            throw .cannotRead(path: path, reason: "not a regular file (a key log is read as a file that may grow)")
+        case .failure(let error):
+            throw .cannotRead(path: path, reason: error.reason)
+        case .success:
+            break
+        }
         try reload()
     }
 
@@ -66,16 +84,22 @@ public final class KeyLog: @unchecked Sendable {
     /// Client randoms with secrets.
     public var count: Int { secrets.count }
 
-    /// Reads what was appended to the file since the last read.
+    /// Reads what was appended to the file since the last read, to its end, a chunk at a time
+    /// (memory holds one chunk, the secrets kept and the first malformed lines).
     public func reload() throws(KeyLogError) {
-        let contents: [UInt8]
-        switch SystemCalls.readFile(path, from: readOffset, limit: .mebibytes(64)) {
-        case .success(let bytes): contents = bytes
-        case .failure(let error): throw .cannotRead(path: path, reason: error.reason)
+        while true {
+            let contents: [UInt8]
+            switch SystemCalls.readFile(path, from: readOffset, limit: Self.chunkBytes) {
+            case .success(let bytes): contents = bytes
+            case .failure(let error): throw .cannotRead(path: path, reason: error.reason)
+            }
+            readOffset += Int64(contents.count)
+            consume(contents)
+            if contents.count < Self.chunkBytes { return }
         }
-        readOffset += Int64(contents.count)
-        consume(contents)
     }
+
+    private static let chunkBytes = Int.mebibytes(16)
 
     private func consume(_ bytes: [UInt8]) {
         var start = 0
@@ -87,7 +111,7 @@ public final class KeyLog: @unchecked Sendable {
         partialLine += bytes[start...]
         if partialLine.count > Self.maxLineLength {
             lineNumber += 1
-            malformedLines.append(MalformedLine(number: lineNumber, reason: "line longer than \(Self.maxLineLength) bytes"))
+            malformed("line longer than \(Self.maxLineLength) bytes")
             partialLine = []
         }
     }
@@ -108,6 +132,10 @@ public final class KeyLog: @unchecked Sendable {
         guard let secret = Hex.decode(fields[2]), !secret.isEmpty, secret.count <= 64 else {
             return malformed("\(label): the secret is not hex of 1 to 64 bytes")
         }
+        if secrets[random] == nil, secrets.count >= Self.maxConnections {
+            linesPastLimit += 1
+            return
+        }
         var entry = secrets[random] ?? Secrets()
         switch label {
         case "CLIENT_RANDOM": entry.masterSecret = secret
@@ -120,7 +148,8 @@ public final class KeyLog: @unchecked Sendable {
     }
 
     private func malformed(_ reason: String) {
-        malformedLines.append(MalformedLine(number: lineNumber, reason: reason))
+        malformedLineCount += 1
+        if malformedLines.count < Self.maxMalformedLinesKept { malformedLines.append(MalformedLine(number: lineNumber, reason: reason)) }
     }
 
     private static let knownLabels: Set<String> = [
