@@ -145,7 +145,7 @@ def seeds(target):
     if target == "app-json":
         messages = [b'{"type":"subscribe","id":"1","payload":{"query":"query Q { a }"}}', b'{"type":"next","id":"1","payload":{"errors":[{"message":"x"}]}}',
                     b'[{"jsonrpc":"2.0","method":"m","id":1},{"jsonrpc":"2.0","method":"n"}]', b'{"jsonrpc":"2.0","error":{"code":-1,"message":"no"},"id":1}',
-                    b'{"a":[1,2.5e3,true,null,"\\u00e9"]}', b'[[[[[[[[[[]]]]]]]]]]']
+                    b'{"a":[1,2.5e3,true,null,"\\u00e9"]}', b'[[[[[[[[[[]]]]]]]]]]', b'42/chat,7["m",{"a":1}]', b'451-["up",{"_placeholder":true,"num":0}]']
         return [b"".join(bytes([i % 2]) + struct.pack("!H", len(m)) + m for i, m in enumerate(messages))]
     if target == "http2":
         def frame(kind, flags, stream, payload):

@@ -32,6 +32,8 @@ enum ConnectionChain {
             registry.register(subprotocol: token, MessageStageEntry(protocolName: "jsonrpc") { JSONRPCDecoder() })
         }
         registry.register(subprotocol: "json", MessageStageEntry(protocolName: "json") { PlainJSONDecoder() })
+        // Socket.IO has no subprotocol token: its URL says it.
+        registry.paths.append(("/socket.io/", MessageStageEntry(protocolName: "socket.io") { SocketIODecoder() }))
         return registry
     }()
 

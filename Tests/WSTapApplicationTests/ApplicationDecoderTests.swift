@@ -150,3 +150,54 @@ struct PlainJSONDecoderTests {
         #expect(lines == ["c2s object value={\"a\":1}", "s2c !! app-invalid-json: json message 0 is not JSON: invalid at byte 6 (the text ends inside an object)"])
     }
 }
+
+struct SocketIODecoderTests {
+    /// Engine.IO packets, Socket.IO packets inside message packets (namespace, ack id, event name,
+    /// data), and a binary event completed by the binary message that follows it.
+    @Test func engineAndSocketPackets() {
+        let decoder = SocketIODecoder()
+        var lines: [String] = []
+        let messages: [(StreamDirection, Bool, [UInt8])] = [
+            (.serverToClient, true, Array(#"0{"sid":"abc","pingInterval":25000}"#.utf8)),
+            (.clientToServer, true, Array("40/chat,".utf8)),
+            (.clientToServer, true, Array(#"42/chat,7["message",{"text":"hi"}]"#.utf8)),
+            (.serverToClient, true, Array(#"43/chat,7["ok"]"#.utf8)),
+            (.serverToClient, true, Array("2".utf8)),
+            (.clientToServer, true, Array("3".utf8)),
+            (.clientToServer, true, Array(#"451-["upload",{"_placeholder":true,"num":0}]"#.utf8)),
+            (.clientToServer, false, [1, 2, 3, 4]),
+            (.serverToClient, true, Array(#"44/admin,{"message":"Not authorized"}"#.utf8)),
+        ]
+        var indices = [UInt64](repeating: 0, count: 2)
+        for (direction, isText, bytes) in messages {
+            let index = indices[direction.rawValue]
+            indices[direction.rawValue] += 1
+            bytes.withUnsafeBytes { payload in
+                decoder.receive(ApplicationInput(
+                    direction: direction, index: index, isText: isText, payload: payload, isComplete: true, time: .zero)) { output in
+                    switch output {
+                    case .message(let message):
+                        let fields = message.fields.map { "\($0.name)=\(describe($0.value))" }
+                        lines.append(([message.direction.label, message.protocolName, message.type] + fields).joined(separator: " ")
+                            + " \(message.messages)")
+                    case .finding(let finding, let direction):
+                        lines.append("\(direction.label) !! \(finding.code): \(finding.detail)")
+                    }
+                }
+            }
+        }
+        #expect(lines == [
+            #"s2c engine.io open data={"sid":"abc","pingInterval":25000} [0]"#,
+            "c2s engine.io message [0]", "c2s socket.io connect namespace=/chat [0]",
+            "c2s engine.io message [1]",
+            #"c2s socket.io event namespace=/chat id=7 event=message data=["message",{"text":"hi"}] [1]"#,
+            "s2c engine.io message [1]", #"s2c socket.io ack namespace=/chat id=7 data=["ok"] [1]"#,
+            "s2c engine.io ping [2]", "c2s engine.io pong [2]",
+            "c2s engine.io message [3]",
+            #"c2s socket.io binary_event namespace=/ event=upload data=["upload",{"_placeholder":true,"num":0}] attachments=[4] [3, 4]"#,
+            "s2c engine.io message [3]",
+            "s2c !! socketio-connect-error: connection to namespace /admin refused: Not authorized",
+            #"s2c socket.io connect_error namespace=/admin data={"message":"Not authorized"} [3]"#,
+        ])
+    }
+}

@@ -402,6 +402,7 @@ func fuzzApplicationJSON(_ blob: UnsafeRawBufferPointer) {
     var reader = BlobReader(rest: blob)
     let decoders: [any MessageDecoder] = [
         GraphQLDecoder(.transportWS), GraphQLDecoder(.subscriptionsTransportWS), JSONRPCDecoder(), PlainJSONDecoder(),
+        SocketIODecoder(),
     ]
     var index: [UInt64] = [0, 0]
     while !reader.isEmpty {
