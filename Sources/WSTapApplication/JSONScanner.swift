@@ -1,3 +1,5 @@
+import WSTapCore
+
 /// A JSON value's kind (RFC 8259 §3).
 public enum JSONKind: Sendable, Equatable {
     case object, array, string, number, bool, null
@@ -114,20 +116,13 @@ public struct JSONScanner {
     private static func hex4(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt32? {
         var value: UInt32 = 0
         for offset in 0..<4 {
-            guard let digit = hexValue(bytes[at + offset]) else { return nil }
+            guard let digit = HexDigit.value(bytes[at + offset]) else { return nil }
             value = value << 4 | UInt32(digit)
         }
         return value
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: byte - 0x30
-        case 0x41...0x46: byte - 0x41 + 10
-        case 0x61...0x66: byte - 0x61 + 10
-        default: nil
-        }
-    }
+
 
     // MARK: - Scanning
 

@@ -24,3 +24,17 @@ extension UInt64 {
         self = overflow ? .max : sum
     }
 }
+
+/// Hexadecimal digits.
+public enum HexDigit {
+    /// The value of one hex digit (`0-9`, `A-F`, `a-f`), or nil.
+    @inlinable
+    public static func value(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case 0x30...0x39: digit - 0x30
+        case 0x41...0x46: digit - 0x41 + 10
+        case 0x61...0x66: digit - 0x61 + 10
+        default: nil
+        }
+    }
+}

@@ -377,19 +377,7 @@ func fuzzTLS(_ blob: UnsafeRawBufferPointer) {
     let count: (TimedTLSEvent) -> Void = { timed in
         if case .plaintext(let bytes, _) = timed.event { plaintextBytes += bytes.count }
     }
-    var fed = 0
-    while !reader.isEmpty {
-        let control = reader.byte()
-        let direction: StreamDirection = control & 1 == 0 ? .clientToServer : .serverToClient
-        if control == 0xFF {
-            decoder.missing(MissingBytes(UInt64(reader.word()), cause: .notCaptured), direction: direction, at: .zero, emit: count)
-            continue
-        }
-        let piece = reader.bytes(Int(reader.word()))
-        fed += piece.count
-        decoder.receive(piece, direction: direction, at: .zero, emit: count)
-    }
-    for direction in StreamDirection.allCases { decoder.finish(direction: direction, at: .zero, emit: count) }
+    let fed = feed(&decoder, from: &reader, emit: count)
     precondition(plaintextBytes <= fed, "more plaintext than record bytes")
 }
 
@@ -426,20 +414,28 @@ func fuzzHTTP2(_ blob: UnsafeRawBufferPointer) {
     var reader = BlobReader(rest: blob)
     var layer = HTTP2FrameLayer(expectsPreface: reader.byte() & 1 == 1)
     var dataBytes = 0
-    var fed = 0
     let count: ((HTTP2Event, StreamDirection)) -> Void = { event in
         if case .data(_, let bytes, _) = event.0 { dataBytes += bytes.count }
     }
+    let fed = feed(&layer, from: &reader, emit: count)
+    precondition(dataBytes <= fed, "more DATA bytes than were fed")
+}
+
+/// Feeds `parser` both directions cut from the blob (before each piece a direction byte, 0xFF for
+/// bytes lost with their count, and a length), then ends both; returns the bytes fed.
+func feed<Parser: StreamParser>(_ parser: inout Parser, from reader: inout BlobReader, emit: (Parser.Event) -> Void) -> Int {
+    var fed = 0
     while !reader.isEmpty {
         let control = reader.byte()
         let direction: StreamDirection = control & 1 == 0 ? .clientToServer : .serverToClient
         if control == 0xFF {
-            layer.missing(MissingBytes(UInt64(reader.word()), cause: .notCaptured), direction: direction, at: .zero, emit: count)
+            parser.missing(MissingBytes(UInt64(reader.word()), cause: .notCaptured), direction: direction, at: .zero, emit: emit)
             continue
         }
         let piece = reader.bytes(Int(reader.word()))
         fed += piece.count
-        layer.receive(piece, direction: direction, at: .zero, emit: count)
+        parser.receive(piece, direction: direction, at: .zero, emit: emit)
     }
-    precondition(dataBytes <= fed, "more DATA bytes than were fed")
+    for direction in StreamDirection.allCases { parser.finish(direction: direction, at: .zero, emit: emit) }
+    return fed
 }
