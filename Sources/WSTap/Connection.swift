@@ -78,9 +78,7 @@ final class Connection: TCPStreamHandler {
         countHeldBytes(closing: true)
         guard context.opened || sawBytes else { return }
         // What the connection carried, and how it ended, are read from the stage that decodes it now.
-        let phase = stage.with(\.phase)
-        let ending = stage.with { $0.ending(reason: reason) }
-        for issue in Issue.endingFindings(ending, time: time) { context.report(issue) }
+        let (phase, ending) = stage.with { stream.judgeEnding(of: $0, end: reason, at: time) }
         context.emit(.connectionClosed(ConnectionEnd(
             time: time, reason: reason, protocolKind: phase.protocolKind, websocketDetection: phase.websocketDetection,
             tls: context.tls, totals: stream.totals, counters: stream.counters, ending: ending)), at: time)

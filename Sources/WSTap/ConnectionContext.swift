@@ -167,9 +167,7 @@ final class StreamContext {
     /// stream ended in order is `.finished`, a reset one `.reset`, one open at the end of the
     /// capture `.endOfCapture`).
     func close(stage: Stage, reason: String, end: ConnectionEndReason, at time: CaptureTimestamp) {
-        let phase = stage.phase
-        let ending = stage.ending(reason: end)
-        for issue in Issue.endingFindings(ending, time: time) { report(issue) }
+        let (phase, ending) = judgeEnding(of: stage, end: end, at: time)
         emit(.streamClosed(StreamEnd(
             start: startTime, time: time, reason: reason, protocolKind: phase.protocolKind,
             websocketDetection: phase.websocketDetection, totals: totals, counters: counters, ending: ending)), at: time)
@@ -184,6 +182,16 @@ final class StreamContext {
     func countMessage(_ opcode: WebSocketOpcode, payloadLength: Int) {
         counters.countMessage(opcode, payloadLength: payloadLength)
         connection.messageDecoded()
+    }
+}
+
+extension StreamContext {
+    /// What the stream carried and how it ended, read from its last stage (already finished), with
+    /// the findings that ending raises reported once: a connection's end and a stream's alike.
+    func judgeEnding(of stage: Stage, end: ConnectionEndReason, at time: CaptureTimestamp) -> (ConnectionPhase, ConnectionEnding) {
+        let ending = stage.ending(reason: end)
+        for issue in Issue.endingFindings(ending, time: time) { report(issue) }
+        return (stage.phase, ending)
     }
 }
 

@@ -142,17 +142,13 @@ final class HTTP2Stage: Stage {
 
     private func close(_ id: UInt32, reason: String, end: ConnectionEndReason, at time: CaptureTimestamp) {
         guard let current = streams.removeValue(forKey: id) else { return }
-        let last = current.stage ?? HTTP2StreamStage(isWebSocket: current.isWebSocket, answered: current.request != nil)
+        let last = current.stage ?? HTTP2ExchangeStage()
         last.finish(at: time)
         current.context.close(stage: last, reason: reason, end: end, at: time)
     }
 }
 
-/// What an HTTP/2 stream that carried no WebSocket was: an HTTP exchange (its phase and ending).
-private final class HTTP2StreamStage: Stage {
-    private let isWebSocket: Bool
-
-    init(isWebSocket: Bool, answered: Bool) { self.isWebSocket = isWebSocket }
-
+/// What an HTTP/2 stream that carried no WebSocket was, as its end reports it: an HTTP exchange.
+private final class HTTP2ExchangeStage: Stage {
     override var phase: ConnectionPhase { .http }
 }

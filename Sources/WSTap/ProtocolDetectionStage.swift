@@ -56,7 +56,7 @@ final class ProtocolDetectionStage: Stage {
         -> Stage?
     {
         let mayHold = !final && bytes.count <= FirstBytesProbe.maxHeldBytes
-        let first = FirstBytes(bytes: bytes, direction: direction, stream: stream, insideTLS: insideTLS, final: !mayHold)
+        let first = FirstBytes(bytes: bytes, direction: direction, stream: stream, final: !mayHold)
         for probe in stream.connection.stages.firstBytes where !insideTLS || probe.appliesInsideTLS {
             switch probe.decide(first) {
             case .notMine:

@@ -81,12 +81,10 @@ struct FirstBytes {
     var bytes: UnsafeRawBufferPointer
     var direction: StreamDirection
     var stream: StreamContext
-    var insideTLS: Bool
     /// No more bytes will come before a decision is needed: `needMoreBytes` is not an answer.
     var final: Bool
 
     var record: ConnectionRecord { stream.record }
-    var options: AnalyzerOptions { stream.options }
 }
 
 /// A first-bytes probe's answer.

@@ -19,12 +19,12 @@ public struct HTTP2FrameType: RawRepresentable, Hashable, Sendable, CustomString
     public static let windowUpdate = HTTP2FrameType(rawValue: 8)
     public static let continuation = HTTP2FrameType(rawValue: 9)
 
+    private static let names = [
+        "DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY", "WINDOW_UPDATE", "CONTINUATION",
+    ]
+
     public var description: String {
-        ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY", "WINDOW_UPDATE",
-         "CONTINUATION"].indices.contains(Int(rawValue))
-            ? ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY", "WINDOW_UPDATE",
-               "CONTINUATION"][Int(rawValue)]
-            : "type-\(rawValue)"
+        Self.names.indices.contains(Int(rawValue)) ? Self.names[Int(rawValue)] : "type-\(rawValue)"
     }
 }
 
@@ -121,7 +121,9 @@ public struct HTTP2FrameLayer: StreamParser {
         }
         guard !directions[index].lost else { return }
         directions[index].pending.append(contentsOf: bytes)
-        while let frame = nextFrame(index, direction: direction, emit: emit) {
+        // A header block that failed to decode stops the direction too (`lost`): the HPACK table
+        // it would have changed is unknown.
+        while !directions[index].lost, let frame = nextFrame(index, direction: direction, emit: emit) {
             handle(frame, index: index, direction: direction, emit: emit)
         }
         compact(index)
@@ -276,6 +278,8 @@ public struct HTTP2FrameLayer: StreamParser {
         } catch {
             emit((.violation(.headerBlockUndecodable(stream: block.stream, "\(error)")), direction))
             directions[index].lost = true
+            directions[index].pending = []
+            directions[index].start = 0
         }
     }
 }

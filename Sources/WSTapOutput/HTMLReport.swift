@@ -315,10 +315,18 @@ public final class HTMLReportExporter: TimelineSink {
         }
     }
 
-    /// How the connection ended, in words, and its class: failures `bad` (never green), a clean
-    /// close `ok`, the rest `warn` or `none`.
+    /// The class an outcome is shown with, in the table, the section and the timeline: failures
+    /// `bad` (red, never green), a clean close `ok`, open at the end or given up `warn`, the rest
+    /// (and a connection still open) `none`.
+    static func style(_ outcome: ConnectionOutcome?) -> StaticString {
+        guard let outcome else { return "none" }
+        return outcome.isFailure ? "bad" : outcome == .closedCleanly ? "ok"
+            : outcome == .openAtEnd || outcome == .idleEvicted ? "warn" : "none"
+    }
+
+    /// How the connection ended, in words, and its class (`style`).
     private func outcome(_ connection: OpenConnection) -> (String, StaticString) {
-        guard let ending = connection.end?.ending else { return ("open", "none") }
+        guard let ending = connection.end?.ending else { return ("open", Self.style(nil)) }
         var words = ending.outcome.rawValue
         if let closing = ending.websocket {
             let code = CloseCode(rawValue: closing.effectiveCode)
@@ -326,9 +334,7 @@ public final class HTMLReportExporter: TimelineSink {
             if closing.closedFirst != .none { words += " by the \(closing.closedFirst.rawValue)" }
             words += ")"
         }
-        let style: StaticString = ending.outcome.isFailure ? "bad"
-            : ending.outcome == .closedCleanly ? "ok" : ending.outcome == .openAtEnd || ending.outcome == .idleEvicted ? "warn" : "none"
-        return (words, style)
+        return (words, Self.style(ending.outcome))
     }
 
     private func render(_ connection: OpenConnection) {

@@ -60,13 +60,9 @@ struct TimelineLane {
         issues.append(time)
     }
 
-    /// The outcome's class: failures `bad` (red, never green), a clean close `ok`, the rest `warn`
-    /// or `none`; and `outcome-NAME`.
+    /// The lane's classes: the outcome's style (`HTMLReportExporter.style`) and `outcome-NAME`.
     var classes: String {
-        guard let outcome else { return "lane none outcome-open" }
-        let style = outcome.isFailure ? "bad" : outcome == .closedCleanly ? "ok"
-            : outcome == .openAtEnd || outcome == .idleEvicted ? "warn" : "none"
-        return "lane \(style) outcome-\(outcome.rawValue)"
+        "lane \(HTMLReportExporter.style(outcome)) outcome-\(outcome?.rawValue ?? "open")"
     }
 }
 

@@ -165,7 +165,7 @@ public enum LintReport {
     }
 
     private static func failingCases(_ lint: LintCollector, failOn: Severity) -> Int {
-        lint.connections.filter { ($0.worst ?? .info) >= failOn && $0.worst != nil }.count
+        lint.connections.filter { $0.worst.map { $0 >= failOn } ?? false }.count
             + (lint.captureFindings.contains { $0.severity >= failOn } ? 1 : 0)
     }
 
