@@ -25,7 +25,7 @@ if diff -q "$work.expected" "$work.actual" >/dev/null; then
     echo "outputs: $(wc -l <"$work.actual") passed, 0 failed"
     rm -f "$work.digests" "$work.expected" "$work.actual"
 else
-    changed=$(diff "$work.expected" "$work.actual" | grep '^>' | awk '{print $3}')
+    changed=$(diff "$work.expected" "$work.actual" | grep '^[<>]' | awk '{print $3}' | sort -u || true)
     echo "outputs that differ from Tests/output-digests.txt:"; echo "$changed" | head -20
     echo "outputs: $(( $(wc -l <"$work.actual") - $(echo "$changed" | wc -l) )) passed, $(echo "$changed" | wc -l) failed"
     rm -f "$work.digests" "$work.expected" "$work.actual"; exit 1

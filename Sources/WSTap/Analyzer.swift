@@ -42,6 +42,20 @@ public struct AnalyzerOptions: Sendable {
         stages.register(subprotocol: subprotocol, MessageStageEntry(protocolName: protocolName, make: makeDecoder))
     }
 
+    /// The application protocols `forceApplication` knows, by name, sorted.
+    public var applicationProtocolNames: [String] { stages.applications.keys.sorted() }
+
+    /// Decodes the messages of the WebSocket streams to `port`, or whose request path starts
+    /// with `pathPrefix`, or of every stream when neither is given, as `protocolName`
+    /// (`--app`): before the negotiated subprotocol, the URL and sniffing. False when no such
+    /// protocol is registered.
+    @discardableResult
+    public mutating func forceApplication(_ protocolName: String, port: UInt16? = nil, pathPrefix: String? = nil) -> Bool {
+        guard let entry = stages.applications[protocolName.lowercased()] else { return false }
+        stages.forced.append(ForcedApplication(entry: entry, port: port, pathPrefix: pathPrefix))
+        return true
+    }
+
     /// Decodes the messages of WebSocket streams whose request target starts with `pathPrefix`
     /// (protocols without a token, such as Socket.IO's `/socket.io/`).
     public mutating func registerMessageDecoder(

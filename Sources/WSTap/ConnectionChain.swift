@@ -22,18 +22,32 @@ enum ConnectionChain {
         registry.upgradeTokens["h2c"] = { upgrade in
             HTTP2Stage(stream: upgrade.stream, upgradedRequest: upgrade.request.map { ($0, upgrade.time) })
         }
-        registry.register(subprotocol: "graphql-transport-ws", MessageStageEntry(protocolName: "graphql-transport-ws") {
-            GraphQLDecoder(.transportWS)
-        })
-        registry.register(subprotocol: "graphql-ws", MessageStageEntry(protocolName: "graphql-ws") {
-            GraphQLDecoder(.subscriptionsTransportWS)
-        })
-        for token in ["jsonrpc", "json-rpc", "jsonrpc2.0", "jsonrpc-2.0"] {
-            registry.register(subprotocol: token, MessageStageEntry(protocolName: "jsonrpc") { JSONRPCDecoder() })
-        }
-        registry.register(subprotocol: "json", MessageStageEntry(protocolName: "json") { PlainJSONDecoder() })
+        let graphQL = MessageStageEntry(protocolName: "graphql-transport-ws") { GraphQLDecoder(.transportWS) }
+        let subscriptions = MessageStageEntry(protocolName: "graphql-ws") { GraphQLDecoder(.subscriptionsTransportWS) }
+        let jsonRPC = MessageStageEntry(protocolName: "jsonrpc") { JSONRPCDecoder() }
+        let mqtt = MessageStageEntry(protocolName: "mqtt") { MQTTDecoder() }
+        let stomp = MessageStageEntry(protocolName: "stomp") { STOMPDecoder(version: .v1_2) }
+        let socketIO = MessageStageEntry(protocolName: "socket.io") { SocketIODecoder() }
+        registry.register(application: graphQL, subprotocols: ["graphql-transport-ws"])
+        registry.register(application: subscriptions, subprotocols: ["graphql-ws"])
+        registry.register(application: jsonRPC, subprotocols: ["jsonrpc", "json-rpc", "jsonrpc2.0", "jsonrpc-2.0"])
+        registry.register(application: MessageStageEntry(protocolName: "json") { PlainJSONDecoder() }, subprotocols: ["json"])
+        registry.register(application: mqtt, subprotocols: ["mqtt", "mqttv3.1"])
+        // STOMP's token names its version: what header escaping means.
+        registry.register(application: stomp, subprotocols: ["stomp", "v12.stomp"])
+        registry.register(subprotocol: "v11.stomp", MessageStageEntry(protocolName: "stomp") { STOMPDecoder(version: .v1_1) })
+        registry.register(subprotocol: "v10.stomp", MessageStageEntry(protocolName: "stomp") { STOMPDecoder(version: .v1_0) })
         // Socket.IO has no subprotocol token: its URL says it.
-        registry.paths.append(("/socket.io/", MessageStageEntry(protocolName: "socket.io") { SocketIODecoder() }))
+        registry.register(application: socketIO)
+        registry.paths.append(("/socket.io/", socketIO))
+        // The last resort, on a stream's first data message: signatures no ordinary text has.
+        registry.sniffers = [
+            ApplicationSniffer(entry: mqtt, recognises: ApplicationSignatures.mqttConnect),
+            ApplicationSniffer(entry: stomp, recognises: ApplicationSignatures.stompConnect),
+            ApplicationSniffer(entry: socketIO, recognises: ApplicationSignatures.engineIOOpen),
+            ApplicationSniffer(entry: graphQL, recognises: ApplicationSignatures.graphQLTransportInit),
+            ApplicationSniffer(entry: jsonRPC, recognises: ApplicationSignatures.jsonRPC),
+        ]
         return registry
     }()
 
@@ -136,8 +150,8 @@ enum ConnectionChain {
             rolesKnown: true, allowedReservedBits: handshake.allowedReservedBits, compression: compression,
             maxPayloadBytes: stream.options.maxPayloadBytes, synchronized: true)
         let messages = stream.connection.stages.messageStage(
-            subprotocol: handshake.subprotocol, requestTarget: upgrade.requestTarget
-        ).map { MessageStage(entry: $0.0, detection: $0.1) }
+            subprotocol: handshake.subprotocol, requestTarget: upgrade.requestTarget,
+            serverPort: stream.connection.record.server.port)
         return WebSocketStage(
             stream: stream, decoder: decoder, mode: .decoding(.handshake), handshakeFailed: upgrade.handshakeFailed,
             messages: messages)
@@ -150,7 +164,9 @@ enum ConnectionChain {
         WebSocketStage(
             stream: stream,
             decoder: searchingDecoder(stream, rolesKnown: detection == .port, confirmed: detection == .port),
-            mode: .searching(detection, afterSwitch: false))
+            mode: .searching(detection, afterSwitch: false),
+            messages: stream.connection.stages.messageStage(
+                subprotocol: nil, requestTarget: nil, serverPort: stream.connection.record.server.port))
     }
 
     /// Decoders that do not know the handshake: RSV1 may mean permessage-deflate, with parameters

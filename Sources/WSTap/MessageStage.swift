@@ -4,16 +4,25 @@ import WSTapWebSocket
 
 /// The message-level stage of a WebSocket stream: hands each decoded data message to the stream's
 /// application decoder (`MessageDecoder`, chosen from the registry by `Sec-WebSocket-Protocol` or
-/// URL) and puts what it says on the timeline as application events and issues.
+/// URL, or sniffed from its first data message) and puts what it says on the timeline as
+/// application events and issues.
 final class MessageStage {
-    private let decoder: any MessageDecoder
-    private let protocolName: String
-    private let detection: ApplicationDetection
+    private enum Choice {
+        case decoding(any MessageDecoder, protocolName: String, detection: ApplicationDetection)
+        /// The first data message will say, through the sniffing table.
+        case sniffing([ApplicationSniffer])
+        /// Sniffing recognised nothing: the stream's messages are not decoded further.
+        case none
+    }
+
+    private var choice: Choice
 
     init(entry: MessageStageEntry, detection: ApplicationDetection) {
-        decoder = entry.make()
-        protocolName = entry.protocolName
-        self.detection = detection
+        choice = .decoding(entry.make(), protocolName: entry.protocolName, detection: detection)
+    }
+
+    init(sniffing sniffers: [ApplicationSniffer]) {
+        choice = .sniffing(sniffers)
     }
 
     /// A data message of the stream, its `index` counted in its direction from 0. Messages that
@@ -29,18 +38,31 @@ final class MessageStage {
         let input = ApplicationInput(
             direction: direction, index: index, isText: message.opcode == .text, payload: message.payload,
             isComplete: message.isComplete && message.gaps.isEmpty, time: time)
-        decoder.receive(input) { deliver($0, at: time, stream: stream) }
+        if case .sniffing(let sniffers) = choice {
+            if let found = sniffers.first(where: { $0.recognises(input) }) {
+                choice = .decoding(found.entry.make(), protocolName: found.entry.protocolName, detection: .sniffed)
+            } else {
+                choice = .none
+            }
+        }
+        guard case .decoding(let decoder, let protocolName, let detection) = choice else { return }
+        decoder.receive(input) { deliver($0, protocolName: protocolName, detection: detection, at: time, stream: stream) }
     }
 
     func missing(direction: StreamDirection, stream: StreamContext) {
-        decoder.missing(direction: direction) { deliver($0, at: nil, stream: stream) }
+        guard case .decoding(let decoder, let protocolName, let detection) = choice else { return }
+        decoder.missing(direction: direction) { deliver($0, protocolName: protocolName, detection: detection, at: nil, stream: stream) }
     }
 
     func finish(at time: CaptureTimestamp, stream: StreamContext) {
-        decoder.finish(at: time) { deliver($0, at: time, stream: stream) }
+        guard case .decoding(let decoder, let protocolName, let detection) = choice else { return }
+        decoder.finish(at: time) { deliver($0, protocolName: protocolName, detection: detection, at: time, stream: stream) }
     }
 
-    private func deliver(_ output: ApplicationOutput, at time: CaptureTimestamp?, stream: StreamContext) {
+    private func deliver(
+        _ output: ApplicationOutput, protocolName: String, detection: ApplicationDetection, at time: CaptureTimestamp?,
+        stream: StreamContext
+    ) {
         switch output {
         case .message(var message):
             if message.protocolName.isEmpty { message.protocolName = protocolName }

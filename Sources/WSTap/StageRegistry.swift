@@ -31,15 +31,34 @@ struct StageRegistry: Sendable {
     var subprotocols: [String: MessageStageEntry] = [:]
     /// Message stages of a WebSocket whose protocol has no token, by the request path, in order.
     var paths: [(prefix: String, entry: MessageStageEntry)] = []
+    /// Message stages by their protocol's name, for `--app` (`ForcedApplication`).
+    var applications: [String: MessageStageEntry] = [:]
+    /// The user's choices (`--app PROTOCOL[:PORT|:PATH]`), before any other rule, in order.
+    var forced: [ForcedApplication] = []
+    /// The last resort: looked at in order on a stream's first data message; the first whose
+    /// probe says yes decodes the stream (marked `sniffed`).
+    var sniffers: [ApplicationSniffer] = []
 
-    /// The message stage for a WebSocket with this handshake: by its negotiated subprotocol, else
-    /// by its request path; nil when none is registered.
-    func messageStage(subprotocol: String?, requestTarget: String?) -> (MessageStageEntry, ApplicationDetection)? {
-        if let subprotocol, let entry = subprotocols[subprotocol.lowercased()] { return (entry, .negotiated) }
-        if let requestTarget, let found = paths.first(where: { requestTarget.hasPrefix($0.prefix) }) {
-            return (found.entry, .url)
+    /// The message stage for a WebSocket: what the user forced for its port or path, else its
+    /// negotiated subprotocol, else its request path, else a stage that sniffs its first message.
+    func messageStage(subprotocol: String?, requestTarget: String?, serverPort: UInt16) -> MessageStage? {
+        let path = requestTarget.map { String($0.prefix { $0 != "?" }) }
+        if let choice = forced.first(where: { $0.applies(serverPort: serverPort, path: path) }) {
+            return MessageStage(entry: choice.entry, detection: .forced)
         }
-        return nil
+        if let subprotocol, let entry = subprotocols[subprotocol.lowercased()] {
+            return MessageStage(entry: entry, detection: .negotiated)
+        }
+        if let requestTarget, let found = paths.first(where: { requestTarget.hasPrefix($0.prefix) }) {
+            return MessageStage(entry: found.entry, detection: .url)
+        }
+        return sniffers.isEmpty ? nil : MessageStage(sniffing: sniffers)
+    }
+
+    /// Registers a message stage under its protocol's name (for `--app`) and `Sec-WebSocket-Protocol` tokens.
+    mutating func register(application entry: MessageStageEntry, subprotocols tokens: [String] = []) {
+        applications[entry.protocolName] = entry
+        for token in tokens { register(subprotocol: token, entry) }
     }
 
     /// Registers a message stage under a `Sec-WebSocket-Protocol` token.
@@ -52,6 +71,25 @@ struct StageRegistry: Sendable {
 struct MessageStageEntry: Sendable {
     var protocolName: String
     var make: @Sendable () -> any MessageDecoder
+}
+
+/// A protocol the user named for the WebSocket streams of a server port, of a path, or of all.
+public struct ForcedApplication: Sendable {
+    var entry: MessageStageEntry
+    var port: UInt16?
+    var pathPrefix: String?
+
+    func applies(serverPort: UInt16, path: String?) -> Bool {
+        if let port { return port == serverPort }
+        if let pathPrefix { return path?.hasPrefix(pathPrefix) ?? false }
+        return true
+    }
+}
+
+/// One row of the sniffing table: a protocol recognised from a stream's first data message.
+struct ApplicationSniffer: Sendable {
+    var entry: MessageStageEntry
+    var recognises: @Sendable (ApplicationInput) -> Bool
 }
 
 /// What an upgrade-token entry is given to build the stage after a 101.

@@ -52,10 +52,36 @@ struct AnalysisOptions: ParsableArguments {
     @Option(name: .long, help: "Decode connections on this port as WebSocket even when the handshake was not captured (repeatable).")
     var websocketPort: [UInt16] = []
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Decode the messages of WebSocket streams as this application protocol: all streams, those to PORT, or those whose path starts with PATH (repeatable; before the negotiated subprotocol, the URL and sniffing).",
+            valueName: "protocol[:port|:path]"))
+    var app: [String] = []
+
     @Option(name: .long, help: "NSS key log (SSLKEYLOGFILE format) to decrypt TLS with; without it, $SSLKEYLOGFILE is used when set.")
     var keylog: String?
 
+    /// `PROTOCOL[:PORT|:PATH]` taken apart; a port is all digits, a path starts with `/`.
+    static func applicationChoice(_ text: String) -> (name: String, port: UInt16?, path: String?) {
+        guard let colon = text.firstIndex(of: ":") else { return (text, nil, nil) }
+        let name = String(text[..<colon])
+        let qualifier = String(text[text.index(after: colon)...])
+        if let port = UInt16(qualifier) { return (name, port, nil) }
+        return (name, nil, qualifier)
+    }
+
     func validate() throws {
+        let known = AnalyzerOptions().applicationProtocolNames
+        for choice in app {
+            let (name, port, path) = Self.applicationChoice(choice)
+            guard known.contains(name.lowercased()) else {
+                throw ValidationError("--app \(choice): unknown application protocol \"\(name)\" (known: \(known.joined(separator: ", ")))")
+            }
+            if port == nil, let path, !path.hasPrefix("/") {
+                throw ValidationError("--app \(choice): after the colon, a port (1-65535) or a path starting with /")
+            }
+        }
         guard payloadLimit > 0, maxBufferPerDirection > 0, maxBufferTotal > 0, maxConnections > 0, idleTimeout > 0 else {
             throw ValidationError("limits must be greater than 0")
         }
@@ -78,6 +104,10 @@ struct AnalysisOptions: ParsableArguments {
         options.reassembly.maxConnections = maxConnections
         options.reassembly.idleTimeoutSeconds = idleTimeout
         options.websocketPorts = Set(websocketPort)
+        for choice in app {
+            let (name, port, path) = Self.applicationChoice(choice)
+            options.forceApplication(name, port: port, pathPrefix: path)
+        }
         return options
     }
 }

@@ -68,7 +68,9 @@ struct HARExportTests {
         }
         let peers = try PeersLog(GoldenTests.capturesDirectory.appendingPathComponent(name))
         for direction in ["c2s", "s2c"] {
-            #expect(sent[direction] == peers.messages(direction: direction), "\(name) \(direction)")
+            // Application-library peers logged their protocol's units instead (messagesMatchWhatThePeersSent).
+            guard let logged = peers.messages(direction: direction) else { continue }
+            #expect(sent[direction] ?? [] == logged, "\(name) \(direction)")
         }
     }
 
@@ -122,7 +124,7 @@ struct StatisticsTests {
             let peers = try PeersLog(GoldenTests.capturesDirectory.appendingPathComponent(name))
             for (index, direction) in ["c2s", "s2c"].enumerated() {
                 let counted = stats.connections.reduce(UInt64(0)) { $0 + $1.traffic.textMessages[index] + $1.traffic.binaryMessages[index] }
-                #expect(counted >= UInt64(peers.messages(direction: direction).count), "\(name) \(direction)")
+                #expect(counted >= UInt64((peers.messages(direction: direction) ?? []).count), "\(name) \(direction)")
             }
             let table = StatisticsReport.table(stats)
             #expect(table.split(separator: "\n").count >= stats.connections.count + 2, "\(name): a row per connection")

@@ -28,9 +28,27 @@ struct GoldenTests {
         let collector = MessageCollector()
         try run(name, sink: collector)
         for direction in ["c2s", "s2c"] {
-            let decoded = collector.messages.filter { $0.direction == direction }.map(\.summary)
-            #expect(decoded == peers.messages(direction: direction), "\(name) \(direction)")
+            if let sent = peers.messages(direction: direction) {
+                let decoded = collector.messages.filter { $0.direction == direction }.map(\.summary)
+                #expect(decoded == sent, "\(name) \(direction)")
+            }
+            // Peers that are application libraries logged their protocol's units, not WebSocket
+            // messages: each must be decoded once, in order, with its key fields.
+            if let logged = peers.applicationMessages(direction: direction) {
+                let decoded = collector.applications.filter { $0.direction.label == direction && $0.protocolName != "engine.io" }
+                #expect(decoded.map { $0.type.lowercased() } == logged.map { ($0["type"] as? String ?? "?").lowercased() }, "\(name) \(direction)")
+                for (message, entry) in zip(decoded, logged) {
+                    let values = Set(message.fields.flatMap { flatten($0.value) })
+                    for (key, value) in entry where key != "dir" && key != "type" {
+                        let wanted = (value as? [String: Any])?.values.map { "\($0)" } ?? ["\(value)"]
+                        for text in wanted {
+                            #expect(values.contains(text), "\(name) \(direction) \(message.type): \(key) \(text) not in \(values.sorted().prefix(8))")
+                        }
+                    }
+                }
+            }
         }
+        #expect(peers.hasMessages || peers.hasApplicationMessages, "\(name): its peers log lists neither messages nor application messages")
         if let subprotocol = peers.subprotocol {
             #expect(collector.subprotocols == [subprotocol])
         }
@@ -118,9 +136,12 @@ final class MessageCollector: TimelineSink {
     /// Each connection's protocol as its end names it.
     private(set) var protocols: [String] = []
     private(set) var frames = 0
+    private(set) var applications: [ApplicationMessage] = []
 
     func receive(_ event: TimelineEvent) {
         switch event.kind {
+        case .application(let message):
+            applications.append(message)
         case .message(let record) where record.message.isDecoded:
             let digest = SHA256.hash(data: Array(record.message.payload))
             let hex = digest.map { String(format: "%02x", $0) }.joined()
@@ -147,20 +168,47 @@ final class MessageCollector: TimelineSink {
 /// What a recording's peers logged (NAME.peers.json beside the capture): the messages each sent,
 /// as "opcode length sha256", and the subprotocol they agreed on.
 struct PeersLog {
-    private let sent: [[String: Any]]
+    private let sent: [[String: Any]]?
+    private let application: [[String: Any]]?
     let subprotocol: String?
 
     init(_ capture: URL) throws {
         let data = try Data(contentsOf: capture.deletingPathExtension().appendingPathExtension("peers.json"))
         let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        sent = object?["messages"] as? [[String: Any]] ?? []
+        sent = object?["messages"] as? [[String: Any]]
+        application = object?["app"] as? [[String: Any]]
         subprotocol = object?["subprotocol"] as? String
     }
 
-    func messages(direction: String) -> [String] {
-        sent.filter { $0["dir"] as? String == direction }.map {
-            "\($0["opcode"] ?? "?") \($0["length"] ?? "?") \($0["sha256"] ?? "?")"
+    var hasMessages: Bool { sent != nil }
+    var hasApplicationMessages: Bool { application != nil }
+
+    /// The WebSocket messages sent in `direction`; nil when the peers did not log them.
+    func messages(direction: String) -> [String]? {
+        sent.map { list in
+            list.filter { $0["dir"] as? String == direction }.map {
+                "\($0["opcode"] ?? "?") \($0["length"] ?? "?") \($0["sha256"] ?? "?")"
+            }
         }
+    }
+
+    /// The application messages (`{"dir", "type", key fields}`) of `direction`, when logged.
+    func applicationMessages(direction: String) -> [[String: Any]]? {
+        application.map { list in list.filter { $0["dir"] as? String == direction } }
+    }
+}
+
+/// Every scalar inside an application field's value, as text (`true`, `1`, `/queue/a`).
+func flatten(_ value: ApplicationValue) -> [String] {
+    switch value {
+    case .null: ["null"]
+    case .bool(let flag): ["\(flag)"]
+    case .integer(let number): ["\(number)"]
+    case .string(let text): [text]
+    case .bytes: []
+    case .json(let bytes): [String(decoding: bytes, as: UTF8.self)]
+    case .list(let items): items.flatMap(flatten)
+    case .object(let fields): fields.flatMap { flatten($0.value) }
     }
 }
 
@@ -192,7 +240,7 @@ struct DamagedCaptureTests {
             #expect(collector.issueCodes.contains(code), "\(name) should report \(code)")
         }
         for direction in ["c2s", "s2c"] {
-            let expected = try sources.flatMap { try PeersLog($0).messages(direction: direction) }
+            let expected = try sources.flatMap { try PeersLog($0).messages(direction: direction) ?? [] }
             let decoded = collector.messages.filter { $0.direction == direction }
             if spec["messages"] as? String == "same" {
                 #expect(decoded.allSatisfy { $0.complete }, "\(name) \(direction): every message complete")
