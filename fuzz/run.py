@@ -24,7 +24,7 @@ from generate import ws_frame  # noqa: E402
 SCRATCH = os.path.join(ROOT, ".build-fuzz")
 BINARY = os.path.join(SCRATCH, "release", "wstap-fuzz")
 TARGETS = ["capture-reader", "packet-decoder", "tcp-reassembly", "http-head", "frame-decoder", "inflate", "pipeline", "tls",
-           "app-json", "http2"]
+           "app-json", "app-brokers", "http2"]
 # The link types the packet-decoder target chooses by its first byte, in its order.
 LINK_TYPES = [1, 0, 12, 108, 113, 276, 228, 229, 101, 14]
 BUILD = ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", "wstap-fuzz",
@@ -147,6 +147,13 @@ def seeds(target):
                     b'[{"jsonrpc":"2.0","method":"m","id":1},{"jsonrpc":"2.0","method":"n"}]', b'{"jsonrpc":"2.0","error":{"code":-1,"message":"no"},"id":1}',
                     b'{"a":[1,2.5e3,true,null,"\\u00e9"]}', b'[[[[[[[[[[]]]]]]]]]]', b'42/chat,7["m",{"a":1}]', b'451-["up",{"_placeholder":true,"num":0}]']
         return [b"".join(bytes([i % 2]) + struct.pack("!H", len(m)) + m for i, m in enumerate(messages))]
+    if target == "app-brokers":
+        connect = b"\x10\x14\x00\x04MQTT\x04\xc2\x00\x3c\x00\x02id\x00\x01u\x00\x01p"
+        publish = b"\x33\x09\x00\x03a/b\x00\x07hi"
+        pieces = [(0, connect), (1, b"\x20\x02\x00\x00"), (0, publish[:4]), (0, publish[4:] + b"\xc0\x00"),
+                  (2, b"CONNECT\naccept-version:1.2\n\n\x00"), (3, b"CONNECTED\nversion:1.2\n\n\x00\n"),
+                  (2, b"SEND\ndestination:/q\\c\ncontent-length:2\n\nhi\x00SEND\ndestination:/q\n\n"), (2, b"x\x00"), (3, b"\n")]
+        return [b"".join(bytes([control]) + struct.pack("!H", len(m)) + m for control, m in pieces)]
     if target == "http2":
         def frame(kind, flags, stream, payload):
             return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack("!I", stream) + payload

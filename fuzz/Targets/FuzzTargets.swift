@@ -32,6 +32,7 @@ let targets: [String: FuzzTarget] = [
     "pipeline": fuzzPipeline,
     "tls": fuzzTLS,
     "app-json": fuzzApplicationJSON,
+    "app-brokers": fuzzBrokerProtocols,
     "http2": fuzzHTTP2,
 ]
 
@@ -405,6 +406,34 @@ func fuzzApplicationJSON(_ blob: UnsafeRawBufferPointer) {
         index[direction.rawValue] += 1
         for decoder in decoders { decoder.receive(input) { _ in } }
     }
+}
+
+/// The STOMP (each version) and MQTT decoders on messages cut from the blob (a control byte and a
+/// length before each: bit 0 the direction, bit 1 text, bit 2 bytes lost before it): frames and
+/// packets that span messages, share them, claim lengths past them, or never end.
+func fuzzBrokerProtocols(_ blob: UnsafeRawBufferPointer) {
+    var reader = BlobReader(rest: blob)
+    let decoders: [any MessageDecoder] = [STOMPDecoder(version: .v1_0), STOMPDecoder(version: .v1_2), MQTTDecoder()]
+    var index: [UInt64] = [0, 0]
+    var units = 0
+    let count: (ApplicationOutput) -> Void = { output in
+        if case .message(let message) = output {
+            precondition(!message.messages.isEmpty, "an application message from no WebSocket message")
+            units += 1
+        }
+    }
+    while !reader.isEmpty {
+        let control = reader.byte()
+        let direction: StreamDirection = control & 1 == 0 ? .clientToServer : .serverToClient
+        let message = reader.bytes(Int(reader.word()))
+        if control & 4 != 0 { for decoder in decoders { decoder.missing(direction: direction, emit: count) } }
+        let input = ApplicationInput(
+            direction: direction, index: index[direction.rawValue], isText: control & 2 != 0, payload: message, isComplete: true,
+            time: .zero)
+        index[direction.rawValue] += 1
+        for decoder in decoders { decoder.receive(input, emit: count) }
+    }
+    for decoder in decoders { decoder.finish(at: .zero, emit: count) }
 }
 
 /// The HTTP/2 frame layer and HPACK on both directions cut from the blob (a direction byte and a
