@@ -31,6 +31,29 @@ public struct ApplicationMessage: Sendable {
         self.detection = detection
     }
 
+    /// What the message is about, for `--event`: its Socket.IO event, STOMP destination, MQTT
+    /// topic (or the topic filters of a SUBSCRIBE), JSON-RPC method or GraphQL operation.
+    public var subjects: [String] {
+        var found: [String] = []
+        func collect(_ fields: [ApplicationField], depth: Int) {
+            for field in fields {
+                switch (field.name, field.value) {
+                case ("event", .string(let name)), ("method", .string(let name)), ("operation", .string(let name)),
+                    ("topic", .string(let name)), ("destination", .string(let name)):
+                    found.append(name)
+                case ("headers", .object(let headers)), ("topics", .object(let headers)):
+                    if depth == 0 { collect(headers, depth: 1) }
+                case ("topics", .list(let entries)) where depth == 0:
+                    for case .object(let entry) in entries { collect(entry, depth: 1) }
+                default:
+                    break
+                }
+            }
+        }
+        collect(fields, depth: 0)
+        return found
+    }
+
     /// The value of the first field named `name`.
     public subscript(field name: String) -> ApplicationValue? {
         fields.first { $0.name == name }?.value

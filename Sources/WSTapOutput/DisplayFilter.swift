@@ -23,12 +23,36 @@ public struct DisplayFilter: Sendable {
     public var grep: String?
     /// Messages only: no frame events (every message is shown, single-frame ones included).
     public var messagesOnly = false
+    /// Application messages only (`--app-only`): no frames, WebSocket messages or handshakes.
+    public var applicationOnly = false
+    /// Application message types or protocols to keep (`--app-type`, lower-case); empty keeps all.
+    public var applicationTypes: Set<String> = []
+    /// Globs on what an application message is about (`--event`: `ApplicationMessage.subjects`).
+    public var applicationSubjects: [String] = []
+
+    /// Whether only application messages are shown (any of the three above).
+    var selectsApplications: Bool { applicationOnly || !applicationTypes.isEmpty || !applicationSubjects.isEmpty }
+
+    /// Whether an application message passes `--app-type` and `--event`.
+    func matches(_ message: ApplicationMessage) -> Bool {
+        if !applicationTypes.isEmpty,
+            !applicationTypes.contains(message.type.lowercased()), !applicationTypes.contains(message.protocolName.lowercased())
+        {
+            return false
+        }
+        if !applicationSubjects.isEmpty {
+            let subjects = message.subjects.map { Array($0.utf8) }
+            return applicationSubjects.contains { pattern in subjects.contains { Glob.matches(Array(pattern.utf8), $0) } }
+        }
+        return true
+    }
 
     public init() {}
 
     /// Nothing is filtered.
     public var keepsEverything: Bool {
         connections.isEmpty && host == nil && path == nil && direction == nil && kinds.isEmpty && grep == nil && !messagesOnly
+            && !selectsApplications
     }
 
     /// Whether the host and path of a connection are needed to decide on it.
@@ -168,23 +192,23 @@ public final class FilteringSink: TimelineSink {
         case .connectionOpened, .connectionClosed, .streamClosed:
             return true
         case .frame(let frame):
-            if filter.messagesOnly || pattern != nil { return false }
+            if filter.messagesOnly || pattern != nil || filter.selectsApplications { return false }
             return passes(frame.direction) && passes(kind: Self.kind(of: frame.header.opcode))
         case .message(let record):
-            guard passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }
+            guard !filter.selectsApplications, passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }
             guard let pattern else { return true }
             guard record.payloadIsText, record.message.isDecoded else { return false }
             let text = String(decoding: record.message.payload, as: UTF8.self)
             return (try? pattern.firstMatch(in: text)) != nil
         case .httpRequest:
-            return passes(.clientToServer) && passes(kind: .handshake) && pattern == nil
+            return passes(.clientToServer) && passes(kind: .handshake) && pattern == nil && !filter.selectsApplications
         case .httpResponse:
-            return passes(.serverToClient) && passes(kind: .handshake) && pattern == nil
+            return passes(.serverToClient) && passes(kind: .handshake) && pattern == nil && !filter.selectsApplications
         case .httpExchange, .upgrade, .upgradeAnswerBody, .tls:
-            return passes(kind: .handshake) && pattern == nil
+            return passes(kind: .handshake) && pattern == nil && !filter.selectsApplications
         case .application(let message):
             // Application messages ride data messages: they go with text and binary.
-            return passes(message.direction) && pattern == nil && passes(kind: nil)
+            return passes(message.direction) && pattern == nil && passes(kind: nil) && filter.matches(message)
         case .issue(let issue):
             return (issue.direction.map(passes) ?? true) && passes(kind: .issues)
         case .captureStarted:

@@ -84,6 +84,16 @@ public final class FollowExporter: TimelineSink {
             line.raw("\n")
         case .message(let message):
             messageBlock(message, at: time)
+        case .application(let message):
+            // Under the WebSocket message(s) it came from: the protocol's own words.
+            line.raw("    = "); text(message.protocolName); line.raw(" "); text(message.type)
+            for field in message.fields {
+                line.raw("  "); text(field.name); line.raw("=")
+                let rendered = OutputBuffer()
+                rendered.applicationValue(field.value)
+                rendered.withBytes { _ = line.terminalText($0, limit: 512, quoted: false) }
+            }
+            line.raw("\n")
         case .issue(let issue):
             stamp(issue.time); line.raw("!! "); line.text(issue.severity.rawValue); line.raw(" "); line.text(issue.code)
             line.raw(": "); text(issue.detail); line.raw("\n")

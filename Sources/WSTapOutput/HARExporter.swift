@@ -25,6 +25,9 @@ public final class HARExporter: TimelineSink {
         /// Rendered `_webSocketMessages` items, and how many.
         let messages = OutputBuffer()
         var messageCount = 0
+        /// Rendered `_wstap_app` items (application messages, as in JSON), and how many.
+        let applicationMessages = OutputBuffer()
+        var applicationCount = 0
 
         init(record: ConnectionRecord) { self.record = record }
     }
@@ -60,6 +63,12 @@ public final class HARExporter: TimelineSink {
                 return
             }
             addMessage(message, at: event.time ?? .zero, to: connection)
+        case .application(let message):
+            guard let connection = open[record.id] else { return }
+            connection.applicationMessages.raw(connection.applicationCount == 0 ? "{" : ",{")
+            connection.applicationCount += 1
+            connection.applicationMessages.applicationFields(message, at: event.time)
+            connection.applicationMessages.raw("}")
         case .connectionClosed(let end):
             guard let connection = open.removeValue(forKey: record.id) else { return }
             connection.end = end
@@ -154,6 +163,12 @@ public final class HARExporter: TimelineSink {
                 out.raw(",\"_resourceType\":\"websocket\",\"_webSocketMessages\":[")
                 out.append(connection.messages)
                 out.raw("]")
+                if connection.applicationCount > 0 {
+                    // What the application said inside the messages (docs/har.md): wstap's own field.
+                    out.raw(",\"_wstap_app\":[")
+                    out.append(connection.applicationMessages)
+                    out.raw("]")
+                }
             }
             out.raw("}")
             rendered.append((exchange.requestTime, connection.record.id, out))

@@ -104,7 +104,10 @@ public final class HTMLReportExporter: TimelineSink {
             guard let connection = open.removeValue(forKey: id) else { return }
             connection.end = end
             render(connection)
-        case .httpExchange, .upgradeAnswerBody, .application, .streamClosed:
+        case .application(let message):
+            guard let connection = open[id] else { return }
+            applicationRow(message, at: time, in: connection)
+        case .httpExchange, .upgradeAnswerBody, .streamClosed:
             break
         }
     }
@@ -198,6 +201,28 @@ public final class HTMLReportExporter: TimelineSink {
         }
         rows.raw("</td></tr>\n")
     }
+
+    /// The decoded view of the message(s) above: the application protocol's words.
+    private func applicationRow(_ message: ApplicationMessage, at time: CaptureTimestamp, in connection: OpenConnection) {
+        guard let rows = beginRow(connection, kind: "app", direction: message.direction, time: time) else { return }
+        rows.raw("<td class=\"n\"></td><td>")
+        HTMLText.write("\(message.protocolName) \(message.type)", into: rows)
+        rows.raw("</td><td class=\"p\">")
+        let fields = OutputBuffer()
+        for (index, field) in message.fields.enumerated() {
+            if index > 0 { fields.raw("  ") }
+            fields.text(field.name); fields.raw("=")
+            fields.applicationValue(field.value)
+        }
+        fields.withBytes { bytes in
+            HTMLText.write(String(decoding: bytes.prefix(Self.maxApplicationText), as: UTF8.self), into: rows)
+            if bytes.count > Self.maxApplicationText { rows.raw("…") }
+        }
+        rows.raw("</td></tr>\n")
+    }
+
+    /// An application message's fields are shown up to this many bytes.
+    static let maxApplicationText = 2048
 
     private func controlRow(_ frame: FrameRecord, at time: CaptureTimestamp, in connection: OpenConnection) {
         guard let rows = beginRow(connection, kind: "control", direction: frame.direction, time: time) else { return }

@@ -105,6 +105,13 @@ public struct TrafficStatistics: Sendable, Equatable {
     /// Pings sent, and pings no pong with the same payload answered.
     public var pings: UInt64 = 0
     public var issuesByCode: [String: UInt64] = [:]
+    /// Application messages by protocol and type (`mqtt PUBLISH`).
+    public var applicationMessages: [String: UInt64] = [:]
+    /// Application round trips by kind (`mqtt PUBLISH→PUBACK`, `jsonrpc request→response`).
+    public var applicationRoundTrips: [String: RoundTripTimes] = [:]
+    /// WebSocket messages that carried only an application keep-alive (Engine.IO ping/pong, MQTT
+    /// PINGREQ/PINGRESP, STOMP heart-beats, GraphQL ping/pong/ka): not counted as data messages.
+    public var keepAlives = DirectionPair<UInt64>(0)
 
     public init() {}
 
@@ -116,7 +123,10 @@ public struct TrafficStatistics: Sendable, Equatable {
             binaryMessages[index] &+= other.binaryMessages[index]
             messageBytes[index] &+= other.messageBytes[index]
             closedFirst[index] &+= other.closedFirst[index]
+            keepAlives[index] &+= other.keepAlives[index]
         }
+        applicationMessages.merge(other.applicationMessages, uniquingKeysWith: &+)
+        for (kind, times) in other.applicationRoundTrips { applicationRoundTrips[kind, default: RoundTripTimes()].add(times) }
         for (direction, counts) in other.frames { frames[direction, default: [:]].merge(counts, uniquingKeysWith: &+) }
         for (direction, counts) in other.closeCodes { closeCodes[direction, default: [:]].merge(counts, uniquingKeysWith: &+) }
         messageSizes.add(other.messageSizes)
@@ -158,6 +168,10 @@ public final class StatisticsCollector: TimelineSink {
         /// Pings not answered yet: the direction that sent them, their payload and time.
         var pendingPings: [(direction: StreamDirection, payload: [UInt8], time: CaptureTimestamp)] = []
         var sawClose = false
+        /// Whether each direction's last WebSocket message was text (a keep-alive uncounts it).
+        var lastMessageWasText = [false, false]
+        /// Application requests not answered yet: direction, key, kind and time (bounded).
+        var pendingRequests: [(direction: StreamDirection, key: String, label: String, time: CaptureTimestamp)] = []
     }
 
     private var open: [UInt64: OpenConnection] = [:]
@@ -234,6 +248,7 @@ public final class StatisticsCollector: TimelineSink {
             }
             update(record, at: time) { connection in
                 let direction = message.direction.rawValue
+                connection.lastMessageWasText[direction] = message.message.opcode == .text
                 if message.message.opcode == .text {
                     connection.statistics.traffic.textMessages[direction] &+= 1
                 } else {
@@ -259,7 +274,37 @@ public final class StatisticsCollector: TimelineSink {
                 $0.statistics.ending = end.ending
             }
             if let connection = open.removeValue(forKey: record.id) { connections.append(connection.statistics) }
-        case .httpResponse, .httpExchange, .upgradeAnswerBody, .tls, .application, .streamClosed:
+        case .application(let message):
+            let time = event.time ?? .zero
+            update(record, at: time) { connection in
+                var traffic = connection.statistics.traffic
+                traffic.applicationMessages["\(message.protocolName) \(message.type)", default: 0] &+= 1
+                let direction = message.direction.rawValue
+                if ApplicationExchange.isKeepAlive(message), message.messages.count == 1 {
+                    // The WebSocket message was only this keep-alive: not data.
+                    if connection.lastMessageWasText[direction], traffic.textMessages[direction] > 0 {
+                        traffic.textMessages[direction] -= 1
+                        traffic.keepAlives[direction] &+= 1
+                    } else if !connection.lastMessageWasText[direction], traffic.binaryMessages[direction] > 0 {
+                        traffic.binaryMessages[direction] -= 1
+                        traffic.keepAlives[direction] &+= 1
+                    }
+                }
+                switch ApplicationExchange.role(of: message) {
+                case .opens(let key, let label)?:
+                    if connection.pendingRequests.count == Self.maxOutstandingPings { connection.pendingRequests.removeFirst() }
+                    connection.pendingRequests.append((message.direction, key, label, time))
+                case .closes(let key)?:
+                    if let found = connection.pendingRequests.firstIndex(where: { $0.direction != message.direction && $0.key == key }) {
+                        let request = connection.pendingRequests.remove(at: found)
+                        traffic.applicationRoundTrips[request.label, default: RoundTripTimes()].add(time.nanoseconds(since: request.time))
+                    }
+                case nil:
+                    break
+                }
+                connection.statistics.traffic = traffic
+            }
+        case .httpResponse, .httpExchange, .upgradeAnswerBody, .tls, .streamClosed:
             update(event.connection, at: event.time) { _ in }
         }
     }

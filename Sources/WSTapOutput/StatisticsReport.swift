@@ -107,6 +107,24 @@ public enum StatisticsReport {
             out.raw("null")
         }
         out.comma(); out.key("issues"); out.counters(traffic.issuesByCode)
+        if !traffic.applicationMessages.isEmpty {
+            out.comma(); out.key("app_messages"); out.counters(traffic.applicationMessages)
+            out.comma(); out.key("keep_alives"); out.raw("{")
+            out.key("client"); out.number(traffic.keepAlives[0]); out.comma(); out.key("server"); out.number(traffic.keepAlives[1])
+            out.raw("}")
+            out.comma(); out.key("app_rtt_ms"); out.raw("{")
+            for (index, (kind, times)) in traffic.applicationRoundTrips.sorted(by: { $0.key < $1.key }).enumerated() {
+                if index > 0 { out.comma() }
+                out.string(kind); out.raw(":{"); out.key("count"); out.number(times.count)
+                if let rtt = times.minMedianMax {
+                    out.comma(); out.key("min"); milliseconds(rtt.min, into: out)
+                    out.comma(); out.key("median"); milliseconds(rtt.median, into: out)
+                    out.comma(); out.key("max"); milliseconds(rtt.max, into: out)
+                }
+                out.raw("}")
+            }
+            out.raw("}")
+        }
     }
 
     // MARK: table
@@ -164,6 +182,18 @@ public enum StatisticsReport {
             text += "close codes: " + mostFrequent(closes, shown: maxCloseCodesShown)
             text += "; closed first by the client \(overall.closedFirst[0]), by the server \(overall.closedFirst[1])\n"
         }
+        if !overall.applicationMessages.isEmpty {
+            text += "application messages: " + mostFrequent(overall.applicationMessages, shown: maxCloseCodesShown, width: 40)
+            if overall.keepAlives[0] > 0 || overall.keepAlives[1] > 0 {
+                text += "; keep-alives (not data) →\(overall.keepAlives[0]) ←\(overall.keepAlives[1])"
+            }
+            text += "\n"
+            for (kind, times) in overall.applicationRoundTrips.sorted(by: { $0.key < $1.key }) {
+                guard let rtt = times.minMedianMax else { continue }
+                let values = [rtt.min, rtt.median, rtt.max].map { fixed(Double($0) / 1e6, decimals: 3) }.joined(separator: "/")
+                text += "  \(terminalSafe(kind)): \(times.count) round trips, ms min/med/max \(values)\n"
+            }
+        }
         if let intervals = collector.intervals { text += intervalTable(intervals) }
         return text
     }
@@ -186,9 +216,9 @@ public enum StatisticsReport {
 
     /// `code ×count` for the `shown` most frequent (ties by code), then how many others: bounded
     /// whatever codes a capture holds.
-    static func mostFrequent(_ counts: [String: UInt64], shown: Int) -> String {
+    static func mostFrequent(_ counts: [String: UInt64], shown: Int, width: Int = 16) -> String {
         let sorted = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-        var parts = sorted.prefix(shown).map { "\(terminalSafe(String($0.key.prefix(16)))) ×\($0.value)" }
+        var parts = sorted.prefix(shown).map { "\(terminalSafe(String($0.key.prefix(width)))) ×\($0.value)" }
         if sorted.count > shown {
             let rest = sorted.dropFirst(shown).reduce(UInt64(0)) { $0 &+ $1.value }
             parts.append("\(sorted.count - shown) others ×\(rest)")

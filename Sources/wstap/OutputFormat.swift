@@ -222,6 +222,15 @@ struct DisplayOptions: ParsableArguments {
     @Flag(name: .long, help: "Messages only: no frame lines (every message, single-frame ones too).")
     var messages = false
 
+    @Flag(name: .long, help: "Application messages only (Socket.IO, STOMP, MQTT, GraphQL, JSON-RPC, JSON): no frame, message or handshake lines.")
+    var appOnly = false
+
+    @Option(name: .long, help: "Show only application messages of this type or protocol (e.g. PUBLISH, event, request, mqtt; repeatable or comma-separated; case ignored).")
+    var appType: [String] = []
+
+    @Option(name: .long, help: "Show only application messages about this name, a glob: Socket.IO event, STOMP destination, MQTT topic, JSON-RPC method, GraphQL operation (repeatable).")
+    var event: [String] = []
+
     func validate() throws {
         if let direction, direction != "c2s", direction != "s2c" { throw ValidationError("--dir takes c2s or s2c") }
         for name in types.flatMap({ $0.split(separator: ",") }) where DisplayFilter.EventKind(rawValue: String(name)) == nil {
@@ -239,6 +248,9 @@ struct DisplayOptions: ParsableArguments {
         filter.kinds = Set(types.flatMap { $0.split(separator: ",") }.compactMap { DisplayFilter.EventKind(rawValue: String($0)) })
         filter.grep = grep
         filter.messagesOnly = messages
+        filter.applicationOnly = appOnly
+        filter.applicationTypes = Set(appType.flatMap { $0.split(separator: ",") }.map { $0.lowercased() })
+        filter.applicationSubjects = event
         return filter
     }
 }
