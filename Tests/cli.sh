@@ -284,5 +284,30 @@ mkfifo "$work/keys.fifo"
 check "a key log that is a FIFO is refused, not waited on" 2 timeout 10 "$wstap" read captures/text-echo.pcap --keylog "$work/keys.fifo"
 expect "...with one line saying why" grep -q "not a regular file" "$work/err"
 
+# Application protocols (issue 28): forced, filtered, counted.
+check "--app forces a protocol on a port" 0 "$wstap" read captures/text-echo.pcap --app json:18100 --format ndjson
+expect "...its messages are checked as JSON, marked forced" sh -c "grep -q '\"event\":\"app\"' '$work/out' || grep -q 'app-invalid-json' '$work/out'"
+check "--app with an unknown protocol is a usage error" 64 "$wstap" read captures/app-mqtt.pcap --app nosuch
+expect "...naming the known ones" sh -c "grep -q 'unknown application protocol' '$work/err' && grep -q 'mqtt' '$work/err'"
+check "--app with neither a port nor a path after the colon is a usage error" 64 "$wstap" read captures/app-mqtt.pcap --app mqtt:chat
+check "--app-type keeps only that type" 0 "$wstap" read captures/app-mqtt.pcap --app-type PUBACK --format ndjson
+expect "...six PUBACKs and nothing else of the application" python3 -c "
+import json; events = [json.loads(l) for l in open('$work/out')]
+apps = [e for e in events if e['event'] == 'app']
+assert len(apps) == 6 and all(e['type'] == 'PUBACK' for e in apps), apps
+assert not any(e['event'] in ('frame', 'message') for e in events)
+"
+check "--event matches a topic glob" 0 "$wstap" read captures/app-mqtt.pcap --event 'wstap/+/*' --app-only
+expect "...the SUBSCRIBE that names it" grep -q "SUBSCRIBE" "$work/out"
+check "--event matches a STOMP destination" 0 "$wstap" read captures/app-stomp.pcap --event '/nosuch/*' --format ndjson
+expect "...the one SEND to it" sh -c "[ \$(grep -c '\"event\":\"app\"' '$work/out') -eq 1 ]"
+check "stats counts application round trips" 0 "$wstap" stats captures/app-mqtt.pcap --format json
+expect "...PUBACK round trips and keep-alives not counted as data" python3 -c "
+import json; d = json.load(open('$work/out'))
+t = d['connections'][0]
+assert t['app_rtt_ms']['mqtt PUBLISH→PUBACK']['count'] == 6, t['app_rtt_ms']
+assert t['keep_alives'] == {'client': 3, 'server': 3}, t['keep_alives']
+"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -14,14 +14,15 @@ public struct ApplicationMessage: Sendable {
     public var direction: StreamDirection
     /// The unit's fields, in the protocol's order.
     public var fields: [ApplicationField]
-    /// The WebSocket messages it came from: their indices in this direction of the stream, from 0.
-    public var messages: [UInt64]
+    /// The WebSocket messages it came from: their indices in this direction of the stream, from 0
+    /// (a unit spans consecutive messages).
+    public var messages: Range<UInt64>
     /// How the protocol was chosen for the stream.
     public var detection: ApplicationDetection
 
     public init(
         protocolName: String, type: String, direction: StreamDirection, fields: [ApplicationField] = [],
-        messages: [UInt64], detection: ApplicationDetection
+        messages: Range<UInt64>, detection: ApplicationDetection
     ) {
         self.protocolName = protocolName
         self.type = type

@@ -66,7 +66,7 @@ public final class GraphQLDecoder: MessageDecoder {
         if let operation { fields.append(ApplicationField("operation", .string(operation))) }
         if let value = message.json("payload") { fields.append(ApplicationField("payload", value)) }
         emit(.message(ApplicationMessage(
-            protocolName: protocolName, type: type, direction: input.direction, fields: fields, messages: [input.index],
+            protocolName: protocolName, type: type, direction: input.direction, fields: fields, messages: input.only,
             detection: .negotiated)))
         // What the server says went wrong.
         let failure: String? = switch type {

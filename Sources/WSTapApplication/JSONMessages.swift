@@ -75,7 +75,8 @@ extension ApplicationFinding {
 
 /// Plain JSON inside text messages (`--app json`, or a subprotocol that is only JSON): every
 /// text message is checked, and a valid one is an application message of type `object`, `array`
-/// or `value`; an invalid one is a finding with the byte where it stops being JSON.
+/// or `value` (the text itself is the WebSocket message's, not repeated); an invalid one is a
+/// finding with the byte where it stops being JSON.
 public final class PlainJSONDecoder: MessageDecoder {
     public init() {}
 
@@ -87,7 +88,6 @@ public final class PlainJSONDecoder: MessageDecoder {
         let first = input.payload.first { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
         let type = first == UInt8(ascii: "{") ? "object" : first == UInt8(ascii: "[") ? "array" : "value"
         emit(.message(ApplicationMessage(
-            protocolName: "json", type: type, direction: input.direction, fields: [ApplicationField("value", .json(Array(input.payload)))],
-            messages: [input.index], detection: .negotiated)))
+            protocolName: "json", type: type, direction: input.direction, messages: input.only, detection: .negotiated)))
     }
 }

@@ -29,7 +29,7 @@ public final class JSONRPCDecoder: MessageDecoder {
             }
             emit(.message(ApplicationMessage(
                 protocolName: "jsonrpc", type: "batch", direction: input.direction, fields: [ApplicationField("items", .list(items))],
-                messages: [input.index], detection: .negotiated)))
+                messages: input.only, detection: .negotiated)))
             return
         }
         switch JSONObjectMessage.read(input) {
@@ -40,7 +40,7 @@ public final class JSONRPCDecoder: MessageDecoder {
         case .success(let message?):
             guard let (type, fields) = read(message, input: input, emit: emit) else { return }
             emit(.message(ApplicationMessage(
-                protocolName: "jsonrpc", type: type, direction: input.direction, fields: fields, messages: [input.index],
+                protocolName: "jsonrpc", type: type, direction: input.direction, fields: fields, messages: input.only,
                 detection: .negotiated)))
         }
     }

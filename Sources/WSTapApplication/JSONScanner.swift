@@ -53,7 +53,11 @@ public struct JSONScanner {
         var topKind: JSONKind?
         do {
             try scanner.document { depth, key, kind, range in
-                if depth == 0 { topKind = kind } else if depth == 1, let key { members.append(JSONMember(key: key, kind: kind, range: range)) }
+                if depth == 0 {
+                    topKind = kind
+                } else if depth == 1, let key {
+                    members.append(JSONMember(key: Self.string(bytes, key) ?? "", kind: kind, range: range))
+                }
             }
         } catch {
             return .failure(error)
@@ -122,24 +126,22 @@ public struct JSONScanner {
         return value
     }
 
-
-
     // MARK: - Scanning
 
-    /// A value is reported when it ends: its depth (0 for the top level), its key when it is an
-    /// object's member, its kind and its bytes.
-    private typealias Visit = (_ depth: Int, _ key: String?, _ kind: JSONKind, _ range: Range<Int>) -> Void
+    /// A value is reported when it ends: its depth (0 for the top level), its key's bytes (quotes
+    /// included, escapes not decoded) when it is an object's member, its kind and its bytes.
+    private typealias Visit = (_ depth: Int, _ key: Range<Int>?, _ kind: JSONKind, _ range: Range<Int>) -> Void
 
     private struct Container {
         var kind: JSONKind
         var start: Int
-        var key: String?
+        var key: Range<Int>?
         var count = 0
     }
 
     private mutating func document(_ visit: Visit) throws(JSONSyntaxError) {
         var stack: [Container] = []
-        var pendingKey: String?
+        var pendingKey: Range<Int>?
         skipSpace()
         while true {
             // A value starts here (the document's, an element's or a member's).
@@ -204,13 +206,13 @@ public struct JSONScanner {
     }
 
     /// `"key" :` of an object's member, the index left at its value.
-    private mutating func memberKey() throws(JSONSyntaxError) -> String {
+    private mutating func memberKey() throws(JSONSyntaxError) -> Range<Int> {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
             throw fail(index < bytes.count ? "'\(Self.describe(bytes[index]))' where a member's name should be" : "the text ends where a member's name should be")
         }
         let start = index
         try skipString()
-        let key = Self.string(bytes, start..<index) ?? ""
+        let key = start..<index
         skipSpace()
         guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("no ':' after a member's name") }
         index += 1
@@ -221,6 +223,8 @@ public struct JSONScanner {
     private mutating func skipString() throws(JSONSyntaxError) {
         index += 1
         while index < bytes.count {
+            index = WordScan.firstJSONStringSpecial(in: bytes, from: index)
+            guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
@@ -240,9 +244,7 @@ public struct JSONScanner {
                 default:
                     throw fail("'\\\(Self.describe(escaped))' is not an escape")
                 }
-                continue
             }
-            index += 1
         }
         throw fail("the text ends inside a string")
     }

@@ -41,15 +41,20 @@ struct MessageByteStream {
         storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[head...])) }
     }
 
-    /// Consumes `length` bytes from the front; the indices of the messages they came from.
-    mutating func consume(_ length: Int) -> [UInt64] {
+    /// Consumes `length` bytes from the front; the indices of the messages they came from (an
+    /// empty range for none).
+    mutating func consume(_ length: Int) -> Range<UInt64> {
         let length = min(length, count)
         let end = consumed + length
-        var indices: [UInt64] = []
+        var first: UInt64?
+        var last: UInt64 = 0
         for (position, origin) in origins.enumerated() {
             guard origin.offset < end else { break }
             let nextOffset = position + 1 < origins.count ? origins[position + 1].offset : Int.max
-            if nextOffset > consumed { indices.append(origin.index) }
+            if nextOffset > consumed {
+                if first == nil { first = origin.index }
+                last = origin.index
+            }
         }
         head += length
         consumed = end
@@ -58,7 +63,7 @@ struct MessageByteStream {
         while firstKept + 1 < origins.count, origins[firstKept + 1].offset <= consumed { firstKept += 1 }
         if firstKept > 0 { origins.removeFirst(firstKept) }
         if isEmpty { origins.removeAll() }
-        return indices
+        return first.map { $0..<last + 1 } ?? 0..<0
     }
 
     /// Forgets every byte held (after a loss or a unit that cannot be read).

@@ -12,6 +12,9 @@ public struct ApplicationInput {
     public var isComplete: Bool
     public var time: CaptureTimestamp
 
+    /// This message alone, as an application message's `messages`.
+    public var only: Range<UInt64> { index..<index + 1 }
+
     public init(
         direction: StreamDirection, index: UInt64, isText: Bool, payload: UnsafeRawBufferPointer, isComplete: Bool,
         time: CaptureTimestamp

@@ -30,7 +30,7 @@ public final class SocketIODecoder: MessageDecoder {
                 return emit(.finding(.malformed("socket.io", index: input.index, "a binary message no packet announced"), direction: input.direction))
             }
             pending.sizes.append(.integer(Int64(input.payload.count)))
-            pending.message.messages.append(input.index)
+            pending.message.messages = pending.message.messages.lowerBound..<input.index + 1
             pending.remaining -= 1
             if pending.remaining > 0 { return waiting[index] = pending }
             waiting[index] = nil
@@ -51,7 +51,7 @@ public final class SocketIODecoder: MessageDecoder {
         var engineFields: [ApplicationField] = []
         if !rest.isEmpty, engineType != "message" { engineFields.append(ApplicationField("data", .string(String(decoding: rest, as: UTF8.self)))) }
         emit(.message(ApplicationMessage(
-            protocolName: "engine.io", type: engineType, direction: input.direction, fields: engineFields, messages: [input.index],
+            protocolName: "engine.io", type: engineType, direction: input.direction, fields: engineFields, messages: input.only,
             detection: .url)))
         guard engineType == "message" else { return }
         socketPacket(rest, input: input, emit: emit)
@@ -102,7 +102,7 @@ public final class SocketIODecoder: MessageDecoder {
             fields.append(ApplicationField("data", .json(Array(data))))
         }
         let message = ApplicationMessage(
-            protocolName: "socket.io", type: type, direction: input.direction, fields: fields, messages: [input.index], detection: .url)
+            protocolName: "socket.io", type: type, direction: input.direction, fields: fields, messages: input.only, detection: .url)
         if type == "connect_error" {
             let reason = JSONObjectMessage.read(ApplicationInput(
                 direction: input.direction, index: input.index, isText: true, payload: data, isComplete: true, time: input.time))
@@ -118,7 +118,7 @@ public final class SocketIODecoder: MessageDecoder {
         for index in 0..<2 {
             guard let pending = waiting[index] else { continue }
             waiting[index] = nil
-            emit(.finding(.malformed("socket.io", index: pending.message.messages[0], "\(pending.remaining) attachments never came"),
+            emit(.finding(.malformed("socket.io", index: pending.message.messages.lowerBound, "\(pending.remaining) attachments never came"),
                           direction: pending.message.direction))
             emit(.message(pending.message))
         }

@@ -89,3 +89,29 @@ public final class OwnedBytes {
         UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(storage)[range])
     }
 }
+
+/// Byte searches eight bytes at a time (SWAR): for scanners whose inner loop is "find the next
+/// byte that matters" (a JSON string's end).
+public enum WordScan {
+    /// The index of the first byte at or after `start` that is `"`, `\` or below 0x20 (the bytes
+    /// a JSON string cannot hold as they are); `bytes.count` when there is none.
+    public static func firstJSONStringSpecial(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var index = start
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while index + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            let found = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & highs
+            if found != 0 { break }
+            index += 8
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { return index }
+            index += 1
+        }
+        return bytes.count
+    }
+}

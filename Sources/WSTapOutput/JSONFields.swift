@@ -149,8 +149,8 @@ extension OutputBuffer {
         raw(",\"type\":"); string(message.type)
         raw(",\"detection\":"); string(message.detection.rawValue)
         raw(",\"messages\":[")
-        for (index, number) in message.messages.enumerated() {
-            if index > 0 { comma() }
+        for number in message.messages {
+            if number > message.messages.lowerBound { comma() }
             self.number(number)
         }
         raw("]")

@@ -147,7 +147,7 @@ struct JSONRPCDecoderTests {
 struct PlainJSONDecoderTests {
     @Test func textMessagesAreCheckedAsJSON() {
         let lines = decode(PlainJSONDecoder(), [(.clientToServer, "{\"a\":1}"), (.serverToClient, "{\"a\":1")])
-        #expect(lines == ["c2s object value={\"a\":1}", "s2c !! app-invalid-json: json message 0 is not JSON: invalid at byte 6 (the text ends inside an object)"])
+        #expect(lines == ["c2s object", "s2c !! app-invalid-json: json message 0 is not JSON: invalid at byte 6 (the text ends inside an object)"])
     }
 }
 
@@ -179,7 +179,7 @@ struct SocketIODecoderTests {
                     case .message(let message):
                         let fields = message.fields.map { "\($0.name)=\(describe($0.value))" }
                         lines.append(([message.direction.label, message.protocolName, message.type] + fields).joined(separator: " ")
-                            + " \(message.messages)")
+                            + " \(Array(message.messages))")
                     case .finding(let finding, let direction):
                         lines.append("\(direction.label) !! \(finding.code): \(finding.detail)")
                     }

@@ -10,7 +10,7 @@ func feed(_ decoder: any MessageDecoder, _ messages: [(StreamDirection, [UInt8],
         switch output {
         case .message(let message):
             let fields = message.fields.map { "\($0.name)=\(describe($0.value))" }
-            lines.append(([message.direction.label, message.type] + fields + ["\(message.messages)"]).joined(separator: " "))
+            lines.append(([message.direction.label, message.type] + fields + ["\(Array(message.messages))"]).joined(separator: " "))
         case .finding(let finding, let direction):
             lines.append("\(direction.label) !! \(finding.code): \(finding.detail)")
         }

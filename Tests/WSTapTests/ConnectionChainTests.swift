@@ -26,7 +26,7 @@ final class EventLines: TimelineSink {
         case .message(let message):
             lines.append("\(stream)message \(message.direction.label) \(String(decoding: message.message.payload, as: UTF8.self))")
         case .application(let message):
-            lines.append("\(stream)app \(message.protocolName) \(message.type) \(message.direction.label) \(message.messages)")
+            lines.append("\(stream)app \(message.protocolName) \(message.type) \(message.direction.label) \(Array(message.messages))")
         case .issue(let issue): lines.append("\(stream)issue \(issue.code)")
         case .tls(let session): lines.append("tls \(session.version ?? "-") decrypted \(session.decrypted)")
         case .streamClosed(let end):

@@ -19,7 +19,7 @@ final class PlainJSONDecoder: MessageDecoder {
         }
         emit(.message(ApplicationMessage(
             protocolName: "", type: first == UInt8(ascii: "{") ? "object" : "array", direction: input.direction,
-            fields: [ApplicationField("value", .json(Array(input.payload)))], messages: [input.index], detection: .forced)))
+            fields: [ApplicationField("value", .json(Array(input.payload)))], messages: input.only, detection: .forced)))
     }
 }
 
