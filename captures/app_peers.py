@@ -10,6 +10,8 @@ Scenarios (each runs a real server and client on 127.0.0.1:PORT):
                 messages, an ERROR for a bad destination
   app-socketio  python-socketio server (aiohttp) and client (websocket transport): events with acks,
                 a binary event, a second namespace, a namespace that refuses (connect_error)
+  app-jsonrpc   jsonrpcserver behind a python websockets server (subprotocol jsonrpc) and
+                jsonrpcclient requests: results, a notification, errors, a batch
 
 LOGFILE gets {"app": [...]}: every application message as the libraries themselves logged or
 handled it ({"dir", "type", key fields}), in order per direction. The golden tests compare wstap's
@@ -222,6 +224,73 @@ async def socketio_scenario(port):
     assert answer == "ok"
 
 
+# ---- JSON-RPC 2.0: jsonrpcserver and jsonrpcclient over python websockets ------------------------
+MESSAGES = []
+
+
+def sent(direction, text):
+    import hashlib
+    data = text.encode()
+    MESSAGES.append({"dir": direction, "opcode": 1, "length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+
+
+async def jsonrpc_scenario(port):
+    import jsonrpcclient
+    from jsonrpcserver import Error, InvalidParams, Result, Success, async_dispatch, method
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    @method
+    async def add(a, b) -> Result:
+        return Success(a + b)
+
+    @method(name="log")
+    async def log_text(text) -> Result:
+        return Success(None)
+
+    @method
+    async def divide(a, b) -> Result:
+        if b == 0:
+            return Error(1001, "division by zero", {"a": a})
+        return Success(a / b)
+
+    async def handler(websocket):
+        async for request in websocket:
+            response = await async_dispatch(request)
+            if response:
+                sent("s2c", response)
+                answer = json.loads(response)
+                if isinstance(answer, list):
+                    log("s2c", "batch")
+                else:
+                    log("s2c", "error" if "error" in answer else "result", id=answer["id"])
+                await websocket.send(response)
+
+    async with serve(handler, "127.0.0.1", port, subprotocols=["jsonrpc"]):
+        async with connect(f"ws://127.0.0.1:{port}/rpc", subprotocols=["jsonrpc"]) as websocket:
+            async def call(text, kind, **fields):
+                sent("c2s", text)
+                log("c2s", kind, **fields)
+                await websocket.send(text)
+                await asyncio.sleep(0.1)
+
+            await call(jsonrpcclient.request_json("add", params={"a": 2, "b": 3}, id=1), "request", method="add", id=1)
+            print(await websocket.recv())
+            await call(jsonrpcclient.notification_json("log", params={"text": "hello"}), "notification", method="log")
+            await call(jsonrpcclient.request_json("divide", params=[1, 0], id="div-1"), "request", method="divide", id="div-1")
+            print(await websocket.recv())
+            await call(jsonrpcclient.request_json("nosuch", id=3), "request", method="nosuch", id=3)
+            print(await websocket.recv())
+            await call(jsonrpcclient.request_json("add", params={"a": 1}, id=4), "request", method="add", id=4)
+            print(await websocket.recv())
+            batch = json.dumps([jsonrpcclient.request("add", params={"a": 1, "b": 1}, id=5),
+                                jsonrpcclient.request("divide", params=[6, 3], id=6),
+                                jsonrpcclient.notification("log", params={"text": "in a batch"})])
+            await call(batch, "batch")
+            print(await websocket.recv())
+            await asyncio.sleep(0.2)
+
+
 def main():
     scenario, port, logfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if scenario == "app-mqtt":
@@ -230,11 +299,13 @@ def main():
         stomp_scenario(port)
     elif scenario == "app-socketio":
         asyncio.run(socketio_scenario(port))
+    elif scenario == "app-jsonrpc":
+        asyncio.run(jsonrpc_scenario(port))
     else:
         sys.exit(f"unknown scenario {scenario}")
     # Per direction in the order each side wrote or read them.
     with open(logfile, "w") as out:
-        json.dump({"app": APP}, out, indent=1)
+        json.dump({"app": APP, **({"messages": MESSAGES, "subprotocol": "jsonrpc"} if MESSAGES else {})}, out, indent=1)
         out.write("\n")
 
 

@@ -13,10 +13,12 @@ record() {  # name scenario port host interface
     tcpdump -i "$iface" "${extra[@]}" --immediate-mode -s 0 -U -w "$name.tmp.pcap" "$filter" 2>/dev/null &
     local dump=$!
     sleep 1
-    if [[ $scenario == app-* ]]; then python3 app_peers.py "$scenario" "$port" "$name.peers.json"
-    else python3 peers.py "$scenario" "$port" "$name.peers.json" "$host"; fi
+    local status=0
+    if [[ $scenario == app-* ]]; then python3 app_peers.py "$scenario" "$port" "$name.peers.json" || status=$?
+    else python3 peers.py "$scenario" "$port" "$name.peers.json" "$host" || status=$?; fi
     sleep 0.5
     kill -INT "$dump"; wait "$dump" || true
+    if [ "$status" -ne 0 ]; then rm -f "$name.tmp.pcap"; echo "$name: the peers failed (exit $status)"; return "$status"; fi
     if [ "$iface" = any ]; then
         editcap -F pcapng "$name.tmp.pcap" "$name.pcapng" && rm "$name.tmp.pcap"
     else
@@ -26,7 +28,7 @@ record() {  # name scenario port host interface
 }
 all=(text-echo binary-sizes ping-close-codes subprotocol deflate rejected bad-accept keepalive fragmented h2c
      deflate-no-context-client deflate-no-context-server deflate-window-bits deflate-fragmented unknown-extension chat-stream
-     html-markup app-mqtt app-stomp app-socketio)
+     html-markup app-mqtt app-stomp app-socketio app-jsonrpc)
 port=18100
 for scenario in "${all[@]}"; do
     if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$port" 127.0.0.1 lo; fi

@@ -206,7 +206,10 @@ func flatten(_ value: ApplicationValue) -> [String] {
     case .integer(let number): ["\(number)"]
     case .string(let text): [text]
     case .bytes: []
-    case .json(let bytes): [String(decoding: bytes, as: UTF8.self)]
+    case .json(let bytes):
+        // A JSON string compares as its text (a JSON-RPC id "a" is a).
+        bytes.count >= 2 && bytes.first == UInt8(ascii: "\"") && bytes.last == UInt8(ascii: "\"")
+            ? [String(decoding: bytes.dropFirst().dropLast(), as: UTF8.self)] : [String(decoding: bytes, as: UTF8.self)]
     case .list(let items): items.flatMap(flatten)
     case .object(let fields): fields.flatMap { flatten($0.value) }
     }
