@@ -10,6 +10,9 @@ Scenarios (each runs a real server and client on 127.0.0.1:PORT):
                 messages, an ERROR for a bad destination
   app-socketio  python-socketio server (aiohttp) and client (websocket transport): events with acks,
                 a binary event, a second namespace, a namespace that refuses (connect_error)
+  app-graphql   strawberry-graphql (ASGI under hypercorn) and a gql client, graphql-transport-ws:
+                a query, a resolver error, a validation error, a subscription to its end, one
+                the client stops, ping/pong
   app-jsonrpc   jsonrpcserver behind a python websockets server (subprotocol jsonrpc) and
                 jsonrpcclient requests: results, a notification, errors, a batch
 
@@ -291,6 +294,82 @@ async def jsonrpc_scenario(port):
             await asyncio.sleep(0.2)
 
 
+# ---- GraphQL: strawberry-graphql under hypercorn, gql's websockets transport ---------------------
+async def graphql_scenario(port):
+    import typing
+    import strawberry
+    from gql import Client, gql
+    from gql.transport.websockets import WebsocketsTransport
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+    from strawberry.asgi import GraphQL
+
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def hello(self, name: str) -> str:
+            return f"Hello {name}"
+
+        @strawberry.field
+        def broken(self) -> str:
+            raise ValueError("resolver failed on purpose")
+
+    @strawberry.type
+    class Subscription:
+        @strawberry.subscription
+        async def count(self, to: int) -> typing.AsyncGenerator[int, None]:
+            for number in range(to):
+                yield number
+                await asyncio.sleep(0.05)
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    shutdown = asyncio.Event()
+    server = asyncio.create_task(hypercorn_serve(GraphQL(strawberry.Schema(query=Query, subscription=Subscription)), config,
+                                                 shutdown_trigger=shutdown.wait))
+    await asyncio.sleep(1)
+    transport = WebsocketsTransport(url=f"ws://127.0.0.1:{port}/graphql", subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+                                    ping_interval=None)
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        log("c2s", "connection_init")
+        log("s2c", "connection_ack")
+        await session.execute(gql("query Hello($name: String!) { hello(name: $name) }"), variable_values={"name": "wstap"})
+        log("c2s", "subscribe", id="1")
+        log("s2c", "next", id="1")
+        log("s2c", "complete", id="1")
+        try:
+            await session.execute(gql("query Broken { broken }"))
+        except Exception:
+            pass
+        log("c2s", "subscribe", id="2")
+        log("s2c", "next", id="2")
+        log("s2c", "complete", id="2")
+        try:
+            await session.execute(gql("query Nope { nosuchfield }"))
+        except Exception:
+            pass
+        log("c2s", "subscribe", id="3")
+        log("s2c", "error", id="3")
+        numbers = [result async for result in session.subscribe(gql("subscription Count { count(to: 3) }"))]
+        assert len(numbers) == 3, numbers
+        log("c2s", "subscribe", id="4")
+        for _ in numbers:
+            log("s2c", "next", id="4")
+        log("s2c", "complete", id="4")
+        seen = 0
+        async for _ in session.subscribe(gql("subscription Long { count(to: 100) }")):
+            seen += 1
+            log("s2c", "next", id="5")
+            if seen == 2:
+                break
+        log("c2s", "subscribe", id="5")
+        log("c2s", "complete", id="5")
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)
+    shutdown.set()
+    await server
+
+
 def main():
     scenario, port, logfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if scenario == "app-mqtt":
@@ -299,6 +378,8 @@ def main():
         stomp_scenario(port)
     elif scenario == "app-socketio":
         asyncio.run(socketio_scenario(port))
+    elif scenario == "app-graphql":
+        asyncio.run(graphql_scenario(port))
     elif scenario == "app-jsonrpc":
         asyncio.run(jsonrpc_scenario(port))
     else:

@@ -28,7 +28,7 @@ record() {  # name scenario port host interface
 }
 all=(text-echo binary-sizes ping-close-codes subprotocol deflate rejected bad-accept keepalive fragmented h2c
      deflate-no-context-client deflate-no-context-server deflate-window-bits deflate-fragmented unknown-extension chat-stream
-     html-markup app-mqtt app-stomp app-socketio app-jsonrpc)
+     html-markup app-mqtt app-stomp app-socketio app-jsonrpc app-graphql)
 port=18100
 for scenario in "${all[@]}"; do
     if [ $# -eq 0 ] || [[ " $* " == *" $scenario "* ]]; then record "$scenario" "$scenario" "$port" 127.0.0.1 lo; fi
