@@ -119,5 +119,17 @@ if [ $# -eq 0 ] || [[ " $* " == *" wss-chromium "* ]]; then
     if command -v chromium >/dev/null; then record wss-chromium wss-chromium 18500 127.0.0.1 lo
     else echo "chromium not installed: wss-chromium not recorded"; fi
 fi
+# WebSocket over HTTP/2 in TLS between real peers (hypercorn; an h2 + wsproto client writes the key log).
+if [ $# -eq 0 ] || [[ " $* " == *" h2-tls-rfc8441 "* ]]; then
+    tcpdump -i lo --immediate-mode -s 0 -U -w h2-tls-rfc8441.pcap "tcp port 18600" 2>/dev/null &
+    dump=$!
+    sleep 1
+    status=0
+    python3 h2_peers.py h2-tls-rfc8441 18600 h2-tls-rfc8441.peers.json h2-tls-rfc8441.keys || status=$?
+    sleep 0.5
+    kill -INT "$dump"; wait "$dump" || true
+    if [ "$status" -ne 0 ]; then echo "h2-tls-rfc8441: the peers failed (exit $status)"; exit "$status"; fi
+    echo "recorded h2-tls-rfc8441"
+fi
 if [ $# -eq 0 ] || [[ " $* " == *" ipv6-echo "* ]]; then record ipv6-echo text-echo 18300 ::1 lo; fi
 if [ $# -eq 0 ] || [[ " $* " == *" any-sll2 "* ]]; then record any-sll2 text-echo 18310 127.0.0.1 any; fi

@@ -190,7 +190,9 @@ extension StreamContext {
     /// the findings that ending raises reported once: a connection's end and a stream's alike.
     func judgeEnding(of stage: Stage, end: ConnectionEndReason, at time: CaptureTimestamp) -> (ConnectionPhase, ConnectionEnding) {
         let ending = stage.ending(reason: end)
-        for issue in Issue.endingFindings(ending, time: time) { report(issue) }
+        for issue in Issue.endingFindings(ending, time: time, carrier: id == nil ? "TCP" : "the HTTP/2 stream") {
+            report(issue)
+        }
         return (stage.phase, ending)
     }
 }

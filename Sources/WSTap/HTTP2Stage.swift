@@ -19,6 +19,8 @@ final class HTTP2Stage: Stage {
         var isWebSocket = false
         /// The stage of a WebSocket stream once its CONNECT was accepted.
         var stage: Stage?
+        /// How a WebSocket CONNECT was answered when it was not accepted (a refusal).
+        var refusal: UpgradeOutcome?
         var ended = DirectionPair(false)
 
         init(context: StreamContext) { self.context = context }
@@ -90,7 +92,7 @@ final class HTTP2Stage: Stage {
             if let stage = current.stage, let next = stage.receive(bytes, direction: direction, at: time) { current.stage = next }
             if endStream { streamEnded(id, direction: direction, at: time) }
         case .resetStream(let id, let code):
-            close(id, reason: "rst-stream \(code)", end: .reset, at: time)
+            close(id, reason: "rst-stream \(HTTP2ErrorCode.name(code))", end: .reset, at: time)
         case .goAway:
             break
         case .violation(let violation):
@@ -128,7 +130,7 @@ final class HTTP2Stage: Stage {
             request: request, requestTime: requestTime, response: head, responseTime: time, offeredProtocols: ["websocket"],
             selectedProtocol: accepted ? "websocket" : nil, websocket: handshake,
             outcome: accepted ? (failed ? .failed : .upgraded) : .rejected, time: time)), at: time)
-        guard accepted else { return }
+        guard accepted else { return current.refusal = .rejected }
         current.stage = ConnectionChain.websocketAfterSwitch(UpgradeSwitch(
             stream: current.context, handshake: handshake, handshakeFailed: failed, request: request, time: time))
     }
@@ -142,7 +144,9 @@ final class HTTP2Stage: Stage {
 
     private func close(_ id: UInt32, reason: String, end: ConnectionEndReason, at time: CaptureTimestamp) {
         guard let current = streams.removeValue(forKey: id) else { return }
-        let last = current.stage ?? HTTP2ExchangeStage()
+        // A WebSocket CONNECT refused, or never answered, ends as the HTTP/1.1 offer would.
+        let upgrade = current.refusal ?? (current.isWebSocket && current.stage == nil ? .incomplete : nil)
+        let last = current.stage ?? HTTP2ExchangeStage(upgrade: upgrade)
         last.finish(at: time)
         current.context.close(stage: last, reason: reason, end: end, at: time)
     }
@@ -150,5 +154,16 @@ final class HTTP2Stage: Stage {
 
 /// What an HTTP/2 stream that carried no WebSocket was, as its end reports it: an HTTP exchange.
 private final class HTTP2ExchangeStage: Stage {
+    /// How a WebSocket offer on the stream went, when it was one and was not accepted.
+    private let upgrade: UpgradeOutcome?
+
+    init(upgrade: UpgradeOutcome?) {
+        self.upgrade = upgrade
+    }
+
     override var phase: ConnectionPhase { .http }
+
+    override func ending(reason: ConnectionEndReason) -> ConnectionEnding {
+        ConnectionEnding.decide(phase: phase, upgrade: upgrade, handshakeFailed: false, closing: nil, reason: reason)
+    }
 }

@@ -98,7 +98,7 @@ extension Issue {
         case .unofferedExtension(let name):
             (.error, "unoffered-extension", "server accepted extension \(name), which the client did not offer")
         case .rejected(let status, let reason):
-            (.info, "upgrade-rejected", "server answered the WebSocket upgrade with \(status) \(reason)")
+            (.info, "upgrade-rejected", "server answered the WebSocket upgrade with \(status)" + (reason.isEmpty ? "" : " \(reason)"))
         case .notExtendedConnect(let method, let upgrade):
             (.error, "not-extended-connect",
              "WebSocket over HTTP/2 needs :method CONNECT with :protocol websocket (RFC 8441 §4), not \(method ?? "no :method") with \(upgrade ?? "no :protocol")")
@@ -261,7 +261,8 @@ extension Issue {
     /// What a connection's ending says is wrong, each once per connection: an abnormal closure
     /// (RFC 6455 §7.1.5), a reset, a Close nobody answered, a close code that reports an error,
     /// pings without pongs.
-    static func endingFindings(_ ending: ConnectionEnding, time: CaptureTimestamp) -> [Issue] {
+    /// `carrier` names what was reset: TCP for a connection, the HTTP/2 stream for one of its streams.
+    static func endingFindings(_ ending: ConnectionEnding, time: CaptureTimestamp, carrier: String = "TCP") -> [Issue] {
         guard let closing = ending.websocket else { return [] }
         var issues: [Issue] = []
         func closer(_ direction: StreamDirection) -> String { direction == .clientToServer ? "client" : "server" }
@@ -272,8 +273,8 @@ extension Issue {
         case .reset:
             issues.append(Issue(time: time, direction: nil, severity: .error, code: "connection-reset",
                                 detail: closing.closedFirst == .none
-                                    ? "TCP was reset with no Close frame from either side (close code 1006)"
-                                    : "TCP was reset after the \(closing.closedFirst.rawValue)'s Close, before the close handshake completed"))
+                                    ? "\(carrier) was reset with no Close frame from either side (close code 1006)"
+                                    : "\(carrier) was reset after the \(closing.closedFirst.rawValue)'s Close, before the close handshake completed"))
         case .closeUnanswered:
             let first: StreamDirection = closing.closedFirst == .client ? .clientToServer : .serverToClient
             let code = closing.closes[first]?.code.map { String($0.rawValue) } ?? "no status code"

@@ -283,3 +283,17 @@ public struct HTTP2FrameLayer: StreamParser {
         }
     }
 }
+
+/// HTTP/2 error codes (RFC 9113 §7), as RST_STREAM and GOAWAY carry them.
+public enum HTTP2ErrorCode {
+    static let names = [
+        "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT", "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR", "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
+    ]
+
+    /// `CANCEL`; an unknown code as its number.
+    public static func name(_ code: UInt32) -> String {
+        code < names.count ? names[Int(code)] : String(code)
+    }
+}

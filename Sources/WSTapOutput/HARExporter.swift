@@ -11,8 +11,20 @@ public final class HARExporter: TimelineSink {
     /// One request on a connection, with what answered it.
     private struct Entry {
         var exchange: HTTPExchange
+        /// The HTTP/2 stream it was on; nil on HTTP/1.x.
+        var stream: StreamID?
         /// The body of the answer when it refused an upgrade (what the server said).
         var answerBody: HTTPBodyPreview?
+    }
+
+    /// The WebSocket messages of one byte stream (the connection, or one HTTP/2 stream), rendered.
+    private final class MessageItems {
+        /// `_webSocketMessages` items, and how many.
+        let messages = OutputBuffer()
+        var messageCount = 0
+        /// `_wstap_app` items (application messages, as in JSON), and how many.
+        let applicationMessages = OutputBuffer()
+        var applicationCount = 0
     }
 
     private final class OpenConnection {
@@ -22,12 +34,15 @@ public final class HARExporter: TimelineSink {
         var secure = false
         /// How it ended, once it did.
         var end: ConnectionEnd?
-        /// Rendered `_webSocketMessages` items, and how many.
-        let messages = OutputBuffer()
-        var messageCount = 0
-        /// Rendered `_wstap_app` items (application messages, as in JSON), and how many.
-        let applicationMessages = OutputBuffer()
-        var applicationCount = 0
+        /// Rendered messages by the stream they were on (nil: the connection itself).
+        var items: [StreamID?: MessageItems] = [:]
+
+        func items(of stream: StreamID?) -> MessageItems {
+            if let known = items[stream] { return known }
+            let made = MessageItems()
+            items[stream] = made
+            return made
+        }
 
         init(record: ConnectionRecord) { self.record = record }
     }
@@ -52,7 +67,7 @@ public final class HARExporter: TimelineSink {
         case .tls(let session):
             open[record.id]?.secure = session.decrypted
         case .httpExchange(let exchange):
-            open[record.id]?.entries.append(Entry(exchange: exchange))
+            open[record.id]?.entries.append(Entry(exchange: exchange, stream: event.stream))
         case .upgradeAnswerBody(let body):
             guard let connection = open[record.id], !connection.entries.isEmpty else { return }
             connection.entries[connection.entries.count - 1].answerBody = body
@@ -62,13 +77,13 @@ public final class HARExporter: TimelineSink {
                 messagesNotDecoded &+= 1
                 return
             }
-            addMessage(message, at: event.time ?? .zero, to: connection)
+            addMessage(message, at: event.time ?? .zero, to: connection.items(of: event.stream))
         case .application(let message):
-            guard let connection = open[record.id] else { return }
-            connection.applicationMessages.raw(connection.applicationCount == 0 ? "{" : ",{")
-            connection.applicationCount += 1
-            connection.applicationMessages.applicationFields(message, at: event.time)
-            connection.applicationMessages.raw("}")
+            guard let items = open[record.id]?.items(of: event.stream) else { return }
+            items.applicationMessages.raw(items.applicationCount == 0 ? "{" : ",{")
+            items.applicationCount += 1
+            items.applicationMessages.applicationFields(message, at: event.time)
+            items.applicationMessages.raw("}")
         case .connectionClosed(let end):
             guard let connection = open.removeValue(forKey: record.id) else { return }
             connection.end = end
@@ -108,12 +123,12 @@ public final class HARExporter: TimelineSink {
         output.flush()
     }
 
-    private func addMessage(_ record: MessageRecord, at time: CaptureTimestamp, to connection: OpenConnection) {
+    private func addMessage(_ record: MessageRecord, at time: CaptureTimestamp, to list: MessageItems) {
         let message = record.message
         guard message.opcode == .text || message.opcode == .binary else { return }
-        let items = connection.messages
-        items.raw(connection.messageCount == 0 ? "{" : ",{")
-        connection.messageCount += 1
+        let items = list.messages
+        items.raw(list.messageCount == 0 ? "{" : ",{")
+        list.messageCount += 1
         items.key("type"); items.raw(record.direction == .clientToServer ? "\"send\"" : "\"receive\"")
         items.comma(); items.key("time"); items.epochSeconds(time)
         items.comma(); items.key("opcode"); items.number(message.opcode.rawValue)
@@ -130,18 +145,22 @@ public final class HARExporter: TimelineSink {
         items.append(UInt8(ascii: "}"))
     }
 
-    /// Renders each of a connection's exchanges as an entry; WebSocket messages go with its 101.
+    /// Renders each of a connection's exchanges as an entry; WebSocket messages go with the 101
+    /// that switched to them, or with their HTTP/2 stream's accepted extended CONNECT.
     private func render(_ connection: OpenConnection) {
-        let switched = connection.entries.lastIndex { $0.exchange.response?.status == 101 }
-        if switched == nil, connection.messageCount > 0 {
-            messagesWithoutHandshake &+= UInt64(connection.messageCount)
+        let switched = connection.entries.lastIndex { $0.stream == nil && $0.exchange.response?.status == 101 }
+        var handshakes: Set<StreamID?> = []
+        for (index, entry) in connection.entries.enumerated() where Self.opensWebSocket(entry, index: index, switched: switched) {
+            handshakes.insert(entry.stream)
+        }
+        for (stream, items) in connection.items where !handshakes.contains(stream) && items.messageCount > 0 {
+            messagesWithoutHandshake &+= UInt64(items.messageCount)
             connectionsWithoutHandshake &+= 1
         }
         for (index, entry) in connection.entries.enumerated() {
             let out = OutputBuffer()
             let exchange = entry.exchange
-            let isWebSocket = index == switched
-                && exchange.request.headers.hasToken("websocket", in: "Upgrade")
+            let isWebSocket = Self.opensWebSocket(entry, index: index, switched: switched)
             out.raw("{")
             out.key("startedDateTime"); out.isoTime(exchange.requestTime)
             let waited = exchange.responseTime.map { max(0, $0.nanoseconds(since: exchange.requestTime)) } ?? 0
@@ -159,20 +178,32 @@ public final class HARExporter: TimelineSink {
                 out.endingFields(end.ending, start: connection.record.startTime, end: end.time)
                 out.raw("}")
             }
+            if let stream = entry.stream { out.raw(",\"_stream\":"); out.number(UInt64(stream.rawValue)) }
             if isWebSocket {
+                let items = connection.items[entry.stream] ?? MessageItems()
                 out.raw(",\"_resourceType\":\"websocket\",\"_webSocketMessages\":[")
-                out.append(connection.messages)
+                out.append(items.messages)
                 out.raw("]")
-                if connection.applicationCount > 0 {
+                if items.applicationCount > 0 {
                     // What the application said inside the messages (docs/har.md): wstap's own field.
                     out.raw(",\"_wstap_app\":[")
-                    out.append(connection.applicationMessages)
+                    out.append(items.applicationMessages)
                     out.raw("]")
                 }
             }
             out.raw("}")
             rendered.append((exchange.requestTime, connection.record.id, out))
         }
+    }
+
+    /// An HTTP/1.1 connection's last 101 to `websocket`, or an HTTP/2 stream's extended CONNECT
+    /// (`:protocol websocket`) that a 2xx accepted.
+    private static func opensWebSocket(_ entry: Entry, index: Int, switched: Int?) -> Bool {
+        let request = entry.exchange.request
+        guard entry.stream != nil else { return index == switched && request.headers.hasToken("websocket", in: "Upgrade") }
+        let status = entry.exchange.response?.status ?? 0
+        return request.method == "CONNECT" && (request.headers.combinedValue(":protocol")?.caseInsensitiveEquals("websocket") ?? false)
+            && (200..<300).contains(status)
     }
 
     private func request(_ exchange: HTTPExchange, connection: OpenConnection, isWebSocket: Bool, into out: OutputBuffer) {
@@ -261,7 +292,7 @@ public final class HARExporter: TimelineSink {
     static func url(_ head: HTTPRequestHead, server: Endpoint, secure: Bool, webSocket: Bool) -> String {
         if head.target.contains("://") { return head.target }
         let scheme = webSocket ? (secure ? "wss" : "ws") : (secure ? "https" : "http")
-        let host = head.headers.combinedValue("Host") ?? {
+        let host = head.headers.combinedValue("Host") ?? head.headers.combinedValue(":authority") ?? {
             let defaultPort: UInt16 = secure ? 443 : 80
             return server.port == defaultPort ? String(server.description.dropLast(":\(server.port)".count)) : server.description
         }()

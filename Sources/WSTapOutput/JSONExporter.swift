@@ -62,6 +62,8 @@ public final class JSONExporter: TimelineSink {
         /// The last Upgrade offer's fields, and the body of its answer when it did not switch.
         var upgrade: OutputBuffer?
         var upgradeAnswerBody: OutputBuffer?
+        /// Each stream's own handshake (an HTTP/2 extended CONNECT), written with the stream's end.
+        var streamUpgrades: [StreamID: OutputBuffer] = [:]
         let frames: ObjectList
         let messages: ObjectList
         let issues = ObjectList()
@@ -222,6 +224,7 @@ public final class JSONExporter: TimelineSink {
                 buffer.upgradeFields(exchange)
                 connection.upgrade = buffer
                 connection.upgradeAnswerBody = nil
+                if let stream = event.stream { connection.streamUpgrades[stream] = buffer }
             }
         case .upgradeAnswerBody(let body):
             withConnection(record.id) { connection in
@@ -256,6 +259,11 @@ public final class JSONExporter: TimelineSink {
                 counting(connection.streams) {
                     connection.streams.beginObject()
                     connection.streams.items.streamEndFields(end, stream: event.stream)
+                    if let stream = event.stream, let upgrade = connection.streamUpgrades.removeValue(forKey: stream) {
+                        connection.streams.items.raw(",\"upgrade\":{")
+                        connection.streams.items.append(upgrade)
+                        connection.streams.items.raw(",\"answer_body\":null}")
+                    }
                     connection.streams.items.raw("}")
                 }
             }

@@ -55,7 +55,7 @@ struct HTTP2StageTests {
             "open 50000->8080", "s1 request /chat", "s1 response 200", "pair /chat 200", "upgrade upgraded websocket",
             "s1 frame c2s text", "s1 message c2s hello over h2", "s3 request /hello", "s1 frame s2c text", "s1 message s2c hi",
             "s3 response 200", "pair /hello 200", "s3 stream closed end-stream http frames 0 http",
-            "s1 frame c2s close", "s1 frame s2c close", "s1 stream closed rst-stream 8 websocket frames 4 closed-cleanly",
+            "s1 frame c2s close", "s1 frame s2c close", "s1 stream closed rst-stream CANCEL websocket frames 4 closed-cleanly",
             "close http2 -",
         ])
     }

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""WebSocket over HTTP/2 (RFC 8441) between real peers, for wstap's test captures.
+
+usage: h2_peers.py SCENARIO PORT LOGFILE KEYLOG
+
+  h2-tls-rfc8441  hypercorn (an ASGI echo app, TLS with ALPN h2; its SETTINGS enable extended
+                  CONNECT) and a client driven with the h2 library and wsproto's RFC 6455 frame
+                  codec, writing the TLS key log to KEYLOG: a WebSocket stream that echoes text,
+                  binary across DATA frames and a fragmented message, then closes 1000 with
+                  END_STREAM; a path the app refuses (403); a stream the client resets
+                  (RST_STREAM CANCEL) after one message; an ordinary GET between them; GOAWAY.
+
+LOGFILE gets the messages each side sent ({"dir", "opcode", "length", "sha256"}, in order per
+direction) as the golden tests expect.
+"""
+import asyncio, hashlib, json, os, socket, ssl, subprocess, sys, tempfile, threading, time
+
+MESSAGES = []
+LOCK = threading.Lock()
+
+
+def sent(direction, opcode, data):
+    data = data.encode() if isinstance(data, str) else data
+    with LOCK:
+        MESSAGES.append({"dir": direction, "opcode": opcode, "length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif event["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] == "http":
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"hello over h2"})
+        return
+    # WebSocket
+    await receive()  # websocket.connect
+    if scope["path"].startswith("/refuse"):
+        await send({"type": "websocket.close", "code": 1008})  # before accepting: an HTTP 403
+        return
+    offered = scope.get("subprotocols") or []
+    await send({"type": "websocket.accept", "subprotocol": offered[0] if offered else None})
+    while True:
+        event = await receive()
+        if event["type"] != "websocket.receive":
+            return
+        if event.get("text") is not None:
+            sent("s2c", 1, event["text"])
+            await send({"type": "websocket.send", "text": event["text"]})
+        else:
+            sent("s2c", 2, event["bytes"])
+            await send({"type": "websocket.send", "bytes": event["bytes"]})
+
+
+def serve(port, cert, key, stop):
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.certfile, config.keyfile = cert, key
+    config.alpn_protocols = ["h2"]
+
+    async def run():
+        await hypercorn_serve(app, config, shutdown_trigger=lambda: asyncio.get_running_loop().run_in_executor(None, stop.wait))
+    asyncio.run(run())
+
+
+class Client:
+    """An HTTP/2 client with the h2 library over TLS; WebSocket frames by wsproto's codec."""
+
+    def __init__(self, port, keylog):
+        import h2.config, h2.connection
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols(["h2"])
+        context.keylog_filename = keylog
+        self.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+        assert self.sock.selected_alpn_protocol() == "h2"
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.flush()
+        self.port = port
+        self.events = []
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def wait(self, accept):
+        """Reads until an event `accept` takes arrives; returns it."""
+        while True:
+            for index, event in enumerate(self.events):
+                if accept(event):
+                    return self.events.pop(index)
+            data = self.sock.recv(65536)
+            assert data, "the server closed the connection"
+            for event in self.conn.receive_data(data):
+                self.events.append(event)
+                if hasattr(event, "flow_controlled_length") and event.flow_controlled_length:
+                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            self.flush()
+
+    def websocket(self, path, subprotocols=None):
+        import h2.events
+        from wsproto.frame_protocol import FrameProtocol
+        stream = self.conn.get_next_available_stream_id()
+        headers = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"), (":path", path),
+                   (":authority", f"localhost:{self.port}"), ("sec-websocket-version", "13")]
+        if subprotocols:
+            headers.append(("sec-websocket-protocol", ", ".join(subprotocols)))
+        self.conn.send_headers(stream, headers)
+        self.flush()
+        response = self.wait(lambda e: isinstance(e, h2.events.ResponseReceived) and e.stream_id == stream)
+        status = dict(response.headers)[b":status"]
+        return stream, status, FrameProtocol(client=True, extensions=[])
+
+    def data(self, stream, payload, end_stream=False):
+        """Bytes on a stream in DATA frames no larger than the peer allows (a WebSocket frame spans them)."""
+        size = self.conn.max_outbound_frame_size
+        pieces = [payload[start:start + size] for start in range(0, len(payload), size)] or [b""]
+        for index, piece in enumerate(pieces):
+            self.conn.send_data(stream, piece, end_stream=end_stream and index == len(pieces) - 1)
+        self.flush()
+
+    def send(self, stream, codec, data, end_stream=False):
+        """One WebSocket message; `data` a str (text) or bytes (binary), in one frame."""
+        self.data(stream, codec.send_data(data, fin=True), end_stream=end_stream)
+        sent("c2s", 1 if isinstance(data, str) else 2, data)
+
+    def fragmented(self, stream, codec, pieces):
+        for index, piece in enumerate(pieces):
+            self.data(stream, codec.send_data(piece, fin=index == len(pieces) - 1))
+        sent("c2s", 1, "".join(pieces))
+
+    def receive_message(self, stream, codec):
+        import h2.events
+        parts = []
+        while True:
+            for frame in codec.received_frames():
+                parts.append(frame.payload)
+                if frame.message_finished:
+                    return parts[0][:0].join(parts) if parts else b""
+            event = self.wait(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == stream)
+            codec.receive_bytes(event.data)
+
+
+def main():
+    scenario, port, logfile, keylog = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    assert scenario == "h2-tls-rfc8441", scenario
+    import h2.errors, h2.events
+    work = tempfile.mkdtemp()
+    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=localhost"], check=True, capture_output=True)
+    stop = threading.Event()
+    server = threading.Thread(target=serve, args=(port, cert, key, stop), daemon=True)
+    server.start()
+    time.sleep(1.5)
+    if os.path.exists(keylog):
+        os.unlink(keylog)
+    client = Client(port, keylog)
+    client.wait(lambda e: isinstance(e, h2.events.RemoteSettingsChanged))
+
+    echo, status, codec = client.websocket("/ws/echo?case=tls", ["chat", "superchat"])
+    assert status == b"200", status
+    client.send(echo, codec, "hello over HTTP/2")
+    client.receive_message(echo, codec)
+    client.send(echo, codec, bytes(range(256)) * 100)  # 25,600 bytes: more than one DATA frame
+    client.receive_message(echo, codec)
+
+    refused, status, _ = client.websocket("/refuse/this")
+    assert status == b"403", status
+
+    get = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(get, [(":method", "GET"), (":scheme", "https"), (":path", "/hello"),
+                                   (":authority", f"localhost:{port}")], end_stream=True)
+    client.flush()
+    client.wait(lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == get)
+
+    reset, status, reset_codec = client.websocket("/ws/reset")
+    assert status == b"200", status
+    client.send(reset, reset_codec, "this stream is cancelled after its echo")
+    client.receive_message(reset, reset_codec)
+    client.conn.reset_stream(reset, h2.errors.ErrorCodes.CANCEL)
+    client.flush()
+    time.sleep(0.2)
+
+    client.fragmented(echo, codec, ["frag", "mented ", "text"])
+    client.receive_message(echo, codec)
+    from wsproto.frame_protocol import CloseReason
+    client.data(echo, codec.close(CloseReason.NORMAL_CLOSURE, "done"), end_stream=True)
+    time.sleep(0.5)
+    client.conn.close_connection()
+    client.flush()
+    time.sleep(0.3)
+    client.sock.close()
+    stop.set()
+    server.join(timeout=5)
+    with open(logfile, "w") as out:
+        json.dump({"messages": MESSAGES, "subprotocol": "chat",
+                   "note": "hypercorn (TLS, ALPN h2) and an h2 + wsproto client; RFC 8441 streams, a 403, a reset, a GET"}, out, indent=1)
+        out.write("\n")
+
+
+if __name__ == "__main__":
+    main()
