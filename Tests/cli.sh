@@ -309,5 +309,22 @@ assert t['app_rtt_ms']['mqtt PUBLISH→PUBACK']['count'] == 6, t['app_rtt_ms']
 assert t['keep_alives'] == {'client': 3, 'server': 3}, t['keep_alives']
 "
 
+# Filters keep the conversation and say when nothing matched (issue 31).
+check "a filter that matches no connection exits 5" 5 "$wstap" read captures/text-echo.pcap --conn 7
+expect "...with one line saying what the capture has" sh -c "one_line() { [ \$(wc -l <'$work/err') -eq 1 ]; }; one_line && grep -q 'the capture has 1 connection' '$work/err'"
+check "a --grep that matches no message exits 5" 5 "$wstap" read captures/chat-stream.pcap --grep 'no such words here'
+check "stats with a filter that matches nothing exits 5" 5 "$wstap" stats captures/chat-stream.pcap --server 10.9.9.9
+check "--client with an address keeps its connections" 0 "$wstap" read captures/ipv6-echo.pcap --client ::1 --format ndjson
+expect "...every one of them" grep -q '"event":"connection_open"' "$work/out"
+check "--grep keeps host and target on NDJSON messages" 0 "$wstap" read captures/chat-stream.pcap --grep 'message 0' --format ndjson
+expect "...not null" sh -c "grep '\"event\":\"message\"' '$work/out' | grep -q '\"target\":\"/chat\"' && ! grep '\"event\":\"message\"' '$work/out' | grep -q '\"target\":null'"
+check "a HAR of text messages keeps its entry" 0 "$wstap" read captures/chat-stream.pcap --type text --format har
+expect "...with the messages" python3 -c "
+import json; d = json.load(open('$work/out')); e = d['log']['entries']
+assert len(e) == 1 and len(e[0]['_webSocketMessages']) == 80, [len(x.get('_webSocketMessages', [])) for x in e]
+"
+check "--messages with --type control shows close frames" 0 "$wstap" read captures/ping-close-codes.pcap --messages --type control
+expect "...the closes" grep -q "close" "$work/out"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -315,8 +315,12 @@ public protocol TimelineSink: AnyObject {
     func finish(_ summary: CaptureSummary)
     /// False for sinks that only need the summary: frame and message events are then not built.
     var receivesFramesAndMessages: Bool { get }
+    /// An event a display filter did not keep, of a connection it kept: the sink may note what
+    /// identifies the connection (its request's host and target, its handshake), never show it.
+    func observe(_ event: TimelineEvent)
 }
 
 extension TimelineSink {
     public var receivesFramesAndMessages: Bool { true }
+    public func observe(_ event: TimelineEvent) {}
 }

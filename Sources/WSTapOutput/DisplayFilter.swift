@@ -52,8 +52,26 @@ public struct DisplayFilter: Sendable {
     /// Nothing is filtered.
     public var keepsEverything: Bool {
         connections.isEmpty && host == nil && path == nil && direction == nil && kinds.isEmpty && grep == nil && !messagesOnly
-            && !selectsApplications
+            && !selectsApplications && client == nil && server == nil
     }
+
+    /// Client and server (`--client`, `--server`): an address, or an address and port
+    /// (`10.0.0.5`, `10.0.0.5:51234`, `::1`, `[::1]:8080`).
+    public var client: String?
+    public var server: String?
+
+    /// Whether `endpoint` is what `pattern` names: its address, or its address and port.
+    static func matches(_ pattern: String, _ endpoint: Endpoint) -> Bool {
+        let address = endpoint.address.description
+        return pattern == endpoint.description || pattern == address || pattern == "[\(address)]"
+    }
+
+    /// Whether the filter selects events within the connections it keeps (a direction, kinds, a
+    /// pattern, application messages), not only connections.
+    var selectsEvents: Bool { direction != nil || !kinds.isEmpty || grep != nil || selectsApplications }
+
+    /// Whether the filter chooses connections (by id, host, path, client or server).
+    var selectsConnections: Bool { !connections.isEmpty || host != nil || path != nil || client != nil || server != nil }
 
     /// Whether the host and path of a connection are needed to decide on it.
     var needsRequest: Bool { host != nil || path != nil }
@@ -126,6 +144,16 @@ public final class FilteringSink: TimelineSink {
     }
     private var decisions: [UInt64: Decision] = [:]
     static let maxHeldEvents = 4096
+    /// Connections seen and kept, and events kept that the filter selected (for "nothing matched").
+    public private(set) var connectionsSeen = 0
+    public private(set) var connectionsKept = 0
+    private var eventsKept = 0
+
+    /// Nothing the filter asked for was in the capture: no connection, or no event in the
+    /// connections it kept.
+    public var matchedNothing: Bool {
+        (filter.selectsConnections && connectionsKept == 0) || (filter.selectsEvents && eventsKept == 0)
+    }
 
     /// Fails when `--grep` is not a valid regular expression.
     public init(wrapping sink: any TimelineSink, filter: DisplayFilter) throws {
@@ -140,7 +168,7 @@ public final class FilteringSink: TimelineSink {
         guard let record = event.connection else { return sink.receive(event) }
         switch decision(for: record, event: event) {
         case .keep:
-            if keeps(event) { sink.receive(event) }
+            deliver(event)
         case .drop:
             break
         case .undecided(var held):
@@ -164,7 +192,10 @@ public final class FilteringSink: TimelineSink {
             case .httpRequest(let head):
                 let keep = filter.matches(head, server: record.server)
                 decisions[record.id] = keep ? .keep : .drop
-                if keep { for earlier in held where keeps(earlier) { sink.receive(earlier) } }
+                if keep {
+                    connectionsKept += 1
+                    for earlier in held { deliver(earlier) }
+                }
                 return keep ? .keep : .drop
             case .frame, .message, .application, .streamClosed, .httpResponse, .httpExchange, .upgrade, .upgradeAnswerBody, .connectionClosed:
                 decisions[record.id] = .drop  // no request was captured: host and path are unknown
@@ -174,16 +205,34 @@ public final class FilteringSink: TimelineSink {
             }
         }
         let first: Decision
+        connectionsSeen += 1
         if !filter.connections.isEmpty, !filter.connections.contains(record.id) {
+            first = .drop
+        } else if let client = filter.client, !DisplayFilter.matches(client, record.client) {
+            first = .drop
+        } else if let server = filter.server, !DisplayFilter.matches(server, record.server) {
             first = .drop
         } else if filter.needsRequest {
             decisions[record.id] = .undecided(held: [])
             return decision(for: record, event: event)
         } else {
             first = .keep
+            connectionsKept += 1
         }
         decisions[record.id] = first
         return first
+    }
+
+    /// An event of a kept connection: shown when it passes, otherwise only observed.
+    private func deliver(_ event: TimelineEvent) {
+        guard keeps(event) else { return sink.observe(event) }
+        switch event.kind {
+        case .connectionOpened, .connectionClosed, .streamClosed, .captureStarted: break
+        // Issues are shown along, but match only when asked for (--type issues).
+        case .issue: if filter.kinds.contains(.issues) { eventsKept += 1 }
+        default: eventsKept += 1
+        }
+        sink.receive(event)
     }
 
     /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages` and `--grep`.
@@ -192,7 +241,9 @@ public final class FilteringSink: TimelineSink {
         case .connectionOpened, .connectionClosed, .streamClosed:
             return true
         case .frame(let frame):
-            if filter.messagesOnly || pattern != nil || filter.selectsApplications { return false }
+            // --messages keeps control frames when they are asked for (--type control).
+            let control = frame.header.opcode.rawValue >= 8 && filter.kinds.contains(.control)
+            if (filter.messagesOnly && !control) || pattern != nil || filter.selectsApplications { return false }
             return passes(frame.direction) && passes(kind: Self.kind(of: frame.header.opcode))
         case .message(let record):
             guard !filter.selectsApplications, passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }

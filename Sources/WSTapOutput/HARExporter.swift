@@ -59,6 +59,15 @@ public final class HARExporter: TimelineSink {
 
     public init(output: OutputChannel) { self.output = output }
 
+    /// A filter keeps the entries of the connections it matched, with only the matching messages:
+    /// everything but messages is taken.
+    public func observe(_ event: TimelineEvent) {
+        switch event.kind {
+        case .message, .application: break
+        default: receive(event)
+        }
+    }
+
     public func receive(_ event: TimelineEvent) {
         guard let record = event.connection else { return }
         switch event.kind {

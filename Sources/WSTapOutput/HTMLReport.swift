@@ -60,6 +60,14 @@ public final class HTMLReportExporter: TimelineSink {
 
     public init(output: OutputChannel) { self.output = output }
 
+    /// What a filter left out still names the connection's request and handshake in its row.
+    public func observe(_ event: TimelineEvent) {
+        switch event.kind {
+        case .httpRequest, .httpResponse, .upgrade, .tls: receive(event)
+        default: break
+        }
+    }
+
     public func receive(_ event: TimelineEvent) {
         let id = event.connection?.id ?? 0
         let time = event.time ?? .zero

@@ -27,6 +27,19 @@ public final class NDJSONExporter: TimelineSink {
         line = output.pending
     }
 
+    /// A filtered-out request still names the host and target of the messages that are shown.
+    public func observe(_ event: TimelineEvent) {
+        guard case .httpRequest(let head) = event.kind, let id = event.connection?.id else { return }
+        requestContext[id] = Self.requestContext(head)
+    }
+
+    private static func requestContext(_ head: HTTPRequestHead) -> [UInt8] {
+        let context = OutputBuffer(capacity: 128)
+        context.raw(",\"host\":"); context.string(head.headers.combinedValue("Host"))
+        context.raw(",\"target\":"); context.string(head.target)
+        return context.withBytes { Array($0) }
+    }
+
     public func receive(_ event: TimelineEvent) {
         let time = event.time
         let id = event.connection?.id ?? 0
@@ -45,10 +58,7 @@ public final class NDJSONExporter: TimelineSink {
         case .httpRequest(let head):
             begin("http_request", id, stream: event.stream); line.comma()
             line.requestFields(head, time: time)
-            let context = OutputBuffer(capacity: 128)
-            context.raw(",\"host\":"); context.string(head.headers.combinedValue("Host"))
-            context.raw(",\"target\":"); context.string(head.target)
-            requestContext[id] = context.withBytes { Array($0) }
+            requestContext[id] = Self.requestContext(head)
         case .httpResponse(let head):
             begin("http_response", id, stream: event.stream); line.comma()
             line.responseFields(head, time: time)

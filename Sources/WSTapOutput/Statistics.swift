@@ -190,6 +190,15 @@ public final class StatisticsCollector: TimelineSink {
         intervals = intervalNanoseconds.map(IntervalStatistics.init(widthNanoseconds:))
     }
 
+    /// A filtered-out event of a kept connection: its handshake and end still name and judge it;
+    /// only the frames and messages a filter keeps are counted.
+    public func observe(_ event: TimelineEvent) {
+        switch event.kind {
+        case .frame, .message, .application, .issue: break
+        default: receive(event)
+        }
+    }
+
     public func receive(_ event: TimelineEvent) {
         let record = event.connection
         switch event.kind {

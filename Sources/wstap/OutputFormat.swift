@@ -207,8 +207,14 @@ struct DisplayOptions: ParsableArguments {
     @Option(name: .long, help: "Show only connections whose request names this Host (or whose server has this address).")
     var host: String?
 
-    @Option(name: .long, help: "Show only connections whose request path matches this glob (e.g. '/chat*').")
+    @Option(name: .long, help: "Show only connections whose request path matches this glob (e.g. '/chat*'; the path only, without the query).")
     var path: String?
+
+    @Option(name: .long, help: "Show only connections from this client: an address, or address and port (10.0.0.5, 10.0.0.5:51234, [::1]:51234).")
+    var client: String?
+
+    @Option(name: .long, help: "Show only connections to this server: an address, or address and port (10.0.0.9, 10.0.0.9:443).")
+    var server: String?
 
     @Option(name: .customLong("dir"), help: "Show only one direction: c2s or s2c.")
     var direction: String?
@@ -244,6 +250,8 @@ struct DisplayOptions: ParsableArguments {
         filter.connections = Set(connections)
         filter.host = host
         filter.path = path
+        filter.client = client
+        filter.server = server
         filter.direction = direction.map { $0 == "c2s" ? .clientToServer : .serverToClient }
         filter.kinds = Set(types.flatMap { $0.split(separator: ",") }.compactMap { DisplayFilter.EventKind(rawValue: String($0)) })
         filter.grep = grep

@@ -20,10 +20,12 @@ struct ReadCommand: ParsableCommand {
         if options.format.isTimeline { output.timeOrder = .file }
         let sink = try options.makeSink(output: output)
         guard let failOn = options.failOn else {
-            return try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: sink)
+            try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: sink)
+            return try checkMatched(sink)
         }
         let watch = SeverityWatch(wrapping: sink)
         try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: watch)
+        try checkMatched(sink)
         try watch.check(failOn: failOn)
     }
 }
@@ -142,6 +144,14 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
 }
 
 /// Prints a one-line error to standard error and ends with the documented exit status.
+/// Exit 5 with one line when a display filter matched nothing, saying what the capture has.
+func checkMatched(_ sink: any TimelineSink) throws {
+    guard let filtering = sink as? FilteringSink, filtering.matchedNothing else { return }
+    let has = filtering.connectionsSeen == 1 ? "1 connection" : "\(filtering.connectionsSeen) connections"
+    let what = filtering.connectionsKept == 0 ? "no connection matched the display filter" : "no event of the \(filtering.connectionsKept) matching connection(s) passed the display filter"
+    throw fail("\(what); the capture has \(has) (wstap stats lists them)", exitCode: 5)
+}
+
 func fail(_ message: String, exitCode: Int32) -> ExitCode {
     let line = Array("wstap: \(terminalSafe(message))\n".utf8)
     _ = line.withUnsafeBytes { SystemCalls.writeAll(SystemCalls.standardError, $0) }

@@ -62,6 +62,7 @@ struct StatsCommand: ParsableCommand {
         let sink: any TimelineSink = filter.keepsEverything ? collector : try FilteringSink(wrapping: collector, filter: filter)
         let watch = SeverityWatch(wrapping: sink)
         try decodeCaptureFile(input, analysis: analysis, output: output, sink: failOn == nil ? sink : watch)
+        try checkMatched(sink)
         try watch.check(failOn: failOn)
     }
 }

@@ -134,3 +134,73 @@ struct TextPayloadTests {
         #expect(lines.contains { $0 == "        … 296 more bytes" })
     }
 }
+
+/// Every filter in every format (issue 31): a filter selects events and never strips what names
+/// their connection. On chat-stream (one connection to /chat, 40 text messages each way), each
+/// filter below keeps connection #1 and some of its messages; each format must then still name
+/// the connection's target and hold the kept messages.
+struct FilterFormatTableTests {
+    static let filters: [(String, @Sendable (inout DisplayFilter) -> Void)] = [
+        ("conn", { $0.connections = [1] }),
+        ("host", { $0.host = "127.0.0.1" }),
+        ("path", { $0.path = "/ch*" }),
+        ("client", { $0.client = "127.0.0.1" }),
+        ("server", { $0.server = "127.0.0.1:18250" }),
+        ("dir", { $0.direction = .serverToClient }),
+        ("type", { $0.kinds = [.text] }),
+        ("grep", { $0.grep = "message 0" }),
+        ("messages", { $0.messagesOnly = true }),
+    ]
+
+    static func run(_ configure: (inout DisplayFilter) -> Void, into exporter: (OutputChannel) -> any TimelineSink) throws -> (String, FilteringSink) {
+        var filter = DisplayFilter()
+        configure(&filter)
+        let output = OutputChannel(inMemory: ())
+        let filtering = try FilteringSink(wrapping: exporter(output), filter: filter)
+        let reader = try CaptureFileReader(path: GoldenTests.capturesDirectory.appendingPathComponent("chat-stream.pcap").path)
+        _ = analyze(reader, with: Analyzer(options: AnalyzerOptions(), sink: filtering))
+        return (String(decoding: output.memory, as: UTF8.self), filtering)
+    }
+
+    @Test(arguments: filters.map(\.0))
+    func everyFormatKeepsTheConnectionsIdentity(_ name: String) throws {
+        let configure = try #require(Self.filters.first { $0.0 == name }?.1)
+        // NDJSON: every message line names its target.
+        let (ndjson, filtering) = try Self.run(configure) { NDJSONExporter(output: $0) }
+        #expect(!filtering.matchedNothing, "\(name)")
+        let messages = ndjson.split(separator: "\n").filter { $0.contains("\"event\":\"message\"") }
+        #expect(!messages.isEmpty && messages.allSatisfy { $0.contains("\"target\":\"/chat\"") }, "\(name): NDJSON")
+        // JSON: the connection with its upgrade and kept messages.
+        let (json, _) = try Self.run(configure) { JSONExporter(output: $0) }
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let connection = try #require((document["connections"] as? [[String: Any]])?.first)
+        #expect((connection["messages"] as? [Any])?.isEmpty == false, "\(name): JSON messages")
+        // HAR: the WebSocket entry with the kept messages.
+        let (har, _) = try Self.run(configure) { HARExporter(output: $0) }
+        let log = try #require((try JSONSerialization.jsonObject(with: Data(har.utf8)) as? [String: Any])?["log"] as? [String: Any])
+        let entries = try #require(log["entries"] as? [[String: Any]])
+        #expect(entries.count == 1 && (entries.first?["_webSocketMessages"] as? [Any])?.isEmpty == false, "\(name): HAR")
+        // HTML: the overview names the request.
+        let (html, _) = try Self.run(configure) { HTMLReportExporter(output: $0) }
+        #expect(html.contains("/chat"), "\(name): HTML")
+        // Text: the message lines, and the connection's.
+        let (text, _) = try Self.run(configure) { TextExporter(output: $0) }
+        #expect(text.contains("  #1  ") && text.contains("text"), "\(name): text")
+        // Stats: the connection's row names its target (wide table).
+        let collector = StatisticsCollector { _ in }
+        var filter = DisplayFilter()
+        configure(&filter)
+        let sink = try FilteringSink(wrapping: collector, filter: filter)
+        let reader = try CaptureFileReader(path: GoldenTests.capturesDirectory.appendingPathComponent("chat-stream.pcap").path)
+        _ = analyze(reader, with: Analyzer(options: AnalyzerOptions(), sink: sink))
+        #expect(collector.connections.first?.target == "/chat" && (collector.connections.first?.traffic.messages ?? 0) > 0, "\(name): stats")
+    }
+
+    /// A filter that keeps nothing says so (the command exits 5).
+    @Test func aFilterThatMatchesNothingSaysSo() throws {
+        for configure: (inout DisplayFilter) -> Void in [{ $0.connections = [9] }, { $0.grep = "no such words" }, { $0.client = "10.1.1.1" }] {
+            let (_, filtering) = try Self.run(configure) { NDJSONExporter(output: $0) }
+            #expect(filtering.matchedNothing)
+        }
+    }
+}
