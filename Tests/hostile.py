@@ -278,6 +278,28 @@ def deflate_bombs(path, scale):
     pcap.close()
 
 
+def many_compressed_connections(path, scale):
+    """`scale` × 10,000 permessage-deflate connections (context takeover) that stay open, each
+    with one compressed message each way (issue 30: about 36 KB of zlib state per connection,
+    20,000 took 729 MB): the contexts are bounded per job and the oldest given back."""
+    pcap = Pcap(path)
+    offer = b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+    for connection in range(scale * 10_000):
+        port = 1024 + connection % 60_000
+        server_port = 8080 + connection // 60_000
+        pcap.seq = {True: 1000, False: 5000}
+        pcap.segment(True, flags=0x02, port=port, server_port=server_port)
+        pcap.segment(False, flags=0x12, port=port, server_port=server_port)
+        pcap.segment(True, flags=0x10, port=port, server_port=server_port)
+        pcap.segment(True, UPGRADE_REQUEST.replace(b"\r\n\r\n", offer), port=port, server_port=server_port)
+        pcap.segment(False, UPGRADE_RESPONSE.replace(b"\r\n\r\n", offer), port=port, server_port=server_port)
+        for from_client in (True, False):
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+            data = compressor.compress(b"hello %d " % connection * 20) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            pcap.segment(from_client, ws_frame(1, data[:-4], mask_key=b"\x01\x02\x03\x04" if from_client else None, rsv1=True), port=port, server_port=server_port)
+    pcap.close()
+
+
 def malformed_key_log(path, scale):
     """A capture of one TLS-less connection and, beside it, a key log of two-byte malformed lines
     (issue 30: each used to be kept, about 134 bytes apiece) with valid-looking labels between."""
@@ -313,6 +335,8 @@ CASES = [
      ["--format", "summary", "--keylog", os.path.join(HERE, "..", "captures", "wss-tls12-aes128.keys")], 100, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, json", deflate_bombs, 1, ["--format", "json"], 200, 0),
     ("deflate bombs: 1 KB messages inflating to 1 MiB, ndjson", deflate_bombs, 1, ["--format", "ndjson"], 200, 0),
+    ("20,000 open connections, each with compressed messages both ways", many_compressed_connections, 2,
+     ["--format", "summary"], 400, 0),
     ("a key log of millions of malformed lines", malformed_key_log, 2, ["--format", "summary", "--keylog", "{keys}"], 100, 0),
 ]
 

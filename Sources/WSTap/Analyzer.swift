@@ -28,6 +28,10 @@ public struct AnalyzerOptions: Sendable {
     /// Keep count of connections holding bytes that may still become events with earlier times
     /// (live: a streaming output writes at once while none does; `Analyzer.holdsBytesForEarlierEvents`).
     public var tracksHeldBytes = false
+    /// permessage-deflate contexts (about 55 KB each with their window and output buffer) kept at
+    /// once per analyzer; past it the least recently used connection's is given back
+    /// (`InflaterBudget`, docs/limits.md).
+    public var maxCompressionContexts = 4096
     /// The tables that choose each connection's stages (`ConnectionChain.standard`).
     var stages = ConnectionChain.standard
 
@@ -91,6 +95,8 @@ public final class Analyzer: TCPConnectionObserver {
     private let connections: ManuallyRetained<ConnectionTable>
     private let fragments = IPFragmentReassembler()
     private let heldBytes: HeldBytesTally?
+    /// The zlib contexts of this analyzer's connections (`AnalyzerOptions.maxCompressionContexts`).
+    private let inflaters: InflaterBudget
 
     /// Set when this analyzer is one job of a parallel analysis (`ParallelAnalysis`).
     private let job: JobRole?
@@ -106,6 +112,7 @@ public final class Analyzer: TCPConnectionObserver {
         self.options = options
         timeline = TimelineFold(sink: sink)
         heldBytes = options.tracksHeldBytes ? HeldBytesTally() : nil
+        inflaters = InflaterBudget(maxContexts: options.maxCompressionContexts)
         let table = ConnectionTable(limits: options.reassembly)
         if let job {
             table.sweepsOnItsOwn = false
@@ -233,7 +240,8 @@ public final class Analyzer: TCPConnectionObserver {
         let record = ConnectionRecord(
             id: connection.id, client: connection.client, server: connection.server,
             tcpHandshakeSeen: connection.handshakeSeen, startTime: time)
-        return Connection(context: ConnectionContext(record: record, options: options, timeline: timeline, heldBytes: heldBytes))
+        return Connection(context: ConnectionContext(
+            record: record, options: options, timeline: timeline, heldBytes: heldBytes, inflaters: inflaters))
     }
 }
 

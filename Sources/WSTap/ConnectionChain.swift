@@ -148,7 +148,7 @@ enum ConnectionChain {
         if case .unsupported(let name) = compression { stream.report(.unsupportedExtension(name, time: upgrade.time)) }
         let decoder = WebSocketConnectionDecoder(
             rolesKnown: true, allowedReservedBits: handshake.allowedReservedBits, compression: compression,
-            maxPayloadBytes: stream.options.maxPayloadBytes, synchronized: true)
+            maxPayloadBytes: stream.options.maxPayloadBytes, synchronized: true, inflaters: stream.connection.inflaters)
         let messages = stream.connection.stages.messageStage(
             subprotocol: handshake.subprotocol, requestTarget: upgrade.requestTarget,
             serverPort: stream.connection.record.server.port)
@@ -177,7 +177,8 @@ enum ConnectionChain {
         WebSocketConnectionDecoder(
             rolesKnown: rolesKnown, allowedReservedBits: FrameHeader.rsv1Bit,
             compression: .perMessageDeflate(PerMessageDeflateParameters()),
-            maxPayloadBytes: stream.options.maxPayloadBytes, synchronized: false, confirmed: confirmed)
+            maxPayloadBytes: stream.options.maxPayloadBytes, synchronized: false, confirmed: confirmed,
+            inflaters: stream.connection.inflaters)
     }
 }
 

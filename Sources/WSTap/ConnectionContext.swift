@@ -24,7 +24,14 @@ final class ConnectionContext {
     /// borrow kept. Nil when nothing is held.
     private var held: HeldEvents?
 
-    init(record: ConnectionRecord, options: AnalyzerOptions, timeline: TimelineFold, heldBytes: HeldBytesTally? = nil) {
+    /// The analyzer's zlib contexts, shared out between its connections.
+    let inflaters: InflaterBudget
+
+    init(
+        record: ConnectionRecord, options: AnalyzerOptions, timeline: TimelineFold, heldBytes: HeldBytesTally? = nil,
+        inflaters: InflaterBudget = InflaterBudget()
+    ) {
+        self.inflaters = inflaters
         self.record = record
         self.options = options
         self.timeline = timeline

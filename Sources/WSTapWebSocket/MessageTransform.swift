@@ -24,10 +24,10 @@ struct MessageTransform {
     private var windowIncomplete: Bool
     private var reportedWindowIncomplete = false
 
-    init(compression: MessageCompression, maxMessageBytes: Int, windowKnown: Bool) {
+    init(compression: MessageCompression, maxMessageBytes: Int, windowKnown: Bool, inflaters: InflaterBudget) {
         self.compression = compression
         self.maxMessageBytes = maxMessageBytes
-        if case .perMessageDeflate = compression { inflater = RawInflater() } else { inflater = nil }
+        if case .perMessageDeflate = compression { inflater = RawInflater(budget: inflaters) } else { inflater = nil }
         inflaterReference = inflater.map(Unretained.init)
         windowIncomplete = !windowKnown
     }
@@ -61,6 +61,8 @@ struct MessageTransform {
         result: (Result) -> Void
     ) {
         let resets = resetsContext(for: role)
+        // The budget gave this context to another connection: the window kept across messages is gone.
+        if inflater.takeContextDropped(), !resets { windowIncomplete = true }
         if resets { inflater.reset() }
         guard message.isComplete else {
             violation(.compressedMessageIncomplete)

@@ -13,7 +13,16 @@ final class RawInflater {
         case failed(String)
     }
 
-    private let stream: UnsafeMutablePointer<z_stream>
+    /// The zlib context, made on the first message and given back when the budget needs it for
+    /// another connection (`InflaterBudget`).
+    private var stream: UnsafeMutablePointer<z_stream>?
+    private let budget: InflaterBudget
+    /// Links in the budget's least-recently-used list (weak: the list owns nothing).
+    fileprivate weak var newer: RawInflater?
+    fileprivate weak var older: RawInflater?
+    fileprivate var isLive = false
+    /// The budget gave the context (and its window) to another connection since the last look.
+    private(set) var contextDropped = false
     /// The last message's output, up to its limit; allocated on the first message.
     private var outputStart: UnsafeMutableRawPointer?
     private var outputCapacity = 0
@@ -25,44 +34,80 @@ final class RawInflater {
     /// The bytes the last `inflateMessage` produced (at most its limit); valid until the next call.
     var output: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: outputStart, count: outputCount) }
 
-    init?() {
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        guard wstap_inflate_init_raw(stream, 15) == Z_OK else {
-            stream.deallocate()
-            return nil
-        }
+    init(budget: InflaterBudget) {
+        self.budget = budget
     }
 
     deinit {
-        outputStart?.deallocate()
-        discard?.deallocate()
-        joinedInput?.deallocate()
-        inflateEnd(stream)
-        stream.deinitialize(count: 1)
-        stream.deallocate()
+        budget.remove(self)
+        releaseContext()
     }
 
     /// Forgets the window: the next message starts a fresh context.
-    func reset() { inflateReset(stream) }
+    func reset() {
+        if let stream { inflateReset(stream) }
+    }
+
+    /// Whether the context was given away since the last call (and forgets that it was).
+    func takeContextDropped() -> Bool {
+        defer { contextDropped = false }
+        return contextDropped
+    }
+
+    /// The budget needs this context for another connection: its memory is given back; the
+    /// next message starts from an empty window.
+    fileprivate func dropContext() {
+        releaseContext()
+        contextDropped = true
+    }
+
+    private func releaseContext() {
+        outputStart?.deallocate()
+        outputStart = nil
+        outputCapacity = 0
+        outputCount = 0
+        discard?.deallocate()
+        discard = nil
+        if let stream {
+            inflateEnd(stream)
+            stream.deinitialize(count: 1)
+            stream.deallocate()
+        }
+        stream = nil
+    }
+
+    /// The zlib context, made (within the budget) when there is none.
+    private func liveStream() -> UnsafeMutablePointer<z_stream>? {
+        budget.touch(self)
+        if let stream { return stream }
+        let made = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        made.initialize(to: z_stream())
+        guard wstap_inflate_init_raw(made, 15) == Z_OK else {
+            made.deinitialize(count: 1)
+            made.deallocate()
+            return nil
+        }
+        stream = made
+        return made
+    }
 
     /// Inflates `input` followed by the `00 00 ff ff` tail RFC 7692 §7.2.2 strips, appending at
     /// most `limit` bytes to `output`.
     func inflateMessage(_ input: UnsafeRawBufferPointer, limit: Int) -> Outcome {
         var produced: UInt64 = 0
         outputCount = 0
+        guard let stream = liveStream() else { return .failed("zlib could not start a context") }
         if input.count <= Self.joinedInputLimit {
-            // One call to zlib instead of two: message and tail copied side by side.
-            let joined = joinedInput ?? UnsafeMutableRawBufferPointer.allocate(
-                byteCount: Self.joinedInputLimit + Self.tail.count, alignment: 16)
-            joinedInput = joined
+            // One call to zlib instead of two: message and tail copied side by side (in the
+            // budget's scratch buffer, one per analyzer).
+            let joined = budget.joinedInput
             if let source = input.baseAddress { joined.baseAddress!.copyMemory(from: source, byteCount: input.count) }
             (joined.baseAddress! + input.count).storeBytes(of: Self.tailWord, as: UInt32.self)
             let whole = UnsafeRawBufferPointer(rebasing: joined[0..<(input.count + Self.tail.count)])
-            if let failure = run(whole, limit: limit, produced: &produced) { return .failed(failure) }
+            if let failure = run(whole, into: stream, limit: limit, produced: &produced) { return .failed(failure) }
         } else {
-            if let failure = run(input, limit: limit, produced: &produced) { return .failed(failure) }
-            if let failure = Self.tail.withUnsafeBytes({ run($0, limit: limit, produced: &produced) }) {
+            if let failure = run(input, into: stream, limit: limit, produced: &produced) { return .failed(failure) }
+            if let failure = Self.tail.withUnsafeBytes({ run($0, into: stream, limit: limit, produced: &produced) }) {
                 return .failed(failure)
             }
         }
@@ -73,8 +118,7 @@ final class RawInflater {
     private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
     private static let tailWord = UInt32(0xFFFF_0000).littleEndian
     /// Messages up to this size are copied next to their tail and inflated in one call.
-    private static let joinedInputLimit = 16 * 1024
-    private var joinedInput: UnsafeMutableRawBufferPointer?
+    fileprivate static let joinedInputLimit = 16 * 1024
 
     /// Gives back the output memory if one message made it larger than a frame's payload buffer
     /// may stay between frames (`FrameDecoder.keptCapacity`): idle connections hold little.
@@ -88,7 +132,9 @@ final class RawInflater {
 
     /// Inflates straight into the output buffer, growing it up to `limit`; what lies past the
     /// limit is inflated into a scratch chunk and only counted.
-    private func run(_ input: UnsafeRawBufferPointer, limit: Int, produced: inout UInt64) -> String? {
+    private func run(
+        _ input: UnsafeRawBufferPointer, into stream: UnsafeMutablePointer<z_stream>, limit: Int, produced: inout UInt64
+    ) -> String? {
         guard let base = input.baseAddress, !input.isEmpty else { return nil }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         stream.pointee.avail_in = uInt(input.count)
@@ -143,5 +189,69 @@ final class RawInflater {
         }
         outputStart = bigger
         outputCapacity = capacity
+    }
+}
+
+/// How many zlib contexts one analyzer keeps at once (each about 39 KB with its 32 KB window,
+/// plus its output buffer): past `maxContexts`, the least recently used connection's context is
+/// given back, and that connection's next message that needs its window reports
+/// `deflate-context-lost` (docs/limits.md). One per analyzer (per job); not shared between threads.
+public final class InflaterBudget {
+    public let maxContexts: Int
+    /// Contexts given back to make room, over the analysis.
+    public private(set) var contextsDropped: UInt64 = 0
+    private(set) var liveContexts = 0
+    /// Least recently used first; `newest` is the last one used (weak: each inflater is its
+    /// connection's, and leaves the list when it goes).
+    private weak var oldest: RawInflater?
+    private weak var newest: RawInflater?
+    /// The scratch buffer where a message is joined to its tail before inflating.
+    fileprivate let joinedInput: UnsafeMutableRawBufferPointer
+
+    public init(maxContexts: Int = 4096) {
+        self.maxContexts = max(1, maxContexts)
+        joinedInput = .allocate(byteCount: RawInflater.joinedInputLimit + 4, alignment: 16)
+    }
+
+    deinit { joinedInput.deallocate() }
+
+    /// `inflater` is about to use its context: it becomes the most recently used (admitted, and
+    /// the oldest evicted, when it had none).
+    fileprivate func touch(_ inflater: RawInflater) {
+        if inflater.isLive {
+            guard newest !== inflater else { return }
+            unlink(inflater)
+        } else {
+            if liveContexts >= maxContexts, let evicted = oldest {
+                unlink(evicted)
+                evicted.isLive = false
+                liveContexts -= 1
+                contextsDropped &+= 1
+                evicted.dropContext()
+            }
+            inflater.isLive = true
+            liveContexts += 1
+        }
+        inflater.older = newest
+        inflater.newer = nil
+        newest?.newer = inflater
+        newest = inflater
+        if oldest == nil { oldest = inflater }
+    }
+
+    /// An inflater goes away: out of the list.
+    fileprivate func remove(_ inflater: RawInflater) {
+        guard inflater.isLive else { return }
+        unlink(inflater)
+        inflater.isLive = false
+        liveContexts -= 1
+    }
+
+    private func unlink(_ inflater: RawInflater) {
+        let (older, newer) = (inflater.older, inflater.newer)
+        if let newer { newer.older = older } else { newest = older }
+        if let older { older.newer = newer } else { oldest = newer }
+        inflater.older = nil
+        inflater.newer = nil
     }
 }

@@ -24,13 +24,13 @@ public final class WebSocketConnectionDecoder: StreamParser {
     /// connection carries WebSocket (`--websocket-port`) and believe shorter chains.
     public init(
         rolesKnown: Bool, allowedReservedBits: UInt8, compression: MessageCompression, maxPayloadBytes: Int,
-        synchronized: Bool, confirmed: Bool = false
+        synchronized: Bool, confirmed: Bool = false, inflaters: InflaterBudget = InflaterBudget()
     ) {
         func decoder(_ direction: StreamDirection, _ role: WebSocketRole) -> WebSocketStreamDecoder {
             WebSocketStreamDecoder(
                 direction: direction, role: rolesKnown ? role : nil, allowedReservedBits: allowedReservedBits,
                 compression: compression, maxPayloadBytes: maxPayloadBytes, synchronized: synchronized,
-                confirmed: confirmed)
+                confirmed: confirmed, inflaters: inflaters)
         }
         first = ManuallyRetained(retaining: decoder(.clientToServer, .client))
         second = ManuallyRetained(retaining: decoder(.serverToClient, .server))

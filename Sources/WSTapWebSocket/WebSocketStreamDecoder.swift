@@ -27,7 +27,7 @@ public final class WebSocketStreamDecoder {
     public init(
         direction: StreamDirection, role: WebSocketRole?, allowedReservedBits: UInt8,
         compression: MessageCompression = .none, maxPayloadBytes: Int = .mebibytes(64), synchronized: Bool = true,
-        confirmed: Bool = false
+        confirmed: Bool = false, inflaters: InflaterBudget = InflaterBudget()
     ) {
         self.direction = direction
         self.role = role
@@ -36,7 +36,8 @@ public final class WebSocketStreamDecoder {
             allowedReservedBits: allowedReservedBits, maxPayloadBytes: maxPayloadBytes, synchronized: synchronized)
         synchronizer.confirmed = confirmed
         assembler = MessageAssembler(maxMessageBytes: maxPayloadBytes, continuationsMayBeOrphaned: !synchronized)
-        transform = MessageTransform(compression: compression, maxMessageBytes: maxPayloadBytes, windowKnown: synchronized)
+        transform = MessageTransform(
+            compression: compression, maxMessageBytes: maxPayloadBytes, windowKnown: synchronized, inflaters: inflaters)
     }
 
     /// True once this direction searched long enough without finding frames: it is not WebSocket.

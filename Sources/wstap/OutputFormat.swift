@@ -49,6 +49,9 @@ struct AnalysisOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds without a packet after which a connection is closed.")
     var idleTimeout: Int64 = 3600
 
+    @Option(name: .long, help: "permessage-deflate contexts kept at once per job (about 55 KB each); past it the least recently used connection's is given back, and a message of that connection that needs its earlier window is reported as deflate-context-lost.")
+    var maxCompressionContexts: Int = 4096
+
     @Option(name: .long, help: "Decode connections on this port as WebSocket even when the handshake was not captured (repeatable).")
     var websocketPort: [UInt16] = []
 
@@ -82,7 +85,9 @@ struct AnalysisOptions: ParsableArguments {
                 throw ValidationError("--app \(choice): after the colon, a port (1-65535) or a path starting with /")
             }
         }
-        guard payloadLimit > 0, maxBufferPerDirection > 0, maxBufferTotal > 0, maxConnections > 0, idleTimeout > 0 else {
+        guard payloadLimit > 0, maxBufferPerDirection > 0, maxBufferTotal > 0, maxConnections > 0, idleTimeout > 0,
+            maxCompressionContexts > 0
+        else {
             throw ValidationError("limits must be greater than 0")
         }
     }
@@ -104,6 +109,7 @@ struct AnalysisOptions: ParsableArguments {
         options.reassembly.maxConnections = maxConnections
         options.reassembly.idleTimeoutSeconds = idleTimeout
         options.websocketPorts = Set(websocketPort)
+        options.maxCompressionContexts = maxCompressionContexts
         for choice in app {
             let (name, port, path) = Self.applicationChoice(choice)
             options.forceApplication(name, port: port, pathPrefix: path)

@@ -87,6 +87,39 @@ struct StreamDecoderTests {
         #expect(empty.code == nil && none.isEmpty)
     }
 
+    /// Two connections share a budget of one zlib context: when the second takes it, the first's
+    /// next message that refers to its earlier window is reported as the context lost, not as
+    /// wrong text; a message that stands alone still inflates.
+    @Test func aContextGivenToAnotherConnectionIsReportedLost() {
+        let budget = InflaterBudget(maxContexts: 1)
+        let first: [UInt8] = [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]  // "Hello"
+        let second: [UInt8] = [0xF2, 0x00, 0x11, 0x00, 0x00]  // "Hello" again, from the window
+        func decoder() -> WebSocketStreamDecoder {
+            WebSocketStreamDecoder(
+                direction: .serverToClient, role: .server, allowedReservedBits: 0b100,
+                compression: .perMessageDeflate(PerMessageDeflateParameters()), inflaters: budget)
+        }
+        let (a, b) = (decoder(), decoder())
+        var seen: [String] = []
+        func feed(_ decoder: WebSocketStreamDecoder, _ name: String, _ payload: [UInt8]) {
+            wireFrame(0x1, payload, rsv: 0b100).withUnsafeBytes { raw in
+                decoder.receive(raw) { event in
+                    switch event.event {
+                    case .message(let message): seen.append("\(name) " + (message.isDecoded ? String(decoding: message.payload, as: UTF8.self) : "undecoded"))
+                    case .violation(let violation): seen.append("\(name) \(violation)")
+                    default: break
+                    }
+                }
+            }
+        }
+        feed(a, "a", first)
+        feed(b, "b", first)  // takes the only context: a's window is gone
+        feed(a, "a", second)
+        feed(a, "a", first)
+        #expect(seen == ["a Hello", "b Hello", "a compressionContextLost", "a undecoded", "a Hello"])
+        #expect(budget.contextsDropped == 2)
+    }
+
     /// RFC 7692 §7.2.3.1-2: "Hello" compressed, then again with the shared window.
     @Test func permessageDeflateWithContextTakeover() {
         let first: [UInt8] = [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]
