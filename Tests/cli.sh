@@ -43,6 +43,16 @@ check "a gzip-compressed capture is read directly" 0 "$wstap" read "$work/captur
 expect "...giving what the plain capture gives" sh -c "'$wstap' read captures/text-echo.pcap --format json | cmp -s - '$work/out'"
 head -c 600 "$work/capture.pcap.gz" >"$work/cut.pcap.gz"
 check "a gzip stream cut short is a damaged capture (exit 3)" 3 "$wstap" read "$work/cut.pcap.gz" --format summary
+head -c $(( $(wc -c <"$work/capture.pcap.gz") - 4 )) "$work/capture.pcap.gz" >"$work/cut-trailer.pcap.gz"
+check "a gzip stream cut inside its trailer is damaged too (exit 3)" 3 "$wstap" read "$work/cut-trailer.pcap.gz" --format summary
+expect "...every packet before it decoded, the cut named" sh -c "grep -q 'messages 8' '$work/out' && grep -q 'gzip stream is cut short' '$work/err'"
+python3 -c "import sys; d = bytearray(open(sys.argv[1], 'rb').read()); d[-6] ^= 0xFF; open(sys.argv[2], 'wb').write(d)" \
+    "$work/capture.pcap.gz" "$work/bad-crc.pcap.gz"
+check "a gzip stream whose check fails is damaged, not 'not a capture' (exit 3)" 3 "$wstap" read "$work/bad-crc.pcap.gz" --format summary
+expect "...saying the check failed" grep -q "incorrect data check" "$work/err"
+(head -c 1000 captures/text-echo.pcap | gzip -c; tail -c +1001 captures/text-echo.pcap | gzip -c) >"$work/members.pcap.gz"
+check "a gzip file of several members reads as one capture" 0 "$wstap" read "$work/members.pcap.gz" --format json
+expect "...the same as the plain capture" sh -c "'$wstap' read captures/text-echo.pcap --format json | cmp -s - '$work/out'"
 gzip -c captures/damaged/multi-interface.pcapng >"$work/multi.pcapng.gz"
 check "a gzip-compressed pcapng the native reader takes over" 0 "$wstap" read "$work/multi.pcapng.gz" --format summary
 check "the decompressed stream reads" 0 sh -c "zcat '$work/capture.pcap.gz' | '$wstap' read - --format summary"

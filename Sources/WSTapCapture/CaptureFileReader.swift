@@ -41,6 +41,9 @@ public final class CaptureFileReader: PacketSource {
     /// Offset of the next record for classic pcap files, where records are laid out back to back.
     private var nextRecordOffset: Int64 = 24
     private var finished = false
+    /// What was wrong with the gzip stream this capture was decompressed from, and where the
+    /// decompressed bytes end.
+    private var gzipDamage: (String, Int64)?
 
     /// Opens `path` (or standard input for `-`) and, if given, installs a BPF filter.
     public init(path: String, filter: String? = nil) throws(CaptureError) {
@@ -73,7 +76,9 @@ public final class CaptureFileReader: PacketSource {
                 SystemCalls.closeStream(stream)
                 let descriptor: Int32
                 switch GzipFile.decompress(path) {
-                case .success(let opened): descriptor = opened
+                case .success(let copy):
+                    descriptor = copy.descriptor
+                    gzipDamage = copy.damage.map { ($0, copy.size) }
                 case .failure(let error): throw error
                 }
                 switch SystemCalls.readingStream(descriptor) {
@@ -157,6 +162,7 @@ public final class CaptureFileReader: PacketSource {
                 return .noPacketYet
             case .end:
                 finished = true
+                try reportGzipDamage()
                 return .endOfCapture
             case .failure(let reason):
                 // libpcap stops at interfaces of different link types and at a section whose byte
@@ -197,11 +203,19 @@ public final class CaptureFileReader: PacketSource {
             return .packet(packet)
         case .end:
             finished = true
+            try reportGzipDamage()
             return .endOfCapture
         case .failure(let reason, let offset):
             finished = true
             throw .damagedRecord(path: path, offset: offset, packetsRead: packetsRead, reason: reason)
         }
+    }
+
+    /// A gzip stream cut short or failing its check: reported where the decompressed capture ends
+    /// (everything before was read), as a damaged capture is.
+    private func reportGzipDamage() throws(CaptureError) {
+        guard let (reason, size) = gzipDamage else { return }
+        throw .damagedRecord(path: path, offset: size, packetsRead: packetsRead, reason: reason)
     }
 
     /// Where the unreadable record starts: exact for pcap, the end of what was read for pcapng.
