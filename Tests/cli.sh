@@ -333,6 +333,8 @@ expect "...with the messages" python3 -c "
 import json; d = json.load(open('$work/out')); e = d['log']['entries']
 assert len(e) == 1 and len(e[0]['_webSocketMessages']) == 80, [len(x.get('_webSocketMessages', [])) for x in e]
 "
+check "--grep shows only the connections it matched" 0 "$wstap" read captures/ping-close-codes.pcap --grep 'after p.ng'
+expect "...no TCP or close line of the other" sh -c "[ \$(grep -c '  #2  ' '$work/out') -eq 0 ] && grep -q '  #1  TCP' '$work/out' && grep -q '  #1  closed' '$work/out'"
 check "--messages with --type control shows close frames" 0 "$wstap" read captures/ping-close-codes.pcap --messages --type control
 expect "...the closes" grep -q "close" "$work/out"
 

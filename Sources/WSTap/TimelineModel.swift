@@ -318,9 +318,14 @@ public protocol TimelineSink: AnyObject {
     /// An event a display filter did not keep, of a connection it kept: the sink may note what
     /// identifies the connection (its request's host and target, its handshake), never show it.
     func observe(_ event: TimelineEvent)
+    /// True for sinks that write a line per event (the text timeline, NDJSON): under a filter
+    /// on events, a connection's context lines (open, close, issues) are shown only with its
+    /// first matching event. Sinks that build per-connection records take every connection.
+    var writesContextLines: Bool { get }
 }
 
 extension TimelineSink {
     public var receivesFramesAndMessages: Bool { true }
     public func observe(_ event: TimelineEvent) {}
+    public var writesContextLines: Bool { false }
 }

@@ -90,10 +90,7 @@ public final class MQTTDecoder: MessageDecoder {
 
     public func finish(at time: CaptureTimestamp, emit: (ApplicationOutput) -> Void) {
         for direction in [StreamDirection.clientToServer, .serverToClient] where !streams[direction.rawValue].isEmpty {
-            emit(.finding(ApplicationFinding(
-                severity: .warning, code: "app-malformed",
-                detail: "mqtt: the stream ended inside a packet (\(streams[direction.rawValue].count) bytes held)"),
-                direction: direction))
+            emit(.finding(streams[direction.rawValue].endedInside("mqtt", "a packet"), direction: direction))
         }
     }
 
@@ -192,14 +189,7 @@ public final class MQTTDecoder: MessageDecoder {
                 fields.append(ApplicationField("payload", Self.payloadValue(reader.rest())))
             case 4, 5, 6, 7:
                 fields.append(ApplicationField("packet_id", .integer(Int64(try reader.u16()))))
-                if level == 5, !reader.isAtEnd {
-                    let code = try reader.byte()
-                    fields.append(contentsOf: Self.reasonFields(code))
-                    if !reader.isAtEnd { try readProperties(&reader, &fields, direction: direction) }
-                    if code >= 0x80 {
-                        finding = ApplicationFinding(severity: .warning, code: "mqtt-error", detail: "\(name) reason \(code) \(Self.reasonName(code))")
-                    }
-                }
+                finding = try readReason(&reader, &fields, packet: name, direction: direction)
             case 8, 10:
                 fields.append(ApplicationField("packet_id", .integer(Int64(try reader.u16()))))
                 if level == 5 { try readProperties(&reader, &fields, direction: direction) }
@@ -236,14 +226,7 @@ public final class MQTTDecoder: MessageDecoder {
             case 12, 13:
                 break
             case 14, 15:
-                if level == 5, !reader.isAtEnd {
-                    let code = try reader.byte()
-                    fields.append(contentsOf: Self.reasonFields(code))
-                    if !reader.isAtEnd { try readProperties(&reader, &fields, direction: direction) }
-                    if code >= 0x80 {
-                        finding = ApplicationFinding(severity: .warning, code: "mqtt-error", detail: "\(name) reason \(code) \(Self.reasonName(code))")
-                    }
-                }
+                finding = try readReason(&reader, &fields, packet: name, direction: direction)
             default:
                 return .failure(MQTTReadError("reserved packet type \(type)"))
             }
@@ -251,6 +234,19 @@ public final class MQTTDecoder: MessageDecoder {
             return .failure(MQTTReadError("a \(name) packet \(error.what)"))
         }
         return .success((name, fields, finding))
+    }
+
+    /// An MQTT 5 reason code and properties, when the packet goes on past what it must hold; a
+    /// failure code (0x80 and above) as a finding.
+    private func readReason(
+        _ reader: inout MQTTReader, _ fields: inout [ApplicationField], packet name: String, direction: StreamDirection
+    ) throws(MQTTReadError) -> ApplicationFinding? {
+        guard level == 5, !reader.isAtEnd else { return nil }
+        let code = try reader.byte()
+        fields.append(contentsOf: Self.reasonFields(code))
+        if !reader.isAtEnd { try readProperties(&reader, &fields, direction: direction) }
+        guard code >= 0x80 else { return nil }
+        return ApplicationFinding(severity: .warning, code: "mqtt-error", detail: "\(name) reason \(code) \(Self.reasonName(code))")
     }
 
     private func readConnect(_ reader: inout MQTTReader, _ fields: inout [ApplicationField]) throws(MQTTReadError) {

@@ -66,6 +66,13 @@ struct MessageByteStream {
         return first.map { $0..<last + 1 } ?? 0..<0
     }
 
+    /// The finding for a stream that ended with bytes of an unfinished unit held (`what`: "a
+    /// packet", "a frame without its NUL").
+    func endedInside(_ protocolName: String, _ what: String) -> ApplicationFinding {
+        ApplicationFinding(
+            severity: .warning, code: "app-malformed", detail: "\(protocolName): the stream ended inside \(what) (\(count) bytes held)")
+    }
+
     /// Forgets every byte held (after a loss or a unit that cannot be read).
     mutating func discard() {
         consumed += count

@@ -84,10 +84,7 @@ public final class STOMPDecoder: MessageDecoder {
 
     public func finish(at time: CaptureTimestamp, emit: (ApplicationOutput) -> Void) {
         for direction in [StreamDirection.clientToServer, .serverToClient] where !streams[direction.rawValue].isEmpty {
-            emit(.finding(ApplicationFinding(
-                severity: .warning, code: "app-malformed",
-                detail: "stomp: the stream ended inside a frame (\(streams[direction.rawValue].count) bytes without their NUL)"),
-                direction: direction))
+            emit(.finding(streams[direction.rawValue].endedInside("stomp", "a frame without its NUL"), direction: direction))
         }
     }
 

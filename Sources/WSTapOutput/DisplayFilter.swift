@@ -144,6 +144,10 @@ public final class FilteringSink: TimelineSink {
     }
     private var decisions: [UInt64: Decision] = [:]
     static let maxHeldEvents = 4096
+    /// With a filter on events and a sink that writes context lines: the context (open, issues)
+    /// of kept connections that no event has matched yet, shown with their first match and
+    /// dropped if none comes.
+    private var awaitingMatch: [UInt64: [TimelineEvent]] = [:]
     /// Connections seen and kept, and events kept that the filter selected (for "nothing matched").
     public private(set) var connectionsSeen = 0
     public private(set) var connectionsKept = 0
@@ -163,6 +167,7 @@ public final class FilteringSink: TimelineSink {
     }
 
     public var receivesFramesAndMessages: Bool { sink.receivesFramesAndMessages }
+    public var writesContextLines: Bool { sink.writesContextLines }
 
     public func receive(_ event: TimelineEvent) {
         guard let record = event.connection else { return sink.receive(event) }
@@ -223,17 +228,37 @@ public final class FilteringSink: TimelineSink {
         return first
     }
 
-    /// An event of a kept connection: shown when it passes, otherwise only observed.
+    /// An event of a kept connection: shown when it passes, otherwise only observed. With a
+    /// filter on events, a connection's context lines wait for its first matching event.
     private func deliver(_ event: TimelineEvent) {
         guard keeps(event) else { return sink.observe(event) }
+        let matches: Bool
         switch event.kind {
-        case .connectionOpened, .connectionClosed, .streamClosed, .captureStarted: break
+        case .connectionOpened, .connectionClosed, .streamClosed, .captureStarted: matches = false
         // Issues are shown along, but match only when asked for (--type issues).
-        case .issue: if filter.kinds.contains(.issues) { eventsKept += 1 }
-        default: eventsKept += 1
+        case .issue: matches = filter.kinds.contains(.issues)
+        default: matches = true
         }
-        sink.receive(event)
+        guard filter.selectsEvents, sink.writesContextLines, let id = event.connection?.id else {
+            if matches { eventsKept += 1 }
+            return sink.receive(event)
+        }
+        if matches {
+            eventsKept += 1
+            if let held = awaitingMatch.removeValue(forKey: id) { held.forEach(sink.receive) }
+            return sink.receive(event)
+        }
+        if case .connectionOpened = event.kind { return awaitingMatch[id] = [event] }
+        guard var held = awaitingMatch[id] else { return sink.receive(event) }
+        if case .connectionClosed = event.kind {
+            // Nothing of it matched: none of its lines is shown.
+            awaitingMatch[id] = nil
+            return
+        }
+        if held.count < Self.maxHeldEvents { held.append(event) }
+        awaitingMatch[id] = held
     }
+
 
     /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages` and `--grep`.
     private func keeps(_ event: TimelineEvent) -> Bool {

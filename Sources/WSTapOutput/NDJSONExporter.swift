@@ -27,6 +27,8 @@ public final class NDJSONExporter: TimelineSink {
         line = output.pending
     }
 
+    public var writesContextLines: Bool { true }
+
     /// A filtered-out request still names the host and target of the messages that are shown.
     public func observe(_ event: TimelineEvent) {
         guard case .httpRequest(let head) = event.kind, let id = event.connection?.id else { return }

@@ -35,6 +35,8 @@ public final class TextExporter: TimelineSink {
         self.init(output: output, style: style)
     }
 
+    public var writesContextLines: Bool { true }
+
     public func receive(_ event: TimelineEvent) {
         let time = event.time
         let record = event.connection

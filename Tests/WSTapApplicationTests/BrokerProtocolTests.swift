@@ -80,7 +80,7 @@ struct STOMPDecoderTests {
             "c2s !! app-malformed: stomp message 1: an undefined escape sequence in a SEND header",
             "c2s !! app-malformed: stomp message 2: content-length \"x\" is not a number",
             "c2s !! app-malformed: stomp message 3: a header line without a colon in a SEND frame",
-            "c2s !! app-malformed: stomp: the stream ended inside a frame (24 bytes without their NUL)",
+            "c2s !! app-malformed: stomp: the stream ended inside a frame without its NUL (24 bytes held)",
         ])
     }
 
