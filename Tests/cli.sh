@@ -335,6 +335,11 @@ assert len(e) == 1 and len(e[0]['_webSocketMessages']) == 80, [len(x.get('_webSo
 "
 check "--grep shows only the connections it matched" 0 "$wstap" read captures/ping-close-codes.pcap --grep 'after p.ng'
 expect "...no TCP or close line of the other" sh -c "[ \$(grep -c '  #2  ' '$work/out') -eq 0 ] && grep -q '  #1  TCP' '$work/out' && grep -q '  #1  closed' '$work/out'"
+check "follow --stream shows one HTTP/2 stream" 0 "$wstap" follow captures/h2-tls-rfc8441.pcap --keylog captures/h2-tls-rfc8441.keys --conn 1 --stream 7
+expect "...its CONNECT, messages and reset, no other stream's" sh -c "grep -q 'CONNECT /ws/reset' '$work/out' && grep -q 'stream 7 closed (rst-stream CANCEL): reset' '$work/out' && ! grep -q '/ws/echo' '$work/out'"
+check "follow --stream with no such stream exits 5" 5 "$wstap" follow captures/h2-tls-rfc8441.pcap --keylog captures/h2-tls-rfc8441.keys --conn 1 --stream 9
+check "follow --client takes an address alone" 0 "$wstap" follow captures/ping-close-codes.pcap --client 127.0.0.1
+expect "...and follows every connection from it" sh -c "[ \$(grep -c '═══ follow' '$work/out') -eq 2 ]"
 check "--messages with --type control shows close frames" 0 "$wstap" read captures/ping-close-codes.pcap --messages --type control
 expect "...the closes" grep -q "close" "$work/out"
 

@@ -5,13 +5,14 @@ import WSTapCore
 public enum ConversationSelector: Sendable, Equatable {
     /// The connection with this id (as every output numbers them).
     case connection(UInt64)
-    /// Connections from this client address and port (`1.2.3.4:5000`, `[::1]:5000`).
+    /// Connections from this client: an address and port (`1.2.3.4:5000`, `[::1]:5000`), or an
+    /// address alone (every connection from it).
     case client(String)
 
     func matches(_ record: ConnectionRecord) -> Bool {
         switch self {
         case .connection(let id): record.id == id
-        case .client(let endpoint): record.client.description == endpoint
+        case .client(let endpoint): DisplayFilter.matches(endpoint, record.client)
         }
     }
 }
@@ -27,6 +28,10 @@ public final class FollowExporter: TimelineSink {
     private let selector: ConversationSelector
     private let pretty: Bool
     private let messageDirectory: String?
+    /// Only this HTTP/2 stream of the followed connections (`--stream`).
+    private let stream: UInt32?
+    /// Whether an event of that stream was seen.
+    public private(set) var streamSeen = false
     private var start: CaptureTimestamp?
     /// Ids of the connections followed.
     private var followed: Set<UInt64> = []
@@ -35,9 +40,13 @@ public final class FollowExporter: TimelineSink {
     public private(set) var connectionsSeen: UInt64 = 0
     public var matchedAny: Bool { !followed.isEmpty }
 
-    public init(output: OutputChannel, selector: ConversationSelector, pretty: Bool = false, messageDirectory: String? = nil) {
+    public init(
+        output: OutputChannel, selector: ConversationSelector, stream: UInt32? = nil, pretty: Bool = false,
+        messageDirectory: String? = nil
+    ) {
         self.output = output
         self.selector = selector
+        self.stream = stream
         self.pretty = pretty
         self.messageDirectory = messageDirectory
         line = output.pending
@@ -56,13 +65,22 @@ public final class FollowExporter: TimelineSink {
             return output.endEvent(at: event.time)
         }
         guard followed.contains(record.id) else { return }
+        if let stream {
+            // One HTTP/2 stream: its events, and the connection's end.
+            if case .connectionClosed = event.kind {} else {
+                guard event.stream?.rawValue == stream else { return }
+                streamSeen = true
+            }
+        }
         let time = event.time ?? .zero
         switch event.kind {
         case .httpRequest(let head):
             stamp(time); line.raw("→ "); text(head.method); line.raw(" "); text(head.target); line.raw(" "); text(head.version)
             line.raw("\n")
         case .httpResponse(let head):
-            stamp(time); line.raw("← "); line.number(head.status); line.raw(" "); text(head.reason); line.raw("\n")
+            stamp(time); line.raw("← "); line.number(head.status)
+            if !head.reason.isEmpty { line.raw(" "); text(head.reason) }
+            line.raw("\n")
         case .upgrade(let exchange):
             stamp(exchange.time)
             line.raw("upgrade "); text(exchange.selectedProtocol ?? exchange.offeredProtocols.joined(separator: ", "))
@@ -101,6 +119,9 @@ public final class FollowExporter: TimelineSink {
             stamp(time)
             line.text([session.version ?? "TLS", session.cipherSuite ?? ""].joined(separator: " "))
             line.raw(session.decrypted ? ": decrypted with the key log\n" : ": NOT decrypted\n")
+        case .streamClosed(let end):
+            stamp(end.time); line.raw("stream "); line.number(UInt64(event.stream?.rawValue ?? 0)); line.raw(" closed (")
+            line.text(end.reason); line.raw("): "); line.text(end.ending.outcome.rawValue); line.raw("\n")
         case .connectionClosed(let end):
             stamp(end.time); line.raw("closed ("); line.text(end.reason.rawValue); line.raw("): "); line.text(end.ending.outcome.rawValue)
             if let closing = end.ending.websocket {

@@ -78,8 +78,11 @@ struct FollowCommand: ParsableCommand {
     @Option(name: .customLong("conn"), help: "The connection to follow.")
     var connection: UInt64?
 
-    @Option(name: .long, help: "Follow the connections from this client address and port (e.g. 10.0.0.5:51234, [::1]:51234).")
+    @Option(name: .long, help: "Follow the connections from this client: address and port (e.g. 10.0.0.5:51234, [::1]:51234) or address alone.")
     var client: String?
+
+    @Option(name: .long, help: "Only this HTTP/2 stream of the connection (WebSocket over HTTP/2: the #1/s3 of the timeline is --conn 1 --stream 3).")
+    var stream: UInt32?
 
     @Option(name: .long, help: "Also save each data message's payload to a numbered file in this directory (000001-c2s.txt, 000002-s2c.bin, ...); names are never taken from the capture, and existing files are not overwritten.")
     var writeMessages: String?
@@ -104,11 +107,15 @@ struct FollowCommand: ParsableCommand {
         let output = try openOutputFile(outputFile)
         output.timeOrder = .file
         let selector: ConversationSelector = connection.map { .connection($0) } ?? .client(client ?? "")
-        let follower = FollowExporter(output: output, selector: selector, pretty: pretty, messageDirectory: writeMessages)
+        let follower = FollowExporter(
+            output: output, selector: selector, stream: stream, pretty: pretty, messageDirectory: writeMessages)
         try decodeCaptureFile(input, analysis: analysis, output: output, sink: follower)
         if !follower.matchedAny {
             let what = connection.map { "connection #\($0)" } ?? "connection from \(client ?? "")"
             throw fail("no \(what) in the capture (it has \(follower.connectionsSeen) connections; 'wstap stats' lists them)", exitCode: 5)
+        }
+        if let stream, !follower.streamSeen {
+            throw fail("the followed connection has no HTTP/2 stream \(stream) (the timeline shows streams as #ID/sN)", exitCode: 5)
         }
     }
 }
