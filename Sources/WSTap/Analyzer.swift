@@ -28,8 +28,8 @@ public struct AnalyzerOptions: Sendable {
     /// Keep count of connections holding bytes that may still become events with earlier times
     /// (live: a streaming output writes at once while none does; `Analyzer.holdsBytesForEarlierEvents`).
     public var tracksHeldBytes = false
-    /// permessage-deflate contexts (about 55 KB each with their window and output buffer) kept at
-    /// once per analyzer; past it the least recently used connection's is given back
+    /// permessage-deflate contexts (up to about 55 KB each with their window and output buffer)
+    /// kept at once per analyzer; past it the least recently used connection's is given back
     /// (`InflaterBudget`, docs/limits.md).
     public var maxCompressionContexts = 4096
     /// The tables that choose each connection's stages (`ConnectionChain.standard`).

@@ -262,7 +262,7 @@ extension Issue {
     /// (RFC 6455 §7.1.5), a reset, a Close nobody answered, a close code that reports an error,
     /// pings without pongs.
     /// `carrier` names what was reset: TCP for a connection, the HTTP/2 stream for one of its streams.
-    static func endingFindings(_ ending: ConnectionEnding, time: CaptureTimestamp, carrier: String = "TCP") -> [Issue] {
+    static func endingFindings(_ ending: ConnectionEnding, time: CaptureTimestamp, carrier: String) -> [Issue] {
         guard let closing = ending.websocket else { return [] }
         var issues: [Issue] = []
         func closer(_ direction: StreamDirection) -> String { direction == .clientToServer ? "client" : "server" }

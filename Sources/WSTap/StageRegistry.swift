@@ -74,7 +74,7 @@ struct MessageStageEntry: Sendable {
 }
 
 /// A protocol the user named for the WebSocket streams of a server port, of a path, or of all.
-public struct ForcedApplication: Sendable {
+struct ForcedApplication: Sendable {
     var entry: MessageStageEntry
     var port: UInt16?
     var pathPrefix: String?

@@ -48,8 +48,9 @@ public final class STOMPDecoder: MessageDecoder {
             return resynchronise(side)
         }
         // End-of-lines that open a message are heart-beats; after a frame's NUL, padding.
-        if wasEmpty, let eols = streams[side].withBytes(Self.leadingEndOfLines), eols > 0 {
-            let indices = streams[side].consume(eols)
+        let heartBeat = wasEmpty ? streams[side].withBytes(Self.leadingEndOfLines) : 0
+        if heartBeat > 0 {
+            let indices = streams[side].consume(heartBeat)
             emit(.message(ApplicationMessage(
                 protocolName: "stomp", type: "heartbeat", direction: input.direction, messages: indices, detection: .negotiated)))
         }
@@ -63,9 +64,8 @@ public final class STOMPDecoder: MessageDecoder {
             case .frame(let command, let fields, let length, let errorDetail):
                 let indices = streams[side].consume(length)
                 bodySearchResume[side] = 0
-                if let padding = streams[side].withBytes(Self.leadingEndOfLines), padding > 0 {
-                    _ = streams[side].consume(padding)
-                }
+                let padding = streams[side].withBytes(Self.leadingEndOfLines)
+                if padding > 0 { _ = streams[side].consume(padding) }
                 var fields = fields
                 pairReceipt(command, &fields, direction: input.direction)
                 if let errorDetail {
@@ -167,7 +167,6 @@ public final class STOMPDecoder: MessageDecoder {
         }
         let bodyStart = position
         let bodyEnd: Int
-        var searchedTo = 0
         if let contentLength {
             guard contentLength <= bytes.count - bodyStart else {
                 return (contentLength > Self.maxFrameBytes ? .malformed("content-length \(contentLength) past the frame bound") : .incomplete, 0)
@@ -181,7 +180,6 @@ public final class STOMPDecoder: MessageDecoder {
             let from = max(bodyStart, resume)
             guard let nul = bytes[from...].firstIndex(of: 0) else { return (.incomplete, bytes.count) }
             bodyEnd = nul
-            searchedTo = 0
         }
         var fields = [ApplicationField("headers", .object(headers))]
         if !repeated.isEmpty { fields.append(ApplicationField("repeated_headers", .list(repeated))) }
@@ -203,7 +201,7 @@ public final class STOMPDecoder: MessageDecoder {
             let message = headers.first { $0.name == "message" }.flatMap { if case .string(let text) = $0.value { text } else { nil } }
             errorDetail = "STOMP ERROR" + (message.map { ": \($0.prefix(200))" } ?? "")
         }
-        return (.frame(command: command, fields: fields, length: bodyEnd + 1, errorDetail: errorDetail), searchedTo)
+        return (.frame(command: command, fields: fields, length: bodyEnd + 1, errorDetail: errorDetail), 0)
     }
 
     /// A header name or value with its escapes decoded (`\\`, `\n`, `\c`, and `\r` in 1.2); nil
@@ -240,7 +238,7 @@ public final class STOMPDecoder: MessageDecoder {
     }
 
     /// How many bytes of end-of-lines (`\n`, `\r\n`) begin `bytes`.
-    private static func leadingEndOfLines(_ bytes: UnsafeRawBufferPointer) -> Int? {
+    private static func leadingEndOfLines(_ bytes: UnsafeRawBufferPointer) -> Int {
         var position = 0
         while position < bytes.count {
             if bytes[position] == UInt8(ascii: "\n") {

@@ -16,6 +16,10 @@ public struct DisplayFilter: Sendable {
     public var host: String?
     /// A glob (`*`, `?`) on the path of the request target (the part before `?`).
     public var path: String?
+    /// Client and server (`--client`, `--server`): an address, or an address and port
+    /// (`10.0.0.5`, `10.0.0.5:51234`, `::1`, `[::1]:8080`).
+    public var client: String?
+    public var server: String?
     public var direction: StreamDirection?
     /// Kinds of events to keep; empty keeps all. Connection open and close lines always stay.
     public var kinds: Set<EventKind> = []
@@ -54,11 +58,6 @@ public struct DisplayFilter: Sendable {
         connections.isEmpty && host == nil && path == nil && direction == nil && kinds.isEmpty && grep == nil && !messagesOnly
             && !selectsApplications && client == nil && server == nil
     }
-
-    /// Client and server (`--client`, `--server`): an address, or an address and port
-    /// (`10.0.0.5`, `10.0.0.5:51234`, `::1`, `[::1]:8080`).
-    public var client: String?
-    public var server: String?
 
     /// Whether `endpoint` is what `pattern` names: its address, or its address and port.
     static func matches(_ pattern: String, _ endpoint: Endpoint) -> Bool {
@@ -258,7 +257,6 @@ public final class FilteringSink: TimelineSink {
         if held.count < Self.maxHeldEvents { held.append(event) }
         awaitingMatch[id] = held
     }
-
 
     /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages` and `--grep`.
     private func keeps(_ event: TimelineEvent) -> Bool {

@@ -158,10 +158,8 @@ public final class HARExporter: TimelineSink {
     /// that switched to them, or with their HTTP/2 stream's accepted extended CONNECT.
     private func render(_ connection: OpenConnection) {
         let switched = connection.entries.lastIndex { $0.stream == nil && $0.exchange.response?.status == 101 }
-        var handshakes: Set<StreamID?> = []
-        for (index, entry) in connection.entries.enumerated() where Self.opensWebSocket(entry, index: index, switched: switched) {
-            handshakes.insert(entry.stream)
-        }
+        let opening = Set(connection.entries.indices.filter { Self.opensWebSocket(connection.entries[$0], index: $0, switched: switched) })
+        let handshakes = Set(opening.map { connection.entries[$0].stream })
         for (stream, items) in connection.items where !handshakes.contains(stream) && items.messageCount > 0 {
             messagesWithoutHandshake &+= UInt64(items.messageCount)
             connectionsWithoutHandshake &+= 1
@@ -169,7 +167,7 @@ public final class HARExporter: TimelineSink {
         for (index, entry) in connection.entries.enumerated() {
             let out = OutputBuffer()
             let exchange = entry.exchange
-            let isWebSocket = Self.opensWebSocket(entry, index: index, switched: switched)
+            let isWebSocket = opening.contains(index)
             out.raw("{")
             out.key("startedDateTime"); out.isoTime(exchange.requestTime)
             let waited = exchange.responseTime.map { max(0, $0.nanoseconds(since: exchange.requestTime)) } ?? 0

@@ -289,15 +289,12 @@ public final class StatisticsCollector: TimelineSink {
                 var traffic = connection.statistics.traffic
                 traffic.applicationMessages["\(message.protocolName) \(message.type)", default: 0] &+= 1
                 let direction = message.direction.rawValue
-                if ApplicationExchange.isKeepAlive(message), message.messages.count == 1 {
-                    // The WebSocket message was only this keep-alive: not data.
-                    if connection.lastMessageWasText[direction], traffic.textMessages[direction] > 0 {
-                        traffic.textMessages[direction] -= 1
-                        traffic.keepAlives[direction] &+= 1
-                    } else if !connection.lastMessageWasText[direction], traffic.binaryMessages[direction] > 0 {
-                        traffic.binaryMessages[direction] -= 1
-                        traffic.keepAlives[direction] &+= 1
-                    }
+                // The WebSocket message was only this keep-alive: not data.
+                let counted: WritableKeyPath<TrafficStatistics, DirectionPair<UInt64>> =
+                    connection.lastMessageWasText[direction] ? \.textMessages : \.binaryMessages
+                if ApplicationExchange.isKeepAlive(message), message.messages.count == 1, traffic[keyPath: counted][direction] > 0 {
+                    traffic[keyPath: counted][direction] -= 1
+                    traffic.keepAlives[direction] &+= 1
                 }
                 switch ApplicationExchange.role(of: message) {
                 case .opens(let key, let label)?:

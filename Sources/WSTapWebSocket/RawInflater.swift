@@ -22,7 +22,7 @@ final class RawInflater {
     fileprivate weak var older: RawInflater?
     fileprivate var isLive = false
     /// The budget gave the context (and its window) to another connection since the last look.
-    private(set) var contextDropped = false
+    private var contextDropped = false
     /// The last message's output, up to its limit; allocated on the first message.
     private var outputStart: UnsafeMutableRawPointer?
     private var outputCapacity = 0
@@ -192,8 +192,8 @@ final class RawInflater {
     }
 }
 
-/// How many zlib contexts one analyzer keeps at once (each about 39 KB with its 32 KB window,
-/// plus its output buffer): past `maxContexts`, the least recently used connection's context is
+/// How many zlib contexts one analyzer keeps at once (each up to about 55 KB: 7 KB of state, a
+/// 32 KiB window, an output buffer of 16 KiB or more; docs/limits.md has the measured cost): past `maxContexts`, the least recently used connection's context is
 /// given back, and that connection's next message that needs its window reports
 /// `deflate-context-lost` (docs/limits.md). One per analyzer (per job); not shared between threads.
 public final class InflaterBudget {
@@ -223,9 +223,7 @@ public final class InflaterBudget {
             unlink(inflater)
         } else {
             if liveContexts >= maxContexts, let evicted = oldest {
-                unlink(evicted)
-                evicted.isLive = false
-                liveContexts -= 1
+                remove(evicted)
                 contextsDropped &+= 1
                 evicted.dropContext()
             }

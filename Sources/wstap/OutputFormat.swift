@@ -49,7 +49,7 @@ struct AnalysisOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds without a packet after which a connection is closed.")
     var idleTimeout: Int64 = 3600
 
-    @Option(name: .long, help: "permessage-deflate contexts kept at once per job (about 55 KB each); past it the least recently used connection's is given back, and a message of that connection that needs its earlier window is reported as deflate-context-lost.")
+    @Option(name: .long, help: "permessage-deflate contexts kept at once per job (up to about 55 KB each); past it the least recently used connection's is given back, and a message of that connection that needs its earlier window is reported as deflate-context-lost.")
     var maxCompressionContexts: Int = 4096
 
     @Option(name: .long, help: "Decode connections on this port as WebSocket even when the handshake was not captured (repeatable).")

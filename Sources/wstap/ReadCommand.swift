@@ -19,14 +19,10 @@ struct ReadCommand: ParsableCommand {
         let output = try options.openOutput()
         if options.format.isTimeline { output.timeOrder = .file }
         let sink = try options.makeSink(output: output)
-        guard let failOn = options.failOn else {
-            try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: sink)
-            return try checkMatched(sink)
-        }
         let watch = SeverityWatch(wrapping: sink)
-        try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: watch)
+        try decodeCaptureFile(input, analysis: options.analysis, output: output, sink: options.failOn == nil ? sink : watch)
         try checkMatched(sink)
-        try watch.check(failOn: failOn)
+        try watch.check(failOn: options.failOn)
     }
 }
 
@@ -143,7 +139,6 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
     if let damage { throw fail(damage.message, exitCode: 3) }
 }
 
-/// Prints a one-line error to standard error and ends with the documented exit status.
 /// Exit 5 with one line when a display filter matched nothing, saying what the capture has.
 func checkMatched(_ sink: any TimelineSink) throws {
     guard let filtering = sink as? FilteringSink, filtering.matchedNothing else { return }
@@ -152,6 +147,7 @@ func checkMatched(_ sink: any TimelineSink) throws {
     throw fail("\(what); the capture has \(has) (wstap stats lists them)", exitCode: 5)
 }
 
+/// Prints a one-line error to standard error and ends with the documented exit status.
 func fail(_ message: String, exitCode: Int32) -> ExitCode {
     let line = Array("wstap: \(terminalSafe(message))\n".utf8)
     _ = line.withUnsafeBytes { SystemCalls.writeAll(SystemCalls.standardError, $0) }
