@@ -8,7 +8,7 @@ let speed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .w
 let package = Package(
     name: "wstap",
     products: [
-        .library(name: "WSTap", targets: ["WSTap", "WSTapOutput", "WSTapLive"]),
+        .library(name: "WSTap", targets: ["WSTap", "WSTapParallel", "WSTapOutput", "WSTapLive"]),
         .executable(name: "wstap", targets: ["wstap"]),
     ],
     dependencies: [
@@ -63,11 +63,14 @@ let package = Package(
             ],
             swiftSettings: speed
         ),
-        .target(name: "WSTapOutput", dependencies: ["WSTap", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: speed),
+        .target(
+            name: "WSTapParallel", dependencies: ["WSTap", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP"],
+            swiftSettings: speed),
+        .target(name: "WSTapOutput", dependencies: ["WSTap", "WSTapParallel", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: speed),
         .target(name: "WSTapLive", dependencies: ["WSTap", "WSTapCapture", "WSTapCore"], swiftSettings: speed),
         .executableTarget(
             name: "wstap",
-            dependencies: ["WSTap", "WSTapOutput", "WSTapLive", "WSTapCapture", "WSTapCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WSTap", "WSTapParallel", "WSTapOutput", "WSTapLive", "WSTapCapture", "WSTapCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: speed
         ),
         .target(name: "TestSupport", dependencies: ["WSTapCore"], path: "Tests/TestSupport"),
@@ -85,7 +88,7 @@ let package = Package(
         .testTarget(name: "WSTapOutputTests", dependencies: ["WSTapOutput"]),
         .testTarget(
             name: "GoldenTests",
-            dependencies: ["WSTap", "WSTapOutput", "WSTapTLS", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["WSTap", "WSTapParallel", "WSTapOutput", "WSTapTLS", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )
@@ -95,6 +98,6 @@ let package = Package(
 if Context.environment["WSTAP_FUZZ"] != nil {
     package.targets.append(.executableTarget(
         name: "wstap-fuzz",
-        dependencies: ["WSTap", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS", "WSTapApplication", "WSTapHTTP2"],
+        dependencies: ["WSTap", "WSTapParallel", "WSTapOutput", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP", "WSTapHTTP", "WSTapWebSocket", "WSTapTLS", "WSTapApplication", "WSTapHTTP2"],
         path: "fuzz/Targets"))
 }

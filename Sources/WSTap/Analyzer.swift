@@ -34,6 +34,9 @@ public struct AnalyzerOptions: Sendable {
     public var maxCompressionContexts = 4096
     /// The tables that choose each connection's stages (`ConnectionChain.standard`).
     var stages = ConnectionChain.standard
+    /// Whether the analyzer says which key log decrypts TLS (and which of its lines it could not
+    /// use): of several analyzers of one capture (`--jobs`), only one does.
+    package var announcesKeyLog = true
 
     public init() {}
 
@@ -69,18 +72,6 @@ public struct AnalyzerOptions: Sendable {
     }
 }
 
-/// What an analyzer that is one job of a parallel analysis does differently.
-struct JobRole {
-    /// Only the first job says which key log decrypts TLS, and counts what every job reads: IP
-    /// fragments (every job reassembles every datagram) and the datagrams they make.
-    var isFirstJob: Bool
-    var connectionNumbered: (UInt64, CaptureTimestamp) -> Void
-    var connectionRemoved: (UInt64) -> Void
-    /// A TCP segment that IP fragments made: whether it is this job's. The job first sweeps,
-    /// through the closure it is given, when one analyzer would sweep at this segment.
-    var takesReassembled: (TCPSegment, CaptureTimestamp, () -> Void) -> Bool
-}
-
 /// Runs packets through every stage (packets → TCP → a chain of stages per connection) and
 /// reports a timeline.
 ///
@@ -98,31 +89,26 @@ public final class Analyzer: TCPConnectionObserver {
     /// The zlib contexts of this analyzer's connections (`AnalyzerOptions.maxCompressionContexts`).
     private let inflaters: InflaterBudget
 
-    /// Set when this analyzer is one job of a parallel analysis (`ParallelAnalysis`).
-    private let job: JobRole?
-
-    public convenience init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
-        self.init(options: options, sink: sink, job: nil)
-    }
-
-    /// With `job`, one job of several, each given the packets of its own connections: the
-    /// capture's start and the idle sweeps come from the reader, and ids are reported to be
-    /// mapped to the capture's.
-    init(options: AnalyzerOptions, sink: any TimelineSink, job: JobRole?) {
+    public init(options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink) {
         self.options = options
         timeline = TimelineFold(sink: sink)
         heldBytes = options.tracksHeldBytes ? HeldBytesTally() : nil
         inflaters = InflaterBudget(maxContexts: options.maxCompressionContexts)
         let table = ConnectionTable(limits: options.reassembly)
-        if let job {
-            table.sweepsOnItsOwn = false
-            table.connectionNumbered = job.connectionNumbered
-            table.connectionRemoved = job.connectionRemoved
-        }
         connections = ManuallyRetained(retaining: table)
-        self.job = job
         table.observer = self
-        if job?.isFirstJob ?? true, let keyLog = options.keyLog { announce(keyLog) }
+        if options.announcesKeyLog, let keyLog = options.keyLog { announce(keyLog) }
+    }
+
+    /// Makes this analyzer one of several that share a capture's connections (WSTapParallel):
+    /// idle connections are swept only through `sweepConnections`, where one analyzer of the
+    /// whole capture would sweep, and each connection numbered and removed is reported by id.
+    package func shareConnections(numbered: @escaping (UInt64) -> Void, removed: @escaping (UInt64) -> Void) {
+        connections.with { table in
+            table.sweepsOnItsOwn = false
+            table.connectionNumbered = { id, _ in numbered(id) }
+            table.connectionRemoved = removed
+        }
     }
 
     /// Says which key log decrypts TLS, and which of its lines could not be used.
@@ -156,25 +142,25 @@ public final class Analyzer: TCPConnectionObserver {
 
     /// Decodes one captured packet; its bytes need to stay valid only for this call.
     public func process(_ packet: CapturedPacket) {
-        process(packet, decoded: PacketDecoder.decode(packet))
+        count(packet)
+        route(PacketDecoder.decode(packet), at: packet.timestamp)
     }
 
-    /// `process`, with the packet already decoded (a `--jobs` job decodes each packet once to
-    /// learn whose it is).
-    func process(_ packet: CapturedPacket, decoded: PacketDecodeResult) {
+    /// Counts a packet in the summary (the first one also starts the timeline) without
+    /// decoding it: `route` decodes what it carried.
+    package func count(_ packet: CapturedPacket) {
         summary.packets &+= 1
         summary.capturedBytes &+= UInt64(packet.bytes.count)
         if summary.firstPacketTime == nil {
             summary.firstPacketTime = packet.timestamp
-            // A job's first packet is not the capture's: the parallel analysis says when it starts.
-            if job == nil { timeline.sink.receive(.captureStarted(packet.timestamp)) }
+            timeline.sink.receive(.captureStarted(packet.timestamp))
         }
         summary.lastPacketTime = packet.timestamp
         if packet.missingLength > 0 { summary.snaplenTruncatedPackets &+= 1 }
-        route(decoded, at: packet.timestamp)
     }
 
-    private func route(_ result: PacketDecodeResult, at time: CaptureTimestamp) {
+    /// Decodes what a packet (or a reassembled IP datagram) carried, captured at `time`.
+    package func route(_ result: PacketDecodeResult, at time: CaptureTimestamp) {
         switch result {
         case .tcp(let segment):
             connections.with { $0.process(segment, at: time) }
@@ -186,25 +172,12 @@ public final class Analyzer: TCPConnectionObserver {
         }
     }
 
-    /// Adds an IP fragment; the datagram it completes is decoded. A job reassembles every
-    /// datagram of the capture (what a fragment completes is known only once it does) and keeps
-    /// what one analyzer would do with it only for its own connections, the first job for the
-    /// rest; each job holds the fragments of incomplete datagrams once, as one analyzer does.
-    func reassemble(_ fragment: IPFragment, at time: CaptureTimestamp) {
+    /// Adds an IP fragment; the datagram it completes is decoded.
+    private func reassemble(_ fragment: IPFragment, at time: CaptureTimestamp) {
         fragments.add(fragment, at: time) { datagram in
-            let result = PacketDecoder.decodeReassembled(
+            route(PacketDecoder.decodeReassembled(
                 protocolNumber: fragment.protocolNumber, payload: datagram,
-                source: fragment.source, destination: fragment.destination)
-            guard let job else { return route(result, at: time) }
-            switch result {
-            case .tcp(let segment):
-                if job.takesReassembled(segment, time, { sweepConnections(at: time) }) { route(result, at: time) }
-            case .fragment(let inner):
-                if job.isFirstJob { summary.ipFragments &+= 1 }
-                reassemble(inner, at: time)
-            case .skipped:
-                if job.isFirstJob { route(result, at: time) }
-            }
+                source: fragment.source, destination: fragment.destination), at: time)
         }
     }
 
@@ -214,23 +187,22 @@ public final class Analyzer: TCPConnectionObserver {
         timeline.receive(.issue(nil, .truncatedCapture(message)))
     }
 
-    /// A job's idle sweep, at a point of the whole capture where one analyzer would sweep.
-    func sweepConnections(at time: CaptureTimestamp) {
+    /// An idle sweep of an analyzer that shares a capture's connections (`shareConnections`), at
+    /// a point of the whole capture where one analyzer would sweep.
+    package func sweepConnections(at time: CaptureTimestamp) {
         connections.with { $0.sweep(at: time) }
     }
 
     /// Closes every open connection and delivers the summary; call once, after the last packet.
-    /// `endingAt`: when the capture ended, for a job that did not see its last packet.
+    /// `endingAt`: when the capture ended, for an analyzer that did not see its last packet.
     @discardableResult
     public func finish(liveStatistics: LiveStatistics? = nil, endingAt: CaptureTimestamp? = nil) -> CaptureSummary {
         summary.live = liveStatistics
         let end = endingAt ?? summary.lastPacketTime ?? .zero
         connections.with { $0.finish(at: end) }
         summary.tcp = connections.with(\.statistics)
-        if job?.isFirstJob ?? true {
-            summary.ipDatagramsReassembled = fragments.reassembled
-            summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
-        }
+        summary.ipDatagramsReassembled = fragments.reassembled
+        summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
         summary.merge(timeline.summary)
         timeline.sink.finish(summary)
         return summary

@@ -2,7 +2,7 @@ import WSTapWebSocket
 
 /// An event kept beyond its delivery: its borrowed bytes (a frame's or a message's payload and
 /// gaps) copied into an `EventArena`, where `payload` and `gaps` say they are.
-struct KeptEvent {
+package struct KeptEvent {
     /// The event, its borrowed pointers emptied.
     var event: TimelineEvent
     var payload: Range<Int>
@@ -12,22 +12,22 @@ struct KeptEvent {
 /// Where kept events' bytes live: the one owned copy of events, used both by a connection holding
 /// its events until both directions are decided and by a `--jobs` job recording events for the
 /// merge. One arena holds the bytes of many events, so keeping one costs no allocation of its own.
-struct EventArena {
+package struct EventArena {
     private(set) var payloads: [UInt8] = []
     private(set) var gaps: [PayloadGap] = []
     /// The last frame kept: its payload's length and where its bytes are. A message that is that
     /// frame's payload (`isFramePayload`) shares them.
     private var lastFrame: (count: Int, kept: Range<Int>)?
 
-    init() {}
+    package init() {}
 
     /// Room for about as much as `other` held (a recorder's next batch).
-    init(sizedLike other: EventArena) {
+    package init(sizedLike other: EventArena) {
         payloads.reserveCapacity(min(other.payloads.count, .mebibytes(8)))
     }
 
     /// Copies what `event` borrows, and returns it without the borrowed pointers.
-    mutating func keep(_ event: TimelineEvent) -> KeptEvent {
+    package mutating func keep(_ event: TimelineEvent) -> KeptEvent {
         var kept = event
         switch event.kind {
         case .frame(var frame):
@@ -56,7 +56,7 @@ struct EventArena {
     }
 
     /// Lends `kept` to `body` with its bytes pointing into the arena again.
-    func lend(_ kept: KeptEvent, _ body: (TimelineEvent) -> Void) {
+    package func lend(_ kept: KeptEvent, _ body: (TimelineEvent) -> Void) {
         payloads.withUnsafeBytes { payloadBytes in
             gaps.withUnsafeBufferPointer { gapList in
                 var event = kept.event

@@ -1,3 +1,4 @@
+import WSTapCore
 /// JSON-RPC 2.0 over WebSocket: requests, notifications, results and errors (with their code
 /// and message), and batches (one application message of type `batch` holding its items).
 /// Responses are paired with the requests they answer by id, so a result names its method;
@@ -5,7 +6,7 @@
 public final class JSONRPCDecoder: MessageDecoder {
     /// Requests awaiting their response, per direction of the request: id (as written) and
     /// method; bounded, the oldest forgotten past `maxOutstanding`.
-    private var outstanding = [[(id: String, method: String)]](repeating: [], count: 2)
+    private var outstanding = DirectionPair<[(id: String, method: String)]>([])
     static let maxOutstanding = 1024
 
     public init() {}
@@ -59,10 +60,10 @@ public final class JSONRPCDecoder: MessageDecoder {
             if let value = message.json("params") { fields.append(ApplicationField("params", value)) }
             // A call without an id is a notification: nobody answers it (JSON-RPC 2.0 §4.1).
             guard let idText else { return ("notification", fields) }
-            var queue = outstanding[input.direction.rawValue]
+            var queue = outstanding[input.direction]
             if queue.count == Self.maxOutstanding { queue.removeFirst() }
             queue.append((idText, method))
-            outstanding[input.direction.rawValue] = queue
+            outstanding[input.direction] = queue
             return ("request", fields)
         }
         // A response answers a request the other side sent.

@@ -6,21 +6,21 @@ import WSTapCore
 /// version is the client's `CONNECT` says (3.1.1 until one is seen). Refusals and failure reason
 /// codes are findings (`mqtt-refused`, `mqtt-error`).
 public final class MQTTDecoder: MessageDecoder {
-    private var streams = [MessageByteStream](repeating: MessageByteStream(limit: MQTTDecoder.maxPacketBytes + 5), count: 2)
+    private var streams = DirectionPair(MessageByteStream(limit: MQTTDecoder.maxPacketBytes + 5))
     /// Protocol level from the client's CONNECT: 3 (3.1), 4 (3.1.1) or 5.
     private var level: UInt8 = 4
     /// MQTT 5 topic aliases, per direction of the PUBLISH that set them: bounded by the peer's
     /// Topic Alias Maximum, at most 65,535 each.
-    private var topicAliases = [[UInt16: String]](repeating: [:], count: 2)
+    private var topicAliases = DirectionPair<[UInt16: String]>([:])
     /// A packet longer than this is reported and skipped, not held.
     static let maxPacketBytes = 16 << 20
     /// Per direction: bytes of an over-long packet still to skip.
-    private var skipping = [0, 0]
+    private var skipping = DirectionPair(0)
 
     public init() {}
 
     public func receive(_ input: ApplicationInput, emit: (ApplicationOutput) -> Void) {
-        let side = input.direction.rawValue
+        let side = input.direction
         guard input.isComplete else { return missing(direction: input.direction, emit: emit) }
         var payload = input.payload
         // Appended in pieces that fit: what is held is at most one unfinished packet.
@@ -39,7 +39,7 @@ public final class MQTTDecoder: MessageDecoder {
     }
 
     /// Reads the whole packets at the front of a direction's bytes.
-    private func readPackets(_ side: Int, input: ApplicationInput, emit: (ApplicationOutput) -> Void) {
+    private func readPackets(_ side: StreamDirection, input: ApplicationInput, emit: (ApplicationOutput) -> Void) {
         while !streams[side].isEmpty {
             switch streams[side].withBytes(Self.fixedHeader) {
             case .incomplete:
@@ -80,17 +80,16 @@ public final class MQTTDecoder: MessageDecoder {
     }
 
     public func missing(direction: StreamDirection, emit: (ApplicationOutput) -> Void) {
-        if !streams[direction.rawValue].isEmpty {
-            emit(.finding(ApplicationFinding(
-                severity: .warning, code: "app-malformed", detail: "mqtt: a packet cut by missing bytes"), direction: direction))
+        if !streams[direction].isEmpty {
+            emit(.finding(streams[direction].cutByMissingBytes("mqtt", "a packet"), direction: direction))
         }
-        streams[direction.rawValue].discard()
-        skipping[direction.rawValue] = 0
+        streams[direction].discard()
+        skipping[direction] = 0
     }
 
     public func finish(at time: CaptureTimestamp, emit: (ApplicationOutput) -> Void) {
-        for direction in [StreamDirection.clientToServer, .serverToClient] where !streams[direction.rawValue].isEmpty {
-            emit(.finding(streams[direction.rawValue].endedInside("mqtt", "a packet"), direction: direction))
+        for direction in [StreamDirection.clientToServer, .serverToClient] where !streams[direction].isEmpty {
+            emit(.finding(streams[direction].endedInside("mqtt", "a packet"), direction: direction))
         }
     }
 
@@ -176,12 +175,12 @@ public final class MQTTDecoder: MessageDecoder {
                     let alias = try readProperties(&reader, &fields, direction: direction)
                     if let alias {
                         if topic.isEmpty {
-                            guard let known = topicAliases[direction.rawValue][alias] else {
+                            guard let known = topicAliases[direction][alias] else {
                                 return .failure(MQTTReadError("a PUBLISH with topic alias \(alias) never set"))
                             }
                             topic = known
                         } else {
-                            topicAliases[direction.rawValue][alias] = topic
+                            topicAliases[direction][alias] = topic
                         }
                     }
                 }

@@ -73,6 +73,12 @@ struct MessageByteStream {
             severity: .warning, code: "app-malformed", detail: "\(protocolName): the stream ended inside \(what) (\(count) bytes held)")
     }
 
+    /// The finding for the unit held when bytes of the stream went missing.
+    func cutByMissingBytes(_ protocolName: String, _ what: String) -> ApplicationFinding {
+        ApplicationFinding(
+            severity: .warning, code: "app-malformed", detail: "\(protocolName): \(what) cut by missing bytes (\(count) bytes held)")
+    }
+
     /// Forgets every byte held (after a loss or a unit that cannot be read).
     mutating func discard() {
         consumed += count

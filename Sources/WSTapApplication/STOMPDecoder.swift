@@ -13,12 +13,12 @@ public final class STOMPDecoder: MessageDecoder {
     }
 
     private var version: Version
-    private var streams = [MessageByteStream](repeating: MessageByteStream(limit: STOMPDecoder.maxFrameBytes), count: 2)
+    private var streams = DirectionPair(MessageByteStream(limit: STOMPDecoder.maxFrameBytes))
     /// Per direction: where to resume looking for the NUL of a body without `content-length`.
-    private var bodySearchResume = [0, 0]
+    private var bodySearchResume = DirectionPair(0)
     /// Receipts asked for (`receipt` header) and not yet answered, per direction of the request:
     /// bounded, the oldest forgotten past `maxOutstanding`.
-    private var receiptsAsked = [[String]](repeating: [], count: 2)
+    private var receiptsAsked = DirectionPair<[String]>([])
     static let maxOutstanding = 1024
     /// A frame held across messages may be at most this long (the rest of it is a finding).
     static let maxFrameBytes = 16 << 20
@@ -35,7 +35,7 @@ public final class STOMPDecoder: MessageDecoder {
     }
 
     public func receive(_ input: ApplicationInput, emit: (ApplicationOutput) -> Void) {
-        let side = input.direction.rawValue
+        let side = input.direction
         guard input.isComplete else {
             if !streams[side].isEmpty {
                 emit(.finding(.malformed("stomp", index: input.index, "a frame cut by missing bytes"), direction: input.direction))
@@ -79,16 +79,19 @@ public final class STOMPDecoder: MessageDecoder {
     }
 
     public func missing(direction: StreamDirection, emit: (ApplicationOutput) -> Void) {
-        resynchronise(direction.rawValue)
+        if !streams[direction].isEmpty {
+            emit(.finding(streams[direction].cutByMissingBytes("stomp", "a frame"), direction: direction))
+        }
+        resynchronise(direction)
     }
 
     public func finish(at time: CaptureTimestamp, emit: (ApplicationOutput) -> Void) {
-        for direction in [StreamDirection.clientToServer, .serverToClient] where !streams[direction.rawValue].isEmpty {
-            emit(.finding(streams[direction.rawValue].endedInside("stomp", "a frame without its NUL"), direction: direction))
+        for direction in [StreamDirection.clientToServer, .serverToClient] where !streams[direction].isEmpty {
+            emit(.finding(streams[direction].endedInside("stomp", "a frame without its NUL"), direction: direction))
         }
     }
 
-    private func resynchronise(_ side: Int) {
+    private func resynchronise(_ side: StreamDirection) {
         streams[side].discard()
         bodySearchResume[side] = 0
     }
@@ -100,10 +103,10 @@ public final class STOMPDecoder: MessageDecoder {
             headers.first { $0.name == name }.flatMap { if case .string(let text) = $0.value { text } else { nil } }
         }
         if command != "RECEIPT", command != "CONNECT", command != "STOMP", let receipt = header("receipt") {
-            var asked = receiptsAsked[direction.rawValue]
+            var asked = receiptsAsked[direction]
             if asked.count == Self.maxOutstanding { asked.removeFirst() }
             asked.append(receipt)
-            receiptsAsked[direction.rawValue] = asked
+            receiptsAsked[direction] = asked
         } else if command == "RECEIPT" || command == "ERROR", let answered = header("receipt-id") {
             let requests = direction.reversed.rawValue
             if let position = receiptsAsked[requests].firstIndex(of: answered) {
@@ -121,7 +124,7 @@ public final class STOMPDecoder: MessageDecoder {
     }
 
     /// Reads the frame at the front of a direction's bytes.
-    private func readFrame(_ side: Int) -> FrameRead {
+    private func readFrame(_ side: StreamDirection) -> FrameRead {
         let resume = bodySearchResume[side]
         let (read, searchedTo) = streams[side].withBytes { bytes in readFrame(bytes, bodySearchFrom: resume) }
         bodySearchResume[side] = searchedTo

@@ -11,7 +11,7 @@ public final class SocketIODecoder: MessageDecoder {
     private static let engineTypes = ["open", "close", "ping", "pong", "message", "upgrade", "noop"]
     private static let socketTypes = ["connect", "disconnect", "event", "ack", "connect_error", "binary_event", "binary_ack"]
     /// A binary event or ack waiting for its attachments, per direction.
-    private var waiting: [Pending?] = [nil, nil]
+    private var waiting = DirectionPair<Pending?>(nil)
     /// Attachments a packet may announce at most (more is malformed).
     static let maxAttachments = 1024
 
@@ -24,7 +24,7 @@ public final class SocketIODecoder: MessageDecoder {
     public init() {}
 
     public func receive(_ input: ApplicationInput, emit: (ApplicationOutput) -> Void) {
-        let index = input.direction.rawValue
+        let index = input.direction
         if !input.isText {
             guard var pending = waiting[index] else {
                 return emit(.finding(.malformed("socket.io", index: input.index, "a binary message no packet announced"), direction: input.direction))
@@ -111,7 +111,7 @@ public final class SocketIODecoder: MessageDecoder {
                                              detail: "connection to namespace \(namespace) refused: \(text.prefix(200))"), direction: input.direction))
         }
         guard attachments > 0 else { return emit(.message(message)) }
-        waiting[input.direction.rawValue] = Pending(message: message, remaining: attachments)
+        waiting[input.direction] = Pending(message: message, remaining: attachments)
     }
 
     public func finish(at time: CaptureTimestamp, emit: (ApplicationOutput) -> Void) {

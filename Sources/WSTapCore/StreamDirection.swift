@@ -13,7 +13,10 @@ public enum StreamDirection: Int, Hashable, Sendable, CaseIterable {
 ///
 /// Two stored fields rather than an array of two: counters updated on every frame then need no
 /// uniqueness check or reference counting.
-public struct DirectionPair<Value: Sendable & Equatable>: Sendable, Equatable {
+///
+/// The one shape of per-direction state: a value changed through a subscript is changed in
+/// place (`_modify`), so a pair of arrays or buffers is not copied when one of them grows.
+public struct DirectionPair<Value> {
     public var clientToServer: Value
     public var serverToClient: Value
 
@@ -24,13 +27,16 @@ public struct DirectionPair<Value: Sendable & Equatable>: Sendable, Equatable {
 
     public subscript(index: Int) -> Value {
         get { index == 0 ? clientToServer : serverToClient }
-        set {
-            if index == 0 { clientToServer = newValue } else { serverToClient = newValue }
+        _modify {
+            if index == 0 { yield &clientToServer } else { yield &serverToClient }
         }
     }
 
     public subscript(direction: StreamDirection) -> Value {
         get { self[direction.rawValue] }
-        set { self[direction.rawValue] = newValue }
+        _modify { yield &self[direction.rawValue] }
     }
 }
+
+extension DirectionPair: Sendable where Value: Sendable {}
+extension DirectionPair: Equatable where Value: Equatable {}

@@ -111,10 +111,10 @@ public struct HTTPConversation: StreamParser {
     /// (a thousand heads of 64 KiB would otherwise hold 64 MiB per connection).
     public static let maxOutstandingRequestBytes = Int.mebibytes(1)
 
-    private var modes: [Mode] = [.head(sawBytes: false), .head(sawBytes: false)]
-    private var heads: [[UInt8]] = [[], []]
+    private var modes = DirectionPair(Mode.head(sawBytes: false))
+    private var heads = DirectionPair<[UInt8]>([])
     /// Whether each direction's head has had a byte other than a carriage return since its last line feed.
-    private var currentLineHasContent = [false, false]
+    private var currentLineHasContent = DirectionPair(false)
     private var outstanding = FIFOQueue<PendingRequest>()
     private var outstandingBytes = 0
     /// Requests dropped from the front of `outstanding`: the next responses answer them.
@@ -160,7 +160,7 @@ public struct HTTPConversation: StreamParser {
     public mutating func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (HTTPEvent) -> Void) {
         let byteCount = gap.count
         currentTime = time
-        let index = direction.rawValue
+        let index = direction
         switch modes[index] {
         case .body(let remaining) where byteCount <= remaining:
             bodyBytesMissing(byteCount, direction: direction)
@@ -190,7 +190,7 @@ public struct HTTPConversation: StreamParser {
     /// paired with no response.
     public mutating func finish(direction: StreamDirection, at time: CaptureTimestamp, emit: (HTTPEvent) -> Void) {
         currentTime = time
-        let index = direction.rawValue
+        let index = direction
         if case .head = modes[index], !heads[index].isEmpty {
             emit(.violation(.headUnfinished(bytes: heads[index].count), direction))
             heads[index] = []
@@ -269,7 +269,7 @@ public struct HTTPConversation: StreamParser {
     /// A head cut by missing bytes (typically a snapshot length): its complete lines are parsed,
     /// and whatever follows the gap is treated as starting at an unknown boundary.
     private mutating func cutHead(_ byteCount: UInt64, direction: StreamDirection, emit: (HTTPEvent) -> Void) {
-        let index = direction.rawValue
+        let index = direction
         var partial = heads[index]
         heads[index] = []
         currentLineHasContent[index] = false
@@ -293,7 +293,7 @@ public struct HTTPConversation: StreamParser {
     private mutating func step(
         _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, emit: (HTTPEvent) -> Void
     ) -> Int {
-        let index = direction.rawValue
+        let index = direction
         switch modes[index] {
         case .head(let sawBytes):
             return consumeHead(bytes, direction: direction, sawBytes: sawBytes, emit: emit)
@@ -347,7 +347,7 @@ public struct HTTPConversation: StreamParser {
     private mutating func consumeHead(
         _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, sawBytes: Bool, emit: (HTTPEvent) -> Void
     ) -> Int {
-        let index = direction.rawValue
+        let index = direction
         var start = 0
         if heads[index].isEmpty {
             // RFC 9112 §2.2: ignore empty lines before a request or response.

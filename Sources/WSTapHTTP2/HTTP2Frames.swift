@@ -95,7 +95,7 @@ public struct HTTP2FrameLayer: StreamParser {
         var maxFrameSize = 16_384
     }
 
-    private var directions = [Direction(), Direction()]
+    private var directions = DirectionPair(Direction())
 
     /// `expectsPreface`: the client's first bytes are the connection preface (prior knowledge,
     /// TLS with ALPN h2, or after a 101 to h2c).
@@ -111,7 +111,7 @@ public struct HTTP2FrameLayer: StreamParser {
     public mutating func receive(
         _ bytes: UnsafeRawBufferPointer, direction: StreamDirection, at time: CaptureTimestamp, emit: (Event) -> Void
     ) {
-        let index = direction.rawValue
+        let index = direction
         var bytes = bytes[...]
         if directions[index].prefaceLeft > 0 {
             let take = min(directions[index].prefaceLeft, bytes.count)
@@ -130,7 +130,7 @@ public struct HTTP2FrameLayer: StreamParser {
     }
 
     public mutating func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (Event) -> Void) {
-        let index = direction.rawValue
+        let index = direction
         guard !directions[index].lost else { return }
         // Without the lost bytes, neither the frame boundaries nor the HPACK table can be trusted.
         directions[index].lost = true
@@ -149,7 +149,7 @@ public struct HTTP2FrameLayer: StreamParser {
         var payload: ArraySlice<UInt8>
     }
 
-    private mutating func nextFrame(_ index: Int, direction: StreamDirection, emit: (Event) -> Void) -> Frame? {
+    private mutating func nextFrame(_ index: StreamDirection, direction: StreamDirection, emit: (Event) -> Void) -> Frame? {
         let available = directions[index].pending.count - directions[index].start
         guard available >= 9 else { return nil }
         let start = directions[index].start
@@ -173,7 +173,7 @@ public struct HTTP2FrameLayer: StreamParser {
         return frame
     }
 
-    private mutating func compact(_ index: Int) {
+    private mutating func compact(_ index: StreamDirection) {
         let start = directions[index].start
         if start == directions[index].pending.count {
             directions[index].pending.removeAll(keepingCapacity: directions[index].pending.count <= .kibibytes(64))
@@ -197,7 +197,7 @@ public struct HTTP2FrameLayer: StreamParser {
         return body.dropLast(padding).dropFirst(extra)
     }
 
-    private mutating func handle(_ frame: Frame, index: Int, direction: StreamDirection, emit: (Event) -> Void) {
+    private mutating func handle(_ frame: Frame, index: StreamDirection, direction: StreamDirection, emit: (Event) -> Void) {
         if let block = directions[index].block, frame.type != .continuation || frame.stream != block.stream {
             emit((.violation(.continuationExpected(frame.type)), direction))
             directions[index].block = nil
@@ -241,7 +241,7 @@ public struct HTTP2FrameLayer: StreamParser {
                 parameters.append((identifier, value))
                 offset += 6
                 // This side's limits govern what the other side sends and how it encodes headers.
-                let other = 1 - index
+                let other = index.reversed
                 if identifier == HTTP2Setting.maxFrameSize, value >= 16_384, value < 1 << 24 { directions[other].maxFrameSize = Int(value) }
                 if identifier == HTTP2Setting.headerTableSize {
                     directions[other].decoder.maxDynamicTableLength = min(Int(value), .kibibytes(64))
@@ -266,7 +266,7 @@ public struct HTTP2FrameLayer: StreamParser {
 
     /// A complete header block: decoded with this direction's HPACK decoder (a failure leaves the
     /// table unknown: later blocks may decode wrongly, so the direction stops decoding them).
-    private mutating func endBlock(index: Int, direction: StreamDirection, emit: (Event) -> Void) {
+    private mutating func endBlock(index: StreamDirection, direction: StreamDirection, emit: (Event) -> Void) {
         guard let block = directions[index].block else { return }
         directions[index].block = nil
         var buffer = ByteBufferAllocator().buffer(bytes: block.fragments)

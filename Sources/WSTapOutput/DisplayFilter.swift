@@ -271,7 +271,7 @@ public final class FilteringSink: TimelineSink {
         case .message(let record):
             guard !filter.selectsApplications, passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }
             guard let pattern else { return true }
-            guard record.payloadIsText, record.message.isDecoded else { return false }
+            guard PayloadText.isText(record) else { return false }
             let text = String(decoding: record.message.payload, as: UTF8.self)
             return (try? pattern.firstMatch(in: text)) != nil
         case .httpRequest:

@@ -97,7 +97,7 @@ public final class FollowExporter: TimelineSink {
                 line.raw("  code "); line.text(close.code.map { String($0.rawValue) } ?? "none")
                 if !close.reason.isEmpty { line.raw(" "); close.reason.withUnsafeBytes { line.quotedPreview($0, limit: 512, asText: true) } }
             } else if !frame.payload.isEmpty {
-                line.raw("  "); line.quotedPreview(frame.payload, limit: 512, asText: UTF8Validation.isValid(frame.payload))
+                line.raw("  "); line.quotedPreview(frame.payload, limit: 512, asText: PayloadText.isText(frame))
             }
             line.raw("\n")
         case .message(let message):
@@ -158,7 +158,7 @@ public final class FollowExporter: TimelineSink {
         guard message.isDecoded else { return line.raw(", NOT DECODED\n") }
         if let saved = save(record) { line.raw("  ["); line.text(saved); line.raw("]") }
         line.raw("\n")
-        if record.payloadIsText || message.opcode == .text {
+        if PayloadText.isText(record) {
             let lines = (pretty ? JSONPretty.lines(message.payload) : nil)
             if let lines {
                 for text in lines { line.raw("    "); self.text(text, limit: .max); line.raw("\n") }

@@ -142,9 +142,9 @@ public final class HARExporter: TimelineSink {
         items.comma(); items.key("time"); items.epochSeconds(time)
         items.comma(); items.key("opcode"); items.number(message.opcode.rawValue)
         items.comma(); items.key("data")
-        if message.opcode == .binary {
+        if !PayloadText.isText(record) {
             items.base64String(message.payload)
-        } else if record.payloadIsText, message.isValidUTF8 == true {
+        } else if message.isValidUTF8 == true {
             items.string(utf8: message.payload)
         } else {
             // Not UTF-8 (or with missing bytes): what a browser would show, U+FFFD for what is not.
@@ -237,7 +237,7 @@ public final class HARExporter: TimelineSink {
     private func postData(_ body: HTTPBodyPreview, mimeType: String, into out: OutputBuffer) {
         out.raw(",\"postData\":{"); out.key("mimeType"); out.string(mimeType)
         body.bytes.withUnsafeBytes { bytes in
-            let isText = UTF8Validation.isValid(bytes)
+            let isText = PayloadText.isText(bytes)
             out.comma(); out.key("params")
             if isText, mimeType.lowercased().hasPrefix("application/x-www-form-urlencoded") {
                 pairs(String(decoding: bytes, as: UTF8.self).split(separator: "&"), into: out)
@@ -275,7 +275,7 @@ public final class HARExporter: TimelineSink {
         out.comma(); out.key("mimeType"); out.string(mimeType)
         if let body = entry.answerBody, !body.bytes.isEmpty {
             body.bytes.withUnsafeBytes { bytes in
-                if UTF8Validation.isValid(bytes) {
+                if PayloadText.isText(bytes) {
                     out.comma(); out.key("text"); out.string(utf8: bytes)
                 } else {
                     out.comma(); out.key("text"); out.base64String(bytes)

@@ -56,7 +56,7 @@ public final class HTMLReportExporter: TimelineSink {
     private var captureIssues: [Issue] = []
     private var captureIssuesNotListed = 0
     /// Messages each way over the capture, for the rate chart.
-    private var rates: [TimeHistogram?] = [nil, nil]
+    private var rates = DirectionPair<TimeHistogram?>(nil)
 
     public init(output: OutputChannel) { self.output = output }
 
@@ -94,10 +94,10 @@ public final class HTMLReportExporter: TimelineSink {
             controlRow(frame, at: time, in: connection)
         case .message(let message):
             guard let connection = open[id] else { return }
-            connection.messages[message.direction.rawValue] &+= 1
+            connection.messages[message.direction] &+= 1
             connection.lane.message(message.direction, at: time)
-            if rates[message.direction.rawValue] == nil, let start { rates[message.direction.rawValue] = TimeHistogram(origin: start) }
-            rates[message.direction.rawValue]?.add(time)
+            if rates[message.direction] == nil, let start { rates[message.direction] = TimeHistogram(origin: start) }
+            rates[message.direction]?.add(time)
             messageRow(message, at: time, in: connection)
         case .issue(let issue):
             guard event.connection != nil, let connection = open[id] else {
@@ -202,7 +202,7 @@ public final class HTMLReportExporter: TimelineSink {
         rows.raw("</td><td class=\"p\">")
         if !message.isDecoded {
             rows.raw("<i>not decoded</i>")
-        } else if record.payloadIsText || message.opcode == .text {
+        } else if PayloadText.isText(record) {
             textPayload(message.payload, isValidUTF8: message.isValidUTF8 == true, into: rows)
         } else {
             binaryPayload(message.payload, into: rows)
@@ -245,7 +245,7 @@ public final class HTMLReportExporter: TimelineSink {
                 close.reason.withUnsafeBytes { HTMLText.write(String(decoding: $0, as: UTF8.self), into: rows) }
             }
         } else if !frame.payload.isEmpty {
-            if UTF8Validation.isValid(frame.payload) {
+            if PayloadText.isText(frame) {
                 HTMLText.write(String(decoding: frame.payload, as: UTF8.self), into: rows)
             } else {
                 binaryPayload(frame.payload, into: rows)

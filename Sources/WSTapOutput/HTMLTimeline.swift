@@ -45,14 +45,14 @@ struct TimelineLane {
     var label: String
     var outcome: ConnectionOutcome?
     var outcomeWords: String
-    var messages: [TimeHistogram?] = [nil, nil]
+    var messages = DirectionPair<TimeHistogram?>(nil)
     var closes: [(StreamDirection, CaptureTimestamp)] = []
     var issues: [CaptureTimestamp] = []
     static let maxIssueMarks = 8
 
     mutating func message(_ direction: StreamDirection, at time: CaptureTimestamp) {
-        if messages[direction.rawValue] == nil { messages[direction.rawValue] = TimeHistogram(origin: start) }
-        messages[direction.rawValue]?.add(time)
+        if messages[direction] == nil { messages[direction] = TimeHistogram(origin: start) }
+        messages[direction]?.add(time)
     }
 
     mutating func issue(at time: CaptureTimestamp?) {
@@ -78,7 +78,7 @@ enum HTMLTimeline {
     static let laneHeight = 12.0
 
     static func write(
-        lanes: [TimelineLane], rates: [TimeHistogram?], start: CaptureTimestamp?, end: CaptureTimestamp?,
+        lanes: [TimelineLane], rates: DirectionPair<TimeHistogram?>, start: CaptureTimestamp?, end: CaptureTimestamp?,
         into page: OutputBuffer
     ) {
         guard let start, let end, !lanes.isEmpty else { return }
@@ -105,7 +105,7 @@ enum HTMLTimeline {
             let from = x(lane.start), to = max(from + 1, lane.end.map(x) ?? (width - 4))
             rect("life", x: from, y: y + 2, width: to - from, height: laneHeight - 4, into: page)
             for direction in StreamDirection.allCases {
-                for bucket in lane.messages[direction.rawValue]?.filled ?? [] {
+                for bucket in lane.messages[direction]?.filled ?? [] {
                     let left = x(bucket.start), right = max(left + 1, x(bucket.end))
                     rect(direction == .clientToServer ? "c2s" : "s2c", x: left, y: direction == .clientToServer ? y : y + laneHeight - 3,
                          width: right - left, height: 3, into: page)
@@ -127,8 +127,8 @@ enum HTMLTimeline {
     }
 
     /// Messages per interval each way: sent above the line, received below it.
-    private static func rateChart(_ rates: [TimeHistogram?], span: Double, origin: Int64, into page: OutputBuffer) {
-        let buckets = rates.compactMap { $0 }
+    private static func rateChart(_ rates: DirectionPair<TimeHistogram?>, span: Double, origin: Int64, into page: OutputBuffer) {
+        let buckets = [rates.clientToServer, rates.serverToClient].compactMap { $0 }
         guard !buckets.isEmpty else { return }
         let peak = Double(buckets.flatMap(\.counts).max() ?? 1)
         let chartHeight = 120.0, middle = 60.0
@@ -137,7 +137,7 @@ enum HTMLTimeline {
         page.raw("<line class=\"axis\" x1=\""); number(left, page); page.raw("\" x2=\""); number(width - 4, page)
         page.raw("\" y1=\""); number(middle, page); page.raw("\" y2=\""); number(middle, page); page.raw("\"/>")
         for direction in StreamDirection.allCases {
-            guard let histogram = rates[direction.rawValue] else { continue }
+            guard let histogram = rates[direction] else { continue }
             let seconds = Double(histogram.width) / 1e9
             for bucket in histogram.filled {
                 let from = left + (width - left - 4) * min(1, Double(bucket.start &- origin) / span)

@@ -1,5 +1,6 @@
-import Dispatch
+import Synchronization
 import WSTap
+import WSTapParallel
 import WSTapCore
 /// Writes the whole capture as one JSON document (docs/json-format.md, `format_version` 1).
 ///
@@ -9,7 +10,7 @@ import WSTapCore
 /// (`JSONSpool`) until the connection is written.
 public final class JSONExporter: TimelineSink {
     /// The objects of one JSON array, rendered as they come, one per line.
-    private final class ObjectList {
+    final class ObjectList {
         let items: OutputBuffer
         private(set) var count = 0
         /// The first objects, moved to the spool, in order.
@@ -55,7 +56,7 @@ public final class JSONExporter: TimelineSink {
         }
     }
 
-    private final class OpenConnection {
+    final class OpenConnection {
         let record: ConnectionRecord
         /// HTTP requests with their responses, as paired by the HTTP stage.
         let exchanges = ObjectList()
@@ -132,8 +133,8 @@ public final class JSONExporter: TimelineSink {
         var freeableMemory: Int { lists.reduce(0) { $0 + $1.freeableMemory } }
     }
 
-    private let output: OutputChannel
-    private let maxPayload: Int?
+    let output: OutputChannel
+    let maxPayload: Int?
     /// Connections not yet written, each retained once by this table (by hand: the lookup
     /// for every frame and message then costs no reference counting).
     private var open: [UInt64: ManuallyRetained<OpenConnection>] = [:]
@@ -145,9 +146,9 @@ public final class JSONExporter: TimelineSink {
     private let scratch = OutputBuffer()
     private let textCache = FrameTextCache()
     /// Bounds decompressed payloads shown when `maxPayload` is nil.
-    private var inflatedBudget = InflatedPayloadBudget()
+    var inflatedBudget = InflatedPayloadBudget()
     /// Frame and message buffers of connections already written, kept for the next ones.
-    private let spares = SpareBuffers()
+    let spares = SpareBuffers()
     /// Memory the lists of open connections hold beyond 64 KiB each (their buffers' capacity, not
     /// just the JSON in them: grown by doubling, a buffer can hold twice its contents); past
     /// `memoryBudget` the largest lists go to the spool until half of it is left, and one list goes
@@ -159,11 +160,11 @@ public final class JSONExporter: TimelineSink {
     private let listBudget: Int
     /// Lists moved to the spool so far.
     private(set) var spills = 0
-    private let spool = JSONSpool()
+    let spool = JSONSpool()
     /// In a `--jobs` job's part: connections ended, not yet handed over, with how they ended.
-    private var ended: [(connection: OpenConnection, end: ConnectionEnd)]?
+    var ended: [(connection: OpenConnection, end: ConnectionEnd)]?
     /// Why a part's temporary file could not be used (reported once, by the whole exporter).
-    private var partSpoolFailure: SystemError?
+    var partSpoolFailure: SystemError?
 
     /// `maxPayload` cuts every payload shown to that many bytes (`--max-payload`).
     public convenience init(output: OutputChannel, maxPayload: Int? = nil) {
@@ -181,7 +182,7 @@ public final class JSONExporter: TimelineSink {
     /// A job's part of `whole`: builds its connections within a share of the memory budget and
     /// of the decompressed payload headroom, and keeps each ended one for the whole exporter to
     /// write (`Part`).
-    private init(partOf whole: JSONExporter, jobs: Int) {
+    init(partOf whole: JSONExporter, jobs: Int) {
         output = whole.output
         maxPayload = whole.maxPayload
         memoryBudget = max(1, whole.memoryBudget / jobs)
@@ -341,7 +342,7 @@ public final class JSONExporter: TimelineSink {
 
     /// Writes an ended connection, numbered `id`, its spooled lists read back from `spool`, and
     /// gives its emptied buffers to `spares`.
-    private func write(_ connection: OpenConnection, end: ConnectionEnd, id: UInt64, spool: JSONSpool, spares: SpareBuffers) {
+    func write(_ connection: OpenConnection, end: ConnectionEnd, id: UInt64, spool: JSONSpool, spares: SpareBuffers) {
         let record = connection.record
         scratch.removeAll()
         scratch.raw(written == 0 ? "\n{" : ",\n{")
@@ -395,100 +396,36 @@ public final class JSONExporter: TimelineSink {
     }
 }
 
-extension JSONExporter: PartitionedSink {
-    public var rendersInParts: Bool { true }
-
-    public func makePart(jobs: Int) -> any SinkPart { Part(of: self, jobs: jobs) }
-
-    /// A job's part: the job builds its connections' JSON; the merge writes each ended one as
-    /// the whole exporter's next connection, numbered as the capture numbers it.
-    private final class Part: SinkPart {
-        private let whole: JSONExporter
-        private let exporter: JSONExporter
-
-        init(of whole: JSONExporter, jobs: Int) {
-            self.whole = whole
-            exporter = JSONExporter(partOf: whole, jobs: jobs)
-        }
-
-        func start(at time: CaptureTimestamp) {}
-
-        func render(_ event: TimelineEvent) -> Bool {
-            let before = exporter.ended?.count ?? 0
-            exporter.receive(event)
-            return (exporter.ended?.count ?? 0) > before
-        }
-
-        func handOver() -> any SinkPartBatch {
-            let connections = exporter.ended ?? []
-            exporter.ended = []
-            return Ended(connections: connections, whole: whole, spool: exporter.spool, spares: exporter.spares)
-        }
-
-        func finish() {
-            whole.inflatedBudget.absorb(exporter.inflatedBudget)
-            whole.partSpoolFailure = whole.partSpoolFailure ?? exporter.spool.failure
-        }
-    }
-
-    /// Connections a part saw end, for the whole exporter to write. Their lists moved to the
-    /// part's spool are read back from it while the job goes on appending to it (at other offsets);
-    /// their emptied buffers go back to the part's spares.
-    private final class Ended: SinkPartBatch {
-        private let connections: [(connection: OpenConnection, end: ConnectionEnd)]
-        private let whole: JSONExporter
-        private let spool: JSONSpool
-        private let spares: SpareBuffers
-        private var next = 0
-
-        init(connections: [(connection: OpenConnection, end: ConnectionEnd)], whole: JSONExporter, spool: JSONSpool, spares: SpareBuffers) {
-            self.connections = connections
-            self.whole = whole
-            self.spool = spool
-            self.spares = spares
-        }
-
-        func writeNext(captureID: (UInt64) -> UInt64) {
-            let (connection, end) = connections[next]
-            next += 1
-            whole.write(connection, end: end, id: captureID(connection.record.id), spool: spool, spares: spares)
-        }
-    }
-}
-
 /// Emptied list buffers of written connections, for the next connections' lists: growing a fresh
 /// buffer for every connection copied each list several times over (with 2 jobs, a tenth of the
 /// CPU time on many small connections). With `--jobs` the merging thread gives back what a job's
 /// part took, so the pool is guarded by a lock.
-private final class SpareBuffers: @unchecked Sendable {
-    /// Made at 0 and signalled once (as in `HandOver`): libdispatch traps when a semaphore is
-    /// released below the value it was made with.
-    private let lock = DispatchSemaphore(value: 0)
+final class SpareBuffers: @unchecked Sendable {
+    /// Guards `buffers` and `bytes`.
+    private let lock = Mutex(())
     private var buffers: [OutputBuffer] = []
     private var bytes = 0
     /// What the pool may hold in all: a bulk transfer's huge lists are not kept.
     private static let maxBytes = Int.mebibytes(8)
     private static let maxCapacity = Int.kibibytes(256)
 
-    init() { lock.signal() }
-
     /// A kept buffer, or a new one.
     func take() -> OutputBuffer {
-        lock.wait()
-        defer { lock.signal() }
-        guard let buffer = buffers.popLast() else { return OutputBuffer(capacity: 4096) }
-        bytes -= buffer.capacity
-        return buffer
+        lock.withLock { _ in
+            guard let buffer = buffers.popLast() else { return OutputBuffer(capacity: 4096) }
+            bytes -= buffer.capacity
+            return buffer
+        }
     }
 
     /// Keeps `buffer`, emptied, unless it is large or the pool is full.
     func give(_ buffer: OutputBuffer) {
         guard buffer.capacity <= Self.maxCapacity else { return }
         buffer.removeAll()
-        lock.wait()
-        defer { lock.signal() }
-        guard bytes + buffer.capacity <= Self.maxBytes else { return }
-        buffers.append(buffer)
-        bytes += buffer.capacity
+        lock.withLock { _ in
+            guard bytes + buffer.capacity <= Self.maxBytes else { return }
+            buffers.append(buffer)
+            bytes += buffer.capacity
+        }
     }
 }

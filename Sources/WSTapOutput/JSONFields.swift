@@ -7,7 +7,7 @@ extension OutputBuffer {
     @inline(__always)
     func timeAndPacket(_ timestamp: CaptureTimestamp?) {
         raw("\"time\":"); time(timestamp)
-        withRoom(10 + ReservedRoom.maximumDigits) { room in
+        withRoom(.literal(",\"packet\":") + .number) { room in
             room.raw(",\"packet\":")
             if let timestamp, timestamp.packet > 0 { room.number(timestamp.packet) } else { room.raw("null") }
         }
@@ -23,7 +23,7 @@ extension OutputBuffer {
 
     @inline(__always)
     func direction(_ direction: StreamDirection?) {
-        withRoom(5) { $0.direction(direction) }
+        withRoom(.direction) { $0.direction(direction) }
     }
 
     func headers(_ headers: HTTPHeaders) {
@@ -78,7 +78,12 @@ extension OutputBuffer {
     func frameFields(_ frame: FrameRecord, at time: CaptureTimestamp?, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let header = frame.header
         timeAndPacket(time)
-        withRoom(160) { room in
+        withRoom(
+            .literal(",\"dir\":") + .direction + .literal(",\"fin\":") + .bool + .literal(",\"rsv\":") + .smallNumber
+                + .literal(",\"opcode\":") + .smallNumber + .literal(",\"type\":") + .opcodeType
+                + .literal(",\"masked\":") + .bool + .literal(",\"mask\":") + .hex32 + .literal(",\"length\":") + .number
+                + .byte
+        ) { room in
             room.raw(",\"dir\":"); room.direction(frame.direction)
             room.raw(",\"fin\":"); room.bool(header.fin)
             room.raw(",\"rsv\":"); room.number(header.rsv)
@@ -90,10 +95,7 @@ extension OutputBuffer {
             room.raw(",\"length\":"); room.number(header.payloadLength)
             room.byte(UInt8(ascii: ","))
         }
-        // Text frames, and pings and pongs whose payload is UTF-8 (usually ASCII words), as text.
-        let isPingOrPong = header.opcode == .ping || header.opcode == .pong
-        let asText = (frame.payloadIsText || isPingOrPong) && UTF8Validation.isValid(frame.payload)
-        payloadFields(frame.payload, asText: asText, notKept: frame.bytesNotKept > 0, maxPayload: maxPayload,
+        payloadFields(frame.payload, asText: PayloadText.isJSONString(frame), notKept: frame.bytesNotKept > 0, maxPayload: maxPayload,
                       textCache: textCache, isFrame: true)
         if frame.bytesMissing > 0 {
             raw(",\"missing_bytes\":"); number(frame.bytesMissing)
@@ -105,7 +107,11 @@ extension OutputBuffer {
     func messageFields(_ record: MessageRecord, at time: CaptureTimestamp?, maxPayload: Int?, textCache: FrameTextCache? = nil) {
         let message = record.message
         timeAndPacket(time)
-        withRoom(200) { room in
+        withRoom(
+            .literal(",\"dir\":") + .direction + .literal(",\"opcode\":") + .smallNumber + .literal(",\"type\":") + .opcodeType
+                + .literal(",\"length\":") + .number + .literal(",\"frames\":") + .number + .literal(",\"compressed\":") + .bool
+                + .literal(",\"complete\":") + .bool + .literal(",\"valid_utf8\":") + .bool + .literal(",\"decoded\":") + .bool
+        ) { room in
             room.raw(",\"dir\":"); room.direction(record.direction)
             room.raw(",\"opcode\":"); room.number(message.opcode.rawValue)
             room.raw(",\"type\":"); room.opcodeType(message.opcode)
@@ -125,9 +131,7 @@ extension OutputBuffer {
             return
         }
         comma()
-        // With bytes missing, the captured bytes joined may not be UTF-8: then base64.
-        let asText = record.payloadIsText && (message.gaps.isEmpty || UTF8Validation.isValid(message.payload))
-        payloadFields(message.payload, asText: asText, notKept: false, maxPayload: maxPayload,
+        payloadFields(message.payload, asText: PayloadText.isJSONString(record), notKept: false, maxPayload: maxPayload,
                       textCache: textCache, isFrame: false, reusesFrameText: message.isFramePayload)
     }
 
@@ -233,7 +237,7 @@ extension OutputBuffer {
     func seconds(_ nanoseconds: Int64) {
         let value = UInt64(max(0, nanoseconds))
         number(value / 1_000_000_000)
-        withRoom(10) { room in
+        withRoom(.byte + .nanosecondDigits) { room in
             room.byte(UInt8(ascii: "."))
             room.digits(value % 1_000_000_000, width: 9)
         }
@@ -291,7 +295,7 @@ extension OutputBuffer {
         raw(",\"complete\":"); bool(body.isComplete)
         if body.missingBytes > 0 { raw(",\"missing_bytes\":"); number(body.missingBytes) }
         raw(",\"body\":")
-        body.bytes.withUnsafeBytes { payload($0, asText: UTF8Validation.isValid($0)) }
+        body.bytes.withUnsafeBytes { payload($0, asText: PayloadText.isText($0)) }
         raw(",\"truncated\":"); bool(body.length > UInt64(body.bytes.count))
     }
 

@@ -1,16 +1,17 @@
 import WSTap
+import WSTapParallel
 import WSTapCore
 /// Writes one JSON object per timeline event as it happens (docs/json-format.md, NDJSON).
 ///
 /// Holds nothing between events, so it streams in constant memory for `read` and `sniff`.
 public final class NDJSONExporter: TimelineSink {
-    private let output: OutputChannel
-    private let maxPayload: Int?
+    let output: OutputChannel
+    let maxPayload: Int?
     /// The output's own buffer: each line is rendered where it will be written from.
     private let line: OutputBuffer
     private let textCache = FrameTextCache()
     /// Bounds decompressed payloads shown when `maxPayload` is nil.
-    private var inflatedBudget = InflatedPayloadBudget()
+    var inflatedBudget = InflatedPayloadBudget()
     /// Each open connection's `"host"` and `"target"` fields, rendered once from its last request
     /// (the Upgrade request on a WebSocket connection) and added to its message events, so that
     /// "the messages of /chat" is a filter on one line (`jq 'select(.target == "/chat")'`).
@@ -20,7 +21,7 @@ public final class NDJSONExporter: TimelineSink {
         self.init(output: output, maxPayload: maxPayload, inflatedBudget: InflatedPayloadBudget())
     }
 
-    private init(output: OutputChannel, maxPayload: Int?, inflatedBudget: InflatedPayloadBudget) {
+    init(output: OutputChannel, maxPayload: Int?, inflatedBudget: InflatedPayloadBudget) {
         self.output = output
         self.maxPayload = maxPayload
         self.inflatedBudget = inflatedBudget
@@ -89,7 +90,7 @@ public final class NDJSONExporter: TimelineSink {
             line.applicationFields(message, at: time)
             requestFields(of: id)
         case .issue(let issue):
-            line.raw("{\"event\":\"issue\",\"connection\":"); line.connectionID(event.connection?.id)
+            line.raw("{\"event\":\"issue\",\"connection\":"); output.connectionID(event.connection?.id)
             line.streamField(event.stream); line.comma()
             line.issueFields(issue)
         case .streamClosed(let end):
@@ -133,21 +134,8 @@ public final class NDJSONExporter: TimelineSink {
         line.raw("{\"event\":\"")
         line.raw(name)
         line.raw("\",\"connection\":")
-        line.connectionID(connection)
+        output.connectionID(connection)
         line.streamField(stream)
     }
 }
 
-extension NDJSONExporter: PartitionedSink, StreamingExporter {
-    public var rendersInParts: Bool { true }
-
-    public func makePart(jobs: Int) -> any SinkPart { StreamingPart(of: self, writingTo: output, jobs: jobs) }
-
-    /// Each part shows decompressed payloads within its share of the headroom (and 8 times its
-    /// own frames' bytes), so that all together stay within the whole capture's bound.
-    func partExporter(output: OutputChannel, jobs: Int) -> NDJSONExporter {
-        NDJSONExporter(output: output, maxPayload: maxPayload, inflatedBudget: InflatedPayloadBudget(sharedBy: jobs))
-    }
-
-    func absorb(_ part: NDJSONExporter) { inflatedBudget.absorb(part.inflatedBudget) }
-}

@@ -19,33 +19,16 @@ final class OutputBuffer {
 
     deinit { storage.deallocate() }
 
-    /// In a sink part's buffer (`StreamingPart`): where connection ids go, left for the merge to
-    /// write as the capture numbers them. Nil in every other buffer, which writes ids at once.
-    var idSlots: [(offset: Int, id: UInt64)]?
-
     /// Forgets the contents, keeping the memory.
     func removeAll() {
         count = 0
-        idSlots?.removeAll(keepingCapacity: true)
     }
 
-    /// A connection's id, or its slot in a sink part's buffer.
-    @inline(__always)
-    func connectionID(_ id: UInt64) {
-        if idSlots != nil { idSlots?.append((count, id)) } else { number(id) }
-    }
-
-    /// A connection's id or null.
-    func connectionID(_ id: UInt64?) {
-        if let id { connectionID(id) } else { raw("null") }
-    }
-
-    /// Trades contents (bytes and id slots) with `other`, without copying.
+    /// Trades contents with `other`, without copying.
     func swapContents(with other: OutputBuffer) {
         swap(&storage, &other.storage)
         swap(&capacity, &other.capacity)
         swap(&count, &other.count)
-        swap(&idSlots, &other.idSlots)
     }
 
     /// Forgets the contents and, if one large rendering grew the memory past `limit`, gives it
@@ -99,17 +82,17 @@ final class OutputBuffer {
         capacity = grown
     }
 
-    /// Makes room for `maximum` bytes once and lets `write` fill it through a cursor: a record's
-    /// fixed fields cost one check of room, not one per field, and the cursor stays in a register.
+    /// Makes room for `size` bytes once and lets `write` fill it through a cursor: a record's
+    /// fixed fields cost one allocation check, not one per field, and the cursor stays in a
+    /// register. `size` is the sum of the writers' own maxima (`RoomSize`); each write checks,
+    /// before it writes, that it stays in the room (debug builds).
     @inline(__always)
-    func withRoom(_ maximum: Int, _ write: (inout ReservedRoom) -> Void) {
-        reserve(maximum)
+    func withRoom(_ size: RoomSize, _ write: (inout ReservedRoom) -> Void) {
+        reserve(size.bytes)
         let start = storage + count
-        var room = ReservedRoom(position: start)
+        var room = ReservedRoom(position: start, end: start + size.bytes)
         write(&room)
-        let written = room.position - start
-        precondition(written <= maximum, "wrote past the reserved room")
-        count += written
+        count += room.position - start
     }
 
     @inline(__always)
@@ -129,7 +112,7 @@ final class OutputBuffer {
 
     @inline(__always)
     func append(_ byte: UInt8) {
-        withRoom(1) { $0.byte(byte) }
+        withRoom(.byte) { $0.byte(byte) }
     }
 
     func append(_ other: OutputBuffer) {
@@ -139,7 +122,7 @@ final class OutputBuffer {
     /// A code literal. Inlined, its length is a constant and the copy a few moves.
     @inline(__always)
     func raw(_ text: StaticString) {
-        withRoom(text.utf8CodeUnitCount) { $0.raw(text) }
+        withRoom(.literal(text)) { $0.raw(text) }
     }
 
     /// `"name":` — names are code literals and need no escaping.
@@ -255,13 +238,13 @@ final class OutputBuffer {
     /// Decimal digits, written straight into the buffer.
     @inline(__always)
     func number(_ value: UInt64) {
-        withRoom(ReservedRoom.maximumDigits) { $0.number(value) }
+        withRoom(.number) { $0.number(value) }
     }
 
     /// The last `width` digits of `value`, zero-padded.
     @inline(__always)
     func number(_ value: UInt64, width: Int) {
-        withRoom(width) { $0.digits(value, width: width) }
+        withRoom(RoomSize(bytes: width)) { $0.digits(value, width: width) }
     }
 
     @inline(__always)
@@ -287,7 +270,7 @@ final class OutputBuffer {
 
     @inline(__always)
     func bool(_ value: Bool) {
-        withRoom(5) { $0.bool(value) }
+        withRoom(.bool) { $0.bool(value) }
     }
 
     func bool(_ value: Bool?) {
@@ -313,7 +296,7 @@ final class OutputBuffer {
             }
             count += renderedSecondsLength
         }
-        withRoom(10) { room in
+        withRoom(.byte + .nanosecondDigits) { room in
             room.byte(UInt8(ascii: "."))
             room.digits(UInt64(timestamp.nanoseconds % 1_000_000_000), width: 9)
         }
@@ -321,7 +304,7 @@ final class OutputBuffer {
 
     /// Eight lowercase hex digits.
     func hex32(_ value: UInt32) {
-        withRoom(10) { $0.hex32(value) }
+        withRoom(.hex32) { $0.hex32(value) }
     }
 
     /// `{"text": …}` for valid UTF-8 text, else `{"base64": …}`.
@@ -365,12 +348,19 @@ final class OutputBuffer {
 /// check of room (the caller reserved the most its fields can take).
 struct ReservedRoom {
     fileprivate(set) var position: UnsafeMutableRawPointer
+    /// Where the room ends: every write checks it first (in debug builds, so in every test
+    /// run; a release build relies on the room being the sum of its writers' maxima, which no
+    /// input can exceed).
+    fileprivate let end: UnsafeMutableRawPointer
 
-    /// The most digits a `UInt64` has.
-    static let maximumDigits = 20
+    @inline(__always)
+    private func checkRoom(for length: Int) {
+        assert(end - position >= length, "a write past its reserved room")
+    }
 
     @inline(__always)
     mutating func byte(_ value: UInt8) {
+        checkRoom(for: 1)
         position.storeBytes(of: value, as: UInt8.self)
         position += 1
     }
@@ -379,11 +369,12 @@ struct ReservedRoom {
     @inline(__always)
     mutating func raw(_ text: StaticString) {
         let length = text.utf8CodeUnitCount
+        checkRoom(for: length)
         position.copyMemory(from: text.utf8Start, byteCount: length)
         position += length
     }
 
-    /// Decimal digits (at most `maximumDigits`); one- and two-digit values (most fields) need no
+    /// Decimal digits (at most `RoomSize.number`); one- and two-digit values (most fields) need no
     /// counting of digits.
     @inline(__always)
     mutating func number(_ value: UInt64) {
@@ -402,6 +393,7 @@ struct ReservedRoom {
     /// The last `width` digits of `value`, zero-padded, two at a time.
     @inline(__always)
     mutating func digits(_ value: UInt64, width: Int) {
+        checkRoom(for: width)
         let pairs = UnsafeRawPointer(Self.digitPairs.utf8Start)
         var remaining = value
         var left = width
@@ -469,4 +461,35 @@ struct ReservedRoom {
         default: 10000000000000000000
         }
     }
+}
+
+/// The most bytes a `ReservedRoom`'s writers may write, summed from each writer's own maximum:
+/// `withRoom(.literal(",\"fin\":") + .bool)`.
+struct RoomSize {
+    var bytes: Int
+
+    @inline(__always)
+    static func + (lhs: RoomSize, rhs: RoomSize) -> RoomSize { RoomSize(bytes: lhs.bytes + rhs.bytes) }
+
+    /// `raw(text)`.
+    @inline(__always)
+    static func literal(_ text: StaticString) -> RoomSize { RoomSize(bytes: text.utf8CodeUnitCount) }
+
+    static let byte = RoomSize(bytes: 1)
+    /// `number` of a `UInt64`: up to 20 digits.
+    static let number = RoomSize(bytes: 20)
+    /// `number` of a `UInt8`: up to 3 digits.
+    static let smallNumber = RoomSize(bytes: 3)
+    /// `bool`: `false`.
+    static let bool = RoomSize(bytes: 5)
+    /// `hex32`: eight digits in quotes.
+    static let hex32 = RoomSize(bytes: 10)
+    /// `direction`: `"c2s"`.
+    static let direction = RoomSize(bytes: 5)
+    /// `opcodeName`: `continuation`, or `reserved-` and up to 3 digits.
+    static let opcodeName = RoomSize(bytes: 12)
+    /// `opcodeType`: the name in quotes.
+    static let opcodeType = RoomSize(bytes: 14)
+    /// `digits(_, width: 9)`: the nanoseconds of a second.
+    static let nanosecondDigits = RoomSize(bytes: 9)
 }

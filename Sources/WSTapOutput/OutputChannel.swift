@@ -39,8 +39,8 @@ public final class OutputChannel {
     }
 
     /// A sink part's channel (`StreamingPart`): every event's bytes stay in `pending`, one item
-    /// each, for the merge to write through the real channel.
-    var renderedItems: [RenderedItem]?
+    /// each, with where their connection ids go, for the merge to write through the real channel.
+    var renderedItems: RenderedItems?
     /// Items rendered since the channel was made (a plain count: `render` asks it twice an event).
     private(set) var renderedItemCount = 0
 
@@ -64,8 +64,19 @@ public final class OutputChannel {
     init(renderingItems: ()) {
         fileDescriptor = nil
         ownsDescriptor = false
-        renderedItems = []
-        pending.idSlots = []
+        renderedItems = RenderedItems()
+    }
+
+    /// Writes a connection's id into `pending`; a sink part's channel leaves a slot for the id
+    /// the capture gives the connection, which the merge writes.
+    @inline(__always)
+    func connectionID(_ id: UInt64) {
+        if renderedItems != nil { renderedItems!.idSlots.append((pending.count, id)) } else { pending.number(id) }
+    }
+
+    /// A connection's id or null.
+    func connectionID(_ id: UInt64?) {
+        if let id { connectionID(id) } else { pending.raw("null") }
     }
 
     deinit {
@@ -104,7 +115,7 @@ public final class OutputChannel {
     public func endEvent(at time: CaptureTimestamp?) {
         if renderedItems != nil {
             renderedItemCount += 1
-            return renderedItems!.append(RenderedItem(end: pending.count, slotsEnd: pending.idSlots?.count ?? 0, time: time))
+            return renderedItems!.items.append(RenderedItem(end: pending.count, slotsEnd: renderedItems!.idSlots.count, time: time))
         }
         guard reorder != nil else {
             if flushesEachEvent || pending.count >= flushThreshold { flush() }

@@ -169,7 +169,7 @@ public final class StatisticsCollector: TimelineSink {
         var pendingPings: [(direction: StreamDirection, payload: [UInt8], time: CaptureTimestamp)] = []
         var sawClose = false
         /// Whether each direction's last WebSocket message was text (a keep-alive uncounts it).
-        var lastMessageWasText = [false, false]
+        var lastMessageWasText = DirectionPair(false)
         /// Application requests not answered yet: direction, key, kind and time (bounded).
         var pendingRequests: [(direction: StreamDirection, key: String, label: String, time: CaptureTimestamp)] = []
     }
@@ -230,7 +230,7 @@ public final class StatisticsCollector: TimelineSink {
                     connection.statistics.traffic.closeCodes[frame.direction, default: [:]][code, default: 0] &+= 1
                     if !connection.sawClose {
                         connection.sawClose = true
-                        connection.statistics.traffic.closedFirst[frame.direction.rawValue] &+= 1
+                        connection.statistics.traffic.closedFirst[frame.direction] &+= 1
                     }
                 case .ping:
                     connection.statistics.traffic.pings &+= 1

@@ -74,9 +74,9 @@ public enum StatisticsReport {
         if let rate = rate(traffic.messages, over: durationNanoseconds) { decimal(rate, into: out) } else { out.raw("null") }
         for direction in StreamDirection.allCases {
             out.comma(); out.string(direction.label); out.raw(":{")
-            out.key("text"); out.number(traffic.textMessages[direction.rawValue])
-            out.comma(); out.key("binary"); out.number(traffic.binaryMessages[direction.rawValue])
-            out.comma(); out.key("bytes"); out.number(traffic.messageBytes[direction.rawValue])
+            out.key("text"); out.number(traffic.textMessages[direction])
+            out.comma(); out.key("binary"); out.number(traffic.binaryMessages[direction])
+            out.comma(); out.key("bytes"); out.number(traffic.messageBytes[direction])
             out.comma(); out.key("frames"); out.counters(traffic.frames[direction] ?? [:])
             out.comma(); out.key("close_codes"); out.counters(traffic.closeCodes[direction] ?? [:])
             out.append(UInt8(ascii: "}"))

@@ -1,12 +1,13 @@
 import WSTap
+import WSTapParallel
 import WSTapCore
 /// The readable timeline: one line per event, then the summary. Lines are rendered straight into
 /// the output's buffer.
 public final class TextExporter: TimelineSink {
-    private let output: OutputChannel
+    let output: OutputChannel
     private let line: OutputBuffer
-    private let style: TextStyle
-    private var start: CaptureTimestamp?
+    let style: TextStyle
+    var start: CaptureTimestamp?
     /// The previous line's time (`-t d`).
     private var previous: CaptureTimestamp?
     /// Characters of a payload's preview (`--max-payload`; bytes in hex: a third of it).
@@ -71,7 +72,7 @@ public final class TextExporter: TimelineSink {
             if !body.isComplete { line.raw(", INCOMPLETE") }
             if body.missingBytes > 0 { line.raw(", "); line.byteCount(body.missingBytes); line.raw(" not captured") }
             line.raw("  ")
-            body.bytes.withUnsafeBytes { line.quotedPreview($0, limit: 160, asText: UTF8Validation.isValid($0)) }
+            body.bytes.withUnsafeBytes { line.quotedPreview($0, limit: 160, asText: PayloadText.isText($0)) }
         case .httpExchange:
             return  // Its request and response were shown as they came.
         case .tls(let session):
@@ -86,7 +87,7 @@ public final class TextExporter: TimelineSink {
         case .message(let message):
             // Single uncompressed frames already show their content; messages add what frames cannot
             // (and, with --pretty, a JSON message's lines).
-            let prettyLines = style.prettyJSON && message.payloadIsText && message.message.isDecoded
+            let prettyLines = style.prettyJSON && PayloadText.isJSONString(message)
                 ? JSONPretty.lines(message.message.payload) : nil
             guard message.message.frameCount > 1 || message.message.compressed || style.showsEveryMessage || prettyLines != nil
             else { return }
@@ -172,7 +173,7 @@ public final class TextExporter: TimelineSink {
         case .absolute, .absoluteWithDate:
             if let time { line.utcTime(time, withDate: style.timeFormat == .absoluteWithDate) } else { line.raw("-") }
         }
-        line.raw("  #"); line.connectionID(event.connection?.id ?? 0)
+        line.raw("  #"); output.connectionID(event.connection?.id ?? 0)
         if let stream = event.stream { line.raw("/s"); line.number(UInt64(stream.rawValue)) }
         line.raw("  ")
     }
@@ -273,10 +274,8 @@ public final class TextExporter: TimelineSink {
                 close.reason.withUnsafeBytes { line.quotedPreview($0, asText: true) }
             }
         } else if !frame.payload.isEmpty {
-            let isPingOrPong = header.opcode == .ping || header.opcode == .pong
-            let asText = frame.payloadIsText || (isPingOrPong && UTF8Validation.isValid(frame.payload))
             line.raw("  ")
-            line.quotedPreview(frame.payload, gaps: frame.gaps, limit: previewLimit, asText: asText)
+            line.quotedPreview(frame.payload, gaps: frame.gaps, limit: previewLimit, asText: PayloadText.isText(frame))
         }
         if style.hexDump { dump(frame.payload) }
     }
@@ -347,7 +346,7 @@ public final class TextExporter: TimelineSink {
         if !message.isComplete { line.raw(", INCOMPLETE") }
         guard message.isDecoded else { return line.raw(", NOT DECODED") }
         line.raw("  ")
-        line.quotedPreview(message.payload, gaps: message.gaps, limit: previewLimit, asText: record.payloadIsText)
+        line.quotedPreview(message.payload, gaps: message.gaps, limit: previewLimit, asText: PayloadText.isText(record))
         if style.hexDump { dump(message.payload) }
     }
 }
@@ -479,17 +478,6 @@ public enum SummaryText {
 }
 
 /// Writes only the summary (`--format summary`): the fastest way through a capture.
-extension TextExporter: PartitionedSink, StreamingExporter {
-    /// Not with `-t d`: a line's time counts from the line before it, which only the merge knows.
-    public var rendersInParts: Bool { style.timeFormat != .delta }
-
-    public func makePart(jobs: Int) -> any SinkPart { StreamingPart(of: self, writingTo: output, jobs: jobs) }
-
-    func partExporter(output: OutputChannel, jobs: Int) -> TextExporter { TextExporter(output: output, style: style) }
-
-    func partStarted(at time: CaptureTimestamp) { start = time }
-}
-
 public final class SummaryExporter: TimelineSink {
     private let output: OutputChannel
 
@@ -505,17 +493,3 @@ public final class SummaryExporter: TimelineSink {
     }
 }
 
-extension SummaryExporter: PartitionedSink {
-    public var rendersInParts: Bool { true }
-
-    /// The summary needs no event: a job's events are dropped where they happen, not recorded.
-    public func makePart(jobs: Int) -> any SinkPart { IgnoringPart() }
-
-    private final class IgnoringPart: SinkPart, SinkPartBatch {
-        func start(at time: CaptureTimestamp) {}
-        func render(_ event: TimelineEvent) -> Bool { false }
-        func handOver() -> any SinkPartBatch { self }
-        func writeNext(captureID: (UInt64) -> UInt64) {}
-        func finish() {}
-    }
-}

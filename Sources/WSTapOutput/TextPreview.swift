@@ -59,7 +59,7 @@ extension OutputBuffer {
     /// `text`, `binary`, `reserved-3`, …
     @inline(__always)
     func opcodeName(_ opcode: WebSocketOpcode) {
-        withRoom(ReservedRoom.maximumOpcodeName) { $0.opcodeName(opcode) }
+        withRoom(.opcodeName) { $0.opcodeName(opcode) }
     }
 
     /// Text from the capture (a header value, an issue's detail) made safe to print.
@@ -182,7 +182,7 @@ extension OutputBuffer {
 }
 
 extension ReservedRoom {
-    /// The opcode's name (at most `maximumOpcodeName` bytes), as `WebSocketOpcode.description`
+    /// The opcode's name (at most `RoomSize.opcodeName` bytes), as `WebSocketOpcode.description`
     /// spells it, without making a string.
     @inline(__always)
     mutating func opcodeName(_ opcode: WebSocketOpcode) {
@@ -196,7 +196,4 @@ extension ReservedRoom {
         default: raw("reserved-"); number(opcode.rawValue)
         }
     }
-
-    /// `continuation`.
-    static let maximumOpcodeName = 12
 }

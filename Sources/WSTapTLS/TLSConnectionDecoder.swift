@@ -43,7 +43,7 @@ public struct TLSConnectionDecoder: StreamParser {
     static let trialBytesPerByte: UInt64 = 64
 
     private let keyLog: KeyLog?
-    private var directions = [Direction(), Direction()]
+    private var directions = DirectionPair(Direction())
     private var handshake = TLSHandshakeReader()
     public private(set) var session = TLSSession()
     private var sessionReported = false
@@ -237,9 +237,9 @@ public struct TLSConnectionDecoder: StreamParser {
         // The writer may have written the secrets since the last record: one last look.
         if awaitingKeys, !replayIfKeysArrived(emit: emit) { giveUpWaitingForKeys(emit: emit) }
         for direction in StreamDirection.allCases {
-            if let lost = directions[direction.rawValue].lostBytes, !directions[direction.rawValue].stopped {
-                directions[direction.rawValue].lostBytes = nil
-                stop(direction, .notResumedAfterGap(bytes: lost &+ UInt64(directions[direction.rawValue].records.pending.count)), emit: emit)
+            if let lost = directions[direction].lostBytes, !directions[direction].stopped {
+                directions[direction].lostBytes = nil
+                stop(direction, .notResumedAfterGap(bytes: lost &+ UInt64(directions[direction].records.pending.count)), emit: emit)
             }
         }
         if !sessionReported {
@@ -273,7 +273,7 @@ public struct TLSConnectionDecoder: StreamParser {
             heldForKeys = []
             heldForKeysBytes = 0
             let now = recordTime
-            for (direction, record, time) in held where !directions[direction.rawValue].stopped {
+            for (direction, record, time) in held where !directions[direction].stopped {
                 recordTime = time
                 record.fragment.withUnsafeBytes {
                     self.record(type: record.type, version: record.version, fragment: $0, direction: direction, emit: emit)
@@ -410,7 +410,7 @@ public struct TLSConnectionDecoder: StreamParser {
             useTrafficSecret(secret, direction: direction)
         case .keyUpdate where isTLS13:
             // KeyUpdate (RFC 8446 §4.6.3): the sender's next records use the next secret.
-            if let suite, let current = directions[direction.rawValue].trafficSecret {
+            if let suite, let current = directions[direction].trafficSecret {
                 useTrafficSecret(KeySchedule.nextTrafficSecret(suite: suite, secret: current), direction: direction)
             }
         case .finished, .keyUpdate:

@@ -43,7 +43,7 @@ struct TLSHandshakeReader {
         case other
     }
 
-    private var buffers = [[UInt8]](repeating: [], count: 2)
+    private var buffers = DirectionPair<[UInt8]>([])
 
     /// Adds a handshake record's plaintext; returns the messages it completes, in order, and a
     /// description of the bytes if a message claims more than `maxMessageLength`.
@@ -70,7 +70,7 @@ struct TLSHandshakeReader {
     }
 
     /// Forgets what a direction held (it is no longer decoded).
-    mutating func clear(_ direction: StreamDirection) { buffers[direction.rawValue] = [] }
+    mutating func clear(_ direction: StreamDirection) { buffers[direction] = [] }
 
     private static func read(_ type: TLSHandshakeType, _ body: inout ByteReader, direction: StreamDirection) -> Message {
         switch (type, direction) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import WSTap
+import WSTapParallel
 import WSTapOutput
 import WSTapLive
 import WSTapCore

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Testing
 import WSTap
+import WSTapParallel
 import WSTapOutput
 
 /// Decodes a capture of captures/ (with NAME.keys when there is one) into `sink`.

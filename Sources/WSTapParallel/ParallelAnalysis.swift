@@ -1,9 +1,10 @@
 import Dispatch
+import Foundation
+import WSTap
 import WSTapCore
 import WSTapCapture
 import WSTapPackets
 import WSTapTCP
-import WSTapWebSocket
 
 /// Reads a capture with one analyzer per source in `sources` (each a reader of the same capture
 /// from its start), each decoding the packets of its own connections (flow sharding: both
@@ -154,6 +155,11 @@ private final class EventRecorder: TimelineSink {
 
 /// One job: its own reader of the whole capture, its routing, its analyzer and its recorder,
 /// all used by the job's thread only.
+///
+/// Every job reassembles every IP datagram (what a fragment completes is known only once it
+/// does) and keeps what one analyzer would do with it only for its own connections, the first
+/// job for the rest; each job holds the fragments of incomplete datagrams once, as one analyzer
+/// does. The first job counts the fragments and the datagrams they make.
 private final class Job: @unchecked Sendable {
     let index: Int
     /// The job's own queue, so its own thread: on the shared global queue the jobs competed for
@@ -164,6 +170,9 @@ private final class Job: @unchecked Sendable {
     private let recorder: EventRecorder
     private let analyzer: Analyzer
     private let routing: JobRouting
+    private let fragments = IPFragmentReassembler()
+    /// The IP fragments read (the first job's count: every job reads them all).
+    private var fragmentCount: UInt64 = 0
     var part: (any SinkPart)? { recorder.part }
     /// A batch is handed over once this many packets or bytes were read since the last one:
     /// the same stretches of the capture in every job, since every job reads all of it.
@@ -179,15 +188,12 @@ private final class Job: @unchecked Sendable {
         self.routing = routing
         let recorder = EventRecorder(receivesFramesAndMessages: receivesFramesAndMessages, part: part)
         self.recorder = recorder
-        let role = JobRole(
-            isFirstJob: index == 0,
-            connectionNumbered: { id, _ in recorder.batch.numbered.append((recorder.position.sequence, id)) },
-            connectionRemoved: { id in recorder.batch.removed.append(id) },
-            takesReassembled: { segment, time, sweep in
-                if routing.sweepIsDue(at: time) { recorder.sweep(before: recorder.position.sequence, sweep) }
-                return routing.owns(segment)
-            })
-        analyzer = Analyzer(options: options, sink: recorder, job: role)
+        var options = options
+        options.announcesKeyLog = index == 0
+        analyzer = Analyzer(options: options, sink: recorder)
+        analyzer.shareConnections(
+            numbered: { id in recorder.batch.numbered.append((recorder.position.sequence, id)) },
+            removed: { id in recorder.batch.removed.append(id) })
     }
 
     /// Reads the capture to its end (or until the merge stops taking), handing over a batch every
@@ -240,9 +246,15 @@ private final class Job: @unchecked Sendable {
         }
         recorder.position = Position(sequence: .max, phase: .end)
         analyzer.finish(endingAt: last ?? .zero)
+        var summary = recorder.summary ?? CaptureSummary()
+        if index == 0 {
+            summary.ipFragments &+= fragmentCount
+            summary.ipDatagramsReassembled = fragments.reassembled
+            summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
+        }
         var batch = recorder.take()
         batch.captureStart = first
-        batch.ending = RecordedBatch.Ending(summary: recorder.summary ?? CaptureSummary(), last: last, damage: damage)
+        batch.ending = RecordedBatch.Ending(summary: summary, last: last, damage: damage)
         guard results.put(batch) else { return }
         _ = results.put(nil)
     }
@@ -260,12 +272,13 @@ private final class Job: @unchecked Sendable {
             }
             if routing.owns(segment) { analyze(packet, as: decoded, sequence: sequence) }
         case .fragment(let fragment):
+            recorder.position = Position(sequence: sequence, phase: .packet)
             if index == 0 {
-                analyze(packet, as: decoded, sequence: sequence)  // counted once, here
-            } else {
-                recorder.position = Position(sequence: sequence, phase: .packet)
-                analyzer.reassemble(fragment, at: packet.timestamp)
+                // Counted once, here.
+                analyzer.count(packet)
+                fragmentCount &+= 1
             }
+            reassemble(fragment, at: packet.timestamp)
         case .skipped:
             if index == 0 { analyze(packet, as: decoded, sequence: sequence) }
         }
@@ -273,7 +286,31 @@ private final class Job: @unchecked Sendable {
 
     private func analyze(_ packet: CapturedPacket, as decoded: PacketDecodeResult, sequence: UInt64) {
         recorder.position = Position(sequence: sequence, phase: .packet)
-        analyzer.process(packet, decoded: decoded)
+        analyzer.count(packet)
+        analyzer.route(decoded, at: packet.timestamp)
+    }
+
+    /// Adds an IP fragment; of the datagram it completes, a TCP segment goes to its job's
+    /// analyzer (after one analyzer's sweep, when one falls due there) and the rest to the first
+    /// job's.
+    private func reassemble(_ fragment: IPFragment, at time: CaptureTimestamp) {
+        fragments.add(fragment, at: time) { datagram in
+            let result = PacketDecoder.decodeReassembled(
+                protocolNumber: fragment.protocolNumber, payload: datagram,
+                source: fragment.source, destination: fragment.destination)
+            switch result {
+            case .tcp(let segment):
+                if routing.sweepIsDue(at: time) {
+                    recorder.sweep(before: recorder.position.sequence) { analyzer.sweepConnections(at: time) }
+                }
+                if routing.owns(segment) { analyzer.route(result, at: time) }
+            case .fragment(let inner):
+                if index == 0 { fragmentCount &+= 1 }
+                reassemble(inner, at: time)
+            case .skipped:
+                if index == 0 { analyzer.route(result, at: time) }
+            }
+        }
     }
 }
 
@@ -334,51 +371,44 @@ private final class JobRouting {
     }
 }
 
-/// Batches from a job's thread to the merging one, at most `capacity` waiting.
+/// Batches from a job's thread to the merging one, at most `capacity` waiting: one lock and one
+/// condition, which both sides wait on (for room, for an item).
 private final class HandOver<Item>: @unchecked Sendable {
-    // Every semaphore starts at 0 and is signalled up to its count: libdispatch traps when one is
-    // released below the value it was made with (here, when reading stops with batches waiting).
-    private let slots = DispatchSemaphore(value: 0)
-    private let items = DispatchSemaphore(value: 0)
-    private let lock = DispatchSemaphore(value: 0)
-    private var queue: [Item?] = []
+    private let capacity: Int
+    private let condition = NSCondition()
+    /// Guarded by `condition`.
+    private var queue = FIFOQueue<Item?>()
     private var stopped = false
 
-    init(capacity: Int) {
-        for _ in 0..<capacity { slots.signal() }
-        lock.signal()
-    }
+    init(capacity: Int) { self.capacity = capacity }
 
     /// Waits for room; nil says there is no more. False once the taker stopped.
     func put(_ item: Item?) -> Bool {
-        slots.wait()
-        lock.wait()
-        defer { lock.signal() }
-        guard !stopped else {
-            slots.signal()
-            return false
-        }
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= capacity && !stopped { condition.wait() }
+        guard !stopped else { return false }
         queue.append(item)
-        items.signal()
+        condition.broadcast()
         return true
     }
 
     /// The next item; nil at the end.
     func take() -> Item? {
-        items.wait()
-        lock.wait()
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty { condition.wait() }
         let item = queue.removeFirst()
-        lock.signal()
-        slots.signal()
+        condition.broadcast()
         return item
     }
 
     /// The taker wants no more: the giver's waiting or next `put` returns false.
     func stop() {
-        lock.wait()
+        condition.lock()
         stopped = true
-        lock.signal()
-        slots.signal()
+        condition.broadcast()
+        condition.unlock()
     }
 }
 

@@ -1,3 +1,6 @@
+import WSTap
+import WSTapCore
+
 /// A sink whose rendering several jobs of `analyzeInParallel` share: each job hands the events of
 /// its own connections to a part of the sink, which renders them on the job's thread, and the
 /// sink writes what the parts rendered in the capture's order (the merge only copies). Events of
