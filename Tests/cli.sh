@@ -121,6 +121,10 @@ check "-f and a trailing expression together are a usage error" 64 "$wstap" read
 check "--dir takes c2s or s2c only" 64 "$wstap" read captures/text-echo.pcap --dir up
 check "--type rejects an unknown kind" 64 "$wstap" read captures/text-echo.pcap --type text,pictures
 check "--grep rejects a bad regular expression" 64 "$wstap" read captures/text-echo.pcap --grep "("
+check "--grep refuses a backreference" 64 "$wstap" read captures/text-echo.pcap --grep '(a)\1'
+expect "...saying it matches without backtracking" sh -c "grep -q 'backreferences are not supported (wstap matches in linear time' '$work/err'"
+check "--grep (?i) matches without case" 0 "$wstap" read captures/text-echo.pcap --grep '(?i)HELLO' --format ndjson
+expect "...finding the echoed text" grep -q '"event":"message"' "$work/out"
 check "--messages --dir c2s" 0 "$wstap" read captures/text-echo.pcap --messages --dir c2s --format ndjson
 expect "...gives the client's messages and no frame" sh -c "[ \$(grep -c '\"event\":\"message\"' '$work/out') -eq 4 ] && ! grep -q '\"event\":\"frame\"' '$work/out' && ! grep -q '\"dir\":\"s2c\"' '$work/out'"
 check "-x dumps payloads as hex and ASCII" 0 "$wstap" read captures/text-echo.pcap -x --max-payload 16

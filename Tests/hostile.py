@@ -12,7 +12,7 @@ space (RLIMIT_AS), so memory reserved from a length field rather than from bytes
 Every case runs with --jobs 2 (the default on a 2-core machine; the default follows the cores,
 and memory bounds are per job), so that the bounds checked do not depend on the machine.
 """
-import base64, json, os, resource, struct, subprocess, sys, tempfile, time, zlib
+import base64, json, os, resource, shutil, struct, subprocess, sys, tempfile, time, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
@@ -312,6 +312,32 @@ def malformed_key_log(path, scale):
             keys.write(line)
 
 
+def overlapping_files(path, scale):
+    """A directory of `scale` × 2,000 small captures that all overlap in time, so that every file
+    is open at once (issue 30: each open file reserved about 1.3 MB per job, and 2,000 with
+    8 jobs aborted under 4 GB)."""
+    os.makedirs(path)
+    for index in range(scale * 2000):
+        pcap = Pcap(os.path.join(path, "part%05d.pcap" % index))
+        pcap.time_us = 1_700_000_000 * 1_000_000 + index * 1000
+        pcap.segment(True, b"GET / HTTP/1.1\r\n\r\n", port=1024 + index)
+        pcap.time_us += 100_000_000
+        pcap.segment(False, b"HTTP/1.1 204 No Content\r\n\r\n", port=1024 + index)
+        pcap.close()
+
+
+def long_text_messages(path, scale):
+    """One connection whose server sends 8 text messages of `scale` × 256 KiB, "error " over and
+    over and never what `--grep` asks for (issue 30: a backtracking matcher took 4 times the CPU
+    for twice the text on `error.*timeout`, and nested quantifiers are exponential)."""
+    pcap = Pcap(path)
+    pcap.upgraded_connection(40000)
+    message = b"error " * (scale * 256 * 1024 // 6)
+    for _ in range(8):
+        in_pieces(pcap, False, ws_frame(1, message), 1400)
+    pcap.close()
+
+
 CASES = [
     # name, generator, small scale, options, memory limit (MB), expected exit status
     ("one 1 MB frame in 10-byte segments, caught mid-way", big_frame_midstream, 250, ["--format", "summary"], 100, 0),
@@ -338,6 +364,13 @@ CASES = [
     ("20,000 open connections, each with compressed messages both ways", many_compressed_connections, 2,
      ["--format", "summary"], 400, 0),
     ("a key log of millions of malformed lines", malformed_key_log, 2, ["--format", "summary", "--keylog", "{keys}"], 100, 0),
+    ("4,000 capture files overlapping in time, read by 8 jobs", overlapping_files, 1,
+     ["--format", "summary", "--jobs", "8"], 300, 0),
+    # Nothing matches: exit 5 ("nothing matched"), in time linear in the text.
+    ("--grep 'error.*timeout' over 2-4 MB of text that never matches", long_text_messages, 1,
+     ["--format", "ndjson", "--grep", "error.*timeout"], 100, 5),
+    ("--grep with nested quantifiers over the same text", long_text_messages, 1,
+     ["--format", "ndjson", "--grep", "^(error |e|er)+x$"], 100, 5),
 ]
 
 # JSON and NDJSON stay proportional to the capture: decompressed payloads shown by default stop at
@@ -400,6 +433,13 @@ CHECKS = [
 ]
 
 
+def size_of(capture):
+    """A capture file's size, or a directory of captures' total."""
+    if not os.path.isdir(capture):
+        return os.path.getsize(capture)
+    return sum(os.path.getsize(os.path.join(capture, name)) for name in os.listdir(capture))
+
+
 def limit_address_space():
     # 4 GB of address space: an allocation sized by a length field, not by bytes, fails here.
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
@@ -433,7 +473,7 @@ def main():
                 capture = os.path.join(directory, f"case{factor}.pcap")
                 generate(capture, scale * factor)
                 captures.append(capture)
-                sizes.append(os.path.getsize(capture) / 1e6)
+                sizes.append(size_of(capture) / 1e6)
             linear = False
             # Linear in CPU time, the best of up to three runs: wall time also holds the kernel
             # writing hundreds of MB of output back to disk, and on a busy machine one run's CPU
@@ -441,7 +481,7 @@ def main():
             for attempt in range(3):
                 for index, capture in enumerate(captures):
                     status, seconds, cpu_seconds, rss, error, output_bytes = run(capture, options)
-                    proportional &= output_bytes <= MAX_OUTPUT_BYTES(os.path.getsize(capture))
+                    proportional &= output_bytes <= MAX_OUTPUT_BYTES(size_of(capture))
                     timing = (seconds, cpu_seconds)
                     if attempt == 0:
                         timings.append(timing)
@@ -456,7 +496,7 @@ def main():
                     break
             size1, size2 = sizes
             for capture in captures:
-                os.remove(capture)
+                shutil.rmtree(capture) if os.path.isdir(capture) else os.remove(capture)
             ok = linear and proportional and worst_rss < limit_mb and all(s == expected_exit for s in statuses)
             results.append(ok)
             print(f"{'PASS' if ok else 'FAIL'} {name}: {size1:.1f} MB in {time1:.2f} s (CPU {cpu1:.2f} s), "

@@ -24,7 +24,7 @@ from generate import ws_frame  # noqa: E402
 SCRATCH = os.path.join(ROOT, ".build-fuzz")
 BINARY = os.path.join(SCRATCH, "release", "wstap-fuzz")
 TARGETS = ["capture-reader", "packet-decoder", "tcp-reassembly", "http-head", "frame-decoder", "inflate", "pipeline", "tls",
-           "app-json", "app-brokers", "http2"]
+           "app-json", "app-brokers", "http2", "grep-pattern", "key-log"]
 # The link types the packet-decoder target chooses by its first byte, in its order.
 LINK_TYPES = [1, 0, 12, 108, 113, 276, 228, 229, 101, 14]
 BUILD = ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", "wstap-fuzz",
@@ -147,6 +147,13 @@ def seeds(target):
                     b'[{"jsonrpc":"2.0","method":"m","id":1},{"jsonrpc":"2.0","method":"n"}]', b'{"jsonrpc":"2.0","error":{"code":-1,"message":"no"},"id":1}',
                     b'{"a":[1,2.5e3,true,null,"\\u00e9"]}', b'[[[[[[[[[[]]]]]]]]]]', b'42/chat,7["m",{"a":1}]', b'451-["up",{"_placeholder":true,"num":0}]']
         return [b"".join(bytes([i % 2]) + struct.pack("!H", len(m)) + m for i, m in enumerate(messages))]
+    if target == "grep-pattern":
+        patterns = [b"error.*timeout", b"^(a+)+$", b"(?i)[a-f0-9]{8}\\b", b"\\d{3}-\\d{4}|\\w+@\\w+\\.com", b"[^\"]+\"(x|y)?z{2,5}"]
+        text = b'{"type":"error","detail":"read timeout after 30s","id":"deadbeef"} call 555-1234 aaaa'
+        return [bytes([len(p)]) + p + text for p in patterns]
+    if target == "key-log":
+        keys = [f for f in glob.glob(os.path.join(ROOT, "captures", "*.keys"))]
+        return [open(f, "rb").read() for f in sorted(keys)] + [b"# comment\nCLIENT_RANDOM zz 00\nx\n\nCLIENT_HANDSHAKE_TRAFFIC_SECRET " + b"00" * 32 + b" " + b"11" * 48 + b"\n"]
     if target == "app-brokers":
         connect = b"\x10\x14\x00\x04MQTT\x04\xc2\x00\x3c\x00\x02id\x00\x01u\x00\x01p"
         publish = b"\x33\x09\x00\x03a/b\x00\x07hi"

@@ -22,8 +22,11 @@ public final class CaptureFileReader: PacketSource {
     public let format: Format?
     /// The link type of the first interface (packets carry their own).
     public let linkType: LinkType
-    private let pcap: PcapHandle
-    /// The C stream libpcap reads (`SystemCalls`' handle for a `FILE *`).
+    /// libpcap's reader; closed (with `stream`) once a classic pcap file's records are read
+    /// natively, so that an open file costs one descriptor and no libpcap buffer.
+    private var pcap: PcapHandle?
+    /// The C stream libpcap reads (`SystemCalls`' handle for a `FILE *`); not used once `pcap`
+    /// is closed.
     private let stream: OpaquePointer
     private let filter: String?
     /// The filter, compiled for the first interface's link type, applied to what libpcap reads:
@@ -38,6 +41,13 @@ public final class CaptureFileReader: PacketSource {
     private var recordReaderReference: Unretained<PcapRecordReader>?
     /// Packets read from the file, whether the filter kept them or not.
     private(set) public var packetsRead = 0
+
+    /// How far ahead a classic pcap file is read (`PcapRecordReader.readAheadLimit`, 64 KiB to
+    /// 1 MiB): lowered when many files are read at once.
+    var readAheadLimit: Int {
+        get { recordReader?.readAheadLimit ?? PcapRecordReader.maximumReadAhead }
+        set { recordReader?.readAheadLimit = newValue }
+    }
     /// Offset of the next record for classic pcap files, where records are laid out back to back.
     private var nextRecordOffset: Int64 = 24
     private var finished = false
@@ -93,16 +103,18 @@ public final class CaptureFileReader: PacketSource {
             magic = firstWord
             format = magic.flatMap(Format.init(magic:))
         }
+        let handle: PcapHandle
         switch PcapHandle.openOffline(stream: stream) {
-        case .success(let handle):
-            pcap = handle
+        case .success(let opened):
+            handle = opened
+            pcap = opened
         case .failure(let failure):
             SystemCalls.closeStream(stream)
             throw .notACapture(path: path, reason: failure.message)
         }
         self.stream = stream
         self.filter = filter
-        linkType = pcap.linkType
+        linkType = handle.linkType
         if let filter {
             switch BPFFilter.compile(filter, linkType: linkType, snapshotLength: PcapRecordReader.maxRecordLength) {
             case .success(let compiled): compiledFilter = compiled
@@ -114,6 +126,7 @@ public final class CaptureFileReader: PacketSource {
         if format == .pcap, let magic {
             recordReader = openRecordReader(magic: magic)
             recordReaderReference = recordReader.map(Unretained.init)
+            if recordReader != nil { pcap = nil }
         }
     }
 
@@ -150,6 +163,7 @@ public final class CaptureFileReader: PacketSource {
             let record = nativeReader.next()
             return try deliver(record, recordsRead: nativeReader.packetsSeen)
         }
+        guard let pcap else { return .endOfCapture }
         while true {
             switch pcap.next(linkType: linkType) {
             case .packet(var packet):

@@ -105,7 +105,10 @@ public final class CaptureSetReader: PacketSource {
                 return .partDamaged(error)
             }
             if let damage = advance(member) { return .partDamaged(damage) }
-            if member.head != nil { open.append(member) }
+            if member.head != nil {
+                open.append(member)
+                shareReadAhead()
+            }
         }
         guard let earliest = open.indices.min(by: { open[$0].head!.timestamp < open[$1].head!.timestamp }) else {
             return .endOfCapture
@@ -118,6 +121,15 @@ public final class CaptureSetReader: PacketSource {
         let readAhead = open.count - 1
         packet.timestamp.packet = UInt64(max(1, open.reduce(retiredRecords) { $0 + $1.reader.packetsRead } - readAhead))
         return .packet(packet)
+    }
+
+    /// What the open files may read ahead together: each gets its share (at least 64 KiB, so
+    /// 2,000 files that overlap in time hold about 128 MB of read buffers per job, not 2.6 GB).
+    static let readAheadBudget = Int.mebibytes(32)
+
+    private func shareReadAhead() {
+        let share = Self.readAheadBudget / open.count
+        for member in open { member.reader.readAheadLimit = share }
     }
 
     /// Records of the files already read to their end (their numbers come first).

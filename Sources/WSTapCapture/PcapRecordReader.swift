@@ -6,6 +6,10 @@ import WSTapCore
 /// checked before use: a record longer than `maxRecordLength` or cut off by the end of the file
 /// is reported as damage with its offset. Linear: each byte is read once; a record that spans
 /// two chunks is the only one copied.
+///
+/// Reads start at 64 KiB and double, up to `readAheadLimit`, while the file keeps being read: a
+/// file of a set that is open beside thousands of others (captures that overlap in time) holds
+/// about 64 KiB until it is read on, and the set lowers the limit of each when many are open.
 /// What a native reader yields for one record.
 enum NativeRecord {
     case packet(CapturedPacket)
@@ -17,7 +21,16 @@ final class PcapRecordReader {
     /// libpcap's MAXIMUM_SNAPLEN: no capture of the link types wstap decodes holds longer records.
     static let maxRecordLength = 262_144
     private static let recordHeaderLength = 16
-    private static let chunkLength = Int.mebibytes(1)
+    /// The first read's length, and the least `readAheadLimit`.
+    static let minimumReadAhead = Int.kibibytes(64)
+    static let maximumReadAhead = Int.mebibytes(1)
+
+    /// How long a read may grow (`minimumReadAhead`…`maximumReadAhead`); lowering it gives back
+    /// memory at the next read.
+    var readAheadLimit = PcapRecordReader.maximumReadAhead {
+        didSet { readAheadLimit = min(Self.maximumReadAhead, max(Self.minimumReadAhead, readAheadLimit)) }
+    }
+    private var chunkLength = PcapRecordReader.minimumReadAhead
 
     private let fileDescriptor: Int32
     private let linkType: LinkType
@@ -45,7 +58,7 @@ final class PcapRecordReader {
         swapped = magic == 0xD4C3_B2A1 || magic == 0x4D3C_B2A1
         nanosecondTimestamps = magic == 0xA1B2_3C4D || magic == 0x4D3C_B2A1
         offset = Self.recordsOffset
-        capacity = Self.chunkLength + Self.maxRecordLength + Self.recordHeaderLength
+        capacity = Self.minimumReadAhead + Self.recordHeaderLength
         buffer = .allocate(byteCount: capacity, alignment: 16)
         SystemCalls.seek(fileDescriptor, to: Self.recordsOffset)
     }
@@ -118,9 +131,15 @@ final class PcapRecordReader {
             end -= start
             start = 0
         }
+        chunkLength = min(chunkLength, readAheadLimit)
+        // Room for the record and one read past it; a buffer grown past that (by a long record, or
+        // a higher limit before) is given back.
+        let needed = max(count, end + chunkLength)
+        if needed > capacity || capacity > needed + Self.maxRecordLength { resize(to: needed) }
         while end - start < count {
             let got: Int
-            switch SystemCalls.read(fileDescriptor, into: buffer + end, count: min(Self.chunkLength, capacity - end)) {
+            let wanted = capacity - end
+            switch SystemCalls.read(fileDescriptor, into: buffer + end, count: wanted) {
             case .success(let count): got = count
             case .failure(let error):
                 readError = error.reason
@@ -133,6 +152,17 @@ final class PcapRecordReader {
             }
             end += got
         }
+        // A file being read on reads further ahead next time.
+        if chunkLength < readAheadLimit { chunkLength *= 2 }
         return true
+    }
+
+    /// Moves the unread bytes (at the buffer's start) into a buffer of `newCapacity` bytes.
+    private func resize(to newCapacity: Int) {
+        let resized = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        resized.copyMemory(from: buffer, byteCount: end)
+        buffer.deallocate()
+        buffer = resized
+        capacity = newCapacity
     }
 }

@@ -135,7 +135,7 @@ enum Glob {
 public final class FilteringSink: TimelineSink {
     private let sink: any TimelineSink
     private let filter: DisplayFilter
-    private let pattern: Regex<AnyRegexOutput>?
+    private let pattern: TextPattern?
     private enum Decision {
         case undecided(held: [TimelineEvent])
         case keep
@@ -158,11 +158,11 @@ public final class FilteringSink: TimelineSink {
         (filter.selectsConnections && connectionsKept == 0) || (filter.selectsEvents && eventsKept == 0)
     }
 
-    /// Fails when `--grep` is not a valid regular expression.
-    public init(wrapping sink: any TimelineSink, filter: DisplayFilter) throws {
+    /// Fails when `--grep` is not a pattern `TextPattern` compiles.
+    public init(wrapping sink: any TimelineSink, filter: DisplayFilter) throws(TextPattern.SyntaxError) {
         self.sink = sink
         self.filter = filter
-        pattern = try filter.grep.map { try Regex($0) }
+        pattern = try filter.grep.map { grep throws(TextPattern.SyntaxError) in try TextPattern(grep) }
     }
 
     public var receivesFramesAndMessages: Bool { sink.receivesFramesAndMessages }
@@ -272,8 +272,7 @@ public final class FilteringSink: TimelineSink {
             guard !filter.selectsApplications, passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }
             guard let pattern else { return true }
             guard PayloadText.isText(record) else { return false }
-            let text = String(decoding: record.message.payload, as: UTF8.self)
-            return (try? pattern.firstMatch(in: text)) != nil
+            return pattern.matches(String(decoding: record.message.payload, as: UTF8.self))
         case .httpRequest:
             return passes(.clientToServer) && passes(kind: .handshake) && pattern == nil && !filter.selectsApplications
         case .httpResponse:

@@ -191,7 +191,7 @@ struct DecodeOptions: ParsableArguments {
         do {
             return try FilteringSink(wrapping: sink, filter: filter)
         } catch {
-            throw ValidationError("--grep: not a regular expression: \(error)")
+            throw ValidationError("--grep: \(error)")
         }
     }
 
@@ -228,7 +228,7 @@ struct DisplayOptions: ParsableArguments {
     @Option(name: .customLong("type"), help: "Show only these events: text, binary, control, handshake, issues (repeatable, or comma-separated).")
     var types: [String] = []
 
-    @Option(name: .long, help: "Show only text messages matching this regular expression.")
+    @Option(name: .long, help: "Show only text messages matching this regular expression (matched in linear time: no backreferences or lookaround; (?i) at the start ignores case; docs/user-guide.md).")
     var grep: String?
 
     @Flag(name: .long, help: "Messages only: no frame lines (every message, single-frame ones too).")
@@ -248,7 +248,9 @@ struct DisplayOptions: ParsableArguments {
         for name in types.flatMap({ $0.split(separator: ",") }) where DisplayFilter.EventKind(rawValue: String(name)) == nil {
             throw ValidationError("--type takes \(DisplayFilter.EventKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
         }
-        if let grep, (try? Regex(grep)) == nil { throw ValidationError("--grep: '\(grep)' is not a regular expression") }
+        if let grep {
+            do { _ = try TextPattern(grep) } catch { throw ValidationError("--grep '\(grep)': \(error)") }
+        }
     }
 
     var filter: DisplayFilter {

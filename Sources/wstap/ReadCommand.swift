@@ -99,6 +99,9 @@ func openCaptureSource(_ inputs: [String], filter: String?, notes: Bool = true) 
     let isDirectory: Bool
     if case .success = SystemCalls.directoryEntries(inputs[0]) { isDirectory = true } else { isDirectory = false }
     if inputs.count == 1, !isDirectory { return try CaptureFileReader(path: inputs[0], filter: filter) }
+    // Files that overlap in time are open at once (one descriptor each, per job): allow as many
+    // as the system lets this process have, not the shell's usual 1,024.
+    SystemCalls.raiseOpenFileLimit()
     let set = try CaptureSetReader(paths: inputs, filter: filter)
     guard notes else { return set }
     for (path, reason) in set.skipped.prefix(10) { note("skipped \(path): \(reason)") }
@@ -113,11 +116,21 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
     SystemCalls.keepFreedMemoryForReuse()
     // With --jobs, every job reads the capture itself: standard input can be read only once.
     if let jobs = input.jobs, jobs > 1, input.inputs == ["-"] { note("standard input is decoded by one job: --jobs needs capture files") }
-    let jobs = input.inputs == ["-"] ? 1 : input.jobCount(rendering: sink)
+    var jobs = input.inputs == ["-"] ? 1 : input.jobCount(rendering: sink)
     let sources: [any PacketSource]
     do {
         let filter = input.filter(orOption: analysis.filter)
-        sources = try [input.openSource(filter: filter)] + (1..<max(1, jobs)).map { _ throws(CaptureError) in
+        let first = try input.openSource(filter: filter)
+        // Every job may hold every file of a set open at once (files that overlap in time).
+        if let set = first as? CaptureSetReader, jobs > 1 {
+            let descriptors = SystemCalls.openFileLimit - 64
+            let fitting = max(1, descriptors / set.paths.count)
+            if fitting < jobs {
+                note("decoding with \(fitting) job\(fitting == 1 ? "" : "s"), not \(jobs): \(set.paths.count) files read by each job could pass the open-file limit (\(SystemCalls.openFileLimit))")
+                jobs = fitting
+            }
+        }
+        sources = try [first] + (1..<max(1, jobs)).map { _ throws(CaptureError) in
             try input.openSource(filter: filter, notes: false)
         }
     } catch {

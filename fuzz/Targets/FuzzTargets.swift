@@ -34,6 +34,8 @@ let targets: [String: FuzzTarget] = [
     "app-json": fuzzApplicationJSON,
     "app-brokers": fuzzBrokerProtocols,
     "http2": fuzzHTTP2,
+    "grep-pattern": fuzzGrepPattern,
+    "key-log": fuzzKeyLog,
 ]
 
 nonisolated(unsafe) var selectedTarget: FuzzTarget?
@@ -467,4 +469,25 @@ func feed<Parser: StreamParser>(_ parser: inout Parser, from reader: inout BlobR
     }
     for direction in StreamDirection.allCases { parser.finish(direction: direction, at: .zero, emit: emit) }
     return fed
+}
+
+/// `--grep`'s matcher: a pattern (its length in the first byte) compiled, then matched against the
+/// rest of the blob as text: it compiles or refuses, never traps, and keeps its program bounded.
+func fuzzGrepPattern(_ blob: UnsafeRawBufferPointer) {
+    var reader = BlobReader(rest: blob)
+    let pattern = String(decoding: reader.bytes(Int(reader.byte())), as: UTF8.self)
+    let text = String(decoding: reader.rest, as: UTF8.self)
+    guard let compiled = try? TextPattern(pattern) else { return }
+    _ = compiled.matches(text)
+    _ = compiled.matches("")
+}
+
+/// The key-log parser on the blob as a key log: every line a secret, a skipped label or a counted
+/// malformed line, with the kept examples bounded.
+func fuzzKeyLog(_ blob: UnsafeRawBufferPointer) {
+    let keyLog = KeyLog(text: String(decoding: blob, as: UTF8.self))
+    let lines = blob.reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+    precondition(keyLog.malformedLineCount <= lines, "more malformed lines than lines")
+    precondition(keyLog.malformedLines.count <= keyLog.malformedLineCount)
+    precondition(keyLog.count <= lines, "more secrets than lines")
 }
