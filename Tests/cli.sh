@@ -123,6 +123,13 @@ check "--type rejects an unknown kind" 64 "$wstap" read captures/text-echo.pcap 
 check "--grep rejects a bad regular expression" 64 "$wstap" read captures/text-echo.pcap --grep "("
 check "--grep refuses a backreference" 64 "$wstap" read captures/text-echo.pcap --grep '(a)\1'
 expect "...saying it matches without backtracking" sh -c "grep -q 'backreferences are not supported (wstap matches in linear time' '$work/err'"
+check "--from/--to keep the events of a time window" 0 "$wstap" read captures/text-echo.pcap --messages --from +0.0017 --to +0.00196
+expect "...the two messages inside it, with their connection's context" sh -c "[ \$(grep -c 'message text' '$work/out') -eq 2 ] && grep -q 'Grüße' '$work/out' && grep -q 'closed (fin)' '$work/out' && ! grep -q '\"hello\"' '$work/out'"
+check "--from inside a compressed conversation" 0 "$wstap" read captures/deflate.pcap --messages --from +0.0035 --format ndjson
+expect "...decodes it as the whole capture does (no lost context, the window's text)" sh -c "grep -q 'seq..: 1' '$work/out' && ! grep -q 'seq..: 0' '$work/out' && ! grep -q 'deflate-context-lost' '$work/out'"
+check "--from past the capture's end matches nothing" 5 "$wstap" read captures/text-echo.pcap --from +5
+check "--from that is not a time" 64 "$wstap" read captures/text-echo.pcap --from +x
+expect "...says which forms it takes" grep -q "not a time (+SECONDS" "$work/err"
 check "--grep (?i) matches without case" 0 "$wstap" read captures/text-echo.pcap --grep '(?i)HELLO' --format ndjson
 expect "...finding the echoed text" grep -q '"event":"message"' "$work/out"
 check "--messages --dir c2s" 0 "$wstap" read captures/text-echo.pcap --messages --dir c2s --format ndjson

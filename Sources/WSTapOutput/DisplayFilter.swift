@@ -33,6 +33,11 @@ public struct DisplayFilter: Sendable {
     public var applicationTypes: Set<String> = []
     /// Globs on what an application message is about (`--event`: `ApplicationMessage.subjects`).
     public var applicationSubjects: [String] = []
+    /// A time window (`--from`, `--to`, each end included): events outside it are not shown,
+    /// while the whole capture is still decoded (its handshakes, compression contexts and
+    /// application state), unlike a capture cut with editcap.
+    public var from: TimeBound?
+    public var to: TimeBound?
 
     /// Whether only application messages are shown (any of the three above).
     var selectsApplications: Bool { applicationOnly || !applicationTypes.isEmpty || !applicationSubjects.isEmpty }
@@ -56,7 +61,7 @@ public struct DisplayFilter: Sendable {
     /// Nothing is filtered.
     public var keepsEverything: Bool {
         connections.isEmpty && host == nil && path == nil && direction == nil && kinds.isEmpty && grep == nil && !messagesOnly
-            && !selectsApplications && client == nil && server == nil
+            && !selectsApplications && client == nil && server == nil && from == nil && to == nil
     }
 
     /// Whether `endpoint` is what `pattern` names: its address, or its address and port.
@@ -67,7 +72,9 @@ public struct DisplayFilter: Sendable {
 
     /// Whether the filter selects events within the connections it keeps (a direction, kinds, a
     /// pattern, application messages), not only connections.
-    var selectsEvents: Bool { direction != nil || !kinds.isEmpty || grep != nil || selectsApplications }
+    var selectsEvents: Bool {
+        direction != nil || !kinds.isEmpty || grep != nil || selectsApplications || from != nil || to != nil
+    }
 
     /// Whether the filter chooses connections (by id, host, path, client or server).
     var selectsConnections: Bool { !connections.isEmpty || host != nil || path != nil || client != nil || server != nil }
@@ -136,6 +143,8 @@ public final class FilteringSink: TimelineSink {
     private let sink: any TimelineSink
     private let filter: DisplayFilter
     private let pattern: TextPattern?
+    /// `--from` and `--to` in nanoseconds since the epoch, once the capture's start is known.
+    private var window: (lower: Int64, upper: Int64)?
     private enum Decision {
         case undecided(held: [TimelineEvent])
         case keep
@@ -169,6 +178,11 @@ public final class FilteringSink: TimelineSink {
     public var writesContextLines: Bool { sink.writesContextLines }
 
     public func receive(_ event: TimelineEvent) {
+        if case .captureStarted = event.kind, let start = event.time, filter.from != nil || filter.to != nil {
+            let lower = filter.from?.resolved(captureStart: start) ?? .min
+            let upper = filter.to?.resolved(captureStart: start) ?? .max
+            window = (lower, upper)
+        }
         guard let record = event.connection else { return sink.receive(event) }
         switch decision(for: record, event: event) {
         case .keep:
@@ -258,8 +272,15 @@ public final class FilteringSink: TimelineSink {
         awaitingMatch[id] = held
     }
 
-    /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages` and `--grep`.
+    /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages`, `--grep`,
+    /// `--from` and `--to`.
     private func keeps(_ event: TimelineEvent) -> Bool {
+        switch event.kind {
+        case .connectionOpened, .connectionClosed, .streamClosed, .captureStarted:
+            return true
+        default:
+            guard inWindow(event.time) else { return false }
+        }
         switch event.kind {
         case .connectionOpened, .connectionClosed, .streamClosed:
             return true
@@ -287,6 +308,13 @@ public final class FilteringSink: TimelineSink {
         case .captureStarted:
             return true
         }
+    }
+
+    /// Inside `--from`/`--to` (an event without a time is never cut by them).
+    private func inWindow(_ time: CaptureTimestamp?) -> Bool {
+        guard let window, let time else { return true }
+        let nanoseconds = time.seconds &* 1_000_000_000 &+ Int64(time.nanoseconds)
+        return nanoseconds >= window.lower && nanoseconds <= window.upper
     }
 
     private func passes(_ direction: StreamDirection) -> Bool {

@@ -228,6 +228,12 @@ struct DisplayOptions: ParsableArguments {
     @Option(name: .customLong("type"), help: "Show only these events: text, binary, control, handshake, issues (repeatable, or comma-separated).")
     var types: [String] = []
 
+    @Option(name: .long, help: "Show only events at or after this time: +SECONDS after the capture's first packet, SECONDS since the epoch, YYYY-MM-DDTHH:MM:SS[.frac] or HH:MM:SS (UTC). The whole capture is still decoded.")
+    var from: String?
+
+    @Option(name: .long, help: "Show only events at or before this time (the forms of --from).")
+    var to: String?
+
     @Option(name: .long, help: "Show only text messages matching this regular expression (matched in linear time: no backreferences or lookaround; (?i) at the start ignores case; docs/user-guide.md).")
     var grep: String?
 
@@ -248,6 +254,11 @@ struct DisplayOptions: ParsableArguments {
         for name in types.flatMap({ $0.split(separator: ",") }) where DisplayFilter.EventKind(rawValue: String(name)) == nil {
             throw ValidationError("--type takes \(DisplayFilter.EventKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
         }
+        for (name, value) in [("--from", from), ("--to", to)] {
+            if let value, TimeBound(value) == nil {
+                throw ValidationError("\(name) '\(value)': not a time (+SECONDS, SECONDS since the epoch, YYYY-MM-DDTHH:MM:SS[.frac] or HH:MM:SS, UTC)")
+            }
+        }
         if let grep {
             do { _ = try TextPattern(grep) } catch { throw ValidationError("--grep '\(grep)': \(error)") }
         }
@@ -267,6 +278,8 @@ struct DisplayOptions: ParsableArguments {
         filter.applicationOnly = appOnly
         filter.applicationTypes = Set(appType.flatMap { $0.split(separator: ",") }.map { $0.lowercased() })
         filter.applicationSubjects = event
+        filter.from = from.flatMap(TimeBound.init)
+        filter.to = to.flatMap(TimeBound.init)
         return filter
     }
 }

@@ -150,6 +150,8 @@ struct FilterFormatTableTests {
         ("type", { $0.kinds = [.text] }),
         ("grep", { $0.grep = "message 0" }),
         ("messages", { $0.messagesOnly = true }),
+        // After the handshake (at 1.5 ms), before the last messages.
+        ("window", { $0.from = .sinceStart(5_000_000); $0.to = .sinceStart(8_000_000) }),
     ]
 
     static func run(_ configure: (inout DisplayFilter) -> Void, into exporter: (OutputChannel) -> any TimelineSink) throws -> (String, FilteringSink) {
@@ -198,7 +200,9 @@ struct FilterFormatTableTests {
 
     /// A filter that keeps nothing says so (the command exits 5).
     @Test func aFilterThatMatchesNothingSaysSo() throws {
-        for configure: (inout DisplayFilter) -> Void in [{ $0.connections = [9] }, { $0.grep = "no such words" }, { $0.client = "10.1.1.1" }] {
+        for configure: (inout DisplayFilter) -> Void in [
+            { $0.connections = [9] }, { $0.grep = "no such words" }, { $0.client = "10.1.1.1" }, { $0.from = .sinceStart(60_000_000_000) },
+        ] {
             let (_, filtering) = try Self.run(configure) { NDJSONExporter(output: $0) }
             #expect(filtering.matchedNothing)
         }
