@@ -34,6 +34,11 @@ public struct AnalyzerOptions: Sendable {
     public var maxCompressionContexts = 4096
     /// The tables that choose each connection's stages (`ConnectionChain.standard`).
     var stages = ConnectionChain.standard
+    /// Connections are numbered in the order their first events are written (1, 2, 3… with no
+    /// hole for an attempt that carried nothing, such as a SYN answered by a reset); false keeps
+    /// the connection table's order of opening, for a parallel analysis that numbers them as it
+    /// merges (WSTapParallel).
+    package var numbersConnectionsAsShown = true
     /// Whether the analyzer says which key log decrypts TLS (and which of its lines it could not
     /// use): of several analyzers of one capture (`--jobs`), only one does.
     package var announcesKeyLog = true

@@ -82,7 +82,13 @@ final class ConnectionContext {
     @inline(__always)
     private func deliver(_ event: TimelineEvent, folded: Bool) {
         if held != nil { return hold(event) }
-        if !opened { open(at: event.time ?? record.startTime) }
+        if !opened {
+            open(at: event.time ?? record.startTime)
+            // Opening numbered the connection: the event was made before.
+            var numbered = event
+            numbered.connection?.id = record.id
+            return folded ? timeline.receive(numbered) : timeline.pass(numbered)
+        }
         if folded { timeline.receive(event) } else { timeline.pass(event) }
     }
 
@@ -107,7 +113,11 @@ final class ConnectionContext {
         for index in order {
             let kept = events[index]
             if !opened { open(at: kept.event.time ?? record.startTime) }
-            arena.lend(kept) { timeline.receive($0) }
+            arena.lend(kept) { event in
+                var numbered = event
+                numbered.connection?.id = record.id
+                timeline.receive(numbered)
+            }
         }
     }
 
@@ -115,9 +125,11 @@ final class ConnectionContext {
     func frameDecoded() { timeline.frameDecoded() }
     func messageDecoded() { timeline.messageDecoded() }
 
-    /// Writes the connection's `connectionOpened`, at the time of its first event.
+    /// Writes the connection's `connectionOpened`, at the time of its first event (numbering it
+    /// then, unless a parallel analysis numbers it as it merges).
     private func open(at time: CaptureTimestamp) {
         opened = true
+        if options.numbersConnectionsAsShown { record.id = timeline.takeShownID() }
         timeline.receive(TimelineEvent(connection: record, time: time, kind: .connectionOpened))
     }
 }

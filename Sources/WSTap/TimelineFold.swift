@@ -16,6 +16,14 @@ final class TimelineFold {
     private(set) var framesDecoded: UInt64 = 0
     private(set) var messagesDecoded: UInt64 = 0
 
+    /// The id the next connection to be shown gets (`AnalyzerOptions.numbersConnectionsAsShown`).
+    private var nextShownID: UInt64 = 1
+
+    func takeShownID() -> UInt64 {
+        defer { nextShownID += 1 }
+        return nextShownID
+    }
+
     func frameDecoded() { framesDecoded &+= 1 }
     func messageDecoded() { messagesDecoded &+= 1 }
 

@@ -161,8 +161,15 @@ public final class JSONExporter: TimelineSink {
     /// Lists moved to the spool so far.
     private(set) var spills = 0
     let spool = JSONSpool()
-    /// In a `--jobs` job's part: connections ended, not yet handed over, with how they ended.
-    var ended: [(connection: OpenConnection, end: ConnectionEnd)]?
+    /// In a `--jobs` job's part: connections opened (so that the merge numbers them as they
+    /// appear) and ended, not yet handed over.
+    var ended: [PartItem]?
+
+    /// What a part hands the merge, in the order it happened.
+    enum PartItem {
+        case opened(UInt64)
+        case ended(OpenConnection, ConnectionEnd)
+    }
     /// Why a part's temporary file could not be used (reported once, by the whole exporter).
     var partSpoolFailure: SystemError?
 
@@ -274,7 +281,7 @@ public final class JSONExporter: TimelineSink {
             let connection = owned.takeOwnership()
             bufferedBytes -= connection.freeableMemory
             if ended != nil {
-                ended?.append((connection, end))
+                ended?.append(.ended(connection, end))
                 return
             }
             write(connection, end: end, id: record.id, spool: spool, spares: spares)

@@ -179,15 +179,17 @@ extension JSONExporter: PartitionedSink {
         func start(at time: CaptureTimestamp) {}
 
         func render(_ event: TimelineEvent) -> Bool {
+            // Its first event numbers a connection: the merge hears of it here, not at its end.
             let before = exporter.ended?.count ?? 0
+            if case .connectionOpened = event.kind, let id = event.connection?.id { exporter.ended?.append(.opened(id)) }
             exporter.receive(event)
             return (exporter.ended?.count ?? 0) > before
         }
 
         func handOver() -> any SinkPartBatch {
-            let connections = exporter.ended ?? []
+            let items = exporter.ended ?? []
             exporter.ended = []
-            return Ended(connections: connections, whole: whole, spool: exporter.spool, spares: exporter.spares)
+            return Ended(items: items, whole: whole, spool: exporter.spool, spares: exporter.spares)
         }
 
         func finish() {
@@ -196,27 +198,31 @@ extension JSONExporter: PartitionedSink {
         }
     }
 
-    /// Connections a part saw end, for the whole exporter to write. Their lists moved to the
+    /// Connections a part saw open (numbered by the merge) and end, for the whole exporter to write. Their lists moved to the
     /// part's spool are read back from it while the job goes on appending to it (at other offsets);
     /// their emptied buffers go back to the part's spares.
     private final class Ended: SinkPartBatch {
-        private let connections: [(connection: OpenConnection, end: ConnectionEnd)]
+        private let items: [JSONExporter.PartItem]
         private let whole: JSONExporter
         private let spool: JSONSpool
         private let spares: SpareBuffers
         private var next = 0
 
-        init(connections: [(connection: OpenConnection, end: ConnectionEnd)], whole: JSONExporter, spool: JSONSpool, spares: SpareBuffers) {
-            self.connections = connections
+        init(items: [JSONExporter.PartItem], whole: JSONExporter, spool: JSONSpool, spares: SpareBuffers) {
+            self.items = items
             self.whole = whole
             self.spool = spool
             self.spares = spares
         }
 
         func writeNext(captureID: (UInt64) -> UInt64) {
-            let (connection, end) = connections[next]
+            let item = items[next]
             next += 1
-            whole.write(connection, end: end, id: captureID(connection.record.id), spool: spool, spares: spares)
+            switch item {
+            case .opened(let id): _ = captureID(id)
+            case .ended(let connection, let end):
+                whole.write(connection, end: end, id: captureID(connection.record.id), spool: spool, spares: spares)
+            }
         }
     }
 }

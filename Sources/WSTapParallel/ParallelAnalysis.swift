@@ -415,14 +415,20 @@ private final class HandOver<Item>: @unchecked Sendable {
 private final class ParallelAnalysis {
     private let sink: any TimelineSink
     private let jobs: [Job]
-    /// Each job's ids of the connections still in its table, to the capture's.
+    /// Each job's ids of the connections still in its table, to the capture's table order (the
+    /// order one analyzer's table opens them in, which orders its closes at a sweep or the end).
     private var captureIDs: [[UInt64: UInt64]]
     private var nextID: UInt64 = 1
+    /// The ids the output shows, by table order: numbered as the connections' first events are
+    /// written (the merged events are one analyzer's, in its order), as one analyzer numbers them.
+    private var shownIDs: [UInt64: UInt64] = [:]
+    private var nextShownID: UInt64 = 1
     private var startAnnounced = false
 
     init(sources: [any PacketSource], options: AnalyzerOptions, sink: any TimelineSink) {
         let count = sources.count
         var shared = options
+        shared.numbersConnectionsAsShown = false
         shared.reassembly.maxConnections = max(1, options.reassembly.maxConnections / count)
         shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
         self.sink = sink
@@ -502,16 +508,27 @@ private final class ParallelAnalysis {
             guard let job = chosen else { break }
             if entries[job][next[job]].position.sequence > 0 { announceStart() }
             if let index = entries[job][next[job]].recorded {
-                recorded[job].deliver(Int(index), to: sink) { captureIDs[job][$0] ?? $0 }
+                recorded[job].deliver(Int(index), to: sink) { shownID(captureIDs[job][$0] ?? $0) }
             } else {
-                rendered[job]?.writeNext { captureIDs[job][$0] ?? $0 }
+                rendered[job]?.writeNext { shownID(captureIDs[job][$0] ?? $0) }
             }
             next[job] += 1
             keys[job] = key(job)
         }
         announceStart()
         for (job, batch) in recorded.enumerated() {
-            for id in batch.removed { captureIDs[job][id] = nil }
+            for id in batch.removed {
+                if let captureID = captureIDs[job].removeValue(forKey: id) { shownIDs[captureID] = nil }
+            }
         }
+    }
+
+    /// The id shown for the connection `captureID` (table order) numbers: given at its first event.
+    private func shownID(_ captureID: UInt64) -> UInt64 {
+        if let shown = shownIDs[captureID] { return shown }
+        let shown = nextShownID
+        nextShownID += 1
+        shownIDs[captureID] = shown
+        return shown
     }
 }
