@@ -12,12 +12,16 @@ public final class TextExporter: TimelineSink {
     private var previous: CaptureTimestamp?
     /// Characters of a payload's preview (`--max-payload`; bytes in hex: a third of it).
     private let previewLimit: Int
+    /// JSON text (most apps send it) reads as itself: unquoted, so its quotes need no escape, and
+    /// twice as long.
+    private let jsonPreviewLimit: Int
     private let colors: TerminalColors
 
     public init(output: OutputChannel, style: TextStyle) {
         self.output = output
         self.style = style
         previewLimit = style.maxPayload ?? 60
+        jsonPreviewLimit = style.maxPayload ?? 120
         colors = TerminalColors(enabled: style.colors)
         line = output.pending
     }
@@ -82,6 +86,12 @@ public final class TextExporter: TimelineSink {
             begin(event)
             upgradeText(exchange)
         case .frame(let frame):
+            // A compressed message in one frame is shown once, by its message line (with its
+            // text): the frame's compressed bytes say nothing to a reader. `-v` and `-x` show them.
+            let header = frame.header
+            if header.fin, header.rsv1, header.opcode == .text || header.opcode == .binary, !style.verbose, !style.hexDump {
+                return
+            }
             begin(event)
             frameText(frame)
         case .message(let message):
@@ -275,9 +285,27 @@ public final class TextExporter: TimelineSink {
             }
         } else if !frame.payload.isEmpty {
             line.raw("  ")
-            line.quotedPreview(frame.payload, gaps: frame.gaps, limit: previewLimit, asText: PayloadText.isText(frame))
+            preview(frame.payload, gaps: frame.gaps, asText: PayloadText.isText(frame))
         }
         if style.hexDump { dump(frame.payload) }
+    }
+
+    /// A payload's preview: text in quotes, JSON text as it is (both escaped for the terminal),
+    /// other bytes in hex.
+    private func preview(_ payload: UnsafeRawBufferPointer, gaps: UnsafeBufferPointer<PayloadGap>, asText: Bool) {
+        if asText, gaps.isEmpty, Self.looksLikeJSON(payload) {
+            line.terminalText(payload, limit: jsonPreviewLimit, quoted: false)
+        } else {
+            line.quotedPreview(payload, gaps: gaps, limit: previewLimit, asText: asText)
+        }
+    }
+
+    /// Starts, after any white space, with `{` or `[`.
+    private static func looksLikeJSON(_ payload: UnsafeRawBufferPointer) -> Bool {
+        for byte in payload where byte != 0x20 && byte != 0x09 && byte != 0x0A && byte != 0x0D {
+            return byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[")
+        }
+        return false
     }
 
     /// `-x`, like `tcpdump -X`: offset, 16 bytes in hex, the same as ASCII (`.` for the rest).
@@ -344,9 +372,15 @@ public final class TextExporter: TimelineSink {
         line.raw(" in "); line.number(message.frameCount); line.raw(" frame(s)")
         if message.compressed { line.raw(", compressed") }
         if !message.isComplete { line.raw(", INCOMPLETE") }
-        guard message.isDecoded else { return line.raw(", NOT DECODED") }
+        guard message.isDecoded else {
+            line.raw(", NOT DECODED")
+            // What the capture has of it, as its frames carried it (never as if it were the text).
+            guard message.compressed, !message.payload.isEmpty else { return }
+            line.raw("  as sent: ")
+            return line.quotedPreview(message.payload, gaps: message.gaps, limit: previewLimit, asText: false)
+        }
         line.raw("  ")
-        line.quotedPreview(message.payload, gaps: message.gaps, limit: previewLimit, asText: PayloadText.isText(record))
+        preview(message.payload, gaps: message.gaps, asText: PayloadText.isText(record))
         if style.hexDump { dump(message.payload) }
     }
 }
