@@ -284,15 +284,16 @@ public final class TextExporter: TimelineSink {
                 close.reason.withUnsafeBytes { line.quotedPreview($0, asText: true) }
             }
         } else if !frame.payload.isEmpty {
-            line.raw("  ")
             preview(frame.payload, gaps: frame.gaps, asText: PayloadText.isText(frame))
         }
         if style.hexDump { dump(frame.payload) }
     }
 
-    /// A payload's preview: text in quotes, JSON text as it is (both escaped for the terminal),
-    /// other bytes in hex.
+    /// A payload's preview after two spaces: text in quotes, JSON text as it is (both escaped for
+    /// the terminal), other bytes in hex, except under `-x`, whose dump below shows them all.
     private func preview(_ payload: UnsafeRawBufferPointer, gaps: UnsafeBufferPointer<PayloadGap>, asText: Bool) {
+        if style.hexDump, !asText, gaps.isEmpty { return }
+        line.raw("  ")
         if asText, gaps.isEmpty, Self.looksLikeJSON(payload) {
             line.terminalText(payload, limit: jsonPreviewLimit, quoted: false)
         } else {
@@ -379,7 +380,6 @@ public final class TextExporter: TimelineSink {
             line.raw("  as sent: ")
             return line.quotedPreview(message.payload, gaps: message.gaps, limit: previewLimit, asText: false)
         }
-        line.raw("  ")
         preview(message.payload, gaps: message.gaps, asText: PayloadText.isText(record))
         if style.hexDump { dump(message.payload) }
     }
