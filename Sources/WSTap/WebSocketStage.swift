@@ -148,7 +148,9 @@ final class WebSocketStage: Stage {
                 if header.fin { textMessageOpen[direction] = false }
             }
             stream.totals.frames[direction] &+= 1
-            stream.countFrame(opcode, payloadLength: header.payloadLength)
+            // The bytes the capture holds: a length field claims what it likes (a frame cut by the
+            // capture's end claimed 2^62 bytes), its missing bytes are counted apart.
+            stream.countFrame(opcode, payloadLength: header.payloadLength - min(frame.bytesMissing, header.payloadLength))
             if opcode.isControl { noteControl(header, close: close, payload: frame.payload, direction: direction, at: time) }
             guard stream.connection.emitsFramesAndMessages else { return }
             stream.emitFrame(FrameRecord(
