@@ -61,7 +61,8 @@ public final class CaptureSetReader: PacketSource {
         if let filter { _ = try CaptureFileReader(path: paths[0], filter: filter) }
     }
 
-    /// Regular files as given; directories replaced by the capture files in them (pcap, pcapng
+    /// Regular files as given; directories replaced by the capture files in them (what else a
+    /// directory holds, other than hidden files, is said in `skipped` with why; pcap, pcapng
     /// or gzip by their first bytes, hidden files left out), sorted by name.
     private static func expand(_ inputs: [String], skipped: inout [(path: String, reason: String)]) -> [String] {
         var files: [String] = []
@@ -72,7 +73,17 @@ public final class CaptureSetReader: PacketSource {
             }
             for entry in entries.sorted() where !entry.hasPrefix(".") {
                 let path = input.hasSuffix("/") ? input + entry : input + "/" + entry
-                guard case .success(let status) = SystemCalls.fileStatus(path), status.isRegularFile else { continue }
+                switch SystemCalls.fileStatus(path) {
+                case .success(let status) where status.isRegularFile:
+                    break
+                case .success:
+                    let isDirectory = if case .success = SystemCalls.directoryEntries(path) { true } else { false }
+                    skipped.append((path, isDirectory ? "a directory (only the files directly in \(input) are read)" : "not a regular file"))
+                    continue
+                case .failure(let error):
+                    skipped.append((path, error.reason))
+                    continue
+                }
                 if CaptureFileReader.startsLikeCapture(path) {
                     files.append(path)
                 } else {

@@ -105,7 +105,7 @@ func openCaptureSource(_ inputs: [String], filter: String?, notes: Bool = true) 
     let set = try CaptureSetReader(paths: inputs, filter: filter)
     guard notes else { return set }
     for (path, reason) in set.skipped.prefix(10) { note("skipped \(path): \(reason)") }
-    if set.skipped.count > 10 { note("skipped \(set.skipped.count - 10) more files that are not captures") }
+    if set.skipped.count > 10 { note("skipped \(set.skipped.count - 10) more entries (not capture files)") }
     return set
 }
 
