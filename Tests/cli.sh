@@ -138,7 +138,7 @@ expect "...finding the echoed text" grep -q '"event":"message"' "$work/out"
 check "--messages --dir c2s" 0 "$wstap" read captures/text-echo.pcap --messages --dir c2s --format ndjson
 expect "...gives the client's messages and no frame" sh -c "[ \$(grep -c '\"event\":\"message\"' '$work/out') -eq 4 ] && ! grep -q '\"event\":\"frame\"' '$work/out' && ! grep -q '\"dir\":\"s2c\"' '$work/out'"
 check "-x dumps payloads as hex and ASCII" 0 "$wstap" read captures/text-echo.pcap -x --max-payload 16
-expect "...16 bytes a line, like tcpdump -X" grep -q "^        0x00000000:  6865 6c6c 6f  *hello$" "$work/out"
+expect "...16 bytes a line, in follow's hex style" grep -q "^        00000000  68 65 6c 6c 6f  *hello$" "$work/out"
 check "a key log that cannot be read exits 2" 2 "$wstap" read captures/wss-tls13-aes128.pcap --keylog "$work/no-such.keys"
 expect "...with one line naming it" sh -c "grep -q 'no-such.keys' '$work/err' && [ \$(wc -l <'$work/err') -eq 1 ]"
 check "SSLKEYLOGFILE decrypts when --keylog is not given" 0 env SSLKEYLOGFILE=captures/wss-tls13-aes128.keys "$wstap" read captures/wss-tls13-aes128.pcap --format ndjson

@@ -215,11 +215,16 @@ public final class FollowExporter: TimelineSink {
 
 extension OutputBuffer {
     /// 16 bytes a line after `indent`: the offset (`offsetBytes` bytes in hex), the bytes in hex,
-    /// then as ASCII (`.` for the rest; `< > &` as entities when `escapesHTML`), each line ended.
-    func hexDumpLines(_ bytes: UnsafeRawBufferPointer, indent: StaticString, offsetBytes: Int, escapesHTML: Bool) {
+    /// then as ASCII (`.` for the rest; `< > &` as entities when `escapesHTML`), each line ended
+    /// (or, with `newlineFirst`, begun: for a dump under a line that is still open). The one hex
+    /// style of every output (`follow`, `-x`, the HTML report).
+    func hexDumpLines(
+        _ bytes: UnsafeRawBufferPointer, indent: StaticString, offsetBytes: Int, escapesHTML: Bool, newlineFirst: Bool = false
+    ) {
         var offset = 0
         while offset < bytes.count {
             let row = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + 16)])
+            if newlineFirst { raw("\n") }
             raw(indent)
             for shift in stride(from: 8 * (offsetBytes - 1), through: 0, by: -8) { hexByte(UInt8(truncatingIfNeeded: offset >> shift)) }
             raw("  ")
@@ -236,7 +241,7 @@ extension OutputBuffer {
                 default: append(UInt8(ascii: "."))
                 }
             }
-            raw("\n")
+            if !newlineFirst { raw("\n") }
             offset += 16
         }
     }

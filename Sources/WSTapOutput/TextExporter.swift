@@ -309,26 +309,10 @@ public final class TextExporter: TimelineSink {
         return false
     }
 
-    /// `-x`, like `tcpdump -X`: offset, 16 bytes in hex, the same as ASCII (`.` for the rest).
+    /// `-x`: offset, 16 bytes in hex, the same as ASCII (`.` for the rest), as `follow` shows them.
     private func dump(_ payload: UnsafeRawBufferPointer) {
         let shown = UnsafeRawBufferPointer(rebasing: payload.prefix(style.maxPayload ?? payload.count))
-        var offset = 0
-        while offset < shown.count {
-            let row = UnsafeRawBufferPointer(rebasing: shown[offset..<min(shown.count, offset + 16)])
-            line.append(UInt8(ascii: "\n"))
-            line.raw("        0x")
-            line.hexByte(UInt8(truncatingIfNeeded: offset >> 24)); line.hexByte(UInt8(truncatingIfNeeded: offset >> 16))
-            line.hexByte(UInt8(truncatingIfNeeded: offset >> 8)); line.hexByte(UInt8(truncatingIfNeeded: offset))
-            line.raw(":  ")
-            // Two bytes a group, as tcpdump -X writes them.
-            for index in 0..<16 {
-                if index < row.count { line.hexByte(row[index]) } else { line.raw("  ") }
-                if index % 2 == 1 { line.append(UInt8(ascii: " ")) }
-            }
-            line.append(UInt8(ascii: " "))
-            for byte in row { line.append(byte >= 0x20 && byte < 0x7F ? byte : UInt8(ascii: ".")) }
-            offset += 16
-        }
+        line.hexDumpLines(shown, indent: "        ", offsetBytes: 4, escapesHTML: false, newlineFirst: true)
         if shown.count < payload.count {
             line.append(UInt8(ascii: "\n")); line.raw("        … "); line.number(payload.count - shown.count); line.raw(" more bytes")
         }

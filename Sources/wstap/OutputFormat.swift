@@ -144,7 +144,7 @@ struct DecodeOptions: ParsableArguments {
     @Flag(name: [.customShort("v"), .long], help: "Text timeline: show the header lines of every request and response.")
     var verbose = false
 
-    @Flag(name: [.customShort("x"), .customLong("hex")], help: "Text timeline: every payload also as hex and ASCII, 16 bytes a line, like tcpdump -X (at most --max-payload bytes).")
+    @Flag(name: [.customShort("x"), .customLong("hex")], help: "Text timeline: every payload also as hex and ASCII, 16 bytes a line, as follow shows them (at most --max-payload bytes).")
     var hexDump = false
 
     @Flag(name: [.customShort("n"), .customLong("numbers")], help: "Text timeline: start each line with the number of the packet it came from, as Wireshark numbers frames (JSON always has it as \"packet\").")

@@ -122,10 +122,10 @@ struct TextPayloadTests {
     @Test func hexDumpsShowEveryByteAsHexAndASCII() throws {
         let lines = try Self.lines(maxPayload: nil, hexDump: true)
         let hello = try #require(lines.firstIndex { $0.hasSuffix("\"hello\"") })
-        #expect(lines[hello + 1] == "        0x00000000:  6865 6c6c 6f                             hello")
+        #expect(lines[hello + 1] == "        00000000  68 65 6c 6c 6f                                   hello")
         // The 300-byte message: 19 rows of 16 bytes.
         let long = try #require(lines.firstIndex { $0.contains("300 B") })
-        #expect(lines[(long + 1)...].prefix { $0.hasPrefix("        0x") }.count == 19)
+        #expect(lines[(long + 1)...].prefix { $0.hasPrefix("        000") }.count == 19)
     }
 
     @Test func maxPayloadSetsThePreviewAndTheDump() throws {
