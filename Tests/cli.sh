@@ -161,7 +161,7 @@ for line in sys.stdin:
     e = json.loads(line)
     if e.get("event") == "connection_open": print(e["client"]["ip"] + ":" + str(e["client"]["port"])); break')
 check "follow --client IP:PORT --write-messages DIR" 0 "$wstap" follow captures/text-echo.pcap --client "$client" --write-messages "$work/msgs"
-expect "...saves every data message to a numbered file" sh -c "[ \$(ls '$work/msgs' | wc -l) -eq 8 ] && [ -f '$work/msgs/000001-c2s.txt' ] && [ \"\$(cat '$work/msgs/000001-c2s.txt')\" = hello ]"
+expect "...saves every data message to a file named by sequence and packet, with an index" sh -c "[ \$(ls '$work/msgs' | wc -l) -eq 9 ] && [ \"\$(cat '$work/msgs/000001-000008-c2s.txt')\" = hello ] && grep -q '^000001-000008-c2s.txt	8	1795813625.990842	0.001472	c2s	text	5$' '$work/msgs/index.tsv'"
 check "follow --write-messages never overwrites a file" 4 "$wstap" follow captures/text-echo.pcap --conn 1 --write-messages "$work/msgs"
 check "read --format har -o FILE" 0 "$wstap" read captures/keepalive.pcap --format har -o "$work/k.har"
 expect "...writes the file, not standard output" sh -c "[ ! -s '$work/out' ] && python3 -c \"import json; d=json.load(open('$work/k.har')); assert d['log']['entries'][2]['_resourceType']=='websocket'\""

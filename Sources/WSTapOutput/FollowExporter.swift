@@ -36,6 +36,10 @@ public final class FollowExporter: TimelineSink {
     /// Ids of the connections followed.
     private var followed: Set<UInt64> = []
     private var messagesSaved = 0
+    /// `index.tsv` in `messageDirectory`: a line per saved payload (its file, packet, time,
+    /// direction, type and size), opened with the first.
+    private var index: Int32?
+    private let indexLine = OutputBuffer()
     /// Connections in the capture, to say what there was when none matched.
     public private(set) var connectionsSeen: UInt64 = 0
     public var matchedAny: Bool { !followed.isEmpty }
@@ -142,8 +146,12 @@ public final class FollowExporter: TimelineSink {
             line.raw("\n")
         }
         if messageDirectory != nil {
-            line.raw("\n"); line.number(messagesSaved); line.raw(" message payloads saved\n")
+            line.raw("\n"); line.number(messagesSaved); line.raw(" message payloads saved")
+            if messagesSaved > 0 { line.raw(", listed in index.tsv") }
+            line.raw("\n")
         }
+        if let index { SystemCalls.close(index) }
+        index = nil
         output.flush()
     }
 
@@ -156,7 +164,7 @@ public final class FollowExporter: TimelineSink {
         if !message.isComplete { line.raw(", INCOMPLETE") }
         if !message.gaps.isEmpty { line.raw(", bytes missing") }
         guard message.isDecoded else { return line.raw(", NOT DECODED\n") }
-        if let saved = save(record) { line.raw("  ["); line.text(saved); line.raw("]") }
+        if let saved = save(record, at: time) { line.raw("  ["); line.text(saved); line.raw("]") }
         line.raw("\n")
         if PayloadText.isText(record) {
             let lines = (pretty ? JSONPretty.lines(message.payload) : nil)
@@ -179,13 +187,18 @@ public final class FollowExporter: TimelineSink {
 
     /// Saves a data message's payload as `NNNNNN-c2s.txt` (text) or `.bin`; returns the file's
     /// name, or nil without a directory. A file that cannot be written fails the output.
-    private func save(_ record: MessageRecord) -> String? {
+    private func save(_ record: MessageRecord, at time: CaptureTimestamp) -> String? {
         guard let messageDirectory, !output.failed else { return nil }
         messagesSaved += 1
-        var name = String(messagesSaved)
-        name = String(repeating: "0", count: max(0, 6 - name.count)) + name
-        name += "-" + record.direction.label + (record.message.opcode == .text ? ".txt" : ".bin")
+        func padded(_ value: UInt64) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+        }
+        // The message's sequence number, then the number of the packet that completed it.
+        let name = padded(UInt64(messagesSaved)) + "-" + padded(time.packet) + "-" + record.direction.label
+            + (record.message.opcode == .text ? ".txt" : ".bin")
         let path = messageDirectory + "/" + name
+        addToIndex(name, record, at: time, in: messageDirectory)
         switch SystemCalls.createFile(path, exclusive: true) {
         case .success(let descriptor):
             let error = SystemCalls.writeAll(descriptor, record.message.payload)
@@ -195,6 +208,27 @@ public final class FollowExporter: TimelineSink {
             output.markFailed("\(path): \(error.reason)")
         }
         return name
+    }
+
+    /// A line of `index.tsv` (written with its header by the first saved payload).
+    private func addToIndex(_ name: String, _ record: MessageRecord, at time: CaptureTimestamp, in directory: String) {
+        indexLine.removeAll()
+        if index == nil {
+            let path = directory + "/index.tsv"
+            switch SystemCalls.createFile(path, exclusive: true) {
+            case .success(let descriptor): index = descriptor
+            case .failure(let error): return output.markFailed("\(path): \(error.reason)")
+            }
+            indexLine.raw("file\tpacket\ttime\trelative\tdir\ttype\tbytes\n")
+        }
+        guard let index else { return }
+        indexLine.text(name); indexLine.raw("\t"); indexLine.number(time.packet); indexLine.raw("\t")
+        indexLine.epochSeconds(time); indexLine.raw("\t"); indexLine.relativeTime(time, since: start, aligned: false)
+        indexLine.raw("\t"); indexLine.text(record.direction.label); indexLine.raw("\t"); indexLine.opcodeName(record.message.opcode)
+        indexLine.raw("\t"); indexLine.number(UInt64(record.message.payload.count)); indexLine.raw("\n")
+        if let error = indexLine.withBytes({ SystemCalls.writeAll(index, $0) }) {
+            output.markFailed("\(directory)/index.tsv: \(error.reason)")
+        }
     }
 
     private func stamp(_ time: CaptureTimestamp?) {
