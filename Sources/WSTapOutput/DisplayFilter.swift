@@ -16,6 +16,8 @@ public struct DisplayFilter: Sendable {
     public var host: String?
     /// A glob (`*`, `?`) on the path of the request target (the part before `?`).
     public var path: String?
+    /// A glob on the whole request target, path and query (`/chat?user=alice`, `*EIO=4*`).
+    public var url: String?
     /// Client and server (`--client`, `--server`): an address, or an address and port
     /// (`10.0.0.5`, `10.0.0.5:51234`, `::1`, `[::1]:8080`).
     public var client: String?
@@ -60,7 +62,7 @@ public struct DisplayFilter: Sendable {
 
     /// Nothing is filtered.
     public var keepsEverything: Bool {
-        connections.isEmpty && host == nil && path == nil && direction == nil && kinds.isEmpty && grep == nil && !messagesOnly
+        connections.isEmpty && host == nil && path == nil && url == nil && direction == nil && kinds.isEmpty && grep == nil && !messagesOnly
             && !selectsApplications && client == nil && server == nil && from == nil && to == nil
     }
 
@@ -77,15 +79,17 @@ public struct DisplayFilter: Sendable {
     }
 
     /// Whether the filter chooses connections (by id, host, path, client or server).
-    var selectsConnections: Bool { !connections.isEmpty || host != nil || path != nil || client != nil || server != nil }
+    var selectsConnections: Bool {
+        !connections.isEmpty || host != nil || path != nil || url != nil || client != nil || server != nil
+    }
 
     /// Whether the host and path of a connection are needed to decide on it.
-    var needsRequest: Bool { host != nil || path != nil }
+    var needsRequest: Bool { host != nil || path != nil || url != nil }
 
     /// The events a text timeline shows for messages: all of them when frames are filtered out.
     public var showsEveryMessage: Bool { messagesOnly || grep != nil }
 
-    /// Whether a request (and the server it went to) matches `--host` and `--path`.
+    /// Whether a request (and the server it went to) matches `--host`, `--path` and `--url`.
     func matches(_ head: HTTPRequestHead, server: Endpoint) -> Bool {
         if let host {
             let named = head.headers.combinedValue("Host").map(Self.hostWithoutPort) ?? ""
@@ -95,6 +99,7 @@ public struct DisplayFilter: Sendable {
             let requested = head.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             guard Glob.matches(Array(path.utf8), Array(requested.utf8)) else { return false }
         }
+        if let url, !Glob.matches(Array(url.utf8), Array(head.target.utf8)) { return false }
         return true
     }
 

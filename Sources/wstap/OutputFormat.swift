@@ -216,6 +216,9 @@ struct DisplayOptions: ParsableArguments {
     @Option(name: .long, help: "Show only connections whose request path matches this glob (e.g. '/chat*'; the path only, without the query).")
     var path: String?
 
+    @Option(name: .long, help: "Show only connections whose request target, path and query, matches this glob (e.g. '/chat?user=alice*', '*EIO=4*').")
+    var url: String?
+
     @Option(name: .long, help: "Show only connections from this client: an address, or address and port (10.0.0.5, 10.0.0.5:51234, [::1]:51234).")
     var client: String?
 
@@ -269,6 +272,7 @@ struct DisplayOptions: ParsableArguments {
         filter.connections = Set(connections)
         filter.host = host
         filter.path = path
+        filter.url = url
         filter.client = client
         filter.server = server
         filter.direction = direction.map { $0 == "c2s" ? .clientToServer : .serverToClient }

@@ -144,6 +144,7 @@ struct FilterFormatTableTests {
         ("conn", { $0.connections = [1] }),
         ("host", { $0.host = "127.0.0.1" }),
         ("path", { $0.path = "/ch*" }),
+        ("url", { $0.url = "/chat" }),
         ("client", { $0.client = "127.0.0.1" }),
         ("server", { $0.server = "127.0.0.1:18250" }),
         ("dir", { $0.direction = .serverToClient }),
