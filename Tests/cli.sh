@@ -126,6 +126,9 @@ expect "...saying it matches without backtracking" sh -c "grep -q 'backreference
 dirt="$work/dirt"; mkdir -p "$dirt/sub"; cp captures/text-echo.pcap "$dirt/"; mkfifo "$dirt/fifo"; ln -s loop1 "$dirt/loop2"; ln -s loop2 "$dirt/loop1"
 check "a directory with a FIFO, a symlink loop and a sub-directory" 0 "$wstap" read "$dirt" --format summary
 expect "...says what it skipped and why" sh -c "grep -q 'skipped .*fifo: not a regular file' '$work/err' && grep -q 'skipped .*loop1: Too many levels of symbolic links' '$work/err' && grep -q 'skipped .*sub: a directory' '$work/err' && grep -q '^messages 8' '$work/out'"
+check "--grep-bytes finds bytes in binary messages" 0 "$wstap" read captures/binary-sizes.pcap --grep-bytes '7d 84 8b 92' --format ndjson
+expect "...showing only binary messages that hold them" sh -c "grep -q '\"event\":\"message\"' '$work/out' && ! grep -q '\"event\":\"frame\"' '$work/out' && ! grep -q '\"length\":0,' '$work/out'"
+check "--grep-bytes with bad hex after hex:" 64 "$wstap" read captures/binary-sizes.pcap --grep-bytes 'hex:7g'
 check "--url matches the query too" 0 "$wstap" read captures/app-socketio.pcap --url '*t=1796669493*' --format ndjson
 expect "...keeping only the socket whose query matched" sh -c "grep -q '\"event\":\"connection_open\",\"connection\":2' '$work/out' && ! grep -q '\"event\":\"connection_open\",\"connection\":1' '$work/out'"
 check "--from/--to keep the events of a time window" 0 "$wstap" read captures/text-echo.pcap --messages --from +0.0017 --to +0.00196

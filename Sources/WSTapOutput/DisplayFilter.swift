@@ -27,6 +27,9 @@ public struct DisplayFilter: Sendable {
     public var kinds: Set<EventKind> = []
     /// A regular expression that a text message must contain (frames are then not shown).
     public var grep: String?
+    /// Bytes a binary message (decompressed) must contain (`--grep-bytes`; with `--grep`, a
+    /// message matching either is shown).
+    public var grepBytes: [UInt8]?
     /// Messages only: no frame events (every message is shown, single-frame ones included).
     public var messagesOnly = false
     /// Application messages only (`--app-only`): no frames, WebSocket messages or handshakes.
@@ -62,7 +65,7 @@ public struct DisplayFilter: Sendable {
 
     /// Nothing is filtered.
     public var keepsEverything: Bool {
-        connections.isEmpty && host == nil && path == nil && url == nil && direction == nil && kinds.isEmpty && grep == nil && !messagesOnly
+        connections.isEmpty && host == nil && path == nil && url == nil && direction == nil && kinds.isEmpty && grep == nil && grepBytes == nil && !messagesOnly
             && !selectsApplications && client == nil && server == nil && from == nil && to == nil
     }
 
@@ -75,7 +78,7 @@ public struct DisplayFilter: Sendable {
     /// Whether the filter selects events within the connections it keeps (a direction, kinds, a
     /// pattern, application messages), not only connections.
     var selectsEvents: Bool {
-        direction != nil || !kinds.isEmpty || grep != nil || selectsApplications || from != nil || to != nil
+        direction != nil || !kinds.isEmpty || grep != nil || grepBytes != nil || selectsApplications || from != nil || to != nil
     }
 
     /// Whether the filter chooses connections (by id, host, path, client or server).
@@ -87,7 +90,27 @@ public struct DisplayFilter: Sendable {
     var needsRequest: Bool { host != nil || path != nil || url != nil }
 
     /// The events a text timeline shows for messages: all of them when frames are filtered out.
-    public var showsEveryMessage: Bool { messagesOnly || grep != nil }
+    public var showsEveryMessage: Bool { messagesOnly || grep != nil || grepBytes != nil }
+
+    /// What `--grep-bytes` looks for: `hex:…` or `text:…`, or without a prefix hex digits (pairs,
+    /// spaces or colons between them allowed, `0x` before) when they are that, else the text's
+    /// UTF-8. Nil for nothing to look for or bad hex after `hex:`.
+    public static func searchedBytes(_ argument: String) -> [UInt8]? {
+        if argument.hasPrefix("text:") { return argument.utf8.count > 5 ? Array(argument.utf8.dropFirst(5)) : nil }
+        let explicitHex = argument.hasPrefix("hex:")
+        var digits = Substring(explicitHex ? String(argument.dropFirst(4)) : argument)
+        if digits.hasPrefix("0x") { digits = digits.dropFirst(2) }
+        let hex = digits.filter { $0 != " " && $0 != ":" }
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex),
+              let byte = UInt8(hex[index..<next], radix: 16) {
+            bytes.append(byte)
+            index = next
+        }
+        if index == hex.endIndex, !bytes.isEmpty { return bytes }
+        return explicitHex || argument.isEmpty ? nil : Array(argument.utf8)
+    }
 
     /// Whether a request (and the server it went to) matches `--host`, `--path` and `--url`.
     func matches(_ head: HTTPRequestHead, server: Endpoint) -> Bool {
@@ -148,6 +171,9 @@ public final class FilteringSink: TimelineSink {
     private let sink: any TimelineSink
     private let filter: DisplayFilter
     private let pattern: TextPattern?
+    private let bytesPattern: ByteSearch?
+    /// `--grep` or `--grep-bytes`: only the messages they match are shown (no frames, no handshakes).
+    private var searches: Bool { pattern != nil || filter.grepBytes != nil }
     /// `--from` and `--to` in nanoseconds since the epoch, once the capture's start is known.
     private var window: (lower: Int64, upper: Int64)?
     private enum Decision {
@@ -177,6 +203,7 @@ public final class FilteringSink: TimelineSink {
         self.sink = sink
         self.filter = filter
         pattern = try filter.grep.map { grep throws(TextPattern.SyntaxError) in try TextPattern(grep) }
+        bytesPattern = filter.grepBytes.map(ByteSearch.init)
     }
 
     public var receivesFramesAndMessages: Bool { sink.receivesFramesAndMessages }
@@ -292,22 +319,26 @@ public final class FilteringSink: TimelineSink {
         case .frame(let frame):
             // --messages keeps control frames when they are asked for (--type control).
             let control = frame.header.opcode.rawValue >= 8 && filter.kinds.contains(.control)
-            if (filter.messagesOnly && !control) || pattern != nil || filter.selectsApplications { return false }
+            if (filter.messagesOnly && !control) || searches || filter.selectsApplications { return false }
             return passes(frame.direction) && passes(kind: Self.kind(of: frame.header.opcode))
         case .message(let record):
             guard !filter.selectsApplications, passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }
-            guard let pattern else { return true }
-            guard PayloadText.isText(record) else { return false }
-            return pattern.matches(String(decoding: record.message.payload, as: UTF8.self))
+            guard searches else { return true }
+            let message = record.message
+            if let pattern, PayloadText.isText(record), pattern.matches(String(decoding: message.payload, as: UTF8.self)) {
+                return true
+            }
+            guard let bytes = filter.grepBytes, message.opcode == .binary, message.isDecoded else { return false }
+            return bytesPattern?.occurs(in: message.payload) ?? false
         case .httpRequest:
-            return passes(.clientToServer) && passes(kind: .handshake) && pattern == nil && !filter.selectsApplications
+            return passes(.clientToServer) && passes(kind: .handshake) && !searches && !filter.selectsApplications
         case .httpResponse:
-            return passes(.serverToClient) && passes(kind: .handshake) && pattern == nil && !filter.selectsApplications
+            return passes(.serverToClient) && passes(kind: .handshake) && !searches && !filter.selectsApplications
         case .httpExchange, .upgrade, .upgradeAnswerBody, .tls:
-            return passes(kind: .handshake) && pattern == nil && !filter.selectsApplications
+            return passes(kind: .handshake) && !searches && !filter.selectsApplications
         case .application(let message):
             // Application messages ride data messages: they go with text and binary.
-            return passes(message.direction) && pattern == nil && passes(kind: nil) && filter.matches(message)
+            return passes(message.direction) && !searches && passes(kind: nil) && filter.matches(message)
         case .issue(let issue):
             return (issue.direction.map(passes) ?? true) && passes(kind: .issues)
         case .captureStarted:
@@ -343,3 +374,33 @@ public final class FilteringSink: TimelineSink {
     }
 }
 
+/// Where a run of bytes occurs in a payload (`--grep-bytes`): Knuth-Morris-Pratt, so the work is
+/// linear in the payload whatever it and the needle hold.
+struct ByteSearch: Sendable {
+    private let needle: [UInt8]
+    /// For each prefix of the needle, the length of its longest proper prefix that is also its suffix.
+    private let fallback: [Int]
+
+    init(_ needle: [UInt8]) {
+        self.needle = needle
+        var fallback = [Int](repeating: 0, count: needle.count)
+        var length = 0
+        for index in needle.indices.dropFirst() {
+            while length > 0, needle[index] != needle[length] { length = fallback[length - 1] }
+            if needle[index] == needle[length] { length += 1 }
+            fallback[index] = length
+        }
+        self.fallback = fallback
+    }
+
+    func occurs(in haystack: UnsafeRawBufferPointer) -> Bool {
+        guard !needle.isEmpty else { return true }
+        var matched = 0
+        for byte in haystack {
+            while matched > 0, byte != needle[matched] { matched = fallback[matched - 1] }
+            if byte == needle[matched] { matched += 1 }
+            if matched == needle.count { return true }
+        }
+        return false
+    }
+}

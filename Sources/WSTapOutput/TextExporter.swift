@@ -292,7 +292,7 @@ public final class TextExporter: TimelineSink {
     /// A payload's preview after two spaces: text in quotes, JSON text as it is (both escaped for
     /// the terminal), other bytes in hex, except under `-x`, whose dump below shows them all.
     private func preview(_ payload: UnsafeRawBufferPointer, gaps: UnsafeBufferPointer<PayloadGap>, asText: Bool) {
-        if style.hexDump, !asText, gaps.isEmpty { return }
+        if payload.isEmpty || (style.hexDump && !asText && gaps.isEmpty) { return }
         line.raw("  ")
         if asText, gaps.isEmpty, Self.looksLikeJSON(payload) {
             line.terminalText(payload, limit: jsonPreviewLimit, quoted: false)

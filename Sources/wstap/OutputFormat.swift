@@ -240,6 +240,9 @@ struct DisplayOptions: ParsableArguments {
     @Option(name: .long, help: "Show only text messages matching this regular expression (matched in linear time: no backreferences or lookaround; (?i) at the start ignores case; docs/user-guide.md).")
     var grep: String?
 
+    @Option(name: .long, help: "Show only binary messages (decompressed) containing these bytes: hex (89504e47, '89 50 4e 47', 0x89504e47, hex:…) or text (text:PNG; a word that is not hex is taken as text).")
+    var grepBytes: String?
+
     @Flag(name: .long, help: "Messages only: no frame lines (every message, single-frame ones too).")
     var messages = false
 
@@ -262,6 +265,9 @@ struct DisplayOptions: ParsableArguments {
                 throw ValidationError("\(name) '\(value)': not a time (+SECONDS, SECONDS since the epoch, YYYY-MM-DDTHH:MM:SS[.frac] or HH:MM:SS, UTC)")
             }
         }
+        if let grepBytes, DisplayFilter.searchedBytes(grepBytes) == nil {
+            throw ValidationError("--grep-bytes '\(grepBytes)': not hex pairs after hex:, and nothing to look for")
+        }
         if let grep {
             do { _ = try TextPattern(grep) } catch { throw ValidationError("--grep '\(grep)': \(error)") }
         }
@@ -278,6 +284,7 @@ struct DisplayOptions: ParsableArguments {
         filter.direction = direction.map { $0 == "c2s" ? .clientToServer : .serverToClient }
         filter.kinds = Set(types.flatMap { $0.split(separator: ",") }.compactMap { DisplayFilter.EventKind(rawValue: String($0)) })
         filter.grep = grep
+        filter.grepBytes = grepBytes.flatMap(DisplayFilter.searchedBytes)
         filter.messagesOnly = messages
         filter.applicationOnly = appOnly
         filter.applicationTypes = Set(appType.flatMap { $0.split(separator: ",") }.map { $0.lowercased() })

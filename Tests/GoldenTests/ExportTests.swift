@@ -161,8 +161,13 @@ struct FollowTests {
         try decodeCapture(name, sink: follower)
         #expect(follower.matchedAny && !output.failed)
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        // The index lists every saved file, with the packet its name carries.
+        let index = try String(contentsOf: directory.appendingPathComponent("index.tsv"), encoding: .utf8)
+        let listed = index.split(separator: "\n").dropFirst().map { $0.split(separator: "\t") }
+        #expect(listed.map { String($0[0]) } == files.filter { $0 != "index.tsv" })
+        #expect(listed.allSatisfy { $0[0].split(separator: "-")[1] == String(repeating: "0", count: max(0, 6 - $0[1].count)) + $0[1] })
         var saved: [String: [String]] = [:]
-        for file in files {
+        for file in files where file != "index.tsv" {
             let bytes = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
             let direction = file.contains("-c2s") ? "c2s" : "s2c"
             saved[direction, default: []].append("\(file.hasSuffix(".txt") ? 1 : 2) \(bytes.count) \(digest(bytes))")

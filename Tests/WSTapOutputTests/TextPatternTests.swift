@@ -1,5 +1,5 @@
 import Testing
-import WSTapOutput
+@testable import WSTapOutput
 
 /// `--grep`'s matcher: the regex syntax it accepts, checked against Swift's own `Regex` on the
 /// same texts, what it refuses, and that its work grows with the text, not with backtracking.
@@ -105,5 +105,34 @@ import WSTapOutput
         #expect(try !TextPattern("^(a|aa)*$").matches(text))
         #expect(try !TextPattern("(x+x+)+y").matches(String(repeating: "x", count: 20_000)))
         #expect(try TextPattern("error.*timeout").matches("error" + String(repeating: " ", count: 100_000) + "timeout"))
+    }
+}
+
+/// `--grep-bytes`: what its argument means, and a search that finds every occurrence a naive
+/// scan finds, in linear time.
+@Suite struct ByteSearchTests {
+    @Test func readsHexOrText() {
+        #expect(DisplayFilter.searchedBytes("89504e47") == [0x89, 0x50, 0x4E, 0x47])
+        #expect(DisplayFilter.searchedBytes("89 50:4e 47") == [0x89, 0x50, 0x4E, 0x47])
+        #expect(DisplayFilter.searchedBytes("0x8950") == [0x89, 0x50])
+        #expect(DisplayFilter.searchedBytes("hex:cafe") == [0xCA, 0xFE])
+        #expect(DisplayFilter.searchedBytes("text:cafe") == Array("cafe".utf8))
+        #expect(DisplayFilter.searchedBytes("PNG") == Array("PNG".utf8))
+        #expect(DisplayFilter.searchedBytes("abc") == Array("abc".utf8))  // odd: not hex pairs
+        #expect(DisplayFilter.searchedBytes("hex:7g") == nil)
+        #expect(DisplayFilter.searchedBytes("") == nil)
+        #expect(DisplayFilter.searchedBytes("text:") == nil)
+    }
+
+    @Test func findsWhatANaiveScanFinds() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let haystack = (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...2, using: &generator) }
+            let needle = (0..<Int.random(in: 1...6, using: &generator)).map { _ in UInt8.random(in: 0...2, using: &generator) }
+            let naive = haystack.count >= needle.count
+                && (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<($0 + needle.count)]) == needle }
+            let found = haystack.withUnsafeBytes { ByteSearch(needle).occurs(in: $0) }
+            #expect(found == naive, "\(needle) in \(haystack)")
+        }
     }
 }
