@@ -355,7 +355,12 @@ public final class TextExporter: TimelineSink {
         colors.end(in: line)
         line.append(UInt8(ascii: " ")); line.byteCount(message.payload.count)
         line.raw(" in "); line.number(message.frameCount); line.raw(" frame(s)")
-        if message.compressed { line.raw(", compressed") }
+        if message.compressed {
+            line.raw(", compressed")
+            if message.isDecoded {
+                line.append(UInt8(ascii: " ")); line.byteCount(message.wireLength); line.raw("→"); line.byteCount(message.payload.count)
+            }
+        }
         if !message.isComplete { line.raw(", INCOMPLETE") }
         guard message.isDecoded else {
             line.raw(", NOT DECODED")

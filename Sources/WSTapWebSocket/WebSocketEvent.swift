@@ -24,6 +24,9 @@ public struct WebSocketMessage {
     /// is itself invalid: what was not captured is neither valid nor invalid.
     /// Borrowed like `payload`.
     public var gaps = UnsafeBufferPointer<PayloadGap>(start: nil, count: 0)
+    /// The payload bytes its frames carried as captured: for a compressed message, its size
+    /// before inflating.
+    public var wireLength = 0
 }
 
 /// What decoding one direction yields, in stream order.

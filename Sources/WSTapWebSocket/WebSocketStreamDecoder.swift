@@ -218,11 +218,13 @@ public final class WebSocketStreamDecoder {
             send(.message(WebSocketMessage(
                 opcode: message.opcode, payload: payload, frameCount: message.frameCount,
                 compressed: message.compressed, isComplete: isComplete, isValidUTF8: validUTF8, isDecoded: true,
-                isFramePayload: message.isFramePayload && !message.compressed, gaps: message.gaps)), emit)
+                isFramePayload: message.isFramePayload && !message.compressed, gaps: message.gaps,
+                wireLength: message.payload.count)), emit)
         case .undecoded:
             send(.message(WebSocketMessage(
                 opcode: message.opcode, payload: message.payload, frameCount: message.frameCount,
-                compressed: message.compressed, isComplete: message.isComplete, isValidUTF8: nil, isDecoded: false)), emit)
+                compressed: message.compressed, isComplete: message.isComplete, isValidUTF8: nil, isDecoded: false,
+                wireLength: message.payload.count)), emit)
         }
     }
 }
