@@ -206,8 +206,7 @@ public final class Analyzer: TCPConnectionObserver {
         let end = endingAt ?? summary.lastPacketTime ?? .zero
         connections.with { $0.finish(at: end) }
         summary.tcp = connections.with(\.statistics)
-        summary.ipDatagramsReassembled = fragments.reassembled
-        summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
+        summary.countDatagrams(of: fragments)
         summary.merge(timeline.summary)
         timeline.sink.finish(summary)
         return summary

@@ -116,3 +116,11 @@ public struct LiveStatistics: Sendable, Equatable {
     }
 }
 
+extension CaptureSummary {
+    /// What a reassembler made of the IP fragments it was given: datagrams completed, and those
+    /// given up or still incomplete.
+    package mutating func countDatagrams(of fragments: IPFragmentReassembler) {
+        ipDatagramsReassembled = fragments.reassembled
+        ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
+    }
+}

@@ -163,7 +163,7 @@ public final class JSONExporter: TimelineSink {
     let spool = JSONSpool()
     /// In a `--jobs` job's part: connections opened (so that the merge numbers them as they
     /// appear) and ended, not yet handed over.
-    var ended: [PartItem]?
+    var partItems: [PartItem]?
 
     /// What a part hands the merge, in the order it happened.
     enum PartItem {
@@ -195,7 +195,7 @@ public final class JSONExporter: TimelineSink {
         memoryBudget = max(1, whole.memoryBudget / jobs)
         listBudget = min(whole.listBudget, memoryBudget / 4)
         inflatedBudget = InflatedPayloadBudget(sharedBy: jobs)
-        ended = []
+        partItems = []
     }
 
     deinit {
@@ -280,8 +280,8 @@ public final class JSONExporter: TimelineSink {
             if lastID == record.id { lastConnection = nil }
             let connection = owned.takeOwnership()
             bufferedBytes -= connection.freeableMemory
-            if ended != nil {
-                ended?.append(.ended(connection, end))
+            if partItems != nil {
+                partItems?.append(.ended(connection, end))
                 return
             }
             write(connection, end: end, id: record.id, spool: spool, spares: spares)

@@ -11,6 +11,15 @@ public enum JSONPretty {
 
     /// The lines of the re-indented document (two spaces a level), or nil when `bytes` is not one
     /// JSON object or array.
+    /// Starts, after any white space, with `{` or `[`: what `lines` re-indents, and what the text
+    /// timeline shows as it is.
+    static func startsLikeJSON(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        for byte in bytes where byte != 0x20 && byte != 0x0A && byte != 0x0D && byte != 0x09 {
+            return byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[")
+        }
+        return false
+    }
+
     public static func lines(_ bytes: UnsafeRawBufferPointer) -> [String]? {
         guard bytes.count <= maxInput else { return nil }
         var lines: [String] = []
@@ -65,8 +74,8 @@ public enum JSONPretty {
             return true
         }
 
+        guard startsLikeJSON(bytes) else { return nil }
         skipSpace()
-        guard index < count, bytes[index] == UInt8(ascii: "{") || bytes[index] == UInt8(ascii: "[") else { return nil }
         while true {
             skipSpace()
             guard index < count else { break }

@@ -180,15 +180,15 @@ extension JSONExporter: PartitionedSink {
 
         func render(_ event: TimelineEvent) -> Bool {
             // Its first event numbers a connection: the merge hears of it here, not at its end.
-            let before = exporter.ended?.count ?? 0
-            if case .connectionOpened = event.kind, let id = event.connection?.id { exporter.ended?.append(.opened(id)) }
+            let before = exporter.partItems?.count ?? 0
+            if case .connectionOpened = event.kind, let id = event.connection?.id { exporter.partItems?.append(.opened(id)) }
             exporter.receive(event)
-            return (exporter.ended?.count ?? 0) > before
+            return (exporter.partItems?.count ?? 0) > before
         }
 
         func handOver() -> any SinkPartBatch {
-            let items = exporter.ended ?? []
-            exporter.ended = []
+            let items = exporter.partItems ?? []
+            exporter.partItems = []
             return Ended(items: items, whole: whole, spool: exporter.spool, spares: exporter.spares)
         }
 

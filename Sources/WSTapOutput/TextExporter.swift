@@ -294,19 +294,11 @@ public final class TextExporter: TimelineSink {
     private func preview(_ payload: UnsafeRawBufferPointer, gaps: UnsafeBufferPointer<PayloadGap>, asText: Bool) {
         if payload.isEmpty || (style.hexDump && !asText && gaps.isEmpty) { return }
         line.raw("  ")
-        if asText, gaps.isEmpty, Self.looksLikeJSON(payload) {
+        if asText, gaps.isEmpty, JSONPretty.startsLikeJSON(payload) {
             line.terminalText(payload, limit: jsonPreviewLimit, quoted: false)
         } else {
             line.quotedPreview(payload, gaps: gaps, limit: previewLimit, asText: asText)
         }
-    }
-
-    /// Starts, after any white space, with `{` or `[`.
-    private static func looksLikeJSON(_ payload: UnsafeRawBufferPointer) -> Bool {
-        for byte in payload where byte != 0x20 && byte != 0x09 && byte != 0x0A && byte != 0x0D {
-            return byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[")
-        }
-        return false
     }
 
     /// `-x`: offset, 16 bytes in hex, the same as ASCII (`.` for the rest), as `follow` shows them.

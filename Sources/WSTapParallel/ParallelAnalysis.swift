@@ -249,8 +249,7 @@ private final class Job: @unchecked Sendable {
         var summary = recorder.summary ?? CaptureSummary()
         if index == 0 {
             summary.ipFragments &+= fragmentCount
-            summary.ipDatagramsReassembled = fragments.reassembled
-            summary.ipDatagramsIncomplete = fragments.abandoned &+ UInt64(fragments.pending)
+            summary.countDatagrams(of: fragments)
         }
         var batch = recorder.take()
         batch.captureStart = first

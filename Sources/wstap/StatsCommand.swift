@@ -84,7 +84,7 @@ struct FollowCommand: ParsableCommand {
     @Option(name: .long, help: "Only this HTTP/2 stream of the connection (WebSocket over HTTP/2: the #1/s3 of the timeline is --conn 1 --stream 3).")
     var stream: UInt32?
 
-    @Option(name: .long, help: "Also save each data message's payload to a numbered file in this directory (000001-c2s.txt, 000002-s2c.bin, ...); names are never taken from the capture, and existing files are not overwritten.")
+    @Option(name: .long, help: "Also save each data message's payload to a file in this directory, named by sequence and packet number (000001-000008-c2s.txt, ...), listed in index.tsv; names are never taken from the capture, and existing files are not overwritten.")
     var writeMessages: String?
 
     @Flag(name: .long, help: "Show text messages that are JSON re-indented.")
