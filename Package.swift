@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "WSTapParallel", dependencies: ["WSTap", "WSTapCore", "WSTapCapture", "WSTapPackets", "WSTapTCP"],
             swiftSettings: speed),
-        .target(name: "WSTapOutput", dependencies: ["WSTap", "WSTapParallel", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: speed),
+        .target(name: "WSTapOutput", dependencies: ["WSTap", "WSTapParallel", "WSTapHTTP2", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: speed),
         .target(name: "WSTapLive", dependencies: ["WSTap", "WSTapCapture", "WSTapCore"], swiftSettings: speed),
         .executableTarget(
             name: "wstap",
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "WSTapApplicationTests", dependencies: ["WSTapApplication", "WSTapCore"]),
         .testTarget(
             name: "WSTapTests",
-            dependencies: ["WSTap", "TestSupport", .product(name: "NIOHPACK", package: "swift-nio-http2"), .product(name: "NIOCore", package: "swift-nio")]),
+            dependencies: ["WSTap", "WSTapHTTP2", "TestSupport", .product(name: "NIOHPACK", package: "swift-nio-http2"), .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "WSTapOutputTests", dependencies: ["WSTapOutput"]),
         .testTarget(
             name: "GoldenTests",

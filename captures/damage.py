@@ -136,6 +136,41 @@ def gap_inside_payload():
              note="a segment inside the 1 MiB message is dropped: that frame is partial, every other message decodes")
 
 
+def h2_gaps():
+    """Bytes lost inside the 20 KB binary of h2-proxy.pcap (HTTP/2 with prior knowledge, the
+    message inside a CONNECT tunnel's DATA frames): once inside one DATA frame (framing stays in
+    step: the WebSocket frame is partial, the stream goes on), once across two DATA frames' boundary
+    (frames are searched for again, HPACK starts afresh)."""
+    linktype, packets = read_pcap("h2-proxy.pcap")
+    segments = tcp_packets(packets)
+    client_port = segments[0][1].sport
+    big = max((i for i, (_, s) in enumerate(segments) if s.sport == client_port), key=lambda i: len(segments[i][1].payload))
+    segment = segments[big][1]
+    payload = segment.payload
+    # Where the DATA frames in this segment begin: walk the frame headers.
+    offset, frames = 0, []
+    while offset + 9 <= len(payload):
+        length = int.from_bytes(payload[offset:offset + 3], "big")
+        frames.append((offset, length, payload[offset + 3]))
+        offset += 9 + length
+    data_frames = [f for f in frames if f[2] == 0 and f[1] > 4000]
+    assert len(data_frames) >= 2, frames
+    first = data_frames[0]
+    for name, start, end, issues, note in [
+        ("h2-gap-inside-frame.pcap", first[0] + 9 + 2000, first[0] + 9 + 3000, ["tcp-gap", "payload-missing"],
+         "1,000 bytes lost inside a DATA frame of an HTTP/2 stream's tunnel: the WebSocket frame is partial, framing stays in step"),
+        ("h2-gap-across-frames.pcap", first[0] + 9 + first[1] - 500, first[0] + 9 + first[1] + 600,
+         ["tcp-gap", "http2-gap", "http2-frames-found"],
+         "1,100 bytes lost across two DATA frames: HTTP/2 frames are searched for again, the stream's WebSocket frames too"),
+    ]:
+        head = with_payload(segment, payload[:start])
+        tail = with_payload(segment, payload[end:], seq=segment.seq + end)
+        kept = packets[:big] + [[packets[big][0], head.build(), len(head.build())],
+                                [packets[big][0], tail.build(), len(tail.build())]] + packets[big + 1:]
+        write_pcap(name, linktype, kept)
+        describe(name, ["h2-proxy.pcap"], "subset", issues, note=note)
+
+
 def reordered():
     linktype, packets = read_pcap("text-echo.pcap")
     data = data_indexes(packets)
@@ -314,6 +349,7 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     gap_at_frame_boundaries()
     gap_inside_payload()
+    h2_gaps()
     reordered()
     tiny_segments()
     retransmissions()

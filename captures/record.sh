@@ -131,5 +131,36 @@ if [ $# -eq 0 ] || [[ " $* " == *" h2-tls-rfc8441 "* ]]; then
     if [ "$status" -ne 0 ]; then echo "h2-tls-rfc8441: the peers failed (exit $status)"; exit "$status"; fi
     echo "recorded h2-tls-rfc8441"
 fi
+# WebSockets through forward proxies (CONNECT tunnels): tinyproxy (HTTP/1.1) and nghttpx -s in
+# front of it (HTTP/2 classic CONNECT); only the client's leg to the first proxy is captured.
+# Needs Debian's tinyproxy and nghttp2-proxy.
+for scenario in tunnel-http1:18700 h2-proxy:18710; do
+    name=${scenario%%:*}; port=${scenario##*:}
+    if [ $# -ne 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
+    if ! command -v tinyproxy >/dev/null || ! command -v nghttpx >/dev/null; then
+        echo "tinyproxy or nghttpx not installed: $name not recorded"; continue
+    fi
+    tcpdump -i lo --immediate-mode -s 0 -U -w "$name.pcap" "tcp port $port" 2>/dev/null &
+    dump=$!
+    sleep 1
+    status=0
+    python3 proxy_peers.py "$name" "$port" "$name.peers.json" "$name.keys" || status=$?
+    sleep 0.5
+    kill -INT "$dump"; wait "$dump" || true
+    if [ "$status" -ne 0 ]; then echo "$name: the peers failed (exit $status)"; exit "$status"; fi
+    echo "recorded $name"
+done
+# HTTP/2 after an HTTP/1.1 Upgrade: h2c between real peers (hypercorn), GOAWAY mid-message.
+if [ $# -eq 0 ] || [[ " $* " == *" h2c-upgrade "* ]]; then
+    tcpdump -i lo --immediate-mode -s 0 -U -w h2c-upgrade.pcap "tcp port 18620" 2>/dev/null &
+    dump=$!
+    sleep 1
+    status=0
+    python3 h2_peers.py h2c-upgrade 18620 h2c-upgrade.peers.json || status=$?
+    sleep 0.5
+    kill -INT "$dump"; wait "$dump" || true
+    if [ "$status" -ne 0 ]; then echo "h2c-upgrade: the peers failed (exit $status)"; exit "$status"; fi
+    echo "recorded h2c-upgrade"
+fi
 if [ $# -eq 0 ] || [[ " $* " == *" ipv6-echo "* ]]; then record ipv6-echo text-echo 18300 ::1 lo; fi
 if [ $# -eq 0 ] || [[ " $* " == *" any-sll2 "* ]]; then record any-sll2 text-echo 18310 127.0.0.1 any; fi

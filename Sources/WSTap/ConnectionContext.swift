@@ -152,6 +152,8 @@ final class StreamContext {
     let startTime: CaptureTimestamp
     var totals = ConnectionTotals()
     var counters = ConnectionCounters()
+    /// The TLS session inside the stream (a tunnel's); the connection's own is `ConnectionContext.tls`.
+    var tls: TLSSession?
 
     init(connection: ConnectionContext, id: StreamID? = nil, openedAt time: CaptureTimestamp? = nil) {
         self.connection = connection
@@ -189,7 +191,7 @@ final class StreamContext {
         let (phase, ending) = judgeEnding(of: stage, end: end, at: time)
         emit(.streamClosed(StreamEnd(
             start: startTime, time: time, reason: reason, protocolKind: phase.protocolKind,
-            websocketDetection: phase.websocketDetection, totals: totals, counters: counters, ending: ending)), at: time)
+            websocketDetection: phase.websocketDetection, totals: totals, counters: counters, ending: ending, tls: tls)), at: time)
     }
 
     /// A frame or data message was decoded (whether or not the sink takes it).

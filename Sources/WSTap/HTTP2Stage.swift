@@ -8,8 +8,9 @@ import WSTapWebSocket
 /// and each stream as a stream of the connection (`StreamContext` with its id). An extended
 /// CONNECT with `:protocol websocket` (RFC 8441) is a WebSocket handshake: its answer is judged
 /// (`HandshakeValidator.validateExtendedConnect`), and after a 2xx the stream's DATA bytes go to a
-/// WebSocket stage of their own, as an HTTP/1.1 upgrade's bytes do. Other streams are HTTP
-/// exchanges. Registered by the client preface (prior knowledge), by ALPN `h2`, and by the
+/// WebSocket stage of their own, as an HTTP/1.1 upgrade's bytes do. A classic CONNECT (RFC 9113
+/// §8.5) answered 2xx is a tunnel: its DATA bytes go to the tunnel table's stage (TLS, HTTP/1.1,
+/// HTTP/2…, chosen by their first bytes). Other streams are HTTP exchanges. Registered by the client preface (prior knowledge), by ALPN `h2`, and by the
 /// upgrade token `h2c` (the request that carried the upgrade is stream 1, RFC 9113 §3.2).
 final class HTTP2Stage: Stage {
     private final class HTTP2Stream {
@@ -31,6 +32,10 @@ final class HTTP2Stage: Stage {
     private var streams: [UInt32: HTTP2Stream] = [:]
     /// Whether the server's SETTINGS enabled extended CONNECT (nil until its SETTINGS are seen).
     private var connectProtocolEnabled: Bool?
+    /// The highest stream whose HEADERS were seen: DATA above it lost its HEADERS to a gap.
+    private var highestOpened: UInt32 = 0
+    /// Streams whose DATA came without their HEADERS, reported once each (at most `maxOpenStreams`).
+    private var headlessStreams: Set<UInt32> = []
     /// Streams a connection keeps open at once (HTTP/2's own default limit is 100): past it the
     /// oldest is closed.
     static let maxOpenStreams = 1000
@@ -38,12 +43,25 @@ final class HTTP2Stage: Stage {
     /// `upgradedRequest`: after a 101 to h2c, the HTTP/1.1 request that is stream 1.
     init(stream: StreamContext, upgradedRequest: (HTTPRequestHead, CaptureTimestamp)? = nil) {
         self.stream = stream
-        frames = HTTP2FrameLayer(expectsPreface: true)
+        frames = HTTP2FrameLayer(expectsPreface: true, openedStreams: upgradedRequest == nil ? 0 : 1)
         super.init()
         if let (request, time) = upgradedRequest {
+            highestOpened = 1
             let first = open(1, at: time)
             first.request = request
             first.requestTime = time
+            // The request was sent whole before the switch: stream 1 is half-closed by the client (RFC 7540 §3.2).
+            first.ended.clientToServer = true
+            let values = request.headers.values("HTTP2-Settings")
+            if values.count == 1, let settings = HTTP2UpgradeSettings.decode(values[0]) {
+                frames.clientSettings(settings)
+            } else {
+                stream.report(Issue(
+                    time: time, direction: .clientToServer, severity: .warning, code: "h2c-settings-invalid",
+                    detail: values.isEmpty
+                        ? "the Upgrade: h2c request has no HTTP2-Settings header (RFC 7540 §3.2.1 requires exactly one)"
+                        : "the Upgrade: h2c request's HTTP2-Settings is not one base64url SETTINGS payload (RFC 7540 §3.2.1)"))
+            }
         }
     }
 
@@ -84,17 +102,26 @@ final class HTTP2Stage: Stage {
             }
             if connectProtocolEnabled == nil { connectProtocolEnabled = false }
         case .headers(let id, let headers, let endStream):
+            highestOpened = max(highestOpened, id)
             let current = open(id, at: time)
             if direction == .clientToServer { request(headers, on: current, at: time) } else { response(headers, on: current, at: time) }
             if endStream { streamEnded(id, direction: direction, at: time) }
         case .data(let id, let bytes, let endStream):
-            guard let current = streams[id] else { return }
+            guard let current = streams[id] else { return headless(id, bytes: bytes.count, direction: direction, at: time) }
             if let stage = current.stage, let next = stage.receive(bytes, direction: direction, at: time) { current.stage = next }
             if endStream { streamEnded(id, direction: direction, at: time) }
+        case .dataMissing(let id, let count, let boundaryLost):
+            guard let current = streams[id], let stage = current.stage, count > 0 else { return }
+            let gap = MissingBytes(count, cause: .notCaptured, boundaryLost: boundaryLost)
+            if let next = stage.missing(gap, direction: direction, at: time) { current.stage = next }
+        case .boundariesLost:
+            // Any open stream of the direction may have lost bytes: each checks that its next
+            // bytes begin a unit (a WebSocket frame) before trusting them.
+            for id in streams.keys.sorted() { streams[id]?.stage?.boundaryUnknown(direction: direction) }
         case .resetStream(let id, let code):
             close(id, reason: "rst-stream \(HTTP2ErrorCode.name(code))", end: .reset, at: time)
-        case .goAway:
-            break
+        case .goAway(let lastStream, let code, let debug):
+            goAway(lastStream: lastStream, code: code, debug: debug, direction: direction, at: time)
         case .violation(let violation):
             stream.report(.http2(violation, time: time, direction: direction))
         }
@@ -120,7 +147,13 @@ final class HTTP2Stage: Stage {
         guard let request = current.request, let requestTime = current.requestTime else { return }
         current.context.emit(
             .httpExchange(HTTPExchange(request: request, requestTime: requestTime, response: head, responseTime: time)), at: time)
-        guard current.isWebSocket else { return }
+        guard current.isWebSocket else {
+            // A classic CONNECT answered 2xx: the stream is a tunnel to its :authority.
+            if request.method == "CONNECT", (200..<300).contains(status) {
+                current.stage = stream.connection.stages.tunnel(current.context, request.target, time)
+            }
+            return
+        }
         let (handshake, violations) = HandshakeValidator.validateExtendedConnect(
             request: request.headers, response: (status, headers), connectProtocolEnabled: connectProtocolEnabled)
         violations.forEach { current.context.report(Issue($0, time: time)) }
@@ -133,6 +166,27 @@ final class HTTP2Stage: Stage {
         guard accepted else { return current.refusal = .rejected }
         current.stage = ConnectionChain.websocketAfterSwitch(UpgradeSwitch(
             stream: current.context, handshake: handshake, handshakeFailed: failed, request: request, time: time))
+    }
+
+    /// GOAWAY (RFC 9113 §6.8): reported; the streams its receiver opened above the last stream
+    /// its sender processed were not processed, and end here.
+    private func goAway(lastStream: UInt32, code: UInt32, debug: String, direction: StreamDirection, at time: CaptureTimestamp) {
+        let sender = direction == .clientToServer ? "client" : "server"
+        var detail = "the \(sender) sent GOAWAY (\(HTTP2ErrorCode.name(code)), last stream \(lastStream)): no new streams on this connection"
+        if !debug.isEmpty { detail += "; debug data \"\(debug)\"" }
+        stream.report(Issue(time: time, direction: direction, severity: code == 0 ? .info : .warning, code: "http2-goaway", detail: detail))
+        // Client streams are odd, server (pushed) streams even: the receiver's above lastStream were not processed.
+        let receiverParity: UInt32 = direction == .serverToClient ? 1 : 0
+        for id in streams.keys.sorted() where id > lastStream && id % 2 == receiverParity {
+            close(id, reason: "goaway", end: .reset, at: time)
+        }
+    }
+
+    /// DATA on a stream whose HEADERS were not seen (lost to a gap): reported once per stream.
+    private func headless(_ id: UInt32, bytes: Int, direction: StreamDirection, at time: CaptureTimestamp) {
+        guard id > highestOpened, headlessStreams.count < Self.maxOpenStreams, headlessStreams.insert(id).inserted else { return }
+        stream.report(Issue(time: time, direction: direction, severity: .warning, code: "http2-stream-unknown",
+                            detail: "DATA on stream \(id), whose HEADERS are not in the capture: its bytes are not decoded"))
     }
 
     /// END_STREAM: when both directions have ended, the stream has.

@@ -247,13 +247,17 @@ extension Issue {
     static func http2(_ violation: HTTP2Violation, time: CaptureTimestamp, direction: StreamDirection) -> Issue {
         let (severity, code, detail): (Severity, String, String) = switch violation {
         case .frameTooLarge(let length, let limit):
-            (.error, "http2-frame-too-large", "a frame of \(length) bytes, over the \(limit) SETTINGS_MAX_FRAME_SIZE allows: this direction is no longer decoded")
+            (.error, "http2-frame-too-large", "a frame of \(length) bytes, over the \(limit) SETTINGS_MAX_FRAME_SIZE allows: frames are searched for after it and HPACK starts afresh")
         case .malformedFrame(let type, let what): (.error, "http2-malformed-frame", "\(type) frame \(what)")
         case .headerBlockUndecodable(let stream, let why):
-            (.error, "http2-hpack-failed", "the header block of stream \(stream) could not be decoded (\(why)): the HPACK table is unknown from here, so this direction's later header blocks are not decoded")
+            (.error, "http2-hpack-failed", "the header block of stream \(stream) could not be decoded (\(why)): HPACK starts afresh, and later blocks that refer to entries lost with it are not decoded either")
         case .continuationExpected(let type): (.error, "http2-continuation-expected", "a \(type) frame inside a header block, where CONTINUATION must follow")
         case .bytesLost(let bytes):
-            (.warning, "http2-gap", "\(bytes) bytes of HTTP/2 frames missing: frame boundaries and the HPACK table are unknown, this direction is no longer decoded")
+            (.warning, "http2-gap", "\(bytes) bytes of HTTP/2 frames missing across frame boundaries: frames are searched for again and HPACK starts afresh")
+        case .framesFound(let skipped):
+            (.info, "http2-frames-found", "HTTP/2 frames found again after the gap; \(skipped) bytes in between could not be decoded")
+        case .flowControlExceeded(let stream, let window, let length):
+            (.warning, "http2-flow-control", "DATA of \(length) bytes on stream \(stream) exceeds the \(window)-byte flow-control window its receiver granted (RFC 9113 §6.9); later DATA in this direction is not checked")
         }
         return Issue(time: time, direction: direction, severity: severity, code: code, detail: detail)
     }

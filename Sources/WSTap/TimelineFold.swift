@@ -59,18 +59,22 @@ final class TimelineFold {
             folded.issuesByCode[issue.code, default: 0] &+= 1
         case .streamClosed(let end):
             counters.add(end.counters)
+            if let tls = end.tls { foldTLS(tls) }
         case .connectionClosed(let end):
             folded.connectionsByProtocol[end.protocolKind.rawValue, default: 0] &+= 1
             folded.connectionsByOutcome[end.ending.outcome.rawValue, default: 0] &+= 1
             counters.add(end.counters)
-            if let tls = end.tls {
-                folded.tlsConnections[tls.decrypted ? "decrypted" : "not-decrypted", default: 0] &+= 1
-                folded.tlsRecordBytes.addSaturating(tls.recordBytes.clientToServer)
-                folded.tlsRecordBytes.addSaturating(tls.recordBytes.serverToClient)
-            }
+            if let tls = end.tls { foldTLS(tls) }
         default:
             break
         }
+    }
+
+    /// A TLS session, the connection's own or one inside a stream's tunnel.
+    private func foldTLS(_ tls: TLSSession) {
+        folded.tlsConnections[tls.decrypted ? "decrypted" : "not-decrypted", default: 0] &+= 1
+        folded.tlsRecordBytes.addSaturating(tls.recordBytes.clientToServer)
+        folded.tlsRecordBytes.addSaturating(tls.recordBytes.serverToClient)
     }
 
     /// The summary of the connections that ended so far.

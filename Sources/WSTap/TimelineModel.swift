@@ -178,11 +178,15 @@ public struct StreamEnd: Sendable {
     public var counters: ConnectionCounters
     /// Its outcome and, for a WebSocket stream, its closing.
     public var ending: ConnectionEnding
+    /// The TLS session inside the stream (a CONNECT tunnel's), when it carried one.
+    public var tls: TLSSession?
 
     public init(
         start: CaptureTimestamp, time: CaptureTimestamp, reason: String, protocolKind: ConnectionProtocol,
-        websocketDetection: WebSocketDetection?, totals: ConnectionTotals, counters: ConnectionCounters, ending: ConnectionEnding
+        websocketDetection: WebSocketDetection?, totals: ConnectionTotals, counters: ConnectionCounters, ending: ConnectionEnding,
+        tls: TLSSession? = nil
     ) {
+        self.tls = tls
         self.start = start
         self.time = time
         self.reason = reason

@@ -15,6 +15,8 @@ public final class HARExporter: TimelineSink {
         var stream: StreamID?
         /// The body of the answer when it refused an upgrade (what the server said).
         var answerBody: HTTPBodyPreview?
+        /// It went inside decrypted TLS (the connection's, or a tunnel's on its stream).
+        var secure: Bool
     }
 
     /// The WebSocket messages of one byte stream (the connection, or one HTTP/2 stream), rendered.
@@ -32,6 +34,8 @@ public final class HARExporter: TimelineSink {
         var entries: [Entry] = []
         /// The connection is TLS the key log decrypted: `wss://` and `https://`.
         var secure = false
+        /// Streams whose tunnel carried TLS that was decrypted.
+        var secureStreams: Set<StreamID> = []
         /// How it ended, once it did.
         var end: ConnectionEnd?
         /// Rendered messages by the stream they were on (nil: the connection itself).
@@ -74,9 +78,16 @@ public final class HARExporter: TimelineSink {
         case .connectionOpened:
             open[record.id] = OpenConnection(record: record)
         case .tls(let session):
-            open[record.id]?.secure = session.decrypted
+            guard let connection = open[record.id] else { return }
+            if let stream = event.stream {
+                if session.decrypted { connection.secureStreams.insert(stream) }
+            } else {
+                connection.secure = session.decrypted
+            }
         case .httpExchange(let exchange):
-            open[record.id]?.entries.append(Entry(exchange: exchange, stream: event.stream))
+            guard let connection = open[record.id] else { return }
+            let secure = connection.secure || event.stream.map { connection.secureStreams.contains($0) } ?? false
+            connection.entries.append(Entry(exchange: exchange, stream: event.stream, secure: secure))
         case .upgradeAnswerBody(let body):
             guard let connection = open[record.id], !connection.entries.isEmpty else { return }
             connection.entries[connection.entries.count - 1].answerBody = body
@@ -157,8 +168,12 @@ public final class HARExporter: TimelineSink {
     /// Renders each of a connection's exchanges as an entry; WebSocket messages go with the 101
     /// that switched to them, or with their HTTP/2 stream's accepted extended CONNECT.
     private func render(_ connection: OpenConnection) {
-        let switched = connection.entries.lastIndex { $0.stream == nil && $0.exchange.response?.status == 101 }
-        let opening = Set(connection.entries.indices.filter { Self.opensWebSocket(connection.entries[$0], index: $0, switched: switched) })
+        // Each byte stream's last 101 (the connection's, or one inside an HTTP/2 stream's tunnel).
+        var switched: [StreamID?: Int] = [:]
+        for (index, entry) in connection.entries.enumerated() where entry.exchange.response?.status == 101 { switched[entry.stream] = index }
+        let opening = Set(connection.entries.indices.filter {
+            Self.opensWebSocket(connection.entries[$0], index: $0, switched: switched[connection.entries[$0].stream])
+        })
         let handshakes = Set(opening.map { connection.entries[$0].stream })
         for (stream, items) in connection.items where !handshakes.contains(stream) && items.messageCount > 0 {
             messagesWithoutHandshake &+= UInt64(items.messageCount)
@@ -172,7 +187,7 @@ public final class HARExporter: TimelineSink {
             out.key("startedDateTime"); out.isoTime(exchange.requestTime)
             let waited = exchange.responseTime.map { max(0, $0.nanoseconds(since: exchange.requestTime)) } ?? 0
             out.comma(); out.key("time"); out.milliseconds(waited)
-            out.comma(); out.key("request"); request(exchange, connection: connection, isWebSocket: isWebSocket, into: out)
+            out.comma(); out.key("request"); request(entry, connection: connection, isWebSocket: isWebSocket, into: out)
             out.comma(); out.key("response"); response(entry, into: out)
             out.raw(",\"cache\":{},\"timings\":{\"blocked\":-1,\"dns\":-1,\"connect\":-1,\"ssl\":-1,\"send\":0,\"wait\":")
             out.milliseconds(waited)
@@ -203,20 +218,22 @@ public final class HARExporter: TimelineSink {
         }
     }
 
-    /// An HTTP/1.1 connection's last 101 to `websocket`, or an HTTP/2 stream's extended CONNECT
-    /// (`:protocol websocket`) that a 2xx accepted.
+    /// A byte stream's last 101 to `websocket` (an HTTP/1.1 connection's, or one inside an HTTP/2
+    /// stream's tunnel), or an HTTP/2 stream's extended CONNECT (`:protocol websocket`) that a 2xx accepted.
     private static func opensWebSocket(_ entry: Entry, index: Int, switched: Int?) -> Bool {
         let request = entry.exchange.request
-        guard entry.stream != nil else { return index == switched && request.headers.hasToken("websocket", in: "Upgrade") }
+        if index == switched, request.headers.hasToken("websocket", in: "Upgrade") { return true }
+        guard entry.stream != nil else { return false }
         let status = entry.exchange.response?.status ?? 0
         return request.method == "CONNECT" && (request.headers.combinedValue(":protocol")?.caseInsensitiveEquals("websocket") ?? false)
             && (200..<300).contains(status)
     }
 
-    private func request(_ exchange: HTTPExchange, connection: OpenConnection, isWebSocket: Bool, into out: OutputBuffer) {
+    private func request(_ entry: Entry, connection: OpenConnection, isWebSocket: Bool, into out: OutputBuffer) {
+        let exchange = entry.exchange
         let head = exchange.request
         out.raw("{"); out.key("method"); out.string(head.method)
-        out.comma(); out.key("url"); out.string(Self.url(head, server: connection.record.server, secure: connection.secure, webSocket: isWebSocket))
+        out.comma(); out.key("url"); out.string(Self.url(head, server: connection.record.server, secure: entry.secure, webSocket: isWebSocket))
         out.comma(); out.key("httpVersion"); out.string(head.version)
         out.comma(); out.key("cookies"); cookies(head.headers.values("Cookie").flatMap { $0.split(separator: ";") }, into: out)
         out.comma(); out.key("headers"); harHeaders(head.headers, into: out)
@@ -298,6 +315,8 @@ public final class HARExporter: TimelineSink {
     /// then the target; an absolute-form target is taken as it is.
     static func url(_ head: HTTPRequestHead, server: Endpoint, secure: Bool, webSocket: Bool) -> String {
         if head.target.contains("://") { return head.target }
+        // A tunnel's CONNECT names its target in authority form (RFC 9110 §9.3.6).
+        if head.method == "CONNECT", head.headers.combinedValue(":protocol") == nil { return (secure ? "https://" : "http://") + head.target }
         let scheme = webSocket ? (secure ? "wss" : "ws") : (secure ? "https" : "http")
         let host = head.headers.combinedValue("Host") ?? head.headers.combinedValue(":authority") ?? {
             let defaultPort: UInt16 = secure ? 443 : 80

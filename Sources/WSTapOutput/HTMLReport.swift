@@ -23,6 +23,8 @@ public final class HTMLReportExporter: TimelineSink {
     /// million tiny frames or a flood of alerts makes a report of bounded size.
     static let maxRowsPerConnection = 2000
     static let maxIssuesListed = 200
+    /// Streams of one connection (HTTP/2) drawn as lanes of their own; later ones only on the connection's.
+    static let maxStreamLanes = 20
 
     private final class OpenConnection {
         let record: ConnectionRecord
@@ -39,6 +41,14 @@ public final class HTMLReportExporter: TimelineSink {
         /// Rows past `maxRowsPerConnection`, counted.
         var rowsNotShown = 0
         var lane: TimelineLane
+        /// Each HTTP/2 stream's own lane (at most `maxStreamLanes`), drawn under the connection's.
+        var streamLanes: [StreamID: TimelineLane] = [:]
+
+        /// The lanes an event of `stream` marks: the connection's, and the stream's own.
+        func marking(_ stream: StreamID?, _ mark: (inout TimelineLane) -> Void) {
+            mark(&lane)
+            if let stream, streamLanes[stream] != nil { mark(&streamLanes[stream]!) }
+        }
 
         init(record: ConnectionRecord) {
             self.record = record
@@ -52,7 +62,7 @@ public final class HTMLReportExporter: TimelineSink {
     private var start: CaptureTimestamp?
     private var open: [UInt64: OpenConnection] = [:]
     /// Each ended connection's overview row, section and timeline lane, by id.
-    private var finished: [(id: UInt64, overview: OutputBuffer, section: OutputBuffer, lane: TimelineLane)] = []
+    private var finished: [(id: UInt64, overview: OutputBuffer, section: OutputBuffer, lanes: [TimelineLane])] = []
     private var captureIssues: [Issue] = []
     private var captureIssuesNotListed = 0
     /// Messages each way over the capture, for the rate chart.
@@ -78,7 +88,13 @@ public final class HTMLReportExporter: TimelineSink {
             guard let record = event.connection else { return }
             open[record.id] = OpenConnection(record: record)
         case .httpRequest(let head):
-            open[id]?.request = head
+            guard let connection = open[id] else { return }
+            connection.request = head
+            if let stream = event.stream, connection.streamLanes[stream] == nil, connection.streamLanes.count < Self.maxStreamLanes {
+                connection.streamLanes[stream] = TimelineLane(
+                    id: id, stream: stream.rawValue, start: time, label: "#\(id)/s\(stream.rawValue) \(head.method) \(head.target.prefix(120))",
+                    outcome: nil, outcomeWords: "open")
+            }
         case .httpResponse(let head):
             open[id]?.response = head
         case .upgrade(let exchange):
@@ -90,15 +106,15 @@ public final class HTMLReportExporter: TimelineSink {
             open[id]?.tls = session
         case .frame(let frame):
             guard frame.header.opcode.rawValue >= 8, let connection = open[id] else { return }
-            if frame.header.opcode == .close { connection.lane.closes.append((frame.direction, time)) }
-            controlRow(frame, at: time, in: connection)
+            if frame.header.opcode == .close { connection.marking(event.stream) { $0.closes.append((frame.direction, time)) } }
+            controlRow(frame, at: time, stream: event.stream, in: connection)
         case .message(let message):
             guard let connection = open[id] else { return }
             connection.messages[message.direction] &+= 1
-            connection.lane.message(message.direction, at: time)
+            connection.marking(event.stream) { $0.message(message.direction, at: time) }
             if rates[message.direction] == nil, let start { rates[message.direction] = TimeHistogram(origin: start) }
             rates[message.direction]?.add(time)
-            messageRow(message, at: time, in: connection)
+            messageRow(message, at: time, stream: event.stream, in: connection)
         case .issue(let issue):
             guard event.connection != nil, let connection = open[id] else {
                 if captureIssues.count < Self.maxIssuesListed { captureIssues.append(issue) } else { captureIssuesNotListed += 1 }
@@ -106,16 +122,21 @@ public final class HTMLReportExporter: TimelineSink {
             }
             connection.issueCount += 1
             if connection.issues.count < Self.maxIssuesListed { connection.issues.append(issue) }
-            connection.lane.issue(at: issue.time)
-            issueRow(issue, in: connection)
+            connection.marking(event.stream) { $0.issue(at: issue.time) }
+            issueRow(issue, stream: event.stream, in: connection)
         case .connectionClosed(let end):
             guard let connection = open.removeValue(forKey: id) else { return }
             connection.end = end
             render(connection)
         case .application(let message):
             guard let connection = open[id] else { return }
-            applicationRow(message, at: time, in: connection)
-        case .httpExchange, .upgradeAnswerBody, .streamClosed:
+            applicationRow(message, at: time, stream: event.stream, in: connection)
+        case .streamClosed(let end):
+            guard let stream = event.stream, open[id]?.streamLanes[stream] != nil else { return }
+            open[id]?.streamLanes[stream]!.end = end.time
+            open[id]?.streamLanes[stream]!.outcome = end.ending.outcome
+            open[id]?.streamLanes[stream]!.outcomeWords = "\(end.reason): \(end.ending.outcome.rawValue)"
+        case .httpExchange, .upgradeAnswerBody:
             break
         }
     }
@@ -149,7 +170,7 @@ public final class HTMLReportExporter: TimelineSink {
             if captureIssuesNotListed > 0 { page.raw("<li>… "); page.number(captureIssuesNotListed); page.raw(" more (JSON and NDJSON list them all)</li>") }
             page.raw("</ul>\n")
         }
-        HTMLTimeline.write(lanes: finished.map(\.lane), rates: rates, start: summary.firstPacketTime, end: summary.lastPacketTime, into: page)
+        HTMLTimeline.write(lanes: finished.flatMap(\.lanes), rates: rates, start: summary.firstPacketTime, end: summary.lastPacketTime, into: page)
         page.raw("<h2>Connections</h2>\n<table class=\"overview\"><thead><tr><th>#</th><th>client → server</th><th>request</th>")
         page.raw("<th>protocol</th><th>handshake</th><th>outcome</th><th>messages →/←</th><th>issues</th></tr></thead><tbody>\n")
         output.write(page)
@@ -165,7 +186,9 @@ public final class HTMLReportExporter: TimelineSink {
     // MARK: rows
 
     /// The start of a row, or nil past `maxRowsPerConnection` (the row is counted instead).
-    private func beginRow(_ connection: OpenConnection, kind: StaticString, direction: StreamDirection?, time: CaptureTimestamp?) -> OutputBuffer? {
+    private func beginRow(
+        _ connection: OpenConnection, kind: StaticString, direction: StreamDirection?, time: CaptureTimestamp?, stream: StreamID?
+    ) -> OutputBuffer? {
         guard connection.rowCount < Self.maxRowsPerConnection else {
             connection.rowsNotShown += 1
             return nil
@@ -184,15 +207,18 @@ public final class HTMLReportExporter: TimelineSink {
         case .serverToClient: rows.raw("<span class=\"s2c\">←</span>")
         case nil: break
         }
+        // The HTTP/2 stream the row belongs to.
+        if let stream { rows.raw(" <small>s"); rows.number(UInt64(stream.rawValue)); rows.raw("</small>") }
         rows.raw("</td><td class=\"t\">")
         rows.relativeTime(time, since: start, aligned: false)
         rows.raw("</td>")
         return rows
     }
 
-    private func messageRow(_ record: MessageRecord, at time: CaptureTimestamp, in connection: OpenConnection) {
+    private func messageRow(_ record: MessageRecord, at time: CaptureTimestamp, stream: StreamID?, in connection: OpenConnection) {
         let message = record.message
-        guard let rows = beginRow(connection, kind: message.opcode == .text ? "text" : "binary", direction: record.direction, time: time)
+        guard let rows = beginRow(
+            connection, kind: message.opcode == .text ? "text" : "binary", direction: record.direction, time: time, stream: stream)
         else { return }
         rows.raw("<td class=\"n\">"); rows.byteCount(message.payload.count); rows.raw("</td><td>")
         rows.opcodeName(message.opcode)
@@ -211,8 +237,8 @@ public final class HTMLReportExporter: TimelineSink {
     }
 
     /// The decoded view of the message(s) above: the application protocol's words.
-    private func applicationRow(_ message: ApplicationMessage, at time: CaptureTimestamp, in connection: OpenConnection) {
-        guard let rows = beginRow(connection, kind: "app", direction: message.direction, time: time) else { return }
+    private func applicationRow(_ message: ApplicationMessage, at time: CaptureTimestamp, stream: StreamID?, in connection: OpenConnection) {
+        guard let rows = beginRow(connection, kind: "app", direction: message.direction, time: time, stream: stream) else { return }
         rows.raw("<td class=\"n\"></td><td>")
         HTMLText.write("\(message.protocolName) \(message.type)", into: rows)
         rows.raw("</td><td class=\"p\">")
@@ -232,8 +258,8 @@ public final class HTMLReportExporter: TimelineSink {
     /// An application message's fields are shown up to this many bytes.
     static let maxApplicationText = 2048
 
-    private func controlRow(_ frame: FrameRecord, at time: CaptureTimestamp, in connection: OpenConnection) {
-        guard let rows = beginRow(connection, kind: "control", direction: frame.direction, time: time) else { return }
+    private func controlRow(_ frame: FrameRecord, at time: CaptureTimestamp, stream: StreamID?, in connection: OpenConnection) {
+        guard let rows = beginRow(connection, kind: "control", direction: frame.direction, time: time, stream: stream) else { return }
         rows.raw("<td class=\"n\">"); rows.byteCount(frame.header.payloadLength); rows.raw("</td><td>")
         rows.opcodeName(frame.header.opcode)
         rows.raw("</td><td class=\"p\">")
@@ -254,8 +280,8 @@ public final class HTMLReportExporter: TimelineSink {
         rows.raw("</td></tr>\n")
     }
 
-    private func issueRow(_ issue: Issue, in connection: OpenConnection) {
-        guard let rows = beginRow(connection, kind: "issue", direction: issue.direction, time: issue.time) else { return }
+    private func issueRow(_ issue: Issue, stream: StreamID?, in connection: OpenConnection) {
+        guard let rows = beginRow(connection, kind: "issue", direction: issue.direction, time: issue.time, stream: stream) else { return }
         rows.raw("<td></td><td class=\"")
         rows.text(issue.severity.rawValue)
         rows.raw("\">")
@@ -443,7 +469,8 @@ public final class HTMLReportExporter: TimelineSink {
         lane.outcome = connection.end?.ending.outcome
         lane.outcomeWords = outcomeText
         if !requestLine.isEmpty { lane.label += " " + String(requestLine.prefix(120)) }
-        finished.append((record.id, overview, section, lane))
+        let streamLanes = connection.streamLanes.sorted { $0.key.rawValue < $1.key.rawValue }.map(\.value)
+        finished.append((record.id, overview, section, [lane] + streamLanes))
     }
 
     /// A message head: its first line, opening to its header lines.

@@ -35,10 +35,12 @@ struct TimeHistogram {
     }
 }
 
-/// What the report's timeline draws of one connection: its life, its messages each way, its
+/// What the report's timeline draws of one connection (or of one of its HTTP/2 streams): its life, its messages each way, its
 /// Close frames and issues, and how it ended.
 struct TimelineLane {
     var id: UInt64
+    /// The HTTP/2 stream the lane draws; nil for the connection's own lane.
+    var stream: UInt32? = nil
     var start: CaptureTimestamp
     var end: CaptureTimestamp?
     /// `#3 client → server target`: escaped when written.
@@ -88,7 +90,7 @@ enum HTMLTimeline {
         func x(_ time: CaptureTimestamp) -> Double { x(TimeHistogram.nanoseconds(time)) }
         let shown = lanes.prefix(maxLanes)
         let height = 24 + Double(shown.count) * laneHeight
-        page.raw("<h2>Timeline</h2>\n<p class=\"meta\">One lane per connection over the capture (0 s = ")
+        page.raw("<h2>Timeline</h2>\n<p class=\"meta\">One lane per connection over the capture, and under an HTTP/2 connection one per stream (0 s = ")
         page.text(utcDateTime(start)); page.raw(" UTC, ")
         page.text(StatisticsReport.fixed(span / 1e9, decimals: 3))
         page.raw(" s): its life coloured by how it ended (red: failed, green: closed cleanly, amber: open at the end), ")
@@ -99,9 +101,15 @@ enum HTMLTimeline {
         for (row, lane) in shown.enumerated() {
             let y = 20 + Double(row) * laneHeight
             page.raw("<a href=\"#conn-"); page.number(lane.id); page.raw("\"><g class=\""); page.text(lane.classes)
+            if let stream = lane.stream { page.raw("\" data-stream=\""); page.number(UInt64(stream)) }
             page.raw("\" data-conn=\""); page.number(lane.id); page.raw("\"><title>")
             HTMLText.write("\(lane.label): \(lane.outcomeWords)", into: page, limit: 300)
-            page.raw("</title><text x=\"2\" y=\""); number(y + 8, page); page.raw("\">#"); page.number(lane.id); page.raw("</text>")
+            page.raw("</title><text x=\"2\" y=\""); number(y + 8, page)
+            if let stream = lane.stream {
+                page.raw("\">  s"); page.number(UInt64(stream)); page.raw("</text>")
+            } else {
+                page.raw("\">#"); page.number(lane.id); page.raw("</text>")
+            }
             let from = x(lane.start), to = max(from + 1, lane.end.map(x) ?? (width - 4))
             rect("life", x: from, y: y + 2, width: to - from, height: laneHeight - 4, into: page)
             for direction in StreamDirection.allCases {

@@ -197,6 +197,8 @@ extension OutputBuffer {
         raw(",\"protocol\":"); string(end.protocolKind.rawValue)
         raw(",\"websocket_detection\":"); string(end.websocketDetection?.rawValue)
         comma(); endingFields(end.ending, start: end.start, end: end.time)
+        raw(",\"tls\":")
+        if let tls = end.tls { tlsFields(tls) } else { raw("null") }
         raw(",\"totals\":{"); totalsFields(end.totals); raw("}")
     }
 

@@ -1,6 +1,7 @@
 import WSTap
 import WSTapParallel
 import WSTapCore
+import WSTapHTTP2
 /// The readable timeline: one line per event, then the summary. Lines are rendered straight into
 /// the output's buffer.
 public final class TextExporter: TimelineSink {
@@ -77,8 +78,11 @@ public final class TextExporter: TimelineSink {
             if body.missingBytes > 0 { line.raw(", "); line.byteCount(body.missingBytes); line.raw(" not captured") }
             line.raw("  ")
             body.bytes.withUnsafeBytes { line.quotedPreview($0, limit: 160, asText: PayloadText.isText($0)) }
-        case .httpExchange:
-            return  // Its request and response were shown as they came.
+        case .httpExchange(let exchange):
+            // Its request and response were shown as they came; a tunnel says what follows.
+            guard exchange.opensTunnel else { return }
+            begin(event)
+            line.raw("tunnel to "); field(exchange.request.target); line.raw(" opened: what follows is decoded inside it")
         case .tls(let session):
             begin(event)
             tlsText(session)
@@ -239,6 +243,17 @@ public final class TextExporter: TimelineSink {
         case .incomplete: line.raw(": no answer captured")
         }
         colors.end(in: line)
+        if exchange.offeredProtocols.count > 1 {
+            line.raw(" (offered "); field(exchange.offeredProtocols.joined(separator: ", ")); line.raw(")")
+        }
+        if exchange.outcome == .upgraded, exchange.selectedProtocol?.caseInsensitiveEquals("h2c") ?? false {
+            // What the client's SETTINGS said before HTTP/2 began; the request goes on as stream 1.
+            let values = exchange.request.headers.values("HTTP2-Settings")
+            if values.count == 1, let settings = HTTP2UpgradeSettings.decode(values[0]) {
+                line.raw(", HTTP2-Settings "); field(settings.isEmpty ? "(none)" : HTTP2UpgradeSettings.describe(settings))
+            }
+            line.raw(", the request is stream 1")
+        }
         guard let websocket = exchange.websocket else { return }
         switch websocket.acceptValid {
         case true?: line.raw(", accept ok")

@@ -107,10 +107,26 @@ struct FrameSynchronizer {
 
     /// Bytes the capture lacks. `reportsPartialFrames: false` keeps frames cut this way from
     /// being reported one by one (a snapshot length cuts every packet; it is reported once).
+    /// `boundaryLost`: `byteCount` is at most what was lost and what follows may not continue
+    /// the frame in progress: it ends at the gap, and frames are searched for.
     mutating func missing(
         byteCount: UInt64, at time: CaptureTimestamp, role: WebSocketRole?, reportsPartialFrames: Bool,
-        output: (Output) -> Void
+        boundaryLost: Bool = false, output: (Output) -> Void
     ) {
+        if boundaryLost, held == nil {
+            let cut = min(byteCount, frames.remainingPayload)
+            if cut > 0 {
+                _ = frames.missing(byteCount: cut) { output(.frame($0, time: time)) }
+                output(.violation(.payloadMissing(bytes: cut)))
+            }
+            if !frames.isAtFrameBoundary {
+                let rest = frames.remainingPayload
+                _ = frames.missing(byteCount: rest) { output(.frame($0, time: time)) }
+                output(.lostSynchronization(bytes: rest))
+            }
+            startSearch()
+            return
+        }
         if let held {
             if let role, !held.isEmpty, let masked = held.withUnsafeBytes({
                 FrameSearch.chainEndingInGap($0, gap: byteCount, rules: FrameSearch.Rules(

@@ -77,7 +77,9 @@ public final class WebSocketConnectionDecoder: StreamParser {
         _ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (WebSocketStreamEvent) -> Void
     ) {
         decoder(direction).with {
-            $0.missing(byteCount: gap.count, at: time, reportsPartialFrames: gap.cause == .notCaptured, emit: emit)
+            $0.missing(
+                byteCount: gap.count, at: time, reportsPartialFrames: gap.cause == .notCaptured, boundaryLost: gap.boundaryLost,
+                emit: emit)
         }
     }
 

@@ -99,15 +99,18 @@ public final class WebSocketStreamDecoder {
     /// Bytes the capture lacks. `reportsPartialFrames: false` keeps frames cut this way from
     /// being reported one by one (a snapshot length cuts every packet; it is reported once).
     public func missing(
-        byteCount: UInt64, at time: CaptureTimestamp = .zero, reportsPartialFrames: Bool = true,
+        byteCount: UInt64, at time: CaptureTimestamp = .zero, reportsPartialFrames: Bool = true, boundaryLost: Bool = false,
         emit: Emit
     ) {
         begin(at: time)
         transform.streamLostBytes(role: role)
         let decoder = Unretained(self)
-        synchronizer.missing(byteCount: byteCount, at: time, role: role, reportsPartialFrames: reportsPartialFrames) { output in
+        synchronizer.missing(
+            byteCount: byteCount, at: time, role: role, reportsPartialFrames: reportsPartialFrames, boundaryLost: boundaryLost
+        ) { output in
             decoder.with { $0.handle(output, emit: emit) }
         }
+        if boundaryLost { assembler.continuationsMayBeOrphaned = true }
     }
 
     /// Emits `event` with this decoder's direction and the capture time of the bytes behind it.

@@ -77,4 +77,32 @@ struct HTTP2StageTests {
         disabled.connection.closed(reason: .finished, at: .zero)
         #expect(disabled.events.lines.contains("s1 issue connect-protocol-not-enabled"))
     }
+
+    /// A classic CONNECT answered 200 is a tunnel: its DATA is a new connection's bytes (here an
+    /// HTTP/1.1 WebSocket upgrade), on the stream. A GOAWAY from the server ends the streams the
+    /// client opened above its last stream; the ones below go on.
+    @Test func aClassicConnectIsATunnelAndGOAWAYEndsUnprocessedStreams() throws {
+        var client = HPACKEncoder(allocator: ByteBufferAllocator())
+        var server = HPACKEncoder(allocator: ByteBufferAllocator())
+        let connect = try Self.block(&client, [(":method", "CONNECT"), (":authority", "origin.test:80")])
+        let get = try Self.block(&client, [(":method", "GET"), (":scheme", "http"), (":path", "/late"), (":authority", "x")])
+        let ok = try Self.block(&server, [(":status", "200")])
+        let upgrade = Array(ConnectionChainTests.upgradeRequest.utf8)
+        let switched = Array(ConnectionChainTests.switchResponse.utf8)
+        let goAway = Self.h2(7, stream: 0, [0, 0, 0, 1, 0, 0, 0, 0])  // last stream 1, NO_ERROR
+        let lines = ConnectionChainTests.run([
+            (.clientToServer, Self.preface + Self.h2(4, stream: 0, []) + Self.h2(1, flags: 0x4, stream: 1, connect)),
+            (.serverToClient, Self.serverSettings + Self.h2(1, flags: 0x4, stream: 1, ok)),
+            (.clientToServer, Self.h2(0, stream: 1, upgrade) + Self.h2(1, flags: 0x5, stream: 3, get)),
+            (.serverToClient, Self.h2(0, stream: 1, switched) + goAway),
+            (.clientToServer, Self.h2(0, stream: 1, frame(0x1, "through the tunnel", masked: true))),
+        ])
+        #expect(lines == [
+            "open 50000->8080", "s1 request origin.test:80", "s1 response 200", "pair origin.test:80 200",
+            "s1 request /chat", "s3 request /late", "s1 response 101", "upgrade upgraded websocket", "pair /chat 101",
+            "issue http2-goaway", "s3 stream closed goaway http frames 0 http",
+            "s1 frame c2s text", "s1 message c2s through the tunnel",
+            "s1 issue abnormal-closure", "s1 stream closed connection-closed websocket frames 1 abnormal-closure", "close http2 -",
+        ])
+    }
 }
