@@ -6,7 +6,7 @@ CONFORMANCE ?= ../shared/conformance
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: demo test deps build release unit cli outputs html numbers fuzz libfuzzer memory hostile live conformance bench install uninstall installcheck scale
+.PHONY: demo test deps build release unit cli outputs html numbers fuzz libfuzzer memory hostile live conformance bench bench-quick install uninstall installcheck scale
 
 deps:
 	@bash scripts/install-deps.sh
@@ -106,7 +106,15 @@ installcheck: release
 scale: release
 	python3 scale/spark_recipe.py .build/release/wstap captures
 
-# The benchmark (not part of CI): about 15 minutes; needs tshark.
+# The benchmark (not part of CI): about 15 minutes; needs tshark. Then issue 32's table, measured
+# interleaved (bench/interleaved.py: every command once per round, rotated; ratios within rounds).
 bench: release
 	@command -v tshark >/dev/null || (sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq tshark >/dev/null)
 	python3 bench/run.py
+	python3 bench/interleaved.py
+
+# The interleaved table on small captures, under 3 minutes: for A/B checks of a change
+# (BASELINE=path/to/other/wstap adds an interleaved new/old ratio).
+bench-quick: release
+	@command -v tshark >/dev/null || (sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq tshark >/dev/null)
+	python3 bench/interleaved.py --quick $(if $(BASELINE),--baseline $(BASELINE))

@@ -129,6 +129,11 @@ expect "...says what it skipped and why" sh -c "grep -q 'skipped .*fifo: not a r
 check "--grep-bytes finds bytes in binary messages" 0 "$wstap" read captures/binary-sizes.pcap --grep-bytes '7d 84 8b 92' --format ndjson
 expect "...showing only binary messages that hold them" sh -c "grep -q '\"event\":\"message\"' '$work/out' && ! grep -q '\"event\":\"frame\"' '$work/out' && ! grep -q '\"length\":0,' '$work/out'"
 check "--grep-bytes with bad hex after hex:" 64 "$wstap" read captures/binary-sizes.pcap --grep-bytes 'hex:7g'
+check "--stream shows one HTTP/2 stream" 0 "$wstap" read captures/h2-tls-rfc8441.pcap --keylog captures/h2-tls-rfc8441.keys --stream 7
+expect "...its events and the connection's own, no other stream's" sh -c "grep -q '#1/s7  → CONNECT /ws/reset' '$work/out' && grep -q 'http2-goaway' '$work/out' && ! grep -q '#1/s1' '$work/out' && ! grep -q '#1/s5' '$work/out'"
+check "--stream that no stream has exits 5" 5 "$wstap" read captures/h2-tls-rfc8441.pcap --keylog captures/h2-tls-rfc8441.keys --stream 9
+check "a classic CONNECT on an HTTP/2 stream is a tunnel" 0 "$wstap" read captures/h2-proxy.pcap --keylog captures/h2-proxy.keys
+expect "...whose TLS is decrypted and whose WebSocket is decoded" sh -c "grep -q '#1/s5  tunnel to localhost:18711 opened' '$work/out' && grep -q '#1/s5  TLS 1.3' '$work/out' && grep -q 'wss inside an HTTP/2 CONNECT stream' '$work/out' && grep -q '^TLS: decrypted 1' '$work/out'"
 check "--url matches the query too" 0 "$wstap" read captures/app-socketio.pcap --url '*t=1796669493*' --format ndjson
 expect "...keeping only the socket whose query matched" sh -c "grep -q '\"event\":\"connection_open\",\"connection\":2' '$work/out' && ! grep -q '\"event\":\"connection_open\",\"connection\":1' '$work/out'"
 check "--from/--to keep the events of a time window" 0 "$wstap" read captures/text-echo.pcap --messages --from +0.0017 --to +0.00196

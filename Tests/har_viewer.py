@@ -29,8 +29,9 @@ for name in sorted(n for n in os.listdir(CAPTURES) if n.endswith((".pcap", ".pca
             assert all("name" in h and "value" in h for h in entry.request.headers + entry.response.headers)
             entries += 1
             if raw.get("_resourceType") == "websocket":
-                # A 101 on HTTP/1.1; a 2xx answering an extended CONNECT on an HTTP/2 stream.
-                switched = entry.response.status == 101 if "_stream" not in raw else \
+                # A 101 on HTTP/1.1 (also inside an HTTP/2 stream's CONNECT tunnel); a 2xx answering
+                # an extended CONNECT on an HTTP/2 stream.
+                switched = entry.response.status == 101 if "_stream" not in raw or raw["request"]["httpVersion"] == "HTTP/1.1" else \
                     200 <= entry.response.status < 300 and entry.request.method == "CONNECT"
                 assert entry.request.url.startswith(("ws://", "wss://")) and switched
                 messages += len(raw["_webSocketMessages"])

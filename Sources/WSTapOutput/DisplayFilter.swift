@@ -12,6 +12,9 @@ public struct DisplayFilter: Sendable {
 
     /// Connection ids to keep; empty keeps all.
     public var connections: Set<UInt64> = []
+    /// HTTP/2 streams to show (`--stream`); empty shows all. Events of other streams are not
+    /// shown; the connection's own events (its opening, GOAWAY, its end) are its context.
+    public var streams: Set<UInt32> = []
     /// The request's `Host` (without its port) or the server's address, ignoring case.
     public var host: String?
     /// A glob (`*`, `?`) on the path of the request target (the part before `?`).
@@ -66,7 +69,7 @@ public struct DisplayFilter: Sendable {
     /// Nothing is filtered.
     public var keepsEverything: Bool {
         connections.isEmpty && host == nil && path == nil && url == nil && direction == nil && kinds.isEmpty && grep == nil && grepBytes == nil && !messagesOnly
-            && !selectsApplications && client == nil && server == nil && from == nil && to == nil
+            && !selectsApplications && client == nil && server == nil && from == nil && to == nil && streams.isEmpty
     }
 
     /// Whether `endpoint` is what `pattern` names: its address, or its address and port.
@@ -79,6 +82,7 @@ public struct DisplayFilter: Sendable {
     /// pattern, application messages), not only connections.
     var selectsEvents: Bool {
         direction != nil || !kinds.isEmpty || grep != nil || grepBytes != nil || selectsApplications || from != nil || to != nil
+            || !streams.isEmpty
     }
 
     /// Whether the filter chooses connections (by id, host, path, client or server).
@@ -280,6 +284,8 @@ public final class FilteringSink: TimelineSink {
         let matches: Bool
         switch event.kind {
         case .connectionOpened, .connectionClosed, .streamClosed, .captureStarted: matches = false
+        // Under --stream, the connection's own events are context, not matches.
+        case _ where !filter.streams.isEmpty && event.stream == nil: matches = false
         // Issues are shown along, but match only when asked for (--type issues).
         case .issue: matches = filter.kinds.contains(.issues)
         default: matches = true
@@ -307,6 +313,7 @@ public final class FilteringSink: TimelineSink {
     /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages`, `--grep`,
     /// `--from` and `--to`.
     private func keeps(_ event: TimelineEvent) -> Bool {
+        if !filter.streams.isEmpty, let stream = event.stream, !filter.streams.contains(stream.rawValue) { return false }
         switch event.kind {
         case .connectionOpened, .connectionClosed, .streamClosed, .captureStarted:
             return true

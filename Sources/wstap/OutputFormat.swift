@@ -210,6 +210,9 @@ struct DisplayOptions: ParsableArguments {
     @Option(name: .customLong("conn"), help: "Show only this connection (repeatable).")
     var connections: [UInt64] = []
 
+    @Option(name: .long, help: "Show only these HTTP/2 streams (repeatable; the #1/s3 of the timeline is --conn 1 --stream 3): other streams' events are not shown, the connection's own are.")
+    var stream: [UInt32] = []
+
     @Option(name: .long, help: "Show only connections whose request names this Host (or whose server has this address).")
     var host: String?
 
@@ -276,6 +279,7 @@ struct DisplayOptions: ParsableArguments {
     var filter: DisplayFilter {
         var filter = DisplayFilter()
         filter.connections = Set(connections)
+        filter.streams = Set(stream)
         filter.host = host
         filter.path = path
         filter.url = url
