@@ -16,23 +16,31 @@ CAPTURES = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__
 
 
 def wstap_frames(capture, keys, *extra):
+    """(packet, opcode) of every frame, the server ports, each frame's client port, and whether a
+    CONNECT opened a tunnel (the proxy's port then speaks HTTP to tshark)."""
     args = [WSTAP, "read", capture, "--format", "ndjson", *extra] + (["--keylog", keys] if keys else [])
     events = [json.loads(line) for line in subprocess.run(args, capture_output=True, text=True).stdout.splitlines()]
-    ports = {e["server"]["port"] for e in events if e.get("event") == "connection_open"}
-    return [(e["packet"], e["opcode"]) for e in events if e.get("event") == "frame"], ports
+    opened = {e["connection"]: e for e in events if e.get("event") == "connection_open"}
+    ports = {e["server"]["port"] for e in opened.values()}
+    frames = [e for e in events if e.get("event") == "frame"]
+    tunnels = any(e.get("event") == "http_request" and e.get("method") == "CONNECT" for e in events)
+    return [(e["packet"], e["opcode"]) for e in frames], ports, [opened[e["connection"]]["client"]["port"] for e in frames], tunnels
 
 
-def tshark_frames(capture, keys, ports):
-    args = ["tshark", "-r", capture, "-Y", "websocket", "-T", "fields", "-e", "frame.number", "-e", "websocket.opcode"]
+def tshark_frames(capture, keys, ports, tunnels=False):
+    """(frame, opcode) of every WebSocket frame tshark shows, and the client ports it shows them on."""
+    args = ["tshark", "-r", capture, "-Y", "websocket", "-T", "fields", "-e", "frame.number", "-e", "websocket.opcode",
+            "-e", "tcp.srcport", "-e", "tcp.dstport"]
     for port in sorted(ports):
-        args += ["-d", f"tcp.port=={port},{'tls' if keys else 'http'}"]
+        args += ["-d", f"tcp.port=={port},{'tls' if keys and not tunnels else 'http'}"]
     if keys:
         args += ["-o", f"tls.keylog_file:{keys}"]
-    frames = []
+    frames, clients = [], set()
     for line in subprocess.run(args, capture_output=True, text=True).stdout.splitlines():
-        number, opcodes = line.split("\t")
+        number, opcodes, source, destination = line.split("\t")
         frames += [(int(number), int(opcode)) for opcode in opcodes.split(",") if opcode]
-    return frames
+        clients.add(int(destination) if int(source) in ports else int(source))
+    return frames, clients
 
 
 def main():
@@ -44,13 +52,18 @@ def main():
         capture = os.path.join(CAPTURES, name)
         keys = re.sub(r"\.pcap(ng)?$", ".keys", capture)
         keys = keys if os.path.exists(keys) else None
-        ours, ports = wstap_frames(capture, keys)
+        ours, ports, clients, tunnels = wstap_frames(capture, keys)
         if not ours:
             continue
-        theirs = tshark_frames(capture, keys, ports)
+        theirs, their_clients = tshark_frames(capture, keys, ports, tunnels)
         if not theirs:
             print(f"skip {name}: tshark decodes no WebSocket frame here")
             continue
+        if tunnels:
+            # tshark follows a CONNECT tunnel into TLS only: frames of connections it shows none of are left out.
+            kept = [frame for frame, client in zip(ours, clients) if client in their_clients]
+            print(f"{name}: {len(ours) - len(kept)} frames on tunnels tshark does not follow (a plain WebSocket inside CONNECT) not compared")
+            ours = kept
         compared += 1
         if ours != theirs:
             failures += 1
@@ -58,8 +71,10 @@ def main():
             print(f"FAIL {name}: frame {first}: wstap {ours[first:first + 3]} tshark {theirs[first:first + 3]} "
                   f"({len(ours)} vs {len(theirs)} frames)")
         # Dropping the segments without payload (pure ACKs) by BPF leaves every frame, at its number.
-        filtered, _ = wstap_frames(capture, keys, "tcp and ((ip[2:2] - ((ip[0]&0xf)<<2) - ((tcp[12]&0xf0)>>2)) != 0 "
-                                                  "or tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)")
+        filtered = wstap_frames(capture, keys, "tcp and ((ip[2:2] - ((ip[0]&0xf)<<2) - ((tcp[12]&0xf0)>>2)) != 0 "
+                                                  "or tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)")[0]
+        if tunnels:
+            filtered = [frame for frame in filtered if frame in ours]
         if filtered:
             filtered_compared += 1
             if filtered != ours:
