@@ -145,6 +145,18 @@ public final class Analyzer: TCPConnectionObserver {
         return heldBytes.connections > 0 || connections.with(\.holdsOutOfOrderSegments)
     }
 
+    /// Live capture, nothing has come for a while: frame searches decide on the bytes they hold (a
+    /// connection caught mid-way shows its first frame without waiting for the next). Returns the
+    /// connections that were searching for frames and decided. Needs `tracksHeldBytes`.
+    public func settleFrameSearches(at time: CaptureTimestamp) -> [ConnectionRecord] {
+        guard let heldBytes else { return [] }
+        var settled: [ConnectionRecord] = []
+        for (_, connection) in heldBytes.holders.sorted(by: { $0.value.record.id < $1.value.record.id }) {
+            if connection.settle(at: time) { settled.append(connection.record) }
+        }
+        return settled
+    }
+
     /// Decodes one captured packet; its bytes need to stay valid only for this call.
     public func process(_ packet: CapturedPacket) {
         count(packet)

@@ -45,7 +45,18 @@ final class Connection: TCPStreamHandler {
         guard holds != countedAsHolding else { return }
         countedAsHolding = holds
         tally.connections += holds ? 1 : -1
+        tally.holders[ObjectIdentifier(self)] = holds ? self : nil
     }
+
+    /// Live capture, nothing has come for a while: a frame search decides on what it holds.
+    /// True when it held bytes and no longer does.
+    func settle(at time: CaptureTimestamp) -> Bool {
+        stage.with { $0.settle(at: time) }
+        countHeldBytes()
+        return !countedAsHolding
+    }
+
+    var record: ConnectionRecord { context.record }
 
     func missing(_ range: MissingRange, direction tcpDirection: StreamDirection, at time: CaptureTimestamp) {
         let direction = context.direction(tcpDirection)

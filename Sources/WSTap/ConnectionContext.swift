@@ -222,4 +222,6 @@ extension StreamContext {
 /// produced (`Stage.holdsBytesForEarlierEvents`), kept up to date by each connection.
 final class HeldBytesTally {
     var connections = 0
+    /// The connections counted, to settle their searches (live capture).
+    var holders: [ObjectIdentifier: Connection] = [:]
 }

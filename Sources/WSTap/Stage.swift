@@ -32,6 +32,10 @@ class Stage {
     /// The connection ended: report what is still held or unfinished.
     func finish(at time: CaptureTimestamp) {}
 
+    /// Live capture, nothing has come for a while: decide on bytes held for a search (as `finish`
+    /// would) without ending the stream.
+    func settle(at time: CaptureTimestamp) {}
+
     /// What the stream is decoded as while this stage decodes it: the connection's phase is read
     /// from its current stage, never set from outside.
     var phase: ConnectionPhase { .opaque }

@@ -45,6 +45,8 @@ final class TLSStage: Stage {
 
     override var holdsBytesForEarlierEvents: Bool { inner.holdsBytesForEarlierEvents }
 
+    override func settle(at time: CaptureTimestamp) { inner.settle(at: time) }
+
     private func handle(_ event: TLSEvent, at time: CaptureTimestamp) {
         switch event {
         case .session(let session):

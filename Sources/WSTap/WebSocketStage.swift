@@ -73,6 +73,11 @@ final class WebSocketStage: Stage {
 
     override var holdsBytesForEarlierEvents: Bool { decoder.with(\.holdsSearchBytes) }
 
+    override func settle(at time: CaptureTimestamp) {
+        decoder.with { $0.settle(at: time) { handle($0) } }
+        stream.connection.releaseHeldEvents()
+    }
+
     override func boundaryUnknown(direction: StreamDirection) {
         decoder.with { $0.boundaryUnknown(direction: direction) }
     }

@@ -490,7 +490,8 @@ public enum SummaryText {
         if summary.issues > 0 { text.raw(": "); counts(summary.issuesByCode, into: text) }
         if let damage = summary.captureDamage { text.raw("\ncapture damaged: "); text.terminalText(damage) }
         if let live = summary.live {
-            text.raw("\npackets received "); text.number(live.received)
+            // libpcap's counters (as tcpdump words them): what reached the filter, not what `packets` above counts.
+            text.raw("\npackets received by filter "); text.number(live.received)
             text.raw(", dropped by kernel "); text.number(live.droppedByKernel)
             text.raw(", dropped by interface "); text.number(live.droppedByInterface)
             text.raw(", dropped by wstap "); text.number(live.droppedByWstap)

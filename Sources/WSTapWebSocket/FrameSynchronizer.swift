@@ -76,6 +76,13 @@ struct FrameSynchronizer {
         search(final: false, role: role, at: time, output: output)
     }
 
+    /// Live capture, nothing more has come for a while: the held bytes are decided on as at the
+    /// stream's end (a lone whole frame is believed), and the stream goes on.
+    mutating func settle(at time: CaptureTimestamp, role: WebSocketRole?, output: (Output) -> Void) {
+        guard holdsSearchBytes, !gaveUpSearching else { return }
+        search(final: true, role: role, at: time, output: output)
+    }
+
     /// Takes the tentative chain the last search found as the frames: the other direction's
     /// frames make up for its shortness.
     mutating func acceptTentativeChain(at time: CaptureTimestamp, output: (Output) -> Void) {

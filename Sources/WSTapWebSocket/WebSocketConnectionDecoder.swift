@@ -98,6 +98,11 @@ public final class WebSocketConnectionDecoder: StreamParser {
         decoder(direction).with { $0.boundaryUnknown() }
     }
 
+    /// Live capture, nothing more has come for a while: both directions' frame searches decide on what they hold.
+    public func settle(at time: CaptureTimestamp, emit: (WebSocketStreamEvent) -> Void) {
+        for direction in StreamDirection.allCases { decoder(direction).with { $0.settle(at: time, emit: emit) } }
+    }
+
     /// The frames of `direction` showed its sender's role: the other direction's sender has the other one.
     public func roleFound(_ role: WebSocketRole, direction: StreamDirection) {
         decoder(direction.reversed).with { $0.assumeRole(role == .client ? .server : .client) }

@@ -82,6 +82,16 @@ public final class WebSocketStreamDecoder {
         assembler.flushIncomplete { transformAndDeliver($0, emit: emit) }
     }
 
+    /// Live capture, nothing more has come for a while: what a frame search holds is decided on
+    /// as at the end (`FrameSynchronizer.settle`), so that a connection caught mid-way shows its
+    /// frames without waiting for the next one.
+    public func settle(at time: CaptureTimestamp, emit: Emit) {
+        guard synchronizer.holdsSearchBytes else { return }
+        begin(at: time)
+        let decoder = Unretained(self)
+        synchronizer.settle(at: time, role: role) { output in decoder.with { $0.handle(output, emit: emit) } }
+    }
+
     /// The connection is known to carry WebSocket (the other direction's frames, or the user's
     /// word): a search believes shorter chains, and what it holds is searched again at once.
     public func confirmWebSocket(at time: CaptureTimestamp, emit: Emit) {

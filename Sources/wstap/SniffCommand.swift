@@ -7,6 +7,9 @@ import WSTapCapture
 import WSTapCore
 
 struct SniffCommand: ParsableCommand {
+    /// How long frame searches may hold bytes before they decide (live attach within 1 s).
+    static let searchSettleNanoseconds: Int64 = 500_000_000
+
     static let configuration = CommandConfiguration(
         commandName: "sniff",
         abstract: "Decode WebSocket traffic on a live interface as it happens.",
@@ -114,8 +117,24 @@ struct SniffCommand: ParsableCommand {
         note("listening on \(interface), link-type \(capture.linkType), snapshot length \(snaplen) bytes")
         let keyLog = analyzerOptions.keyLog
         var keyLogRead = SystemCalls.wallClock()
+        // A connection caught mid-way holds its first frames for a search: after half a second
+        // of it, the search decides on what it holds (and the user hears how to avoid the wait).
+        var holdingSince: CaptureTimestamp?
+        var hinted: Set<UInt16> = []
         let failure = session.run(outputFailed: { output.failed }, tick: {
             let now = SystemCalls.wallClock()
+            if !analyzer.holdsBytesForEarlierEvents {
+                holdingSince = nil
+            } else if let since = holdingSince, now.nanoseconds(since: since) >= Self.searchSettleNanoseconds {
+                holdingSince = nil
+                for record in analyzer.settleFrameSearches(at: analyzer.summary.lastPacketTime ?? now)
+                where hinted.insert(record.server.port).inserted {
+                    note("#\(record.id) (\(record.client) → \(record.server)) was caught mid-way: its frames waited for a frame search; "
+                        + "--websocket-port \(record.server.port) shows a port's frames at once")
+                }
+            } else if holdingSince == nil {
+                holdingSince = now
+            }
             // What the key log's writer appended, every 50 ms; a read that fails keeps what was read.
             if let keyLog, now.nanoseconds(since: keyLogRead) >= 50_000_000 {
                 keyLogRead = now
@@ -127,7 +146,7 @@ struct SniffCommand: ParsableCommand {
         output.flush()
         // Like tcpdump: the counters also go to standard error, whatever the output format.
         if let live = analyzer.summary.live {
-            note("\(live.received) packets received, \(live.droppedByKernel) dropped by kernel, "
+            note("\(live.received) packets received by filter, \(live.droppedByKernel) dropped by kernel, "
                 + "\(live.droppedByInterface) dropped by interface, \(live.droppedByWstap) dropped by wstap; "
                 + "\(analyzer.frameCount) frames, \(analyzer.messageCount) messages decoded")
         }
