@@ -35,6 +35,12 @@ public struct DisplayFilter: Sendable {
     public var grepBytes: [UInt8]?
     /// Messages only: no frame events (every message is shown, single-frame ones included).
     public var messagesOnly = false
+    /// With `--grep`/`--grep-bytes`: messages of the same connection (and stream) shown before
+    /// and after each match, as `grep -C` (`--context N`).
+    public var context = 0
+    /// Close frames are shown too (`--closes`), whatever else selects events: how each
+    /// conversation ended, beside `--messages` or `--grep`.
+    public var closeFrames = false
     /// Application messages only (`--app-only`): no frames, WebSocket messages or handshakes.
     public var applicationOnly = false
     /// Application message types or protocols to keep (`--app-type`, lower-case); empty keeps all.
@@ -192,6 +198,16 @@ public final class FilteringSink: TimelineSink {
     /// dropped if none comes.
     private var awaitingMatch: [UInt64: [TimelineEvent]] = [:]
     /// Connections seen and kept, and events kept that the filter selected (for "nothing matched").
+    /// `--context N`: per connection and stream, the last N messages that did not match (copied:
+    /// their bytes are borrowed), and how many after a match are still to be shown.
+    private struct ContextKey: Hashable {
+        var connection: UInt64
+        var stream: StreamID?
+    }
+    private var before: [ContextKey: [(arena: EventArena, kept: KeptEvent)]] = [:]
+    private var afterLeft: [ContextKey: Int] = [:]
+    /// The time of the last event shown: earlier context would take the output back in time.
+    private var lastShownTime: CaptureTimestamp?
     public private(set) var connectionsSeen = 0
     public private(set) var connectionsKept = 0
     private var eventsKept = 0
@@ -219,7 +235,7 @@ public final class FilteringSink: TimelineSink {
             let upper = filter.to?.resolved(captureStart: start) ?? .max
             window = (lower, upper)
         }
-        guard let record = event.connection else { return sink.receive(event) }
+        guard let record = event.connection else { return receiveShown(event) }
         switch decision(for: record, event: event) {
         case .keep:
             deliver(event)
@@ -280,6 +296,33 @@ public final class FilteringSink: TimelineSink {
     /// An event of a kept connection: shown when it passes, otherwise only observed. With a
     /// filter on events, a connection's context lines wait for its first matching event.
     private func deliver(_ event: TimelineEvent) {
+        if filter.context > 0, searches, case .message(let record) = event.kind, let id = event.connection?.id,
+            inWindow(event.time), passesAllButSearch(record) {
+            let key = ContextKey(connection: id, stream: event.stream)
+            if matchesSearch(record) {
+                // The messages before it that do not take the output back in time, then it.
+                for (arena, kept) in before.removeValue(forKey: key) ?? [] {
+                    arena.lend(kept) { earlier in
+                        if let time = earlier.time, let last = lastShownTime, time < last { return sink.observe(earlier) }
+                        show(earlier)
+                    }
+                }
+                afterLeft[key] = filter.context
+            } else if let left = afterLeft[key], left > 0 {
+                afterLeft[key] = left - 1
+                return show(event)
+            } else {
+                var arena = EventArena()
+                let kept = arena.keep(event)
+                before[key, default: []].append((arena, kept))
+                if before[key]!.count > filter.context { before[key]!.removeFirst() }
+                return sink.observe(event)
+            }
+        }
+        if filter.context > 0, case .connectionClosed = event.kind, let id = event.connection?.id {
+            before = before.filter { $0.key.connection != id }
+            afterLeft = afterLeft.filter { $0.key.connection != id }
+        }
         guard keeps(event) else { return sink.observe(event) }
         let matches: Bool
         switch event.kind {
@@ -292,15 +335,15 @@ public final class FilteringSink: TimelineSink {
         }
         guard filter.selectsEvents, sink.writesContextLines, let id = event.connection?.id else {
             if matches { eventsKept += 1 }
-            return sink.receive(event)
+            return receiveShown(event)
         }
         if matches {
             eventsKept += 1
-            if let held = awaitingMatch.removeValue(forKey: id) { held.forEach(sink.receive) }
-            return sink.receive(event)
+            if let held = awaitingMatch.removeValue(forKey: id) { held.forEach(receiveShown) }
+            return receiveShown(event)
         }
         if case .connectionOpened = event.kind { return awaitingMatch[id] = [event] }
-        guard var held = awaitingMatch[id] else { return sink.receive(event) }
+        guard var held = awaitingMatch[id] else { return receiveShown(event) }
         if case .connectionClosed = event.kind {
             // Nothing of it matched: none of its lines is shown.
             awaitingMatch[id] = nil
@@ -308,6 +351,17 @@ public final class FilteringSink: TimelineSink {
         }
         if held.count < Self.maxHeldEvents { held.append(event) }
         awaitingMatch[id] = held
+    }
+
+    /// A context message (`--context`): shown, after the connection's context lines if they wait.
+    private func show(_ event: TimelineEvent) {
+        if let id = event.connection?.id, let held = awaitingMatch.removeValue(forKey: id) { held.forEach(receiveShown) }
+        receiveShown(event)
+    }
+
+    private func receiveShown(_ event: TimelineEvent) {
+        if let time = event.time { lastShownTime = max(lastShownTime ?? time, time) }
+        sink.receive(event)
     }
 
     /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages`, `--grep`,
@@ -324,19 +378,14 @@ public final class FilteringSink: TimelineSink {
         case .connectionOpened, .connectionClosed, .streamClosed:
             return true
         case .frame(let frame):
-            // --messages keeps control frames when they are asked for (--type control).
-            let control = frame.header.opcode.rawValue >= 8 && filter.kinds.contains(.control)
-            if (filter.messagesOnly && !control) || searches || filter.selectsApplications { return false }
-            return passes(frame.direction) && passes(kind: Self.kind(of: frame.header.opcode))
+            // --messages keeps control frames when they are asked for (--type control, --closes).
+            let close = frame.header.opcode == .close && filter.closeFrames
+            let control = (frame.header.opcode.rawValue >= 8 && filter.kinds.contains(.control)) || close
+            if (filter.messagesOnly && !control) || (searches && !close) || filter.selectsApplications { return false }
+            return passes(frame.direction) && (close || passes(kind: Self.kind(of: frame.header.opcode)))
         case .message(let record):
-            guard !filter.selectsApplications, passes(record.direction), passes(kind: record.message.opcode == .text ? .text : .binary) else { return false }
-            guard searches else { return true }
-            let message = record.message
-            if let pattern, PayloadText.isText(record), pattern.matches(String(decoding: message.payload, as: UTF8.self)) {
-                return true
-            }
-            guard let bytes = filter.grepBytes, message.opcode == .binary, message.isDecoded else { return false }
-            return bytesPattern?.occurs(in: message.payload) ?? false
+            guard passesAllButSearch(record) else { return false }
+            return !searches || matchesSearch(record)
         case .httpRequest:
             return passes(.clientToServer) && passes(kind: .handshake) && !searches && !filter.selectsApplications
         case .httpResponse:
@@ -351,6 +400,20 @@ public final class FilteringSink: TimelineSink {
         case .captureStarted:
             return true
         }
+    }
+
+    private func passesAllButSearch(_ record: MessageRecord) -> Bool {
+        !filter.selectsApplications && passes(record.direction) && passes(kind: record.message.opcode == .text ? .text : .binary)
+    }
+
+    /// `--grep` over a text message, `--grep-bytes` over a binary one.
+    private func matchesSearch(_ record: MessageRecord) -> Bool {
+        let message = record.message
+        if let pattern, PayloadText.isText(record), pattern.matches(String(decoding: message.payload, as: UTF8.self)) {
+            return true
+        }
+        guard filter.grepBytes != nil, message.opcode == .binary, message.isDecoded else { return false }
+        return bytesPattern?.occurs(in: message.payload) ?? false
     }
 
     /// Inside `--from`/`--to` (an event without a time is never cut by them).

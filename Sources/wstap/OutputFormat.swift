@@ -234,6 +234,9 @@ struct DisplayOptions: ParsableArguments {
     @Option(name: .customLong("type"), help: "Show only these events: text, binary, control, handshake, issues (repeatable, or comma-separated).")
     var types: [String] = []
 
+    @Flag(name: .long, help: "Also show Close frames, whatever else is selected: with --messages, --grep or --type, how each conversation ended.")
+    var closes = false
+
     @Option(name: .long, help: "Show only events at or after this time: +SECONDS after the capture's first packet, SECONDS since the epoch, YYYY-MM-DDTHH:MM:SS[.frac] or HH:MM:SS (UTC). The whole capture is still decoded.")
     var from: String?
 
@@ -245,6 +248,9 @@ struct DisplayOptions: ParsableArguments {
 
     @Option(name: .long, help: "Show only binary messages (decompressed) containing these bytes: hex (89504e47, '89 50 4e 47', 0x89504e47, hex:…) or text (text:PNG; a word that is not hex is taken as text).")
     var grepBytes: String?
+
+    @Option(name: [.customShort("C"), .long], help: "With --grep or --grep-bytes: also show N messages before and after each match, of the same connection and stream (as grep -C).")
+    var context: Int?
 
     @Flag(name: .long, help: "Messages only: no frame lines (every message, single-frame ones too).")
     var messages = false
@@ -274,6 +280,10 @@ struct DisplayOptions: ParsableArguments {
         if let grep {
             do { _ = try TextPattern(grep) } catch { throw ValidationError("--grep '\(grep)': \(error)") }
         }
+        if let context {
+            guard grep != nil || grepBytes != nil else { throw ValidationError("--context shows messages around --grep or --grep-bytes matches: give one of them") }
+            guard (0...1000).contains(context) else { throw ValidationError("--context takes 0 to 1000 messages, not \(context)") }
+        }
     }
 
     var filter: DisplayFilter {
@@ -287,6 +297,8 @@ struct DisplayOptions: ParsableArguments {
         filter.server = server
         filter.direction = direction.map { $0 == "c2s" ? .clientToServer : .serverToClient }
         filter.kinds = Set(types.flatMap { $0.split(separator: ",") }.compactMap { DisplayFilter.EventKind(rawValue: String($0)) })
+        filter.closeFrames = closes
+        filter.context = context ?? 0
         filter.grep = grep
         filter.grepBytes = grepBytes.flatMap(DisplayFilter.searchedBytes)
         filter.messagesOnly = messages
