@@ -12,7 +12,9 @@ usage: proxy_peers.py SCENARIO BASEPORT LOGFILE KEYLOG
                  library opens classic CONNECT streams (RFC 9113 §8.5): one to the ws:// server
                  (an HTTP/1.1 Upgrade and frames inside the stream, by websockets' sans-I/O
                  client), one to the wss:// server (TLS inside the stream through ssl.MemoryBIO,
-                 key log to KEYLOG), and an ordinary GET through the proxy between them.
+                 key log to KEYLOG), an ordinary GET through the proxy between them, and a
+                 third tunnel whose WebSocket the client resets (RST_STREAM CANCEL) in the middle
+                 of a fragmented message (its first fragment sent, logged as what was sent of it).
 
 Only the client's leg (to BASEPORT) is meant to be captured. LOGFILE gets the messages each side
 sent ({"dir", "opcode", "length", "sha256"}, in order per direction) as the golden tests expect.
@@ -184,8 +186,9 @@ class PlainTunnel:
         return self.client.take(self.stream)
 
 
-def websocket_over(tunnel, uri, messages):
-    """A WebSocket client (websockets' sans-I/O protocol) over a tunnel: handshake, echoes, close 1000."""
+def websocket_over(tunnel, uri, messages, abandon=None):
+    """A WebSocket client (websockets' sans-I/O protocol) over a tunnel: handshake, echoes, close
+    1000; or, with `abandon`, that text's first fragment and no more (the caller resets the stream)."""
     from websockets.client import ClientProtocol
     from websockets.frames import Close
     from websockets.http11 import Response
@@ -213,6 +216,11 @@ def websocket_over(tunnel, uri, messages):
             protocol.send_binary(message)
         tunnel.send(b"".join(protocol.data_to_send()))
         next_event()
+    if abandon is not None:
+        sent("c2s", 1, abandon)
+        protocol.send_text(abandon.encode(), fin=False)
+        tunnel.send(b"".join(protocol.data_to_send()))
+        return
     protocol.send_close(1000, "bye")
     tunnel.send(b"".join(protocol.data_to_send()))
     while True:
@@ -243,6 +251,14 @@ def h2_proxy(port, keylog, work):
         assert status == b"200", status
         websocket_over(TunnelTLS(client, secure, keylog), f"wss://localhost:{port + 1}/in-h2-tls-tunnel",
                        ["wss inside an HTTP/2 CONNECT stream"])
+        reset, status = client.request([(":method", "CONNECT"), (":authority", f"127.0.0.1:{port + 2}")])
+        assert status == b"200", status
+        websocket_over(PlainTunnel(client, reset), f"ws://127.0.0.1:{port + 2}/reset-mid-message", ["one whole message"],
+                       abandon="the first fragment of a message the client abandons")
+        import h2.errors
+        client.conn.reset_stream(reset, h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+        time.sleep(0.2)
         import h2.exceptions
         for stream in (plain, secure):
             try:  # nghttpx may have ended a tunnel already, when its origin closed
