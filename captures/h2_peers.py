@@ -22,16 +22,9 @@ usage: h2_peers.py SCENARIO PORT LOGFILE [KEYLOG]
 LOGFILE gets the messages each side sent ({"dir", "opcode", "length", "sha256"}, in order per
 direction) as the golden tests expect.
 """
-import asyncio, hashlib, json, os, socket, ssl, subprocess, sys, tempfile, threading, time
+import asyncio, os, socket, ssl, sys, threading, time
 
-MESSAGES = []
-LOCK = threading.Lock()
-
-
-def sent(direction, opcode, data):
-    data = data.encode() if isinstance(data, str) else data
-    with LOCK:
-        MESSAGES.append({"dir": direction, "opcode": opcode, "length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+from peer_log import sent, self_signed_certificate, write_log
 
 
 async def app(scope, receive, send):
@@ -234,10 +227,7 @@ def h2c_upgrade(port, logfile):
     client.sock.close()
     stop.set()
     server.join(timeout=5)
-    with open(logfile, "w") as out:
-        json.dump({"messages": MESSAGES, "note": "hypercorn in cleartext after Upgrade: h2c, an h2 + wsproto client; hypercorn's GOAWAY while a WebSocket stream is open, then PROTOCOL_ERROR for the stream's next DATA"},
-                  out, indent=1)
-        out.write("\n")
+    write_log(logfile, "hypercorn in cleartext after Upgrade: h2c, an h2 + wsproto client; hypercorn's GOAWAY while a WebSocket stream is open, then PROTOCOL_ERROR for the stream's next DATA")
 
 
 def main():
@@ -247,10 +237,7 @@ def main():
         return h2c_upgrade(port, logfile)
     keylog = sys.argv[4]
     import h2.errors, h2.events
-    work = tempfile.mkdtemp()
-    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-                    "-subj", "/CN=localhost"], check=True, capture_output=True)
+    work, cert, key = self_signed_certificate()
     stop = threading.Event()
     server = threading.Thread(target=serve, args=(port, cert, key, stop), daemon=True)
     server.start()
@@ -295,10 +282,7 @@ def main():
     client.sock.close()
     stop.set()
     server.join(timeout=5)
-    with open(logfile, "w") as out:
-        json.dump({"messages": MESSAGES, "subprotocol": "chat",
-                   "note": "hypercorn (TLS, ALPN h2) and an h2 + wsproto client; RFC 8441 streams, a 403, a reset, a GET"}, out, indent=1)
-        out.write("\n")
+    write_log(logfile, "hypercorn (TLS, ALPN h2) and an h2 + wsproto client; RFC 8441 streams, a 403, a reset, a GET", subprotocol="chat")
 
 
 if __name__ == "__main__":

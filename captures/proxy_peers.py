@@ -19,16 +19,9 @@ usage: proxy_peers.py SCENARIO BASEPORT LOGFILE KEYLOG
 Only the client's leg (to BASEPORT) is meant to be captured. LOGFILE gets the messages each side
 sent ({"dir", "opcode", "length", "sha256"}, in order per direction) as the golden tests expect.
 """
-import asyncio, hashlib, json, os, socket, ssl, subprocess, sys, tempfile, threading, time
+import asyncio, os, socket, ssl, subprocess, sys, threading, time
 
-MESSAGES = []
-LOCK = threading.Lock()
-
-
-def sent(direction, opcode, data):
-    data = data.encode() if isinstance(data, str) else data
-    with LOCK:
-        MESSAGES.append({"dir": direction, "opcode": opcode, "length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+from peer_log import sent, self_signed_certificate, write_log
 
 
 def origin_servers(port, cert, key, stop):
@@ -279,10 +272,7 @@ def h2_proxy(port, keylog, work):
 def main():
     scenario, port, logfile, keylog = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     assert scenario in ("tunnel-http1", "h2-proxy"), scenario
-    work = tempfile.mkdtemp()
-    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-                    "-subj", "/CN=localhost"], check=True, capture_output=True)
+    work, cert, key = self_signed_certificate()
     stop = threading.Event()
     servers = threading.Thread(target=origin_servers, args=(port, cert, key, stop), daemon=True)
     servers.start()
@@ -301,11 +291,7 @@ def main():
         proxy.wait()
         stop.set()
         servers.join(timeout=5)
-    with open(logfile, "w") as out:
-        json.dump({"messages": MESSAGES,
-                   "note": "tinyproxy 1.11 (and nghttpx -s in front of it for h2-proxy) with python-websockets origin servers"},
-                  out, indent=1)
-        out.write("\n")
+    write_log(logfile, "tinyproxy 1.11 (and nghttpx -s in front of it for h2-proxy) with python-websockets origin servers")
 
 
 if __name__ == "__main__":
