@@ -13,6 +13,7 @@
 @_exported import struct WSTapCapture.LinkType
 @_exported import enum WSTapCapture.CaptureError
 @_exported import class WSTapCapture.CaptureFileReader
+@_exported import enum WSTapCapture.GzipFile
 @_exported import class WSTapCapture.CaptureSetReader
 @_exported import class WSTapCapture.CaptureFileWriter
 @_exported import class WSTapCapture.LiveCapture

@@ -85,7 +85,7 @@ public final class CaptureFileReader: PacketSource {
                 // Read through a decompressed copy; reopened as that copy, never as the .gz.
                 SystemCalls.closeStream(stream)
                 let descriptor: Int32
-                switch GzipFile.decompress(path) {
+                switch GzipFile.sharedCopy(path) {
                 case .success(let copy):
                     descriptor = copy.descriptor
                     gzipDamage = copy.damage.map { ($0, copy.size) }

@@ -1,10 +1,11 @@
+import Synchronization
 import WSTapCore
 private import CZlib
 
 /// A gzip-compressed capture (`.pcap.gz`, as ring buffers are often kept): decompressed once
 /// into an unlinked temporary file ($TMPDIR, else /tmp), which the readers then take like any
 /// capture file. The only file of this module that calls zlib.
-enum GzipFile {
+public enum GzipFile {
     /// The first bytes of a gzip stream.
     static func starts(_ magic: UInt32?) -> Bool {
         magic.map { withUnsafeBytes(of: $0) { $0[0] == 0x1F && $0[1] == 0x8B } } ?? false
@@ -18,6 +19,48 @@ enum GzipFile {
         var damage: String?
         /// Bytes decompressed (where the damage is, in the capture's own offsets).
         var size: Int64
+    }
+
+    /// How many readers of each file the process will open (`--jobs`: every job reads every
+    /// file): a decompressed copy is kept for the others until that many took it.
+    public static func expectReaders(_ count: Int) {
+        copies.withLock { $0.readers = max(1, count) }
+    }
+
+    private struct SharedCopies: ~Copyable {
+        var readers = 1
+        /// Copies made for readers still to come: the copy (its descriptor is the cache's own)
+        /// and how many readers have not taken it yet.
+        var waiting: [String: (copy: Decompressed, left: Int)] = [:]
+    }
+
+    private static let copies = Mutex(SharedCopies())
+
+    /// The decompressed copy of `path` for one reader, with its own descriptor (and offset):
+    /// made once per process however many jobs read the file (docs/limits.md), not once per job.
+    static func sharedCopy(_ path: String) -> Result<Decompressed, CaptureError> {
+        copies.withLock { shared in
+            if var entry = shared.waiting[path] {
+                entry.left -= 1
+                let reopened = SystemCalls.reopen(entry.copy.descriptor)
+                if entry.left <= 0 {
+                    SystemCalls.close(entry.copy.descriptor)
+                    shared.waiting[path] = nil
+                } else {
+                    shared.waiting[path] = entry
+                }
+                guard let reopened else { return .failure(.cannotOpen(path: path, reason: "its decompressed copy could not be opened again")) }
+                var copy = entry.copy
+                copy.descriptor = reopened
+                return .success(copy)
+            }
+            let made = decompress(path)
+            guard case .success(let copy) = made, shared.readers > 1, let kept = SystemCalls.reopen(copy.descriptor) else { return made }
+            var cached = copy
+            cached.descriptor = kept
+            shared.waiting[path] = (cached, shared.readers - 1)
+            return made
+        }
     }
 
     /// Decompresses `path` (every member of a multi-member stream, as gzip -d does) into a new

@@ -89,6 +89,13 @@ public enum SystemCalls {
     }
 
     /// Another descriptor for the same open file; nil if none could be made.
+    /// A new open file description of what `descriptor` refers to (its own offset, unlike a
+    /// duplicate), through /proc/self/fd: also for an unlinked file.
+    public static func reopen(_ descriptor: Int32) -> Int32? {
+        let reopened = open("/proc/self/fd/\(descriptor)", O_RDONLY | O_CLOEXEC)
+        return reopened < 0 ? nil : reopened
+    }
+
     public static func duplicate(_ descriptor: Int32) -> Int32? {
         let copy = dup(descriptor)
         return copy >= 0 ? copy : nil

@@ -120,6 +120,8 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
     let sources: [any PacketSource]
     do {
         let filter = input.filter(orOption: analysis.filter)
+        // Every job reads every file: a gzip file is decompressed once for all of them.
+        GzipFile.expectReaders(jobs)
         let first = try input.openSource(filter: filter)
         // Every job may hold every file of a set open at once (files that overlap in time).
         if let set = first as? CaptureSetReader, jobs > 1 {
@@ -130,6 +132,7 @@ func decodeCaptureFile(_ input: CaptureFileArguments, analysis: AnalysisOptions,
                 jobs = fitting
             }
         }
+        GzipFile.expectReaders(jobs)
         sources = try [first] + (1..<max(1, jobs)).map { _ throws(CaptureError) in
             try input.openSource(filter: filter, notes: false)
         }
