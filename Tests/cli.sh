@@ -136,6 +136,8 @@ check "a classic CONNECT on an HTTP/2 stream is a tunnel" 0 "$wstap" read captur
 expect "...whose TLS is decrypted and whose WebSocket is decoded" sh -c "grep -q '#1/s5  tunnel to localhost:18711 opened' '$work/out' && grep -q '#1/s5  TLS 1.3' '$work/out' && grep -q 'wss inside an HTTP/2 CONNECT stream' '$work/out' && grep -q '^TLS: decrypted 1' '$work/out'"
 check "--grep -C 1 shows a message on each side of a match" 0 "$wstap" read captures/chat-stream.pcap --grep '^message 20 ' -C 1 --format ndjson
 expect "...the match, the message before and the one after, of the same connection" sh -c "[ \$(grep -c '\"event\":\"message\"' '$work/out') -eq 4 ] && grep -q 'message 19 ' '$work/out' && [ \$(grep -c 'message 20 ' '$work/out') -eq 2 ] && grep -q 'message 21 ' '$work/out' && ! grep -q 'message 18 ' '$work/out'"
+check "--context keeps to the streams --stream chose" 5 "$wstap" read captures/h2-tls-rfc8441.pcap --keylog captures/h2-tls-rfc8441.keys --stream 7 --grep fragmented -C 2
+expect "...no message of another stream shown as context" sh -c "! grep -q '#1/s1' '$work/out'"
 check "--context without --grep is a usage error" 64 "$wstap" read captures/chat-stream.pcap --context 2
 check "--messages --closes shows how the conversation ended" 0 "$wstap" read captures/text-echo.pcap --messages --closes
 expect "...both Close frames with the messages" sh -c "[ \$(grep -c ' close  ' '$work/out') -eq 2 ] && grep -q 'message text' '$work/out'"

@@ -142,7 +142,7 @@ public final class Analyzer: TCPConnectionObserver {
     /// without it, always true.
     public var holdsBytesForEarlierEvents: Bool {
         guard let heldBytes else { return true }
-        return heldBytes.connections > 0 || connections.with(\.holdsOutOfOrderSegments)
+        return !heldBytes.holders.isEmpty || connections.with(\.holdsOutOfOrderSegments)
     }
 
     /// Live capture, nothing has come for a while: frame searches decide on the bytes they hold (a

@@ -44,7 +44,6 @@ final class Connection: TCPStreamHandler {
         let holds = !closing && stage.with(\.holdsBytesForEarlierEvents)
         guard holds != countedAsHolding else { return }
         countedAsHolding = holds
-        tally.connections += holds ? 1 : -1
         tally.holders[ObjectIdentifier(self)] = holds ? self : nil
     }
 

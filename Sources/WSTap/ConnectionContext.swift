@@ -152,8 +152,13 @@ final class StreamContext {
     let startTime: CaptureTimestamp
     var totals = ConnectionTotals()
     var counters = ConnectionCounters()
-    /// The TLS session inside the stream (a tunnel's); the connection's own is `ConnectionContext.tls`.
-    var tls: TLSSession?
+    /// The TLS session decoded on this stream: for the connection itself its own
+    /// (`ConnectionContext.tls`), for an HTTP/2 stream the one inside its tunnel.
+    var tls: TLSSession? {
+        get { id == nil ? connection.tls : tunnelTLS }
+        set { if id == nil { connection.tls = newValue } else { tunnelTLS = newValue } }
+    }
+    private var tunnelTLS: TLSSession?
 
     init(connection: ConnectionContext, id: StreamID? = nil, openedAt time: CaptureTimestamp? = nil) {
         self.connection = connection
@@ -221,7 +226,6 @@ extension StreamContext {
 /// How many connections hold bytes that may still become events earlier than ones already
 /// produced (`Stage.holdsBytesForEarlierEvents`), kept up to date by each connection.
 final class HeldBytesTally {
-    var connections = 0
-    /// The connections counted, to settle their searches (live capture).
+    /// The connections holding such bytes (live capture settles their searches).
     var holders: [ObjectIdentifier: Connection] = [:]
 }

@@ -52,13 +52,12 @@ final class HTTP2Stage: Stage {
             first.requestTime = time
             // The request was sent whole before the switch: stream 1 is half-closed by the client (RFC 7540 §3.2).
             first.ended.clientToServer = true
-            let values = request.headers.values("HTTP2-Settings")
-            if values.count == 1, let settings = HTTP2UpgradeSettings.decode(values[0]) {
+            if let settings = HTTP2UpgradeSettings.of(request.headers) {
                 frames.clientSettings(settings)
             } else {
                 stream.report(Issue(
                     time: time, direction: .clientToServer, severity: .warning, code: "h2c-settings-invalid",
-                    detail: values.isEmpty
+                    detail: !request.headers.contains("HTTP2-Settings")
                         ? "the Upgrade: h2c request has no HTTP2-Settings header (RFC 7540 §3.2.1 requires exactly one)"
                         : "the Upgrade: h2c request's HTTP2-Settings is not one base64url SETTINGS payload (RFC 7540 §3.2.1)"))
             }
@@ -107,7 +106,7 @@ final class HTTP2Stage: Stage {
             if direction == .clientToServer { request(headers, on: current, at: time) } else { response(headers, on: current, at: time) }
             if endStream { streamEnded(id, direction: direction, at: time) }
         case .data(let id, let bytes, let endStream):
-            guard let current = streams[id] else { return headless(id, bytes: bytes.count, direction: direction, at: time) }
+            guard let current = streams[id] else { return headless(id, direction: direction, at: time) }
             if let stage = current.stage, let next = stage.receive(bytes, direction: direction, at: time) { current.stage = next }
             if endStream { streamEnded(id, direction: direction, at: time) }
         case .dataMissing(let id, let count, let boundaryLost):
@@ -149,7 +148,7 @@ final class HTTP2Stage: Stage {
             .httpExchange(HTTPExchange(request: request, requestTime: requestTime, response: head, responseTime: time)), at: time)
         guard current.isWebSocket else {
             // A classic CONNECT answered 2xx: the stream is a tunnel to its :authority.
-            if request.method == "CONNECT", (200..<300).contains(status) {
+            if request.isClassicConnect, (200..<300).contains(status) {
                 current.stage = stream.connection.stages.tunnel(current.context, request.target, time)
             }
             return
@@ -183,7 +182,7 @@ final class HTTP2Stage: Stage {
     }
 
     /// DATA on a stream whose HEADERS were not seen (lost to a gap): reported once per stream.
-    private func headless(_ id: UInt32, bytes: Int, direction: StreamDirection, at time: CaptureTimestamp) {
+    private func headless(_ id: UInt32, direction: StreamDirection, at time: CaptureTimestamp) {
         guard id > highestOpened, headlessStreams.count < Self.maxOpenStreams, headlessStreams.insert(id).inserted else { return }
         stream.report(Issue(time: time, direction: direction, severity: .warning, code: "http2-stream-unknown",
                             detail: "DATA on stream \(id), whose HEADERS are not in the capture: its bytes are not decoded"))

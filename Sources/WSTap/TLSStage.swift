@@ -39,7 +39,7 @@ final class TLSStage: Stage {
         for direction in StreamDirection.allCases {
             decoder.finish(direction: direction, at: time) { handle($0.event, at: $0.time) }
         }
-        if stream.id == nil { stream.connection.tls = decoder.session } else { stream.tls = decoder.session }
+        stream.tls = decoder.session
         inner.finish(at: time)
     }
 
@@ -50,8 +50,7 @@ final class TLSStage: Stage {
     private func handle(_ event: TLSEvent, at time: CaptureTimestamp) {
         switch event {
         case .session(let session):
-            // The connection's own session; one inside an HTTP/2 stream's tunnel is that stream's.
-            if stream.id == nil { stream.connection.tls = session } else { stream.tls = session }
+            stream.tls = session
             stream.emit(.tls(session), at: time)
             decrypted = session.decrypted
             // The ALPN table may choose what the plaintext is (HTTP/2); else its first bytes tell.

@@ -23,8 +23,22 @@ public enum GzipFile {
 
     /// How many readers of each file the process will open (`--jobs`: every job reads every
     /// file): a decompressed copy is kept for the others until that many took it.
+    /// Said again with fewer (`--jobs` lowered for the open-file limit), copies already made
+    /// wait for that many fewer readers, and are let go when none is still to come.
     public static func expectReaders(_ count: Int) {
-        copies.withLock { $0.readers = max(1, count) }
+        copies.withLock { shared in
+            let change = max(1, count) - shared.readers
+            shared.readers = max(1, count)
+            for (path, entry) in shared.waiting {
+                let left = entry.left + change
+                if left > 0 {
+                    shared.waiting[path]?.left = left
+                } else {
+                    SystemCalls.close(entry.copy.descriptor)
+                    shared.waiting[path] = nil
+                }
+            }
+        }
     }
 
     private struct SharedCopies: ~Copyable {

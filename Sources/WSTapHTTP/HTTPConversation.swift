@@ -58,10 +58,7 @@ public struct HTTPExchange: Sendable {
 
     /// A classic CONNECT (no `:protocol`) answered 2xx: the bytes that follow are a tunnel's
     /// (RFC 9110 §9.3.6, RFC 9113 §8.5).
-    public var opensTunnel: Bool {
-        request.method == "CONNECT" && request.headers.combinedValue(":protocol") == nil
-            && (200..<300).contains(response?.status ?? 0)
-    }
+    public var opensTunnel: Bool { request.isClassicConnect && (200..<300).contains(response?.status ?? 0) }
 
     public init(
         request: HTTPRequestHead, requestTime: CaptureTimestamp, response: HTTPResponseHead?, responseTime: CaptureTimestamp?,

@@ -11,6 +11,10 @@ public struct HTTPRequestHead: Hashable, Sendable {
     public var targetBytes: [UInt8]?
     public var versionBytes: [UInt8]?
 
+    /// A CONNECT without `:protocol` (RFC 9110 §9.3.6, RFC 9113 §8.5): its target is the
+    /// authority of a tunnel; an extended CONNECT (RFC 8441) is a WebSocket handshake instead.
+    public var isClassicConnect: Bool { method == "CONNECT" && headers.combinedValue(":protocol") == nil }
+
     public init(method: String, target: String, version: String, headers: HTTPHeaders) {
         self.method = method
         self.target = target

@@ -39,6 +39,13 @@ public enum HTTP2Setting {
 /// The `HTTP2-Settings` header of an `Upgrade: h2c` request (RFC 7540 §3.2.1): the client's
 /// SETTINGS payload in base64url without padding, which apply as if sent in a SETTINGS frame.
 public enum HTTP2UpgradeSettings {
+    /// The parameters of a request's one `HTTP2-Settings` header; nil when it has none, several,
+    /// or one that does not decode.
+    public static func of(_ headers: HTTPHeaders) -> [(identifier: UInt16, value: UInt32)]? {
+        let values = headers.values("HTTP2-Settings")
+        return values.count == 1 ? decode(values[0]) : nil
+    }
+
     /// The parameters, or nil when the value is not base64url or not a SETTINGS payload.
     public static func decode(_ value: String) -> [(identifier: UInt16, value: UInt32)]? {
         var text = String(value.filter { !$0.isWhitespace }.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
@@ -153,6 +160,12 @@ public struct HTTP2FrameLayer: StreamParser {
         var streams: [UInt32: Int] = [:]
         /// False after a violation, a loss, or too many streams: the direction is not checked.
         var checked = true
+
+        /// The direction is no longer checked: its stream windows are forgotten.
+        mutating func stopChecking() {
+            checked = false
+            streams = [:]
+        }
     }
 
     private struct Direction {
@@ -169,7 +182,8 @@ public struct HTTP2FrameLayer: StreamParser {
         var rest: FrameRest?
         /// Frame boundaries are unknown after a loss: bytes skipped so far while searching.
         var searchSkipped: UInt64?
-        /// What the other side's SETTINGS allow this side's frames to be.
+        /// What the other side's SETTINGS allow this side's frames to be (never under the 16,384
+        /// every peer must accept: smaller values are not applied).
         var maxFrameSize = 16_384
         var windows = FlowWindows()
     }
@@ -222,8 +236,8 @@ public struct HTTP2FrameLayer: StreamParser {
 
     public mutating func missing(_ gap: MissingBytes, direction: StreamDirection, at time: CaptureTimestamp, emit: (Event) -> Void) {
         // Flow control cannot be followed past a loss: WINDOW_UPDATEs may be among the lost bytes.
-        directions[0].windows.checked = false
-        directions[1].windows.checked = false
+        directions[0].windows.stopChecking()
+        directions[1].windows.stopChecking()
         if directions[direction].prefaceLeft > 0 {
             let inPreface = Int(min(UInt64(directions[direction].prefaceLeft), gap.count))
             directions[direction].prefaceLeft -= inPreface
@@ -239,7 +253,7 @@ public struct HTTP2FrameLayer: StreamParser {
             // The gap begins at a frame boundary or inside a frame header: what follows is unknown.
             return loseBoundaries(direction, lost: gap.count, emit: emit)
         }
-        let limit = max(directions[direction].maxFrameSize, 16_384)
+        let limit = directions[direction].maxFrameSize
         guard header.length <= limit else { return loseBoundaries(direction, lost: gap.count, emit: emit) }
         // The frame's header is held: the gap begins inside this frame.
         let payload = directions[direction].pending[(start + 9)...]
@@ -354,7 +368,7 @@ public struct HTTP2FrameLayer: StreamParser {
     private mutating func searchFrames(_ direction: StreamDirection, emit: (Event) -> Void) -> Bool {
         let pending = directions[direction].pending
         var offset = directions[direction].start
-        let limit = max(directions[direction].maxFrameSize, 16_384)
+        let limit = directions[direction].maxFrameSize
         while offset + 9 <= pending.count {
             if let first = Self.header(pending, at: offset), fits(first, limit: limit) {
                 let next = offset + 9 + first.length
@@ -433,7 +447,7 @@ public struct HTTP2FrameLayer: StreamParser {
     private mutating func nextFrame(_ direction: StreamDirection, emit: (Event) -> Void) -> Frame? {
         let start = directions[direction].start
         guard let header = Self.header(directions[direction].pending, at: start) else { return nil }
-        let limit = max(directions[direction].maxFrameSize, 16_384)
+        let limit = directions[direction].maxFrameSize
         guard header.length <= limit else {
             emit((.violation(.frameTooLarge(length: header.length, limit: limit)), direction))
             // Not a frame this connection allows: what follows is searched for.
@@ -579,9 +593,7 @@ public struct HTTP2FrameLayer: StreamParser {
     private mutating func grow(_ sender: StreamDirection, stream: UInt32, by increment: Int) {
         if directions[sender].windows.streams[stream] == nil {
             guard directions[sender].windows.streams.count < Self.maxWindowedStreams else {
-                directions[sender].windows.checked = false
-                directions[sender].windows.streams = [:]
-                return
+                return directions[sender].windows.stopChecking()
             }
             directions[sender].windows.streams[stream] = directions[sender].windows.initial
         }
@@ -593,13 +605,12 @@ public struct HTTP2FrameLayer: StreamParser {
         guard directions[direction].windows.checked, length > 0 else { return }
         grow(direction, stream: stream, by: 0)
         guard directions[direction].windows.checked else { return }
-        let windows = directions[direction].windows
-        let window = min(windows.connection, windows.streams[stream] ?? windows.initial)
+        // Read in place: a copy of the windows would make the next write copy their table.
+        let window = min(directions[direction].windows.connection, directions[direction].windows.streams[stream]!)
         directions[direction].windows.connection -= length
         directions[direction].windows.streams[stream]! -= length
         if length > window {
-            directions[direction].windows.checked = false
-            directions[direction].windows.streams = [:]
+            directions[direction].windows.stopChecking()
             emit((.violation(.flowControlExceeded(stream: stream, window: window, length: length)), direction))
         }
     }

@@ -297,7 +297,7 @@ public final class FilteringSink: TimelineSink {
     /// filter on events, a connection's context lines wait for its first matching event.
     private func deliver(_ event: TimelineEvent) {
         if filter.context > 0, searches, case .message(let record) = event.kind, let id = event.connection?.id,
-            inWindow(event.time), passesAllButSearch(record) {
+            inStreams(event), inWindow(event.time), passesAllButSearch(record) {
             let key = ContextKey(connection: id, stream: event.stream)
             if matchesSearch(record) {
                 // The messages before it that do not take the output back in time, then it.
@@ -308,6 +308,7 @@ public final class FilteringSink: TimelineSink {
                     }
                 }
                 afterLeft[key] = filter.context
+                return show(matching: event)
             } else if let left = afterLeft[key], left > 0 {
                 afterLeft[key] = left - 1
                 return show(event)
@@ -324,6 +325,12 @@ public final class FilteringSink: TimelineSink {
             afterLeft = afterLeft.filter { $0.key.connection != id }
         }
         guard keeps(event) else { return sink.observe(event) }
+        show(matching: event)
+    }
+
+    /// An event that passed the filter: shown, or held as context until its connection's first
+    /// match (`awaitingMatch`).
+    private func show(matching event: TimelineEvent) {
         let matches: Bool
         switch event.kind {
         case .connectionOpened, .connectionClosed, .streamClosed, .captureStarted: matches = false
@@ -367,7 +374,7 @@ public final class FilteringSink: TimelineSink {
     /// Whether an event of a kept connection passes `--dir`, `--type`, `--messages`, `--grep`,
     /// `--from` and `--to`.
     private func keeps(_ event: TimelineEvent) -> Bool {
-        if !filter.streams.isEmpty, let stream = event.stream, !filter.streams.contains(stream.rawValue) { return false }
+        guard inStreams(event) else { return false }
         switch event.kind {
         case .connectionOpened, .connectionClosed, .streamClosed, .captureStarted:
             return true
@@ -402,6 +409,11 @@ public final class FilteringSink: TimelineSink {
         }
     }
 
+    /// `--stream`: events of other streams are not shown (the connection's own are).
+    private func inStreams(_ event: TimelineEvent) -> Bool {
+        filter.streams.isEmpty || event.stream.map { filter.streams.contains($0.rawValue) } ?? true
+    }
+
     private func passesAllButSearch(_ record: MessageRecord) -> Bool {
         !filter.selectsApplications && passes(record.direction) && passes(kind: record.message.opcode == .text ? .text : .binary)
     }
@@ -412,14 +424,14 @@ public final class FilteringSink: TimelineSink {
         if let pattern, PayloadText.isText(record), pattern.matches(String(decoding: message.payload, as: UTF8.self)) {
             return true
         }
-        guard filter.grepBytes != nil, message.opcode == .binary, message.isDecoded else { return false }
-        return bytesPattern?.occurs(in: message.payload) ?? false
+        guard let bytesPattern, message.opcode == .binary, message.isDecoded else { return false }
+        return bytesPattern.occurs(in: message.payload)
     }
 
     /// Inside `--from`/`--to` (an event without a time is never cut by them).
     private func inWindow(_ time: CaptureTimestamp?) -> Bool {
         guard let window, let time else { return true }
-        let nanoseconds = time.seconds &* 1_000_000_000 &+ Int64(time.nanoseconds)
+        let nanoseconds = time.nanoseconds(since: .zero)
         return nanoseconds >= window.lower && nanoseconds <= window.upper
     }
 

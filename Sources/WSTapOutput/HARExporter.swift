@@ -316,7 +316,7 @@ public final class HARExporter: TimelineSink {
     static func url(_ head: HTTPRequestHead, server: Endpoint, secure: Bool, webSocket: Bool) -> String {
         if head.target.contains("://") { return head.target }
         // A tunnel's CONNECT names its target in authority form (RFC 9110 §9.3.6).
-        if head.method == "CONNECT", head.headers.combinedValue(":protocol") == nil { return (secure ? "https://" : "http://") + head.target }
+        if head.isClassicConnect { return (secure ? "https://" : "http://") + head.target }
         let scheme = webSocket ? (secure ? "wss" : "ws") : (secure ? "https" : "http")
         let host = head.headers.combinedValue("Host") ?? head.headers.combinedValue(":authority") ?? {
             let defaultPort: UInt16 = secure ? 443 : 80

@@ -132,10 +132,11 @@ public final class HTMLReportExporter: TimelineSink {
             guard let connection = open[id] else { return }
             applicationRow(message, at: time, stream: event.stream, in: connection)
         case .streamClosed(let end):
-            guard let stream = event.stream, open[id]?.streamLanes[stream] != nil else { return }
-            open[id]?.streamLanes[stream]!.end = end.time
-            open[id]?.streamLanes[stream]!.outcome = end.ending.outcome
-            open[id]?.streamLanes[stream]!.outcomeWords = "\(end.reason): \(end.ending.outcome.rawValue)"
+            guard let stream = event.stream, let connection = open[id], var lane = connection.streamLanes[stream] else { return }
+            lane.end = end.time
+            lane.outcome = end.ending.outcome
+            lane.outcomeWords = "\(end.reason): \(end.ending.outcome.rawValue)"
+            connection.streamLanes[stream] = lane
         case .httpExchange, .upgradeAnswerBody:
             break
         }

@@ -6,8 +6,9 @@ public final class OutputChannel {
     /// Bytes not yet written. The NDJSON exporter renders each line straight into it.
     let pending = OutputBuffer(capacity: OutputChannel.initialCapacity)
     private static let initialCapacity = 1 << 17
-    /// Bytes gathered before a write: 64 KiB, or the pipe's size when it was made larger.
+    /// Bytes gathered before a write: `writeBytes`, or the pipe's size when it was made larger.
     private let flushThreshold: Int
+    private static let writeBytes = 1 << 16
     /// Everything written, when the channel writes to memory (tests, library users).
     public private(set) var memory: [UInt8] = []
     /// Set once a write failed (for example the reader of a pipe went away); later writes are dropped.
@@ -56,7 +57,7 @@ public final class OutputChannel {
         // Through a pipe (`| jq`), writes of 64 KiB into a 64 KiB pipe made wstap and its reader
         // take turns every 64 KiB: a 1 MiB pipe and 1 MiB writes halve the cost (docs/performance.md).
         let pipeSize = SystemCalls.enlargePipe(fileDescriptor, to: Self.pipeBytes) ?? 0
-        flushThreshold = max(1 << 16, min(pipeSize, Self.pipeBytes))
+        flushThreshold = max(Self.writeBytes, min(pipeSize, Self.pipeBytes))
     }
 
     /// What a pipe written to is asked to hold.
@@ -66,12 +67,12 @@ public final class OutputChannel {
     public init(inMemory: ()) {
         fileDescriptor = nil
         ownsDescriptor = false
-        flushThreshold = 1 << 16
+        flushThreshold = Self.writeBytes
     }
 
     /// A sink part's channel: keeps each event's bytes as an item, connection ids as slots.
     init(renderingItems: ()) {
-        flushThreshold = 1 << 16
+        flushThreshold = Self.writeBytes
         fileDescriptor = nil
         ownsDescriptor = false
         renderedItems = RenderedItems()

@@ -248,8 +248,7 @@ public final class TextExporter: TimelineSink {
         }
         if exchange.outcome == .upgraded, exchange.selectedProtocol?.caseInsensitiveEquals("h2c") ?? false {
             // What the client's SETTINGS said before HTTP/2 began; the request goes on as stream 1.
-            let values = exchange.request.headers.values("HTTP2-Settings")
-            if values.count == 1, let settings = HTTP2UpgradeSettings.decode(values[0]) {
+            if let settings = HTTP2UpgradeSettings.of(exchange.request.headers) {
                 line.raw(", HTTP2-Settings "); field(settings.isEmpty ? "(none)" : HTTP2UpgradeSettings.describe(settings))
             }
             line.raw(", the request is stream 1")

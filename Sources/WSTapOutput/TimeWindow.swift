@@ -43,13 +43,14 @@ public enum TimeBound: Sendable, Equatable {
 
     /// The bound in nanoseconds since the epoch, for a capture whose first packet is at `start`.
     public func resolved(captureStart start: CaptureTimestamp) -> Int64 {
-        let startNanoseconds = start.seconds * 1_000_000_000 + Int64(start.nanoseconds)
+        // Saturating: a capture's clock may say anything.
+        let startNanoseconds = start.nanoseconds(since: .zero)
         switch self {
         case .absolute(let value): return value
         case .sinceStart(let offset): return startNanoseconds &+ offset
         case .timeOfDay(let clock):
             let day = startNanoseconds >= 0 ? startNanoseconds / 86_400_000_000_000 : (startNanoseconds + 1) / 86_400_000_000_000 - 1
-            return day * 86_400_000_000_000 + clock
+            return day &* 86_400_000_000_000 &+ clock
         }
     }
 
