@@ -22,12 +22,13 @@ unit: deps
 
 # The debug build has bounds and exclusivity checks: mutated captures must not trip them.
 fuzz: unit
-	python3 Tests/fuzz.py .build/debug/wstap
+	python3 Tests/fuzz.py .build/debug/wstap --jobs 2
 
-# Coverage-guided fuzzing (libFuzzer + AddressSanitizer), a few seconds per target; longer runs:
+# Coverage-guided fuzzing (libFuzzer + AddressSanitizer), a few seconds per target of a debug build
+# (it builds in half the time of the release build); longer runs, release:
 # python3 fuzz/run.py --seconds 1800 --runs 10000000 (docs/fuzzing.md).
 libfuzzer: deps
-	python3 fuzz/run.py --seconds 5
+	python3 fuzz/run.py --seconds 5 --jobs 2 --debug
 
 cli: release
 	bash Tests/cli.sh .build/release/wstap
@@ -65,7 +66,11 @@ conformance: release
 			$$([ -d "$(CONFORMANCE)/tls" ] && echo "$(CONFORMANCE)/tls") $$([ -d "$(CONFORMANCE)/round3" ] && echo "$(CONFORMANCE)/round3"); \
 	else echo "no $(CONFORMANCE): conformance check skipped"; fi
 
-test: unit fuzz libfuzzer cli outputs html numbers installcheck memory hostile live conformance
+# The test-only packages (chromium, tshark) install in the background while the builds run; the
+# steps that need them wait for it (scripts/install-deps.sh takes a lock).
+test: deps
+	@(bash scripts/install-deps.sh --test >"$${TMPDIR:-/tmp}/wstap-test-deps.log" 2>&1 &)
+	@$(MAKE) --no-print-directory unit fuzz libfuzzer cli outputs html numbers installcheck memory hostile live conformance
 
 # The binary, a man page generated from the same help text (swift-argument-parser's
 # generate-manual plugin), and bash/zsh/fish completions: make install [PREFIX=...] [DESTDIR=...].

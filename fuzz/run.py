@@ -2,17 +2,20 @@
 """Builds the libFuzzer targets (fuzz/Targets, `-sanitize=fuzzer,address`) and runs each one,
 then prints executions, coverage and findings per target.
 
-usage: fuzz/run.py [--seconds N] [--runs N] [--targets a,b] [--no-build] [--jobs N]
+usage: fuzz/run.py [--seconds N] [--runs N] [--targets a,b] [--no-build] [--jobs N] [--debug]
 
   --seconds N   stop each target after N seconds (default 10; `make test` runs 5)
   --runs N      stop each target after N executions, whichever comes first (default: no limit)
   --targets     a comma-separated subset of the targets
   --jobs N      targets run side by side (default 1)
+  --debug       a debug build (-Onone, exclusivity checked): half the build time of the release
+                build and fewer executions per second; `make test` smoke-runs it, long runs use
+                the release build
 
 The corpus of each target lives in .build-fuzz/corpus/TARGET (kept between runs), seeded from
 the bundled captures. A crash, an input over 10 s or memory past 2 GB stops that target: the
 input is kept as .build-fuzz/findings/TARGET-* and the script ends with status 1. Replay one with
-  WSTAP_FUZZ_TARGET=TARGET .build-fuzz/release/wstap-fuzz FILE
+  WSTAP_FUZZ_TARGET=TARGET .build-fuzz/release/wstap-fuzz FILE   (debug/ after --debug)
 """
 import argparse, glob, os, re, struct, subprocess, sys, time, zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +25,11 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from generate import ws_frame  # noqa: E402
 
 SCRATCH = os.path.join(ROOT, ".build-fuzz")
-BINARY = os.path.join(SCRATCH, "release", "wstap-fuzz")
 TARGETS = ["capture-reader", "packet-decoder", "tcp-reassembly", "http-head", "frame-decoder", "inflate", "pipeline", "tls",
            "app-json", "app-brokers", "http2", "grep-pattern", "key-log"]
 # The link types the packet-decoder target chooses by its first byte, in its order.
 LINK_TYPES = [1, 0, 12, 108, 113, 276, 228, 229, 101, 14]
-BUILD = ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", "wstap-fuzz",
+BUILD = ["swift", "build", "--scratch-path", SCRATCH, "--product", "wstap-fuzz",
          "-Xswiftc", "-sanitize=fuzzer,address", "-Xswiftc", "-parse-as-library", "-Xswiftc", "-enable-testing",
          # gold stops with an internal error on this link; lld links it.
          "-Xswiftc", "-Xclang-linker", "-Xswiftc", "-fuse-ld=lld"]
@@ -173,7 +175,7 @@ def seeds(target):
     raise ValueError(target)
 
 
-def run(target, seconds, runs):
+def run(target, seconds, runs, binary):
     corpus = os.path.join(SCRATCH, "corpus", target)
     findings = os.path.join(SCRATCH, "findings")
     os.makedirs(corpus, exist_ok=True)
@@ -184,7 +186,7 @@ def run(target, seconds, runs):
             open(path, "wb").write(seed)
     environment = dict(os.environ, WSTAP_FUZZ_TARGET=target, SWIFT_BACKTRACE="enable=no",
                        ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=0")
-    command = [BINARY, corpus, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
+    command = [binary, corpus, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
                "-max_len=65536", f"-artifact_prefix={findings}/{target}-", "-print_final_stats=1"]
     if runs:
         command.append(f"-runs={runs}")
@@ -212,17 +214,20 @@ def main():
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--debug", action="store_true")
     options = parser.parse_args()
     targets = [t for t in options.targets.split(",") if t]
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         sys.exit(f"unknown targets: {', '.join(unknown)} (known: {', '.join(TARGETS)})")
+    configuration = "debug" if options.debug else "release"
+    binary = os.path.join(SCRATCH, configuration, "wstap-fuzz")
     if not options.no_build:
-        build = subprocess.run(BUILD, cwd=ROOT, env=dict(os.environ, WSTAP_FUZZ="1"), capture_output=True, text=True)
+        build = subprocess.run(BUILD + ["-c", configuration], cwd=ROOT, env=dict(os.environ, WSTAP_FUZZ="1"), capture_output=True, text=True)
         if build.returncode != 0:
             sys.exit("fuzz build failed:\n" + (build.stdout + build.stderr)[-3000:])
     with ThreadPoolExecutor(options.jobs) as pool:
-        results = list(pool.map(lambda t: run(t, options.seconds, options.runs), targets))
+        results = list(pool.map(lambda t: run(t, options.seconds, options.runs, binary), targets))
     print(f"{'target':<16} {'executions':>12} {'seconds':>8} {'exec/s':>8} {'cov':>6} {'features':>9} {'corpus':>7}  result")
     for r in results:
         cov, features, corpus = r["coverage"]

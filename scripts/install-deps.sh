@@ -5,6 +5,10 @@
 # tshark (packet numbers are compared with Wireshark's), and python haralyzer (a HAR reader).
 # Needs root (or sudo) for apt-get.
 set -euo pipefail
+# One at a time: `make test` installs the test packages in the background while it builds, and
+# the steps that need them wait here until that is done.
+exec 9>"${TMPDIR:-/tmp}/wstap-install-deps.lock"
+flock 9
 packages=(libpcap-dev zlib1g-dev pkg-config tcpdump openssl)
 [ "${1:-}" = --test ] && packages+=(chromium tshark)
 missing=()

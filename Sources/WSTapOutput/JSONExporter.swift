@@ -4,17 +4,18 @@ import WSTapParallel
 import WSTapCore
 /// Writes the whole capture as one JSON document (docs/json-format.md, `format_version` 1).
 ///
-/// Each connection is held only until it ends, then written out, so memory follows the open
-/// connections, not the capture. Connections appear in the order they ended. Past
-/// `memoryBudget` of rendered JSON held, the largest lists move to a temporary file
-/// (`JSONSpool`) until the connection is written.
+/// Connections appear in id order (the order they were first shown). Each is built while open and
+/// written once it has ended and every connection before it has been written, so memory follows
+/// the open connections and those that ended behind a longer one. Past `memoryBudget` of rendered
+/// JSON held, the largest lists move to a temporary file (`JSONSpool`) until the connection is
+/// written.
 public final class JSONExporter: TimelineSink {
     /// The objects of one JSON array, rendered as they come, one per line.
     final class ObjectList {
         let items: OutputBuffer
         private(set) var count = 0
-        /// The first objects, moved to the spool, in order.
-        private var spilled: [JSONSpool.Chunk] = []
+        /// The first objects, moved to a spool (a job's, then the merge's), in order.
+        private var spilled: [(spool: JSONSpool, chunk: JSONSpool.Chunk)] = []
 
         init(items: OutputBuffer = OutputBuffer()) { self.items = items }
 
@@ -27,7 +28,7 @@ public final class JSONExporter: TimelineSink {
         func spill(to spool: JSONSpool) -> Bool {
             if items.count > 0 {
                 guard let chunk = items.withBytes({ spool.store($0) }) else { return false }
-                spilled.append(chunk)
+                spilled.append((spool, chunk))
             }
             items.removeAll(shrinkingAbove: Self.keptCapacity, to: 4096)
             return true
@@ -45,9 +46,9 @@ public final class JSONExporter: TimelineSink {
             count += 1
         }
 
-        func write(to output: OutputChannel, spool: JSONSpool) {
+        func write(to output: OutputChannel) {
             output.write("[")
-            for chunk in spilled where !spool.copy(chunk, to: output) {
+            for (spool, chunk) in spilled where !spool.copy(chunk, to: output) {
                 output.markFailed("the JSON spooled to a temporary file could not be read back")
                 return
             }
@@ -142,6 +143,10 @@ public final class JSONExporter: TimelineSink {
     private var lastID: UInt64 = 0
     private var lastConnection: Unretained<OpenConnection>?
     private var written = 0
+    /// Ids of the connections shown and not yet written, in the order shown (ascending).
+    private var shownOrder = FIFOQueue<UInt64>()
+    /// Connections that ended while one shown before them is still open, by id.
+    private var ended: [UInt64: EndedConnection] = [:]
     private let captureIssues = ObjectList()
     private let scratch = OutputBuffer()
     private let textCache = FrameTextCache()
@@ -164,6 +169,13 @@ public final class JSONExporter: TimelineSink {
     /// In a `--jobs` job's part: connections opened (so that the merge numbers them as they
     /// appear) and ended, not yet handed over.
     var partItems: [PartItem]?
+
+    /// An ended connection waiting for its turn, and where its emptied buffers go.
+    struct EndedConnection {
+        let connection: OpenConnection
+        let end: ConnectionEnd
+        let spares: SpareBuffers
+    }
 
     /// What a part hands the merge, in the order it happened.
     enum PartItem {
@@ -218,6 +230,7 @@ public final class JSONExporter: TimelineSink {
                 replaced.release()
             }
             if lastID == record.id { lastConnection = nil }
+            if partItems == nil { shown(record.id) }
         case .httpRequest, .httpResponse:
             break  // Written in pairs, from `httpExchange`.
         case .tls:
@@ -284,7 +297,7 @@ public final class JSONExporter: TimelineSink {
                 partItems?.append(.ended(connection, end))
                 return
             }
-            write(connection, end: end, id: record.id, spool: spool, spares: spares)
+            connectionEnded(connection, end: end, id: record.id, spares: spares)
         }
         if bufferedBytes > memoryBudget, !spool.isUnusable { spillLargestLists() }
     }
@@ -298,10 +311,12 @@ public final class JSONExporter: TimelineSink {
         if list.items.count > listBudget, !spool.isUnusable { _ = spill(list) }
     }
 
-    /// Moves the largest lists of open connections to the spool until half the budget is left.
+    /// Moves the largest lists of connections not yet written to the spool until half the budget
+    /// is left.
     private func spillLargestLists() {
         var lists: [ObjectList] = []
         for connection in open.values { connection.with { lists += $0.lists.filter { $0.freeableMemory > 0 } } }
+        for waiting in ended.values { lists += waiting.connection.lists.filter { $0.freeableMemory > 0 } }
         lists.sort { $0.freeableMemory > $1.freeableMemory }
         for list in lists {
             guard bufferedBytes > memoryBudget / 2, spill(list) else { return }
@@ -333,12 +348,47 @@ public final class JSONExporter: TimelineSink {
         lastConnection?.with(body)
     }
 
+    /// Connection `id` was shown: it is written before any shown after it.
+    func shown(_ id: UInt64) {
+        shownOrder.append(id)
+    }
+
+    /// Writes connection `id`, which has ended, and those that waited for it; or keeps it until
+    /// every connection shown before it has been written. Its emptied buffers go to `spares`.
+    func connectionEnded(_ connection: OpenConnection, end: ConnectionEnd, id: UInt64, spares: SpareBuffers) {
+        guard shownOrder.first != id else {
+            _ = shownOrder.removeFirst()
+            write(connection, end: end, id: id, spares: spares)
+            return writeWaiting()
+        }
+        ended[id] = EndedConnection(connection: connection, end: end, spares: spares)
+        bufferedBytes += connection.freeableMemory
+        if bufferedBytes > memoryBudget, !spool.isUnusable { spillLargestLists() }
+    }
+
+    /// Writes the ended connections that were waiting for the ones now written, in order.
+    private func writeWaiting() {
+        while let next = shownOrder.first, let waiting = ended.removeValue(forKey: next) {
+            _ = shownOrder.removeFirst()
+            bufferedBytes -= waiting.connection.freeableMemory
+            write(waiting.connection, end: waiting.end, id: next, spares: waiting.spares)
+        }
+    }
+
     public func finish(_ summary: CaptureSummary) {
+        // Every connection ends before the capture does; any still waiting is written in order.
+        while let next = shownOrder.first {
+            if ended[next] == nil { _ = shownOrder.removeFirst() } else { writeWaiting() }
+        }
+        for id in ended.keys.sorted() {
+            let waiting = ended.removeValue(forKey: id)!
+            write(waiting.connection, end: waiting.end, id: id, spares: waiting.spares)
+        }
         output.write(written == 0 ? "]" : "\n]")
         if let failure = spool.failure ?? partSpoolFailure { Self.add(.jsonSpoolUnavailable(failure.description), to: captureIssues) }
         if let cut = inflatedBudget.issue { Self.add(cut, to: captureIssues) }
         output.write(",\n\"issues\":")
-        captureIssues.write(to: output, spool: spool)
+        captureIssues.write(to: output)
         scratch.removeAll()
         scratch.raw(",\n\"summary\":{")
         scratch.summaryFields(summary)
@@ -347,9 +397,9 @@ public final class JSONExporter: TimelineSink {
         output.flush()
     }
 
-    /// Writes an ended connection, numbered `id`, its spooled lists read back from `spool`, and
-    /// gives its emptied buffers to `spares`.
-    func write(_ connection: OpenConnection, end: ConnectionEnd, id: UInt64, spool: JSONSpool, spares: SpareBuffers) {
+    /// Writes an ended connection, numbered `id`, its spooled lists read back, and gives its
+    /// emptied buffers to `spares`.
+    private func write(_ connection: OpenConnection, end: ConnectionEnd, id: UInt64, spares: SpareBuffers) {
         let record = connection.record
         scratch.removeAll()
         scratch.raw(written == 0 ? "\n{" : ",\n{")
@@ -369,7 +419,7 @@ public final class JSONExporter: TimelineSink {
         scratch.raw(",\"totals\":{"); scratch.totalsFields(end.totals); scratch.raw("}")
         scratch.raw(",\n\"http\":")
         output.write(scratch)
-        connection.exchanges.write(to: output, spool: spool)
+        connection.exchanges.write(to: output)
         scratch.removeAll()
         scratch.raw(",\n\"upgrade\":")
         if let upgrade = connection.upgrade {
@@ -383,18 +433,18 @@ public final class JSONExporter: TimelineSink {
         }
         scratch.raw(",\n\"frames\":")
         output.write(scratch)
-        connection.frames.write(to: output, spool: spool)
+        connection.frames.write(to: output)
         output.write(",\n\"messages\":")
-        connection.messages.write(to: output, spool: spool)
+        connection.messages.write(to: output)
         output.write(",\n\"issues\":")
-        connection.issues.write(to: output, spool: spool)
+        connection.issues.write(to: output)
         if connection.applicationMessages.count > 0 {
             output.write(",\n\"app_messages\":")
-            connection.applicationMessages.write(to: output, spool: spool)
+            connection.applicationMessages.write(to: output)
         }
         if connection.streams.count > 0 {
             output.write(",\n\"streams\":")
-            connection.streams.write(to: output, spool: spool)
+            connection.streams.write(to: output)
         }
         output.write("}")
         output.endEvent(at: nil)

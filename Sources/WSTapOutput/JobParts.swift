@@ -189,7 +189,7 @@ extension JSONExporter: PartitionedSink {
         func handOver() -> any SinkPartBatch {
             let items = exporter.partItems ?? []
             exporter.partItems = []
-            return Ended(items: items, whole: whole, spool: exporter.spool, spares: exporter.spares)
+            return Ended(items: items, whole: whole, spares: exporter.spares)
         }
 
         func finish() {
@@ -198,20 +198,19 @@ extension JSONExporter: PartitionedSink {
         }
     }
 
-    /// Connections a part saw open (numbered by the merge) and end, for the whole exporter to write. Their lists moved to the
-    /// part's spool are read back from it while the job goes on appending to it (at other offsets);
-    /// their emptied buffers go back to the part's spares.
+    /// Connections a part saw open (numbered by the merge as it hears of them) and end, for the
+    /// whole exporter to write in id order. Their lists moved to the part's spool are read back
+    /// from it while the job goes on appending to it (at other offsets); their emptied buffers go
+    /// back to the part's spares.
     private final class Ended: SinkPartBatch {
         private let items: [JSONExporter.PartItem]
         private let whole: JSONExporter
-        private let spool: JSONSpool
         private let spares: SpareBuffers
         private var next = 0
 
-        init(items: [JSONExporter.PartItem], whole: JSONExporter, spool: JSONSpool, spares: SpareBuffers) {
+        init(items: [JSONExporter.PartItem], whole: JSONExporter, spares: SpareBuffers) {
             self.items = items
             self.whole = whole
-            self.spool = spool
             self.spares = spares
         }
 
@@ -219,9 +218,9 @@ extension JSONExporter: PartitionedSink {
             let item = items[next]
             next += 1
             switch item {
-            case .opened(let id): _ = captureID(id)
+            case .opened(let id): whole.shown(captureID(id))
             case .ended(let connection, let end):
-                whole.write(connection, end: end, id: captureID(connection.record.id), spool: spool, spares: spares)
+                whole.connectionEnded(connection, end: end, id: captureID(connection.record.id), spares: spares)
             }
         }
     }

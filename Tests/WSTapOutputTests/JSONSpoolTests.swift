@@ -7,7 +7,8 @@ import WSTapCore
 @testable import WSTapPackets
 @testable import WSTapWebSocket
 
-/// The JSON document is the same whether rendered lists stay in memory or go to the spool.
+/// The JSON document is the same whether rendered lists stay in memory or go to the spool, and
+/// lists connections in id order whatever order they end in.
 @Suite struct JSONSpoolTests {
     static func record(_ id: UInt64) -> ConnectionRecord {
         ConnectionRecord(
@@ -17,9 +18,12 @@ import WSTapCore
 
     static func time(_ step: Int) -> CaptureTimestamp { CaptureTimestamp(seconds: 1, nanoseconds: UInt32(step)) }
 
-    /// Interleaved connections with HTTP exchanges (some never answered), frames, messages and issues.
+    /// Interleaved connections with HTTP exchanges (some never answered), frames, messages and
+    /// issues; six end early (each followed by a new one, numbered next), the rest at the end in
+    /// an order that is not their ids'.
     static func events(into exporter: JSONExporter) {
-        let connections: [UInt64] = Array(1...30)
+        var connections: [UInt64] = Array(1...30)
+        var nextID: UInt64 = 31
         func event(_ id: UInt64, _ step: Int, _ kind: TimelineEvent.Kind) -> TimelineEvent {
             TimelineEvent(connection: record(id), time: time(step), kind: kind)
         }
@@ -51,10 +55,12 @@ import WSTapCore
             if step % 500 == 499 {
                 let end = ConnectionEnd(time: time(step), reason: .finished, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters(), ending: ConnectionEnding(outcome: .closedCleanly, tcpEnd: .fin, websocket: nil))
                 exporter.receive(event(id, step, .connectionClosed(end)))
-                exporter.receive(event(id, step, .connectionOpened))
+                connections[(step * 7) % connections.count] = nextID
+                exporter.receive(event(nextID, step, .connectionOpened))
+                nextID += 1
             }
         }
-        for id in connections {
+        for id in connections.reversed() {
             exporter.receive(event(id, 9999, .connectionClosed(ConnectionEnd(
                 time: time(9999), reason: .endOfCapture, protocolKind: .websocket, websocketDetection: .handshake, totals: ConnectionTotals(), counters: ConnectionCounters(), ending: ConnectionEnding(outcome: .closedCleanly, tcpEnd: .fin, websocket: nil)))))
         }
@@ -74,6 +80,7 @@ import WSTapCore
         #expect(identical, "the spooled document differs from the one kept in memory")
         // And it is the JSON it claims to be.
         let document = try #require(try JSONSerialization.jsonObject(with: Data(spooled.memory)) as? [String: Any])
-        #expect((document["connections"] as? [Any])?.count == 36)
+        let ids = try #require(document["connections"] as? [[String: Any]]).compactMap { $0["id"] as? Int }
+        #expect(ids == Array(1...36))
     }
 }

@@ -47,22 +47,35 @@ func runFuzzerDriver(
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 ) -> Int32
 
-/// The executable's entry point (SwiftPM names it after the module): chooses the target, then
-/// hands the command line to libFuzzer.
-@_cdecl("wstap_fuzz_main")
-public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+/// The target WSTAP_FUZZ_TARGET names; exits with the list of targets when it names none.
+func chosenTarget() -> FuzzTarget {
     let name = ProcessInfo.processInfo.environment["WSTAP_FUZZ_TARGET"] ?? ""
     guard let target = targets[name] else {
         FileHandle.standardError.write(Data("set WSTAP_FUZZ_TARGET to one of: \(targets.keys.sorted().joined(separator: ", "))\n".utf8))
-        return 2
+        exit(2)
     }
-    selectedTarget = target
+    return target
+}
+
+/// The executable's entry point in a release build (SwiftPM names it after the module): chooses
+/// the target, then hands the command line to libFuzzer.
+@_cdecl("wstap_fuzz_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    selectedTarget = chosenTarget()
     var count = argc
     var arguments = argv
     return runFuzzerDriver(&count, &arguments) { data, size in
-        selectedTarget!(UnsafeRawBufferPointer(start: data, count: size))
-        return 0
+        fuzzOneInput(data, size)
     }
+}
+
+/// libFuzzer's own entry point: a debug build links libFuzzer's `main`, which calls it directly.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    let target = selectedTarget ?? chosenTarget()
+    selectedTarget = target
+    target(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
 }
 
 // MARK: - Reading the blob
