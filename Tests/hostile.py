@@ -433,6 +433,39 @@ CHECKS = [
 ]
 
 
+def concurrent_connections(path, count):
+    """`count` upgraded connections open at once (handshake, 101, one message each way, a message
+    every so often), then closed with a FIN each way in an order that is not their opening order."""
+    pcap = Pcap(path)
+    ports = [1024 + index for index in range(count)]
+    sequences = {}
+    def on(port, action):
+        pcap.seq = sequences.get(port, {True: 1000, False: 5000})
+        action()
+        sequences[port] = pcap.seq
+    for port in ports:
+        on(port, lambda: (pcap.handshake(port), pcap.segment(True, UPGRADE_REQUEST, port=port),
+                          pcap.segment(False, UPGRADE_RESPONSE, port=port)))
+    for round in range(3):
+        for port in ports[round::7]:
+            on(port, lambda: pcap.segment(True, ws_frame(1, b"ping %d" % port, mask_key=b"\x01\x02\x03\x04"), port=port))
+    for port in sorted(ports, key=lambda p: (p * 7919) % count):
+        on(port, lambda: (pcap.segment(True, flags=0x11, port=port), pcap.segment(False, flags=0x11, port=port)))
+    pcap.close()
+
+
+def evictions_with_jobs(directory, count, limit):
+    """`--jobs 1`, 2 and 8 on `count` open connections with `--max-connections limit`: the same
+    JSON, byte for byte (issue 30 item 8: per-job shares of the limit evicted connections one job
+    kept, below the limit); returns whether they agree and how many connections were evicted."""
+    capture = os.path.join(directory, "concurrent.pcap")
+    concurrent_connections(capture, count)
+    outputs = [subprocess.run([wstap, "read", capture, "--format", "json", "--max-connections", str(limit), "--jobs", str(jobs)],
+                              capture_output=True, timeout=120).stdout for jobs in (1, 2, 8)]
+    evicted = sum(1 for connection in json.loads(outputs[0])["connections"] if connection["end_reason"] == "evicted")
+    return outputs[0] == outputs[1] == outputs[2], evicted
+
+
 def size_of(capture):
     """A capture file's size, or a directory of captures' total."""
     if not os.path.isdir(capture):
@@ -517,6 +550,14 @@ def main():
                 print(f"   {name}: {error!r}")
             results.append(ok)
             print(f"{'PASS' if ok else 'FAIL'} {name}")
+        for count, limit, expect_evictions in ((990, 1000, False), (1500, 1000, True)):
+            name = f"--jobs 1, 2 and 8 agree with {count} connections open and --max-connections {limit}"
+            if only and only not in name:
+                continue
+            same, evicted = evictions_with_jobs(directory, count, limit)
+            ok = same and (evicted > 0) == expect_evictions
+            results.append(ok)
+            print(f"{'PASS' if ok else 'FAIL'} {name} ({evicted} evicted{'' if same else '; the outputs differ'})")
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if all(results) else 1

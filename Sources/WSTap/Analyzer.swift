@@ -107,10 +107,15 @@ public final class Analyzer: TCPConnectionObserver {
 
     /// Makes this analyzer one of several that share a capture's connections (WSTapParallel):
     /// idle connections are swept only through `sweepConnections`, where one analyzer of the
-    /// whole capture would sweep, and each connection numbered and removed is reported by id.
-    package func shareConnections(numbered: @escaping (UInt64) -> Void, removed: @escaping (UInt64) -> Void) {
+    /// whole capture would sweep, connections are evicted through `evictConnections` (as a census
+    /// of the whole capture decides) and on its own only past `ownEvictionLimit`, and each
+    /// connection numbered and removed is reported by id.
+    package func shareConnections(
+        ownEvictionLimit: Int, numbered: @escaping (UInt64) -> Void, removed: @escaping (UInt64) -> Void
+    ) {
         connections.with { table in
             table.sweepsOnItsOwn = false
+            table.ownEvictionLimit = ownEvictionLimit
             table.connectionNumbered = { id, _ in numbered(id) }
             table.connectionRemoved = removed
         }
@@ -208,6 +213,12 @@ public final class Analyzer: TCPConnectionObserver {
     /// a point of the whole capture where one analyzer would sweep.
     package func sweepConnections(at time: CaptureTimestamp) {
         connections.with { $0.sweep(at: time) }
+    }
+
+    /// Closes those of `keys` that are this analyzer's connections (`shareConnections`): the ones
+    /// one analyzer of the whole capture would evict at this point.
+    package func evictConnections(_ keys: [ConnectionKey], at time: CaptureTimestamp) {
+        connections.with { $0.evict(keys, at: time) }
     }
 
     /// Closes every open connection and delivers the summary; call once, after the last packet.

@@ -25,9 +25,12 @@ import WSTapTCP
 /// each job's connection ids to the capture's (numbered in the order the connections were
 /// opened), writes the parts' items and gives the recorded events to the sink.
 ///
-/// Limits that count over all connections (`maxConnections`, `maxPendingBytesTotal`) are shared
-/// out between the jobs: only when a capture reaches them can the events differ from one
-/// analyzer's. A damaged capture is reported once, as one analyzer reports it.
+/// Evictions past `maxConnections` are decided by a census of the whole capture's connections
+/// that every job keeps (`ConnectionCensus`), so that every job evicts the same connections at the
+/// same packet; a job's own table evicts on its own only past twice its share (a safety bound
+/// that uneven hashing does not reach). `maxPendingBytesTotal` is shared out between the jobs.
+/// Only when a capture reaches these limits can the events differ from one analyzer's. A damaged
+/// capture is reported once, as one analyzer reports it.
 public func analyzeInParallel(
     _ sources: [any PacketSource], options: AnalyzerOptions = AnalyzerOptions(), sink: any TimelineSink,
     shouldStop: () -> Bool = { false }
@@ -170,6 +173,8 @@ private final class Job: @unchecked Sendable {
     private let recorder: EventRecorder
     private let analyzer: Analyzer
     private let routing: JobRouting
+    /// The whole capture's open connections, for one analyzer's evictions.
+    private let census: ConnectionCensus
     private let fragments = IPFragmentReassembler()
     /// The IP fragments read (the first job's count: every job reads them all).
     private var fragmentCount: UInt64 = 0
@@ -181,6 +186,7 @@ private final class Job: @unchecked Sendable {
 
     init(index: Int, jobCount: Int, source: any PacketSource, options: AnalyzerOptions, receivesFramesAndMessages: Bool,
          part: (any SinkPart)?) {
+        census = ConnectionCensus(limits: options.reassembly)
         self.index = index
         self.source = source
         queue = DispatchQueue(label: "wstap-job-\(index)")
@@ -191,7 +197,9 @@ private final class Job: @unchecked Sendable {
         var options = options
         options.announcesKeyLog = index == 0
         analyzer = Analyzer(options: options, sink: recorder)
+        let share = options.reassembly.maxConnections / jobCount
         analyzer.shareConnections(
+            ownEvictionLimit: max(1, min(options.reassembly.maxConnections, 2 * share)),
             numbered: { id in recorder.batch.numbered.append((recorder.position.sequence, id)) },
             removed: { id in recorder.batch.removed.append(id) })
     }
@@ -266,10 +274,7 @@ private final class Job: @unchecked Sendable {
         let decoded = PacketDecoder.decode(packet)
         switch decoded {
         case .tcp(let segment):
-            if routing.sweepIsDue(at: packet.timestamp) {
-                recorder.sweep(before: sequence) { analyzer.sweepConnections(at: packet.timestamp) }
-            }
-            if routing.owns(segment) { analyze(packet, as: decoded, sequence: sequence) }
+            if takes(segment, sequence: sequence, at: packet.timestamp) { analyze(packet, as: decoded, sequence: sequence) }
         case .fragment(let fragment):
             recorder.position = Position(sequence: sequence, phase: .packet)
             if index == 0 {
@@ -281,6 +286,20 @@ private final class Job: @unchecked Sendable {
         case .skipped:
             if index == 0 { analyze(packet, as: decoded, sequence: sequence) }
         }
+    }
+
+    /// Applies one analyzer's idle sweep and evictions before a TCP segment (every job to every
+    /// segment, each closing its own connections), then says whether the segment is this job's.
+    private func takes(_ segment: TCPSegment, sequence: UInt64, at time: CaptureTimestamp) -> Bool {
+        if routing.sweepIsDue(at: time) {
+            census.sweep(at: time)
+            recorder.sweep(before: sequence) { analyzer.sweepConnections(at: time) }
+        }
+        let hashes = routing.hashes(of: segment)
+        if let evicted = census.process(segment, hashes: hashes, at: time) {
+            recorder.sweep(before: sequence) { analyzer.evictConnections(evicted, at: time) }
+        }
+        return routing.owns(hashes)
     }
 
     private func analyze(_ packet: CapturedPacket, as decoded: PacketDecodeResult, sequence: UInt64) {
@@ -299,10 +318,7 @@ private final class Job: @unchecked Sendable {
                 source: fragment.source, destination: fragment.destination)
             switch result {
             case .tcp(let segment):
-                if routing.sweepIsDue(at: time) {
-                    recorder.sweep(before: recorder.position.sequence) { analyzer.sweepConnections(at: time) }
-                }
-                if routing.owns(segment) { analyzer.route(result, at: time) }
+                if takes(segment, sequence: recorder.position.sequence, at: time) { analyzer.route(result, at: time) }
             case .fragment(let inner):
                 if index == 0 { fragmentCount &+= 1 }
                 reassemble(inner, at: time)
@@ -334,9 +350,14 @@ private final class JobRouting {
         ConnectionTable.sweepIsDue(at: time, lastSweep: &lastSweep)
     }
 
-    /// Whether the segment's connection is this job's.
-    func owns(_ segment: TCPSegment) -> Bool {
-        job(of: segment) == ownJob
+    /// Whether the connection whose endpoints hash to `hashes` is this job's.
+    func owns(_ hashes: EndpointHashes) -> Bool {
+        job(of: hashes) == ownJob
+    }
+
+    /// The segment's endpoints hashed, for its job and the census.
+    func hashes(of segment: TCPSegment) -> EndpointHashes {
+        EndpointHashes(source: Self.mix(seed, segment.source), destination: Self.mix(seed, segment.destination))
     }
 
     /// The job of a connection: a hash of its two endpoints, in either order (a sum, so that
@@ -346,9 +367,8 @@ private final class JobRouting {
     /// A few multiplications (splitmix64's finalizer) rather than `Hasher`, whose SipHash cost
     /// about 260 instructions a packet; seeded per run (by `Hasher`'s own random seed) so that a
     /// capture cannot choose to put every connection in one job.
-    private func job(of segment: TCPSegment) -> Int {
-        let hash = Self.mix(seed, segment.source) &+ Self.mix(seed, segment.destination)
-        return Int(hash.multipliedFullWidth(by: UInt64(jobCount)).high)
+    private func job(of hashes: EndpointHashes) -> Int {
+        Int(hashes.connection.multipliedFullWidth(by: UInt64(jobCount)).high)
     }
 
     @inline(__always)
@@ -428,7 +448,6 @@ private final class ParallelAnalysis {
         let count = sources.count
         var shared = options
         shared.numbersConnectionsAsShown = false
-        shared.reassembly.maxConnections = max(1, options.reassembly.maxConnections / count)
         shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
         self.sink = sink
         let partitioned = (sink as? any PartitionedSink).flatMap { $0.rendersInParts ? $0 : nil }

@@ -1,3 +1,18 @@
+/// A key of `ConnectionIndex`: equatable, and mixed into a well-spread word by a seed.
+protocol IndexKey: Equatable {
+    func mixed(seed: UInt64) -> UInt64
+}
+
+extension ConnectionKey: IndexKey {}
+
+/// A connection already hashed (a `ConnectionCensus` key: a seeded hash of its two endpoints).
+extension UInt64: IndexKey {
+    func mixed(seed: UInt64) -> UInt64 {
+        let product = (self ^ seed) &* 0x9E37_79B9_7F4A_7C15
+        return product ^ (product >> 32)
+    }
+}
+
 /// The open connections by 4-tuple, looked up on every packet: an open-addressing table with
 /// linear probing, kept at most half full, with deletion by backward shift (no tombstones).
 ///
@@ -6,9 +21,9 @@
 /// standard-library hook. Here the key's own multiply-xorshift mixing is used, with a random seed
 /// per table so that a capture cannot be built to collide. A lookup is linear in the cluster it
 /// probes, which the load bound keeps short; growth rehashes each entry once (amortised O(1)).
-struct ConnectionIndex<Value> {
+struct ConnectionIndex<Key: IndexKey, Value> {
     private struct Entry {
-        var key: ConnectionKey
+        var key: Key
         var value: Value
     }
 
@@ -22,7 +37,7 @@ struct ConnectionIndex<Value> {
         mask = 63
     }
 
-    subscript(key: ConnectionKey) -> Value? {
+    subscript(key: Key) -> Value? {
         var index = home(of: key)
         while let entry = slots[index] {
             if entry.key == key { return entry.value }
@@ -33,7 +48,7 @@ struct ConnectionIndex<Value> {
 
     /// Stores `value` for `key`; returns the value it replaces, if any.
     @discardableResult
-    mutating func updateValue(_ value: Value, forKey key: ConnectionKey) -> Value? {
+    mutating func updateValue(_ value: Value, forKey key: Key) -> Value? {
         var index = home(of: key)
         while let entry = slots[index] {
             if entry.key == key {
@@ -49,7 +64,7 @@ struct ConnectionIndex<Value> {
     }
 
     /// Removes `key`; returns its value, if it was there.
-    mutating func removeValue(forKey key: ConnectionKey) -> Value? {
+    mutating func removeValue(forKey key: Key) -> Value? {
         var index = home(of: key)
         while let entry = slots[index] {
             if entry.key == key {
@@ -66,7 +81,7 @@ struct ConnectionIndex<Value> {
     /// Every value, in no particular order.
     var values: [Value] { slots.compactMap { $0?.value } }
 
-    private func home(of key: ConnectionKey) -> Int {
+    private func home(of key: Key) -> Int {
         Int(truncatingIfNeeded: key.mixed(seed: seed)) & mask
     }
 

@@ -4,7 +4,7 @@ import WSTapPackets
 ///
 /// Stored as plain words, the lower endpoint first, so that hashing and comparing on every
 /// packet are a few integer operations (an enum per address needed a switch per comparison).
-struct ConnectionKey: Hashable {
+package struct ConnectionKey: Hashable {
     private var lowerHigh: UInt64
     private var lowerLow: UInt64
     private var upperHigh: UInt64
@@ -32,7 +32,7 @@ struct ConnectionKey: Hashable {
     }
 
     /// For `Dictionary` (the table of recently closed 4-tuples): one word, mixed beforehand.
-    func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(mixed(seed: 0))
     }
 

@@ -42,7 +42,7 @@ public final class ConnectionTable {
     public weak var observer: (any TCPConnectionObserver)?
     /// The open connections, each retained once by the table (by hand: a lookup on every
     /// packet then costs no reference counting). Closing hands the reference to `justClosed`.
-    private var connections = ConnectionIndex<ManuallyRetained<TrackedConnection>>()
+    private var connections = ConnectionIndex<ConnectionKey, ManuallyRetained<TrackedConnection>>()
     /// Connections closed during the current call, kept alive until it returns.
     private var justClosed: [TrackedConnection] = []
     /// The open connections from least to most recently active, linked through the connections:
@@ -64,11 +64,15 @@ public final class ConnectionTable {
     public var connectionNumbered: ((UInt64, CaptureTimestamp) -> Void)?
     public var connectionRemoved: ((UInt64) -> Void)?
     private var pendingBytesTotal = 0
+    /// The open connections at which the table evicts on its own: `limits.maxConnections`; in a
+    /// parallel analysis, where a `ConnectionCensus` of the whole capture decides evictions
+    /// (`evict`), a bound on the job's own table.
+    package var ownEvictionLimit: Int
     private var lastSweep: CaptureTimestamp?
     public private(set) var statistics = TCPStatistics()
 
     /// How long a closed 4-tuple is remembered (capture seconds).
-    private static let closedMemorySeconds: Int64 = 120
+    static let closedMemorySeconds: Int64 = 120
     private static let sweepIntervalSeconds: Int64 = 10
 
     /// A table; its connections' bytes go to handlers `observer` makes (it is held weakly: its
@@ -76,6 +80,7 @@ public final class ConnectionTable {
     public init(limits: ReassemblyLimits = ReassemblyLimits(), observer: (any TCPConnectionObserver)? = nil) {
         self.limits = limits
         self.observer = observer
+        ownEvictionLimit = limits.maxConnections
     }
 
     deinit {
@@ -224,7 +229,7 @@ public final class ConnectionTable {
             handshakeSeen = false
         }
         closedRecently[key] = nil
-        if connections.count >= limits.maxConnections { evictLeastRecentlyActive(at: time) }
+        if connections.count >= ownEvictionLimit { evictLeastRecentlyActive(at: time) }
         let server = client == segment.source ? segment.destination : segment.source
         let info = TCPConnectionInfo(id: nextID, client: client, server: server, handshakeSeen: handshakeSeen)
         connectionNumbered?(nextID, time)
@@ -360,6 +365,15 @@ public final class ConnectionTable {
         }
         while let oldest = closedOrder.first, oldest.time.adding(seconds: Self.closedMemorySeconds) < time {
             forgetOldestClosed()
+        }
+    }
+
+    /// Closes those of the connections `keys` that are in this table (the ones a census of the
+    /// whole capture evicted), in order of first appearance.
+    package func evict(_ keys: [ConnectionKey], at time: CaptureTimestamp) {
+        let held = keys.compactMap { connections[$0]?.unretained.object }
+        for connection in held.sorted(by: { $0.id < $1.id }) {
+            close(connection, reason: .evicted, at: time)
         }
     }
 

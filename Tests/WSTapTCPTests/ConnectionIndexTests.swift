@@ -7,7 +7,7 @@ import WSTapPackets
 struct ConnectionIndexTests {
     @Test func agreesWithADictionary() {
         var generator = SystemRandomNumberGenerator()
-        var index = ConnectionIndex<Int>()
+        var index = ConnectionIndex<ConnectionKey, Int>()
         var model: [ConnectionKey: Int] = [:]
         func key() -> ConnectionKey {
             let address: IPAddress = Bool.random(using: &generator)
@@ -39,7 +39,7 @@ struct ConnectionIndexTests {
     /// Both directions of a connection find the same entry.
     @Test func bothDirectionsAreOneKey() {
         let client = Endpoint(address: .v4(0x0A00_0001), port: 50000), server = Endpoint(address: .v4(0x0A00_0002), port: 80)
-        var index = ConnectionIndex<String>()
+        var index = ConnectionIndex<ConnectionKey, String>()
         index.updateValue("c", forKey: ConnectionKey(client, server))
         #expect(index[ConnectionKey(server, client)] == "c")
     }
