@@ -28,7 +28,8 @@ import WSTapTCP
 /// Evictions past `maxConnections` are decided by a census of the whole capture's connections
 /// that every job keeps (`ConnectionCensus`), so that every job evicts the same connections at the
 /// same packet; a job's own table evicts on its own only past twice its share (a safety bound
-/// that uneven hashing does not reach). `maxPendingBytesTotal` is shared out between the jobs.
+/// that uneven hashing does not reach), and keeps zlib contexts up to twice its share of
+/// `maxCompressionContexts`. `maxPendingBytesTotal` is shared out between the jobs.
 /// Only when a capture reaches these limits can the events differ from one analyzer's. A damaged
 /// capture is reported once, as one analyzer reports it.
 public func analyzeInParallel(
@@ -449,6 +450,10 @@ private final class ParallelAnalysis {
         var shared = options
         shared.numbersConnectionsAsShown = false
         shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
+        // Each job's zlib contexts up to twice its share of the budget, as for its own table's
+        // evictions: uneven hashing stays below it, and N jobs hold at most twice one job's.
+        let contexts = options.maxCompressionContexts
+        shared.maxCompressionContexts = max(1, min(contexts, 2 * contexts / count))
         self.sink = sink
         let partitioned = (sink as? any PartitionedSink).flatMap { $0.rendersInParts ? $0 : nil }
         jobs = sources.enumerated().map { index, source in

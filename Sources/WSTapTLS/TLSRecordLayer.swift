@@ -71,10 +71,12 @@ struct TLSRecordLayer {
         return cut
     }
 
-    /// Gives back the memory of bytes already taken.
+    /// Gives back the memory of bytes already taken. Emptied, the buffer keeps at most the room of
+    /// one largest record (2^14 + 2,048 bytes and its header): an idle connection gave back none
+    /// of what a burst of records had grown it to (issue 30: 32 KB per open TLS connection).
     mutating func compact() {
         if start == pending.count {
-            pending.removeAll(keepingCapacity: pending.count <= .kibibytes(64))
+            pending.removeAll(keepingCapacity: pending.capacity <= .kibibytes(18) + 5)
             start = 0
         } else if start > pending.count / 2 {
             pending.removeSubrange(0..<start)

@@ -70,11 +70,13 @@ public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePo
 }
 
 /// libFuzzer's own entry point: a debug build links libFuzzer's `main`, which calls it directly.
+/// The target is chosen once and never stored again: storing the closure read back from the
+/// global wrapped it in one more reabstraction thunk per input, so each input went through all
+/// the earlier ones (runs slowed down, and after about 32,000 the stack overflowed).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    let target = selectedTarget ?? chosenTarget()
-    selectedTarget = target
-    target(UnsafeRawBufferPointer(start: data, count: size))
+    if selectedTarget == nil { selectedTarget = chosenTarget() }
+    selectedTarget!(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
 
