@@ -61,7 +61,7 @@ public struct FrameDecoder {
     /// The payload (and unmasking) buffer a connection keeps between frames: a larger one is
     /// given back, so that thousands of idle connections that once received a long frame do not
     /// each hold it.
-    static let keptCapacity = Int.kibibytes(64)
+    static let keptCapacity = Int.kibibytes(16)
     /// Payload bytes kept per frame; longer payloads are read past and counted, not stored.
     public let maxPayloadBytes: Int
     private var state = State.header
