@@ -88,7 +88,6 @@ public enum SystemCalls {
         _ = Glibc.close(descriptor)
     }
 
-    /// Another descriptor for the same open file; nil if none could be made.
     /// A new open file description of what `descriptor` refers to (its own offset, unlike a
     /// duplicate), through /proc/self/fd: also for an unlinked file.
     public static func reopen(_ descriptor: Int32) -> Int32? {
@@ -96,6 +95,7 @@ public enum SystemCalls {
         return reopened < 0 ? nil : reopened
     }
 
+    /// Another descriptor for the same open file; nil if none could be made.
     public static func duplicate(_ descriptor: Int32) -> Int32? {
         let copy = dup(descriptor)
         return copy >= 0 ? copy : nil

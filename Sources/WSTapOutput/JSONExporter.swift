@@ -383,10 +383,8 @@ public final class JSONExporter: TimelineSink {
     }
 
     public func finish(_ summary: CaptureSummary) {
-        // Every connection ends before the capture does; any still waiting is written in order.
-        while let next = shownOrder.first {
-            if ended[next] == nil { _ = shownOrder.removeFirst() } else { writeWaiting() }
-        }
+        // Every connection ends before the capture does; any still waiting is written in id order.
+        shownOrder.removeAll()
         for id in ended.keys.sorted() {
             let waiting = ended.removeValue(forKey: id)!
             write(waiting.connection, end: waiting.end, id: id, spares: waiting.spares)

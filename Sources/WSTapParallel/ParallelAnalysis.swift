@@ -43,6 +43,14 @@ public func analyzeInParallel(
     return ParallelAnalysis(sources: sources, options: options, sink: sink).run(shouldStop: shouldStop)
 }
 
+/// What one of `jobs` jobs may hold of a limit that counts over the whole capture, when holding
+/// its share would make its output differ from one analyzer's below the limit: twice its share
+/// (uneven hashing stays below it, and all the jobs together hold at most twice the limit), at
+/// most the limit, at least one.
+private func twiceTheShare(of limit: Int, jobs: Int) -> Int {
+    max(1, min(limit, 2 * (limit / jobs)))
+}
+
 /// Where in the reading an event was produced: before a packet (an idle sweep), by it, after it
 /// (a damaged part of the input), or at the end.
 private struct Position: Comparable {
@@ -198,9 +206,8 @@ private final class Job: @unchecked Sendable {
         var options = options
         options.announcesKeyLog = index == 0
         analyzer = Analyzer(options: options, sink: recorder)
-        let share = options.reassembly.maxConnections / jobCount
         analyzer.shareConnections(
-            ownEvictionLimit: max(1, min(options.reassembly.maxConnections, 2 * share)),
+            ownEvictionLimit: twiceTheShare(of: options.reassembly.maxConnections, jobs: jobCount),
             numbered: { id in recorder.batch.numbered.append((recorder.position.sequence, id)) },
             removed: { id in recorder.batch.removed.append(id) })
     }
@@ -450,10 +457,7 @@ private final class ParallelAnalysis {
         var shared = options
         shared.numbersConnectionsAsShown = false
         shared.reassembly.maxPendingBytesTotal = max(1, options.reassembly.maxPendingBytesTotal / count)
-        // Each job's zlib contexts up to twice its share of the budget, as for its own table's
-        // evictions: uneven hashing stays below it, and N jobs hold at most twice one job's.
-        let contexts = options.maxCompressionContexts
-        shared.maxCompressionContexts = max(1, min(contexts, 2 * contexts / count))
+        shared.maxCompressionContexts = twiceTheShare(of: options.maxCompressionContexts, jobs: count)
         self.sink = sink
         let partitioned = (sink as? any PartitionedSink).flatMap { $0.rendersInParts ? $0 : nil }
         jobs = sources.enumerated().map { index, source in

@@ -41,13 +41,13 @@ package final class ConnectionCensus {
     private var free: [Int] = []
     private var leastRecent = -1
     private var mostRecent = -1
-    /// 4-tuples that ended with FIN or RST, as the table remembers them.
-    private var closedRecently: [UInt64: CaptureTimestamp] = [:]
-    private var closedOrder = FIFOQueue<(key: UInt64, time: CaptureTimestamp)>()
+    /// Connections that ended with FIN or RST, as the table remembers them.
+    private var closedRecently: RecentlyClosed<UInt64>
 
     package init(limits: ReassemblyLimits) {
         maxConnections = limits.maxConnections
         idleTimeoutSeconds = limits.idleTimeoutSeconds
+        closedRecently = RecentlyClosed(capacity: limits.maxConnections)
     }
 
     /// Connections counted as open.
@@ -74,9 +74,9 @@ package final class ConnectionCensus {
         }
         if slot == nil {
             guard let clientIsSource = Self.clientIsSource(
-                segment, isSyn: isSyn, isSynAck: isSynAck, closedBefore: closedRecently[connection] != nil)
+                segment, isSyn: isSyn, isSynAck: isSynAck, closedBefore: closedRecently.contains(connection))
             else { return nil }
-            closedRecently[connection] = nil
+            closedRecently.reopened(connection)
             if index.count >= maxConnections { evicted = evictLeastRecentlyActive(at: time) }
             slot = open(segment, hashes: hashes, clientIsSource: clientIsSource, at: time)
         }
@@ -102,9 +102,7 @@ package final class ConnectionCensus {
         while leastRecent >= 0, entries[leastRecent].lastActivity.adding(seconds: idleTimeoutSeconds) < time {
             close(leastRecent, remembered: false, at: time)
         }
-        while let oldest = closedOrder.first, oldest.time.adding(seconds: ConnectionTable.closedMemorySeconds) < time {
-            forgetOldestClosed()
-        }
+        closedRecently.forget(before: time)
     }
 
     /// Whether the client of a connection this segment would open is its source, as
@@ -138,15 +136,7 @@ package final class ConnectionCensus {
         unlink(slot)
         _ = index.removeValue(forKey: key)
         free.append(slot)
-        guard remembered else { return }
-        closedRecently[key] = time
-        closedOrder.append((key, time))
-        while closedOrder.count > maxConnections { forgetOldestClosed() }
-    }
-
-    private func forgetOldestClosed() {
-        let oldest = closedOrder.removeFirst()
-        if closedRecently[oldest.key] == oldest.time { closedRecently[oldest.key] = nil }
+        if remembered { closedRecently.remember(key, at: time) }
     }
 
     /// Closes the least recently active hundredth (at least one) and returns their keys.

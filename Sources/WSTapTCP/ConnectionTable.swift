@@ -49,11 +49,8 @@ public final class ConnectionTable {
     /// idle timeouts and eviction take from the front without scanning the table.
     private var leastRecent: Unretained<TrackedConnection>?
     private var mostRecent: Unretained<TrackedConnection>?
-    /// 4-tuples that ended with FIN or RST and when, so late ACKs and retransmissions do not open
-    /// ghosts. `closedOrder` (oldest first) forgets them after
-    /// `closedMemorySeconds`, and the oldest first past `limits.maxConnections` entries.
-    private var closedRecently: [ConnectionKey: CaptureTimestamp] = [:]
-    private var closedOrder = FIFOQueue<(key: ConnectionKey, time: CaptureTimestamp)>()
+    /// 4-tuples that ended with FIN or RST, at most `limits.maxConnections` of them.
+    private var closedRecently: RecentlyClosed<ConnectionKey>
     private var nextID: UInt64 = 1
     /// False when the idle sweep is driven from outside (`sweep(at:)`): a flow shard sees only
     /// its own segments, so the sweep points of the whole capture are given to it.
@@ -81,6 +78,7 @@ public final class ConnectionTable {
         self.limits = limits
         self.observer = observer
         ownEvictionLimit = limits.maxConnections
+        closedRecently = RecentlyClosed(capacity: limits.maxConnections)
     }
 
     deinit {
@@ -195,11 +193,8 @@ public final class ConnectionTable {
 
     /// Closes every open connection at the end of the capture, in order of first appearance.
     public func finish(at time: CaptureTimestamp) {
-        for connection in leastRecentlyActive(upTo: .max, while: { _ in true }).sorted(by: { $0.id < $1.id }) {
-            close(connection, reason: .endOfCapture, at: time)
-        }
+        close(leastRecentlyActive(upTo: .max, while: { _ in true }), reason: .endOfCapture, at: time)
         closedRecently.removeAll()
-        closedOrder.removeAll()
         justClosed.removeAll()
     }
 
@@ -215,7 +210,7 @@ public final class ConnectionTable {
             client = segment.source
             handshakeSeen = true
         } else {
-            if closedRecently[key] != nil {
+            if closedRecently.contains(key) {
                 statistics.segmentsAfterClose &+= 1
                 return nil
             }
@@ -228,7 +223,7 @@ public final class ConnectionTable {
                 : segment.source.port < segment.destination.port ? segment.destination : segment.source
             handshakeSeen = false
         }
-        closedRecently[key] = nil
+        closedRecently.reopened(key)
         if connections.count >= ownEvictionLimit { evictLeastRecentlyActive(at: time) }
         let server = client == segment.source ? segment.destination : segment.source
         let info = TCPConnectionInfo(id: nextID, client: client, server: server, handshakeSeen: handshakeSeen)
@@ -281,7 +276,7 @@ public final class ConnectionTable {
         connectionRemoved?(connection.id)
         // A connection that went idle or was evicted may still be alive: if it sends data again,
         // it comes back as a connection seen mid-stream rather than losing the bytes.
-        if reason == .finished || reason == .reset { rememberClosed(key, at: time) }
+        if reason == .finished || reason == .reset { closedRecently.remember(key, at: time) }
         connection.handler?.with { $0.closed(reason: reason, at: time) }
     }
 
@@ -303,18 +298,6 @@ public final class ConnectionTable {
             $0.lessRecent = nil
             $0.moreRecent = nil
         }
-    }
-
-    private func rememberClosed(_ key: ConnectionKey, at time: CaptureTimestamp) {
-        closedRecently[key] = time
-        closedOrder.append((key, time))
-        while closedOrder.count > limits.maxConnections { forgetOldestClosed() }
-    }
-
-    private func forgetOldestClosed() {
-        let oldest = closedOrder.removeFirst()
-        // A later close of the same 4-tuple, or its reopening, superseded this entry.
-        if closedRecently[oldest.key] == oldest.time { closedRecently[oldest.key] = nil }
     }
 
     /// The `count` least recently active connections, oldest first, while `include` holds.
@@ -359,30 +342,27 @@ public final class ConnectionTable {
 
     /// Closes the connections idle longer than the timeout and forgets old closed 4-tuples.
     public func sweep(at time: CaptureTimestamp) {
-        let idle = leastRecentlyActive(upTo: .max) { $0.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time }
-        for connection in idle.sorted(by: { $0.id < $1.id }) {
-            close(connection, reason: .idleTimeout, at: time)
-        }
-        while let oldest = closedOrder.first, oldest.time.adding(seconds: Self.closedMemorySeconds) < time {
-            forgetOldestClosed()
-        }
+        close(leastRecentlyActive(upTo: .max) { $0.lastActivity.adding(seconds: limits.idleTimeoutSeconds) < time },
+              reason: .idleTimeout, at: time)
+        closedRecently.forget(before: time)
     }
 
     /// Closes those of the connections `keys` that are in this table (the ones a census of the
     /// whole capture evicted), in order of first appearance.
     package func evict(_ keys: [ConnectionKey], at time: CaptureTimestamp) {
-        let held = keys.compactMap { connections[$0]?.unretained.object }
-        for connection in held.sorted(by: { $0.id < $1.id }) {
-            close(connection, reason: .evicted, at: time)
-        }
+        close(keys.compactMap { connections[$0]?.unretained.object }, reason: .evicted, at: time)
     }
 
     /// Closes the least recently active hundredth of the table (at least one connection), in
     /// order of first appearance.
     private func evictLeastRecentlyActive(at time: CaptureTimestamp) {
-        let oldest = leastRecentlyActive(upTo: max(1, connections.count / 100), while: { _ in true })
-        for connection in oldest.sorted(by: { $0.id < $1.id }) {
-            close(connection, reason: .evicted, at: time)
+        close(leastRecentlyActive(upTo: max(1, connections.count / 100), while: { _ in true }), reason: .evicted, at: time)
+    }
+
+    /// Closes `several` in order of first appearance, as every close of more than one goes.
+    private func close(_ several: [TrackedConnection], reason: ConnectionEndReason, at time: CaptureTimestamp) {
+        for connection in several.sorted(by: { $0.id < $1.id }) {
+            close(connection, reason: reason, at: time)
         }
     }
 }
